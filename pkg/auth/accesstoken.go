@@ -1,0 +1,112 @@
+package auth
+
+import (
+	"crypto/rand"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/tokenservice/tokenservice/pkg/domain"
+)
+
+// accessTokenType is the JWT typ of RFC 9068 access tokens.
+const accessTokenType = "at+jwt"
+
+// AccessToken is a minted access token.
+type AccessToken struct {
+	JWT        string
+	ExpireTime time.Time
+}
+
+// AccessClaims are what a verified access token says.
+type AccessClaims struct {
+	UserID  string // sub
+	TokenID string // client_id: the API token it was minted from
+	Expiry  time.Time
+}
+
+type claims struct {
+	jwt.Claims
+	ClientID string `json:"client_id"`
+}
+
+// Minter mints and verifies RFC 9068 JWT access tokens signed ES256.
+type Minter struct {
+	keys     *KeySet
+	issuer   string
+	audience string
+	lifetime time.Duration
+}
+
+// NewMinter returns a Minter for the given issuer and audience, minting tokens
+// that live for lifetime.
+func NewMinter(keys *KeySet, issuer, audience string, lifetime time.Duration) *Minter {
+	return &Minter{keys: keys, issuer: issuer, audience: audience, lifetime: lifetime}
+}
+
+// Mint returns an access token for the API token t, valid from now for the
+// configured lifetime but never past t's own expiry.
+func (m *Minter) Mint(t *domain.Token, now time.Time) (AccessToken, error) {
+	exp := now.Add(m.lifetime)
+	if !t.ExpireTime.IsZero() && t.ExpireTime.Before(exp) {
+		exp = t.ExpireTime
+	}
+	c := claims{
+		Claims: jwt.Claims{
+			Issuer:   m.issuer,
+			Subject:  t.UserID,
+			Audience: jwt.Audience{m.audience},
+			Expiry:   jwt.NewNumericDate(exp),
+			IssuedAt: jwt.NewNumericDate(now),
+			ID:       rand.Text(),
+		},
+		ClientID: t.ID,
+	}
+	raw, err := jwt.Signed(m.keys.signer).Claims(c).Serialize()
+	if err != nil {
+		return AccessToken{}, fmt.Errorf("signing access token: %w", err)
+	}
+	// NumericDate has whole seconds: report the expiry the token carries.
+	return AccessToken{JWT: raw, ExpireTime: c.Expiry.Time()}, nil
+}
+
+// Verify checks an access token's signature (ES256 only, by a known kid), its
+// typ, issuer, audience and times. Any failure is domain.ErrUnauthenticated.
+func (m *Minter) Verify(raw string, now time.Time) (AccessClaims, error) {
+	tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.ES256})
+	if err != nil || len(tok.Headers) != 1 {
+		return AccessClaims{}, domain.ErrUnauthenticated
+	}
+	h := tok.Headers[0]
+	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); !isAccessTokenType(typ) {
+		return AccessClaims{}, domain.ErrUnauthenticated
+	}
+	key, ok := m.keys.public[h.KeyID]
+	if !ok {
+		return AccessClaims{}, domain.ErrUnauthenticated
+	}
+	var c claims
+	if err := tok.Claims(key, &c); err != nil {
+		return AccessClaims{}, domain.ErrUnauthenticated
+	}
+	if c.Expiry == nil || c.Subject == "" || c.ClientID == "" {
+		return AccessClaims{}, domain.ErrUnauthenticated
+	}
+	if err := c.ValidateWithLeeway(jwt.Expected{
+		Issuer:      m.issuer,
+		AnyAudience: jwt.Audience{m.audience},
+		Time:        now,
+	}, 0); err != nil {
+		return AccessClaims{}, domain.ErrUnauthenticated
+	}
+	return AccessClaims{UserID: c.Subject, TokenID: c.ClientID, Expiry: c.Expiry.Time()}, nil
+}
+
+// isAccessTokenType accepts "at+jwt" and its full media type, case-insensitively (RFC 9068 §4).
+func isAccessTokenType(typ string) bool {
+	typ = strings.ToLower(typ)
+	return typ == accessTokenType || typ == "application/"+accessTokenType
+}

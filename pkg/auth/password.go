@@ -1,0 +1,102 @@
+package auth
+
+import (
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"golang.org/x/crypto/argon2"
+)
+
+// Argon2Params are argon2id's cost parameters.
+type Argon2Params struct {
+	MemoryKiB   uint32
+	Iterations  uint32
+	Parallelism uint8
+}
+
+// OWASPParams are OWASP's recommended argon2id parameters (Password Storage
+// Cheat Sheet): 19 MiB of memory, 2 iterations, 1 degree of parallelism.
+var OWASPParams = Argon2Params{MemoryKiB: 19 * 1024, Iterations: 2, Parallelism: 1}
+
+const (
+	saltLen = 16
+	keyLen  = 32
+)
+
+// Passwords hashes and verifies passwords with argon2id, in PHC string form
+// ($argon2id$v=19$m=...,t=...,p=...$salt$hash), so parameters can be raised
+// later without invalidating stored hashes.
+type Passwords struct {
+	params Argon2Params
+	rnd    io.Reader
+	dummy  string // a hash to verify against when the user does not exist
+}
+
+// NewPasswords returns a hasher with the given parameters, drawing salts from rnd.
+func NewPasswords(params Argon2Params, rnd io.Reader) (*Passwords, error) {
+	p := &Passwords{params: params, rnd: rnd}
+	dummy, err := p.Hash("dummy password for unknown users")
+	if err != nil {
+		return nil, err
+	}
+	p.dummy = dummy
+	return p, nil
+}
+
+// Hash returns the PHC string of password with a fresh salt.
+func (p *Passwords) Hash(password string) (string, error) {
+	salt := make([]byte, saltLen)
+	if _, err := io.ReadFull(p.rnd, salt); err != nil {
+		return "", fmt.Errorf("reading salt: %w", err)
+	}
+	key := argon2.IDKey([]byte(password), salt, p.params.Iterations, p.params.MemoryKiB, p.params.Parallelism, keyLen)
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version,
+		p.params.MemoryKiB, p.params.Iterations, p.params.Parallelism,
+		b64.EncodeToString(salt), b64.EncodeToString(key)), nil
+}
+
+// Verify reports whether password matches the PHC string hash. An empty hash
+// (a machine user, or no such user) is verified against a dummy hash and
+// fails, so the answer costs the same work either way.
+func (p *Passwords) Verify(password, hash string) (bool, error) {
+	if hash == "" {
+		_, _ = p.verify(password, p.dummy)
+		return false, nil
+	}
+	return p.verify(password, hash)
+}
+
+func (p *Passwords) verify(password, hash string) (bool, error) {
+	params, salt, key, err := parsePHC(hash)
+	if err != nil {
+		return false, err
+	}
+	got := argon2.IDKey([]byte(password), salt, params.Iterations, params.MemoryKiB, params.Parallelism, uint32(len(key)))
+	return subtle.ConstantTimeCompare(got, key) == 1, nil
+}
+
+var b64 = base64.RawStdEncoding
+
+var errBadHash = errors.New("malformed argon2id hash")
+
+func parsePHC(s string) (Argon2Params, []byte, []byte, error) {
+	parts := strings.Split(s, "$")
+	// "", "argon2id", "v=19", "m=..,t=..,p=..", salt, key
+	if len(parts) != 6 || parts[1] != "argon2id" || parts[2] != fmt.Sprintf("v=%d", argon2.Version) {
+		return Argon2Params{}, nil, nil, errBadHash
+	}
+	var params Argon2Params
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &params.MemoryKiB, &params.Iterations, &params.Parallelism); err != nil {
+		return Argon2Params{}, nil, nil, errBadHash
+	}
+	salt, err1 := b64.DecodeString(parts[4])
+	key, err2 := b64.DecodeString(parts[5])
+	if err1 != nil || err2 != nil || len(key) == 0 || params.Iterations == 0 || params.Parallelism == 0 {
+		return Argon2Params{}, nil, nil, errBadHash
+	}
+	return params, salt, key, nil
+}

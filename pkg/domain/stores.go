@@ -1,0 +1,51 @@
+package domain
+
+import (
+	"context"
+	"time"
+)
+
+// Users keeps users. Every method returns a KindUnavailable error when the
+// database cannot be reached.
+type Users interface {
+	// CreateUser stores u. It returns a KindConflict error if the username is taken.
+	CreateUser(ctx context.Context, u *User) error
+	// UserByID returns a KindNotFound error if there is no such user.
+	UserByID(ctx context.Context, id string) (*User, error)
+	// UserByUsername returns a KindNotFound error if there is no such user.
+	UserByUsername(ctx context.Context, username string) (*User, error)
+	// ListUsers returns every user, ordered by username.
+	ListUsers(ctx context.Context) ([]*User, error)
+	// SetPasswordHash returns a KindNotFound error if there is no such user.
+	SetPasswordHash(ctx context.Context, userID, hash string) error
+	// DeleteUser deletes the user, the machine users it owns, and their tokens.
+	// It returns a KindNotFound error if there is no such user.
+	DeleteUser(ctx context.Context, id string) error
+}
+
+// Tokens keeps API tokens. Every method returns a KindUnavailable error when
+// the database cannot be reached.
+type Tokens interface {
+	// CreateToken stores t. It returns a KindConflict error if the ID is taken.
+	CreateToken(ctx context.Context, t *Token) error
+	// TokenByID returns the token, deleted or not, or a KindNotFound error.
+	TokenByID(ctx context.Context, id string) (*Token, error)
+	// ListTokens returns up to q.Limit active tokens in (create time, id) order.
+	ListTokens(ctx context.Context, q ListQuery) ([]*Token, error)
+	// DeleteToken marks the token deleted at the given time; deleting a
+	// deleted token keeps its first delete time. It returns a KindNotFound error
+	// if there is no such token.
+	DeleteToken(ctx context.Context, id string, at time.Time) error
+}
+
+// Keys keeps the service's signing keys and server secrets, shared by every
+// replica on one database.
+type Keys interface {
+	// SigningKeys returns every signing key, oldest first.
+	SigningKeys(ctx context.Context) ([]*SigningKey, error)
+	// AddSigningKey stores k. It returns a KindConflict error if the ID is taken.
+	AddSigningKey(ctx context.Context, k *SigningKey) error
+	// Secret returns the named server secret, storing value as it first if the
+	// name has none yet, so every replica ends up with the same one.
+	Secret(ctx context.Context, name string, value []byte) ([]byte, error)
+}

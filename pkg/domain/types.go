@@ -1,0 +1,63 @@
+package domain
+
+import "time"
+
+// User is a person (with a password) or a machine user (without one, owned by a person).
+type User struct {
+	ID           string
+	Username     string
+	PasswordHash string // argon2id PHC string; empty for machine users
+	OwnerID      string // the owning human user's ID; empty for human users
+	Admin        bool
+	CreateTime   time.Time
+}
+
+// IsMachine reports whether u is a machine user.
+func (u *User) IsMachine() bool { return u.OwnerID != "" }
+
+// Token is a stored API token: its metadata and the hash of its secret.
+type Token struct {
+	ID         string
+	UserID     string
+	SecretHash []byte // SHA-256 of the secret; the secret itself is never stored
+	Note       string
+	CreateTime time.Time
+	ExpireTime time.Time // zero: no expiry
+	DeleteTime time.Time // zero: not deleted
+}
+
+// ActiveAt reports whether t can be used at now: not deleted and not expired.
+func (t *Token) ActiveAt(now time.Time) bool {
+	return t.DeleteTime.IsZero() && (t.ExpireTime.IsZero() || now.Before(t.ExpireTime))
+}
+
+// Principal is the authenticated caller of a request.
+type Principal struct {
+	User *User
+	// TokenID is the API token the caller used, directly or as the access
+	// token's client_id; empty when the caller used a password.
+	TokenID string
+}
+
+// Cursor is a position in a listing: the last token of the previous page.
+type Cursor struct {
+	CreateTime time.Time
+	ID         string
+}
+
+// ListQuery selects one page of a user's active tokens.
+type ListQuery struct {
+	UserID  string
+	Now     time.Time // tokens expired at Now are left out
+	Limit   int
+	Reverse bool    // newest first
+	After   *Cursor // nil: the first page
+}
+
+// SigningKey is a key the service signs access tokens with.
+type SigningKey struct {
+	ID         string // the JWS kid
+	Algorithm  string // "ES256"
+	PrivateDER []byte // PKCS #8
+	CreateTime time.Time
+}

@@ -1,0 +1,45 @@
+package store
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"net"
+	"regexp"
+
+	mysqldriver "github.com/go-sql-driver/mysql"
+	"gorm.io/gorm"
+
+	"github.com/tokenservice/tokenservice/pkg/domain"
+)
+
+var passwordInDSN = regexp.MustCompile(`([^:/@()\s]+):[^@\s]*@`)
+
+// classify turns a GORM or driver error into a domain error. what names the
+// missing thing for not-found errors ("token"). A driver error never reaches
+// the client: it travels only as the wrapped cause, for the log.
+func classify(err error, what string) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, gorm.ErrRecordNotFound):
+		return domain.Errorf(domain.KindNotFound, "%s not found", what)
+	case errors.Is(err, gorm.ErrDuplicatedKey):
+		return domain.Wrap(domain.KindConflict, err, what+" already exists")
+	case isUnavailable(err):
+		return domain.Wrap(domain.KindUnavailable, redact(err), "database unavailable")
+	default:
+		return domain.Wrap(domain.KindInternal, redact(err), "database error")
+	}
+}
+
+// isUnavailable reports whether err means the database could not be reached
+// or did not answer in time, as opposed to rejecting the query.
+func isUnavailable(err error) bool {
+	var netErr net.Error
+	return errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, context.Canceled) ||
+		errors.Is(err, driver.ErrBadConn) ||
+		errors.Is(err, mysqldriver.ErrInvalidConn) ||
+		errors.As(err, &netErr)
+}

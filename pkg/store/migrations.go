@@ -1,0 +1,92 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/go-gormigrate/gormigrate/v2"
+	"gorm.io/gorm"
+)
+
+// migrations are the schema's versions, applied in order and recorded in the
+// schema_migrations table. Never edit one that has shipped: append a new one.
+// Each declares the tables it creates with its own frozen structs, so later
+// changes to the rows in models.go cannot change what an old migration does.
+func migrations() []*gormigrate.Migration {
+	return []*gormigrate.Migration{
+		{
+			ID: "0001_initial",
+			Migrate: func(tx *gorm.DB) error {
+				type users struct {
+					ID           string         `gorm:"primaryKey;size:16"`
+					Username     string         `gorm:"size:64;not null;uniqueIndex:users_username"`
+					PasswordHash sql.NullString `gorm:"size:255"`
+					OwnerID      sql.NullString `gorm:"size:16;index:users_owner_id"`
+					Admin        bool           `gorm:"not null"`
+					CreateTime   time.Time      `gorm:"not null;precision:6"`
+				}
+				// tokens_list serves ListTokens: one user's tokens in
+				// (create_time, id) order, read by keyset.
+				type tokens struct {
+					ID         string       `gorm:"primaryKey;size:16;index:tokens_list,priority:3"`
+					UserID     string       `gorm:"size:16;not null;index:tokens_list,priority:1"`
+					SecretHash []byte       `gorm:"size:32;not null"`
+					Note       string       `gorm:"size:256;not null"`
+					CreateTime time.Time    `gorm:"not null;precision:6;index:tokens_list,priority:2"`
+					ExpireTime sql.NullTime `gorm:"precision:6"`
+					DeleteTime sql.NullTime `gorm:"precision:6"`
+				}
+				type signingKeys struct {
+					ID         string    `gorm:"primaryKey;size:16"`
+					Algorithm  string    `gorm:"size:16;not null"`
+					PrivateDER []byte    `gorm:"not null"`
+					CreateTime time.Time `gorm:"not null;precision:6"`
+				}
+				type serverSecrets struct {
+					Name  string `gorm:"primaryKey;size:64"`
+					Value []byte `gorm:"size:64;not null"`
+				}
+				return createTables(tx, map[string]any{
+					"users": &users{}, "tokens": &tokens{}, "signing_keys": &signingKeys{}, "server_secrets": &serverSecrets{},
+				})
+			},
+		},
+	}
+}
+
+// createTables creates each named table from its frozen struct.
+func createTables(tx *gorm.DB, tables map[string]any) error {
+	for name, model := range tables {
+		if err := tx.Table(name).Migrator().CreateTable(model); err != nil {
+			return fmt.Errorf("creating %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// Migrate brings the schema to the newest version. On MySQL it holds a named
+// lock, so replicas starting together migrate one at a time.
+func (s *Store) Migrate(ctx context.Context) error {
+	db := s.db.WithContext(ctx)
+	if s.driver == DriverMySQL {
+		conn, err := s.sqlDB.Conn(ctx)
+		if err != nil {
+			return classify(err, "database")
+		}
+		defer conn.Close()
+		var got sql.NullInt64
+		if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK('tokenservice_migrate', 60)").Scan(&got); err != nil || got.Int64 != 1 {
+			return fmt.Errorf("taking the migration lock: %w", classify(err, "lock"))
+		}
+		defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT RELEASE_LOCK('tokenservice_migrate')")
+		db = db.Set("gorm:table_options", "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin")
+	}
+	opts := *gormigrate.DefaultOptions
+	opts.TableName = "schema_migrations"
+	if err := gormigrate.New(db, &opts, migrations()).Migrate(); err != nil {
+		return fmt.Errorf("migrating: %w", classify(err, "schema"))
+	}
+	return nil
+}

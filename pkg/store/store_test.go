@@ -1,0 +1,232 @@
+package store_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/tokenservice/tokenservice/pkg/domain"
+	"github.com/tokenservice/tokenservice/pkg/store"
+	"github.com/tokenservice/tokenservice/pkg/store/storetest"
+)
+
+// base has a sub-millisecond part, so a backend that drops microseconds fails.
+var base = time.Date(2026, 1, 2, 3, 4, 5, 123456000, time.UTC)
+
+func mustCreateUser(t *testing.T, s *store.Store, id, username string) *domain.User {
+	t.Helper()
+	u := &domain.User{ID: id, Username: username, PasswordHash: "$argon2id$x", CreateTime: base}
+	if err := s.CreateUser(context.Background(), u); err != nil {
+		t.Fatalf("CreateUser(%s): %v", username, err)
+	}
+	return u
+}
+
+func mustCreateToken(t *testing.T, s *store.Store, tok *domain.Token) {
+	t.Helper()
+	if err := s.CreateToken(context.Background(), tok); err != nil {
+		t.Fatalf("CreateToken(%s): %v", tok.ID, err)
+	}
+}
+
+func TestUsers(t *testing.T) {
+	storetest.ForEachDriver(t, func(t *testing.T, driver string) {
+		ctx := context.Background()
+		s := storetest.MustOpen(t, driver)
+		alice := mustCreateUser(t, s, "aliceAAAAAAAAAAA", "alice")
+		bot := &domain.User{ID: "botBBBBBBBBBBBBB", Username: "alice-bot", OwnerID: alice.ID, CreateTime: base}
+		if err := s.CreateUser(ctx, bot); err != nil {
+			t.Fatal(err)
+		}
+
+		got, err := s.UserByUsername(ctx, "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(alice, got); diff != "" {
+			t.Errorf("UserByUsername (-want +got):\n%s", diff)
+		}
+		got, err = s.UserByID(ctx, bot.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(bot, got); diff != "" {
+			t.Errorf("UserByID (-want +got):\n%s", diff)
+		}
+
+		dup := &domain.User{ID: "otherOOOOOOOOOOO", Username: "alice", CreateTime: base}
+		if err := s.CreateUser(ctx, dup); domain.KindOf(err) != domain.KindConflict {
+			t.Errorf("duplicate username: got %v, want a conflict", err)
+		}
+		// IDs are case-sensitive: a MySQL table with a case-insensitive
+		// collation would find alice here.
+		if _, err := s.UserByID(ctx, "ALICEAAAAAAAAAAA"); domain.KindOf(err) != domain.KindNotFound {
+			t.Errorf("UserByID with other case: got %v, want not found", err)
+		}
+		if _, err := s.UserByUsername(ctx, "nobody"); domain.KindOf(err) != domain.KindNotFound {
+			t.Errorf("UserByUsername(nobody): got %v, want not found", err)
+		}
+
+		if err := s.SetPasswordHash(ctx, alice.ID, "$argon2id$new"); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.UserByID(ctx, alice.ID); got.PasswordHash != "$argon2id$new" {
+			t.Errorf("password hash = %q after SetPasswordHash", got.PasswordHash)
+		}
+		if err := s.SetPasswordHash(ctx, "nobodyNNNNNNNNNN", "x"); domain.KindOf(err) != domain.KindNotFound {
+			t.Errorf("SetPasswordHash(unknown): got %v, want not found", err)
+		}
+
+		users, err := s.ListUsers(ctx)
+		if err != nil || len(users) != 2 || users[0].Username != "alice" || users[1].Username != "alice-bot" {
+			t.Fatalf("ListUsers = %v, %v", users, err)
+		}
+
+		// Deleting a user deletes its machine users and all their tokens.
+		mustCreateToken(t, s, &domain.Token{ID: "tokAAAAAAAAAAAAA", UserID: alice.ID, SecretHash: make([]byte, 32), CreateTime: base})
+		mustCreateToken(t, s, &domain.Token{ID: "tokBBBBBBBBBBBBB", UserID: bot.ID, SecretHash: make([]byte, 32), CreateTime: base})
+		if err := s.DeleteUser(ctx, alice.ID); err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range []string{alice.ID, bot.ID} {
+			if _, err := s.UserByID(ctx, id); domain.KindOf(err) != domain.KindNotFound {
+				t.Errorf("user %s after DeleteUser: %v, want not found", id, err)
+			}
+		}
+		for _, id := range []string{"tokAAAAAAAAAAAAA", "tokBBBBBBBBBBBBB"} {
+			if _, err := s.TokenByID(ctx, id); domain.KindOf(err) != domain.KindNotFound {
+				t.Errorf("token %s after DeleteUser: %v, want not found", id, err)
+			}
+		}
+		if err := s.DeleteUser(ctx, alice.ID); domain.KindOf(err) != domain.KindNotFound {
+			t.Errorf("DeleteUser twice: %v, want not found", err)
+		}
+	})
+}
+
+func TestTokenRoundTripAndDelete(t *testing.T) {
+	storetest.ForEachDriver(t, func(t *testing.T, driver string) {
+		ctx := context.Background()
+		s := storetest.MustOpen(t, driver)
+		u := mustCreateUser(t, s, "userUUUUUUUUUUUU", "u")
+		want := &domain.Token{
+			ID: "tok0000000000001", UserID: u.ID, SecretHash: []byte("0123456789abcdef0123456789abcdef"),
+			Note: "ci deploy ' \" ; -- ü", CreateTime: base, ExpireTime: base.Add(time.Hour + time.Microsecond),
+		}
+		mustCreateToken(t, s, want)
+		got, err := s.TokenByID(ctx, want.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("TokenByID (-want +got):\n%s", diff)
+		}
+		if err := s.CreateToken(ctx, want); domain.KindOf(err) != domain.KindConflict {
+			t.Errorf("duplicate token ID: %v, want conflict", err)
+		}
+
+		first := base.Add(time.Minute)
+		if err := s.DeleteToken(ctx, want.ID, first); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteToken(ctx, want.ID, first.Add(time.Hour)); err != nil {
+			t.Fatalf("deleting again: %v", err)
+		}
+		got, _ = s.TokenByID(ctx, want.ID)
+		if !got.DeleteTime.Equal(first) {
+			t.Errorf("delete time = %v, want the first one, %v", got.DeleteTime, first)
+		}
+		if err := s.DeleteToken(ctx, "nopeNNNNNNNNNNNN", first); domain.KindOf(err) != domain.KindNotFound {
+			t.Errorf("DeleteToken(unknown): %v, want not found", err)
+		}
+	})
+}
+
+func TestListTokensKeyset(t *testing.T) {
+	storetest.ForEachDriver(t, func(t *testing.T, driver string) {
+		ctx := context.Background()
+		s := storetest.MustOpen(t, driver)
+		u := mustCreateUser(t, s, "userUUUUUUUUUUUU", "u")
+		other := mustCreateUser(t, s, "otherOOOOOOOOOOO", "other")
+		now := base.Add(time.Hour)
+
+		// Times differ below the millisecond and some tie, so the order needs
+		// microseconds and the id tie-break.
+		var want []string
+		for i, offset := range []time.Duration{0, time.Microsecond, time.Microsecond, 500 * time.Microsecond, time.Second, 90 * time.Second} {
+			id := "tok" + string(rune('A'+i)) + "000000000000"
+			mustCreateToken(t, s, &domain.Token{ID: id, UserID: u.ID, SecretHash: make([]byte, 32), CreateTime: base.Add(offset)})
+			want = append(want, id)
+		}
+		mustCreateToken(t, s, &domain.Token{ID: "expiredXXXXXXXXX", UserID: u.ID, SecretHash: make([]byte, 32), CreateTime: base, ExpireTime: now})
+		mustCreateToken(t, s, &domain.Token{ID: "deletedXXXXXXXXX", UserID: u.ID, SecretHash: make([]byte, 32), CreateTime: base, DeleteTime: base})
+		mustCreateToken(t, s, &domain.Token{ID: "othersXXXXXXXXXX", UserID: other.ID, SecretHash: make([]byte, 32), CreateTime: base})
+
+		for _, reverse := range []bool{false, true} {
+			var got []string
+			var after *domain.Cursor
+			for page := 0; ; page++ {
+				toks, err := s.ListTokens(ctx, domain.ListQuery{UserID: u.ID, Now: now, Limit: 4, Reverse: reverse, After: after})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, tok := range toks {
+					got = append(got, tok.ID)
+				}
+				if len(toks) < 4 {
+					break
+				}
+				last := toks[len(toks)-1]
+				after = &domain.Cursor{CreateTime: last.CreateTime, ID: last.ID}
+			}
+			w := append([]string(nil), want...)
+			if reverse {
+				for i, j := 0, len(w)-1; i < j; i, j = i+1, j-1 {
+					w[i], w[j] = w[j], w[i]
+				}
+			}
+			if diff := cmp.Diff(w, got); diff != "" {
+				t.Errorf("reverse=%v (-want +got):\n%s", reverse, diff)
+			}
+		}
+	})
+}
+
+func TestSecretAndKeys(t *testing.T) {
+	storetest.ForEachDriver(t, func(t *testing.T, driver string) {
+		ctx := context.Background()
+		s := storetest.MustOpen(t, driver)
+		first, err := s.Secret(ctx, "page_token", []byte("first"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		second, err := s.Secret(ctx, "page_token", []byte("second"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(first) != "first" || string(second) != "first" {
+			t.Errorf("Secret = %q then %q, want the first value both times", first, second)
+		}
+
+		k := &domain.SigningKey{ID: "kidKKKKKKKKKKKKK", Algorithm: "ES256", PrivateDER: []byte{1, 2, 3}, CreateTime: base}
+		if err := s.AddSigningKey(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AddSigningKey(ctx, k); domain.KindOf(err) != domain.KindConflict {
+			t.Errorf("duplicate kid: %v, want conflict", err)
+		}
+		keys, err := s.SigningKeys(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]*domain.SigningKey{k}, keys); diff != "" {
+			t.Errorf("SigningKeys (-want +got):\n%s", diff)
+		}
+		// Migrating an up-to-date schema is a no-op.
+		if err := s.Migrate(ctx); err != nil {
+			t.Errorf("second Migrate: %v", err)
+		}
+	})
+}

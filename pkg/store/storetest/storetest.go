@@ -1,0 +1,96 @@
+// Package storetest opens a fresh, migrated database per test, for each
+// backend, so every suite runs the same cases on SQLite and on MySQL.
+package storetest
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	mysqldriver "github.com/go-sql-driver/mysql"
+
+	"github.com/tokenservice/tokenservice/pkg/store"
+)
+
+// MySQLDSNEnv names the variable holding the MySQL server tests run against.
+// Tests fail, never skip, when it is unset or the server cannot be reached.
+const MySQLDSNEnv = "TOKENSERVICE_TEST_MYSQL_DSN"
+
+// Drivers are the backends every store-backed suite runs against.
+var Drivers = []string{store.DriverSQLite, store.DriverMySQL}
+
+// MustConfig returns the configuration of a fresh, empty database for driver,
+// removed when the test ends.
+func MustConfig(tb testing.TB, driver string) store.Config {
+	tb.Helper()
+	switch driver {
+	case store.DriverSQLite:
+		return store.Config{Driver: driver, DSN: filepath.Join(tb.TempDir(), "tokenservice.db")}
+	case store.DriverMySQL:
+		return store.Config{Driver: driver, DSN: mustMySQLDatabase(tb)}
+	}
+	tb.Fatalf("unknown driver %q", driver)
+	return store.Config{}
+}
+
+// MustOpen opens and migrates a fresh database for driver, closed when the test ends.
+func MustOpen(tb testing.TB, driver string) *store.Store {
+	tb.Helper()
+	s, err := store.Open(MustConfig(tb, driver))
+	if err != nil {
+		tb.Fatalf("opening %s: %v", driver, err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	if err := s.Migrate(context.Background()); err != nil {
+		tb.Fatalf("migrating %s: %v", driver, err)
+	}
+	return s
+}
+
+// mustMySQLDatabase creates a randomly named database on the test server and
+// returns a DSN for it; the database is dropped when the test ends.
+func mustMySQLDatabase(tb testing.TB) string {
+	tb.Helper()
+	dsn := os.Getenv(MySQLDSNEnv)
+	if dsn == "" {
+		tb.Fatalf("%s is not set: the MySQL tests need a server (make test sets root@tcp(127.0.0.1:3306)/test)", MySQLDSNEnv)
+	}
+	cfg, err := mysqldriver.ParseDSN(dsn)
+	if err != nil {
+		tb.Fatalf("%s: %v", MySQLDSNEnv, err)
+	}
+	admin, err := sql.Open("mysql", cfg.FormatDSN())
+	if err != nil {
+		tb.Fatalf("opening MySQL: %v", err)
+	}
+	defer admin.Close()
+	name := "tokenservice_test_" + strings.ToLower(rand.Text()[:12])
+	if _, err := admin.Exec("CREATE DATABASE " + name + " CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"); err != nil {
+		tb.Fatalf("MySQL at %s is not usable (is mariadbd running?): %v", cfg.Addr, err)
+	}
+	tb.Cleanup(func() {
+		db, err := sql.Open("mysql", cfg.FormatDSN())
+		if err != nil {
+			tb.Errorf("dropping %s: %v", name, err)
+			return
+		}
+		defer db.Close()
+		if _, err := db.Exec("DROP DATABASE IF EXISTS " + name); err != nil {
+			tb.Errorf("dropping %s: %v", name, err)
+		}
+	})
+	cfg.DBName = name
+	return cfg.FormatDSN()
+}
+
+// ForEachDriver runs f as a subtest per backend.
+func ForEachDriver(t *testing.T, f func(t *testing.T, driver string)) {
+	t.Helper()
+	for _, d := range Drivers {
+		t.Run(d, func(t *testing.T) { f(t, d) })
+	}
+}

@@ -1,0 +1,62 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/tokenservice/tokenservice/pkg/domain"
+)
+
+// CreateToken implements domain.Tokens.
+func (s *Store) CreateToken(ctx context.Context, t *domain.Token) error {
+	return classify(s.db.WithContext(ctx).Create(tokenToRow(t)).Error, "token")
+}
+
+// TokenByID implements domain.Tokens.
+func (s *Store) TokenByID(ctx context.Context, id string) (*domain.Token, error) {
+	var r tokenRow
+	if err := s.db.WithContext(ctx).Where("id = ?", id).Take(&r).Error; err != nil {
+		return nil, classify(err, "token")
+	}
+	return r.toDomain(), nil
+}
+
+// ListTokens implements domain.Tokens with keyset pagination on
+// (create_time, id), which the tokens_list index serves; no OFFSET.
+func (s *Store) ListTokens(ctx context.Context, q domain.ListQuery) ([]*domain.Token, error) {
+	db := s.db.WithContext(ctx).
+		Where("user_id = ? AND delete_time IS NULL AND (expire_time IS NULL OR expire_time > ?)", q.UserID, q.Now.UTC())
+	cmp, dir := ">", "ASC"
+	if q.Reverse {
+		cmp, dir = "<", "DESC"
+	}
+	if q.After != nil {
+		at := q.After.CreateTime.UTC()
+		db = db.Where("(create_time "+cmp+" ? OR (create_time = ? AND id "+cmp+" ?))", at, at, q.After.ID)
+	}
+	var rows []tokenRow
+	if err := db.Order("create_time " + dir + ", id " + dir).Limit(q.Limit).Find(&rows).Error; err != nil {
+		return nil, classify(err, "token")
+	}
+	tokens := make([]*domain.Token, len(rows))
+	for i := range rows {
+		tokens[i] = rows[i].toDomain()
+	}
+	return tokens, nil
+}
+
+// DeleteToken implements domain.Tokens.
+func (s *Store) DeleteToken(ctx context.Context, id string, at time.Time) error {
+	res := s.db.WithContext(ctx).Model(&tokenRow{}).
+		Where("id = ? AND delete_time IS NULL", id).
+		Update("delete_time", at.UTC())
+	if res.Error != nil {
+		return classify(res.Error, "token")
+	}
+	if res.RowsAffected == 0 {
+		// Already deleted (keep its first delete time) or no such token.
+		_, err := s.TokenByID(ctx, id)
+		return err
+	}
+	return nil
+}
