@@ -47,8 +47,9 @@ build: ## Build bin/tokenservice.
 	$(GO) build -o $(BIN)/tokenservice ./cmd/tokenservice
 
 .PHONY: test
-test: $(GRPCURL) ## Run unit and integration tests (SQLite and MySQL, HTTP and gRPC) with -race.
+test: $(GRPCURL) build ## Run unit and integration tests (SQLite and MySQL, HTTP and gRPC) with -race, then the README session.
 	$(GO) test -race -count=1 ./...
+	scripts/readme-session.sh
 
 .PHONY: bench
 bench: ## Run the Go benchmarks.

@@ -11,14 +11,14 @@ type Kind int
 
 // The error kinds. The zero value, KindInternal, is what an unclassified error is.
 const (
-	KindInternal         Kind = iota // a bug or an unexpected failure: the client sees "internal error"
-	KindInvalid                      // the request is malformed
-	KindNotFound                     // the resource does not exist, or the caller may not know it does
-	KindConflict                     // the resource already exists
-	KindUnauthenticated              // no valid credential
-	KindPermissionDenied             // a valid credential that may not do this
-	KindUnavailable                  // a dependency (the database) is down: retry later
-	KindResourceExhausted            // too many attempts: retry later
+	KindInternal          Kind = iota // a bug or an unexpected failure: the client sees "internal error"
+	KindInvalid                       // the request is malformed
+	KindNotFound                      // the resource does not exist, or the caller may not know it does
+	KindConflict                      // the resource already exists
+	KindUnauthenticated               // no valid credential
+	KindPermissionDenied              // a valid credential that may not do this
+	KindUnavailable                   // a dependency (the database) is down: retry later
+	KindResourceExhausted             // too many attempts: retry later
 )
 
 // Error is an error whose message is safe to show to the client. Its Kind says

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/tokenservice/tokenservice/pkg/api"
+	"github.com/tokenservice/tokenservice/pkg/auth"
+	"github.com/tokenservice/tokenservice/pkg/server"
+	"github.com/tokenservice/tokenservice/pkg/tokens"
+)
+
+func runServe(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	fs := newFlagSet("serve", "Serve gRPC and REST, the JWKS, the OpenAPI spec and Swagger UI.", stderr)
+	dbCfg := dbFlags(fs)
+	newLogger := logFlags(fs)
+	var srvCfg server.Config
+	var tokCfg tokens.Config
+	fs.StringVar(&srvCfg.HTTPAddr, "http-addr", ":8080", "REST, /docs, /openapi.json, /.well-known/* and health: listen address")
+	fs.StringVar(&srvCfg.GRPCAddr, "grpc-addr", ":9090", "gRPC listen address")
+	fs.StringVar(&srvCfg.Issuer, "issuer", "http://localhost:8080", "the access tokens' iss claim: this service's public base URL (jwks_uri is under it)")
+	fs.DurationVar(&srvCfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
+	audience := fs.String("audience", "", "the access tokens' aud claim (default: the issuer)")
+	ttl := fs.Duration("access-token-ttl", 15*time.Minute, "access token lifetime (never past the API token's own expiry)")
+	fs.DurationVar(&tokCfg.MaxTokenLifetime, "max-token-lifetime", 0, "if set, the longest an API token may live; tokens without expire_time get it")
+	if err := parseFlags(fs, args, getenv); err != nil {
+		return err
+	}
+	if *audience == "" {
+		*audience = srvCfg.Issuer
+	}
+	if *ttl <= 0 {
+		return fmt.Errorf("--access-token-ttl must be positive")
+	}
+	logger, err := newLogger(stderr)
+	if err != nil {
+		return err
+	}
+
+	st, err := openStore(ctx, *dbCfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	now := func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+	keys, err := auth.LoadKeys(ctx, st, rand.Reader, now())
+	if err != nil {
+		return fmt.Errorf("loading signing keys: %w", err)
+	}
+	pageKey, err := st.Secret(ctx, "page_token_mac", []byte(rand.Text()+rand.Text()))
+	if err != nil {
+		return fmt.Errorf("loading page token key: %w", err)
+	}
+	passwords, err := auth.NewPasswords(auth.OWASPParams, rand.Reader)
+	if err != nil {
+		return err
+	}
+	minter := auth.NewMinter(keys, srvCfg.Issuer, *audience, *ttl)
+	svc := tokens.New(tokCfg, st, st, passwords, minter, tokens.NewPageTokens(pageKey), now, rand.Reader)
+
+	srv, err := server.New(ctx, srvCfg, logger, api.New(svc), keys.JWKS(), st.Ping)
+	if err != nil {
+		return err
+	}
+	return srv.Serve(ctx)
+}

@@ -1,0 +1,64 @@
+package api
+
+import (
+	"context"
+
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/tokenservice/tokenservice/pkg/domain"
+
+	pb "github.com/tokenservice/tokenservice/gen/priv/tokenservice/v1alpha1"
+)
+
+// authPolicy says what each method asks of the Authorization credential.
+type authPolicy int
+
+const (
+	bearerRequired authPolicy = iota // the caller must present a bearer
+	bearerOptional                   // a bearer, if present, must be valid (CreateToken: or a password)
+	bearerInBody                     // the handler reads the credential itself (GetAccessToken)
+)
+
+var policies = map[string]authPolicy{
+	pb.TokenService_CreateToken_FullMethodName:    bearerOptional,
+	pb.TokenService_GetToken_FullMethodName:       bearerRequired,
+	pb.TokenService_ListTokens_FullMethodName:     bearerRequired,
+	pb.TokenService_DeleteToken_FullMethodName:    bearerRequired,
+	pb.TokenService_GetAccessToken_FullMethodName: bearerInBody,
+}
+
+// AuthFuncOverride authenticates calls to the token service, for the
+// go-grpc-middleware auth interceptor, which calls it on both the gRPC and
+// the in-process REST path. It puts the caller in the context.
+func (s *Server) AuthFuncOverride(ctx context.Context, fullMethod string) (context.Context, error) {
+	policy, ok := policies[fullMethod]
+	if !ok {
+		return nil, domain.ErrUnauthenticated // a method without a policy is refused, never open
+	}
+	if policy == bearerInBody {
+		return ctx, nil
+	}
+	if policy == bearerOptional && len(metadata.ValueFromIncomingContext(ctx, "authorization")) == 0 {
+		return ctx, nil
+	}
+	bearer, err := bearerFromContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.svc.AuthenticateBearer(ctx, bearer)
+	if err != nil {
+		return nil, err
+	}
+	return domain.NewContextWithPrincipal(ctx, p), nil
+}
+
+// bearerFromContext returns the credential of an "authorization: Bearer ..."
+// header, or the one unauthenticated error.
+func bearerFromContext(ctx context.Context) (string, error) {
+	bearer, err := auth.AuthFromMD(ctx, "bearer")
+	if err != nil || bearer == "" {
+		return "", domain.ErrUnauthenticated
+	}
+	return bearer, nil
+}

@@ -1,0 +1,53 @@
+package api
+
+import (
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/tokenservice/tokenservice/pkg/auth"
+	"github.com/tokenservice/tokenservice/pkg/domain"
+	"github.com/tokenservice/tokenservice/pkg/tokens"
+
+	pb "github.com/tokenservice/tokenservice/gen/priv/tokenservice/v1alpha1"
+)
+
+// The one place protos and domain types meet.
+
+func tokenToProto(t *domain.Token) *pb.Token {
+	return &pb.Token{
+		Id:         t.ID,
+		UserId:     t.UserID,
+		Note:       t.Note,
+		CreateTime: timeToProto(t.CreateTime),
+		ExpireTime: timeToProto(t.ExpireTime),
+	}
+}
+
+func createInput(req *pb.CreateTokenRequest) tokens.CreateInput {
+	return tokens.CreateInput{UserID: req.GetUserId(), Note: req.GetNote(), ExpireTime: timeFromProto(req.GetExpireTime())}
+}
+
+func listInput(req *pb.ListTokensRequest) tokens.ListInput {
+	size := int(min(req.GetPageSize(), uint32(tokens.MaxPageSize+1)))
+	return tokens.ListInput{UserID: req.GetUserId(), PageSize: size, PageToken: req.GetPageToken(), Reverse: req.GetReverse()}
+}
+
+func accessTokenToProto(at auth.AccessToken) *pb.GetAccessTokenResponse {
+	return &pb.GetAccessTokenResponse{AccessToken: at.JWT, ExpireTime: timeToProto(at.ExpireTime), TokenType: "Bearer"}
+}
+
+// timeToProto maps the zero time (no expiry) to an unset timestamp.
+func timeToProto(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}
+
+func timeFromProto(ts *timestamppb.Timestamp) time.Time {
+	if ts == nil {
+		return time.Time{}
+	}
+	return ts.AsTime()
+}

@@ -1,0 +1,150 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"io/fs"
+	"net/http"
+	"net/textproto"
+	"strings"
+
+	"embed"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/tokenservice/tokenservice"
+	"github.com/tokenservice/tokenservice/third_party/swaggerui"
+)
+
+// MaxBodyBytes bounds a REST request body; larger bodies are refused with 400.
+const MaxBodyBytes = 64 << 10
+
+//go:embed docs
+var docsFS embed.FS
+
+// routes lists every HTTP route the service serves.
+func (s *Server) routes(gateway http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/v1alpha1/", limitBody(gateway))
+	mux.HandleFunc("GET /.well-known/jwks.json", s.handleJWKS)
+	mux.HandleFunc("GET /.well-known/openid-configuration", s.handleOpenIDConfiguration)
+	mux.HandleFunc("GET /openapi.json", handleBytes("application/json", tokenservice.OpenAPISpec))
+	mux.Handle("GET /docs/", docsHandler())
+	mux.Handle("GET /docs", http.RedirectHandler("/docs/", http.StatusMovedPermanently))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeText(w, http.StatusOK, "ok\n") })
+	mux.HandleFunc("GET /readyz", s.handleReadyz)
+	return mux
+}
+
+// newGateway returns the grpc-gateway mux: protojson with unknown fields
+// refused (a typo must not silently drop, say, an expiry), default values
+// emitted but unset messages left out, and the request id passed both ways.
+func newGateway() *runtime.ServeMux {
+	return runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{Marshaler: &runtime.JSONPb{
+			MarshalOptions:   protojson.MarshalOptions{EmitDefaultValues: true},
+			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+		}}),
+		runtime.WithErrorHandler(errorHandler),
+		runtime.WithIncomingHeaderMatcher(func(key string) (string, bool) {
+			if strings.EqualFold(key, requestIDHeader) {
+				return requestIDHeader, true
+			}
+			return runtime.DefaultHeaderMatcher(key)
+		}),
+		runtime.WithOutgoingHeaderMatcher(func(key string) (string, bool) {
+			if key == requestIDHeader {
+				return textproto.CanonicalMIMEHeaderKey(requestIDHeader), true
+			}
+			return runtime.DefaultHeaderMatcher(key)
+		}),
+	)
+}
+
+// errorHandler writes the JSON google.rpc.Status body as the gateway does,
+// with an RFC 6750 challenge on 401s.
+func errorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	if status.Code(err) == codes.Unauthenticated {
+		challenge := `Bearer realm="tokenservice"`
+		if r.Header.Get("Authorization") != "" {
+			challenge += `, error="invalid_token"`
+		}
+		w = challengeWriter{ResponseWriter: w, challenge: challenge}
+	}
+	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
+}
+
+// challengeWriter sets WWW-Authenticate as the status is written: the
+// gateway's default handler puts the error message there, which is no challenge.
+type challengeWriter struct {
+	http.ResponseWriter
+	challenge string
+}
+
+func (w challengeWriter) WriteHeader(code int) {
+	w.Header().Set("WWW-Authenticate", w.challenge)
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// limitBody refuses bodies over MaxBodyBytes: the gateway's decoder then
+// fails and answers 400.
+func limitBody(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	handleBytes("application/json", s.jwks)(w, r)
+}
+
+func (s *Server) handleOpenIDConfiguration(w http.ResponseWriter, r *http.Request) {
+	doc, _ := json.Marshal(map[string]any{
+		"issuer":                                s.cfg.Issuer,
+		"jwks_uri":                              strings.TrimSuffix(s.cfg.Issuer, "/") + "/.well-known/jwks.json",
+		"id_token_signing_alg_values_supported": []string{"ES256"},
+		"response_types_supported":              []string{"token"},
+		"subject_types_supported":               []string{"public"},
+	})
+	handleBytes("application/json", doc)(w, r)
+}
+
+func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	if err := s.ready(r.Context()); err != nil {
+		writeText(w, http.StatusServiceUnavailable, "not ready: database unavailable\n")
+		return
+	}
+	writeText(w, http.StatusOK, "ready\n")
+}
+
+func docsHandler() http.Handler {
+	assets, _ := fs.Sub(swaggerui.Dist, "dist")
+	pages, _ := fs.Sub(docsFS, "docs")
+	mux := http.NewServeMux()
+	mux.Handle("/docs/assets/", http.StripPrefix("/docs/assets/", http.FileServerFS(assets)))
+	mux.Handle("/docs/", http.StripPrefix("/docs/", http.FileServerFS(pages)))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		mux.ServeHTTP(w, r)
+	})
+}
+
+func handleBytes(contentType string, body []byte) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", contentType)
+		w.Write(body)
+	}
+}
+
+func writeText(w http.ResponseWriter, code int, body string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(code)
+	w.Write([]byte(body))
+}

@@ -1,0 +1,83 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"log/slog"
+	"regexp"
+	"runtime/debug"
+
+	"buf.build/go/protovalidate"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	protovalidatemw "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/protovalidate"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+// unaryChain is the one interceptor chain, outermost first, that every call
+// passes, over gRPC and over REST (the gateway's in-process channel runs it too):
+// panics to errors, request id, logging, error mapping, authentication, validation.
+func unaryChain(logger *slog.Logger, validator protovalidate.Validator) grpc.UnaryServerInterceptor {
+	return chain(
+		recovery.UnaryServerInterceptor(recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
+			logger.ErrorContext(ctx, "panic", "request_id", requestIDFrom(ctx), "panic", p, "stack", string(debug.Stack()))
+			return status.Error(codes.Internal, "internal error")
+		})),
+		requestIDInterceptor,
+		logging.UnaryServerInterceptor(slogAdapter(logger),
+			logging.WithLogOnEvents(logging.FinishCall),
+			logging.WithFieldsFromContext(func(ctx context.Context) logging.Fields {
+				return logging.Fields{"request_id", requestIDFrom(ctx)}
+			})),
+		errorInterceptor(logger),
+		// Services without an AuthFuncOverride (health, reflection) are open.
+		auth.UnaryServerInterceptor(func(ctx context.Context) (context.Context, error) { return ctx, nil }),
+		protovalidatemw.UnaryServerInterceptor(validator),
+	)
+}
+
+// chain composes interceptors, the first outermost.
+func chain(interceptors ...grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		next := handler
+		for i := len(interceptors) - 1; i >= 0; i-- {
+			ic, inner := interceptors[i], next
+			next = func(ctx context.Context, req any) (any, error) { return ic(ctx, req, info, inner) }
+		}
+		return next(ctx, req)
+	}
+}
+
+func slogAdapter(l *slog.Logger) logging.Logger {
+	return logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
+		l.Log(ctx, slog.Level(lvl), msg, fields...)
+	})
+}
+
+type requestIDKey struct{}
+
+// requestIDHeader carries the request id: taken from the client when well
+// formed, else made up, and always sent back.
+const requestIDHeader = "x-request-id"
+
+var validRequestID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+func requestIDInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	id := ""
+	if v := metadata.ValueFromIncomingContext(ctx, requestIDHeader); len(v) == 1 && validRequestID.MatchString(v[0]) {
+		id = v[0]
+	} else {
+		id = rand.Text()[:16]
+	}
+	_ = grpc.SetHeader(ctx, metadata.Pairs(requestIDHeader, id))
+	return handler(context.WithValue(ctx, requestIDKey{}, id), req)
+}
+
+func requestIDFrom(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}

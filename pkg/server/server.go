@@ -1,0 +1,156 @@
+// Package server serves the token service: gRPC (with reflection and health)
+// on one listener, and on the other the REST gateway, which reaches the gRPC
+// service in-process through the same interceptors, plus the JWKS, the OpenAPI
+// spec, Swagger UI and health endpoints.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"buf.build/go/protovalidate"
+	"github.com/fullstorydev/grpchan/inprocgrpc"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	pb "github.com/tokenservice/tokenservice/gen/priv/tokenservice/v1alpha1"
+)
+
+// Config holds the server's settings.
+type Config struct {
+	HTTPAddr        string // e.g. ":8080"; "127.0.0.1:0" picks a free port
+	GRPCAddr        string
+	Issuer          string // the access tokens' iss, and the base of jwks_uri
+	ShutdownTimeout time.Duration
+}
+
+// Server serves gRPC and HTTP until its context ends.
+type Server struct {
+	cfg        Config
+	logger     *slog.Logger
+	jwks       []byte
+	ready      func(context.Context) error
+	grpcServer *grpc.Server
+	health     *health.Server
+	httpServer *http.Server
+	grpcLis    net.Listener
+	httpLis    net.Listener
+}
+
+// New builds the server around the TokenService implementation and opens its
+// listeners. ready reports whether the service can serve (the database answers).
+func New(ctx context.Context, cfg Config, logger *slog.Logger, impl pb.TokenServiceServer, jwks []byte, ready func(context.Context) error) (*Server, error) {
+	validator, err := protovalidate.New()
+	if err != nil {
+		return nil, fmt.Errorf("creating validator: %w", err)
+	}
+	interceptors := unaryChain(logger, validator)
+
+	s := &Server{cfg: cfg, logger: logger, jwks: jwks, ready: ready, health: health.NewServer()}
+	s.grpcServer = grpc.NewServer(
+		grpc.UnaryInterceptor(interceptors),
+		grpc.MaxRecvMsgSize(1<<20),
+		grpc.MaxConcurrentStreams(1000),
+	)
+	pb.RegisterTokenServiceServer(s.grpcServer, impl)
+	healthpb.RegisterHealthServer(s.grpcServer, s.health)
+	reflection.Register(s.grpcServer)
+
+	// The gateway calls the service through an in-process channel: no
+	// network hop, and the same interceptor chain as gRPC clients get.
+	channel := (&inprocgrpc.Channel{}).WithServerUnaryInterceptor(interceptors)
+	pb.RegisterTokenServiceServer(channel, impl)
+	gateway := newGateway()
+	if err := pb.RegisterTokenServiceHandlerClient(ctx, gateway, pb.NewTokenServiceClient(channel)); err != nil {
+		return nil, fmt.Errorf("registering gateway: %w", err)
+	}
+	s.httpServer = &http.Server{
+		Handler:           s.routes(gateway),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+
+	if s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+		return nil, fmt.Errorf("listening for gRPC: %w", err)
+	}
+	if s.httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		s.grpcLis.Close()
+		return nil, fmt.Errorf("listening for HTTP: %w", err)
+	}
+	return s, nil
+}
+
+// HTTPAddr returns the address the REST API listens on.
+func (s *Server) HTTPAddr() string { return s.httpLis.Addr().String() }
+
+// GRPCAddr returns the address the gRPC API listens on.
+func (s *Server) GRPCAddr() string { return s.grpcLis.Addr().String() }
+
+// Serve serves until ctx ends, then stops accepting new requests and lets
+// in-flight ones finish, for at most ShutdownTimeout.
+func (s *Server) Serve(ctx context.Context) error {
+	errc := make(chan error, 2)
+	go func() { errc <- s.grpcServer.Serve(s.grpcLis) }()
+	go func() {
+		if err := s.httpServer.Serve(s.httpLis); !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+			return
+		}
+		errc <- nil
+	}()
+	var wg sync.WaitGroup
+	wg.Go(func() { s.watchHealth(ctx) })
+	s.logger.InfoContext(ctx, "serving", "http", s.HTTPAddr(), "grpc", s.GRPCAddr())
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	s.logger.Info("shutting down")
+	s.health.Shutdown()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	httpErr := s.httpServer.Shutdown(shutdownCtx)
+	stopped := make(chan struct{})
+	go func() { s.grpcServer.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-shutdownCtx.Done():
+		s.grpcServer.Stop()
+	}
+	wg.Wait()
+	return errors.Join(serveErr, httpErr)
+}
+
+// watchHealth keeps the gRPC health status in step with the database.
+func (s *Server) watchHealth(ctx context.Context) {
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	for {
+		st := healthpb.HealthCheckResponse_SERVING
+		pingCtx, cancel := context.WithTimeout(ctx, time.Second)
+		if s.ready(pingCtx) != nil {
+			st = healthpb.HealthCheckResponse_NOT_SERVING
+		}
+		cancel()
+		s.health.SetServingStatus("", st)
+		s.health.SetServingStatus(pb.TokenService_ServiceDesc.ServiceName, st)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}

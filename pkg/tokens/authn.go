@@ -1,0 +1,95 @@
+package tokens
+
+import (
+	"context"
+
+	"github.com/tokenservice/tokenservice/pkg/auth"
+	"github.com/tokenservice/tokenservice/pkg/domain"
+)
+
+// AuthenticateBearer resolves a bearer credential, an API token or an access
+// token minted by this service, to the caller. Every failure is the same
+// domain.ErrUnauthenticated.
+func (s *Service) AuthenticateBearer(ctx context.Context, bearer string) (*domain.Principal, error) {
+	if auth.LooksLikeAPIToken(bearer) {
+		_, user, err := s.apiToken(ctx, bearer)
+		if err != nil {
+			return nil, err
+		}
+		return user, nil
+	}
+	claims, err := s.minter.Verify(bearer, s.now())
+	if err != nil {
+		return nil, domain.ErrUnauthenticated
+	}
+	// The access token is refused as soon as its API token is deleted or
+	// expired: this service checks; gateways verifying offline honour it
+	// until its exp.
+	t, err := s.tokens.TokenByID(ctx, claims.TokenID)
+	if err != nil {
+		return nil, unauthenticated(err)
+	}
+	if !t.ActiveAt(s.now()) || t.UserID != claims.UserID {
+		return nil, domain.ErrUnauthenticated
+	}
+	return s.principal(ctx, t)
+}
+
+// AuthenticatePassword checks a human user's username and password. An
+// unknown user costs the same argon2id work as a wrong password.
+func (s *Service) AuthenticatePassword(ctx context.Context, username, password string) (*domain.Principal, error) {
+	u, err := s.users.UserByUsername(ctx, username)
+	hash := ""
+	switch {
+	case err == nil:
+		hash = u.PasswordHash
+	case domain.KindOf(err) != domain.KindNotFound:
+		return nil, err
+	}
+	ok, verr := s.passwords.Verify(password, hash)
+	if verr != nil {
+		return nil, domain.Wrap(domain.KindInternal, verr, "verifying password")
+	}
+	if !ok || u == nil {
+		return nil, domain.ErrUnauthenticated
+	}
+	return &domain.Principal{User: u}, nil
+}
+
+// apiToken checks a plaintext API token: well formed with a valid checksum
+// (before any database read), known, matching secret, not deleted or expired.
+func (s *Service) apiToken(ctx context.Context, plaintext string) (*domain.Token, *domain.Principal, error) {
+	parsed, ok := auth.ParseAPIToken(plaintext)
+	if !ok {
+		return nil, nil, domain.ErrUnauthenticated
+	}
+	t, err := s.tokens.TokenByID(ctx, parsed.ID)
+	if err != nil {
+		return nil, nil, unauthenticated(err)
+	}
+	if !auth.SecretMatches(parsed.Secret, t.SecretHash) || !t.ActiveAt(s.now()) {
+		return nil, nil, domain.ErrUnauthenticated
+	}
+	p, err := s.principal(ctx, t)
+	if err != nil {
+		return nil, nil, err
+	}
+	return t, p, nil
+}
+
+func (s *Service) principal(ctx context.Context, t *domain.Token) (*domain.Principal, error) {
+	u, err := s.users.UserByID(ctx, t.UserID)
+	if err != nil {
+		return nil, unauthenticated(err)
+	}
+	return &domain.Principal{User: u, TokenID: t.ID}, nil
+}
+
+// unauthenticated turns a not-found into the one unauthenticated answer and
+// lets other failures (the database is down) through as they are.
+func unauthenticated(err error) error {
+	if domain.KindOf(err) == domain.KindNotFound {
+		return domain.ErrUnauthenticated
+	}
+	return err
+}
