@@ -92,7 +92,8 @@ func (m *Minter) Verify(raw string, now time.Time) (AccessClaims, error) {
 	if err := tok.Claims(key, &c); err != nil {
 		return AccessClaims{}, domain.ErrUnauthenticated
 	}
-	if c.Expiry == nil || c.Subject == "" || c.ClientID == "" {
+	// RFC 7519 §4.1.4: valid only before exp (go-jose also accepts exp itself).
+	if c.Expiry == nil || !now.Before(c.Expiry.Time()) || c.Subject == "" || c.ClientID == "" {
 		return AccessClaims{}, domain.ErrUnauthenticated
 	}
 	if err := c.ValidateWithLeeway(jwt.Expected{

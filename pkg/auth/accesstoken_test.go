@@ -1,0 +1,162 @@
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/tokenservice/tokenservice/pkg/domain"
+)
+
+var now = time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+
+func mustMinter(t *testing.T) *Minter {
+	t.Helper()
+	k, err := NewSigningKey(rand.Reader, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := NewKeySet([]*domain.SigningKey{k})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return NewMinter(ks, "https://issuer", "https://aud", 15*time.Minute)
+}
+
+func TestMintFollowsRFC9068(t *testing.T) {
+	m := mustMinter(t)
+	api := &domain.Token{ID: "tokTTTTTTTTTTTTT", UserID: "userUUUUUUUUUUUU"}
+	at, err := m.Mint(api, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !at.ExpireTime.Equal(now.Add(15 * time.Minute)) {
+		t.Errorf("expire time %v, want now+15m", at.ExpireTime)
+	}
+	parts := strings.Split(at.JWT, ".")
+	var header, claims map[string]any
+	mustDecode(t, parts[0], &header)
+	mustDecode(t, parts[1], &claims)
+	if header["typ"] != "at+jwt" || header["alg"] != "ES256" || header["kid"] != m.keys.signing.KeyID {
+		t.Errorf("header %v", header)
+	}
+	for k, want := range map[string]any{"iss": "https://issuer", "sub": api.UserID, "aud": "https://aud", "client_id": api.ID,
+		"iat": float64(now.Unix()), "exp": float64(now.Add(15 * time.Minute).Unix())} {
+		if claims[k] != want {
+			t.Errorf("claim %s = %v, want %v", k, claims[k], want)
+		}
+	}
+	if jti, _ := claims["jti"].(string); len(jti) < 16 {
+		t.Errorf("jti %q", jti)
+	}
+	got, err := m.Verify(at.JWT, now.Add(time.Minute))
+	if err != nil || got.UserID != api.UserID || got.TokenID != api.ID {
+		t.Errorf("Verify = %+v, %v", got, err)
+	}
+}
+
+func TestMintNeverOutlivesTheAPIToken(t *testing.T) {
+	m := mustMinter(t)
+	api := &domain.Token{ID: "tokTTTTTTTTTTTTT", UserID: "u", ExpireTime: now.Add(5 * time.Minute)}
+	at, err := m.Mint(api, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !at.ExpireTime.Equal(api.ExpireTime) {
+		t.Errorf("access token expires %v, after its API token's %v", at.ExpireTime, api.ExpireTime)
+	}
+}
+
+func TestVerifyRefuses(t *testing.T) {
+	m := mustMinter(t)
+	other := mustMinter(t)
+	api := &domain.Token{ID: "tokTTTTTTTTTTTTT", UserID: "u"}
+	good, _ := m.Mint(api, now)
+	foreign, _ := other.Mint(api, now)
+	sign := func(c any, typ string) string {
+		s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: m.keys.signing}, (&jose.SignerOptions{}).WithType(jose.ContentType(typ)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := jwt.Signed(s).Claims(c).Serialize()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	valid := claims{Claims: jwt.Claims{Issuer: "https://issuer", Subject: "u", Audience: jwt.Audience{"https://aud"},
+		Expiry: jwt.NewNumericDate(now.Add(time.Minute)), IssuedAt: jwt.NewNumericDate(now)}, ClientID: "tokTTTTTTTTTTTTT"}
+	with := func(f func(*claims)) claims { c := valid; f(&c); return c }
+	header := `{"alg":"none","typ":"at+jwt"}`
+	body := strings.Split(good.JWT, ".")[1]
+	cases := map[string]string{
+		"alg none":         base64.RawURLEncoding.EncodeToString([]byte(header)) + "." + body + ".",
+		"another key":      foreign.JWT,
+		"expired":          sign(with(func(c *claims) { c.Expiry = jwt.NewNumericDate(now) }), "at+jwt"),
+		"issued in future": sign(with(func(c *claims) { c.IssuedAt = jwt.NewNumericDate(now.Add(time.Hour)) }), "at+jwt"),
+		"not yet valid":    sign(with(func(c *claims) { c.NotBefore = jwt.NewNumericDate(now.Add(time.Hour)) }), "at+jwt"),
+		"wrong iss":        sign(with(func(c *claims) { c.Issuer = "https://evil" }), "at+jwt"),
+		"wrong aud":        sign(with(func(c *claims) { c.Audience = jwt.Audience{"https://other"} }), "at+jwt"),
+		"typ JWT":          sign(valid, "JWT"),
+		"no client_id":     sign(with(func(c *claims) { c.ClientID = "" }), "at+jwt"),
+		"truncated":        good.JWT[:len(good.JWT)-2],
+		"padded":           good.JWT + "==",
+		"garbage":          "not.a.jwt",
+		"empty":            "",
+	}
+	if _, err := m.Verify(sign(valid, "at+jwt"), now); err != nil {
+		t.Fatalf("the valid control case fails: %v", err)
+	}
+	for name, raw := range cases {
+		if _, err := m.Verify(raw, now); err != domain.ErrUnauthenticated {
+			t.Errorf("%s: Verify = %v, want ErrUnauthenticated", name, err)
+		}
+	}
+}
+
+func TestLoadKeysCreatesOnceAndKeeps(t *testing.T) {
+	// A fake Keys store is enough here: the real stores are tested in store.
+	st := &memKeys{}
+	ks1, err := LoadKeys(t.Context(), st, rand.Reader, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks2, err := LoadKeys(t.Context(), st, rand.Reader, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.keys) != 1 || string(ks1.JWKS()) != string(ks2.JWKS()) {
+		t.Errorf("second load made another key or another JWKS: %d keys", len(st.keys))
+	}
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal(ks1.JWKS(), &set); err != nil || len(set.Keys) != 1 || !set.Keys[0].IsPublic() {
+		t.Errorf("JWKS %s: %v", ks1.JWKS(), err)
+	}
+}
+
+type memKeys struct{ keys []*domain.SigningKey }
+
+func (m *memKeys) SigningKeys(_ context.Context) ([]*domain.SigningKey, error) { return m.keys, nil }
+func (m *memKeys) AddSigningKey(_ context.Context, k *domain.SigningKey) error {
+	m.keys = append(m.keys, k)
+	return nil
+}
+func (m *memKeys) Secret(context.Context, string, []byte) ([]byte, error) { return nil, nil }
+
+func mustDecode(t *testing.T, part string, v any) {
+	t.Helper()
+	b, err := base64.RawURLEncoding.DecodeString(part)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatal(err)
+	}
+}
