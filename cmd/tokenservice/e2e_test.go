@@ -69,7 +69,9 @@ func wantCode(t *testing.T, what string, err error, want codes.Code) {
 	}
 }
 
-func idOf(plaintext string) string { return plaintext[len(auth.TokenPrefix) : len(auth.TokenPrefix)+auth.IDLen] }
+func idOf(plaintext string) string {
+	return plaintext[len(auth.TokenPrefix) : len(auth.TokenPrefix)+auth.IDLen]
+}
 
 func TestCreateShowsPlaintextOnceAndStoresOnlyAHash(t *testing.T) {
 	forEachSetup(t, func(t *testing.T, s *service, c caller) {
