@@ -14,6 +14,7 @@ PROTOC_GEN_GO        := v1.36.12
 PROTOC_GEN_GO_GRPC   := v1.6.2
 GRPC_GATEWAY_VERSION := v2.33.0
 GRPCURL_VERSION      := v1.9.4
+GO_SWAGGER_VERSION   := v0.36.7
 
 # One stamp per tool and version: bumping a pin reinstalls just that tool.
 TOOLS := \
@@ -22,11 +23,13 @@ TOOLS := \
   google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC) \
   github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway@$(GRPC_GATEWAY_VERSION) \
   github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2@$(GRPC_GATEWAY_VERSION) \
-  github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
+  github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION) \
+  github.com/go-swagger/go-swagger/cmd/swagger@$(GO_SWAGGER_VERSION)
 stamp = $(BIN)/.stamps/$(subst /,_,$(1))
 TOOL_STAMPS := $(foreach t,$(TOOLS),$(call stamp,$(t)))
 $(foreach t,$(TOOLS),$(eval $(call stamp,$(t)): ; $(GO) install $(t) && mkdir -p $(BIN)/.stamps && touch $$@))
 GRPCURL := $(call stamp,github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION))
+SWAGGER := $(call stamp,github.com/go-swagger/go-swagger/cmd/swagger@$(GO_SWAGGER_VERSION))
 BUF := $(call stamp,github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION))
 
 # The MySQL database the tests use; CI sets the same. Tests fail (never skip)
@@ -47,7 +50,7 @@ build: ## Build bin/tokenservice.
 	$(GO) build -o $(BIN)/tokenservice ./cmd/tokenservice
 
 .PHONY: test
-test: $(GRPCURL) build ## Run unit and integration tests (SQLite and MySQL, HTTP and gRPC) with -race, then the README session.
+test: $(GRPCURL) $(SWAGGER) build ## Run unit and integration tests (SQLite and MySQL, HTTP and gRPC) with -race, then the README session.
 	$(GO) test -race -count=1 ./...
 	scripts/readme-session.sh
 

@@ -45,5 +45,13 @@ got=$(bin/grpcurl -plaintext -H "authorization: Bearer $grpc_token" -d "{\"token
   localhost:9090 priv.tokenservice.v1alpha1.TokenService/GetToken)
 check "grpcurl gets it with its own bearer" grep -q "\"id\": \"${grpc_token:4:16}\"" <<<"$got"
 
+# A client generated from the published spec by a standard generator (go-swagger)
+# calls every operation.
+spec=openapi/priv/tokenservice/v1alpha1/tokenservice.swagger.json
+check "go-swagger validates the spec" bin/swagger validate --quiet "$spec"
+(cd scripts/generated-client && rm -rf client models && ../../bin/swagger generate client --quiet -f "../../$spec" -t . >/dev/null 2>&1)
+check "the generated client calls every operation" \
+  bash -c 'cd scripts/generated-client && go run . localhost:8080 alice "correct horse battery staple"'
+
 echo "readme-session: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

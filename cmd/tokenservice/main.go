@@ -13,10 +13,13 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args, os.Getenv, os.Stdin, os.Stdout, os.Stderr); err != nil {
-		if err != errUsage {
-			fmt.Fprintln(os.Stderr, "tokenservice:", err)
-		}
+	err := run(ctx, os.Args, os.Getenv, os.Stdin, os.Stdout, os.Stderr)
+	switch err {
+	case nil, errHelp:
+	case errUsage:
+		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, "tokenservice:", err)
 		os.Exit(1)
 	}
 }

@@ -7,8 +7,12 @@ import (
 	"io"
 )
 
-// errUsage means the usage has been printed; nothing more to say.
-var errUsage = errors.New("usage")
+// errUsage means the usage has been printed after a mistake: exit 1 quietly.
+// errHelp means --help printed it: exit 0.
+var (
+	errUsage = errors.New("usage")
+	errHelp  = errors.New("help")
+)
 
 const usage = `tokenservice: long-lived API tokens exchanged for short-lived signed access tokens.
 

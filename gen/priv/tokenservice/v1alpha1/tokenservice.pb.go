@@ -658,18 +658,22 @@ var File_priv_tokenservice_v1alpha1_tokenservice_proto protoreflect.FileDescript
 
 const file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDesc = "" +
 	"\n" +
-	"-priv/tokenservice/v1alpha1/tokenservice.proto\x12\x1apriv.tokenservice.v1alpha1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\xcd\x01\n" +
+	"-priv/tokenservice/v1alpha1/tokenservice.proto\x12\x1apriv.tokenservice.v1alpha1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\xe5\x01\n" +
 	"\x05Token\x12\x13\n" +
 	"\x02id\x18\x01 \x01(\tB\x03\xe0A\x03R\x02id\x12@\n" +
 	"\vcreate_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
-	"createTime\x12;\n" +
-	"\vexpire_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12S\n" +
+	"\vexpire_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampB\x16\x92A\x13\x82\x03\x10\n" +
+	"\n" +
+	"x-nullable\x12\x02 \x01R\n" +
 	"expireTime\x12\x12\n" +
 	"\x04note\x18\x04 \x01(\tR\x04note\x12\x1c\n" +
-	"\auser_id\x18\x05 \x01(\tB\x03\xe0A\x03R\x06userId\"\xd8\x02\n" +
+	"\auser_id\x18\x05 \x01(\tB\x03\xe0A\x03R\x06userId\"\xee\x02\n" +
 	"\x12CreateTokenRequest\x12\x1c\n" +
-	"\x04note\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\x04note\x12E\n" +
-	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampB\b\xbaH\x05\xb2\x01\x02@\x01R\n" +
+	"\x04note\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\x04note\x12[\n" +
+	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampB\x1e\x92A\x13\x82\x03\x10\n" +
+	"\n" +
+	"x-nullable\x12\x02 \x01\xbaH\x05\xb2\x01\x02@\x01R\n" +
 	"expireTime\x12 \n" +
 	"\auser_id\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06userId\x12#\n" +
 	"\busername\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18@R\busername\x12$\n" +
