@@ -153,6 +153,10 @@ func TestBadCredentialsAreUnauthenticated(t *testing.T) {
 				wantCode(t, "GetAccessToken of a "+name+" token", err, codes.Unauthenticated)
 			}
 		}
+		// Expired and deleted tokens are not listed.
+		if listed, err := a.list(good, &pb.ListTokensRequest{}); err != nil || len(listed.GetTokens()) != 1 || listed.GetTokens()[0].GetId() != p.ID {
+			t.Errorf("ListTokens after expiry and delete: %v, %s; want only the good token", listed.GetTokens(), describe(err))
+		}
 		_, err = a.create("", &pb.CreateTokenRequest{Username: user, Password: "wrong password"})
 		wantCode(t, "CreateToken with a wrong password", err, codes.Unauthenticated)
 		_, err = a.create("", &pb.CreateTokenRequest{Username: c.name() + "-nobody", Password: password})

@@ -1,0 +1,56 @@
+package tokens
+
+import (
+	"context"
+	"crypto/rand"
+	"testing"
+	"time"
+
+	"github.com/tokenservice/tokenservice/pkg/auth"
+	"github.com/tokenservice/tokenservice/pkg/domain"
+)
+
+// countingTokens is a domain.Tokens that counts reads; the real stores are
+// tested in the store package and end to end.
+type countingTokens struct {
+	domain.Tokens
+	reads int
+	token *domain.Token
+}
+
+var _ domain.Tokens = (*countingTokens)(nil)
+
+func (c *countingTokens) TokenByID(_ context.Context, id string) (*domain.Token, error) {
+	c.reads++
+	if c.token != nil && c.token.ID == id {
+		return c.token, nil
+	}
+	return nil, domain.Errorf(domain.KindNotFound, "token not found")
+}
+
+func TestMalformedTokensAreRefusedBeforeAnyRead(t *testing.T) {
+	good, _ := auth.NewAPIToken(rand.Reader)
+	store := &countingTokens{token: &domain.Token{ID: good.ID, SecretHash: auth.HashSecret(good.Secret)}}
+	svc := New(Config{}, nil, store, nil, nil, nil, time.Now, rand.Reader)
+	s := good.String()
+	for name, bad := range map[string]string{
+		"typo":      s[:30] + string(s[30]^1) + s[31:],
+		"truncated": s[:len(s)-1],
+		"checksum":  s[:len(s)-1] + string(s[len(s)-1]^1),
+	} {
+		if _, err := svc.Exchange(context.Background(), bad); err != domain.ErrUnauthenticated {
+			t.Errorf("%s: %v, want ErrUnauthenticated", name, err)
+		}
+		if _, err := svc.AuthenticateBearer(context.Background(), bad); err != domain.ErrUnauthenticated {
+			t.Errorf("%s as a bearer: %v, want ErrUnauthenticated", name, err)
+		}
+	}
+	if store.reads != 0 {
+		t.Errorf("malformed tokens caused %d database reads, want 0", store.reads)
+	}
+	// The control: a well-formed token with a wrong secret is read, then refused.
+	wrong := auth.APIToken{ID: good.ID, Secret: good.Secret[:len(good.Secret)-1] + "x"}.String()
+	if _, err := svc.Exchange(context.Background(), wrong); err != domain.ErrUnauthenticated || store.reads != 1 {
+		t.Errorf("wrong secret: %v after %d reads, want ErrUnauthenticated after 1", err, store.reads)
+	}
+}
