@@ -69,6 +69,14 @@ func wantCode(t *testing.T, what string, err error, want codes.Code) {
 	}
 }
 
+// otherDigit returns a base62 digit other than c.
+func otherDigit(c byte) string {
+	if c == 'a' {
+		return "b"
+	}
+	return "a"
+}
+
 func idOf(plaintext string) string {
 	return plaintext[len(auth.TokenPrefix) : len(auth.TokenPrefix)+auth.IDLen]
 }
@@ -136,7 +144,7 @@ func TestBadCredentialsAreUnauthenticated(t *testing.T) {
 		for name, bearer := range map[string]string{
 			"missing":       "",
 			"malformed":     "hello",
-			"bad checksum":  good[:len(good)-1] + "x",
+			"bad checksum":  good[:len(good)-1] + otherDigit(good[len(good)-1]),
 			"wrong secret":  wrongSecret,
 			"never existed": neverExisted,
 			"deleted":       deleted,

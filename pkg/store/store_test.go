@@ -160,9 +160,9 @@ func TestListTokensKeyset(t *testing.T) {
 			mustCreateToken(t, s, &domain.Token{ID: id, UserID: u.ID, SecretHash: make([]byte, 32), CreateTime: base.Add(offset)})
 			want = append(want, id)
 		}
-		mustCreateToken(t, s, &domain.Token{ID: "expiredXXXXXXXXX", UserID: u.ID, SecretHash: make([]byte, 32), CreateTime: base, ExpireTime: now})
-		mustCreateToken(t, s, &domain.Token{ID: "deletedXXXXXXXXX", UserID: u.ID, SecretHash: make([]byte, 32), CreateTime: base, DeleteTime: base})
-		mustCreateToken(t, s, &domain.Token{ID: "othersXXXXXXXXXX", UserID: other.ID, SecretHash: make([]byte, 32), CreateTime: base})
+		mustCreateToken(t, s, &domain.Token{ID: "expired000000000", UserID: u.ID, SecretHash: make([]byte, 32), CreateTime: base, ExpireTime: now})
+		mustCreateToken(t, s, &domain.Token{ID: "deleted000000000", UserID: u.ID, SecretHash: make([]byte, 32), CreateTime: base, DeleteTime: base})
+		mustCreateToken(t, s, &domain.Token{ID: "others0000000000", UserID: other.ID, SecretHash: make([]byte, 32), CreateTime: base})
 
 		for _, reverse := range []bool{false, true} {
 			var got []string

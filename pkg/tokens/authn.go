@@ -12,11 +12,11 @@ import (
 // domain.ErrUnauthenticated.
 func (s *Service) AuthenticateBearer(ctx context.Context, bearer string) (*domain.Principal, error) {
 	if auth.LooksLikeAPIToken(bearer) {
-		_, user, err := s.apiToken(ctx, bearer)
+		t, err := s.apiToken(ctx, bearer)
 		if err != nil {
 			return nil, err
 		}
-		return user, nil
+		return s.principal(ctx, t)
 	}
 	claims, err := s.minter.Verify(bearer, s.now())
 	if err != nil {
@@ -58,23 +58,21 @@ func (s *Service) AuthenticatePassword(ctx context.Context, username, password s
 
 // apiToken checks a plaintext API token: well formed with a valid checksum
 // (before any database read), known, matching secret, not deleted or expired.
-func (s *Service) apiToken(ctx context.Context, plaintext string) (*domain.Token, *domain.Principal, error) {
+// One read: a token outlives neither its user (deleting a user deletes its
+// tokens) nor its expiry.
+func (s *Service) apiToken(ctx context.Context, plaintext string) (*domain.Token, error) {
 	parsed, ok := auth.ParseAPIToken(plaintext)
 	if !ok {
-		return nil, nil, domain.ErrUnauthenticated
+		return nil, domain.ErrUnauthenticated
 	}
 	t, err := s.tokens.TokenByID(ctx, parsed.ID)
 	if err != nil {
-		return nil, nil, unauthenticated(err)
+		return nil, unauthenticated(err)
 	}
 	if !auth.SecretMatches(parsed.Secret, t.SecretHash) || !t.ActiveAt(s.now()) {
-		return nil, nil, domain.ErrUnauthenticated
+		return nil, domain.ErrUnauthenticated
 	}
-	p, err := s.principal(ctx, t)
-	if err != nil {
-		return nil, nil, err
-	}
-	return t, p, nil
+	return t, nil
 }
 
 func (s *Service) principal(ctx context.Context, t *domain.Token) (*domain.Principal, error) {

@@ -154,7 +154,7 @@ func (s *Service) ListTokens(ctx context.Context, caller *domain.Principal, in L
 
 // Exchange trades a plaintext API token for a signed access token.
 func (s *Service) Exchange(ctx context.Context, plaintext string) (auth.AccessToken, error) {
-	t, _, err := s.apiToken(ctx, plaintext)
+	t, err := s.apiToken(ctx, plaintext)
 	if err != nil {
 		return auth.AccessToken{}, err
 	}
