@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"runtime"
 	"time"
 
 	"github.com/tokenservice/tokenservice/pkg/api"
@@ -26,6 +27,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	audience := fs.String("audience", "", "the access tokens' aud claim (default: the issuer)")
 	ttl := fs.Duration("access-token-ttl", 15*time.Minute, "access token lifetime (never past the API token's own expiry)")
 	fs.DurationVar(&tokCfg.MaxTokenLifetime, "max-token-lifetime", 0, "if set, the longest an API token may live; tokens without expire_time get it")
+	fs.IntVar(&tokCfg.LoginAttemptsPerUser, "login-attempts-per-user", 10, "password attempts allowed per username a minute (0: no limit)")
+	fs.IntVar(&tokCfg.LoginAttemptsPerAddress, "login-attempts-per-address", 60, "password attempts allowed per client address a minute (0: no limit)")
+	maxHashes := fs.Int("max-concurrent-password-hashes", runtime.NumCPU(), "argon2id verifications run at once (each takes 19 MiB); more wait")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
@@ -54,7 +58,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return fmt.Errorf("loading page token key: %w", err)
 	}
-	passwords, err := auth.NewPasswords(auth.OWASPParams, rand.Reader)
+	passwords, err := auth.NewPasswords(auth.OWASPParams, rand.Reader, *maxHashes)
 	if err != nil {
 		return err
 	}

@@ -157,7 +157,7 @@ func readAndHashPassword(stdin io.Reader, stderr io.Writer) (string, error) {
 	if err := domain.ValidatePassword(password); err != nil {
 		return "", err
 	}
-	passwords, err := auth.NewPasswords(auth.OWASPParams, rand.Reader)
+	passwords, err := auth.NewPasswords(auth.OWASPParams, rand.Reader, 1)
 	if err != nil {
 		return "", err
 	}

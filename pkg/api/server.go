@@ -33,7 +33,7 @@ func (s *Server) CreateToken(ctx context.Context, req *pb.CreateTokenRequest) (*
 		return nil, domain.ErrUnauthenticated
 	case caller == nil:
 		var err error
-		if caller, err = s.svc.AuthenticatePassword(ctx, req.GetUsername(), req.GetPassword()); err != nil {
+		if caller, err = s.svc.AuthenticatePassword(ctx, req.GetUsername(), req.GetPassword(), clientAddr(ctx)); err != nil {
 			return nil, err
 		}
 	}

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
@@ -33,12 +34,16 @@ const (
 type Passwords struct {
 	params Argon2Params
 	rnd    io.Reader
-	dummy  string // a hash to verify against when the user does not exist
+	dummy  string        // a hash to verify against when the user does not exist
+	slots  chan struct{} // bounds concurrent verifications: each holds MemoryKiB
+	// Derive is argon2.IDKey; tests count calls through it.
+	Derive func(password, salt []byte, time, memory uint32, threads uint8, keyLen uint32) []byte
 }
 
-// NewPasswords returns a hasher with the given parameters, drawing salts from rnd.
-func NewPasswords(params Argon2Params, rnd io.Reader) (*Passwords, error) {
-	p := &Passwords{params: params, rnd: rnd}
+// NewPasswords returns a hasher with the given parameters, drawing salts from
+// rnd, that runs at most maxConcurrent verifications at once (<= 0: one).
+func NewPasswords(params Argon2Params, rnd io.Reader, maxConcurrent int) (*Passwords, error) {
+	p := &Passwords{params: params, rnd: rnd, slots: make(chan struct{}, max(maxConcurrent, 1)), Derive: argon2.IDKey}
 	dummy, err := p.Hash("dummy password for unknown users")
 	if err != nil {
 		return nil, err
@@ -53,7 +58,7 @@ func (p *Passwords) Hash(password string) (string, error) {
 	if _, err := io.ReadFull(p.rnd, salt); err != nil {
 		return "", fmt.Errorf("reading salt: %w", err)
 	}
-	key := argon2.IDKey([]byte(password), salt, p.params.Iterations, p.params.MemoryKiB, p.params.Parallelism, keyLen)
+	key := p.Derive([]byte(password), salt, p.params.Iterations, p.params.MemoryKiB, p.params.Parallelism, keyLen)
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version,
 		p.params.MemoryKiB, p.params.Iterations, p.params.Parallelism,
 		b64.EncodeToString(salt), b64.EncodeToString(key)), nil
@@ -61,8 +66,15 @@ func (p *Passwords) Hash(password string) (string, error) {
 
 // Verify reports whether password matches the PHC string hash. An empty hash
 // (a machine user, or no such user) is verified against a dummy hash and
-// fails, so the answer costs the same work either way.
-func (p *Passwords) Verify(password, hash string) (bool, error) {
+// fails, so the answer costs the same work either way. It waits for one of
+// the bounded slots, or returns ctx's error.
+func (p *Passwords) Verify(ctx context.Context, password, hash string) (bool, error) {
+	select {
+	case p.slots <- struct{}{}:
+		defer func() { <-p.slots }()
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
 	if hash == "" {
 		_, _ = p.verify(password, p.dummy)
 		return false, nil
@@ -75,7 +87,7 @@ func (p *Passwords) verify(password, hash string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	got := argon2.IDKey([]byte(password), salt, params.Iterations, params.MemoryKiB, params.Parallelism, uint32(len(key)))
+	got := p.Derive([]byte(password), salt, params.Iterations, params.MemoryKiB, params.Parallelism, uint32(len(key)))
 	return subtle.ConstantTimeCompare(got, key) == 1, nil
 }
 

@@ -3,6 +3,7 @@ package domain
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Kind classifies an error by what the caller can do about it. The server maps
@@ -28,6 +29,8 @@ type Error struct {
 	Kind    Kind
 	Message string
 	Err     error
+	// RetryAfter, if set, tells the client when to try again (Retry-After).
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -48,6 +51,15 @@ func Errorf(kind Kind, format string, args ...any) *Error {
 // carries err for the operator's log.
 func Wrap(kind Kind, err error, message string) *Error {
 	return &Error{Kind: kind, Message: message, Err: err}
+}
+
+// RetryAfterOf returns the RetryAfter of the first Error in err's chain.
+func RetryAfterOf(err error) time.Duration {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.RetryAfter
+	}
+	return 0
 }
 
 // KindOf returns the kind of the first Error in err's chain, or KindInternal.

@@ -3,9 +3,12 @@ package server
 import (
 	"context"
 	"log/slog"
+	"strconv"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/tokenservice/tokenservice/pkg/domain"
@@ -33,6 +36,10 @@ func toStatus(ctx context.Context, logger *slog.Logger, method string, err error
 	}
 	kind := domain.KindOf(err)
 	code := kindCodes[kind]
+	if wait := domain.RetryAfterOf(err); wait > 0 {
+		secs := int((wait + time.Second - 1) / time.Second)
+		_ = grpc.SetHeader(ctx, metadata.Pairs(retryAfterHeader, strconv.Itoa(secs)))
+	}
 	switch kind {
 	case domain.KindInternal, domain.KindUnavailable:
 		logger.ErrorContext(ctx, "request failed", "method", method, "code", code.String(),
@@ -40,6 +47,10 @@ func toStatus(ctx context.Context, logger *slog.Logger, method string, err error
 	}
 	return status.Error(code, domain.MessageOf(err))
 }
+
+// retryAfterHeader carries, in whole seconds, when a refused client may retry;
+// the gateway sends it as HTTP Retry-After.
+const retryAfterHeader = "retry-after"
 
 // errorInterceptor maps the errors of everything inside it to statuses.
 func errorInterceptor(logger *slog.Logger) grpc.UnaryServerInterceptor {

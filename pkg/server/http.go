@@ -56,8 +56,8 @@ func newGateway() *runtime.ServeMux {
 			return runtime.DefaultHeaderMatcher(key)
 		}),
 		runtime.WithOutgoingHeaderMatcher(func(key string) (string, bool) {
-			if key == requestIDHeader {
-				return textproto.CanonicalMIMEHeaderKey(requestIDHeader), true
+			if key == requestIDHeader || key == retryAfterHeader {
+				return textproto.CanonicalMIMEHeaderKey(key), true
 			}
 			return runtime.DefaultHeaderMatcher(key)
 		}),

@@ -5,6 +5,7 @@ import (
 
 	"github.com/tokenservice/tokenservice/pkg/auth"
 	"github.com/tokenservice/tokenservice/pkg/domain"
+	"github.com/tokenservice/tokenservice/pkg/throttle"
 )
 
 // AuthenticateBearer resolves a bearer credential, an API token or an access
@@ -35,9 +36,19 @@ func (s *Service) AuthenticateBearer(ctx context.Context, bearer string) (*domai
 	return s.principal(ctx, t)
 }
 
-// AuthenticatePassword checks a human user's username and password. An
+// AuthenticatePassword checks a human user's username and password, coming
+// from clientAddr. Attempts are limited per username and per address; an
 // unknown user costs the same argon2id work as a wrong password.
-func (s *Service) AuthenticatePassword(ctx context.Context, username, password string) (*domain.Principal, error) {
+func (s *Service) AuthenticatePassword(ctx context.Context, username, password, clientAddr string) (*domain.Principal, error) {
+	for _, limit := range []struct {
+		l   *throttle.Limiter
+		key string
+	}{{s.byAddress, clientAddr}, {s.byUser, username}} {
+		if ok, wait := limit.l.Allow(limit.key); !ok {
+			return nil, &domain.Error{Kind: domain.KindResourceExhausted, RetryAfter: wait,
+				Message: "too many password attempts: retry later"}
+		}
+	}
 	u, err := s.users.UserByUsername(ctx, username)
 	hash := ""
 	switch {
@@ -46,7 +57,10 @@ func (s *Service) AuthenticatePassword(ctx context.Context, username, password s
 	case domain.KindOf(err) != domain.KindNotFound:
 		return nil, err
 	}
-	ok, verr := s.passwords.Verify(password, hash)
+	ok, verr := s.passwords.Verify(ctx, password, hash)
+	if ctx.Err() != nil {
+		return nil, domain.Wrap(domain.KindUnavailable, ctx.Err(), "too busy to check the password: retry later")
+	}
 	if verr != nil {
 		return nil, domain.Wrap(domain.KindInternal, verr, "verifying password")
 	}

@@ -10,7 +10,11 @@ import (
 
 	"github.com/tokenservice/tokenservice/pkg/auth"
 	"github.com/tokenservice/tokenservice/pkg/domain"
+	"github.com/tokenservice/tokenservice/pkg/throttle"
 )
+
+// maxTrackedKeys bounds the memory of each login limiter.
+const maxTrackedKeys = 100_000
 
 // Page sizes of ListTokens.
 const (
@@ -23,6 +27,10 @@ type Config struct {
 	// MaxTokenLifetime, if positive, bounds an API token's lifetime: tokens
 	// without an expire_time get now+MaxTokenLifetime, and a later one is refused.
 	MaxTokenLifetime time.Duration
+	// LoginAttemptsPerUser and LoginAttemptsPerAddress bound password
+	// attempts a minute, per username and per client address (0: no limit).
+	LoginAttemptsPerUser    int
+	LoginAttemptsPerAddress int
 }
 
 // Service implements the token service's operations.
@@ -35,6 +43,8 @@ type Service struct {
 	now       func() time.Time
 	rnd       io.Reader
 	cfg       Config
+	byUser    *throttle.Limiter
+	byAddress *throttle.Limiter
 }
 
 // New returns a Service. now is the clock and rnd the source of randomness
@@ -42,7 +52,9 @@ type Service struct {
 func New(cfg Config, users domain.Users, tokens domain.Tokens, passwords *auth.Passwords,
 	minter *auth.Minter, pages *PageTokens, now func() time.Time, rnd io.Reader) *Service {
 	return &Service{users: users, tokens: tokens, passwords: passwords, minter: minter,
-		pages: pages, now: now, rnd: rnd, cfg: cfg}
+		pages: pages, now: now, rnd: rnd, cfg: cfg,
+		byUser:    throttle.New(cfg.LoginAttemptsPerUser, maxTrackedKeys, now),
+		byAddress: throttle.New(cfg.LoginAttemptsPerAddress, maxTrackedKeys, now)}
 }
 
 // CreateInput is what a caller asks of CreateToken.
