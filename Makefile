@@ -54,6 +54,13 @@ test: $(GRPCURL) $(SWAGGER) build ## Run unit and integration tests (SQLite and 
 	$(GO) test -race -count=1 ./...
 	scripts/readme-session.sh
 
+FUZZTIME ?= 30s
+.PHONY: fuzz
+fuzz: ## Run each fuzz target for FUZZTIME (default 30s); their seed corpora run in `make test`.
+	$(GO) test -run '^$$' -fuzz '^FuzzParseAPIToken$$' -fuzztime $(FUZZTIME) ./pkg/auth
+	$(GO) test -run '^$$' -fuzz '^FuzzPageTokenDecode$$' -fuzztime $(FUZZTIME) ./pkg/tokens
+	$(GO) test -run '^$$' -fuzz '^FuzzAuthenticateBearer$$' -fuzztime $(FUZZTIME) ./pkg/tokens
+
 .PHONY: bench
 bench: ## Run the Go benchmarks.
 	$(GO) test -run '^$$' -bench . -benchmem ./...
