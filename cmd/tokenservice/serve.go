@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/tokenservice/tokenservice/pkg/api"
@@ -30,6 +31,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	fs.IntVar(&tokCfg.LoginAttemptsPerUser, "login-attempts-per-user", 10, "password attempts allowed per username a minute (0: no limit)")
 	fs.IntVar(&tokCfg.LoginAttemptsPerAddress, "login-attempts-per-address", 60, "password attempts allowed per client address a minute (0: no limit)")
 	maxHashes := fs.Int("max-concurrent-password-hashes", runtime.NumCPU(), "argon2id verifications run at once (each takes 19 MiB); more wait")
+	corsOrigins := fs.String("cors-origins", "", "comma-separated browser origins allowed to call the REST API (default: none, CORS off)")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
@@ -38,6 +40,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	if *ttl <= 0 {
 		return fmt.Errorf("--access-token-ttl must be positive")
+	}
+	for _, o := range strings.Split(*corsOrigins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			srvCfg.CORSOrigins = append(srvCfg.CORSOrigins, o)
+		}
 	}
 	logger, err := newLogger(stderr)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"embed"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/rs/cors"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -87,6 +88,21 @@ type challengeWriter struct {
 func (w challengeWriter) WriteHeader(code int) {
 	w.Header().Set("WWW-Authenticate", w.challenge)
 	w.ResponseWriter.WriteHeader(code)
+}
+
+// withCORS answers cross-origin requests from the allowed origins only; with
+// none it adds nothing.
+func withCORS(origins []string, h http.Handler) http.Handler {
+	if len(origins) == 0 {
+		return h
+	}
+	return cors.New(cors.Options{
+		AllowedOrigins: origins,
+		AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodDelete},
+		AllowedHeaders: []string{"Authorization", "Content-Type", "X-Request-Id"},
+		ExposedHeaders: []string{"X-Request-Id", "Retry-After", "WWW-Authenticate"},
+		MaxAge:         600,
+	}).Handler(h)
 }
 
 // limitBody refuses bodies over MaxBodyBytes: the gateway's decoder then

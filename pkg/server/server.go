@@ -30,6 +30,9 @@ type Config struct {
 	GRPCAddr        string
 	Issuer          string // the access tokens' iss, and the base of jwks_uri
 	ShutdownTimeout time.Duration
+	// CORSOrigins lists the browser origins allowed to call the REST API;
+	// empty (the default) sends no CORS headers, so browsers refuse cross-origin calls.
+	CORSOrigins []string
 }
 
 // Server serves gRPC and HTTP until its context ends.
@@ -73,7 +76,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, impl pb.TokenServ
 		return nil, fmt.Errorf("registering gateway: %w", err)
 	}
 	s.httpServer = &http.Server{
-		Handler:           s.routes(gateway),
+		Handler:           withCORS(cfg.CORSOrigins, s.routes(gateway)),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
