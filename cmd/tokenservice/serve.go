@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"runtime"
@@ -31,6 +32,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	fs.IntVar(&tokCfg.LoginAttemptsPerUser, "login-attempts-per-user", 10, "password attempts allowed per username a minute (0: no limit)")
 	fs.IntVar(&tokCfg.LoginAttemptsPerAddress, "login-attempts-per-address", 60, "password attempts allowed per client address a minute (0: no limit)")
 	maxHashes := fs.Int("max-concurrent-password-hashes", runtime.NumCPU(), "argon2id verifications run at once (each takes 19 MiB); more wait")
+	tlsCert := fs.String("tls-cert", "", "PEM certificate (chain) file: with --tls-key, serve REST and gRPC over TLS")
+	tlsKey := fs.String("tls-key", "", "PEM private key file for --tls-cert")
 	corsOrigins := fs.String("cors-origins", "", "comma-separated browser origins allowed to call the REST API (default: none, CORS off)")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
@@ -45,6 +48,16 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		if o = strings.TrimSpace(o); o != "" {
 			srvCfg.CORSOrigins = append(srvCfg.CORSOrigins, o)
 		}
+	}
+	if (*tlsCert == "") != (*tlsKey == "") {
+		return fmt.Errorf("--tls-cert and --tls-key go together")
+	}
+	if *tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
+		if err != nil {
+			return fmt.Errorf("loading the TLS certificate: %w", err)
+		}
+		srvCfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	logger, err := newLogger(stderr)
 	if err != nil {

@@ -6,6 +6,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	"buf.build/go/protovalidate"
 	"github.com/fullstorydev/grpchan/inprocgrpc"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
@@ -30,6 +32,8 @@ type Config struct {
 	GRPCAddr        string
 	Issuer          string // the access tokens' iss, and the base of jwks_uri
 	ShutdownTimeout time.Duration
+	// TLS, if set, serves both REST and gRPC over TLS.
+	TLS *tls.Config
 	// CORSOrigins lists the browser origins allowed to call the REST API;
 	// empty (the default) sends no CORS headers, so browsers refuse cross-origin calls.
 	CORSOrigins []string
@@ -58,11 +62,15 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, impl pb.TokenServ
 	interceptors := unaryChain(logger, validator)
 
 	s := &Server{cfg: cfg, logger: logger, jwks: jwks, ready: ready, health: health.NewServer()}
-	s.grpcServer = grpc.NewServer(
+	grpcOpts := []grpc.ServerOption{
 		grpc.UnaryInterceptor(interceptors),
 		grpc.MaxRecvMsgSize(1<<20),
 		grpc.MaxConcurrentStreams(1000),
-	)
+	}
+	if cfg.TLS != nil {
+		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
+	}
+	s.grpcServer = grpc.NewServer(grpcOpts...)
 	pb.RegisterTokenServiceServer(s.grpcServer, impl)
 	healthpb.RegisterHealthServer(s.grpcServer, s.health)
 	reflection.Register(s.grpcServer)
@@ -90,6 +98,11 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, impl pb.TokenServ
 	if s.httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		s.grpcLis.Close()
 		return nil, fmt.Errorf("listening for HTTP: %w", err)
+	}
+	if cfg.TLS != nil {
+		httpTLS := cfg.TLS.Clone()
+		httpTLS.NextProtos = []string{"h2", "http/1.1"}
+		s.httpLis = tls.NewListener(s.httpLis, httpTLS)
 	}
 	return s, nil
 }
