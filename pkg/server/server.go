@@ -64,7 +64,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, impl pb.TokenServ
 	s := &Server{cfg: cfg, logger: logger, jwks: jwks, ready: ready, health: health.NewServer()}
 	grpcOpts := []grpc.ServerOption{
 		grpc.UnaryInterceptor(interceptors),
-		grpc.MaxRecvMsgSize(1<<20),
+		grpc.MaxRecvMsgSize(1 << 20),
 		grpc.MaxConcurrentStreams(1000),
 	}
 	if cfg.TLS != nil {
