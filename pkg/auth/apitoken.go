@@ -105,9 +105,6 @@ func SecretMatches(secret string, hash []byte) bool {
 // token and user IDs.
 func RandomID(rnd io.Reader) (string, error) { return randomBase62(rnd, IDLen) }
 
-// IsID reports whether s has the form of an ID.
-func IsID(s string) bool { return len(s) == IDLen && isBase62(s) }
-
 // randomBase62 draws n uniform base62 digits from rnd by rejection sampling:
 // bytes of 248 and above are dropped, so byte%62 is unbiased.
 func randomBase62(rnd io.Reader, n int) (string, error) {
