@@ -2,13 +2,12 @@ package server
 
 import (
 	"context"
+	"embed"
 	"encoding/json"
 	"io/fs"
 	"net/http"
 	"net/textproto"
 	"strings"
-
-	"embed"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/rs/cors"
@@ -31,7 +30,7 @@ func (s *Server) routes(gateway http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/v1alpha1/", limitBody(gateway))
 	mux.HandleFunc("GET /.well-known/jwks.json", s.handleJWKS)
-	mux.HandleFunc("GET /.well-known/openid-configuration", s.handleOpenIDConfiguration)
+	mux.HandleFunc("GET /.well-known/openid-configuration", handleBytes("application/json", openIDConfiguration(s.cfg.Issuer)))
 	mux.HandleFunc("GET /openapi.json", handleBytes("application/json", tokenservice.OpenAPISpec))
 	mux.Handle("GET /docs/", docsHandler())
 	mux.Handle("GET /docs", http.RedirectHandler("/docs/", http.StatusMovedPermanently))
@@ -119,15 +118,16 @@ func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
 	handleBytes("application/json", s.jwks)(w, r)
 }
 
-func (s *Server) handleOpenIDConfiguration(w http.ResponseWriter, r *http.Request) {
-	doc, _ := json.Marshal(map[string]any{
-		"issuer":                                s.cfg.Issuer,
-		"jwks_uri":                              strings.TrimSuffix(s.cfg.Issuer, "/") + "/.well-known/jwks.json",
+// openIDConfiguration is the discovery document gateways read to find the JWKS.
+func openIDConfiguration(issuer string) []byte {
+	doc, _ := json.Marshal(map[string]any{ // a map of strings: cannot fail
+		"issuer":                                issuer,
+		"jwks_uri":                              strings.TrimSuffix(issuer, "/") + "/.well-known/jwks.json",
 		"id_token_signing_alg_values_supported": []string{"ES256"},
 		"response_types_supported":              []string{"token"},
 		"subject_types_supported":               []string{"public"},
 	})
-	handleBytes("application/json", doc)(w, r)
+	return doc
 }
 
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
