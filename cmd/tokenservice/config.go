@@ -61,6 +61,7 @@ func dbFlags(fs *flag.FlagSet) *store.Config {
 	fs.StringVar(&cfg.Driver, "db-driver", store.DriverSQLite, "database driver: sqlite (embedded file) or mysql")
 	fs.StringVar(&cfg.DSN, "db-dsn", "tokenservice.db", "sqlite: the database file; mysql: user:password@tcp(host:3306)/dbname")
 	fs.IntVar(&cfg.MaxOpenConns, "db-max-open-conns", 32, "mysql: the connection pool's size")
+	fs.DurationVar(&cfg.QueryTimeout, "db-query-timeout", store.DefaultQueryTimeout, "the longest one database call may take before the request fails with UNAVAILABLE")
 	return cfg
 }
 

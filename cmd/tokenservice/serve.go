@@ -10,9 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tokenservice/tokenservice/pkg/api"
 	"github.com/tokenservice/tokenservice/pkg/auth"
 	"github.com/tokenservice/tokenservice/pkg/server"
+	"github.com/tokenservice/tokenservice/pkg/store"
 	"github.com/tokenservice/tokenservice/pkg/tokens"
 )
 
@@ -64,28 +64,23 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 
-	st, err := openStore(ctx, *dbCfg)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	now := func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
-	keys, err := auth.LoadKeys(ctx, st, rand.Reader, now())
-	if err != nil {
-		return fmt.Errorf("loading signing keys: %w", err)
-	}
-	pageKey, err := st.Secret(ctx, "page_token_mac", []byte(rand.Text()+rand.Text()))
-	if err != nil {
-		return fmt.Errorf("loading page token key: %w", err)
-	}
 	passwords, err := auth.NewPasswords(auth.OWASPParams, rand.Reader, *maxHashes)
 	if err != nil {
 		return err
 	}
-	minter := auth.NewMinter(keys, srvCfg.Issuer, *audience, *ttl)
-	svc := tokens.New(tokCfg, st, st, passwords, minter, tokens.NewPageTokens(pageKey), now, rand.Reader)
-
-	srv, err := server.New(ctx, srvCfg, logger, api.New(svc), keys.JWKS(), st.Ping)
+	dbCfg.Logger = logger
+	st, err := store.Open(*dbCfg)
+	if err != nil {
+		return err
+	}
+	b := &backend{st: st, logger: logger, build: buildService(tokCfg, srvCfg.Issuer, *audience, *ttl, passwords)}
+	startCtx, stopStarting := context.WithCancel(ctx)
+	defer b.Close()
+	defer stopStarting()
+	if err := b.start(startCtx); err != nil {
+		return err
+	}
+	srv, err := server.New(ctx, srvCfg, logger, &b.gate, b.JWKS, b.Ready)
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/tokenservice/tokenservice"
+	"github.com/tokenservice/tokenservice/pkg/domain"
 	"github.com/tokenservice/tokenservice/third_party/swaggerui"
 )
 
@@ -114,8 +115,14 @@ func limitBody(h http.Handler) http.Handler {
 }
 
 func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
+	jwks := s.jwks()
+	if jwks == nil {
+		w.Header().Set("Retry-After", "1")
+		writeText(w, http.StatusServiceUnavailable, "not ready: signing keys not loaded yet\n")
+		return
+	}
 	w.Header().Set("Cache-Control", "public, max-age=300")
-	handleBytes("application/json", s.jwks)(w, r)
+	handleBytes("application/json", jwks)(w, r)
 }
 
 // openIDConfiguration is the discovery document gateways read to find the JWKS.
@@ -132,7 +139,7 @@ func openIDConfiguration(issuer string) []byte {
 
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	if err := s.ready(r.Context()); err != nil {
-		writeText(w, http.StatusServiceUnavailable, "not ready: database unavailable\n")
+		writeText(w, http.StatusServiceUnavailable, "not ready: "+domain.MessageOf(err)+"\n")
 		return
 	}
 	writeText(w, http.StatusOK, "ready\n")

@@ -43,7 +43,7 @@ type Config struct {
 type Server struct {
 	cfg        Config
 	logger     *slog.Logger
-	jwks       []byte
+	jwks       func() []byte
 	ready      func(context.Context) error
 	grpcServer *grpc.Server
 	health     *health.Server
@@ -53,8 +53,10 @@ type Server struct {
 }
 
 // New builds the server around the TokenService implementation and opens its
-// listeners. ready reports whether the service can serve (the database answers).
-func New(ctx context.Context, cfg Config, logger *slog.Logger, impl pb.TokenServiceServer, jwks []byte, ready func(context.Context) error) (*Server, error) {
+// listeners. The service may come up after the server: jwks returns the
+// public signing keys as a JWK set, or nil while they are not loaded yet, and
+// ready reports whether the service can serve (keys loaded, database answering).
+func New(ctx context.Context, cfg Config, logger *slog.Logger, impl pb.TokenServiceServer, jwks func() []byte, ready func(context.Context) error) (*Server, error) {
 	validator, err := protovalidate.New()
 	if err != nil {
 		return nil, fmt.Errorf("creating validator: %w", err)
@@ -152,7 +154,7 @@ func (s *Server) Serve(ctx context.Context) error {
 
 // watchHealth keeps the gRPC health status in step with the database.
 func (s *Server) watchHealth(ctx context.Context) {
-	tick := time.NewTicker(2 * time.Second)
+	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
 		st := healthpb.HealthCheckResponse_SERVING

@@ -2,8 +2,10 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"io"
 	"net"
 	"regexp"
 
@@ -37,9 +39,23 @@ func classify(err error, what string) error {
 // or did not answer in time, as opposed to rejecting the query.
 func isUnavailable(err error) bool {
 	var netErr net.Error
+	var myErr *mysqldriver.MySQLError
 	return errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(err, context.Canceled) ||
 		errors.Is(err, driver.ErrBadConn) ||
+		errors.Is(err, sql.ErrConnDone) ||
 		errors.Is(err, mysqldriver.ErrInvalidConn) ||
-		errors.As(err, &netErr)
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.As(err, &netErr) ||
+		errors.As(err, &myErr) && transientMySQLErrors[myErr.Number]
+}
+
+// transientMySQLErrors are server errors that say "not now" rather than
+// "not this query": a retry may succeed.
+var transientMySQLErrors = map[uint16]bool{
+	1040: true, // ER_CON_COUNT_ERROR: too many connections
+	1053: true, // ER_SERVER_SHUTDOWN
+	1205: true, // ER_LOCK_WAIT_TIMEOUT
+	1213: true, // ER_LOCK_DEADLOCK
+	1927: true, // ER_CONNECTION_KILLED (MariaDB)
 }

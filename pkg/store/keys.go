@@ -10,8 +10,10 @@ import (
 
 // SigningKeys implements domain.Keys.
 func (s *Store) SigningKeys(ctx context.Context) ([]*domain.SigningKey, error) {
+	db, cancel := s.bound(ctx)
+	defer cancel()
 	var rows []signingKeyRow
-	if err := s.db.WithContext(ctx).Order("create_time, id").Find(&rows).Error; err != nil {
+	if err := db.Order("create_time, id").Find(&rows).Error; err != nil {
 		return nil, classify(err, "signing key")
 	}
 	keys := make([]*domain.SigningKey, len(rows))
@@ -23,14 +25,17 @@ func (s *Store) SigningKeys(ctx context.Context) ([]*domain.SigningKey, error) {
 
 // AddSigningKey implements domain.Keys.
 func (s *Store) AddSigningKey(ctx context.Context, k *domain.SigningKey) error {
+	db, cancel := s.bound(ctx)
+	defer cancel()
 	row := &signingKeyRow{ID: k.ID, Algorithm: k.Algorithm, PrivateDER: k.PrivateDER, CreateTime: k.CreateTime.UTC()}
-	return classify(s.db.WithContext(ctx).Create(row).Error, "signing key")
+	return classify(db.Create(row).Error, "signing key")
 }
 
 // Secret implements domain.Keys: insert-if-absent, then read back whichever
 // value won.
 func (s *Store) Secret(ctx context.Context, name string, value []byte) ([]byte, error) {
-	db := s.db.WithContext(ctx)
+	db, cancel := s.bound(ctx)
+	defer cancel()
 	if err := db.Clauses(clause.OnConflict{DoNothing: true}).Create(&secretRow{Name: name, Value: value}).Error; err != nil {
 		return nil, classify(err, "secret")
 	}

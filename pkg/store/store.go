@@ -7,6 +7,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -27,9 +28,10 @@ const (
 
 // Store implements domain.Users, domain.Tokens and domain.Keys.
 type Store struct {
-	db     *gorm.DB
-	sqlDB  *sql.DB
-	driver string
+	db           *gorm.DB
+	sqlDB        *sql.DB
+	driver       string
+	queryTimeout time.Duration
 }
 
 var (
@@ -45,9 +47,25 @@ type Config struct {
 	// (user:password@tcp(host:port)/dbname). Never logged.
 	DSN          string
 	MaxOpenConns int // MySQL only; 0: 32
+	// QueryTimeout bounds each database call, whatever the caller's own
+	// deadline: a database that stops answering fails requests with
+	// UNAVAILABLE instead of holding them. 0: DefaultQueryTimeout.
+	QueryTimeout time.Duration
+	// Logger receives the MySQL driver's own messages (it reports a
+	// dropped connection before returning the error); nil drops them.
+	Logger *slog.Logger
 }
 
-// Open connects to the database. It does not migrate: call Migrate.
+// DefaultQueryTimeout is the bound on one database call when Config leaves it unset.
+const DefaultQueryTimeout = 5 * time.Second
+
+// dialTimeout bounds connecting to MySQL when the DSN does not say.
+const dialTimeout = 5 * time.Second
+
+// Open prepares the database handle without connecting: a configuration
+// error fails here; an unreachable database fails the first call (Ping,
+// Migrate) with a domain.KindUnavailable error, and later calls reconnect.
+// It does not migrate: call Migrate.
 func Open(cfg Config) (*Store, error) {
 	var dialector gorm.Dialector
 	switch cfg.Driver {
@@ -58,15 +76,32 @@ func Open(cfg Config) (*Store, error) {
 		if err != nil {
 			return nil, err
 		}
+		dsn.Logger = driverLogger{cfg.Logger}
+		connector, err := mysqldriver.NewConnector(dsn)
+		if err != nil {
+			return nil, fmt.Errorf("invalid MySQL DSN: %w", redact(err))
+		}
 		precision := 6
-		dialector = mysql.New(mysql.Config{DSN: dsn, DefaultDatetimePrecision: &precision})
+		dialector = mysql.New(mysql.Config{
+			Conn:                     sql.OpenDB(connector),
+			DefaultDatetimePrecision: &precision,
+			// Asking the server's version would connect here, without a
+			// deadline; instead assume the features both MySQL 5.7+ and
+			// MariaDB have (renames by CHANGE, no FOR SHARE).
+			SkipInitializeWithVersion:     true,
+			DontSupportRenameIndex:        true,
+			DontSupportRenameColumn:       true,
+			DontSupportForShareClause:     true,
+			DontSupportNullAsDefaultValue: true,
+		})
 	default:
 		return nil, fmt.Errorf("unknown database driver %q (want %q or %q)", cfg.Driver, DriverSQLite, DriverMySQL)
 	}
 	db, err := gorm.Open(dialector, &gorm.Config{
-		TranslateError: true,
-		Logger:         logger.Discard, // queries carry secret hashes: never log them
-		NowFunc:        func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
+		TranslateError:       true,
+		DisableAutomaticPing: true,           // connect on first use, under its caller's deadline
+		Logger:               logger.Discard, // queries carry secret hashes: never log them
+		NowFunc:              func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("opening %s database: %w", cfg.Driver, redact(err))
@@ -89,7 +124,18 @@ func Open(cfg Config) (*Store, error) {
 		sqlDB.SetMaxIdleConns(n)
 		sqlDB.SetConnMaxLifetime(5 * time.Minute)
 	}
-	return &Store{db: db, sqlDB: sqlDB, driver: cfg.Driver}, nil
+	timeout := cfg.QueryTimeout
+	if timeout <= 0 {
+		timeout = DefaultQueryTimeout
+	}
+	return &Store{db: db, sqlDB: sqlDB, driver: cfg.Driver, queryTimeout: timeout}, nil
+}
+
+// bound gives one database call its deadline: the caller's, or QueryTimeout
+// from now if that comes first.
+func (s *Store) bound(ctx context.Context) (*gorm.DB, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(ctx, s.queryTimeout)
+	return s.db.WithContext(ctx), cancel
 }
 
 // Close closes the database connections.
@@ -97,6 +143,8 @@ func (s *Store) Close() error { return s.sqlDB.Close() }
 
 // Ping reports whether the database answers.
 func (s *Store) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.queryTimeout)
+	defer cancel()
 	if err := s.sqlDB.PingContext(ctx); err != nil {
 		return domain.Wrap(domain.KindUnavailable, err, "database unavailable")
 	}
@@ -115,10 +163,10 @@ func sqliteDSN(path string) string {
 }
 
 // mysqlDSN forces what the store relies on: times parsed and kept in UTC.
-func mysqlDSN(dsn string) (string, error) {
+func mysqlDSN(dsn string) (*mysqldriver.Config, error) {
 	cfg, err := mysqldriver.ParseDSN(dsn)
 	if err != nil {
-		return "", fmt.Errorf("invalid MySQL DSN: %w", redact(err))
+		return nil, fmt.Errorf("invalid MySQL DSN: %w", redact(err))
 	}
 	cfg.ParseTime = true
 	cfg.Loc = time.UTC
@@ -127,7 +175,10 @@ func mysqlDSN(dsn string) (string, error) {
 	}
 	cfg.Params["time_zone"] = "'+00:00'"
 	cfg.Collation = "utf8mb4_bin"
-	return cfg.FormatDSN(), nil
+	if cfg.Timeout == 0 {
+		cfg.Timeout = dialTimeout
+	}
+	return cfg, nil
 }
 
 // redact keeps a DSN's password out of error messages: the drivers' errors
@@ -137,4 +188,15 @@ func redact(err error) error {
 		return nil
 	}
 	return fmt.Errorf("%s", passwordInDSN.ReplaceAllString(err.Error(), "$1:***@"))
+}
+
+
+// driverLogger passes the MySQL driver's messages to slog at debug level:
+// each also comes back as an error, which is logged where it is handled.
+type driverLogger struct{ logger *slog.Logger }
+
+func (l driverLogger) Print(v ...any) {
+	if l.logger != nil {
+		l.logger.Debug("mysql driver", "message", fmt.Sprint(v...))
+	}
 }

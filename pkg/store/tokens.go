@@ -9,13 +9,17 @@ import (
 
 // CreateToken implements domain.Tokens.
 func (s *Store) CreateToken(ctx context.Context, t *domain.Token) error {
-	return classify(s.db.WithContext(ctx).Create(tokenToRow(t)).Error, "token")
+	db, cancel := s.bound(ctx)
+	defer cancel()
+	return classify(db.Create(tokenToRow(t)).Error, "token")
 }
 
 // TokenByID implements domain.Tokens.
 func (s *Store) TokenByID(ctx context.Context, id string) (*domain.Token, error) {
+	db, cancel := s.bound(ctx)
+	defer cancel()
 	var r tokenRow
-	if err := s.db.WithContext(ctx).Where("id = ?", id).Take(&r).Error; err != nil {
+	if err := db.Where("id = ?", id).Take(&r).Error; err != nil {
 		return nil, classify(err, "token")
 	}
 	return r.toDomain(), nil
@@ -24,7 +28,9 @@ func (s *Store) TokenByID(ctx context.Context, id string) (*domain.Token, error)
 // ListTokens implements domain.Tokens with keyset pagination on
 // (create_time, id), which the tokens_list index serves; no OFFSET.
 func (s *Store) ListTokens(ctx context.Context, q domain.ListQuery) ([]*domain.Token, error) {
-	db := s.db.WithContext(ctx).
+	db, cancel := s.bound(ctx)
+	defer cancel()
+	db = db.
 		Where("user_id = ? AND delete_time IS NULL AND (expire_time IS NULL OR expire_time > ?)", q.UserID, q.Now.UTC())
 	cmp, dir := ">", "ASC"
 	if q.Reverse {
@@ -47,7 +53,9 @@ func (s *Store) ListTokens(ctx context.Context, q domain.ListQuery) ([]*domain.T
 
 // DeleteToken implements domain.Tokens.
 func (s *Store) DeleteToken(ctx context.Context, id string, at time.Time) error {
-	res := s.db.WithContext(ctx).Model(&tokenRow{}).
+	db, cancel := s.bound(ctx)
+	defer cancel()
+	res := db.Model(&tokenRow{}).
 		Where("id = ? AND delete_time IS NULL", id).
 		Update("delete_time", at.UTC())
 	if res.Error != nil {

@@ -10,7 +10,9 @@ import (
 
 // CreateUser implements domain.Users.
 func (s *Store) CreateUser(ctx context.Context, u *domain.User) error {
-	return classify(s.db.WithContext(ctx).Create(userToRow(u)).Error, "user")
+	db, cancel := s.bound(ctx)
+	defer cancel()
+	return classify(db.Create(userToRow(u)).Error, "user")
 }
 
 // UserByID implements domain.Users.
@@ -24,8 +26,10 @@ func (s *Store) UserByUsername(ctx context.Context, username string) (*domain.Us
 }
 
 func (s *Store) userWhere(ctx context.Context, cond string, arg string) (*domain.User, error) {
+	db, cancel := s.bound(ctx)
+	defer cancel()
 	var r userRow
-	if err := s.db.WithContext(ctx).Where(cond, arg).Take(&r).Error; err != nil {
+	if err := db.Where(cond, arg).Take(&r).Error; err != nil {
 		return nil, classify(err, "user")
 	}
 	return r.toDomain(), nil
@@ -33,8 +37,10 @@ func (s *Store) userWhere(ctx context.Context, cond string, arg string) (*domain
 
 // ListUsers implements domain.Users.
 func (s *Store) ListUsers(ctx context.Context) ([]*domain.User, error) {
+	db, cancel := s.bound(ctx)
+	defer cancel()
 	var rows []userRow
-	if err := s.db.WithContext(ctx).Order("username").Find(&rows).Error; err != nil {
+	if err := db.Order("username").Find(&rows).Error; err != nil {
 		return nil, classify(err, "user")
 	}
 	users := make([]*domain.User, len(rows))
@@ -46,7 +52,9 @@ func (s *Store) ListUsers(ctx context.Context) ([]*domain.User, error) {
 
 // SetPasswordHash implements domain.Users.
 func (s *Store) SetPasswordHash(ctx context.Context, userID, hash string) error {
-	res := s.db.WithContext(ctx).Model(&userRow{}).Where("id = ?", userID).Update("password_hash", nullString(hash))
+	db, cancel := s.bound(ctx)
+	defer cancel()
+	res := db.Model(&userRow{}).Where("id = ?", userID).Update("password_hash", nullString(hash))
 	if res.Error == nil && res.RowsAffected == 0 {
 		return domain.Errorf(domain.KindNotFound, "user not found")
 	}
@@ -55,7 +63,9 @@ func (s *Store) SetPasswordHash(ctx context.Context, userID, hash string) error 
 
 // DeleteUser implements domain.Users.
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	db, cancel := s.bound(ctx)
+	defer cancel()
+	err := db.Transaction(func(tx *gorm.DB) error {
 		ids := []string{id}
 		var owned []string
 		if err := tx.Model(&userRow{}).Where("owner_id = ?", id).Pluck("id", &owned).Error; err != nil {
