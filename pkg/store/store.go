@@ -190,7 +190,6 @@ func redact(err error) error {
 	return fmt.Errorf("%s", passwordInDSN.ReplaceAllString(err.Error(), "$1:***@"))
 }
 
-
 // driverLogger passes the MySQL driver's messages to slog at debug level:
 // each also comes back as an error, which is logged where it is handled.
 type driverLogger struct{ logger *slog.Logger }
