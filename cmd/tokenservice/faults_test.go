@@ -215,3 +215,51 @@ func TestDatabaseGoesAwayUnderLoad(t *testing.T) {
 		t.Error("no request succeeded at all")
 	}
 }
+
+func TestGracefulShutdownFinishesInFlightRequests(t *testing.T) {
+	db, proxy := storetest.MustMySQLViaProxy(t)
+	s := startService(t, db, "TOKENSERVICE_DB_QUERY_TIMEOUT", "20s", "TOKENSERVICE_SHUTDOWN_TIMEOUT", "15s")
+	s.mustUser(t, "alice", "human")
+	callers := s.callers(t)
+	tok := rpc{t: t, c: callers[1]}.login("alice")
+
+	// A stalled database makes the requests slow: they are in flight when
+	// the shutdown starts, and finish when the database answers again.
+	proxy.Stall()
+	inFlight := make(chan error, len(callers))
+	for _, c := range callers {
+		go func() {
+			_, err := timedCall(c, "GetAccessToken", "", &pb.GetAccessTokenRequest{Token: tok}, &pb.GetAccessTokenResponse{})
+			inFlight <- err
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	stopped := make(chan error, 1)
+	go func() { stopped <- s.shutdown() }()
+	time.Sleep(300 * time.Millisecond)
+
+	// New requests are refused while the old ones run.
+	if resp, err := http.Get(s.httpURL + "/healthz"); err == nil {
+		resp.Body.Close()
+		t.Errorf("a new HTTP request during shutdown got HTTP %d, want the connection refused", resp.StatusCode)
+	}
+	_, err := timedCall(callers[1], "GetAccessToken", "", &pb.GetAccessTokenRequest{Token: tok}, &pb.GetAccessTokenResponse{})
+	wantCode(t, "a new gRPC request during shutdown", err, codes.Unavailable)
+	select {
+	case err := <-stopped:
+		t.Fatalf("serve returned (%v) with requests in flight\n%s", err, s.logs)
+	case err := <-inFlight:
+		t.Fatalf("an in-flight request ended (%s) before the database answered", describe(err))
+	default:
+	}
+
+	proxy.Restore()
+	for range callers {
+		if err := <-inFlight; err != nil {
+			t.Errorf("in-flight request during shutdown: %s", describe(err))
+		}
+	}
+	if err := <-stopped; err != nil {
+		t.Errorf("serve returned %v", err)
+	}
+}

@@ -43,6 +43,9 @@ type service struct {
 	grpcAddr string
 	grpcConn *grpc.ClientConn
 	logs     *syncBuffer
+	// shutdown ends serve's context, as SIGTERM does, and returns what serve
+	// returned; a second call returns the same.
+	shutdown func() error
 }
 
 func (s *service) getenv(k string) string { return s.env[k] }
@@ -70,15 +73,18 @@ func startService(t *testing.T, db store.Config, extraEnv ...string) *service {
 	go func() {
 		done <- run(ctx, []string{"tokenservice", "serve"}, s.getenv, strings.NewReader(""), io.Discard, s.logs)
 	}()
-	t.Cleanup(func() {
+	s.shutdown = sync.OnceValue(func() error {
 		cancel()
 		select {
 		case err := <-done:
-			if err != nil {
-				t.Errorf("serve returned %v", err)
-			}
+			return err
 		case <-time.After(20 * time.Second):
-			t.Error("serve did not stop within 20s of its context ending")
+			return fmt.Errorf("serve did not stop within 20s of its context ending")
+		}
+	})
+	t.Cleanup(func() {
+		if err := s.shutdown(); err != nil {
+			t.Errorf("serve returned %v", err)
 		}
 	})
 
@@ -89,6 +95,7 @@ func startService(t *testing.T, db store.Config, extraEnv ...string) *service {
 		}
 		select {
 		case err := <-done:
+			s.shutdown = func() error { return nil }
 			t.Fatalf("serve exited early: %v\n%s", err, s.logs)
 		case <-time.After(20 * time.Millisecond):
 		}

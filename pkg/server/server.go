@@ -140,7 +140,10 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.health.Shutdown()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
-	httpErr := s.httpServer.Shutdown(shutdownCtx)
+	// Both listeners stop taking new requests at once; then in-flight
+	// requests on either may finish, until the shutdown timeout.
+	var httpErr error
+	wg.Go(func() { httpErr = s.httpServer.Shutdown(shutdownCtx) })
 	stopped := make(chan struct{})
 	go func() { s.grpcServer.GracefulStop(); close(stopped) }()
 	select {

@@ -1,0 +1,278 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/tokenservice/tokenservice/gen/priv/tokenservice/v1alpha1"
+	"github.com/tokenservice/tokenservice/pkg/store/storetest"
+)
+
+// ledger is what one worker knows from acknowledged answers. A worker only
+// deletes and exchanges tokens it created, one call at a time, so its view is
+// exact; a call that failed leaves its token uncertain (the database may have
+// committed before the connection dropped).
+type ledger struct {
+	live             map[string]string // id -> plaintext: created (acknowledged), not deleted
+	deleted          map[string]string // id -> plaintext: deletion acknowledged
+	uncertainCreates map[string]bool   // display names of creates that failed
+	uncertainDeletes map[string]bool   // ids whose delete failed
+}
+
+func newLedger() *ledger {
+	return &ledger{live: map[string]string{}, deleted: map[string]string{}, uncertainCreates: map[string]bool{}, uncertainDeletes: map[string]bool{}}
+}
+
+func anyKey(m map[string]string, r *rand.Rand) (string, bool) {
+	if len(m) == 0 {
+		return "", false
+	}
+	n := r.IntN(len(m))
+	for k := range m {
+		if n == 0 {
+			return k, true
+		}
+		n--
+	}
+	return "", false
+}
+
+// listAll follows page tokens to the end and returns every token listed.
+func listAll(ctx context.Context, c caller, bearer string, pageSize uint32) ([]*pb.Token, error) {
+	var all []*pb.Token
+	req := &pb.ListTokensRequest{PageSize: pageSize}
+	for {
+		resp := &pb.ListTokensResponse{}
+		if err := c.call(ctx, "ListTokens", bearer, req, resp); err != nil {
+			return all, err
+		}
+		all = append(all, resp.GetTokens()...)
+		if resp.GetNextPageToken() == "" {
+			return all, nil
+		}
+		req.PageToken = resp.GetNextPageToken()
+	}
+}
+
+// TestNothingLostNothingInvented runs 32 workers creating, deleting, listing
+// and exchanging tokens over REST and gRPC against MySQL, cuts the database
+// once in the middle, and then checks the database against the ledger of
+// acknowledged answers.
+func TestNothingLostNothingInvented(t *testing.T) {
+	const (
+		workers      = 32
+		users        = 4
+		opsPerWorker = 150
+		pageSize     = 25
+		cutAfterOps  = workers * opsPerWorker / 2
+		cutFor       = time.Second
+	)
+	db, proxy := storetest.MustMySQLViaProxy(t)
+	s := startService(t, db, "TOKENSERVICE_DB_QUERY_TIMEOUT", faultQueryTimeout.String())
+	callers := s.callers(t)
+	bearers := make([]string, users)
+	for u := range users {
+		name := fmt.Sprintf("user%d", u)
+		s.mustUser(t, name, "human")
+		bearers[u] = rpc{t: t, c: callers[1]}.login(name)
+	}
+
+	var done atomic.Int64
+	var failures sync.Map // code -> count, for the log
+	var cutOnce sync.Once
+	cutDone := make(chan struct{})
+	ledgers := make([]*ledger, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		ledgers[w] = newLedger()
+		wg.Go(func() {
+			l, c, bearer := ledgers[w], callers[w%2], bearers[w%users]
+			r := rand.New(rand.NewPCG(uint64(w), 1))
+			ctx := context.Background()
+			// fail reports a failed call: only UNAVAILABLE is allowed.
+			fail := func(what string, err error) {
+				code := status.Code(err)
+				n, _ := failures.LoadOrStore(code, new(atomic.Int64))
+				n.(*atomic.Int64).Add(1)
+				if code != codes.Unavailable {
+					t.Errorf("worker %d: %s: %s", w, what, describe(err))
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			for i := range opsPerWorker {
+				if done.Add(1) == cutAfterOps {
+					cutOnce.Do(func() {
+						go func() {
+							proxy.Cut()
+							time.Sleep(cutFor)
+							proxy.Restore()
+							close(cutDone)
+						}()
+					})
+				}
+				switch op := r.IntN(100); {
+				case op < 40: // create
+					name := fmt.Sprintf("w%02d-%d", w, i)
+					resp := &pb.CreateTokenResponse{}
+					if err := c.call(ctx, "CreateToken", bearer, &pb.CreateTokenRequest{Note: name}, resp); err != nil {
+						l.uncertainCreates[name] = true
+						fail("create", err)
+						continue
+					}
+					l.live[resp.GetMetadata().GetId()] = resp.GetToken()
+				case op < 55: // delete one of ours
+					id, ok := anyKey(l.live, r)
+					if !ok {
+						continue
+					}
+					plaintext := l.live[id]
+					delete(l.live, id)
+					if err := c.call(ctx, "DeleteToken", bearer, &pb.DeleteTokenRequest{TokenId: id}, &pb.DeleteTokenResponse{}); err != nil {
+						l.uncertainDeletes[id] = true
+						fail("delete", err)
+						continue
+					}
+					l.deleted[id] = plaintext
+				case op < 80: // exchange a live token: must work
+					id, ok := anyKey(l.live, r)
+					if !ok {
+						continue
+					}
+					if err := c.call(ctx, "GetAccessToken", "", &pb.GetAccessTokenRequest{Token: l.live[id]}, &pb.GetAccessTokenResponse{}); err != nil {
+						fail("exchange of a live token", err)
+					}
+				case op < 85: // exchange a deleted token: must be refused
+					id, ok := anyKey(l.deleted, r)
+					if !ok {
+						continue
+					}
+					err := c.call(ctx, "GetAccessToken", "", &pb.GetAccessTokenRequest{Token: l.deleted[id]}, &pb.GetAccessTokenResponse{})
+					if status.Code(err) == codes.Unauthenticated {
+						continue
+					}
+					if err == nil {
+						t.Errorf("worker %d: a deleted token was exchanged", w)
+						continue
+					}
+					fail("exchange of a deleted token", err)
+				default: // list while the other workers of this user write
+					all, err := listAll(ctx, c, bearer, pageSize)
+					if err != nil {
+						fail("list", err)
+						continue
+					}
+					seen := map[string]bool{}
+					for _, tok := range all {
+						id := tok.GetId()
+						if seen[id] {
+							t.Errorf("worker %d: token %s listed twice in one listing", w, id)
+						}
+						seen[id] = true
+						if _, ok := l.deleted[id]; ok {
+							t.Errorf("worker %d: deleted token %s listed", w, id)
+						}
+					}
+					for id := range l.live {
+						if !seen[id] {
+							t.Errorf("worker %d: live token %s missing from a listing of %d", w, id, len(all))
+						}
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	select {
+	case <-cutDone:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the database was never cut")
+	}
+	s.waitReady(t, true, 15*time.Second)
+	var unavailable int64
+	failures.Range(func(k, v any) bool {
+		t.Logf("%d calls failed with %v", v.(*atomic.Int64).Load(), k)
+		if k.(codes.Code) == codes.Unavailable {
+			unavailable = v.(*atomic.Int64).Load()
+		}
+		return true
+	})
+	if unavailable == 0 {
+		t.Error("the cut failed no call: the test did not test a fault")
+	}
+
+	// The audit, with the database back: every listing against the ledgers.
+	ctx := context.Background()
+	var live, deleted, uncertain, invented int
+	for u := range users {
+		var mine []*ledger
+		for w := u; w < workers; w += users {
+			mine = append(mine, ledgers[w])
+		}
+		all, err := listAll(ctx, callers[u%2], bearers[u], pageSize)
+		if err != nil {
+			t.Fatalf("final listing of user%d: %s", u, describe(err))
+		}
+		listed := map[string]*pb.Token{}
+		for _, tok := range all {
+			if listed[tok.GetId()] != nil {
+				t.Errorf("user%d: token %s listed twice", u, tok.GetId())
+			}
+			listed[tok.GetId()] = tok
+		}
+		known := map[string]bool{}
+		for _, l := range mine {
+			for id := range l.live {
+				known[id] = true
+				live++
+				if listed[id] == nil {
+					t.Errorf("user%d: acknowledged token %s lost from the listing", u, id)
+				}
+				if err := callers[0].call(ctx, "GetToken", bearers[u], &pb.GetTokenRequest{TokenId: id}, &pb.GetTokenResponse{}); err != nil {
+					t.Errorf("user%d: acknowledged token %s: GetToken %s", u, id, describe(err))
+				}
+			}
+			for id := range l.deleted {
+				deleted++
+				if listed[id] != nil {
+					t.Errorf("user%d: deleted token %s listed", u, id)
+				}
+				err := callers[1].call(ctx, "GetToken", bearers[u], &pb.GetTokenRequest{TokenId: id}, &pb.GetTokenResponse{})
+				wantCode(t, "GetToken of a deleted token", err, codes.NotFound)
+			}
+			for id := range l.uncertainDeletes {
+				known[id] = true
+			}
+		}
+		for id, tok := range listed {
+			if known[id] || id == idOf(bearers[u]) {
+				continue
+			}
+			name := tok.GetNote()
+			if uncertainCreate(mine, name) {
+				uncertain++
+				continue
+			}
+			invented++
+			t.Errorf("user%d: listed token %s (%q) was never created", u, id, name)
+		}
+	}
+	t.Logf("%d operations; audit: %d live tokens found, %d deleted stay deleted, %d failed creates that committed, %d invented",
+		done.Load(), live, deleted, uncertain, invented)
+}
+
+func uncertainCreate(ls []*ledger, name string) bool {
+	for _, l := range ls {
+		if l.uncertainCreates[name] {
+			return true
+		}
+	}
+	return false
+}
