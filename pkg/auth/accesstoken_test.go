@@ -3,8 +3,10 @@ package auth
 import (
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"strings"
 	"testing"
 	"time"
@@ -80,8 +82,8 @@ func TestVerifyRefuses(t *testing.T) {
 	api := &domain.Token{ID: "tokTTTTTTTTTTTTT", UserID: "u"}
 	good, _ := m.Mint(api, now)
 	foreign, _ := other.Mint(api, now)
-	sign := func(c any, typ string) string {
-		s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: m.keys.signing}, (&jose.SignerOptions{}).WithType(jose.ContentType(typ)))
+	signWith := func(key jose.SigningKey, c any, typ string) string {
+		s, err := jose.NewSigner(key, (&jose.SignerOptions{}).WithType(jose.ContentType(typ)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -91,14 +93,37 @@ func TestVerifyRefuses(t *testing.T) {
 		}
 		return raw
 	}
+	sign := func(c any, typ string) string {
+		return signWith(jose.SigningKey{Algorithm: jose.ES256, Key: m.keys.signing}, c, typ)
+	}
 	valid := claims{Claims: jwt.Claims{Issuer: "https://issuer", Subject: "u", Audience: jwt.Audience{"https://aud"},
 		Expiry: jwt.NewNumericDate(now.Add(time.Minute)), IssuedAt: jwt.NewNumericDate(now)}, ClientID: "tokTTTTTTTTTTTTT"}
 	with := func(f func(*claims)) claims { c := valid; f(&c); return c }
+	// The key-confusion attack: HS256 with the public key, as a verifier that
+	// trusts the header's alg would check it, in each form the key is published.
+	kid := m.keys.signing.KeyID
+	pub := m.keys.public[kid]
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemKey := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	jwkJSON, err := json.Marshal(jose.JSONWebKey{Key: pub, KeyID: kid, Algorithm: "ES256", Use: "sig"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs256 := func(secret []byte) string {
+		return signWith(jose.SigningKey{Algorithm: jose.HS256, Key: jose.JSONWebKey{Key: secret, KeyID: kid}}, valid, "at+jwt")
+	}
 	header := `{"alg":"none","typ":"at+jwt"}`
 	body := strings.Split(good.JWT, ".")[1]
 	cases := map[string]string{
 		"alg none":         base64.RawURLEncoding.EncodeToString([]byte(header)) + "." + body + ".",
 		"another key":      foreign.JWT,
+		"HS256, PEM key":   hs256(pemKey),
+		"HS256, DER key":   hs256(der),
+		"HS256, JWK key":   hs256(jwkJSON),
+		"unknown kid":      signWith(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: m.keys.signing.Key, KeyID: "no-such-kid"}}, valid, "at+jwt"),
 		"expired":          sign(with(func(c *claims) { c.Expiry = jwt.NewNumericDate(now) }), "at+jwt"),
 		"issued in future": sign(with(func(c *claims) { c.IssuedAt = jwt.NewNumericDate(now.Add(time.Hour)) }), "at+jwt"),
 		"not yet valid":    sign(with(func(c *claims) { c.NotBefore = jwt.NewNumericDate(now.Add(time.Hour)) }), "at+jwt"),
@@ -113,6 +138,12 @@ func TestVerifyRefuses(t *testing.T) {
 	}
 	if _, err := m.Verify(sign(valid, "at+jwt"), now); err != nil {
 		t.Fatalf("the valid control case fails: %v", err)
+	}
+	// Control: the forged token does verify for anyone who lets the header pick HS256.
+	if forged, err := jwt.ParseSigned(cases["HS256, PEM key"], []jose.SignatureAlgorithm{jose.HS256}); err != nil {
+		t.Fatal(err)
+	} else if err := forged.Claims(pemKey, &claims{}); err != nil {
+		t.Fatalf("the HS256 forgery is not well made: %v", err)
 	}
 	for name, raw := range cases {
 		if _, err := m.Verify(raw, now); err != domain.ErrUnauthenticated {
