@@ -1,6 +1,12 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -70,5 +76,26 @@ func TestMaxTokenLifetime(t *testing.T) {
 	wantCode(t, "expire_time past the maximum", err, codes.InvalidArgument)
 	if _, err := a.create(created.GetToken(), &pb.CreateTokenRequest{ExpireTime: timestamppb.New(time.Now().Add(30 * time.Minute))}); err != nil {
 		t.Errorf("expire_time within the maximum: %s", describe(err))
+	}
+}
+
+// Every serve flag is in the README's configuration table, with its variable.
+func TestREADMEListsEveryServeFlag(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var help bytes.Buffer
+	if err := run(context.Background(), []string{"tokenservice", "serve", "--help"}, func(string) string { return "" }, strings.NewReader(""), io.Discard, &help); err != nil && !errors.Is(err, errHelp) {
+		t.Fatal(err)
+	}
+	flags := regexp.MustCompile(`(?m)^  --([a-z-]+)  \[([A-Z_]+)\]`).FindAllStringSubmatch(help.String(), -1)
+	if len(flags) < 10 {
+		t.Fatalf("found only %d flags in serve --help:\n%s", len(flags), help.String())
+	}
+	for _, f := range flags {
+		if !bytes.Contains(readme, []byte("`--"+f[1]+"`")) || !bytes.Contains(readme, []byte("`"+f[2]+"`")) {
+			t.Errorf("README.md's configuration table lacks --%s (%s)", f[1], f[2])
+		}
 	}
 }

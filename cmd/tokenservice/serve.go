@@ -34,10 +34,18 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	maxHashes := fs.Int("max-concurrent-password-hashes", runtime.NumCPU(), "argon2id verifications run at once (each takes 19 MiB); more wait")
 	tlsCert := fs.String("tls-cert", "", "PEM certificate (chain) file: with --tls-key, serve REST and gRPC over TLS")
 	tlsKey := fs.String("tls-key", "", "PEM private key file for --tls-cert")
+	lim := &srvCfg.Limits
+	fs.DurationVar(&lim.ReadHeaderTimeout, "http-read-header-timeout", 10*time.Second, "the longest a client may take to send a request's headers")
+	fs.DurationVar(&lim.ReadTimeout, "http-read-timeout", 30*time.Second, "the longest a client may take to send a whole request")
+	fs.DurationVar(&lim.WriteTimeout, "http-write-timeout", 30*time.Second, "the longest writing a response may take")
+	fs.DurationVar(&lim.IdleTimeout, "http-idle-timeout", 2*time.Minute, "how long an idle keep-alive connection is kept")
+	streams := fs.Uint("grpc-max-concurrent-streams", 1000, "gRPC streams one connection may have open at once")
+	fs.IntVar(&lim.MaxRecvMsgBytes, "grpc-max-recv-bytes", 1<<20, "the largest gRPC request message accepted")
 	corsOrigins := fs.String("cors-origins", "", "comma-separated browser origins allowed to call the REST API (default: none, CORS off)")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
+	lim.MaxConcurrentStreams = uint32(min(*streams, 1<<31))
 	if *audience == "" {
 		*audience = srvCfg.Issuer
 	}

@@ -37,6 +37,38 @@ type Config struct {
 	// CORSOrigins lists the browser origins allowed to call the REST API;
 	// empty (the default) sends no CORS headers, so browsers refuse cross-origin calls.
 	CORSOrigins []string
+	// Limits; zero values take the defaults below.
+	Limits Limits
+}
+
+// Limits bound what one client can hold: slow or idle connections, large
+// messages, many streams.
+type Limits struct {
+	ReadHeaderTimeout    time.Duration // default 10s: slow headers (slowloris)
+	ReadTimeout          time.Duration // default 30s: the whole request, body included
+	WriteTimeout         time.Duration // default 30s: writing the response
+	IdleTimeout          time.Duration // default 2m: a keep-alive connection between requests
+	MaxConcurrentStreams uint32        // default 1000: gRPC streams per connection
+	MaxRecvMsgBytes      int           // default 1 MiB: one gRPC request message
+}
+
+func (l Limits) withDefaults() Limits {
+	def := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&l.ReadHeaderTimeout, 10*time.Second)
+	def(&l.ReadTimeout, 30*time.Second)
+	def(&l.WriteTimeout, 30*time.Second)
+	def(&l.IdleTimeout, 2*time.Minute)
+	if l.MaxConcurrentStreams == 0 {
+		l.MaxConcurrentStreams = 1000
+	}
+	if l.MaxRecvMsgBytes <= 0 {
+		l.MaxRecvMsgBytes = 1 << 20
+	}
+	return l
 }
 
 // Server serves gRPC and HTTP until its context ends.
@@ -62,12 +94,13 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, impl pb.TokenServ
 		return nil, fmt.Errorf("creating validator: %w", err)
 	}
 	interceptors := unaryChain(logger, validator)
+	limits := cfg.Limits.withDefaults()
 
 	s := &Server{cfg: cfg, logger: logger, jwks: jwks, ready: ready, health: health.NewServer()}
 	grpcOpts := []grpc.ServerOption{
 		grpc.UnaryInterceptor(interceptors),
-		grpc.MaxRecvMsgSize(1 << 20),
-		grpc.MaxConcurrentStreams(1000),
+		grpc.MaxRecvMsgSize(limits.MaxRecvMsgBytes),
+		grpc.MaxConcurrentStreams(limits.MaxConcurrentStreams),
 	}
 	if cfg.TLS != nil {
 		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
@@ -87,10 +120,10 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, impl pb.TokenServ
 	}
 	s.httpServer = &http.Server{
 		Handler:           withCORS(cfg.CORSOrigins, s.routes(gateway)),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: limits.ReadHeaderTimeout,
+		ReadTimeout:       limits.ReadTimeout,
+		WriteTimeout:      limits.WriteTimeout,
+		IdleTimeout:       limits.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 

@@ -230,3 +230,58 @@ func TestSecretAndKeys(t *testing.T) {
 		}
 	})
 }
+
+// Every call is bounded by QueryTimeout, whatever its caller's context: a
+// database that hangs fails calls with UNAVAILABLE, it does not hold them.
+func TestEveryCallHasADeadline(t *testing.T) {
+	cfg, proxy := storetest.MustMySQLViaProxy(t)
+	cfg.QueryTimeout = 300 * time.Millisecond
+	s, err := store.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	u := mustCreateUser(t, s, "uuuuuuuuuuuuuuuu", "alice")
+	tok := &domain.Token{ID: "tttttttttttttttt", UserID: u.ID, SecretHash: make([]byte, 32), CreateTime: base}
+	mustCreateToken(t, s, tok)
+
+	proxy.Stall()
+	defer proxy.Restore()
+	calls := map[string]func() error{
+		"Ping": func() error { return s.Ping(ctx) },
+		"CreateUser": func() error {
+			return s.CreateUser(ctx, &domain.User{ID: "vvvvvvvvvvvvvvvv", Username: "bob", CreateTime: base})
+		},
+		"UserByID":       func() error { _, err := s.UserByID(ctx, u.ID); return err },
+		"UserByUsername": func() error { _, err := s.UserByUsername(ctx, "alice"); return err },
+		"ListUsers":      func() error { _, err := s.ListUsers(ctx); return err },
+		"SetPassword":    func() error { return s.SetPasswordHash(ctx, u.ID, "$argon2id$y") },
+		"DeleteUser":     func() error { return s.DeleteUser(ctx, u.ID) },
+		"CreateToken": func() error {
+			return s.CreateToken(ctx, &domain.Token{ID: "ssssssssssssssss", UserID: u.ID, CreateTime: base})
+		},
+		"TokenByID": func() error { _, err := s.TokenByID(ctx, tok.ID); return err },
+		"ListTokens": func() error {
+			_, err := s.ListTokens(ctx, domain.ListQuery{UserID: u.ID, Limit: 10, Now: base})
+			return err
+		},
+		"DeleteToken": func() error { return s.DeleteToken(ctx, tok.ID, base) },
+		"SigningKeys": func() error { _, err := s.SigningKeys(ctx); return err },
+		"Secret":      func() error { _, err := s.Secret(ctx, "x", []byte("y")); return err },
+	}
+	for name, call := range calls {
+		start := time.Now()
+		err := call()
+		took := time.Since(start)
+		if domain.KindOf(err) != domain.KindUnavailable {
+			t.Errorf("%s with the database hanging: %v, want an UNAVAILABLE error", name, err)
+		}
+		if took > 2*time.Second {
+			t.Errorf("%s took %v with a 300ms query timeout", name, took)
+		}
+	}
+}
