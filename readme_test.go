@@ -1,7 +1,10 @@
 package tokenservice_test
 
 import (
+	"io/fs"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -30,5 +33,41 @@ func TestREADMEMatchesTheCode(t *testing.T) {
 	}
 	if tokens.DefaultPageSize != 50 || tokens.MaxPageSize != 250 || domain.MinPasswordLen != 8 {
 		t.Error("a limit changed: update README.md and this test together")
+	}
+}
+
+// Every test the README's reliability section names exists.
+func TestREADMEReliabilityNamesRealTests(t *testing.T) {
+	b, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(b), "\n## Reliability\n")
+	if !ok {
+		t.Fatal("README.md has no Reliability section")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	defined := map[string]bool{}
+	err = filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, "_test.go") {
+			return err
+		}
+		src, err := os.ReadFile(path)
+		for _, m := range regexp.MustCompile(`(?m)^func ((?:Test|Fuzz)\w+)\(`).FindAllStringSubmatch(string(src), -1) {
+			defined[m[1]] = true
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	named := regexp.MustCompile("`((?:Test|Fuzz)\\w+)`").FindAllStringSubmatch(section, -1)
+	if len(named) < 20 {
+		t.Fatalf("the reliability section names only %d tests", len(named))
+	}
+	for _, m := range named {
+		if !defined[m[1]] {
+			t.Errorf("README.md names %s, which no test file defines", m[1])
+		}
 	}
 }

@@ -73,6 +73,17 @@ func TestServedDocsAndHealth(t *testing.T) {
 		t.Error("/openapi.json is not the service's spec")
 	}
 	page := mustGet(t, s.httpURL+"/docs/", "text/html")
+	resp, err := http.Get(s.httpURL + "/docs/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'self'") || !strings.Contains(csp, "frame-ancestors 'none'") {
+		t.Errorf("/docs/ Content-Security-Policy: %q", csp)
+	}
+	if got := resp.Header.Get("X-Content-Type-Options"); got != "nosniff" {
+		t.Errorf("/docs/ X-Content-Type-Options: %q", got)
+	}
 	for _, asset := range []string{"/docs/assets/swagger-ui-bundle.js", "/docs/assets/swagger-ui.css", "/docs/init.js"} {
 		if !strings.Contains(page, asset) {
 			t.Errorf("/docs/ does not load %s", asset)
