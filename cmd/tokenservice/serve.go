@@ -41,6 +41,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	fs.DurationVar(&lim.IdleTimeout, "http-idle-timeout", 2*time.Minute, "how long an idle keep-alive connection is kept")
 	streams := fs.Uint("grpc-max-concurrent-streams", 1000, "gRPC streams one connection may have open at once")
 	fs.IntVar(&lim.MaxRecvMsgBytes, "grpc-max-recv-bytes", 1<<20, "the largest gRPC request message accepted")
+	debugAddr := fs.String("debug-addr", "", "if set, serve Go's profiler (/debug/pprof/) here; keep it private (e.g. 127.0.0.1:6060)")
 	corsOrigins := fs.String("cors-origins", "", "comma-separated browser origins allowed to call the REST API (default: none, CORS off)")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
@@ -87,6 +88,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	defer stopStarting()
 	if err := b.start(startCtx); err != nil {
 		return err
+	}
+	if *debugAddr != "" {
+		if err := startDebug(ctx, *debugAddr, logger); err != nil {
+			return err
+		}
 	}
 	srv, err := server.New(ctx, srvCfg, logger, &b.gate, b.JWKS, b.Ready)
 	if err != nil {

@@ -175,6 +175,10 @@ func mysqlDSN(dsn string) (*mysqldriver.Config, error) {
 	}
 	cfg.Params["time_zone"] = "'+00:00'"
 	cfg.Collation = "utf8mb4_bin"
+	// Send each query with its arguments escaped in by the driver (safe with
+	// utf8mb4) instead of as a server-side prepared statement: one round trip
+	// per query instead of three (prepare, execute, close).
+	cfg.InterpolateParams = true
 	if cfg.Timeout == 0 {
 		cfg.Timeout = dialTimeout
 	}

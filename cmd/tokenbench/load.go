@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+)
+
+// op makes one request; worker is the caller's index, for per-worker state.
+type op func(ctx context.Context, worker int) error
+
+// result is one scenario's measurement.
+type result struct {
+	Scenario    string  `json:"scenario"`
+	Transport   string  `json:"transport"`
+	Concurrency int     `json:"concurrency"`
+	Seconds     float64 `json:"seconds"`
+	Requests    int     `json:"requests"`
+	Errors      int     `json:"errors"`
+	RPS         float64 `json:"rps"`
+	P50ms       float64 `json:"p50_ms"`
+	P99ms       float64 `json:"p99_ms"`
+	CPUPer1k    float64 `json:"cpu_s_per_1k"`
+	// Ratios within this run; 0 when they do not apply.
+	OfCeiling float64 `json:"of_ceiling,omitempty"`
+	RESTOfGRPC float64 `json:"rest_of_grpc,omitempty"`
+	FirstError string  `json:"first_error,omitempty"`
+}
+
+// run calls do from concurrency workers for d (after a short warm-up) and
+// measures the server's CPU time meanwhile.
+func run(ctx context.Context, srv *server, concurrency int, d time.Duration, do op) result {
+	hammer(ctx, time.Now().Add(d/5), concurrency, do)
+
+	cpu0 := srv.cpuSeconds()
+	start := time.Now()
+	lat, errs, firstErr := hammer(ctx, start.Add(d), concurrency, do)
+	elapsed := time.Since(start)
+	cpu := srv.cpuSeconds() - cpu0
+
+	r := result{Concurrency: concurrency, Seconds: elapsed.Seconds(), Requests: len(lat) + errs, Errors: errs}
+	if firstErr != nil {
+		r.FirstError = firstErr.Error()
+	}
+	r.RPS = float64(len(lat)) / elapsed.Seconds()
+	if len(lat) > 0 {
+		slices.Sort(lat)
+		r.P50ms = float64(lat[len(lat)/2].Microseconds()) / 1000
+		r.P99ms = float64(lat[len(lat)*99/100].Microseconds()) / 1000
+		r.CPUPer1k = cpu / float64(r.Requests) * 1000
+	}
+	return r
+}
+
+// hammer runs do in a loop on concurrency goroutines until the end time
+// (calls under way then finish) and returns the latencies of the successful
+// calls, the number of errors and the first.
+func hammer(ctx context.Context, end time.Time, concurrency int, do op) ([]time.Duration, int, error) {
+	var mu sync.Mutex
+	var all []time.Duration
+	var errs int
+	var firstErr error
+	var wg sync.WaitGroup
+	for w := range concurrency {
+		wg.Go(func() {
+			lat := make([]time.Duration, 0, 4096)
+			n := 0
+			var first error
+			for ctx.Err() == nil && time.Now().Before(end) {
+				t0 := time.Now()
+				err := do(ctx, w)
+				if ctx.Err() != nil {
+					break // interrupted
+				}
+				if err != nil {
+					n++
+					if first == nil {
+						first = err
+					}
+					continue
+				}
+				lat = append(lat, time.Since(t0))
+			}
+			mu.Lock()
+			all = append(all, lat...)
+			errs += n
+			if firstErr == nil {
+				firstErr = first
+			}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return all, errs, firstErr
+}
