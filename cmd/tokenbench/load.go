@@ -23,7 +23,7 @@ type result struct {
 	P99ms       float64 `json:"p99_ms"`
 	CPUPer1k    float64 `json:"cpu_s_per_1k"`
 	// Ratios within this run; 0 when they do not apply.
-	OfCeiling float64 `json:"of_ceiling,omitempty"`
+	OfCeiling  float64 `json:"of_ceiling,omitempty"`
 	RESTOfGRPC float64 `json:"rest_of_grpc,omitempty"`
 	FirstError string  `json:"first_error,omitempty"`
 }

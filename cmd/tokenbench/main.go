@@ -288,7 +288,6 @@ func database(cfg *config, work string) ([]string, func(), error) {
 	return []string{"TOKENSERVICE_DB_DRIVER=mysql", "TOKENSERVICE_DB_DSN=" + dsn.FormatDSN()}, drop, nil
 }
 
-
 // fetchProfile takes a CPU profile of the server for the measured part of a run.
 func fetchProfile(ctx context.Context, debugAddr string, d time.Duration, out string) error {
 	time.Sleep(d / 5) // the warm-up
