@@ -11,6 +11,7 @@ import (
 
 	"github.com/tokenservice/tokenservice/pkg/api"
 	"github.com/tokenservice/tokenservice/pkg/auth"
+	"github.com/tokenservice/tokenservice/pkg/cache"
 	"github.com/tokenservice/tokenservice/pkg/domain"
 	"github.com/tokenservice/tokenservice/pkg/store"
 	"github.com/tokenservice/tokenservice/pkg/tokens"
@@ -106,9 +107,18 @@ func (b *backend) Close() error {
 	return b.st.Close()
 }
 
+// serviceConfig is what the token service is built with.
+type serviceConfig struct {
+	tokens         tokens.Config
+	issuer         string
+	audience       string
+	accessTokenTTL time.Duration
+	cache          cache.Config // TTL 0: no cache
+}
+
 // buildService returns the function that wires the token service over the
 // database once it answers.
-func buildService(tokCfg tokens.Config, srvIssuer, audience string, ttl time.Duration, passwords *auth.Passwords) func(context.Context, *store.Store) (*api.Server, *auth.KeySet, error) {
+func buildService(cfg serviceConfig, passwords *auth.Passwords) func(context.Context, *store.Store) (*api.Server, *auth.KeySet, error) {
 	return func(ctx context.Context, st *store.Store) (*api.Server, *auth.KeySet, error) {
 		now := func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 		keys, err := auth.LoadKeys(ctx, st, rand.Reader, now())
@@ -119,8 +129,12 @@ func buildService(tokCfg tokens.Config, srvIssuer, audience string, ttl time.Dur
 		if err != nil {
 			return nil, nil, fmt.Errorf("loading page token key: %w", err)
 		}
-		minter := auth.NewMinter(keys, srvIssuer, audience, ttl)
-		svc := tokens.New(tokCfg, st, st, passwords, minter, tokens.NewPageTokens(pageKey), now, rand.Reader)
+		var data cache.Store = st
+		if cfg.cache.TTL > 0 {
+			data = cache.New(st, cfg.cache, time.Now)
+		}
+		minter := auth.NewMinter(keys, cfg.issuer, cfg.audience, cfg.accessTokenTTL)
+		svc := tokens.New(cfg.tokens, data, data, passwords, minter, tokens.NewPageTokens(pageKey), now, rand.Reader)
 		return api.New(svc), keys, nil
 	}
 }

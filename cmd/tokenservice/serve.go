@@ -13,7 +13,6 @@ import (
 	"github.com/tokenservice/tokenservice/pkg/auth"
 	"github.com/tokenservice/tokenservice/pkg/server"
 	"github.com/tokenservice/tokenservice/pkg/store"
-	"github.com/tokenservice/tokenservice/pkg/tokens"
 )
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
@@ -21,13 +20,16 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	dbCfg := dbFlags(fs)
 	newLogger := logFlags(fs)
 	var srvCfg server.Config
-	var tokCfg tokens.Config
+	var svcCfg serviceConfig
+	tokCfg := &svcCfg.tokens
 	fs.StringVar(&srvCfg.HTTPAddr, "http-addr", ":8080", "REST, /docs, /openapi.json, /.well-known/* and health: listen address")
 	fs.StringVar(&srvCfg.GRPCAddr, "grpc-addr", ":9090", "gRPC listen address")
 	fs.StringVar(&srvCfg.Issuer, "issuer", "http://localhost:8080", "the access tokens' iss claim: this service's public base URL (jwks_uri is under it)")
 	fs.DurationVar(&srvCfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
 	audience := fs.String("audience", "", "the access tokens' aud claim (default: the issuer)")
-	ttl := fs.Duration("access-token-ttl", 15*time.Minute, "access token lifetime (never past the API token's own expiry)")
+	fs.DurationVar(&svcCfg.accessTokenTTL, "access-token-ttl", 15*time.Minute, "access token lifetime (never past the API token's own expiry)")
+	fs.DurationVar(&svcCfg.cache.TTL, "cache-ttl", 5*time.Second, "how long a token or user read from the database is reused: a deletion through another replica takes effect here within it (0: no cache)")
+	fs.IntVar(&svcCfg.cache.Size, "cache-size", 10000, "tokens (and users) the cache holds")
 	fs.DurationVar(&tokCfg.MaxTokenLifetime, "max-token-lifetime", 0, "if set, the longest an API token may live; tokens without expire_time get it")
 	fs.IntVar(&tokCfg.LoginAttemptsPerUser, "login-attempts-per-user", 10, "password attempts allowed per username a minute (0: no limit)")
 	fs.IntVar(&tokCfg.LoginAttemptsPerAddress, "login-attempts-per-address", 60, "password attempts allowed per client address a minute (0: no limit)")
@@ -50,7 +52,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if *audience == "" {
 		*audience = srvCfg.Issuer
 	}
-	if *ttl <= 0 {
+	if svcCfg.accessTokenTTL <= 0 {
 		return fmt.Errorf("--access-token-ttl must be positive")
 	}
 	for _, o := range strings.Split(*corsOrigins, ",") {
@@ -82,7 +84,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	b := &backend{st: st, logger: logger, build: buildService(tokCfg, srvCfg.Issuer, *audience, *ttl, passwords)}
+	svcCfg.issuer, svcCfg.audience = srvCfg.Issuer, *audience
+	b := &backend{st: st, logger: logger, build: buildService(svcCfg, passwords)}
 	startCtx, stopStarting := context.WithCancel(ctx)
 	defer b.Close()
 	defer stopStarting()

@@ -1,0 +1,126 @@
+// Package cache keeps recently read tokens and users in memory, for at most
+// a configured time, in front of the store: token exchange and bearer checks
+// then cost no database round trip.
+//
+// Revocation stays honest: a token deleted through this process stops
+// working here at once (the delete replaces the cached entry, and a read that
+// raced with the delete cannot put its stale answer back); a token deleted
+// through another replica, or a user deleted by the CLI, is seen here within
+// the TTL, when the cached entry expires.
+package cache
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+
+	"github.com/tokenservice/tokenservice/pkg/domain"
+)
+
+// Config sizes the cache.
+type Config struct {
+	// TTL is how long an entry is trusted: the bound on how late another
+	// replica's deletion is seen here.
+	TTL time.Duration
+	// Size bounds the number of tokens and of users held.
+	Size int
+}
+
+// Store is what the cache sits in front of.
+type Store interface {
+	domain.Users
+	domain.Tokens
+}
+
+// Cache implements domain.Users and domain.Tokens over a Store. Methods it
+// does not cache go straight to the store.
+type Cache struct {
+	Store
+	ttl time.Duration
+	now func() time.Time
+
+	tokens *lru.Cache[string, entry[domain.Token]]
+	users  *lru.Cache[string, entry[domain.User]]
+
+	// mu orders puts against deletes: a read that began before a delete
+	// (seen by a changed generation) does not put its answer.
+	mu  sync.Mutex
+	gen uint64
+}
+
+type entry[T any] struct {
+	value T
+	until time.Time
+}
+
+var (
+	_ domain.Users  = (*Cache)(nil)
+	_ domain.Tokens = (*Cache)(nil)
+)
+
+// New returns a cache over st. now is the clock entries expire by.
+func New(st Store, cfg Config, now func() time.Time) *Cache {
+	size := max(cfg.Size, 1)
+	tokens, _ := lru.New[string, entry[domain.Token]](size) // size > 0: cannot fail
+	users, _ := lru.New[string, entry[domain.User]](size)
+	return &Cache{Store: st, ttl: cfg.TTL, now: now, tokens: tokens, users: users}
+}
+
+// TokenByID implements domain.Tokens.
+func (c *Cache) TokenByID(ctx context.Context, id string) (*domain.Token, error) {
+	return get(c, c.tokens, ctx, id, c.Store.TokenByID)
+}
+
+// UserByID implements domain.Users.
+func (c *Cache) UserByID(ctx context.Context, id string) (*domain.User, error) {
+	return get(c, c.users, ctx, id, c.Store.UserByID)
+}
+
+// get answers from the cache, or reads through and caches the answer unless
+// a delete ran meanwhile. Callers get a copy: cached values are never shared.
+func get[T any](c *Cache, l *lru.Cache[string, entry[T]], ctx context.Context, id string, read func(context.Context, string) (*T, error)) (*T, error) {
+	now := c.now()
+	if e, ok := l.Get(id); ok && now.Before(e.until) {
+		v := e.value
+		return &v, nil
+	}
+	c.mu.Lock()
+	gen := c.gen
+	c.mu.Unlock()
+	v, err := read(ctx, id)
+	if err != nil {
+		return nil, err // not-found is not cached: ids are cheap to make up
+	}
+	c.mu.Lock()
+	if c.gen == gen {
+		l.Add(id, entry[T]{value: *v, until: now.Add(c.ttl)})
+	}
+	c.mu.Unlock()
+	return v, nil
+}
+
+// DeleteToken implements domain.Tokens: the token stops working here at once.
+func (c *Cache) DeleteToken(ctx context.Context, id string, at time.Time) error {
+	err := c.Store.DeleteToken(ctx, id, at)
+	c.forget(func() { c.tokens.Remove(id) })
+	return err
+}
+
+// DeleteUser implements domain.Users.
+func (c *Cache) DeleteUser(ctx context.Context, id string) error {
+	err := c.Store.DeleteUser(ctx, id)
+	// The user's machine users and tokens go too: start afresh.
+	c.forget(func() { c.users.Purge(); c.tokens.Purge() })
+	return err
+}
+
+// forget drops entries after a delete (whether or not it reported success:
+// it may have committed) and fences off reads that began before it.
+func (c *Cache) forget(drop func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	drop()
+}
