@@ -13,6 +13,7 @@ import (
 	"github.com/tokenservice/tokenservice/pkg/auth"
 	"github.com/tokenservice/tokenservice/pkg/cache"
 	"github.com/tokenservice/tokenservice/pkg/domain"
+	"github.com/tokenservice/tokenservice/pkg/lastused"
 	"github.com/tokenservice/tokenservice/pkg/store"
 	"github.com/tokenservice/tokenservice/pkg/tokens"
 )
@@ -26,7 +27,7 @@ type backend struct {
 	st     *store.Store
 	logger *slog.Logger
 	// build makes the token service once the database answers.
-	build func(ctx context.Context, st *store.Store) (*api.Server, *auth.KeySet, error)
+	build func(ctx context.Context, st *store.Store) (*built, error)
 
 	jwks atomic.Pointer[[]byte]
 	wg   sync.WaitGroup
@@ -68,21 +69,29 @@ func (b *backend) start(ctx context.Context) error {
 	return nil
 }
 
+// attempt migrates and builds the service; on success the gate opens and
+// the last-used recorder runs until ctx ends.
 func (b *backend) attempt(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, startupAttemptTimeout)
+	attemptCtx, cancel := context.WithTimeout(ctx, startupAttemptTimeout)
 	defer cancel()
-	if err := b.st.Migrate(ctx); err != nil {
+	if err := b.st.Migrate(attemptCtx); err != nil {
 		return err
 	}
-	srv, keys, err := b.build(ctx, b.st)
+	svc, err := b.build(attemptCtx, b.st)
 	if err != nil {
 		return err
 	}
-	jwks := keys.JWKS()
+	if svc.usage != nil {
+		b.wg.Go(func() { svc.usage.Run(ctx, usageFlushTimeout) })
+	}
+	jwks := svc.keys.JWKS()
 	b.jwks.Store(&jwks)
-	b.gate.Open(srv)
+	b.gate.Open(svc.api)
 	return nil
 }
+
+// usageFlushTimeout bounds the last flush of last-used times at shutdown.
+const usageFlushTimeout = 5 * time.Second
 
 // JWKS returns the public keys as a JWK set, or nil until they are loaded.
 func (b *backend) JWKS() []byte {
@@ -100,8 +109,9 @@ func (b *backend) Ready(ctx context.Context) error {
 	return b.st.Ping(ctx)
 }
 
-// Close waits for the start-up retries to end (cancel their context first)
-// and closes the database.
+// Close waits for the start-up retries and the last-used recorder to end
+// (cancel their context first: the recorder then flushes) and closes the
+// database.
 func (b *backend) Close() error {
 	b.wg.Wait()
 	return b.st.Close()
@@ -113,28 +123,43 @@ type serviceConfig struct {
 	issuer         string
 	audience       string
 	accessTokenTTL time.Duration
-	cache          cache.Config // TTL 0: no cache
+	cache          cache.Config  // TTL 0: no cache
+	usageInterval  time.Duration // how often last-used times are written; 0: not tracked
+}
+
+// built is the token service over a database that answers.
+type built struct {
+	api   *api.Server
+	keys  *auth.KeySet
+	usage *lastused.Recorder // nil if not tracked
 }
 
 // buildService returns the function that wires the token service over the
 // database once it answers.
-func buildService(cfg serviceConfig, passwords *auth.Passwords) func(context.Context, *store.Store) (*api.Server, *auth.KeySet, error) {
-	return func(ctx context.Context, st *store.Store) (*api.Server, *auth.KeySet, error) {
+func buildService(cfg serviceConfig, passwords *auth.Passwords, logger *slog.Logger) func(context.Context, *store.Store) (*built, error) {
+	return func(ctx context.Context, st *store.Store) (*built, error) {
 		now := func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 		keys, err := auth.LoadKeys(ctx, st, rand.Reader, now())
 		if err != nil {
-			return nil, nil, fmt.Errorf("loading signing keys: %w", err)
+			return nil, fmt.Errorf("loading signing keys: %w", err)
 		}
 		pageKey, err := st.Secret(ctx, "page_token_mac", []byte(rand.Text()+rand.Text()))
 		if err != nil {
-			return nil, nil, fmt.Errorf("loading page token key: %w", err)
+			return nil, fmt.Errorf("loading page token key: %w", err)
 		}
 		var data cache.Store = st
 		if cfg.cache.TTL > 0 {
 			data = cache.New(st, cfg.cache, time.Now)
 		}
+		b := &built{keys: keys}
+		var recorder tokens.Usage
+		if cfg.usageInterval > 0 {
+			b.usage = lastused.New(st, cfg.usageInterval, logger)
+			recorder = b.usage
+		}
 		minter := auth.NewMinter(keys, cfg.issuer, cfg.audience, cfg.accessTokenTTL)
-		svc := tokens.New(cfg.tokens, data, data, passwords, minter, tokens.NewPageTokens(pageKey), now, rand.Reader)
-		return api.New(svc), keys, nil
+		svc := tokens.New(cfg.tokens, data, data, passwords, minter, tokens.NewPageTokens(pageKey), recorder, now, rand.Reader)
+		b.api = api.New(svc)
+		return b, nil
 	}
 }

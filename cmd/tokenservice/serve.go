@@ -30,6 +30,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	fs.DurationVar(&svcCfg.accessTokenTTL, "access-token-ttl", 15*time.Minute, "access token lifetime (never past the API token's own expiry)")
 	fs.DurationVar(&svcCfg.cache.TTL, "cache-ttl", 5*time.Second, "how long a token or user read from the database is reused: a deletion through another replica takes effect here within it (0: no cache)")
 	fs.IntVar(&svcCfg.cache.Size, "cache-size", 10000, "tokens (and users) the cache holds")
+	fs.DurationVar(&svcCfg.usageInterval, "last-used-flush-interval", 30*time.Second, "how often the tokens' last-used times are written, in one batch (and at shutdown); the most they lag (0: not tracked)")
 	fs.DurationVar(&tokCfg.MaxTokenLifetime, "max-token-lifetime", 0, "if set, the longest an API token may live; tokens without expire_time get it")
 	fs.IntVar(&tokCfg.LoginAttemptsPerUser, "login-attempts-per-user", 10, "password attempts allowed per username a minute (0: no limit)")
 	fs.IntVar(&tokCfg.LoginAttemptsPerAddress, "login-attempts-per-address", 60, "password attempts allowed per client address a minute (0: no limit)")
@@ -85,7 +86,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	svcCfg.issuer, svcCfg.audience = srvCfg.Issuer, *audience
-	b := &backend{st: st, logger: logger, build: buildService(svcCfg, passwords)}
+	b := &backend{st: st, logger: logger, build: buildService(svcCfg, passwords, logger)}
 	startCtx, stopStarting := context.WithCancel(ctx)
 	defer b.Close()
 	defer stopStarting()

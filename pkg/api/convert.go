@@ -16,11 +16,12 @@ import (
 
 func tokenToProto(t *domain.Token) *pb.Token {
 	return &pb.Token{
-		Id:         t.ID,
-		UserId:     t.UserID,
-		Note:       t.Note,
-		CreateTime: timeToProto(t.CreateTime),
-		ExpireTime: timeToProto(t.ExpireTime),
+		Id:           t.ID,
+		UserId:       t.UserID,
+		Note:         t.Note,
+		CreateTime:   timeToProto(t.CreateTime),
+		ExpireTime:   timeToProto(t.ExpireTime),
+		LastUsedTime: timeToProto(t.LastUsedTime),
 	}
 }
 

@@ -38,6 +38,13 @@ type Tokens interface {
 	DeleteToken(ctx context.Context, id string, at time.Time) error
 }
 
+// TokenUsage records when tokens were last used.
+type TokenUsage interface {
+	// TouchTokens sets each token's last use to the given time, unless it
+	// already has a later one. Unknown ids are ignored.
+	TouchTokens(ctx context.Context, uses map[string]time.Time) error
+}
+
 // Keys keeps the service's signing keys and server secrets, shared by every
 // replica on one database.
 type Keys interface {

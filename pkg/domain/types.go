@@ -24,6 +24,9 @@ type Token struct {
 	CreateTime time.Time
 	ExpireTime time.Time // zero: no expiry
 	DeleteTime time.Time // zero: not deleted
+	// LastUsedTime is when the token was last exchanged or used as a bearer,
+	// as last recorded (recording is batched); zero: never.
+	LastUsedTime time.Time
 }
 
 // ActiveAt reports whether t can be used at now: not deleted and not expired.

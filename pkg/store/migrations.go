@@ -53,6 +53,15 @@ func migrations() []*gormigrate.Migration {
 				})
 			},
 		},
+		{
+			ID: "0002_tokens_last_used_time",
+			Migrate: func(tx *gorm.DB) error {
+				type tokens struct {
+					LastUsedTime sql.NullTime `gorm:"precision:6"`
+				}
+				return tx.Table("tokens").Migrator().AddColumn(&tokens{}, "LastUsedTime")
+			},
+		},
 	}
 }
 
@@ -81,7 +90,10 @@ func (s *Store) Migrate(ctx context.Context) error {
 			return fmt.Errorf("taking the migration lock: %w", classify(err, "lock"))
 		}
 		defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT RELEASE_LOCK('tokenservice_migrate')")
-		db = db.Set("gorm:table_options", "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin")
+		// Session: Set returns a shared statement, on which gormigrate's
+		// queries would pile up their WHERE clauses (the second migration
+		// then looks unapplied).
+		db = db.Set("gorm:table_options", "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin").Session(&gorm.Session{})
 	}
 	opts := *gormigrate.DefaultOptions
 	opts.TableName = "schema_migrations"

@@ -51,19 +51,22 @@ type tokenRow struct {
 	CreateTime time.Time    `gorm:"not null;precision:6;index:tokens_list,priority:2"`
 	ExpireTime sql.NullTime `gorm:"precision:6"`
 	DeleteTime sql.NullTime `gorm:"precision:6"`
+	// LastUsedTime is written only by TouchTokens, never by a create.
+	LastUsedTime sql.NullTime `gorm:"precision:6;<-:update"`
 }
 
 func (tokenRow) TableName() string { return "tokens" }
 
 func (r *tokenRow) toDomain() *domain.Token {
 	return &domain.Token{
-		ID:         r.ID,
-		UserID:     r.UserID,
-		SecretHash: r.SecretHash,
-		Note:       r.Note,
-		CreateTime: r.CreateTime.UTC(),
-		ExpireTime: fromNullTime(r.ExpireTime),
-		DeleteTime: fromNullTime(r.DeleteTime),
+		ID:           r.ID,
+		UserID:       r.UserID,
+		SecretHash:   r.SecretHash,
+		Note:         r.Note,
+		CreateTime:   r.CreateTime.UTC(),
+		ExpireTime:   fromNullTime(r.ExpireTime),
+		DeleteTime:   fromNullTime(r.DeleteTime),
+		LastUsedTime: fromNullTime(r.LastUsedTime),
 	}
 }
 

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -284,4 +285,41 @@ func TestEveryCallHasADeadline(t *testing.T) {
 			t.Errorf("%s took %v with a 300ms query timeout", name, took)
 		}
 	}
+}
+
+func TestTouchTokens(t *testing.T) {
+	storetest.ForEachDriver(t, func(t *testing.T, driver string) {
+		s := storetest.MustOpen(t, driver)
+		ctx := context.Background()
+		u := mustCreateUser(t, s, "uuuuuuuuuuuuuuuu", "alice")
+		var ids []string
+		for i := range 3 {
+			tok := &domain.Token{ID: fmt.Sprintf("t%015d", i), UserID: u.ID, SecretHash: make([]byte, 32), CreateTime: base}
+			mustCreateToken(t, s, tok)
+			ids = append(ids, tok.ID)
+		}
+		t1, t2 := base.Add(time.Minute), base.Add(2*time.Minute)
+		if err := s.TouchTokens(ctx, map[string]time.Time{ids[0]: t2, ids[1]: t1, "nosuchtokenxxxxx": t1}); err != nil {
+			t.Fatal(err)
+		}
+		// Never back in time.
+		if err := s.TouchTokens(ctx, map[string]time.Time{ids[0]: t1}); err != nil {
+			t.Fatal(err)
+		}
+		for i, want := range []time.Time{t2, t1, {}} {
+			got, err := s.TokenByID(ctx, ids[i])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !got.LastUsedTime.Equal(want) {
+				t.Errorf("token %d: last used %v, want %v", i, got.LastUsedTime, want)
+			}
+		}
+		// Creating never sets it.
+		tok := &domain.Token{ID: "tttttttttttttttt", UserID: u.ID, SecretHash: make([]byte, 32), CreateTime: base, LastUsedTime: t2}
+		mustCreateToken(t, s, tok)
+		if got, _ := s.TokenByID(ctx, tok.ID); !got.LastUsedTime.IsZero() {
+			t.Errorf("a new token has last used time %v", got.LastUsedTime)
+		}
+	})
 }

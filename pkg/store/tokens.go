@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"gorm.io/gorm"
 	"time"
 
 	"github.com/tokenservice/tokenservice/pkg/domain"
@@ -67,4 +68,36 @@ func (s *Store) DeleteToken(ctx context.Context, id string, at time.Time) error 
 		return err
 	}
 	return nil
+}
+
+// touchBatch bounds the ids in one UPDATE.
+const touchBatch = 500
+
+// TouchTokens implements domain.TokenUsage: it records each token's last use,
+// never moving one back in time, with one UPDATE per distinct time and batch
+// of ids, all in one transaction.
+func (s *Store) TouchTokens(ctx context.Context, uses map[string]time.Time) error {
+	byTime := map[time.Time][]string{}
+	for id, at := range uses {
+		at = at.UTC()
+		byTime[at] = append(byTime[at], id)
+	}
+	db, cancel := s.bound(ctx)
+	defer cancel()
+	err := db.Transaction(func(tx *gorm.DB) error {
+		for at, ids := range byTime {
+			for len(ids) > 0 {
+				n := min(len(ids), touchBatch)
+				err := tx.Model(&tokenRow{}).
+					Where("id IN ? AND (last_used_time IS NULL OR last_used_time < ?)", ids[:n], at).
+					Update("last_used_time", at).Error
+				if err != nil {
+					return err
+				}
+				ids = ids[n:]
+			}
+		}
+		return nil
+	})
+	return classify(err, "token")
 }

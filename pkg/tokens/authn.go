@@ -17,6 +17,7 @@ func (s *Service) AuthenticateBearer(ctx context.Context, bearer string) (*domai
 		if err != nil {
 			return nil, err
 		}
+		s.usage.Record(t.ID, s.now())
 		return s.principal(ctx, t)
 	}
 	claims, err := s.minter.Verify(bearer, s.now())
@@ -30,9 +31,11 @@ func (s *Service) AuthenticateBearer(ctx context.Context, bearer string) (*domai
 	if err != nil {
 		return nil, unauthenticated(err)
 	}
-	if !t.ActiveAt(s.now()) || t.UserID != claims.UserID {
+	now := s.now()
+	if !t.ActiveAt(now) || t.UserID != claims.UserID {
 		return nil, domain.ErrUnauthenticated
 	}
+	s.usage.Record(t.ID, now)
 	return s.principal(ctx, t)
 }
 

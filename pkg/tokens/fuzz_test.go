@@ -40,7 +40,7 @@ func FuzzAuthenticateBearer(f *testing.F) {
 	minter := auth.NewMinter(ks, "iss", "aud", time.Minute)
 	at, _ := minter.Mint(&domain.Token{ID: "tokTTTTTTTTTTTTT", UserID: "u"}, time.Now())
 	api, _ := auth.NewAPIToken(rand.Reader)
-	svc := New(Config{}, nil, &countingTokens{}, nil, minter, nil, time.Now, rand.Reader)
+	svc := New(Config{}, nil, &countingTokens{}, nil, minter, nil, nil, time.Now, rand.Reader)
 	for _, seed := range []string{at.JWT, api.String(), "", "a.b.c", "tks_", "eyJhbGciOiJub25lIn0.e30.", at.JWT + "."} {
 		f.Add(seed)
 	}

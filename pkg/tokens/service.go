@@ -45,14 +45,28 @@ type Service struct {
 	cfg       Config
 	byUser    *throttle.Limiter
 	byAddress *throttle.Limiter
+	usage     Usage
 }
 
-// New returns a Service. now is the clock and rnd the source of randomness
+// Usage records token uses; the recording may be batched.
+type Usage interface {
+	Record(tokenID string, at time.Time)
+}
+
+type noUsage struct{}
+
+func (noUsage) Record(string, time.Time) {}
+
+// New returns a Service. usage records each exchange and bearer use (nil:
+// none), now is the clock and rnd the source of randomness
 // (crypto/rand.Reader in production).
 func New(cfg Config, users domain.Users, tokens domain.Tokens, passwords *auth.Passwords,
-	minter *auth.Minter, pages *PageTokens, now func() time.Time, rnd io.Reader) *Service {
+	minter *auth.Minter, pages *PageTokens, usage Usage, now func() time.Time, rnd io.Reader) *Service {
+	if usage == nil {
+		usage = noUsage{}
+	}
 	return &Service{users: users, tokens: tokens, passwords: passwords, minter: minter,
-		pages: pages, now: now, rnd: rnd, cfg: cfg,
+		pages: pages, usage: usage, now: now, rnd: rnd, cfg: cfg,
 		byUser:    throttle.New(cfg.LoginAttemptsPerUser, maxTrackedKeys, now),
 		byAddress: throttle.New(cfg.LoginAttemptsPerAddress, maxTrackedKeys, now)}
 }
@@ -170,10 +184,12 @@ func (s *Service) Exchange(ctx context.Context, plaintext string) (auth.AccessTo
 	if err != nil {
 		return auth.AccessToken{}, err
 	}
-	at, err := s.minter.Mint(t, s.now())
+	now := s.now()
+	at, err := s.minter.Mint(t, now)
 	if err != nil {
 		return auth.AccessToken{}, domain.Wrap(domain.KindInternal, err, "minting access token")
 	}
+	s.usage.Record(t.ID, now)
 	return at, nil
 }
 

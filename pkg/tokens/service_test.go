@@ -31,7 +31,7 @@ func (c *countingTokens) TokenByID(_ context.Context, id string) (*domain.Token,
 func TestMalformedTokensAreRefusedBeforeAnyRead(t *testing.T) {
 	good, _ := auth.NewAPIToken(rand.Reader)
 	store := &countingTokens{token: &domain.Token{ID: good.ID, SecretHash: auth.HashSecret(good.Secret)}}
-	svc := New(Config{}, nil, store, nil, nil, nil, time.Now, rand.Reader)
+	svc := New(Config{}, nil, store, nil, nil, nil, nil, time.Now, rand.Reader)
 	s := good.String()
 	for name, bad := range map[string]string{
 		"typo":      s[:30] + otherDigit(s[30]) + s[31:],
@@ -88,7 +88,7 @@ func TestUnknownUserCostsOneHashLikeAWrongPassword(t *testing.T) {
 		derived++
 		return derive(p, s, tm, m, th, n)
 	}
-	svc := New(Config{}, users{u: &domain.User{ID: "u", Username: "alice", PasswordHash: hash}}, nil, pw, nil, nil, time.Now, rand.Reader)
+	svc := New(Config{}, users{u: &domain.User{ID: "u", Username: "alice", PasswordHash: hash}}, nil, pw, nil, nil, nil, time.Now, rand.Reader)
 	var errs []error
 	for _, name := range []string{"alice", "mallory"} {
 		derived = 0

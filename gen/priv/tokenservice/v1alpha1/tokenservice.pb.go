@@ -43,7 +43,12 @@ type Token struct {
 	// A free-form note, at most 256 characters.
 	Note string `protobuf:"bytes,4,opt,name=note,proto3" json:"note,omitempty"`
 	// The ID of the user the token belongs to.
-	UserId        string `protobuf:"bytes,5,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	UserId string `protobuf:"bytes,5,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// When the token was last exchanged or used as a bearer, to the second.
+	// Recorded in batches and read through a short cache: it can lag real use
+	// by up to the server's --last-used-flush-interval plus --cache-ttl
+	// (30 + 5 seconds by default). Unset: never used (or use is not tracked).
+	LastUsedTime  *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=last_used_time,json=lastUsedTime,proto3" json:"last_used_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -111,6 +116,13 @@ func (x *Token) GetUserId() string {
 		return x.UserId
 	}
 	return ""
+}
+
+func (x *Token) GetLastUsedTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastUsedTime
+	}
+	return nil
 }
 
 type CreateTokenRequest struct {
@@ -658,7 +670,7 @@ var File_priv_tokenservice_v1alpha1_tokenservice_proto protoreflect.FileDescript
 
 const file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDesc = "" +
 	"\n" +
-	"-priv/tokenservice/v1alpha1/tokenservice.proto\x12\x1apriv.tokenservice.v1alpha1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\xe5\x01\n" +
+	"-priv/tokenservice/v1alpha1/tokenservice.proto\x12\x1apriv.tokenservice.v1alpha1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\xc2\x02\n" +
 	"\x05Token\x12\x13\n" +
 	"\x02id\x18\x01 \x01(\tB\x03\xe0A\x03R\x02id\x12@\n" +
 	"\vcreate_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
@@ -668,7 +680,10 @@ const file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDesc = "" +
 	"x-nullable\x12\x02 \x01R\n" +
 	"expireTime\x12\x12\n" +
 	"\x04note\x18\x04 \x01(\tR\x04note\x12\x1c\n" +
-	"\auser_id\x18\x05 \x01(\tB\x03\xe0A\x03R\x06userId\"\xee\x02\n" +
+	"\auser_id\x18\x05 \x01(\tB\x03\xe0A\x03R\x06userId\x12[\n" +
+	"\x0elast_used_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampB\x19\x92A\x13\x82\x03\x10\n" +
+	"\n" +
+	"x-nullable\x12\x02 \x01\xe0A\x03R\flastUsedTime\"\xee\x02\n" +
 	"\x12CreateTokenRequest\x12\x1c\n" +
 	"\x04note\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\x04note\x12[\n" +
 	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampB\x1e\x92A\x13\x82\x03\x10\n" +
@@ -762,26 +777,27 @@ var file_priv_tokenservice_v1alpha1_tokenservice_proto_goTypes = []any{
 var file_priv_tokenservice_v1alpha1_tokenservice_proto_depIdxs = []int32{
 	11, // 0: priv.tokenservice.v1alpha1.Token.create_time:type_name -> google.protobuf.Timestamp
 	11, // 1: priv.tokenservice.v1alpha1.Token.expire_time:type_name -> google.protobuf.Timestamp
-	11, // 2: priv.tokenservice.v1alpha1.CreateTokenRequest.expire_time:type_name -> google.protobuf.Timestamp
-	0,  // 3: priv.tokenservice.v1alpha1.CreateTokenResponse.metadata:type_name -> priv.tokenservice.v1alpha1.Token
-	0,  // 4: priv.tokenservice.v1alpha1.GetTokenResponse.token:type_name -> priv.tokenservice.v1alpha1.Token
-	0,  // 5: priv.tokenservice.v1alpha1.ListTokensResponse.tokens:type_name -> priv.tokenservice.v1alpha1.Token
-	11, // 6: priv.tokenservice.v1alpha1.GetAccessTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
-	1,  // 7: priv.tokenservice.v1alpha1.TokenService.CreateToken:input_type -> priv.tokenservice.v1alpha1.CreateTokenRequest
-	3,  // 8: priv.tokenservice.v1alpha1.TokenService.GetToken:input_type -> priv.tokenservice.v1alpha1.GetTokenRequest
-	5,  // 9: priv.tokenservice.v1alpha1.TokenService.ListTokens:input_type -> priv.tokenservice.v1alpha1.ListTokensRequest
-	7,  // 10: priv.tokenservice.v1alpha1.TokenService.DeleteToken:input_type -> priv.tokenservice.v1alpha1.DeleteTokenRequest
-	9,  // 11: priv.tokenservice.v1alpha1.TokenService.GetAccessToken:input_type -> priv.tokenservice.v1alpha1.GetAccessTokenRequest
-	2,  // 12: priv.tokenservice.v1alpha1.TokenService.CreateToken:output_type -> priv.tokenservice.v1alpha1.CreateTokenResponse
-	4,  // 13: priv.tokenservice.v1alpha1.TokenService.GetToken:output_type -> priv.tokenservice.v1alpha1.GetTokenResponse
-	6,  // 14: priv.tokenservice.v1alpha1.TokenService.ListTokens:output_type -> priv.tokenservice.v1alpha1.ListTokensResponse
-	8,  // 15: priv.tokenservice.v1alpha1.TokenService.DeleteToken:output_type -> priv.tokenservice.v1alpha1.DeleteTokenResponse
-	10, // 16: priv.tokenservice.v1alpha1.TokenService.GetAccessToken:output_type -> priv.tokenservice.v1alpha1.GetAccessTokenResponse
-	12, // [12:17] is the sub-list for method output_type
-	7,  // [7:12] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	11, // 2: priv.tokenservice.v1alpha1.Token.last_used_time:type_name -> google.protobuf.Timestamp
+	11, // 3: priv.tokenservice.v1alpha1.CreateTokenRequest.expire_time:type_name -> google.protobuf.Timestamp
+	0,  // 4: priv.tokenservice.v1alpha1.CreateTokenResponse.metadata:type_name -> priv.tokenservice.v1alpha1.Token
+	0,  // 5: priv.tokenservice.v1alpha1.GetTokenResponse.token:type_name -> priv.tokenservice.v1alpha1.Token
+	0,  // 6: priv.tokenservice.v1alpha1.ListTokensResponse.tokens:type_name -> priv.tokenservice.v1alpha1.Token
+	11, // 7: priv.tokenservice.v1alpha1.GetAccessTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	1,  // 8: priv.tokenservice.v1alpha1.TokenService.CreateToken:input_type -> priv.tokenservice.v1alpha1.CreateTokenRequest
+	3,  // 9: priv.tokenservice.v1alpha1.TokenService.GetToken:input_type -> priv.tokenservice.v1alpha1.GetTokenRequest
+	5,  // 10: priv.tokenservice.v1alpha1.TokenService.ListTokens:input_type -> priv.tokenservice.v1alpha1.ListTokensRequest
+	7,  // 11: priv.tokenservice.v1alpha1.TokenService.DeleteToken:input_type -> priv.tokenservice.v1alpha1.DeleteTokenRequest
+	9,  // 12: priv.tokenservice.v1alpha1.TokenService.GetAccessToken:input_type -> priv.tokenservice.v1alpha1.GetAccessTokenRequest
+	2,  // 13: priv.tokenservice.v1alpha1.TokenService.CreateToken:output_type -> priv.tokenservice.v1alpha1.CreateTokenResponse
+	4,  // 14: priv.tokenservice.v1alpha1.TokenService.GetToken:output_type -> priv.tokenservice.v1alpha1.GetTokenResponse
+	6,  // 15: priv.tokenservice.v1alpha1.TokenService.ListTokens:output_type -> priv.tokenservice.v1alpha1.ListTokensResponse
+	8,  // 16: priv.tokenservice.v1alpha1.TokenService.DeleteToken:output_type -> priv.tokenservice.v1alpha1.DeleteTokenResponse
+	10, // 17: priv.tokenservice.v1alpha1.TokenService.GetAccessToken:output_type -> priv.tokenservice.v1alpha1.GetAccessTokenResponse
+	13, // [13:18] is the sub-list for method output_type
+	8,  // [8:13] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_priv_tokenservice_v1alpha1_tokenservice_proto_init() }
