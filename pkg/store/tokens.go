@@ -38,8 +38,13 @@ func (s *Store) ListTokens(ctx context.Context, q domain.ListQuery) ([]*domain.T
 		cmp, dir = "<", "DESC"
 	}
 	if q.After != nil {
+		// "(create_time, id) after the cursor", spelt so that both SQLite
+		// and MySQL start an index range scan at the cursor: the first
+		// condition alone is a range on tokens_list; with only the OR,
+		// SQLite scanned the user's tokens from the start (page 1,000 of
+		// 100,000 cost 55 times page 1).
 		at := q.After.CreateTime.UTC()
-		db = db.Where("(create_time "+cmp+" ? OR (create_time = ? AND id "+cmp+" ?))", at, at, q.After.ID)
+		db = db.Where("create_time "+cmp+"= ? AND (create_time "+cmp+" ? OR id "+cmp+" ?)", at, at, q.After.ID)
 	}
 	var rows []tokenRow
 	if err := db.Order("create_time " + dir + ", id " + dir).Limit(q.Limit).Find(&rows).Error; err != nil {
