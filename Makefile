@@ -63,7 +63,14 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 30s); their seed corpora run
 	$(GO) test -run '^$$' -fuzz '^FuzzRESTRequest$$' -fuzztime $(FUZZTIME) ./pkg/server
 
 .PHONY: bench
-bench: ## Run the Go benchmarks.
+# tokenbench's knobs: make bench BENCH_DB=sqlite BENCH_DURATION=10s BENCH_CONCURRENCY=64
+BENCH_DB          ?= mysql
+BENCH_DURATION    ?= 5s
+BENCH_CONCURRENCY ?= 16
+export TOKENSERVICE_BENCH_MYSQL_DSN ?= root@tcp(127.0.0.1:3306)/test
+
+bench: build ## Load-test a real server (cmd/tokenbench, MySQL by default), then run the Go benchmarks.
+	$(GO) run ./cmd/tokenbench -bin $(BIN)/tokenservice -db $(BENCH_DB) -duration $(BENCH_DURATION) -concurrency $(BENCH_CONCURRENCY)
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 .PHONY: lint

@@ -197,16 +197,37 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		results[len(results)-2].RESTOfGRPC = ratio(rest.RPS, grpc.RPS)
 	}
+	exchange := scenarioNamed("exchange")
 	if cfg.only == nil || cfg.only["exchange"] {
 		for _, conc := range cfg.sweep {
-			for _, sc := range scenarios {
-				if sc.name == "exchange" {
-					r := measure("exchange-sweep", "rest", conc, sc.rest(fix, c))
-					g := measure("exchange-sweep", "grpc", conc, sc.grpc(fix, c))
-					results[len(results)-2].RESTOfGRPC = ratio(r.RPS, g.RPS)
-				}
-			}
+			r := measure("exchange-sweep", "rest", conc, exchange.rest(fix, c))
+			g := measure("exchange-sweep", "grpc", conc, exchange.grpc(fix, c))
+			results[len(results)-2].RESTOfGRPC = ratio(r.RPS, g.RPS)
 		}
+	}
+	if cfg.only == nil || cfg.only["exchange"] {
+		// Last-used tracking costs (almost) nothing: the same exchange on a
+		// second server with tracking off, alternating to share the drift.
+		off, err := startServer(ctx, cfg.bin, env, filepath.Join(work, "serve-off.log"), "--last-used-flush-interval", "0")
+		if err != nil {
+			return err
+		}
+		cOff, err := newClients(off, 4)
+		if err != nil {
+			off.stop()
+			return err
+		}
+		var on, offRPS []float64
+		for range 2 {
+			r := measure("exchange-lastused-on", "rest", cfg.concurrency, exchange.rest(fix, c))
+			o := run(ctx, off, cfg.concurrency, cfg.duration, exchange.rest(fix, cOff))
+			o.Scenario, o.Transport = "exchange-lastused-off", "rest"
+			results = append(results, o)
+			on, offRPS = append(on, r.RPS), append(offRPS, o.RPS)
+		}
+		cOff.close()
+		off.stop()
+		summary["lastused_on_of_off"] = ratio(on[0]+on[1], offRPS[0]+offRPS[1])
 	}
 	for i := range results {
 		if results[i].Scenario != "ceiling" {
@@ -215,12 +236,20 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	summary["peak_rss_mib"] = round1(srv.memMiB("VmHWM"))
 
+	ts := targets(results, summary, cfg.sweep)
 	printTable(stdout, results)
+	fmt.Fprintf(stdout, "\nstart-up to ready %v ms; idle RSS %v MiB; peak RSS %v MiB\n\n",
+		summary["startup_to_ready_ms"], summary["idle_rss_mib"], summary["peak_rss_mib"])
+	printTargets(stdout, ts)
+	fmt.Fprintln(stdout)
 	enc := json.NewEncoder(stdout)
 	for _, r := range results {
 		enc.Encode(r)
 	}
 	enc.Encode(map[string]any{"summary": summary})
+	for _, t := range ts {
+		enc.Encode(t)
+	}
 	var errs int
 	for _, r := range results {
 		errs += r.Errors
@@ -310,4 +339,13 @@ func fetchProfile(ctx context.Context, debugAddr string, d time.Duration, out st
 		return err
 	}
 	return f.Close()
+}
+
+func scenarioNamed(name string) scenario {
+	for _, sc := range scenarios {
+		if sc.name == name {
+			return sc
+		}
+	}
+	panic("no scenario " + name)
 }

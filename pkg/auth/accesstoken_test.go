@@ -19,7 +19,7 @@ import (
 
 var now = time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 
-func mustMinter(t *testing.T) *Minter {
+func mustMinter(t testing.TB) *Minter {
 	t.Helper()
 	k, err := NewSigningKey(rand.Reader, now)
 	if err != nil {
@@ -190,4 +190,59 @@ func mustDecode(t *testing.T, part string, v any) {
 	if err := json.Unmarshal(b, v); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A remembered access token is still refused from its exp on.
+func TestVerifiedTokensAreRememberedOnlyUntilTheyExpire(t *testing.T) {
+	m := mustMinter(t)
+	at, err := m.Mint(&domain.Token{ID: "tokTTTTTTTTTTTTT", UserID: "u"}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, when := range []time.Time{now, now.Add(time.Minute)} { // the second from memory
+		if _, err := m.Verify(at.JWT, when); err != nil {
+			t.Fatalf("Verify at %v: %v", when, err)
+		}
+	}
+	if _, err := m.Verify(at.JWT, at.ExpireTime); err != domain.ErrUnauthenticated {
+		t.Errorf("a remembered token at its exp: %v, want ErrUnauthenticated", err)
+	}
+}
+
+func BenchmarkMint(b *testing.B) {
+	m := mustMinter(b)
+	api := &domain.Token{ID: "tokTTTTTTTTTTTTT", UserID: "userUUUUUUUUUUUU"}
+	for b.Loop() {
+		if _, err := m.Mint(api, now); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkVerify(b *testing.B) {
+	m := mustMinter(b)
+	api := &domain.Token{ID: "tokTTTTTTTTTTTTT", UserID: "userUUUUUUUUUUUU"}
+	b.Run("first use", func(b *testing.B) {
+		fresh := make([]string, 0, 1024)
+		for range cap(fresh) {
+			at, _ := m.Mint(api, now)
+			fresh = append(fresh, at.JWT)
+		}
+		i := 0
+		for b.Loop() {
+			m.verified.Purge()
+			if _, err := m.Verify(fresh[i%len(fresh)], now); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+	b.Run("reused", func(b *testing.B) {
+		at, _ := m.Mint(api, now)
+		for b.Loop() {
+			if _, err := m.Verify(at.JWT, now); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+)
+
+// target is one of the performance goals (docs/performance.md), checked
+// against this run.
+type target struct {
+	What   string  `json:"target"`
+	Got    float64 `json:"got"`
+	Want   float64 `json:"want"`
+	AtMost bool    `json:"at_most,omitempty"`
+	Met    bool    `json:"met"`
+}
+
+func find(results []result, scenario, transport string, conc int) (result, bool) {
+	for _, r := range results {
+		if r.Scenario == scenario && r.Transport == transport && (conc == 0 || r.Concurrency == conc) {
+			return r, true
+		}
+	}
+	return result{}, false
+}
+
+// targets evaluates the goals this run measured.
+func targets(results []result, summary map[string]any, sweep []int) []target {
+	var ts []target
+	atLeast := func(what string, got, want float64) {
+		ts = append(ts, target{What: what, Got: got, Want: want, Met: got >= want})
+	}
+	atMost := func(what string, got, want float64) {
+		ts = append(ts, target{What: what, Got: got, Want: want, AtMost: true, Met: got <= want})
+	}
+	for _, t := range []struct {
+		scenario string
+		want     float64
+	}{{"exchange", 0.5}, {"bearer-jwt", 0.6}, {"bearer-api", 0.5}} {
+		if r, ok := find(results, t.scenario, "rest", 0); ok {
+			atLeast(t.scenario+" over REST, of the REST ceiling", r.OfCeiling, t.want)
+		}
+	}
+	for _, r := range results {
+		if r.Transport == "rest" && r.RESTOfGRPC != 0 && r.Scenario != "ceiling" && r.Scenario != "exchange-sweep" {
+			atLeast(r.Scenario+": REST of gRPC throughput", r.RESTOfGRPC, 0.7)
+		}
+	}
+	if len(sweep) > 1 {
+		lo, hi := sweep[0], sweep[len(sweep)-1]
+		for _, tr := range []string{"rest", "grpc"} {
+			a, okA := find(results, "exchange-sweep", tr, lo)
+			b, okB := find(results, "exchange-sweep", tr, hi)
+			if okA && okB && a.RPS > 0 {
+				atLeast(fmt.Sprintf("exchange over %s: throughput at %d of that at %d", tr, hi, lo), ratio(b.RPS, a.RPS), 0.8)
+				atMost(fmt.Sprintf("exchange over %s: errors at %d", tr, hi), float64(b.Errors), 0)
+			}
+		}
+	}
+	if v, ok := summary["lastused_on_of_off"].(float64); ok {
+		atLeast("exchange with last-used tracking, of without", v, 0.95)
+	}
+	if v, ok := summary["peak_rss_mib"].(float64); ok {
+		atMost("peak server RSS under the bench, MiB", v, 100)
+	}
+	if v, ok := summary["idle_rss_mib"].(float64); ok {
+		atMost("idle server RSS, MiB", v, 40)
+	}
+	if v, ok := summary["startup_to_ready_ms"].(int64); ok {
+		atMost("start-up to ready on an existing database, ms", float64(v), 1000)
+	}
+	return ts
+}
+
+func printTargets(w io.Writer, ts []target) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "target\tgot\twant\t")
+	for _, t := range ts {
+		op, verdict := "≥", "met"
+		if t.AtMost {
+			op = "≤"
+		}
+		if !t.Met {
+			verdict = "MISSED"
+		}
+		fmt.Fprintf(tw, "%s\t%.2f\t%s %.2f\t%s\n", t.What, t.Got, op, t.Want, verdict)
+	}
+	tw.Flush()
+}
