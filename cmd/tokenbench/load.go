@@ -24,6 +24,7 @@ type result struct {
 	CPUPer1k    float64 `json:"cpu_s_per_1k"`
 	// Ratios within this run; 0 when they do not apply.
 	OfCeiling  float64 `json:"of_ceiling,omitempty"`
+	OfNoop     float64 `json:"of_noop,omitempty"` // of noop-401: the same API stack, refused before any work
 	RESTOfGRPC float64 `json:"rest_of_grpc,omitempty"`
 	FirstError string  `json:"first_error,omitempty"`
 }

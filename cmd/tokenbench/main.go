@@ -187,7 +187,7 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer c.close()
 	ceiling := map[string]float64{}
 	for _, sc := range scenarios {
-		if cfg.only != nil && !cfg.only[sc.name] && sc.name != "ceiling" {
+		if cfg.only != nil && !cfg.only[sc.name] && sc.name != "ceiling" && sc.name != "noop-401" {
 			continue
 		}
 		rest := measure(sc.name, "rest", cfg.concurrency, sc.rest(fix, c))
@@ -229,9 +229,18 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		off.stop()
 		summary["lastused_on_of_off"] = ratio(on[0]+on[1], offRPS[0]+offRPS[1])
 	}
+	noop := map[string]float64{}
+	for _, r := range results {
+		if r.Scenario == "noop-401" {
+			noop[r.Transport] = r.RPS
+		}
+	}
 	for i := range results {
 		if results[i].Scenario != "ceiling" {
 			results[i].OfCeiling = ratio(results[i].RPS, ceiling[results[i].Transport])
+		}
+		if results[i].Scenario != "ceiling" && results[i].Scenario != "noop-401" {
+			results[i].OfNoop = ratio(results[i].RPS, noop[results[i].Transport])
 		}
 	}
 	summary["peak_rss_mib"] = round1(srv.memMiB("VmHWM"))
@@ -271,10 +280,10 @@ func round1(f float64) float64 { return float64(int(f*10+0.5)) / 10 }
 
 func printTable(w io.Writer, results []result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\ttransport\tconc\treq/s\tp50 ms\tp99 ms\terrors\tof ceiling\tREST/gRPC\tCPU s/1k req\t")
+	fmt.Fprintln(tw, "scenario\ttransport\tconc\treq/s\tp50 ms\tp99 ms\terrors\tof ceiling\tof no-op\tREST/gRPC\tCPU s/1k req\t")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.2f\t%.2f\t%d\t%s\t%s\t%.3f\t\n", r.Scenario, r.Transport, r.Concurrency,
-			r.RPS, r.P50ms, r.P99ms, r.Errors, blankZero(r.OfCeiling), blankZero(r.RESTOfGRPC), r.CPUPer1k)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.2f\t%.2f\t%d\t%s\t%s\t%s\t%.3f\t\n", r.Scenario, r.Transport, r.Concurrency,
+			r.RPS, r.P50ms, r.P99ms, r.Errors, blankZero(r.OfCeiling), blankZero(r.OfNoop), blankZero(r.RESTOfGRPC), r.CPUPer1k)
 	}
 	tw.Flush()
 }

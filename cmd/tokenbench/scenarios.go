@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	pb "github.com/tokenservice/tokenservice/gen/priv/tokenservice/v1alpha1"
 )
@@ -115,6 +118,25 @@ var scenarios = []scenario{
 			return func(ctx context.Context, w int) error {
 				_, err := grpc_health_v1.NewHealthClient(c.conns[w%len(c.conns)]).Check(ctx, &grpc_health_v1.HealthCheckRequest{})
 				return err
+			}
+		},
+	},
+	{
+		// The API stack's own cost: gateway, in-process channel and every
+		// interceptor, refused at authentication (no credentials) before any work.
+		name: "noop-401",
+		rest: func(f *fixture, c *clients) op {
+			return func(ctx context.Context, _ int) error {
+				return wantRefused(c.rest(ctx, "GET", "/v1alpha1/tokens/"+f.apiTokenID, "", nil, nil), "HTTP 401")
+			}
+		},
+		grpc: func(f *fixture, c *clients) op {
+			return func(ctx context.Context, w int) error {
+				_, err := c.grpc(w).GetToken(ctx, &pb.GetTokenRequest{TokenId: f.apiTokenID})
+				if status.Code(err) == codes.Unauthenticated {
+					return nil
+				}
+				return fmt.Errorf("want UNAUTHENTICATED, got %v", err)
 			}
 		},
 	},
@@ -244,4 +266,12 @@ func seed(ctx context.Context, c *clients, n int) (*fixture, error) {
 	default:
 	}
 	return f, nil
+}
+
+// wantRefused turns the expected refusal into success and anything else into an error.
+func wantRefused(err error, want string) error {
+	if err != nil && strings.Contains(err.Error(), want) {
+		return nil
+	}
+	return fmt.Errorf("want %s, got %v", want, err)
 }

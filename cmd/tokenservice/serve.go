@@ -6,7 +6,9 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -71,6 +73,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		srvCfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
+	tuneGC()
 	logger, err := newLogger(stderr)
 	if err != nil {
 		return err
@@ -103,4 +106,19 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	return srv.Serve(ctx)
+}
+
+// tuneGC trades memory the service has to spare for CPU: the live heap is
+// small (about 10 MiB), so at Go's default GOGC=100 the collector runs every
+// few thousand requests and takes a third of the CPU under load. GOGC=400
+// with a 96 MiB soft limit (the collector works harder as the heap nears it)
+// cut CPU per request by a third to a half in tokenbench. GOGC and GOMEMLIMIT
+// set in the environment win.
+func tuneGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(96 << 20)
+	}
 }

@@ -44,11 +44,17 @@ type Passwords struct {
 // rnd, that runs at most maxConcurrent verifications at once (<= 0: one).
 func NewPasswords(params Argon2Params, rnd io.Reader, maxConcurrent int) (*Passwords, error) {
 	p := &Passwords{params: params, rnd: rnd, slots: make(chan struct{}, max(maxConcurrent, 1)), Derive: argon2.IDKey}
-	dummy, err := p.Hash("dummy password for unknown users")
-	if err != nil {
-		return nil, err
+	// The dummy needs the real parameters (verifying against it costs what
+	// verifying a real hash does) but no real password: random salt and key
+	// make a hash nothing matches, with no argon2id run (and its 19 MiB) at start.
+	salt, key := make([]byte, saltLen), make([]byte, keyLen)
+	if _, err := io.ReadFull(rnd, salt); err != nil {
+		return nil, fmt.Errorf("reading salt: %w", err)
 	}
-	p.dummy = dummy
+	if _, err := io.ReadFull(rnd, key); err != nil {
+		return nil, fmt.Errorf("reading dummy key: %w", err)
+	}
+	p.dummy = p.encode(salt, key)
 	return p, nil
 }
 
@@ -59,9 +65,14 @@ func (p *Passwords) Hash(password string) (string, error) {
 		return "", fmt.Errorf("reading salt: %w", err)
 	}
 	key := p.Derive([]byte(password), salt, p.params.Iterations, p.params.MemoryKiB, p.params.Parallelism, keyLen)
+	return p.encode(salt, key), nil
+}
+
+// encode writes a PHC string with p's parameters.
+func (p *Passwords) encode(salt, key []byte) string {
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version,
 		p.params.MemoryKiB, p.params.Iterations, p.params.Parallelism,
-		b64.EncodeToString(salt), b64.EncodeToString(key)), nil
+		b64.EncodeToString(salt), b64.EncodeToString(key))
 }
 
 // Verify reports whether password matches the PHC string hash. An empty hash
