@@ -30,15 +30,15 @@ type result struct {
 }
 
 // run calls do from concurrency workers for d (after a short warm-up) and
-// measures the server's CPU time meanwhile.
-func run(ctx context.Context, srv *server, concurrency int, d time.Duration, do op) result {
+// measures CPU time (the server's, by cpuSeconds) meanwhile.
+func run(ctx context.Context, cpuSeconds func() float64, concurrency int, d time.Duration, do op) result {
 	hammer(ctx, time.Now().Add(d/5), concurrency, do)
 
-	cpu0 := srv.cpuSeconds()
+	cpu0 := cpuSeconds()
 	start := time.Now()
 	lat, errs, firstErr := hammer(ctx, start.Add(d), concurrency, do)
 	elapsed := time.Since(start)
-	cpu := srv.cpuSeconds() - cpu0
+	cpu := cpuSeconds() - cpu0
 
 	r := result{Concurrency: concurrency, Seconds: elapsed.Seconds(), Requests: len(lat) + errs, Errors: errs}
 	if firstErr != nil {

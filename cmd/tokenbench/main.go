@@ -168,7 +168,7 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			profiled = make(chan error, 1)
 			go func() { profiled <- fetchProfile(ctx, addr, cfg.duration, cfg.profileOut) }()
 		}
-		r := run(ctx, srv, conc, cfg.duration, do)
+		r := run(ctx, srv.cpuSeconds, conc, cfg.duration, do)
 		if profiled != nil {
 			if err := <-profiled; err != nil {
 				fmt.Fprintf(stderr, "profile: %v\n", err)
@@ -220,7 +220,7 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		var on, offRPS []float64
 		for range 2 {
 			r := measure("exchange-lastused-on", "rest", cfg.concurrency, exchange.rest(fix, c))
-			o := run(ctx, off, cfg.concurrency, cfg.duration, exchange.rest(fix, cOff))
+			o := run(ctx, off.cpuSeconds, cfg.concurrency, cfg.duration, exchange.rest(fix, cOff))
 			o.Scenario, o.Transport = "exchange-lastused-off", "rest"
 			results = append(results, o)
 			on, offRPS = append(on, r.RPS), append(offRPS, o.RPS)

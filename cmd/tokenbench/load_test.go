@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestRunMeasures(t *testing.T) {
+	var calls atomic.Int64
+	do := func(ctx context.Context, worker int) error {
+		n := calls.Add(1)
+		time.Sleep(2 * time.Millisecond)
+		if n%10 == 0 {
+			return errors.New("every tenth call fails")
+		}
+		return nil
+	}
+	cpu := 0.0
+	r := run(context.Background(), func() float64 { cpu += 0.5; return cpu }, 4, 500*time.Millisecond, do)
+	if r.Requests < 100 || r.Errors == 0 {
+		t.Fatalf("%d requests, %d errors: the run did not run", r.Requests, r.Errors)
+	}
+	if got := float64(r.Errors) / float64(r.Requests); got < 0.05 || got > 0.15 {
+		t.Errorf("error share %.2f, want about 0.1", got)
+	}
+	if r.P50ms < 2 || r.P99ms < r.P50ms {
+		t.Errorf("p50 %.2f ms, p99 %.2f ms: each call takes at least 2 ms", r.P50ms, r.P99ms)
+	}
+	if want := float64(r.Requests-r.Errors) / r.Seconds; r.RPS < want*0.99 || r.RPS > want*1.01 {
+		t.Errorf("rps %.0f, want successes per second %.0f", r.RPS, want)
+	}
+	if want := 0.5 / float64(r.Requests) * 1000; r.CPUPer1k < want*0.99 || r.CPUPer1k > want*1.01 {
+		t.Errorf("CPU per 1k %.4f, want %.4f", r.CPUPer1k, want)
+	}
+	if r.FirstError == "" {
+		t.Error("the first error was not kept")
+	}
+}
+
+func TestTargets(t *testing.T) {
+	results := []result{
+		{Scenario: "exchange", Transport: "rest", OfCeiling: 0.55, RESTOfGRPC: 0.65},
+		{Scenario: "bearer-jwt", Transport: "rest", OfCeiling: 0.59, RESTOfGRPC: 0.9},
+		{Scenario: "exchange-sweep", Transport: "rest", Concurrency: 16, RPS: 1000},
+		{Scenario: "exchange-sweep", Transport: "rest", Concurrency: 256, RPS: 790},
+	}
+	summary := map[string]any{"peak_rss_mib": 100.0, "idle_rss_mib": 41.0, "startup_to_ready_ms": int64(900), "lastused_on_of_off": 0.95}
+	met := map[string]bool{}
+	for _, tg := range targets(results, summary, []int{16, 64, 256}) {
+		met[tg.What] = tg.Met
+	}
+	for what, want := range map[string]bool{
+		"exchange over REST, of the REST ceiling":             true,
+		"bearer-jwt over REST, of the REST ceiling":           false,
+		"exchange: REST of gRPC throughput":                   false,
+		"bearer-jwt: REST of gRPC throughput":                 true,
+		"exchange over rest: throughput at 256 of that at 16": false,
+		"exchange over rest: errors at 256":                   true,
+		"exchange with last-used tracking, of without":        true,
+		"peak server RSS under the bench, MiB":                true,
+		"idle server RSS, MiB":                                false,
+		"start-up to ready on an existing database, ms":       true,
+	} {
+		got, ok := met[what]
+		if !ok {
+			t.Errorf("target %q not evaluated", what)
+		} else if got != want {
+			t.Errorf("target %q: met=%v, want %v", what, got, want)
+		}
+	}
+}
