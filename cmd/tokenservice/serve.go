@@ -111,7 +111,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 // tuneGC trades memory the service has to spare for CPU: the live heap is
 // small (about 10 MiB), so at Go's default GOGC=100 the collector runs every
 // few thousand requests and takes a third of the CPU under load. GOGC=400
-// with a 96 MiB soft limit (the collector works harder as the heap nears it)
+// with a 64 MiB soft limit (the collector works harder as the heap nears it)
 // cut CPU per request by a third to a half in tokenbench. GOGC and GOMEMLIMIT
 // set in the environment win.
 func tuneGC() {
@@ -119,6 +119,6 @@ func tuneGC() {
 		debug.SetGCPercent(400)
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(96 << 20)
+		debug.SetMemoryLimit(64 << 20)
 	}
 }
