@@ -43,8 +43,8 @@ const startupAttemptTimeout = 30 * time.Second
 // error: start returns and keeps trying in the background, with backoff, until
 // ctx ends. Any other failure (a bad DSN, refused credentials, a failed
 // migration) is returned, so a misconfigured process exits at once.
-func (b *backend) start(ctx context.Context) error {
-	err := b.attempt(ctx)
+func (b *backend) start(ctx, runCtx context.Context) error {
+	err := b.attempt(ctx, runCtx)
 	if err == nil || domain.KindOf(err) != domain.KindUnavailable {
 		return err
 	}
@@ -57,7 +57,7 @@ func (b *backend) start(ctx context.Context) error {
 				return
 			case <-time.After(delay):
 			}
-			err := b.attempt(ctx)
+			err := b.attempt(ctx, runCtx)
 			if err == nil {
 				b.logger.InfoContext(ctx, "database reachable: ready")
 				return
@@ -70,8 +70,8 @@ func (b *backend) start(ctx context.Context) error {
 }
 
 // attempt migrates and builds the service; on success the gate opens and
-// the last-used recorder runs until ctx ends.
-func (b *backend) attempt(ctx context.Context) error {
+// the last-used recorder runs until runCtx ends.
+func (b *backend) attempt(ctx, runCtx context.Context) error {
 	attemptCtx, cancel := context.WithTimeout(ctx, startupAttemptTimeout)
 	defer cancel()
 	if err := b.st.Migrate(attemptCtx); err != nil {
@@ -82,7 +82,7 @@ func (b *backend) attempt(ctx context.Context) error {
 		return err
 	}
 	if svc.usage != nil {
-		b.wg.Go(func() { svc.usage.Run(ctx, usageFlushTimeout) })
+		b.wg.Go(func() { svc.usage.Run(runCtx, usageFlushTimeout) })
 	}
 	jwks := svc.keys.JWKS()
 	b.jwks.Store(&jwks)

@@ -264,4 +264,12 @@ func TestGracefulShutdownFinishesInFlightRequests(t *testing.T) {
 	if err := <-stopped; err != nil {
 		t.Errorf("serve returned %v", err)
 	}
+	// The uses the in-flight requests made were written at shutdown, after them.
+	var n int
+	if err := s.openDB(t).QueryRow("SELECT COUNT(*) FROM tokens WHERE id = ? AND last_used_time IS NOT NULL", idOf(tok)).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Error("the in-flight exchanges' use of the token was not recorded at shutdown")
+	}
 }

@@ -90,10 +90,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	svcCfg.issuer, svcCfg.audience = srvCfg.Issuer, *audience
 	b := &backend{st: st, logger: logger, build: buildService(svcCfg, passwords, logger)}
-	startCtx, stopStarting := context.WithCancel(ctx)
+	// The last-used recorder outlives ctx: it flushes once the server has
+	// let its in-flight requests finish, not when the signal comes.
+	runCtx, stopRunning := context.WithCancel(context.WithoutCancel(ctx))
 	defer b.Close()
-	defer stopStarting()
-	if err := b.start(startCtx); err != nil {
+	defer stopRunning()
+	if err := b.start(ctx, runCtx); err != nil {
 		return err
 	}
 	if *debugAddr != "" {
