@@ -237,15 +237,8 @@ func TestSecretAndKeys(t *testing.T) {
 func TestEveryCallHasADeadline(t *testing.T) {
 	cfg, proxy := storetest.MustMySQLViaProxy(t)
 	cfg.QueryTimeout = 300 * time.Millisecond
-	s, err := store.Open(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := storetest.MustOpenConfig(t, cfg)
 	ctx := context.Background()
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
 	u := mustCreateUser(t, s, "uuuuuuuuuuuuuuuu", "alice")
 	tok := &domain.Token{ID: "tttttttttttttttt", UserID: u.ID, SecretHash: make([]byte, 32), CreateTime: base}
 	mustCreateToken(t, s, tok)

@@ -57,15 +57,8 @@ func BenchmarkListTokensDeepPage(b *testing.B) {
 	for _, driver := range storetest.Drivers {
 		b.Run(driver, func(b *testing.B) {
 			cfg := storetest.MustConfig(b, driver)
-			st, err := store.Open(cfg)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer st.Close()
+			st := storetest.MustOpenConfig(b, cfg)
 			ctx := context.Background()
-			if err := st.Migrate(ctx); err != nil {
-				b.Fatal(err)
-			}
 			base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 			u := &domain.User{ID: "uuuuuuuuuuuuuuuu", Username: "lister", CreateTime: base}
 			if err := st.CreateUser(ctx, u); err != nil {

@@ -40,7 +40,14 @@ func MustConfig(tb testing.TB, driver string) store.Config {
 // MustOpen opens and migrates a fresh database for driver, closed when the test ends.
 func MustOpen(tb testing.TB, driver string) *store.Store {
 	tb.Helper()
-	s, err := store.Open(MustConfig(tb, driver))
+	return MustOpenConfig(tb, MustConfig(tb, driver))
+}
+
+// MustOpenConfig opens and migrates the database cfg names, closed when the test ends.
+func MustOpenConfig(tb testing.TB, cfg store.Config) *store.Store {
+	tb.Helper()
+	driver := cfg.Driver
+	s, err := store.Open(cfg)
 	if err != nil {
 		tb.Fatalf("opening %s: %v", driver, err)
 	}
