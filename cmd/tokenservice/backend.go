@@ -62,7 +62,7 @@ func (b *backend) start(ctx, runCtx context.Context) error {
 				b.logger.InfoContext(ctx, "database reachable: ready")
 				return
 			}
-			b.logger.WarnContext(ctx, "database still unreachable", "error", err, "retry_in", delay)
+			b.logger.WarnContext(ctx, "start-up still failing: retrying", "error", err, "retry_in", delay)
 			delay = min(2*delay, 2*time.Second)
 		}
 	})
