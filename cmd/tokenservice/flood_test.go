@@ -59,7 +59,11 @@ func TestPasswordFloodIsBoundedAndExchangeKeepsAnswering(t *testing.T) {
 	storetest.ForEachDriver(t, func(t *testing.T, driver string) {
 		s := startService(t, storetest.MustConfig(t, driver),
 			"TOKENSERVICE_LOGIN_ATTEMPTS_PER_USER", "0", "TOKENSERVICE_LOGIN_ATTEMPTS_PER_ADDRESS", "0",
-			"TOKENSERVICE_MAX_CONCURRENT_PASSWORD_HASHES", strconv.Itoa(maxHashes))
+			"TOKENSERVICE_MAX_CONCURRENT_PASSWORD_HASHES", strconv.Itoa(maxHashes),
+			// The last logins wait for 199 hashes before theirs (a minute and
+			// more under the race detector): this test is about memory and
+			// starvation, not the write timeout, which would cut them off.
+			"TOKENSERVICE_HTTP_WRITE_TIMEOUT", "5m")
 		s.mustUser(t, "alice", "human")
 		callers := s.callers(t)
 		tok := rpc{t: t, c: callers[1]}.login("alice")

@@ -46,6 +46,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	fs.DurationVar(&lim.IdleTimeout, "http-idle-timeout", 2*time.Minute, "how long an idle keep-alive connection is kept")
 	streams := fs.Uint("grpc-max-concurrent-streams", 1000, "gRPC streams one connection may have open at once")
 	fs.IntVar(&lim.MaxRecvMsgBytes, "grpc-max-recv-bytes", 1<<20, "the largest gRPC request message accepted")
+	gcPercent := fs.Int("gc-percent", 400, "the Go collector's GOGC: heap growth before a collection, in percent of the live heap (0: Go's default; GOGC in the environment wins)")
+	memoryLimitMiB := fs.Int64("memory-limit-mib", 64, "the Go runtime's soft memory limit, MiB (0: none; GOMEMLIMIT in the environment wins)")
 	debugAddr := fs.String("debug-addr", "", "if set, serve Go's profiler (/debug/pprof/) here; keep it private (e.g. 127.0.0.1:6060)")
 	corsOrigins := fs.String("cors-origins", "", "comma-separated browser origins allowed to call the REST API (default: none, CORS off)")
 	if err := parseFlags(fs, args, getenv); err != nil {
@@ -73,7 +75,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		srvCfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	tuneGC()
+	tuneGC(*gcPercent, *memoryLimitMiB)
 	logger, err := newLogger(stderr)
 	if err != nil {
 		return err
@@ -115,12 +117,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 // few thousand requests and takes a third of the CPU under load. GOGC=400
 // with a 64 MiB soft limit (the collector works harder as the heap nears it)
 // cut CPU per request by a third to a half in tokenbench. GOGC and GOMEMLIMIT
-// set in the environment win.
-func tuneGC() {
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(400)
+// set in the environment win; zero leaves Go's own setting.
+func tuneGC(percent int, limitMiB int64) {
+	if os.Getenv("GOGC") == "" && percent > 0 {
+		debug.SetGCPercent(percent)
 	}
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(64 << 20)
+	if os.Getenv("GOMEMLIMIT") == "" && limitMiB > 0 {
+		debug.SetMemoryLimit(limitMiB << 20)
 	}
 }
