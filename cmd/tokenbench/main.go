@@ -228,6 +228,30 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		cOff.close()
 		off.stop()
 		summary["lastused_on_of_off"] = ratio(on[0]+on[1], offRPS[0]+offRPS[1])
+
+		// Exchange with a new signature every time (--access-token-reuse 0):
+		// what a client that exchanges each API token once costs.
+		mint, err := startServer(ctx, cfg.bin, env, filepath.Join(work, "serve-mint.log"), "--access-token-reuse", "0")
+		if err != nil {
+			return err
+		}
+		cMint, err := newClients(mint, 4)
+		if err != nil {
+			mint.stop()
+			return err
+		}
+		for _, tr := range []struct {
+			name string
+			do   op
+		}{{"rest", exchange.rest(fix, cMint)}, {"grpc", exchange.grpc(fix, cMint)}} {
+			fmt.Fprintf(stderr, "exchange-no-reuse over %s at %d...\n", tr.name, cfg.concurrency)
+			r := run(ctx, mint.cpuSeconds, cfg.concurrency, cfg.duration, tr.do)
+			r.Scenario, r.Transport = "exchange-no-reuse", tr.name
+			results = append(results, r)
+		}
+		results[len(results)-2].RESTOfGRPC = ratio(results[len(results)-2].RPS, results[len(results)-1].RPS)
+		cMint.close()
+		mint.stop()
 	}
 	noop := map[string]float64{}
 	for _, r := range results {

@@ -120,9 +120,7 @@ func (b *backend) Close() error {
 // serviceConfig is what the token service is built with.
 type serviceConfig struct {
 	tokens         tokens.Config
-	issuer         string
-	audience       string
-	accessTokenTTL time.Duration
+	minter         auth.MinterConfig
 	cache          cache.Config  // TTL 0: no cache
 	usageInterval  time.Duration // how often last-used times are written; 0: not tracked
 }
@@ -157,7 +155,7 @@ func buildService(cfg serviceConfig, passwords *auth.Passwords, logger *slog.Log
 			b.usage = lastused.New(st, cfg.usageInterval, logger)
 			recorder = b.usage
 		}
-		minter := auth.NewMinter(keys, cfg.issuer, cfg.audience, cfg.accessTokenTTL)
+		minter := auth.NewMinter(keys, cfg.minter)
 		svc := tokens.New(cfg.tokens, data, data, passwords, minter, tokens.NewPageTokens(pageKey), recorder, now, rand.Reader)
 		b.api = api.New(svc)
 		return b, nil

@@ -29,7 +29,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	fs.StringVar(&srvCfg.Issuer, "issuer", "http://localhost:8080", "the access tokens' iss claim: this service's public base URL (jwks_uri is under it)")
 	fs.DurationVar(&srvCfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
 	audience := fs.String("audience", "", "the access tokens' aud claim (default: the issuer)")
-	fs.DurationVar(&svcCfg.accessTokenTTL, "access-token-ttl", 15*time.Minute, "access token lifetime (never past the API token's own expiry)")
+	fs.DurationVar(&svcCfg.minter.Lifetime, "access-token-ttl", 15*time.Minute, "access token lifetime (never past the API token's own expiry)")
+	fs.DurationVar(&svcCfg.minter.Reuse, "access-token-reuse", time.Minute, "an API token exchanged again within this time of its last exchange gets the same access token, not a new signature (0: always a new one)")
 	fs.DurationVar(&svcCfg.cache.TTL, "cache-ttl", 5*time.Second, "how long a token or user read from the database is reused: a deletion through another replica takes effect here within it (0: no cache)")
 	fs.IntVar(&svcCfg.cache.Size, "cache-size", 10000, "tokens (and users) the cache holds")
 	fs.DurationVar(&svcCfg.usageInterval, "last-used-flush-interval", 30*time.Second, "how often the tokens' last-used times are written, in one batch (and at shutdown); the most they lag (0: not tracked)")
@@ -57,8 +58,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if *audience == "" {
 		*audience = srvCfg.Issuer
 	}
-	if svcCfg.accessTokenTTL <= 0 {
+	if svcCfg.minter.Lifetime <= 0 {
 		return fmt.Errorf("--access-token-ttl must be positive")
+	}
+	if svcCfg.minter.Reuse < 0 || 2*svcCfg.minter.Reuse > svcCfg.minter.Lifetime {
+		return fmt.Errorf("--access-token-reuse must be between 0 and half of --access-token-ttl")
 	}
 	for _, o := range strings.Split(*corsOrigins, ",") {
 		if o = strings.TrimSpace(o); o != "" {
@@ -90,7 +94,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	svcCfg.issuer, svcCfg.audience = srvCfg.Issuer, *audience
+	svcCfg.minter.Issuer, svcCfg.minter.Audience = srvCfg.Issuer, *audience
 	b := &backend{st: st, logger: logger, build: buildService(svcCfg, passwords, logger)}
 	// The last-used recorder outlives ctx: it flushes once the server has
 	// let its in-flight requests finish, not when the signal comes.

@@ -2,7 +2,6 @@ package auth
 
 import (
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -38,37 +37,70 @@ type claims struct {
 
 // Minter mints and verifies RFC 9068 JWT access tokens signed ES256.
 type Minter struct {
-	keys     *KeySet
-	issuer   string
-	audience string
-	lifetime time.Duration
-	// verified remembers access tokens that passed Verify, by SHA-256, so a
-	// client reusing one costs no signature check until it expires.
-	verified *lru.Cache[[sha256.Size]byte, AccessClaims]
+	keys *KeySet
+	cfg  MinterConfig
+	// verified remembers access tokens that passed Verify, so a client
+	// reusing one costs no signature check until it expires. Keyed by the
+	// whole token: a map lookup, where hashing it costs more than the rest.
+	verified *lru.Cache[string, AccessClaims]
+	// minted remembers the last access token minted for each API token, for
+	// cfg.Reuse.
+	minted *lru.Cache[string, minted]
 }
 
-// verifiedCacheSize bounds the remembered access tokens (about 100 bytes each).
-const verifiedCacheSize = 10000
+// MinterConfig says what the access tokens carry and how long they live.
+type MinterConfig struct {
+	Issuer   string        // iss
+	Audience string        // aud
+	Lifetime time.Duration // exp - iat, never past the API token's expiry
+	// Reuse: an API token exchanged again within this time of its last mint
+	// gets the same access token (with the exp it already has) instead of a
+	// new signature. 0: mint every time.
+	Reuse time.Duration
+}
 
-// NewMinter returns a Minter for the given issuer and audience, minting tokens
-// that live for lifetime.
-func NewMinter(keys *KeySet, issuer, audience string, lifetime time.Duration) *Minter {
-	verified, _ := lru.New[[sha256.Size]byte, AccessClaims](verifiedCacheSize) // size > 0: cannot fail
-	return &Minter{keys: keys, issuer: issuer, audience: audience, lifetime: lifetime, verified: verified}
+type minted struct {
+	at    time.Time
+	token AccessToken
+}
+
+// cacheSize bounds the remembered access tokens of each kind (about 700
+// bytes each).
+const cacheSize = 10000
+
+// NewMinter returns a Minter signing with keys.
+func NewMinter(keys *KeySet, cfg MinterConfig) *Minter {
+	verified, _ := lru.New[string, AccessClaims](cacheSize) // size > 0: cannot fail
+	mintedTokens, _ := lru.New[string, minted](cacheSize)
+	return &Minter{keys: keys, cfg: cfg, verified: verified, minted: mintedTokens}
 }
 
 // Mint returns an access token for the API token t, valid from now for the
-// configured lifetime but never past t's own expiry.
+// configured lifetime but never past t's own expiry: the one minted for t
+// less than Reuse ago, if any, else a new one.
 func (m *Minter) Mint(t *domain.Token, now time.Time) (AccessToken, error) {
-	exp := now.Add(m.lifetime)
+	if m.cfg.Reuse > 0 {
+		if prev, ok := m.minted.Get(t.ID); ok && !now.Before(prev.at) && now.Sub(prev.at) < m.cfg.Reuse && now.Before(prev.token.ExpireTime) {
+			return prev.token, nil
+		}
+	}
+	at, err := m.mint(t, now)
+	if err == nil && m.cfg.Reuse > 0 {
+		m.minted.Add(t.ID, minted{at: now, token: at})
+	}
+	return at, err
+}
+
+func (m *Minter) mint(t *domain.Token, now time.Time) (AccessToken, error) {
+	exp := now.Add(m.cfg.Lifetime)
 	if !t.ExpireTime.IsZero() && t.ExpireTime.Before(exp) {
 		exp = t.ExpireTime
 	}
 	c := claims{
 		Claims: jwt.Claims{
-			Issuer:   m.issuer,
+			Issuer:   m.cfg.Issuer,
 			Subject:  t.UserID,
-			Audience: jwt.Audience{m.audience},
+			Audience: jwt.Audience{m.cfg.Audience},
 			Expiry:   jwt.NewNumericDate(exp),
 			IssuedAt: jwt.NewNumericDate(now),
 			ID:       rand.Text(),
@@ -99,17 +131,16 @@ func (m *Minter) Mint(t *domain.Token, now time.Time) (AccessToken, error) {
 // A token that passed is remembered until its exp: the same string verifies
 // again without a signature check (its exp is still checked against now).
 func (m *Minter) Verify(raw string, now time.Time) (AccessClaims, error) {
-	key := sha256.Sum256([]byte(raw))
-	if c, ok := m.verified.Get(key); ok {
+	if c, ok := m.verified.Get(raw); ok {
 		if now.Before(c.Expiry) {
 			return c, nil
 		}
-		m.verified.Remove(key)
+		m.verified.Remove(raw)
 		return AccessClaims{}, domain.ErrUnauthenticated
 	}
 	c, err := m.verify(raw, now)
 	if err == nil {
-		m.verified.Add(key, c)
+		m.verified.Add(raw, c)
 	}
 	return c, err
 }
@@ -136,8 +167,8 @@ func (m *Minter) verify(raw string, now time.Time) (AccessClaims, error) {
 		return AccessClaims{}, domain.ErrUnauthenticated
 	}
 	if err := c.ValidateWithLeeway(jwt.Expected{
-		Issuer:      m.issuer,
-		AnyAudience: jwt.Audience{m.audience},
+		Issuer:      m.cfg.Issuer,
+		AnyAudience: jwt.Audience{m.cfg.Audience},
 		Time:        now,
 	}, 0); err != nil {
 		return AccessClaims{}, domain.ErrUnauthenticated

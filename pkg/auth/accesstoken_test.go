@@ -29,7 +29,7 @@ func mustMinter(t testing.TB) *Minter {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return NewMinter(ks, "https://issuer", "https://aud", 15*time.Minute)
+	return NewMinter(ks, MinterConfig{Issuer: "https://issuer", Audience: "https://aud", Lifetime: 15 * time.Minute})
 }
 
 func TestMintFollowsRFC9068(t *testing.T) {
@@ -245,4 +245,48 @@ func BenchmarkVerify(b *testing.B) {
 			}
 		}
 	})
+}
+
+func TestMintReusesWithinTheWindow(t *testing.T) {
+	k, err := NewSigningKey(rand.Reader, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := NewKeySet([]*domain.SigningKey{k})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := NewMinter(ks, MinterConfig{Issuer: "https://issuer", Audience: "https://aud", Lifetime: 15 * time.Minute, Reuse: time.Minute})
+	a := &domain.Token{ID: "tokAAAAAAAAAAAAA", UserID: "u"}
+	b := &domain.Token{ID: "tokBBBBBBBBBBBBB", UserID: "u"}
+	mint := func(tok *domain.Token, at time.Time) AccessToken {
+		t.Helper()
+		got, err := m.Mint(tok, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	first := mint(a, now)
+	if again := mint(a, now.Add(59*time.Second)); again != first {
+		t.Error("a second exchange within the reuse window minted a new token")
+	}
+	if other := mint(b, now.Add(time.Second)); other.JWT == first.JWT {
+		t.Error("another API token got the same access token")
+	}
+	later := mint(a, now.Add(time.Minute))
+	if later == first {
+		t.Error("the reuse window did not end")
+	}
+	if !later.ExpireTime.Equal(now.Add(time.Minute + 15*time.Minute)) {
+		t.Errorf("a fresh token after the window expires %v", later.ExpireTime)
+	}
+
+	// Without reuse, every exchange signs anew.
+	m0 := NewMinter(ks, MinterConfig{Issuer: "https://issuer", Audience: "https://aud", Lifetime: 15 * time.Minute})
+	x, _ := m0.Mint(a, now)
+	y, _ := m0.Mint(a, now)
+	if x.JWT == y.JWT {
+		t.Error("Reuse 0 returned the same token twice")
+	}
 }

@@ -57,7 +57,7 @@ func newFuzzHandler(f *testing.F) (http.Handler, string) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	minter := auth.NewMinter(keys, "http://fuzz.test", "http://fuzz.test", time.Minute)
+	minter := auth.NewMinter(keys, auth.MinterConfig{Issuer: "http://fuzz.test", Audience: "http://fuzz.test", Lifetime: time.Minute})
 	svc := tokens.New(tokens.Config{}, st, st, passwords, minter, tokens.NewPageTokens([]byte("fuzz page key 0123456789abcdef")), nil, now, rand.Reader)
 	plaintext, _, err := svc.CreateToken(ctx, &domain.Principal{User: alice}, tokens.CreateInput{})
 	if err != nil {

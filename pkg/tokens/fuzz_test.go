@@ -37,7 +37,7 @@ func FuzzPageTokenDecode(f *testing.F) {
 func FuzzAuthenticateBearer(f *testing.F) {
 	k, _ := auth.NewSigningKey(rand.Reader, time.Now())
 	ks, _ := auth.NewKeySet([]*domain.SigningKey{k})
-	minter := auth.NewMinter(ks, "iss", "aud", time.Minute)
+	minter := auth.NewMinter(ks, auth.MinterConfig{Issuer: "iss", Audience: "aud", Lifetime: time.Minute})
 	at, _ := minter.Mint(&domain.Token{ID: "tokTTTTTTTTTTTTT", UserID: "u"}, time.Now())
 	api, _ := auth.NewAPIToken(rand.Reader)
 	svc := New(Config{}, nil, &countingTokens{}, nil, minter, nil, nil, time.Now, rand.Reader)
