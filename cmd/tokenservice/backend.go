@@ -119,10 +119,10 @@ func (b *backend) Close() error {
 
 // serviceConfig is what the token service is built with.
 type serviceConfig struct {
-	tokens         tokens.Config
-	minter         auth.MinterConfig
-	cache          cache.Config  // TTL 0: no cache
-	usageInterval  time.Duration // how often last-used times are written; 0: not tracked
+	tokens        tokens.Config
+	minter        auth.MinterConfig
+	cache         cache.Config  // TTL 0: no cache
+	usageInterval time.Duration // how often last-used times are written; 0: not tracked
 }
 
 // built is the token service over a database that answers.
