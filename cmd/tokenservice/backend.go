@@ -122,6 +122,7 @@ type serviceConfig struct {
 	tokens        tokens.Config
 	minter        auth.MinterConfig
 	cache         cache.Config  // TTL 0: no cache
+	kek           []byte        // key-encryption key for signing keys and secrets; nil: stored as they are
 	usageInterval time.Duration // how often last-used times are written; 0: not tracked
 }
 
@@ -137,13 +138,24 @@ type built struct {
 func buildService(cfg serviceConfig, passwords *auth.Passwords, logger *slog.Logger) func(context.Context, *store.Store) (*built, error) {
 	return func(ctx context.Context, st *store.Store) (*built, error) {
 		now := func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
-		keys, err := auth.LoadKeys(ctx, st, rand.Reader, now())
+		var keyStore domain.Keys = st
+		if cfg.kek != nil {
+			sealed, err := auth.NewSealedKeys(st, cfg.kek, rand.Reader)
+			if err != nil {
+				return nil, err
+			}
+			keyStore = sealed
+		}
+		keys, err := auth.LoadKeys(ctx, keyStore, rand.Reader, now())
 		if err != nil {
 			return nil, fmt.Errorf("loading signing keys: %w", err)
 		}
-		pageKey, err := st.Secret(ctx, "page_token_mac", []byte(rand.Text()+rand.Text()))
+		pageKey, err := keyStore.Secret(ctx, "page_token_mac", []byte(rand.Text()+rand.Text()))
 		if err != nil {
 			return nil, fmt.Errorf("loading page token key: %w", err)
+		}
+		if auth.IsSealed(pageKey) {
+			return nil, fmt.Errorf("page token key: %w", auth.ErrSealed)
 		}
 		var data cache.Store = st
 		if cfg.cache.TTL > 0 {

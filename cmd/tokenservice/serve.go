@@ -49,6 +49,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	fs.IntVar(&lim.MaxRecvMsgBytes, "grpc-max-recv-bytes", 1<<20, "the largest gRPC request message accepted")
 	gcPercent := fs.Int("gc-percent", 400, "the Go collector's GOGC: heap growth before a collection, in percent of the live heap (0: Go's default; GOGC in the environment wins)")
 	memoryLimitMiB := fs.Int64("memory-limit-mib", 64, "the Go runtime's soft memory limit, MiB (0: none; GOMEMLIMIT in the environment wins)")
+	kekFile := fs.String("key-encryption-key-file", "", "a file holding 32 random bytes in base64 (openssl rand -base64 32): signing keys and server secrets are stored encrypted under it, so a database dump alone cannot mint tokens; keep it out of the database and its backups")
 	debugAddr := fs.String("debug-addr", "", "if set, serve Go's profiler (/debug/pprof/) here; keep it private (e.g. 127.0.0.1:6060)")
 	corsOrigins := fs.String("cors-origins", "", "comma-separated browser origins allowed to call the REST API (default: none, CORS off)")
 	if err := parseFlags(fs, args, getenv); err != nil {
@@ -85,6 +86,17 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 
+	if *kekFile != "" {
+		text, err := os.ReadFile(*kekFile)
+		if err != nil {
+			return fmt.Errorf("--key-encryption-key-file: %w", err)
+		}
+		if svcCfg.kek, err = auth.ParseKeyEncryptionKey(text); err != nil {
+			return fmt.Errorf("--key-encryption-key-file: %w", err)
+		}
+	} else {
+		logger.Warn("signing keys and server secrets are stored unencrypted in the database: set --key-encryption-key-file")
+	}
 	passwords, err := auth.NewPasswords(auth.OWASPParams, rand.Reader, *maxHashes)
 	if err != nil {
 		return err

@@ -73,6 +73,9 @@ func NewKeySet(keys []*domain.SigningKey) (*KeySet, error) {
 	ks := &KeySet{public: make(map[string]*ecdsa.PublicKey, len(keys))}
 	var set jose.JSONWebKeySet
 	for _, k := range keys {
+		if IsSealed(k.PrivateDER) {
+			return nil, fmt.Errorf("signing key %s: %w", k.ID, ErrSealed)
+		}
 		parsed, err := x509.ParsePKCS8PrivateKey(k.PrivateDER)
 		if err != nil {
 			return nil, fmt.Errorf("signing key %s: %w", k.ID, err)

@@ -62,6 +62,17 @@ func migrations() []*gormigrate.Migration {
 				return tx.Table("tokens").Migrator().AddColumn(&tokens{}, "LastUsedTime")
 			},
 		},
+		{
+			// Sealed secrets (nonce, tag, prefix) outgrow 64 bytes.
+			ID: "0003_server_secrets_value_256",
+			Migrate: func(tx *gorm.DB) error {
+				type serverSecrets struct {
+					Name  string `gorm:"primaryKey;size:64"`
+					Value []byte `gorm:"size:256;not null"`
+				}
+				return tx.Table("server_secrets").Migrator().AlterColumn(&serverSecrets{}, "Value")
+			},
+		},
 	}
 }
 

@@ -93,7 +93,7 @@ func (signingKeyRow) TableName() string { return "signing_keys" }
 
 type secretRow struct {
 	Name  string `gorm:"primaryKey;size:64"`
-	Value []byte `gorm:"size:64;not null"`
+	Value []byte `gorm:"size:256;not null"`
 }
 
 func (secretRow) TableName() string { return "server_secrets" }
