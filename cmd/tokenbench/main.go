@@ -208,13 +208,8 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if cfg.only == nil || cfg.only["exchange"] {
 		// Last-used tracking costs (almost) nothing: the same exchange on a
 		// second server with tracking off, alternating to share the drift.
-		off, err := startServer(ctx, cfg.bin, env, filepath.Join(work, "serve-off.log"), "--last-used-flush-interval", "0")
+		off, cOff, err := startVariant(ctx, cfg.bin, env, filepath.Join(work, "serve-off.log"), "--last-used-flush-interval", "0")
 		if err != nil {
-			return err
-		}
-		cOff, err := newClients(off, 4)
-		if err != nil {
-			off.stop()
 			return err
 		}
 		var on, offRPS []float64
@@ -231,13 +226,8 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 		// Exchange with a new signature every time (--access-token-reuse 0):
 		// what a client that exchanges each API token once costs.
-		mint, err := startServer(ctx, cfg.bin, env, filepath.Join(work, "serve-mint.log"), "--access-token-reuse", "0")
+		mint, cMint, err := startVariant(ctx, cfg.bin, env, filepath.Join(work, "serve-mint.log"), "--access-token-reuse", "0")
 		if err != nil {
-			return err
-		}
-		cMint, err := newClients(mint, 4)
-		if err != nil {
-			mint.stop()
 			return err
 		}
 		for _, tr := range []struct {
@@ -381,4 +371,19 @@ func scenarioNamed(name string) scenario {
 		}
 	}
 	panic("no scenario " + name)
+}
+
+// startVariant starts another server on the same database with extra flags,
+// and its clients.
+func startVariant(ctx context.Context, bin string, env []string, logPath string, flags ...string) (*server, *clients, error) {
+	srv, err := startServer(ctx, bin, env, logPath, flags...)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := newClients(srv, 4)
+	if err != nil {
+		srv.stop()
+		return nil, nil, err
+	}
+	return srv, c, nil
 }

@@ -21,6 +21,11 @@ var now = time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 
 func mustMinter(t testing.TB) *Minter {
 	t.Helper()
+	return NewMinter(mustKeySet(t), MinterConfig{Issuer: "https://issuer", Audience: "https://aud", Lifetime: 15 * time.Minute})
+}
+
+func mustKeySet(t testing.TB) *KeySet {
+	t.Helper()
 	k, err := NewSigningKey(rand.Reader, now)
 	if err != nil {
 		t.Fatal(err)
@@ -29,7 +34,7 @@ func mustMinter(t testing.TB) *Minter {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return NewMinter(ks, MinterConfig{Issuer: "https://issuer", Audience: "https://aud", Lifetime: 15 * time.Minute})
+	return ks
 }
 
 func TestMintFollowsRFC9068(t *testing.T) {
@@ -248,14 +253,7 @@ func BenchmarkVerify(b *testing.B) {
 }
 
 func TestMintReusesWithinTheWindow(t *testing.T) {
-	k, err := NewSigningKey(rand.Reader, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ks, err := NewKeySet([]*domain.SigningKey{k})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ks := mustKeySet(t)
 	m := NewMinter(ks, MinterConfig{Issuer: "https://issuer", Audience: "https://aud", Lifetime: 15 * time.Minute, Reuse: time.Minute})
 	a := &domain.Token{ID: "tokAAAAAAAAAAAAA", UserID: "u"}
 	b := &domain.Token{ID: "tokBBBBBBBBBBBBB", UserID: "u"}
