@@ -33,9 +33,6 @@ type backend struct {
 	wg   sync.WaitGroup
 }
 
-// errStarting is the readiness answer until the backend is up.
-var errStarting = domain.Errorf(domain.KindUnavailable, "starting: database not reachable yet")
-
 // startupAttemptTimeout bounds one attempt to migrate and load the keys.
 const startupAttemptTimeout = 30 * time.Second
 
@@ -104,7 +101,7 @@ func (b *backend) JWKS() []byte {
 // Ready reports whether requests can be served now.
 func (b *backend) Ready(ctx context.Context) error {
 	if !b.gate.IsOpen() {
-		return errStarting
+		return api.ErrStarting
 	}
 	return b.st.Ping(ctx)
 }

@@ -19,8 +19,8 @@ type Gate struct {
 
 var _ pb.TokenServiceServer = (*Gate)(nil)
 
-// errStarting answers calls that arrive before the service is ready.
-var errStarting = domain.Errorf(domain.KindUnavailable, "the service is starting: its database is not reachable yet")
+// ErrStarting answers calls (and readiness checks) before the service is ready.
+var ErrStarting = domain.Errorf(domain.KindUnavailable, "the service is starting: its database is not reachable yet")
 
 // Open starts forwarding calls to s.
 func (g *Gate) Open(s *Server) { g.srv.Store(s) }
@@ -33,7 +33,7 @@ func forward[Req, Resp any](ctx context.Context, g *Gate, req Req, method func(*
 	s := g.srv.Load()
 	if s == nil {
 		var zero Resp
-		return zero, errStarting
+		return zero, ErrStarting
 	}
 	return method(s, ctx, req)
 }
