@@ -58,9 +58,9 @@ FUZZTIME ?= 30s
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME (default 30s); their seed corpora run in `make test`.
 	$(GO) test -run '^$$' -fuzz '^FuzzParseAPIToken$$' -fuzztime $(FUZZTIME) ./pkg/auth
-	$(GO) test -run '^$$' -fuzz '^FuzzPageTokenDecode$$' -fuzztime $(FUZZTIME) ./pkg/tokens
+	$(GO) test -run '^$$' -fuzz '^FuzzPageTokenDecode$$' -fuzztime $(FUZZTIME) ./pkg/pagetoken
 	$(GO) test -run '^$$' -fuzz '^FuzzAuthenticateBearer$$' -fuzztime $(FUZZTIME) ./pkg/tokens
-	$(GO) test -run '^$$' -fuzz '^FuzzRESTRequest$$' -fuzztime $(FUZZTIME) ./pkg/server
+	$(GO) test -run '^$$' -fuzz '^FuzzRESTRequest$$' -fuzztime $(FUZZTIME) ./pkg/app
 
 .PHONY: bench
 # tokenbench's knobs: make bench BENCH_DB=sqlite BENCH_DURATION=10s BENCH_CONCURRENCY=64

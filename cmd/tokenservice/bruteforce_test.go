@@ -56,7 +56,7 @@ func TestPasswordAttemptsAreLimited(t *testing.T) {
 
 	// gRPC: judy is limited there too (the same service), with retry-after
 	// metadata; kim still gets in from this address.
-	a := rpc{t, grpcCaller{s.grpcConn}}
+	a := rpc{t, s.grpcCaller()}
 	var header metadata.MD
 	err := s.grpcConn.Invoke(context.Background(), "/priv.tokenservice.v1alpha1.TokenService/CreateToken",
 		&pb.CreateTokenRequest{Username: "judy", Password: password}, &pb.CreateTokenResponse{}, grpc.Header(&header))

@@ -21,7 +21,7 @@ import (
 func TestUserCommands(t *testing.T) {
 	storetest.ForEachDriver(t, func(t *testing.T, driver string) {
 		s := startService(t, storetest.MustConfig(t, driver))
-		a := rpc{t, grpcCaller{s.grpcConn}}
+		a := rpc{t, s.grpcCaller()}
 		s.mustUser(t, "frank", "admin")
 		s.mustUser(t, "frank-bot", "machine:frank")
 
@@ -66,7 +66,7 @@ func TestUserCommands(t *testing.T) {
 
 func TestMaxTokenLifetime(t *testing.T) {
 	s := startService(t, storetest.MustConfig(t, "sqlite"), "TOKENSERVICE_MAX_TOKEN_LIFETIME", "1h")
-	a := rpc{t, grpcCaller{s.grpcConn}}
+	a := rpc{t, s.grpcCaller()}
 	s.mustUser(t, "hank", "human")
 	created := a.mustCreate("", &pb.CreateTokenRequest{Username: "hank", Password: password})
 	if d := time.Until(created.GetMetadata().GetExpireTime().AsTime()); d < 59*time.Minute || d > time.Hour {

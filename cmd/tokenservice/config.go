@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -83,17 +82,4 @@ func logFlags(fs *flag.FlagSet) func(w io.Writer) (*slog.Logger, error) {
 		}
 		return nil, fmt.Errorf("--log-format must be json or text, not %q", *format)
 	}
-}
-
-// openStore opens and migrates the configured database.
-func openStore(ctx context.Context, cfg store.Config) (*store.Store, error) {
-	st, err := store.Open(cfg)
-	if err != nil {
-		return nil, err
-	}
-	if err := st.Migrate(ctx); err != nil {
-		st.Close()
-		return nil, err
-	}
-	return st, nil
 }

@@ -25,7 +25,7 @@ type rpc struct {
 
 func (a rpc) create(bearer string, req *pb.CreateTokenRequest) (*pb.CreateTokenResponse, error) {
 	resp := &pb.CreateTokenResponse{}
-	return resp, a.c.call(context.Background(), "CreateToken", bearer, req, resp)
+	return resp, a.c.call(context.Background(), pb.TokenService_CreateToken_FullMethodName, bearer, req, resp)
 }
 
 func (a rpc) mustCreate(bearer string, req *pb.CreateTokenRequest) *pb.CreateTokenResponse {
@@ -45,21 +45,21 @@ func (a rpc) login(username string) string {
 
 func (a rpc) get(bearer, id string) (*pb.GetTokenResponse, error) {
 	resp := &pb.GetTokenResponse{}
-	return resp, a.c.call(context.Background(), "GetToken", bearer, &pb.GetTokenRequest{TokenId: id}, resp)
+	return resp, a.c.call(context.Background(), pb.TokenService_GetToken_FullMethodName, bearer, &pb.GetTokenRequest{TokenId: id}, resp)
 }
 
 func (a rpc) list(bearer string, req *pb.ListTokensRequest) (*pb.ListTokensResponse, error) {
 	resp := &pb.ListTokensResponse{}
-	return resp, a.c.call(context.Background(), "ListTokens", bearer, req, resp)
+	return resp, a.c.call(context.Background(), pb.TokenService_ListTokens_FullMethodName, bearer, req, resp)
 }
 
 func (a rpc) del(bearer, id string) error {
-	return a.c.call(context.Background(), "DeleteToken", bearer, &pb.DeleteTokenRequest{TokenId: id}, &pb.DeleteTokenResponse{})
+	return a.c.call(context.Background(), pb.TokenService_DeleteToken_FullMethodName, bearer, &pb.DeleteTokenRequest{TokenId: id}, &pb.DeleteTokenResponse{})
 }
 
 func (a rpc) exchange(bearer, token string) (*pb.GetAccessTokenResponse, error) {
 	resp := &pb.GetAccessTokenResponse{}
-	return resp, a.c.call(context.Background(), "GetAccessToken", bearer, &pb.GetAccessTokenRequest{Token: token}, resp)
+	return resp, a.c.call(context.Background(), pb.TokenService_GetAccessToken_FullMethodName, bearer, &pb.GetAccessTokenRequest{Token: token}, resp)
 }
 
 func wantCode(t *testing.T, what string, err error, want codes.Code) {
@@ -84,7 +84,7 @@ func idOf(plaintext string) string {
 func TestCreateShowsPlaintextOnceAndStoresOnlyAHash(t *testing.T) {
 	forEachSetup(t, func(t *testing.T, s *service, c caller) {
 		a := rpc{t, c}
-		user := c.name() + "-alice"
+		user := c.name + "-alice"
 		uid := s.mustUser(t, user, "human")
 		expire := time.Now().Add(time.Hour).UTC().Truncate(time.Microsecond)
 		created := a.mustCreate("", &pb.CreateTokenRequest{Username: user, Password: password, Note: "deploy ' OR 1=1; --", ExpireTime: timestamppb.New(expire)})
@@ -124,7 +124,7 @@ func TestCreateShowsPlaintextOnceAndStoresOnlyAHash(t *testing.T) {
 func TestBadCredentialsAreUnauthenticated(t *testing.T) {
 	forEachSetup(t, func(t *testing.T, s *service, c caller) {
 		a := rpc{t, c}
-		user := c.name() + "-bob"
+		user := c.name + "-bob"
 		s.mustUser(t, user, "human")
 		good := a.login(user)
 		expiring := a.mustCreate(good, &pb.CreateTokenRequest{ExpireTime: timestamppb.New(time.Now().Add(1500 * time.Millisecond))}).GetToken()
@@ -167,7 +167,7 @@ func TestBadCredentialsAreUnauthenticated(t *testing.T) {
 		}
 		_, err = a.create("", &pb.CreateTokenRequest{Username: user, Password: "wrong password"})
 		wantCode(t, "CreateToken with a wrong password", err, codes.Unauthenticated)
-		_, err = a.create("", &pb.CreateTokenRequest{Username: c.name() + "-nobody", Password: password})
+		_, err = a.create("", &pb.CreateTokenRequest{Username: c.name + "-nobody", Password: password})
 		wantCode(t, "CreateToken for an unknown user", err, codes.Unauthenticated)
 		_, err = a.create("", &pb.CreateTokenRequest{})
 		wantCode(t, "CreateToken with no credentials", err, codes.Unauthenticated)
@@ -200,11 +200,11 @@ func TestBadCredentialsAreUnauthenticated(t *testing.T) {
 func TestAuthorization(t *testing.T) {
 	forEachSetup(t, func(t *testing.T, s *service, c caller) {
 		a := rpc{t, c}
-		owner, other, admin := c.name()+"-owner", c.name()+"-other", c.name()+"-admin"
+		owner, other, admin := c.name+"-owner", c.name+"-other", c.name+"-admin"
 		ownerID := s.mustUser(t, owner, "human")
 		otherID := s.mustUser(t, other, "human")
-		botID := s.mustUser(t, c.name()+"-bot", "machine:"+owner)
-		otherBotID := s.mustUser(t, c.name()+"-otherbot", "machine:"+other)
+		botID := s.mustUser(t, c.name+"-bot", "machine:"+owner)
+		otherBotID := s.mustUser(t, c.name+"-otherbot", "machine:"+other)
 		s.mustUser(t, admin, "admin")
 		ownerTok, otherTok, adminTok := a.login(owner), a.login(other), a.login(admin)
 
@@ -272,7 +272,7 @@ func TestAuthorization(t *testing.T) {
 func TestDeleteIsIdempotentAndRevokesAccessTokens(t *testing.T) {
 	forEachSetup(t, func(t *testing.T, s *service, c caller) {
 		a := rpc{t, c}
-		user := c.name() + "-carol"
+		user := c.name + "-carol"
 		s.mustUser(t, user, "human")
 		keep, victim := a.login(user), a.login(user)
 		access, err := a.exchange("", victim)
@@ -305,7 +305,7 @@ func TestDeleteIsIdempotentAndRevokesAccessTokens(t *testing.T) {
 func TestInputRules(t *testing.T) {
 	forEachSetup(t, func(t *testing.T, s *service, c caller) {
 		a := rpc{t, c}
-		user := c.name() + "-dave"
+		user := c.name + "-dave"
 		s.mustUser(t, user, "human")
 		tok := a.login(user)
 		for name, req := range map[string]*pb.CreateTokenRequest{
@@ -327,7 +327,7 @@ func TestInputRules(t *testing.T) {
 func TestListTokensPagination(t *testing.T) {
 	forEachSetup(t, func(t *testing.T, s *service, c caller) {
 		a := rpc{t, c}
-		user := c.name() + "-erin"
+		user := c.name + "-erin"
 		s.mustUser(t, user, "human")
 		first := a.login(user)
 		all := []string{idOf(first)}

@@ -57,11 +57,6 @@ func (s *service) waitReady(t *testing.T, want bool, within time.Duration) time.
 	}
 }
 
-// callers returns the REST and gRPC callers of s.
-func (s *service) callers(t *testing.T) []caller {
-	return []caller{restCaller{t: t, base: s.httpURL, router: specRouter(t, s.httpURL)}, grpcCaller{conn: s.grpcConn}}
-}
-
 // timedCall makes one call with a generous client deadline and returns its
 // error and duration: the service's own database deadline must end it first.
 func timedCall(c caller, method, bearer string, req, resp proto.Message) (time.Duration, error) {
@@ -75,7 +70,7 @@ func timedCall(c caller, method, bearer string, req, resp proto.Message) (time.D
 func TestStartsWithoutDatabaseAndBecomesReady(t *testing.T) {
 	db, proxy := storetest.MustMySQLViaProxy(t)
 	proxy.Cut()
-	s := startService(t, db, "TOKENSERVICE_DB_QUERY_TIMEOUT", faultQueryTimeout.String())
+	s := startServiceUnready(t, db, "TOKENSERVICE_DB_QUERY_TIMEOUT", faultQueryTimeout.String())
 
 	s.waitReady(t, false, 0)
 	resp, err := http.Get(s.httpURL + "/.well-known/jwks.json")
@@ -87,10 +82,10 @@ func TestStartsWithoutDatabaseAndBecomesReady(t *testing.T) {
 		t.Errorf("JWKS before the database answered: HTTP %d, want 503", resp.StatusCode)
 	}
 	for _, c := range s.callers(t) {
-		_, err := timedCall(c, "GetAccessToken", "", &pb.GetAccessTokenRequest{Token: "tks_x"}, &pb.GetAccessTokenResponse{})
-		wantCode(t, c.name()+": GetAccessToken before ready", err, codes.Unavailable)
-		_, err = timedCall(c, "CreateToken", "", &pb.CreateTokenRequest{Username: "alice", Password: password}, &pb.CreateTokenResponse{})
-		wantCode(t, c.name()+": CreateToken before ready", err, codes.Unavailable)
+		_, err := timedCall(c, pb.TokenService_GetAccessToken_FullMethodName, "", &pb.GetAccessTokenRequest{Token: "tks_x"}, &pb.GetAccessTokenResponse{})
+		wantCode(t, c.name+": GetAccessToken before ready", err, codes.Unavailable)
+		_, err = timedCall(c, pb.TokenService_CreateToken_FullMethodName, "", &pb.CreateTokenRequest{Username: "alice", Password: password}, &pb.CreateTokenResponse{})
+		wantCode(t, c.name+": CreateToken before ready", err, codes.Unavailable)
 	}
 
 	proxy.Restore()
@@ -101,7 +96,7 @@ func TestStartsWithoutDatabaseAndBecomesReady(t *testing.T) {
 		a := rpc{t: t, c: c}
 		tok := a.login("alice")
 		if _, err := a.exchange("", tok); err != nil {
-			t.Errorf("%s: exchange once ready: %s", c.name(), describe(err))
+			t.Errorf("%s: exchange once ready: %s", c.name, describe(err))
 		}
 	}
 }
@@ -138,9 +133,9 @@ func TestDatabaseGoesAwayUnderLoad(t *testing.T) {
 				var took time.Duration
 				var err error
 				if i%2 == 0 {
-					took, err = timedCall(c, "GetAccessToken", "", &pb.GetAccessTokenRequest{Token: tok}, &pb.GetAccessTokenResponse{})
+					took, err = timedCall(c, pb.TokenService_GetAccessToken_FullMethodName, "", &pb.GetAccessTokenRequest{Token: tok}, &pb.GetAccessTokenResponse{})
 				} else {
-					took, err = timedCall(c, "GetToken", tok, &pb.GetTokenRequest{TokenId: idOf(tok)}, &pb.GetTokenResponse{})
+					took, err = timedCall(c, pb.TokenService_GetToken_FullMethodName, tok, &pb.GetTokenRequest{TokenId: idOf(tok)}, &pb.GetTokenResponse{})
 				}
 				mu.Lock()
 				outcomes = append(outcomes, outcome{at: time.Now(), took: took, code: status.Code(err)})
@@ -231,7 +226,7 @@ func TestGracefulShutdownFinishesInFlightRequests(t *testing.T) {
 	inFlight := make(chan error, len(callers))
 	for _, c := range callers {
 		go func() {
-			_, err := timedCall(c, "GetAccessToken", "", &pb.GetAccessTokenRequest{Token: tok}, &pb.GetAccessTokenResponse{})
+			_, err := timedCall(c, pb.TokenService_GetAccessToken_FullMethodName, "", &pb.GetAccessTokenRequest{Token: tok}, &pb.GetAccessTokenResponse{})
 			inFlight <- err
 		}()
 	}
@@ -245,7 +240,7 @@ func TestGracefulShutdownFinishesInFlightRequests(t *testing.T) {
 		resp.Body.Close()
 		t.Errorf("a new HTTP request during shutdown got HTTP %d, want the connection refused", resp.StatusCode)
 	}
-	_, err := timedCall(callers[1], "GetAccessToken", "", &pb.GetAccessTokenRequest{Token: tok}, &pb.GetAccessTokenResponse{})
+	_, err := timedCall(callers[1], pb.TokenService_GetAccessToken_FullMethodName, "", &pb.GetAccessTokenRequest{Token: tok}, &pb.GetAccessTokenResponse{})
 	wantCode(t, "a new gRPC request during shutdown", err, codes.Unavailable)
 	select {
 	case err := <-stopped:

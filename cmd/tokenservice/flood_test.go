@@ -77,7 +77,7 @@ func TestPasswordFloodIsBoundedAndExchangeKeepsAnswering(t *testing.T) {
 			flood.Go(func() {
 				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 				defer cancel()
-				err := callers[i%2].call(ctx, "CreateToken", "", &pb.CreateTokenRequest{Username: "alice", Password: password}, &pb.CreateTokenResponse{})
+				err := callers[i%2].call(ctx, pb.TokenService_CreateToken_FullMethodName, "", &pb.CreateTokenRequest{Username: "alice", Password: password}, &pb.CreateTokenResponse{})
 				if err == nil {
 					loginsOK.Add(1)
 				} else {
@@ -91,7 +91,7 @@ func TestPasswordFloodIsBoundedAndExchangeKeepsAnswering(t *testing.T) {
 		var exchanges int
 		var slowest time.Duration
 		for loginsDone.Load() < logins/2 {
-			took, err := timedCall(callers[exchanges%2], "GetAccessToken", "", &pb.GetAccessTokenRequest{Token: tok}, &pb.GetAccessTokenResponse{})
+			took, err := timedCall(callers[exchanges%2], pb.TokenService_GetAccessToken_FullMethodName, "", &pb.GetAccessTokenRequest{Token: tok}, &pb.GetAccessTokenResponse{})
 			if err != nil {
 				t.Fatalf("exchange during the password flood: %s", describe(err))
 			}

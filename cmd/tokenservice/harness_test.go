@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -27,33 +24,48 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tokenservice/tokenservice"
-	pb "github.com/tokenservice/tokenservice/gen/priv/tokenservice/v1alpha1"
+	"github.com/tokenservice/tokenservice/pkg/app"
+	"github.com/tokenservice/tokenservice/pkg/gatewayclient"
 	"github.com/tokenservice/tokenservice/pkg/store"
 	"github.com/tokenservice/tokenservice/pkg/store/storetest"
+	"github.com/tokenservice/tokenservice/pkg/users"
 )
 
-// service is a `tokenservice serve` running in-process through run().
+// service is a `tokenservice serve` running in-process: its flags parsed and
+// the application built as serve does, then run.
 type service struct {
 	env      map[string]string
+	app      *app.App
 	httpURL  string
 	grpcAddr string
 	grpcConn *grpc.ClientConn
 	logs     *syncBuffer
-	// shutdown ends serve's context, as SIGTERM does, and returns what serve
+	// shutdown ends serve's context, as SIGTERM does, and returns what Run
 	// returned; a second call returns the same.
 	shutdown func() error
 }
 
 func (s *service) getenv(k string) string { return s.env[k] }
 
-// startService runs `tokenservice serve` on free ports against db and stops
-// it when the test ends, failing the test if it does not stop cleanly.
-// extraEnv is pairs of variable and value.
+// startService runs serve on free ports against db, waits until it is ready,
+// and stops it when the test ends, failing the test if it does not stop
+// cleanly. extraEnv is pairs of variable and value.
 func startService(t *testing.T, db store.Config, extraEnv ...string) *service {
+	t.Helper()
+	s := startServiceUnready(t, db, extraEnv...)
+	for deadline := time.Now().Add(20 * time.Second); s.app.Ready(context.Background()) != nil; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("serve not ready within 20s: %v\n%s", s.app.Ready(context.Background()), s.logs)
+		}
+	}
+	return s
+}
+
+// startServiceUnready is startService without waiting for the database.
+func startServiceUnready(t *testing.T, db store.Config, extraEnv ...string) *service {
 	t.Helper()
 	env := map[string]string{
 		"TOKENSERVICE_DB_DRIVER":  db.Driver,
@@ -73,10 +85,14 @@ func startService(t *testing.T, db store.Config, extraEnv ...string) *service {
 	}
 	s := &service{env: env, logs: &syncBuffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
+	a, err := newServeApp(ctx, nil, s.getenv, s.logs)
+	if err != nil {
+		cancel()
+		t.Fatalf("serve: %v\n%s", err, s.logs)
+	}
+	s.app, s.httpURL, s.grpcAddr = a, "http://"+a.HTTPAddr(), a.GRPCAddr()
 	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"tokenservice", "serve"}, s.getenv, strings.NewReader(""), io.Discard, s.logs)
-	}()
+	go func() { done <- a.Run(ctx) }()
 	s.shutdown = sync.OnceValue(func() error {
 		cancel()
 		select {
@@ -91,23 +107,6 @@ func startService(t *testing.T, db store.Config, extraEnv ...string) *service {
 			t.Errorf("serve returned %v", err)
 		}
 	})
-
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if s.httpURL, s.grpcAddr = s.logs.servingAddrs(); s.httpURL != "" {
-			break
-		}
-		select {
-		case err := <-done:
-			s.shutdown = func() error { return nil }
-			t.Fatalf("serve exited early: %v\n%s", err, s.logs)
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve did not log its addresses:\n%s", s.logs)
-		}
-	}
-	s.httpURL = "http://" + s.httpURL
 	conn, err := grpc.NewClient(s.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -117,7 +116,7 @@ func startService(t *testing.T, db store.Config, extraEnv ...string) *service {
 	return s
 }
 
-// cli runs a tokenservice subcommand against the service's database.
+// cli runs a tokenservice subcommand with the service's environment.
 func (s *service) cli(t *testing.T, stdin string, args ...string) (string, error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
@@ -128,23 +127,25 @@ func (s *service) cli(t *testing.T, stdin string, args ...string) (string, error
 	return out.String(), nil
 }
 
-// mustUser creates a user through the CLI and returns its ID. kind is
-// "human", "admin" or "machine:<owner username>".
+// mustUser creates a user through the users service, as the server-side
+// bootstrap command and the API do, and returns its ID. kind is "human",
+// "admin" or "machine:<owner username>".
 func (s *service) mustUser(t *testing.T, name, kind string) string {
 	t.Helper()
-	args := []string{"user", "create"}
-	switch {
-	case kind == "admin":
-		args = append(args, "--admin")
-	case strings.HasPrefix(kind, "machine:"):
-		args = append(args, "--machine", "--owner", strings.TrimPrefix(kind, "machine:"))
+	ctx, op := context.Background(), users.Operator()
+	in := users.NewUser{Username: name, Password: password, Admin: kind == "admin"}
+	if owner, ok := strings.CutPrefix(kind, "machine:"); ok {
+		o, err := s.app.Users().GetByUsername(ctx, op, owner)
+		if err != nil {
+			t.Fatalf("owner %s: %v", owner, err)
+		}
+		in = users.NewUser{Username: name, Machine: true, OwnerID: o.ID}
 	}
-	out, err := s.cli(t, password+"\n", append(args, name)...)
+	u, err := s.app.Users().Create(ctx, op, in)
 	if err != nil {
-		t.Fatalf("user create %s: %v\n%s", name, err, out)
+		t.Fatalf("creating user %s: %v", name, err)
 	}
-	f := strings.Fields(out) // "created user NAME with id ID"
-	return f[len(f)-1]
+	return u.ID
 }
 
 const password = "correct horse battery staple"
@@ -167,123 +168,64 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// servingAddrs returns the addresses in the "serving" log line, if logged yet.
-func (b *syncBuffer) servingAddrs() (httpAddr, grpcAddr string) {
-	sc := bufio.NewScanner(strings.NewReader(b.String()))
-	for sc.Scan() {
-		var line struct{ Msg, HTTP, GRPC string }
-		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "serving" {
-			return line.HTTP, line.GRPC
-		}
-	}
-	return "", ""
+// caller reaches the service over one transport: the gRPC connection, or
+// gatewayclient over REST, whose routes come from the proto's HTTP
+// annotations. Both call methods by full name.
+type caller struct {
+	name string
+	conn grpc.ClientConnInterface
 }
 
-// caller makes one RPC over one transport. Errors are gRPC statuses on both.
-type caller interface {
-	call(ctx context.Context, method, bearer string, req, resp proto.Message) error
-	name() string
-}
-
-// grpcCaller calls over a real gRPC connection.
-type grpcCaller struct{ conn *grpc.ClientConn }
-
-func (c grpcCaller) name() string { return "grpc" }
-
-func (c grpcCaller) call(ctx context.Context, method, bearer string, req, resp proto.Message) error {
+// call invokes fullMethod, with bearer (if any) as the Authorization credential.
+func (c caller) call(ctx context.Context, fullMethod, bearer string, req, resp proto.Message) error {
 	if bearer != "" {
 		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+bearer)
 	}
-	return c.conn.Invoke(ctx, "/priv.tokenservice.v1alpha1.TokenService/"+method, req, resp)
+	return c.conn.Invoke(ctx, fullMethod, req, resp)
 }
 
-// restCaller calls over HTTP/JSON as the README documents, checks each
-// response against the OpenAPI spec, and turns error bodies back into statuses.
-type restCaller struct {
-	t      *testing.T
-	base   string
-	router routers.Router
-}
+// grpcCaller calls over the service's gRPC connection.
+func (s *service) grpcCaller() caller { return caller{name: "grpc", conn: s.grpcConn} }
 
-func (c restCaller) name() string { return "rest" }
-
-func (c restCaller) call(ctx context.Context, method, bearer string, req, resp proto.Message) error {
-	var verb, path string
-	var body []byte
-	switch r := req.(type) {
-	case *pb.CreateTokenRequest:
-		verb, path, body = http.MethodPost, "/v1alpha1/tokens", mustJSON(c.t, r)
-	case *pb.GetAccessTokenRequest:
-		verb, path, body = http.MethodPost, "/v1alpha1/access-tokens", mustJSON(c.t, r)
-	case *pb.GetTokenRequest:
-		verb, path = http.MethodGet, "/v1alpha1/tokens/"+url.PathEscape(r.GetTokenId())
-	case *pb.DeleteTokenRequest:
-		verb, path = http.MethodDelete, "/v1alpha1/tokens/"+url.PathEscape(r.GetTokenId())
-	case *pb.ListTokensRequest:
-		q := url.Values{}
-		if r.PageSize != 0 {
-			q.Set("pageSize", strconv.Itoa(int(r.PageSize)))
+// restCaller calls over REST and checks every answer: against the operation
+// the OpenAPI spec gives the request, its status against the gateway's
+// mapping of the code, and a 401's Bearer challenge.
+func (s *service) restCaller(t *testing.T) caller {
+	router := specRouter(t, s.httpURL)
+	check := func(req *http.Request, resp *http.Response, body []byte) {
+		validate(t, router, req, resp, body)
+		if resp.StatusCode == http.StatusOK {
+			return
 		}
-		if r.PageToken != "" {
-			q.Set("pageToken", r.PageToken)
-		}
-		if r.Reverse {
-			q.Set("reverse", "true")
-		}
-		if r.UserId != "" {
-			q.Set("userId", r.UserId)
-		}
-		verb, path = http.MethodGet, "/v1alpha1/tokens?"+q.Encode()
-	default:
-		c.t.Fatalf("restCaller: no route for %T", req)
-	}
-	hreq, err := http.NewRequestWithContext(ctx, verb, c.base+path, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	if body != nil {
-		hreq.Header.Set("Content-Type", "application/json")
-	}
-	if bearer != "" {
-		hreq.Header.Set("Authorization", "Bearer "+bearer)
-	}
-	hresp, err := http.DefaultClient.Do(hreq)
-	if err != nil {
-		return err
-	}
-	defer hresp.Body.Close()
-	respBody, err := io.ReadAll(hresp.Body)
-	if err != nil {
-		return err
-	}
-	c.validate(hreq, hresp, respBody)
-
-	if hresp.StatusCode != http.StatusOK {
 		var st struct {
 			Code    codes.Code `json:"code"`
 			Message string     `json:"message"`
 		}
-		if err := json.Unmarshal(respBody, &st); err != nil {
-			c.t.Errorf("%s %s: HTTP %d with a body that is no Status: %s", verb, path, hresp.StatusCode, respBody)
-			return status.Error(codes.Unknown, string(respBody))
+		if err := json.Unmarshal(body, &st); err != nil {
+			t.Errorf("%s %s: HTTP %d with a body that is no Status: %s", req.Method, req.URL, resp.StatusCode, body)
+			return
 		}
-		if want := runtime.HTTPStatusFromCode(st.Code); want != hresp.StatusCode {
-			c.t.Errorf("%s %s: HTTP %d for code %v, want %d", verb, path, hresp.StatusCode, st.Code, want)
+		if want := runtime.HTTPStatusFromCode(st.Code); want != resp.StatusCode {
+			t.Errorf("%s %s: HTTP %d for code %v, want %d", req.Method, req.URL, resp.StatusCode, st.Code, want)
 		}
-		if st.Code == codes.Unauthenticated && !strings.HasPrefix(hresp.Header.Get("WWW-Authenticate"), "Bearer") {
-			c.t.Errorf("%s %s: 401 without a Bearer challenge: %q", verb, path, hresp.Header.Get("WWW-Authenticate"))
+		if st.Code == codes.Unauthenticated && !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer") {
+			t.Errorf("%s %s: 401 without a Bearer challenge: %q", req.Method, req.URL, resp.Header.Get("WWW-Authenticate"))
 		}
-		return status.Error(st.Code, st.Message)
 	}
-	return protojson.Unmarshal(respBody, resp)
+	return caller{name: "rest", conn: gatewayclient.New(s.httpURL, http.DefaultClient, gatewayclient.WithCheck(check))}
+}
+
+// callers returns the REST and the gRPC caller of s.
+func (s *service) callers(t *testing.T) []caller {
+	return []caller{s.restCaller(t), s.grpcCaller()}
 }
 
 // validate checks a response against the operation the spec gives the request.
-func (c restCaller) validate(req *http.Request, resp *http.Response, body []byte) {
-	c.t.Helper()
-	route, params, err := c.router.FindRoute(req)
+func validate(t *testing.T, router routers.Router, req *http.Request, resp *http.Response, body []byte) {
+	t.Helper()
+	route, params, err := router.FindRoute(req)
 	if err != nil {
-		c.t.Errorf("%s %s: not in the OpenAPI spec: %v", req.Method, req.URL.Path, err)
+		t.Errorf("%s %s: not in the OpenAPI spec: %v", req.Method, req.URL.Path, err)
 		return
 	}
 	in := &openapi3filter.ResponseValidationInput{
@@ -294,7 +236,7 @@ func (c restCaller) validate(req *http.Request, resp *http.Response, body []byte
 		Options:                &openapi3filter.Options{IncludeResponseStatus: true},
 	}
 	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
-		c.t.Errorf("%s %s: HTTP %d response does not match the OpenAPI spec: %v\n%s", req.Method, req.URL.Path, resp.StatusCode, err, body)
+		t.Errorf("%s %s: HTTP %d response does not match the OpenAPI spec: %v\n%s", req.Method, req.URL.Path, resp.StatusCode, err, body)
 	}
 }
 
@@ -320,25 +262,16 @@ func specRouter(t *testing.T, base string) routers.Router {
 	return router
 }
 
-func mustJSON(t *testing.T, m proto.Message) []byte {
-	t.Helper()
-	b, err := protojson.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // forEachSetup runs f against a fresh service for each backend, and within
 // it for each transport.
 func forEachSetup(t *testing.T, f func(t *testing.T, s *service, c caller)) {
 	storetest.ForEachDriver(t, func(t *testing.T, driver string) {
 		s := startService(t, storetest.MustConfig(t, driver))
-		for _, c := range []caller{restCaller{t: t, base: s.httpURL, router: specRouter(t, s.httpURL)}, grpcCaller{conn: s.grpcConn}} {
-			t.Run(c.name(), func(t *testing.T) {
-				if rc, ok := c.(restCaller); ok {
-					rc.t = t
-					c = rc
+		for _, name := range []string{"rest", "grpc"} {
+			t.Run(name, func(t *testing.T) {
+				c := s.grpcCaller()
+				if name == "rest" {
+					c = s.restCaller(t)
 				}
 				f(t, s, c)
 			})

@@ -15,7 +15,7 @@ import (
 func TestHostileRESTInput(t *testing.T) {
 	s := startService(t, storetest.MustConfig(t, "sqlite"))
 	s.mustUser(t, "ivan", "human")
-	tok := rpc{t, grpcCaller{s.grpcConn}}.login("ivan")
+	tok := rpc{t, s.grpcCaller()}.login("ivan")
 	bearer := "Bearer " + tok
 
 	cases := []struct {

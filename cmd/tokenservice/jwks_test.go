@@ -25,7 +25,7 @@ func TestThirdPartyVerifiesWithJWKSOnly(t *testing.T) {
 		db := storetest.MustConfig(t, driver)
 		first := startService(t, db)
 		first.mustUser(t, "gw", "human")
-		a := rpc{t, grpcCaller{first.grpcConn}}
+		a := rpc{t, first.grpcCaller()}
 		apiToken := a.login("gw")
 		access, err := a.exchange("", apiToken)
 		if err != nil {
@@ -55,7 +55,7 @@ func TestThirdPartyVerifiesWithJWKSOnly(t *testing.T) {
 			if err := tok.Get("client_id", &clientID); err != nil || clientID != idOf(apiToken) {
 				t.Errorf("%s: client_id %q, %v; want %q", name, clientID, err, idOf(apiToken))
 			}
-			if _, err := (rpc{t, grpcCaller{s.grpcConn}}).list(access.GetAccessToken(), &pb.ListTokensRequest{}); err != nil {
+			if _, err := (rpc{t, s.grpcCaller()}).list(access.GetAccessToken(), &pb.ListTokensRequest{}); err != nil {
 				t.Errorf("%s accepting the access token: %s", name, describe(err))
 			}
 			body := mustGet(t, s.httpURL+"/.well-known/openid-configuration", "application/json")

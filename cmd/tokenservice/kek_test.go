@@ -23,7 +23,7 @@ func TestKeyEncryptionKey(t *testing.T) {
 		db := storetest.MustConfig(t, driver)
 		s := startService(t, db, "TOKENSERVICE_KEY_ENCRYPTION_KEY_FILE", kekFile)
 		s.mustUser(t, "alice", "human")
-		a := rpc{t: t, c: grpcCaller{conn: s.grpcConn}}
+		a := rpc{t: t, c: s.grpcCaller()}
 		if _, err := a.exchange("", a.login("alice")); err != nil {
 			t.Fatalf("exchange with sealed keys: %s", describe(err))
 		}

@@ -15,7 +15,7 @@ func TestLastUsedTime(t *testing.T) {
 		s := startService(t, storetest.MustConfig(t, driver), "TOKENSERVICE_LAST_USED_FLUSH_INTERVAL", "200ms", "TOKENSERVICE_CACHE_TTL", "1s")
 		s.mustUser(t, "alice", "human")
 		for _, c := range s.callers(t) {
-			t.Run(c.name(), func(t *testing.T) {
+			t.Run(c.name, func(t *testing.T) {
 				a := rpc{t: t, c: c}
 				owner := a.login("alice")
 				exchanged := a.mustCreate(owner, &pb.CreateTokenRequest{Note: "exchanged"}).GetToken()
@@ -67,7 +67,7 @@ func TestLastUsedTimeIsFlushedAtShutdown(t *testing.T) {
 	storetest.ForEachDriver(t, func(t *testing.T, driver string) {
 		s := startService(t, storetest.MustConfig(t, driver), "TOKENSERVICE_LAST_USED_FLUSH_INTERVAL", "1h")
 		s.mustUser(t, "alice", "human")
-		a := rpc{t: t, c: grpcCaller{conn: s.grpcConn}}
+		a := rpc{t: t, c: s.grpcCaller()}
 		tok := a.login("alice")
 		if _, err := a.exchange("", tok); err != nil {
 			t.Fatal(err)

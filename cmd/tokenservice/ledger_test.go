@@ -51,7 +51,7 @@ func listAll(ctx context.Context, c caller, bearer string, pageSize uint32) ([]*
 	req := &pb.ListTokensRequest{PageSize: pageSize}
 	for {
 		resp := &pb.ListTokensResponse{}
-		if err := c.call(ctx, "ListTokens", bearer, req, resp); err != nil {
+		if err := c.call(ctx, pb.TokenService_ListTokens_FullMethodName, bearer, req, resp); err != nil {
 			return all, err
 		}
 		all = append(all, resp.GetTokens()...)
@@ -122,7 +122,7 @@ func TestNothingLostNothingInvented(t *testing.T) {
 				case op < 40: // create
 					name := fmt.Sprintf("w%02d-%d", w, i)
 					resp := &pb.CreateTokenResponse{}
-					if err := c.call(ctx, "CreateToken", bearer, &pb.CreateTokenRequest{Note: name}, resp); err != nil {
+					if err := c.call(ctx, pb.TokenService_CreateToken_FullMethodName, bearer, &pb.CreateTokenRequest{Note: name}, resp); err != nil {
 						l.uncertainCreates[name] = true
 						fail("create", err)
 						continue
@@ -135,7 +135,7 @@ func TestNothingLostNothingInvented(t *testing.T) {
 					}
 					plaintext := l.live[id]
 					delete(l.live, id)
-					if err := c.call(ctx, "DeleteToken", bearer, &pb.DeleteTokenRequest{TokenId: id}, &pb.DeleteTokenResponse{}); err != nil {
+					if err := c.call(ctx, pb.TokenService_DeleteToken_FullMethodName, bearer, &pb.DeleteTokenRequest{TokenId: id}, &pb.DeleteTokenResponse{}); err != nil {
 						l.uncertainDeletes[id] = true
 						fail("delete", err)
 						continue
@@ -146,7 +146,7 @@ func TestNothingLostNothingInvented(t *testing.T) {
 					if !ok {
 						continue
 					}
-					if err := c.call(ctx, "GetAccessToken", "", &pb.GetAccessTokenRequest{Token: l.live[id]}, &pb.GetAccessTokenResponse{}); err != nil {
+					if err := c.call(ctx, pb.TokenService_GetAccessToken_FullMethodName, "", &pb.GetAccessTokenRequest{Token: l.live[id]}, &pb.GetAccessTokenResponse{}); err != nil {
 						fail("exchange of a live token", err)
 					}
 				case op < 85: // exchange a deleted token: must be refused
@@ -154,7 +154,7 @@ func TestNothingLostNothingInvented(t *testing.T) {
 					if !ok {
 						continue
 					}
-					err := c.call(ctx, "GetAccessToken", "", &pb.GetAccessTokenRequest{Token: l.deleted[id]}, &pb.GetAccessTokenResponse{})
+					err := c.call(ctx, pb.TokenService_GetAccessToken_FullMethodName, "", &pb.GetAccessTokenRequest{Token: l.deleted[id]}, &pb.GetAccessTokenResponse{})
 					if status.Code(err) == codes.Unauthenticated {
 						continue
 					}
@@ -235,7 +235,7 @@ func TestNothingLostNothingInvented(t *testing.T) {
 				if listed[id] == nil {
 					t.Errorf("user%d: acknowledged token %s lost from the listing", u, id)
 				}
-				if err := callers[0].call(ctx, "GetToken", bearers[u], &pb.GetTokenRequest{TokenId: id}, &pb.GetTokenResponse{}); err != nil {
+				if err := callers[0].call(ctx, pb.TokenService_GetToken_FullMethodName, bearers[u], &pb.GetTokenRequest{TokenId: id}, &pb.GetTokenResponse{}); err != nil {
 					t.Errorf("user%d: acknowledged token %s: GetToken %s", u, id, describe(err))
 				}
 			}
@@ -244,7 +244,7 @@ func TestNothingLostNothingInvented(t *testing.T) {
 				if listed[id] != nil {
 					t.Errorf("user%d: deleted token %s listed", u, id)
 				}
-				err := callers[1].call(ctx, "GetToken", bearers[u], &pb.GetTokenRequest{TokenId: id}, &pb.GetTokenResponse{})
+				err := callers[1].call(ctx, pb.TokenService_GetToken_FullMethodName, bearers[u], &pb.GetTokenRequest{TokenId: id}, &pb.GetTokenResponse{})
 				wantCode(t, "GetToken of a deleted token", err, codes.NotFound)
 			}
 			for id := range l.uncertainDeletes {

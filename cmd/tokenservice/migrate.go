@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+
+	"github.com/tokenservice/tokenservice/pkg/app"
 )
 
 func runMigrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -12,11 +14,11 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
-	st, err := openStore(ctx, *dbCfg)
+	db, err := app.OpenDatabase(ctx, *dbCfg)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer db.Close()
 	fmt.Fprintln(stdout, "database is up to date")
 	return nil
 }

@@ -20,7 +20,7 @@ func TestRevocationReachesEveryReplicaWithinTheCacheTTL(t *testing.T) {
 	a := startService(t, db, "TOKENSERVICE_CACHE_TTL", ttl.String())
 	b := startService(t, db, "TOKENSERVICE_CACHE_TTL", ttl.String())
 	a.mustUser(t, "alice", "human")
-	ra, rb := rpc{t: t, c: grpcCaller{conn: a.grpcConn}}, rpc{t: t, c: grpcCaller{conn: b.grpcConn}}
+	ra, rb := rpc{t: t, c: a.grpcCaller()}, rpc{t: t, c: b.grpcCaller()}
 	owner := ra.login("alice")
 	victim := ra.mustCreate(owner, &pb.CreateTokenRequest{Note: "to be deleted"}).GetToken()
 

@@ -14,7 +14,7 @@ import (
 func TestSecretsStaySecret(t *testing.T) {
 	forEachSetup(t, func(t *testing.T, s *service, c caller) {
 		a := rpc{t, c}
-		user := c.name() + "-leo"
+		user := c.name + "-leo"
 		s.mustUser(t, user, "human")
 		created := a.mustCreate("", &pb.CreateTokenRequest{Username: user, Password: password})
 		tok := created.GetToken()

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -12,32 +11,42 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tokenservice/tokenservice/pkg/app"
 	"github.com/tokenservice/tokenservice/pkg/auth"
-	"github.com/tokenservice/tokenservice/pkg/server"
-	"github.com/tokenservice/tokenservice/pkg/store"
 )
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	a, err := newServeApp(ctx, args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	return a.Run(ctx)
+}
+
+// newServeApp parses serve's flags (and their variables) and builds the
+// application, listening.
+func newServeApp(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) (*app.App, error) {
 	fs := newFlagSet("serve", "Serve gRPC and REST, the JWKS, the OpenAPI spec and Swagger UI.", stderr)
+	var cfg app.Config
 	dbCfg := dbFlags(fs)
 	newLogger := logFlags(fs)
-	var srvCfg server.Config
-	var svcCfg serviceConfig
-	tokCfg := &svcCfg.tokens
+	srvCfg := &cfg.Server
+	tokCfg := &cfg.Tokens
+	usrCfg := &cfg.Users
 	fs.StringVar(&srvCfg.HTTPAddr, "http-addr", ":8080", "REST, /docs, /openapi.json, /.well-known/* and health: listen address")
 	fs.StringVar(&srvCfg.GRPCAddr, "grpc-addr", ":9090", "gRPC listen address")
 	fs.StringVar(&srvCfg.Issuer, "issuer", "http://localhost:8080", "the access tokens' iss claim: this service's public base URL (jwks_uri is under it)")
 	fs.DurationVar(&srvCfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
 	audience := fs.String("audience", "", "the access tokens' aud claim (default: the issuer)")
-	fs.DurationVar(&svcCfg.minter.Lifetime, "access-token-ttl", 15*time.Minute, "access token lifetime (never past the API token's own expiry)")
-	fs.DurationVar(&svcCfg.minter.Reuse, "access-token-reuse", time.Minute, "an API token exchanged again within this time of its last exchange gets the same access token, not a new signature (0: always a new one)")
-	fs.DurationVar(&svcCfg.cache.TTL, "cache-ttl", 5*time.Second, "how long a token or user read from the database is reused: a deletion through another replica takes effect here within it (0: no cache)")
-	fs.IntVar(&svcCfg.cache.Size, "cache-size", 10000, "tokens (and users) the cache holds")
-	fs.DurationVar(&svcCfg.usageInterval, "last-used-flush-interval", 30*time.Second, "how often the tokens' last-used times are written, in one batch (and at shutdown); the most they lag (0: not tracked)")
+	fs.DurationVar(&cfg.Minter.Lifetime, "access-token-ttl", 15*time.Minute, "access token lifetime (never past the API token's own expiry)")
+	fs.DurationVar(&cfg.Minter.Reuse, "access-token-reuse", time.Minute, "an API token exchanged again within this time of its last exchange gets the same access token, not a new signature (0: always a new one)")
+	fs.DurationVar(&cfg.Cache.TTL, "cache-ttl", 5*time.Second, "how long a token or user read from the database is reused: a deletion through another replica takes effect here within it (0: no cache)")
+	fs.IntVar(&cfg.Cache.Size, "cache-size", 10000, "tokens (and users) the cache holds")
+	fs.DurationVar(&cfg.LastUsedFlushInterval, "last-used-flush-interval", 30*time.Second, "how often the tokens' last-used times are written, in one batch (and at shutdown); the most they lag (0: not tracked)")
 	fs.DurationVar(&tokCfg.MaxTokenLifetime, "max-token-lifetime", 0, "if set, the longest an API token may live; tokens without expire_time get it")
-	fs.IntVar(&tokCfg.LoginAttemptsPerUser, "login-attempts-per-user", 10, "password attempts allowed per username a minute (0: no limit)")
-	fs.IntVar(&tokCfg.LoginAttemptsPerAddress, "login-attempts-per-address", 60, "password attempts allowed per client address a minute (0: no limit)")
-	maxHashes := fs.Int("max-concurrent-password-hashes", runtime.NumCPU(), "argon2id verifications run at once (each takes 19 MiB); more wait")
+	fs.IntVar(&usrCfg.LoginAttemptsPerUser, "login-attempts-per-user", 10, "password attempts allowed per username a minute (0: no limit)")
+	fs.IntVar(&usrCfg.LoginAttemptsPerAddress, "login-attempts-per-address", 60, "password attempts allowed per client address a minute (0: no limit)")
+	fs.IntVar(&cfg.MaxConcurrentPasswordHashes, "max-concurrent-password-hashes", runtime.NumCPU(), "argon2id verifications run at once (each takes 19 MiB); more wait")
 	tlsCert := fs.String("tls-cert", "", "PEM certificate (chain) file: with --tls-key, serve REST and gRPC over TLS")
 	tlsKey := fs.String("tls-key", "", "PEM private key file for --tls-cert")
 	lim := &srvCfg.Limits
@@ -53,17 +62,19 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	debugAddr := fs.String("debug-addr", "", "if set, serve Go's profiler (/debug/pprof/) here; keep it private (e.g. 127.0.0.1:6060)")
 	corsOrigins := fs.String("cors-origins", "", "comma-separated browser origins allowed to call the REST API (default: none, CORS off)")
 	if err := parseFlags(fs, args, getenv); err != nil {
-		return err
+		return nil, err
 	}
+	cfg.Store = *dbCfg
 	lim.MaxConcurrentStreams = uint32(min(*streams, 1<<31))
 	if *audience == "" {
 		*audience = srvCfg.Issuer
 	}
-	if svcCfg.minter.Lifetime <= 0 {
-		return fmt.Errorf("--access-token-ttl must be positive")
+	cfg.Minter.Issuer, cfg.Minter.Audience = srvCfg.Issuer, *audience
+	if cfg.Minter.Lifetime <= 0 {
+		return nil, fmt.Errorf("--access-token-ttl must be positive")
 	}
-	if svcCfg.minter.Reuse < 0 || 2*svcCfg.minter.Reuse > svcCfg.minter.Lifetime {
-		return fmt.Errorf("--access-token-reuse must be between 0 and half of --access-token-ttl")
+	if cfg.Minter.Reuse < 0 || 2*cfg.Minter.Reuse > cfg.Minter.Lifetime {
+		return nil, fmt.Errorf("--access-token-reuse must be between 0 and half of --access-token-ttl")
 	}
 	for _, o := range strings.Split(*corsOrigins, ",") {
 		if o = strings.TrimSpace(o); o != "" {
@@ -71,61 +82,39 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		}
 	}
 	if (*tlsCert == "") != (*tlsKey == "") {
-		return fmt.Errorf("--tls-cert and --tls-key go together")
+		return nil, fmt.Errorf("--tls-cert and --tls-key go together")
 	}
 	if *tlsCert != "" {
 		cert, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
 		if err != nil {
-			return fmt.Errorf("loading the TLS certificate: %w", err)
+			return nil, fmt.Errorf("loading the TLS certificate: %w", err)
 		}
 		srvCfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	tuneGC(*gcPercent, *memoryLimitMiB)
 	logger, err := newLogger(stderr)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	cfg.Logger = logger
 
 	if *kekFile != "" {
 		text, err := os.ReadFile(*kekFile)
 		if err != nil {
-			return fmt.Errorf("--key-encryption-key-file: %w", err)
+			return nil, fmt.Errorf("--key-encryption-key-file: %w", err)
 		}
-		if svcCfg.kek, err = auth.ParseKeyEncryptionKey(text); err != nil {
-			return fmt.Errorf("--key-encryption-key-file: %w", err)
+		if cfg.KeyEncryptionKey, err = auth.ParseKeyEncryptionKey(text); err != nil {
+			return nil, fmt.Errorf("--key-encryption-key-file: %w", err)
 		}
 	} else {
 		logger.Warn("signing keys and server secrets are stored unencrypted in the database: set --key-encryption-key-file")
 	}
-	passwords, err := auth.NewPasswords(auth.OWASPParams, rand.Reader, *maxHashes)
-	if err != nil {
-		return err
-	}
-	dbCfg.Logger = logger
-	st, err := store.Open(*dbCfg)
-	if err != nil {
-		return err
-	}
-	svcCfg.minter.Issuer, svcCfg.minter.Audience = srvCfg.Issuer, *audience
-	b := &backend{st: st, logger: logger, build: buildService(svcCfg, passwords, logger)}
-	// The last-used recorder outlives ctx: it flushes once the server has
-	// let its in-flight requests finish, not when the signal comes.
-	runCtx, stopRunning := context.WithCancel(context.WithoutCancel(ctx))
-	defer b.Close()
-	defer stopRunning()
-	if err := b.start(ctx, runCtx); err != nil {
-		return err
-	}
 	if *debugAddr != "" {
 		if err := startDebug(ctx, *debugAddr, logger); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	srv, err := server.New(ctx, srvCfg, logger, &b.gate, b.JWKS, b.Ready)
-	if err != nil {
-		return err
-	}
-	return srv.Serve(ctx)
+	return app.New(ctx, cfg)
 }
 
 // tuneGC trades memory the service has to spare for CPU: the live heap is

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -14,8 +13,9 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/tokenservice/tokenservice/pkg/auth"
+	"github.com/tokenservice/tokenservice/pkg/app"
 	"github.com/tokenservice/tokenservice/pkg/domain"
+	"github.com/tokenservice/tokenservice/pkg/users"
 )
 
 func runUser(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -37,56 +37,58 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 		fs.Usage()
 		return errUsage
 	}
-	if sub != "list" {
-		if err := domain.ValidateUsername(name); err != nil {
-			return err
-		}
+	if !map[string]bool{"create": true, "list": true, "delete": true, "set-password": true}[sub] {
+		fmt.Fprintf(stderr, "unknown user command %q\n\n%s", sub, usage)
+		return errUsage
 	}
-	st, err := openStore(ctx, *dbCfg)
+	db, err := app.OpenDatabase(ctx, *dbCfg)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer db.Close()
+	svc, op := db.Users(), users.Operator()
 
 	switch sub {
 	case "create":
-		u := &domain.User{Username: name, Admin: *admin, CreateTime: time.Now().UTC().Truncate(time.Microsecond)}
-		if u.ID, err = auth.RandomID(rand.Reader); err != nil {
-			return err
-		}
+		in := users.NewUser{Username: name, Admin: *admin, Machine: *machine}
 		if *machine {
-			o, err := st.UserByUsername(ctx, *owner)
+			o, err := svc.GetByUsername(ctx, op, *owner)
 			if err != nil {
 				return fmt.Errorf("--owner %q: %w", *owner, err)
 			}
-			if o.IsMachine() {
-				return fmt.Errorf("--owner %q is a machine user: owners are human users", *owner)
-			}
-			u.OwnerID = o.ID
+			in.OwnerID = o.ID
 		} else {
 			if *owner != "" {
 				return errors.New("--owner goes with --machine")
 			}
-			if u.PasswordHash, err = readAndHashPassword(stdin, stderr); err != nil {
+			if in.Password, err = readPassword(stdin, stderr); err != nil {
 				return err
 			}
 		}
-		if err := st.CreateUser(ctx, u); err != nil {
+		u, err := svc.Create(ctx, op, in)
+		if err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "created user %s with id %s\n", u.Username, u.ID)
 	case "list":
-		users, err := st.ListUsers(ctx)
-		if err != nil {
-			return err
+		var all []*domain.User
+		for page := ""; ; {
+			us, next, err := svc.List(ctx, op, users.ListInput{PageSize: users.MaxPageSize, PageToken: page})
+			if err != nil {
+				return err
+			}
+			all = append(all, us...)
+			if page = next; page == "" {
+				break
+			}
 		}
-		byID := make(map[string]string, len(users))
-		for _, u := range users {
+		byID := make(map[string]string, len(all))
+		for _, u := range all {
 			byID[u.ID] = u.Username
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tUSERNAME\tKIND\tOWNER\tADMIN\tCREATED")
-		for _, u := range users {
+		for _, u := range all {
 			kind := "human"
 			if u.IsMachine() {
 				kind = "machine"
@@ -95,40 +97,37 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 		}
 		return tw.Flush()
 	case "delete":
-		u, err := st.UserByUsername(ctx, name)
+		u, err := svc.GetByUsername(ctx, op, name)
 		if err != nil {
 			return err
 		}
-		if err := st.DeleteUser(ctx, u.ID); err != nil {
+		if err := svc.Delete(ctx, op, u.ID); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "deleted user %s, its machine users and their tokens\n", name)
 	case "set-password":
-		u, err := st.UserByUsername(ctx, name)
+		u, err := svc.GetByUsername(ctx, op, name)
 		if err != nil {
 			return err
 		}
 		if u.IsMachine() {
 			return errors.New("machine users have no password: they authenticate with API tokens")
 		}
-		hash, err := readAndHashPassword(stdin, stderr)
+		password, err := readPassword(stdin, stderr)
 		if err != nil {
 			return err
 		}
-		if err := st.SetPasswordHash(ctx, u.ID, hash); err != nil {
+		if err := svc.ChangePassword(ctx, op, users.PasswordChange{UserID: u.ID, NewPassword: password}); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "password set for %s\n", name)
-	default:
-		fmt.Fprintf(stderr, "unknown user command %q\n\n%s", sub, usage)
-		return errUsage
 	}
 	return nil
 }
 
-// readAndHashPassword reads a password, never from a flag: from the terminal
+// readPassword reads a password, never from a flag: from the terminal
 // (asked twice, not echoed) or else the first line of stdin.
-func readAndHashPassword(stdin io.Reader, stderr io.Writer) (string, error) {
+func readPassword(stdin io.Reader, stderr io.Writer) (string, error) {
 	var password string
 	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		fmt.Fprint(stderr, "Password: ")
@@ -154,12 +153,5 @@ func readAndHashPassword(stdin io.Reader, stderr io.Writer) (string, error) {
 		}
 		password = strings.TrimRight(line, "\r\n")
 	}
-	if err := domain.ValidatePassword(password); err != nil {
-		return "", err
-	}
-	passwords, err := auth.NewPasswords(auth.OWASPParams, rand.Reader, 1)
-	if err != nil {
-		return "", err
-	}
-	return passwords.Hash(password)
+	return password, domain.ValidatePassword(password)
 }

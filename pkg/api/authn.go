@@ -10,8 +10,7 @@ import (
 	"google.golang.org/grpc/peer"
 
 	"github.com/tokenservice/tokenservice/pkg/domain"
-
-	pb "github.com/tokenservice/tokenservice/gen/priv/tokenservice/v1alpha1"
+	"github.com/tokenservice/tokenservice/pkg/tokens"
 )
 
 // authPolicy says what each method asks of the Authorization credential.
@@ -19,25 +18,18 @@ type authPolicy int
 
 const (
 	bearerRequired authPolicy = iota // the caller must present a bearer
-	bearerOptional                   // a bearer, if present, must be valid (CreateToken: or a password)
+	bearerOptional                   // a bearer, if present, must be valid (the method takes a password otherwise)
 	bearerInBody                     // the handler reads the credential itself (GetAccessToken)
 )
 
-var policies = map[string]authPolicy{
-	pb.TokenService_CreateToken_FullMethodName:    bearerOptional,
-	pb.TokenService_GetToken_FullMethodName:       bearerRequired,
-	pb.TokenService_ListTokens_FullMethodName:     bearerRequired,
-	pb.TokenService_DeleteToken_FullMethodName:    bearerRequired,
-	pb.TokenService_GetAccessToken_FullMethodName: bearerInBody,
-}
-
-// AuthFuncOverride authenticates calls to the token service, for the
-// go-grpc-middleware auth interceptor, which calls it on both the gRPC and
-// the in-process REST path. It puts the caller in the context.
-func (s *Server) AuthFuncOverride(ctx context.Context, fullMethod string) (context.Context, error) {
+// authenticate implements the auth interceptor's per-service override
+// (go-grpc-middleware calls it on both the gRPC and the in-process REST path):
+// it applies the method's policy and puts the caller in the context. A method
+// without a policy is refused, never open.
+func authenticate(ctx context.Context, svc *tokens.Service, fullMethod string, policies map[string]authPolicy) (context.Context, error) {
 	policy, ok := policies[fullMethod]
 	if !ok {
-		return nil, domain.ErrUnauthenticated // a method without a policy is refused, never open
+		return nil, domain.ErrUnauthenticated
 	}
 	if policy == bearerInBody {
 		return ctx, nil
@@ -49,7 +41,7 @@ func (s *Server) AuthFuncOverride(ctx context.Context, fullMethod string) (conte
 	if err != nil {
 		return nil, err
 	}
-	p, err := s.svc.AuthenticateBearer(ctx, bearer)
+	p, err := svc.AuthenticateBearer(ctx, bearer)
 	if err != nil {
 		return nil, err
 	}

@@ -29,7 +29,7 @@ func createInput(req *pb.CreateTokenRequest) tokens.CreateInput {
 	return tokens.CreateInput{UserID: req.GetUserId(), Note: req.GetNote(), ExpireTime: timeFromProto(req.GetExpireTime())}
 }
 
-func listInput(req *pb.ListTokensRequest) tokens.ListInput {
+func listTokensInput(req *pb.ListTokensRequest) tokens.ListInput {
 	size := int(min(req.GetPageSize(), uint32(tokens.MaxPageSize+1)))
 	return tokens.ListInput{UserID: req.GetUserId(), PageSize: size, PageToken: req.GetPageToken(), Reverse: req.GetReverse()}
 }

@@ -3,6 +3,7 @@ package auth
 import (
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -37,7 +38,7 @@ type claims struct {
 
 // Minter mints and verifies RFC 9068 JWT access tokens signed ES256.
 type Minter struct {
-	keys *KeySet
+	keys *KeyRing
 	cfg  MinterConfig
 	// verified remembers access tokens that passed Verify, so a client
 	// reusing one costs no signature check until it expires. Keyed by the
@@ -64,12 +65,14 @@ type minted struct {
 	token AccessToken
 }
 
+var errNoKeys = errors.New("signing keys not loaded")
+
 // cacheSize bounds the remembered access tokens of each kind (about 700
 // bytes each).
 const cacheSize = 10000
 
-// NewMinter returns a Minter signing with keys.
-func NewMinter(keys *KeySet, cfg MinterConfig) *Minter {
+// NewMinter returns a Minter signing with the keys in use in keys.
+func NewMinter(keys *KeyRing, cfg MinterConfig) *Minter {
 	verified, _ := lru.New[string, AccessClaims](cacheSize) // size > 0: cannot fail
 	mintedTokens, _ := lru.New[string, minted](cacheSize)
 	return &Minter{keys: keys, cfg: cfg, verified: verified, minted: mintedTokens}
@@ -113,7 +116,11 @@ func (m *Minter) mint(t *domain.Token, now time.Time) (AccessToken, error) {
 	if err != nil {
 		return AccessToken{}, fmt.Errorf("encoding access token claims: %w", err)
 	}
-	obj, err := m.keys.signer.Sign(payload)
+	ks := m.keys.Current()
+	if ks == nil {
+		return AccessToken{}, errNoKeys
+	}
+	obj, err := ks.signer.Sign(payload)
 	if err != nil {
 		return AccessToken{}, fmt.Errorf("signing access token: %w", err)
 	}
@@ -154,7 +161,11 @@ func (m *Minter) verify(raw string, now time.Time) (AccessClaims, error) {
 	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); !isAccessTokenType(typ) {
 		return AccessClaims{}, domain.ErrUnauthenticated
 	}
-	key, ok := m.keys.public[h.KeyID]
+	ks := m.keys.Current()
+	if ks == nil {
+		return AccessClaims{}, domain.ErrUnauthenticated
+	}
+	key, ok := ks.public[h.KeyID]
 	if !ok {
 		return AccessClaims{}, domain.ErrUnauthenticated
 	}

@@ -21,7 +21,7 @@ var now = time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 
 func mustMinter(t testing.TB) *Minter {
 	t.Helper()
-	return NewMinter(mustKeySet(t), MinterConfig{Issuer: "https://issuer", Audience: "https://aud", Lifetime: 15 * time.Minute})
+	return NewMinter(KeyRingOf(mustKeySet(t)), MinterConfig{Issuer: "https://issuer", Audience: "https://aud", Lifetime: 15 * time.Minute})
 }
 
 func mustKeySet(t testing.TB) *KeySet {
@@ -51,7 +51,7 @@ func TestMintFollowsRFC9068(t *testing.T) {
 	var header, claims map[string]any
 	mustDecode(t, parts[0], &header)
 	mustDecode(t, parts[1], &claims)
-	if header["typ"] != "at+jwt" || header["alg"] != "ES256" || header["kid"] != m.keys.signing.KeyID {
+	if header["typ"] != "at+jwt" || header["alg"] != "ES256" || header["kid"] != m.keys.Current().signing.KeyID {
 		t.Errorf("header %v", header)
 	}
 	for k, want := range map[string]any{"iss": "https://issuer", "sub": api.UserID, "aud": "https://aud", "client_id": api.ID,
@@ -99,15 +99,15 @@ func TestVerifyRefuses(t *testing.T) {
 		return raw
 	}
 	sign := func(c any, typ string) string {
-		return signWith(jose.SigningKey{Algorithm: jose.ES256, Key: m.keys.signing}, c, typ)
+		return signWith(jose.SigningKey{Algorithm: jose.ES256, Key: m.keys.Current().signing}, c, typ)
 	}
 	valid := claims{Claims: jwt.Claims{Issuer: "https://issuer", Subject: "u", Audience: jwt.Audience{"https://aud"},
 		Expiry: jwt.NewNumericDate(now.Add(time.Minute)), IssuedAt: jwt.NewNumericDate(now)}, ClientID: "tokTTTTTTTTTTTTT"}
 	with := func(f func(*claims)) claims { c := valid; f(&c); return c }
 	// The key-confusion attack: HS256 with the public key, as a verifier that
 	// trusts the header's alg would check it, in each form the key is published.
-	kid := m.keys.signing.KeyID
-	pub := m.keys.public[kid]
+	kid := m.keys.Current().signing.KeyID
+	pub := m.keys.Current().public[kid]
 	der, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
 		t.Fatal(err)
@@ -128,7 +128,7 @@ func TestVerifyRefuses(t *testing.T) {
 		"HS256, PEM key":   hs256(pemKey),
 		"HS256, DER key":   hs256(der),
 		"HS256, JWK key":   hs256(jwkJSON),
-		"unknown kid":      signWith(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: m.keys.signing.Key, KeyID: "no-such-kid"}}, valid, "at+jwt"),
+		"unknown kid":      signWith(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: m.keys.Current().signing.Key, KeyID: "no-such-kid"}}, valid, "at+jwt"),
 		"expired":          sign(with(func(c *claims) { c.Expiry = jwt.NewNumericDate(now) }), "at+jwt"),
 		"issued in future": sign(with(func(c *claims) { c.IssuedAt = jwt.NewNumericDate(now.Add(time.Hour)) }), "at+jwt"),
 		"not yet valid":    sign(with(func(c *claims) { c.NotBefore = jwt.NewNumericDate(now.Add(time.Hour)) }), "at+jwt"),
@@ -254,7 +254,7 @@ func BenchmarkVerify(b *testing.B) {
 
 func TestMintReusesWithinTheWindow(t *testing.T) {
 	ks := mustKeySet(t)
-	m := NewMinter(ks, MinterConfig{Issuer: "https://issuer", Audience: "https://aud", Lifetime: 15 * time.Minute, Reuse: time.Minute})
+	m := NewMinter(KeyRingOf(ks), MinterConfig{Issuer: "https://issuer", Audience: "https://aud", Lifetime: 15 * time.Minute, Reuse: time.Minute})
 	a := &domain.Token{ID: "tokAAAAAAAAAAAAA", UserID: "u"}
 	b := &domain.Token{ID: "tokBBBBBBBBBBBBB", UserID: "u"}
 	mint := func(tok *domain.Token, at time.Time) AccessToken {
@@ -281,7 +281,7 @@ func TestMintReusesWithinTheWindow(t *testing.T) {
 	}
 
 	// Without reuse, every exchange signs anew.
-	m0 := NewMinter(ks, MinterConfig{Issuer: "https://issuer", Audience: "https://aud", Lifetime: 15 * time.Minute})
+	m0 := NewMinter(KeyRingOf(ks), MinterConfig{Issuer: "https://issuer", Audience: "https://aud", Lifetime: 15 * time.Minute})
 	x, _ := m0.Mint(a, now)
 	y, _ := m0.Mint(a, now)
 	if x.JWT == y.JWT {

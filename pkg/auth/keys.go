@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -102,3 +103,45 @@ func NewKeySet(keys []*domain.SigningKey) (*KeySet, error) {
 
 // JWKS returns the public keys as a JSON Web Key Set document.
 func (ks *KeySet) JWKS() []byte { return ks.jwks }
+
+// KeyRing holds the KeySet in use. It is empty until Load reads the keys
+// from the store, and Load may run again to take up keys added since.
+type KeyRing struct {
+	store domain.Keys
+	rnd   io.Reader
+	set   atomic.Pointer[KeySet]
+}
+
+// NewKeyRing returns an empty KeyRing over store; Load fills it.
+func NewKeyRing(store domain.Keys, rnd io.Reader) *KeyRing {
+	return &KeyRing{store: store, rnd: rnd}
+}
+
+// KeyRingOf returns a KeyRing holding ks, with no store to load from.
+func KeyRingOf(ks *KeySet) *KeyRing {
+	r := &KeyRing{}
+	r.set.Store(ks)
+	return r
+}
+
+// Load reads the keys from the store (creating the first one if there is
+// none) and puts them in use.
+func (r *KeyRing) Load(ctx context.Context, now time.Time) error {
+	ks, err := LoadKeys(ctx, r.store, r.rnd, now)
+	if err != nil {
+		return err
+	}
+	r.set.Store(ks)
+	return nil
+}
+
+// Current returns the KeySet in use, or nil before Load.
+func (r *KeyRing) Current() *KeySet { return r.set.Load() }
+
+// JWKS returns the public keys as a JWK set, or nil before Load.
+func (r *KeyRing) JWKS() []byte {
+	if ks := r.Current(); ks != nil {
+		return ks.JWKS()
+	}
+	return nil
+}

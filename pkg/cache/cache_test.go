@@ -32,11 +32,11 @@ func setup(t *testing.T, driver string) (*store.Store, *domain.Token) {
 	st := storetest.MustOpen(t, driver)
 	ctx := context.Background()
 	u := &domain.User{ID: "uuuuuuuuuuuuuuuu", Username: "alice", CreateTime: base}
-	if err := st.CreateUser(ctx, u); err != nil {
+	if err := st.CreateUser(ctx, u, 0); err != nil {
 		t.Fatal(err)
 	}
 	tok := &domain.Token{ID: "tttttttttttttttt", UserID: u.ID, SecretHash: make([]byte, 32), CreateTime: base}
-	if err := st.CreateToken(ctx, tok); err != nil {
+	if err := st.CreateToken(ctx, tok, 0); err != nil {
 		t.Fatal(err)
 	}
 	return st, tok

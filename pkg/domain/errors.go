@@ -84,3 +84,7 @@ func MessageOf(err error) string {
 // ErrUnauthenticated is the one answer to every bad credential: missing,
 // malformed, wrong, expired or deleted alike, so nothing is learned from it.
 var ErrUnauthenticated = Errorf(KindUnauthenticated, "invalid or missing credentials")
+
+// ErrLimitReached is what a store returns when a create would pass a quota;
+// the service that set the quota says which, to the client.
+var ErrLimitReached = Errorf(KindResourceExhausted, "limit reached")

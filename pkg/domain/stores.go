@@ -8,41 +8,46 @@ import (
 // Users keeps users. Every method returns a KindUnavailable error when the
 // database cannot be reached.
 type Users interface {
-	// CreateUser stores u. It returns a KindConflict error if the username is taken.
-	CreateUser(ctx context.Context, u *User) error
+	// CreateUser stores u. It returns a KindConflict error if the username
+	// is taken, and ErrLimitReached if u is a machine user and maxOwned > 0
+	// machine users of its owner exist already.
+	CreateUser(ctx context.Context, u *User, maxOwned int) error
 	// UserByID returns a KindNotFound error if there is no such user.
 	UserByID(ctx context.Context, id string) (*User, error)
 	// UserByUsername returns a KindNotFound error if there is no such user.
 	UserByUsername(ctx context.Context, username string) (*User, error)
-	// ListUsers returns every user, ordered by username.
-	ListUsers(ctx context.Context) ([]*User, error)
+	// ListUsers returns up to q.Limit users in (create time, id) order.
+	ListUsers(ctx context.Context, q UserQuery) ([]*User, error)
 	// SetPasswordHash returns a KindNotFound error if there is no such user.
 	SetPasswordHash(ctx context.Context, userID, hash string) error
-	// DeleteUser deletes the user, the machine users it owns, and their tokens.
-	// It returns a KindNotFound error if there is no such user.
+	// DeleteUser deletes, in one transaction, the user, the machine users it
+	// owns, and the tokens of all of them. It returns a KindNotFound error if
+	// there is no such user.
 	DeleteUser(ctx context.Context, id string) error
 }
 
 // Tokens keeps API tokens. Every method returns a KindUnavailable error when
 // the database cannot be reached.
 type Tokens interface {
-	// CreateToken stores t. It returns a KindConflict error if the ID is taken.
-	CreateToken(ctx context.Context, t *Token) error
+	// CreateToken stores t. It returns a KindConflict error if the ID is
+	// taken, and ErrLimitReached if maxLive > 0 tokens of t's user are live
+	// (neither deleted nor expired at t.CreateTime) already.
+	CreateToken(ctx context.Context, t *Token, maxLive int) error
 	// TokenByID returns the token, deleted or not, or a KindNotFound error.
 	TokenByID(ctx context.Context, id string) (*Token, error)
 	// ListTokens returns up to q.Limit active tokens in (create time, id) order.
-	ListTokens(ctx context.Context, q ListQuery) ([]*Token, error)
+	ListTokens(ctx context.Context, q TokenQuery) ([]*Token, error)
 	// DeleteToken marks the token deleted at the given time; deleting a
 	// deleted token keeps its first delete time. It returns a KindNotFound error
 	// if there is no such token.
 	DeleteToken(ctx context.Context, id string, at time.Time) error
 }
 
-// TokenUsage records when tokens were last used.
-type TokenUsage interface {
-	// TouchTokens sets each token's last use to the given time, unless it
-	// already has a later one. Unknown ids are ignored.
-	TouchTokens(ctx context.Context, uses map[string]time.Time) error
+// LastUsedWriter writes when tokens were last used.
+type LastUsedWriter interface {
+	// WriteLastUsed sets each token's last-used time to the given time,
+	// unless it already has a later one. Unknown ids are ignored.
+	WriteLastUsed(ctx context.Context, uses map[string]time.Time) error
 }
 
 // Keys keeps the service's signing keys and server secrets, shared by every

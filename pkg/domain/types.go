@@ -48,8 +48,8 @@ type Cursor struct {
 	ID         string
 }
 
-// ListQuery selects one page of a user's active tokens.
-type ListQuery struct {
+// TokenQuery selects one page of a user's active tokens.
+type TokenQuery struct {
 	UserID  string
 	Now     time.Time // tokens expired at Now are left out
 	Limit   int
@@ -63,4 +63,16 @@ type SigningKey struct {
 	Algorithm  string // "ES256"
 	PrivateDER []byte // PKCS #8
 	CreateTime time.Time
+}
+
+// UserQuery selects one page of users.
+type UserQuery struct {
+	// VisibleTo, if set, keeps only the user with this ID and the machine
+	// users it owns; empty: every user.
+	VisibleTo string
+	// Username, if set, keeps only the user with this username.
+	Username string
+	Limit    int
+	Reverse  bool    // newest first
+	After    *Cursor // nil: the first page
 }

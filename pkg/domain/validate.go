@@ -2,6 +2,7 @@ package domain
 
 import (
 	"regexp"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -14,13 +15,22 @@ const (
 
 var usernamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._@-]{0,63}$`)
 
-// ValidateUsername returns a KindInvalid error unless name is 1 to 64 of
-// a-z 0-9 . _ @ -, starting with a letter or digit.
-func ValidateUsername(name string) error {
-	if !usernamePattern.MatchString(name) {
-		return Errorf(KindInvalid, "username must be 1 to 64 of a-z 0-9 . _ @ -, starting with a letter or digit")
+// NormalizeUsername returns name in the one form usernames are kept and
+// compared in: lower case, so "Alice" and "alice" are one user. It returns a
+// KindInvalid error unless that is 1 to 64 of a-z 0-9 . _ @ -, starting with
+// a letter or digit.
+func NormalizeUsername(name string) (string, error) {
+	// ASCII only: strings.ToLower would also fold, say, the Kelvin sign into "k".
+	lower := strings.Map(func(r rune) rune {
+		if 'A' <= r && r <= 'Z' {
+			return r + ('a' - 'A')
+		}
+		return r
+	}, name)
+	if !usernamePattern.MatchString(lower) {
+		return "", Errorf(KindInvalid, "username must be 1 to 64 of a-z 0-9 . _ @ - (upper case is taken as lower case), starting with a letter or digit")
 	}
-	return nil
+	return lower, nil
 }
 
 // ValidatePassword returns a KindInvalid error unless the password has at

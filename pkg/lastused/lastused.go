@@ -19,7 +19,7 @@ const MaxPending = 100_000
 
 // Recorder coalesces token uses and flushes them to the store.
 type Recorder struct {
-	store    domain.TokenUsage
+	store    domain.LastUsedWriter
 	interval time.Duration
 	logger   *slog.Logger
 
@@ -29,7 +29,7 @@ type Recorder struct {
 }
 
 // New returns a recorder that writes to store every interval once Run runs.
-func New(store domain.TokenUsage, interval time.Duration, logger *slog.Logger) *Recorder {
+func New(store domain.LastUsedWriter, interval time.Duration, logger *slog.Logger) *Recorder {
 	return &Recorder{store: store, interval: interval, logger: logger, pending: map[string]time.Time{}}
 }
 
@@ -86,7 +86,7 @@ func (r *Recorder) Flush(ctx context.Context) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	err := r.store.TouchTokens(ctx, batch)
+	err := r.store.WriteLastUsed(ctx, batch)
 	if err != nil {
 		for id, t := range batch {
 			r.Record(id, t)

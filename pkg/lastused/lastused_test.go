@@ -26,27 +26,27 @@ type countingStore struct {
 	fail    bool
 }
 
-func (c *countingStore) TouchTokens(ctx context.Context, uses map[string]time.Time) error {
+func (c *countingStore) WriteLastUsed(ctx context.Context, uses map[string]time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.fail {
 		return errors.New("database unavailable")
 	}
 	c.batches++
-	return c.Store.TouchTokens(ctx, uses)
+	return c.Store.WriteLastUsed(ctx, uses)
 }
 
 func TestUsesAreCoalescedAndFlushedInOneBatch(t *testing.T) {
 	storetest.ForEachDriver(t, func(t *testing.T, driver string) {
 		st := storetest.MustOpen(t, driver)
 		ctx := context.Background()
-		if err := st.CreateUser(ctx, &domain.User{ID: "uuuuuuuuuuuuuuuu", Username: "alice", CreateTime: base}); err != nil {
+		if err := st.CreateUser(ctx, &domain.User{ID: "uuuuuuuuuuuuuuuu", Username: "alice", CreateTime: base}, 0); err != nil {
 			t.Fatal(err)
 		}
 		ids := make([]string, 5)
 		for i := range ids {
 			ids[i] = fmt.Sprintf("t%015d", i)
-			if err := st.CreateToken(ctx, &domain.Token{ID: ids[i], UserID: "uuuuuuuuuuuuuuuu", SecretHash: make([]byte, 32), CreateTime: base}); err != nil {
+			if err := st.CreateToken(ctx, &domain.Token{ID: ids[i], UserID: "uuuuuuuuuuuuuuuu", SecretHash: make([]byte, 32), CreateTime: base}, 0); err != nil {
 				t.Fatal(err)
 			}
 		}

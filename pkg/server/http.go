@@ -115,7 +115,7 @@ func limitBody(h http.Handler) http.Handler {
 }
 
 func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
-	jwks := s.jwks()
+	jwks := s.JWKS()
 	if jwks == nil {
 		w.Header().Set("Retry-After", "1")
 		writeText(w, http.StatusServiceUnavailable, "not ready: signing keys not loaded yet\n")
@@ -138,7 +138,7 @@ func openIDConfiguration(issuer string) []byte {
 }
 
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
-	if err := s.ready(r.Context()); err != nil {
+	if err := s.Ready(r.Context()); err != nil {
 		writeText(w, http.StatusServiceUnavailable, "not ready: "+domain.MessageOf(err)+"\n")
 		return
 	}

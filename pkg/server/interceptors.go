@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"regexp"
 	"runtime/debug"
+	"strings"
 
 	"buf.build/go/protovalidate"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
@@ -20,8 +21,9 @@ import (
 
 // unaryChain is the one interceptor chain, outermost first, that every call
 // passes, over gRPC and over REST (the gateway's in-process channel runs it too):
-// panics to errors, request id, logging, error mapping, authentication, validation.
-func unaryChain(logger *slog.Logger, validator protovalidate.Validator) grpc.UnaryServerInterceptor {
+// panics to errors, request id, logging, error mapping, the starting gate,
+// authentication, validation.
+func unaryChain(logger *slog.Logger, validator protovalidate.Validator, gate grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
 	return chain(
 		recovery.UnaryServerInterceptor(recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 			logger.ErrorContext(ctx, "panic", "request_id", requestIDFrom(ctx), "panic", p, "stack", string(debug.Stack()))
@@ -34,10 +36,28 @@ func unaryChain(logger *slog.Logger, validator protovalidate.Validator) grpc.Una
 				return logging.Fields{"request_id", requestIDFrom(ctx)}
 			})),
 		errorInterceptor(logger),
+		gate,
 		// Services without an AuthFuncOverride (health, reflection) are open.
 		auth.UnaryServerInterceptor(func(ctx context.Context) (context.Context, error) { return ctx, nil }),
 		protovalidatemw.UnaryServerInterceptor(validator),
 	)
+}
+
+// startingGate answers every method of the gated services with ErrStarting
+// until started reports true; other services (health, reflection) pass.
+func startingGate(gated map[string]bool, started func() bool) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if !started() && gated[serviceOf(info.FullMethod)] {
+			return nil, ErrStarting
+		}
+		return handler(ctx, req)
+	}
+}
+
+// serviceOf returns the service of a full method name, "/pkg.Service/Method".
+func serviceOf(fullMethod string) string {
+	service, _, _ := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
+	return service
 }
 
 // chain composes interceptors, the first outermost.

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -47,7 +48,16 @@ func startLimited(t *testing.T, impl pb.TokenServiceServer, limits Limits) *Serv
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := New(ctx, Config{HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", Issuer: "http://limits.test", ShutdownTimeout: time.Second, Limits: limits},
-		slog.New(slog.DiscardHandler), impl, func() []byte { return []byte("{}") }, func(context.Context) error { return nil })
+		Deps{
+			Logger: slog.New(slog.DiscardHandler),
+			Services: []Service{{Desc: &pb.TokenService_ServiceDesc, Impl: impl,
+				RegisterGateway: func(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error {
+					return pb.RegisterTokenServiceHandlerClient(ctx, mux, pb.NewTokenServiceClient(conn))
+				}}},
+			Started: func() bool { return true },
+			Ready:   func(context.Context) error { return nil },
+			JWKS:    func() []byte { return []byte("{}") },
+		})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,7 @@
-// Package server serves the token service: gRPC (with reflection and health)
-// on one listener, and on the other the REST gateway, which reaches the gRPC
-// service in-process through the same interceptors, plus the JWKS, the OpenAPI
-// spec, Swagger UI and health endpoints.
+// Package server serves the API's gRPC services: over gRPC (with reflection
+// and health) on one listener, and on the other through the REST gateway,
+// which reaches them in-process through the same interceptors, beside the
+// JWKS, the OpenAPI spec, Swagger UI and health endpoints.
 package server
 
 import (
@@ -17,13 +17,14 @@ import (
 
 	"buf.build/go/protovalidate"
 	"github.com/fullstorydev/grpchan/inprocgrpc"
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
-	pb "github.com/tokenservice/tokenservice/gen/priv/tokenservice/v1alpha1"
+	"github.com/tokenservice/tokenservice/pkg/domain"
 )
 
 // Config holds the server's settings.
@@ -71,12 +72,41 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
+// Service is one gRPC service, served over gRPC and REST.
+type Service struct {
+	Desc *grpc.ServiceDesc
+	// Impl implements Desc.HandlerType. If it has an AuthFuncOverride
+	// (go-grpc-middleware's auth.ServiceAuthFuncOverride), that
+	// authenticates its calls; without one, they are open.
+	Impl any
+	// RegisterGateway registers the service's REST routes on mux, calling
+	// through conn: the generated Register<Service>HandlerClient.
+	RegisterGateway func(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error
+}
+
+// Deps are what the server serves.
+type Deps struct {
+	Logger   *slog.Logger
+	Services []Service
+	// Started reports whether the services may be called: until it does,
+	// every method of every service answers UNAVAILABLE (ErrStarting), so a
+	// process can listen before its database answers.
+	Started func() bool
+	// Ready reports whether requests can be served now (started, database
+	// answering), for /readyz and the gRPC health service.
+	Ready func(context.Context) error
+	// JWKS returns the public signing keys as a JWK set, or nil while they
+	// are not loaded.
+	JWKS func() []byte
+}
+
+// ErrStarting answers calls (and readiness checks) before the services are started.
+var ErrStarting = domain.Errorf(domain.KindUnavailable, "the service is starting: its database is not reachable yet")
+
 // Server serves gRPC and HTTP until its context ends.
 type Server struct {
+	Deps
 	cfg        Config
-	logger     *slog.Logger
-	jwks       func() []byte
-	ready      func(context.Context) error
 	grpcServer *grpc.Server
 	health     *health.Server
 	httpServer *http.Server
@@ -84,19 +114,21 @@ type Server struct {
 	httpLis    net.Listener
 }
 
-// New builds the server around the TokenService implementation and opens its
-// listeners. The service may come up after the server: jwks returns the
-// public signing keys as a JWK set, or nil while they are not loaded yet, and
-// ready reports whether the service can serve (keys loaded, database answering).
-func New(ctx context.Context, cfg Config, logger *slog.Logger, impl pb.TokenServiceServer, jwks func() []byte, ready func(context.Context) error) (*Server, error) {
+// New builds the server around the services and opens its listeners.
+func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	validator, err := protovalidate.New()
 	if err != nil {
 		return nil, fmt.Errorf("creating validator: %w", err)
 	}
-	interceptors := unaryChain(logger, validator)
+	gated := map[string]bool{}
+	for _, svc := range deps.Services {
+		gated[svc.Desc.ServiceName] = true
+	}
+	logger := deps.Logger
+	interceptors := unaryChain(logger, validator, startingGate(gated, deps.Started))
 	limits := cfg.Limits.withDefaults()
 
-	s := &Server{cfg: cfg, logger: logger, jwks: jwks, ready: ready, health: health.NewServer()}
+	s := &Server{Deps: deps, cfg: cfg, health: health.NewServer()}
 	grpcOpts := []grpc.ServerOption{
 		grpc.UnaryInterceptor(interceptors),
 		grpc.MaxRecvMsgSize(limits.MaxRecvMsgBytes),
@@ -106,18 +138,19 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, impl pb.TokenServ
 		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
 	}
 	s.grpcServer = grpc.NewServer(grpcOpts...)
-	pb.RegisterTokenServiceServer(s.grpcServer, impl)
-	healthpb.RegisterHealthServer(s.grpcServer, s.health)
-	reflection.Register(s.grpcServer)
-
-	// The gateway calls the service through an in-process channel: no
+	// The gateway calls the services through an in-process channel: no
 	// network hop, and the same interceptor chain as gRPC clients get.
 	channel := (&inprocgrpc.Channel{}).WithServerUnaryInterceptor(interceptors)
-	pb.RegisterTokenServiceServer(channel, impl)
 	gateway := newGateway()
-	if err := pb.RegisterTokenServiceHandlerClient(ctx, gateway, pb.NewTokenServiceClient(channel)); err != nil {
-		return nil, fmt.Errorf("registering gateway: %w", err)
+	for _, svc := range deps.Services {
+		s.grpcServer.RegisterService(svc.Desc, svc.Impl)
+		channel.RegisterService(svc.Desc, svc.Impl)
+		if err := svc.RegisterGateway(ctx, gateway, channel); err != nil {
+			return nil, fmt.Errorf("registering %s with the gateway: %w", svc.Desc.ServiceName, err)
+		}
 	}
+	healthpb.RegisterHealthServer(s.grpcServer, s.health)
+	reflection.Register(s.grpcServer)
 	s.httpServer = &http.Server{
 		Handler:           withCORS(cfg.CORSOrigins, s.routes(gateway)),
 		ReadHeaderTimeout: limits.ReadHeaderTimeout,
@@ -148,6 +181,14 @@ func (s *Server) HTTPAddr() string { return s.httpLis.Addr().String() }
 // GRPCAddr returns the address the gRPC API listens on.
 func (s *Server) GRPCAddr() string { return s.grpcLis.Addr().String() }
 
+// Close closes the listeners of a server that will not Serve.
+func (s *Server) Close() error {
+	return errors.Join(s.grpcLis.Close(), s.httpLis.Close())
+}
+
+// Handler returns the HTTP handler: REST, docs, spec, JWKS and health.
+func (s *Server) Handler() http.Handler { return s.httpServer.Handler }
+
 // Serve serves until ctx ends, then stops accepting new requests and lets
 // in-flight ones finish, for at most ShutdownTimeout.
 func (s *Server) Serve(ctx context.Context) error {
@@ -162,14 +203,14 @@ func (s *Server) Serve(ctx context.Context) error {
 	}()
 	var wg sync.WaitGroup
 	wg.Go(func() { s.watchHealth(ctx) })
-	s.logger.InfoContext(ctx, "serving", "http", s.HTTPAddr(), "grpc", s.GRPCAddr())
+	s.Logger.InfoContext(ctx, "serving", "http", s.HTTPAddr(), "grpc", s.GRPCAddr())
 
 	var serveErr error
 	select {
 	case <-ctx.Done():
 	case serveErr = <-errc:
 	}
-	s.logger.Info("shutting down")
+	s.Logger.Info("shutting down")
 	s.health.Shutdown()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
@@ -195,12 +236,14 @@ func (s *Server) watchHealth(ctx context.Context) {
 	for {
 		st := healthpb.HealthCheckResponse_SERVING
 		pingCtx, cancel := context.WithTimeout(ctx, time.Second)
-		if s.ready(pingCtx) != nil {
+		if s.Ready(pingCtx) != nil {
 			st = healthpb.HealthCheckResponse_NOT_SERVING
 		}
 		cancel()
 		s.health.SetServingStatus("", st)
-		s.health.SetServingStatus(pb.TokenService_ServiceDesc.ServiceName, st)
+		for _, svc := range s.Services {
+			s.health.SetServingStatus(svc.Desc.ServiceName, st)
+		}
 		select {
 		case <-ctx.Done():
 			return

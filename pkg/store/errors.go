@@ -21,9 +21,12 @@ var passwordInDSN = regexp.MustCompile(`([^:/@()\s]+):[^@\s]*@`)
 // missing thing for not-found errors ("token"). A driver error never reaches
 // the client: it travels only as the wrapped cause, for the log.
 func classify(err error, what string) error {
+	var domainErr *domain.Error
 	switch {
 	case err == nil:
 		return nil
+	case errors.As(err, &domainErr):
+		return err // decided here already (a quota)
 	case errors.Is(err, gorm.ErrRecordNotFound):
 		return domain.Errorf(domain.KindNotFound, "%s not found", what)
 	case errors.Is(err, gorm.ErrDuplicatedKey):

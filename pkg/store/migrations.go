@@ -73,6 +73,17 @@ func migrations() []*gormigrate.Migration {
 				return tx.Table("server_secrets").Migrator().AlterColumn(&serverSecrets{}, "Value")
 			},
 		},
+		{
+			// users_list serves ListUsers' keyset pages, as tokens_list does ListTokens'.
+			ID: "0004_users_list_index",
+			Migrate: func(tx *gorm.DB) error {
+				type users struct {
+					ID         string    `gorm:"primaryKey;size:16;index:users_list,priority:2"`
+					CreateTime time.Time `gorm:"not null;precision:6;index:users_list,priority:1"`
+				}
+				return tx.Table("users").Migrator().CreateIndex(&users{}, "users_list")
+			},
+		},
 	}
 }
 

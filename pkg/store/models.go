@@ -11,12 +11,12 @@ import (
 // frozen copies (migrations.go), so a change here needs a new migration.
 
 type userRow struct {
-	ID           string         `gorm:"primaryKey;size:16"`
+	ID           string         `gorm:"primaryKey;size:16;index:users_list,priority:2"`
 	Username     string         `gorm:"size:64;not null;uniqueIndex:users_username"`
 	PasswordHash sql.NullString `gorm:"size:255"`
 	OwnerID      sql.NullString `gorm:"size:16;index:users_owner_id"`
 	Admin        bool           `gorm:"not null"`
-	CreateTime   time.Time      `gorm:"not null;precision:6"`
+	CreateTime   time.Time      `gorm:"not null;precision:6;index:users_list,priority:1"`
 }
 
 func (userRow) TableName() string { return "users" }
@@ -51,7 +51,7 @@ type tokenRow struct {
 	CreateTime time.Time    `gorm:"not null;precision:6;index:tokens_list,priority:2"`
 	ExpireTime sql.NullTime `gorm:"precision:6"`
 	DeleteTime sql.NullTime `gorm:"precision:6"`
-	// LastUsedTime is written only by TouchTokens, never by a create.
+	// LastUsedTime is written only by WriteLastUsed, never by a create.
 	LastUsedTime sql.NullTime `gorm:"precision:6;<-:update"`
 }
 

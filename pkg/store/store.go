@@ -26,7 +26,7 @@ const (
 	DriverMySQL  = "mysql"
 )
 
-// Store implements domain.Users, domain.Tokens and domain.Keys.
+// Store implements domain.Users, domain.Tokens, domain.LastUsedWriter and domain.Keys.
 type Store struct {
 	db           *gorm.DB
 	sqlDB        *sql.DB
@@ -35,9 +35,10 @@ type Store struct {
 }
 
 var (
-	_ domain.Users  = (*Store)(nil)
-	_ domain.Tokens = (*Store)(nil)
-	_ domain.Keys   = (*Store)(nil)
+	_ domain.Users          = (*Store)(nil)
+	_ domain.Tokens         = (*Store)(nil)
+	_ domain.LastUsedWriter = (*Store)(nil)
+	_ domain.Keys           = (*Store)(nil)
 )
 
 // Config says which database to open.

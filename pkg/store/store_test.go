@@ -19,7 +19,7 @@ var base = time.Date(2026, 1, 2, 3, 4, 5, 123456000, time.UTC)
 func mustCreateUser(t *testing.T, s *store.Store, id, username string) *domain.User {
 	t.Helper()
 	u := &domain.User{ID: id, Username: username, PasswordHash: "$argon2id$x", CreateTime: base}
-	if err := s.CreateUser(context.Background(), u); err != nil {
+	if err := s.CreateUser(context.Background(), u, 0); err != nil {
 		t.Fatalf("CreateUser(%s): %v", username, err)
 	}
 	return u
@@ -27,7 +27,7 @@ func mustCreateUser(t *testing.T, s *store.Store, id, username string) *domain.U
 
 func mustCreateToken(t *testing.T, s *store.Store, tok *domain.Token) {
 	t.Helper()
-	if err := s.CreateToken(context.Background(), tok); err != nil {
+	if err := s.CreateToken(context.Background(), tok, 0); err != nil {
 		t.Fatalf("CreateToken(%s): %v", tok.ID, err)
 	}
 }
@@ -38,7 +38,7 @@ func TestUsers(t *testing.T) {
 		s := storetest.MustOpen(t, driver)
 		alice := mustCreateUser(t, s, "aliceAAAAAAAAAAA", "alice")
 		bot := &domain.User{ID: "botBBBBBBBBBBBBB", Username: "alice-bot", OwnerID: alice.ID, CreateTime: base}
-		if err := s.CreateUser(ctx, bot); err != nil {
+		if err := s.CreateUser(ctx, bot, 0); err != nil {
 			t.Fatal(err)
 		}
 
@@ -58,7 +58,7 @@ func TestUsers(t *testing.T) {
 		}
 
 		dup := &domain.User{ID: "otherOOOOOOOOOOO", Username: "alice", CreateTime: base}
-		if err := s.CreateUser(ctx, dup); domain.KindOf(err) != domain.KindConflict {
+		if err := s.CreateUser(ctx, dup, 0); domain.KindOf(err) != domain.KindConflict {
 			t.Errorf("duplicate username: got %v, want a conflict", err)
 		}
 		// IDs are case-sensitive: a MySQL table with a case-insensitive
@@ -78,11 +78,6 @@ func TestUsers(t *testing.T) {
 		}
 		if err := s.SetPasswordHash(ctx, "nobodyNNNNNNNNNN", "x"); domain.KindOf(err) != domain.KindNotFound {
 			t.Errorf("SetPasswordHash(unknown): got %v, want not found", err)
-		}
-
-		users, err := s.ListUsers(ctx)
-		if err != nil || len(users) != 2 || users[0].Username != "alice" || users[1].Username != "alice-bot" {
-			t.Fatalf("ListUsers = %v, %v", users, err)
 		}
 
 		// Deleting a user deletes its machine users and all their tokens.
@@ -124,7 +119,7 @@ func TestTokenRoundTripAndDelete(t *testing.T) {
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("TokenByID (-want +got):\n%s", diff)
 		}
-		if err := s.CreateToken(ctx, want); domain.KindOf(err) != domain.KindConflict {
+		if err := s.CreateToken(ctx, want, 0); domain.KindOf(err) != domain.KindConflict {
 			t.Errorf("duplicate token ID: %v, want conflict", err)
 		}
 
@@ -169,7 +164,7 @@ func TestListTokensKeyset(t *testing.T) {
 			var got []string
 			var after *domain.Cursor
 			for page := 0; ; page++ {
-				toks, err := s.ListTokens(ctx, domain.ListQuery{UserID: u.ID, Now: now, Limit: 4, Reverse: reverse, After: after})
+				toks, err := s.ListTokens(ctx, domain.TokenQuery{UserID: u.ID, Now: now, Limit: 4, Reverse: reverse, After: after})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -248,19 +243,19 @@ func TestEveryCallHasADeadline(t *testing.T) {
 	calls := map[string]func() error{
 		"Ping": func() error { return s.Ping(ctx) },
 		"CreateUser": func() error {
-			return s.CreateUser(ctx, &domain.User{ID: "vvvvvvvvvvvvvvvv", Username: "bob", CreateTime: base})
+			return s.CreateUser(ctx, &domain.User{ID: "vvvvvvvvvvvvvvvv", Username: "bob", OwnerID: u.ID, CreateTime: base}, 5)
 		},
 		"UserByID":       func() error { _, err := s.UserByID(ctx, u.ID); return err },
 		"UserByUsername": func() error { _, err := s.UserByUsername(ctx, "alice"); return err },
-		"ListUsers":      func() error { _, err := s.ListUsers(ctx); return err },
+		"ListUsers":      func() error { _, err := s.ListUsers(ctx, domain.UserQuery{Limit: 10}); return err },
 		"SetPassword":    func() error { return s.SetPasswordHash(ctx, u.ID, "$argon2id$y") },
 		"DeleteUser":     func() error { return s.DeleteUser(ctx, u.ID) },
 		"CreateToken": func() error {
-			return s.CreateToken(ctx, &domain.Token{ID: "ssssssssssssssss", UserID: u.ID, CreateTime: base})
+			return s.CreateToken(ctx, &domain.Token{ID: "ssssssssssssssss", UserID: u.ID, CreateTime: base}, 5)
 		},
 		"TokenByID": func() error { _, err := s.TokenByID(ctx, tok.ID); return err },
 		"ListTokens": func() error {
-			_, err := s.ListTokens(ctx, domain.ListQuery{UserID: u.ID, Limit: 10, Now: base})
+			_, err := s.ListTokens(ctx, domain.TokenQuery{UserID: u.ID, Limit: 10, Now: base})
 			return err
 		},
 		"DeleteToken": func() error { return s.DeleteToken(ctx, tok.ID, base) },
@@ -280,7 +275,7 @@ func TestEveryCallHasADeadline(t *testing.T) {
 	}
 }
 
-func TestTouchTokens(t *testing.T) {
+func TestWriteLastUsed(t *testing.T) {
 	storetest.ForEachDriver(t, func(t *testing.T, driver string) {
 		s := storetest.MustOpen(t, driver)
 		ctx := context.Background()
@@ -292,11 +287,11 @@ func TestTouchTokens(t *testing.T) {
 			ids = append(ids, tok.ID)
 		}
 		t1, t2 := base.Add(time.Minute), base.Add(2*time.Minute)
-		if err := s.TouchTokens(ctx, map[string]time.Time{ids[0]: t2, ids[1]: t1, "nosuchtokenxxxxx": t1}); err != nil {
+		if err := s.WriteLastUsed(ctx, map[string]time.Time{ids[0]: t2, ids[1]: t1, "nosuchtokenxxxxx": t1}); err != nil {
 			t.Fatal(err)
 		}
 		// Never back in time.
-		if err := s.TouchTokens(ctx, map[string]time.Time{ids[0]: t1}); err != nil {
+		if err := s.WriteLastUsed(ctx, map[string]time.Time{ids[0]: t1}); err != nil {
 			t.Fatal(err)
 		}
 		for i, want := range []time.Time{t2, t1, {}} {
@@ -313,6 +308,105 @@ func TestTouchTokens(t *testing.T) {
 		mustCreateToken(t, s, tok)
 		if got, _ := s.TokenByID(ctx, tok.ID); !got.LastUsedTime.IsZero() {
 			t.Errorf("a new token has last used time %v", got.LastUsedTime)
+		}
+	})
+}
+
+func TestListUsers(t *testing.T) {
+	storetest.ForEachDriver(t, func(t *testing.T, driver string) {
+		s := storetest.MustOpen(t, driver)
+		ctx := context.Background()
+		// Two humans with two machine users each, created a microsecond apart.
+		var all []string
+		for i, owner := range []string{"ann", "ben"} {
+			o := &domain.User{ID: fmt.Sprintf("%s%013d", owner, 0), Username: owner, CreateTime: base.Add(time.Duration(3*i) * time.Microsecond)}
+			if err := s.CreateUser(ctx, o, 0); err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, o.ID)
+			for j := 1; j <= 2; j++ {
+				bot := &domain.User{ID: fmt.Sprintf("%s%013d", owner, j), Username: fmt.Sprintf("%s-bot%d", owner, j), OwnerID: o.ID,
+					CreateTime: base.Add(time.Duration(3*i+j) * time.Microsecond)}
+				if err := s.CreateUser(ctx, bot, 0); err != nil {
+					t.Fatal(err)
+				}
+				all = append(all, bot.ID)
+			}
+		}
+		ids := func(q domain.UserQuery) []string {
+			t.Helper()
+			users, err := s.ListUsers(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []string
+			for _, u := range users {
+				out = append(out, u.ID)
+			}
+			return out
+		}
+		if diff := cmp.Diff(all, ids(domain.UserQuery{Limit: 10})); diff != "" {
+			t.Errorf("every user (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff(all[3:], ids(domain.UserQuery{VisibleTo: all[3], Limit: 10})); diff != "" {
+			t.Errorf("visible to ben (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff(all[1:2], ids(domain.UserQuery{VisibleTo: all[1], Limit: 10})); diff != "" {
+			t.Errorf("visible to a machine user (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff(all[4:5], ids(domain.UserQuery{Username: "ben-bot1", Limit: 10})); diff != "" {
+			t.Errorf("by username (-want +got):\n%s", diff)
+		}
+		if got := ids(domain.UserQuery{VisibleTo: all[0], Username: "ben-bot1", Limit: 10}); len(got) != 0 {
+			t.Errorf("another's machine user by username: %v, want none", got)
+		}
+		after := &domain.Cursor{CreateTime: base.Add(2 * time.Microsecond), ID: all[2]}
+		if diff := cmp.Diff(all[3:5], ids(domain.UserQuery{Limit: 2, After: after})); diff != "" {
+			t.Errorf("a page after the cursor (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff([]string{all[1], all[0]}, ids(domain.UserQuery{Limit: 5, After: after, Reverse: true})); diff != "" {
+			t.Errorf("a reverse page (-want +got):\n%s", diff)
+		}
+	})
+}
+
+// Quotas hold under concurrent creates: the count and the insert are one
+// transaction holding the owner's row.
+func TestQuotasHoldUnderConcurrency(t *testing.T) {
+	storetest.ForEachDriver(t, func(t *testing.T, driver string) {
+		s := storetest.MustOpen(t, driver)
+		ctx := context.Background()
+		u := mustCreateUser(t, s, "uuuuuuuuuuuuuuuu", "alice")
+		const limit, tries = 5, 20
+		// Expired and deleted tokens are not live: they do not count.
+		mustCreateToken(t, s, &domain.Token{ID: "expired000000000", UserID: u.ID, SecretHash: make([]byte, 32), CreateTime: base, ExpireTime: base.Add(time.Second)})
+		mustCreateToken(t, s, &domain.Token{ID: "deleted000000000", UserID: u.ID, SecretHash: make([]byte, 32), CreateTime: base, DeleteTime: base})
+		later := base.Add(time.Minute)
+		results := make(chan error, 2*tries)
+		for i := range tries {
+			go func() {
+				results <- s.CreateToken(ctx, &domain.Token{ID: fmt.Sprintf("t%015d", i), UserID: u.ID, SecretHash: make([]byte, 32), CreateTime: later}, limit)
+			}()
+			go func() {
+				results <- s.CreateUser(ctx, &domain.User{ID: fmt.Sprintf("b%015d", i), Username: fmt.Sprintf("bot%d", i), OwnerID: u.ID, CreateTime: later}, limit)
+			}()
+		}
+		created, refused := 0, 0
+		for range 2 * tries {
+			switch err := <-results; {
+			case err == nil:
+				created++
+			case err == domain.ErrLimitReached:
+				refused++
+			default:
+				t.Errorf("create: %v", err)
+			}
+		}
+		if created != 2*limit || refused != 2*(tries-limit) {
+			t.Errorf("%d created and %d refused, want %d and %d", created, refused, 2*limit, 2*(tries-limit))
+		}
+		if err := s.CreateToken(ctx, &domain.Token{ID: "nouser0000000000", UserID: "nosuchuser000000", SecretHash: make([]byte, 32), CreateTime: later}, limit); domain.KindOf(err) != domain.KindNotFound {
+			t.Errorf("a token for an unknown user: %v, want not found", err)
 		}
 	})
 }

@@ -2,17 +2,40 @@ package store
 
 import (
 	"context"
-	"gorm.io/gorm"
 	"time"
+
+	"gorm.io/gorm"
 
 	"github.com/tokenservice/tokenservice/pkg/domain"
 )
 
-// CreateToken implements domain.Tokens.
-func (s *Store) CreateToken(ctx context.Context, t *domain.Token) error {
+// CreateToken implements domain.Tokens. The quota is checked and the row
+// inserted in one transaction that holds the user's row, so concurrent
+// creates cannot pass it together.
+func (s *Store) CreateToken(ctx context.Context, t *domain.Token, maxLive int) error {
 	db, cancel := s.bound(ctx)
 	defer cancel()
-	return classify(db.Create(tokenToRow(t)).Error, "token")
+	row := tokenToRow(t)
+	if maxLive <= 0 {
+		return classify(db.Create(row).Error, "token")
+	}
+	err := db.Transaction(func(tx *gorm.DB) error {
+		if err := s.lockUser(tx, t.UserID); err != nil {
+			return err
+		}
+		var n int64
+		err := tx.Model(&tokenRow{}).
+			Where("user_id = ? AND delete_time IS NULL AND (expire_time IS NULL OR expire_time > ?)", t.UserID, t.CreateTime.UTC()).
+			Count(&n).Error
+		if err != nil {
+			return err
+		}
+		if n >= int64(maxLive) {
+			return domain.ErrLimitReached
+		}
+		return tx.Create(row).Error
+	})
+	return classify(err, "token")
 }
 
 // TokenByID implements domain.Tokens.
@@ -28,26 +51,14 @@ func (s *Store) TokenByID(ctx context.Context, id string) (*domain.Token, error)
 
 // ListTokens implements domain.Tokens with keyset pagination on
 // (create_time, id), which the tokens_list index serves; no OFFSET.
-func (s *Store) ListTokens(ctx context.Context, q domain.ListQuery) ([]*domain.Token, error) {
+func (s *Store) ListTokens(ctx context.Context, q domain.TokenQuery) ([]*domain.Token, error) {
 	db, cancel := s.bound(ctx)
 	defer cancel()
 	db = db.
 		Where("user_id = ? AND delete_time IS NULL AND (expire_time IS NULL OR expire_time > ?)", q.UserID, q.Now.UTC())
-	cmp, dir := ">", "ASC"
-	if q.Reverse {
-		cmp, dir = "<", "DESC"
-	}
-	if q.After != nil {
-		// "(create_time, id) after the cursor", spelt so that both SQLite
-		// and MySQL start an index range scan at the cursor: the first
-		// condition alone is a range on tokens_list; with only the OR,
-		// SQLite scanned the user's tokens from the start (page 1,000 of
-		// 100,000 cost 55 times page 1).
-		at := q.After.CreateTime.UTC()
-		db = db.Where("create_time "+cmp+"= ? AND (create_time "+cmp+" ? OR id "+cmp+" ?)", at, at, q.After.ID)
-	}
+	db, order := keyset(db, q.After, q.Reverse)
 	var rows []tokenRow
-	if err := db.Order("create_time " + dir + ", id " + dir).Limit(q.Limit).Find(&rows).Error; err != nil {
+	if err := db.Order(order).Limit(q.Limit).Find(&rows).Error; err != nil {
 		return nil, classify(err, "token")
 	}
 	tokens := make([]*domain.Token, len(rows))
@@ -75,13 +86,32 @@ func (s *Store) DeleteToken(ctx context.Context, id string, at time.Time) error 
 	return nil
 }
 
-// touchBatch bounds the ids in one UPDATE.
-const touchBatch = 500
+// keyset continues a (create_time, id) ordered listing after the cursor and
+// returns the ORDER BY that goes with it.
+func keyset(db *gorm.DB, after *domain.Cursor, reverse bool) (*gorm.DB, string) {
+	cmp, dir := ">", "ASC"
+	if reverse {
+		cmp, dir = "<", "DESC"
+	}
+	if after != nil {
+		// "(create_time, id) after the cursor", spelt so that both SQLite
+		// and MySQL start an index range scan at the cursor: the first
+		// condition alone is a range on the listing's index; with only the
+		// OR, SQLite scanned the user's tokens from the start (page 1,000 of
+		// 100,000 cost 55 times page 1).
+		at := after.CreateTime.UTC()
+		db = db.Where("create_time "+cmp+"= ? AND (create_time "+cmp+" ? OR id "+cmp+" ?)", at, at, after.ID)
+	}
+	return db, "create_time " + dir + ", id " + dir
+}
 
-// TouchTokens implements domain.TokenUsage: it records each token's last use,
-// never moving one back in time, with one UPDATE per distinct time and batch
-// of ids, all in one transaction.
-func (s *Store) TouchTokens(ctx context.Context, uses map[string]time.Time) error {
+// lastUsedBatch bounds the ids in one UPDATE.
+const lastUsedBatch = 500
+
+// WriteLastUsed implements domain.LastUsedWriter: it sets each token's
+// last-used time, never moving one back in time, with one UPDATE per
+// distinct time and batch of ids, all in one transaction.
+func (s *Store) WriteLastUsed(ctx context.Context, uses map[string]time.Time) error {
 	byTime := map[time.Time][]string{}
 	for id, at := range uses {
 		at = at.UTC()
@@ -92,7 +122,7 @@ func (s *Store) TouchTokens(ctx context.Context, uses map[string]time.Time) erro
 	err := db.Transaction(func(tx *gorm.DB) error {
 		for at, ids := range byTime {
 			for len(ids) > 0 {
-				n := min(len(ids), touchBatch)
+				n := min(len(ids), lastUsedBatch)
 				err := tx.Model(&tokenRow{}).
 					Where("id IN ? AND (last_used_time IS NULL OR last_used_time < ?)", ids[:n], at).
 					Update("last_used_time", at).Error

@@ -8,11 +8,47 @@ import (
 	"github.com/tokenservice/tokenservice/pkg/domain"
 )
 
-// CreateUser implements domain.Users.
-func (s *Store) CreateUser(ctx context.Context, u *domain.User) error {
+// CreateUser implements domain.Users. A machine user's quota is checked and
+// the row inserted in one transaction that holds the owner's row, so
+// concurrent creates cannot pass it together.
+func (s *Store) CreateUser(ctx context.Context, u *domain.User, maxOwned int) error {
 	db, cancel := s.bound(ctx)
 	defer cancel()
-	return classify(db.Create(userToRow(u)).Error, "user")
+	row := userToRow(u)
+	if u.OwnerID == "" || maxOwned <= 0 {
+		return classify(db.Create(row).Error, "user")
+	}
+	err := db.Transaction(func(tx *gorm.DB) error {
+		if err := s.lockUser(tx, u.OwnerID); err != nil {
+			return err
+		}
+		var n int64
+		if err := tx.Model(&userRow{}).Where("owner_id = ?", u.OwnerID).Count(&n).Error; err != nil {
+			return err
+		}
+		if n >= int64(maxOwned) {
+			return domain.ErrLimitReached
+		}
+		return tx.Create(row).Error
+	})
+	return classify(err, "user")
+}
+
+// lockUser takes the user's row for the rest of the transaction (MySQL; a
+// SQLite transaction has the database to itself), or returns not found.
+func (s *Store) lockUser(tx *gorm.DB, id string) error {
+	q := "SELECT id FROM users WHERE id = ?"
+	if s.driver == DriverMySQL {
+		q += " FOR UPDATE"
+	}
+	var got []string
+	if err := tx.Raw(q, id).Scan(&got).Error; err != nil {
+		return err
+	}
+	if len(got) == 0 {
+		return gorm.ErrRecordNotFound
+	}
+	return nil
 }
 
 // UserByID implements domain.Users.
@@ -35,12 +71,20 @@ func (s *Store) userWhere(ctx context.Context, cond string, arg string) (*domain
 	return r.toDomain(), nil
 }
 
-// ListUsers implements domain.Users.
-func (s *Store) ListUsers(ctx context.Context) ([]*domain.User, error) {
+// ListUsers implements domain.Users with keyset pagination on
+// (create_time, id), like ListTokens.
+func (s *Store) ListUsers(ctx context.Context, q domain.UserQuery) ([]*domain.User, error) {
 	db, cancel := s.bound(ctx)
 	defer cancel()
+	if q.VisibleTo != "" {
+		db = db.Where("(id = ? OR owner_id = ?)", q.VisibleTo, q.VisibleTo)
+	}
+	if q.Username != "" {
+		db = db.Where("username = ?", q.Username)
+	}
+	db, order := keyset(db, q.After, q.Reverse)
 	var rows []userRow
-	if err := db.Order("username").Find(&rows).Error; err != nil {
+	if err := db.Order(order).Limit(q.Limit).Find(&rows).Error; err != nil {
 		return nil, classify(err, "user")
 	}
 	users := make([]*domain.User, len(rows))

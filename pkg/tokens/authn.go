@@ -5,7 +5,6 @@ import (
 
 	"github.com/tokenservice/tokenservice/pkg/auth"
 	"github.com/tokenservice/tokenservice/pkg/domain"
-	"github.com/tokenservice/tokenservice/pkg/throttle"
 )
 
 // AuthenticateBearer resolves a bearer credential, an API token or an access
@@ -17,60 +16,26 @@ func (s *Service) AuthenticateBearer(ctx context.Context, bearer string) (*domai
 		if err != nil {
 			return nil, err
 		}
-		s.usage.Record(t.ID, s.now())
+		s.LastUsed.Record(t.ID, s.Clock())
 		return s.principal(ctx, t)
 	}
-	claims, err := s.minter.Verify(bearer, s.now())
+	claims, err := s.Minter.Verify(bearer, s.Clock())
 	if err != nil {
 		return nil, domain.ErrUnauthenticated
 	}
 	// The access token is refused as soon as its API token is deleted or
 	// expired: this service checks; gateways verifying offline honour it
 	// until its exp.
-	t, err := s.tokens.TokenByID(ctx, claims.TokenID)
+	t, err := s.Tokens.TokenByID(ctx, claims.TokenID)
 	if err != nil {
 		return nil, unauthenticated(err)
 	}
-	now := s.now()
+	now := s.Clock()
 	if !t.ActiveAt(now) || t.UserID != claims.UserID {
 		return nil, domain.ErrUnauthenticated
 	}
-	s.usage.Record(t.ID, now)
+	s.LastUsed.Record(t.ID, now)
 	return s.principal(ctx, t)
-}
-
-// AuthenticatePassword checks a human user's username and password, coming
-// from clientAddr. Attempts are limited per username and per address; an
-// unknown user costs the same argon2id work as a wrong password.
-func (s *Service) AuthenticatePassword(ctx context.Context, username, password, clientAddr string) (*domain.Principal, error) {
-	for _, limit := range []struct {
-		l   *throttle.Limiter
-		key string
-	}{{s.byAddress, clientAddr}, {s.byUser, username}} {
-		if ok, wait := limit.l.Allow(limit.key); !ok {
-			return nil, &domain.Error{Kind: domain.KindResourceExhausted, RetryAfter: wait,
-				Message: "too many password attempts: retry later"}
-		}
-	}
-	u, err := s.users.UserByUsername(ctx, username)
-	hash := ""
-	switch {
-	case err == nil:
-		hash = u.PasswordHash
-	case domain.KindOf(err) != domain.KindNotFound:
-		return nil, err
-	}
-	ok, verr := s.passwords.Verify(ctx, password, hash)
-	if ctx.Err() != nil {
-		return nil, domain.Wrap(domain.KindUnavailable, ctx.Err(), "too busy to check the password: retry later")
-	}
-	if verr != nil {
-		return nil, domain.Wrap(domain.KindInternal, verr, "verifying password")
-	}
-	if !ok || u == nil {
-		return nil, domain.ErrUnauthenticated
-	}
-	return &domain.Principal{User: u}, nil
 }
 
 // apiToken checks a plaintext API token: well formed with a valid checksum
@@ -82,18 +47,18 @@ func (s *Service) apiToken(ctx context.Context, plaintext string) (*domain.Token
 	if !ok {
 		return nil, domain.ErrUnauthenticated
 	}
-	t, err := s.tokens.TokenByID(ctx, parsed.ID)
+	t, err := s.Tokens.TokenByID(ctx, parsed.ID)
 	if err != nil {
 		return nil, unauthenticated(err)
 	}
-	if !auth.SecretMatches(parsed.Secret, t.SecretHash) || !t.ActiveAt(s.now()) {
+	if !auth.SecretMatches(parsed.Secret, t.SecretHash) || !t.ActiveAt(s.Clock()) {
 		return nil, domain.ErrUnauthenticated
 	}
 	return t, nil
 }
 
 func (s *Service) principal(ctx context.Context, t *domain.Token) (*domain.Principal, error) {
-	u, err := s.users.UserByID(ctx, t.UserID)
+	u, err := s.Users.UserByID(ctx, t.UserID)
 	if err != nil {
 		return nil, unauthenticated(err)
 	}

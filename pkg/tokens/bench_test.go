@@ -2,7 +2,6 @@ package tokens_test
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
 	"fmt"
 	"strings"
@@ -11,10 +10,12 @@ import (
 
 	_ "github.com/glebarez/go-sqlite" // the "sqlite" database/sql driver, for the bulk insert
 
+	"github.com/tokenservice/tokenservice/pkg/app/apptest"
 	"github.com/tokenservice/tokenservice/pkg/domain"
 	"github.com/tokenservice/tokenservice/pkg/store"
 	"github.com/tokenservice/tokenservice/pkg/store/storetest"
 	"github.com/tokenservice/tokenservice/pkg/tokens"
+	"github.com/tokenservice/tokenservice/pkg/users"
 )
 
 // bulkTokens inserts n tokens for userID straight into the database, in
@@ -47,7 +48,8 @@ func bulkTokens(b *testing.B, cfg store.Config, userID string, n int, base time.
 
 // BenchmarkListTokensDeepPage: with 100,000 tokens for one user, page 1,000
 // (of 100 tokens, reached by following page tokens) costs what page 1 does:
-// keyset pagination on the tokens_list index, no OFFSET.
+// keyset pagination on the tokens_list index, no OFFSET. The service is the
+// one serve builds (app), cache and all.
 func BenchmarkListTokensDeepPage(b *testing.B) {
 	const (
 		total    = 100_000
@@ -56,17 +58,15 @@ func BenchmarkListTokensDeepPage(b *testing.B) {
 	)
 	for _, driver := range storetest.Drivers {
 		b.Run(driver, func(b *testing.B) {
-			cfg := storetest.MustConfig(b, driver)
-			st := storetest.MustOpenConfig(b, cfg)
+			cfg := apptest.Config(b, driver)
+			a := apptest.MustStart(b, cfg)
 			ctx := context.Background()
-			base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-			u := &domain.User{ID: "uuuuuuuuuuuuuuuu", Username: "lister", CreateTime: base}
-			if err := st.CreateUser(ctx, u); err != nil {
+			u, err := a.Users().Create(ctx, users.Operator(), users.NewUser{Username: "lister", Password: "bench password"})
+			if err != nil {
 				b.Fatal(err)
 			}
-			bulkTokens(b, cfg, u.ID, total, base)
-			svc := tokens.New(tokens.Config{}, st, st, nil, nil, tokens.NewPageTokens([]byte("bench page token key, 32 bytes..")), nil,
-				func() time.Time { return base.Add(time.Hour) }, rand.Reader)
+			bulkTokens(b, cfg.Store, u.ID, total, time.Now().Add(-time.Hour))
+			svc := a.Tokens()
 			caller := &domain.Principal{User: u}
 
 			// Follow the page tokens to page 1,000 once.

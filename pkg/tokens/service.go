@@ -1,20 +1,18 @@
-// Package tokens owns the token service's rules: who may act for whom, how API
-// tokens are created, listed, deleted and exchanged for access tokens, and how
-// bearer credentials are authenticated. It speaks domain types only.
+// Package tokens owns the API tokens' rules: who may act for whom, how tokens
+// are created, listed, deleted and exchanged for access tokens, and how bearer
+// credentials are authenticated. It speaks domain types only.
 package tokens
 
 import (
 	"context"
 	"io"
+	"strconv"
 	"time"
 
 	"github.com/tokenservice/tokenservice/pkg/auth"
 	"github.com/tokenservice/tokenservice/pkg/domain"
-	"github.com/tokenservice/tokenservice/pkg/throttle"
+	"github.com/tokenservice/tokenservice/pkg/pagetoken"
 )
-
-// maxTrackedKeys bounds the memory of each login limiter.
-const maxTrackedKeys = 100_000
 
 // Page sizes of ListTokens.
 const (
@@ -27,48 +25,43 @@ type Config struct {
 	// MaxTokenLifetime, if positive, bounds an API token's lifetime: tokens
 	// without an expire_time get now+MaxTokenLifetime, and a later one is refused.
 	MaxTokenLifetime time.Duration
-	// LoginAttemptsPerUser and LoginAttemptsPerAddress bound password
-	// attempts a minute, per username and per client address (0: no limit).
-	LoginAttemptsPerUser    int
-	LoginAttemptsPerAddress int
+	// MaxTokensPerUser, if positive, bounds each user's live (neither
+	// deleted nor expired) tokens.
+	MaxTokensPerUser int
+}
+
+// LastUsed records when tokens are used; the recording may be batched.
+type LastUsed interface {
+	Record(tokenID string, at time.Time)
+}
+
+// Deps are what the service works with.
+type Deps struct {
+	Users    domain.Users
+	Tokens   domain.Tokens
+	Minter   *auth.Minter
+	Pages    *pagetoken.Codec
+	LastUsed LastUsed // nil: uses are not recorded
+	Clock    func() time.Time
+	Rand     io.Reader // crypto/rand.Reader in production
 }
 
 // Service implements the token service's operations.
 type Service struct {
-	users     domain.Users
-	tokens    domain.Tokens
-	passwords *auth.Passwords
-	minter    *auth.Minter
-	pages     *PageTokens
-	now       func() time.Time
-	rnd       io.Reader
-	cfg       Config
-	byUser    *throttle.Limiter
-	byAddress *throttle.Limiter
-	usage     Usage
+	Deps
+	cfg Config
 }
 
-// Usage records token uses; the recording may be batched.
-type Usage interface {
-	Record(tokenID string, at time.Time)
-}
+type noLastUsed struct{}
 
-type noUsage struct{}
+func (noLastUsed) Record(string, time.Time) {}
 
-func (noUsage) Record(string, time.Time) {}
-
-// New returns a Service. usage records each exchange and bearer use (nil:
-// none), now is the clock and rnd the source of randomness
-// (crypto/rand.Reader in production).
-func New(cfg Config, users domain.Users, tokens domain.Tokens, passwords *auth.Passwords,
-	minter *auth.Minter, pages *PageTokens, usage Usage, now func() time.Time, rnd io.Reader) *Service {
-	if usage == nil {
-		usage = noUsage{}
+// New returns a Service.
+func New(cfg Config, deps Deps) *Service {
+	if deps.LastUsed == nil {
+		deps.LastUsed = noLastUsed{}
 	}
-	return &Service{users: users, tokens: tokens, passwords: passwords, minter: minter,
-		pages: pages, usage: usage, now: now, rnd: rnd, cfg: cfg,
-		byUser:    throttle.New(cfg.LoginAttemptsPerUser, maxTrackedKeys, now),
-		byAddress: throttle.New(cfg.LoginAttemptsPerAddress, maxTrackedKeys, now)}
+	return &Service{Deps: deps, cfg: cfg}
 }
 
 // CreateInput is what a caller asks of CreateToken.
@@ -85,7 +78,7 @@ func (s *Service) CreateToken(ctx context.Context, caller *domain.Principal, in 
 	if err != nil {
 		return "", nil, err
 	}
-	now := s.now()
+	now := s.Clock()
 	expire := in.ExpireTime
 	if !expire.IsZero() && !expire.After(now) {
 		return "", nil, domain.Errorf(domain.KindInvalid, "expire_time must be in the future")
@@ -98,7 +91,7 @@ func (s *Service) CreateToken(ctx context.Context, caller *domain.Principal, in 
 			return "", nil, domain.Errorf(domain.KindInvalid, "expire_time must be within %s from now", max)
 		}
 	}
-	plain, err := auth.NewAPIToken(s.rnd)
+	plain, err := auth.NewAPIToken(s.Rand)
 	if err != nil {
 		return "", nil, domain.Wrap(domain.KindInternal, err, "generating token")
 	}
@@ -110,7 +103,11 @@ func (s *Service) CreateToken(ctx context.Context, caller *domain.Principal, in 
 		CreateTime: now,
 		ExpireTime: expire.UTC().Truncate(time.Microsecond),
 	}
-	if err := s.tokens.CreateToken(ctx, t); err != nil {
+	switch err := s.Tokens.CreateToken(ctx, t, s.cfg.MaxTokensPerUser); {
+	case err == domain.ErrLimitReached:
+		return "", nil, domain.Errorf(domain.KindResourceExhausted,
+			"the user has %d live tokens, the most allowed (the server's --max-tokens-per-user): delete one first", s.cfg.MaxTokensPerUser)
+	case err != nil:
 		return "", nil, err
 	}
 	return plain.String(), t, nil
@@ -135,7 +132,7 @@ func (s *Service) DeleteToken(ctx context.Context, caller *domain.Principal, id 
 	if _, err := s.visibleToken(ctx, caller, id); err != nil {
 		return err
 	}
-	return s.tokens.DeleteToken(ctx, id, s.now())
+	return s.Tokens.DeleteToken(ctx, id, s.Clock())
 }
 
 // ListInput is what a caller asks of ListTokens.
@@ -153,20 +150,16 @@ func (s *Service) ListTokens(ctx context.Context, caller *domain.Principal, in L
 	if err != nil {
 		return nil, "", err
 	}
-	size := in.PageSize
-	switch {
-	case size <= 0:
-		size = DefaultPageSize
-	case size > MaxPageSize:
-		size = MaxPageSize
-	}
-	q := domain.ListQuery{UserID: userID, Now: s.now(), Limit: size + 1, Reverse: in.Reverse}
+	size := ClampPageSize(in.PageSize)
+	q := domain.TokenQuery{UserID: userID, Now: s.Clock(), Limit: size + 1, Reverse: in.Reverse}
+	// A page token is good for the listing, user and direction it came from.
+	query := []string{"tokens", userID, strconv.FormatBool(in.Reverse)}
 	if in.PageToken != "" {
-		if q.After, err = s.pages.Decode(in.PageToken, userID, in.Reverse); err != nil {
+		if q.After, err = s.Pages.Decode(in.PageToken, query...); err != nil {
 			return nil, "", err
 		}
 	}
-	toks, err := s.tokens.ListTokens(ctx, q)
+	toks, err := s.Tokens.ListTokens(ctx, q)
 	if err != nil {
 		return nil, "", err
 	}
@@ -175,7 +168,19 @@ func (s *Service) ListTokens(ctx context.Context, caller *domain.Principal, in L
 	}
 	toks = toks[:size]
 	last := toks[size-1]
-	return toks, s.pages.Encode(domain.Cursor{CreateTime: last.CreateTime, ID: last.ID}, userID, in.Reverse), nil
+	return toks, s.Pages.Encode(domain.Cursor{CreateTime: last.CreateTime, ID: last.ID}, query...), nil
+}
+
+// ClampPageSize turns a requested page size into the one served: 0 is the
+// default, and larger than the maximum is the maximum (AIP-158).
+func ClampPageSize(n int) int {
+	switch {
+	case n <= 0:
+		return DefaultPageSize
+	case n > MaxPageSize:
+		return MaxPageSize
+	}
+	return n
 }
 
 // Exchange trades a plaintext API token for a signed access token.
@@ -184,12 +189,12 @@ func (s *Service) Exchange(ctx context.Context, plaintext string) (auth.AccessTo
 	if err != nil {
 		return auth.AccessToken{}, err
 	}
-	now := s.now()
-	at, err := s.minter.Mint(t, now)
+	now := s.Clock()
+	at, err := s.Minter.Mint(t, now)
 	if err != nil {
 		return auth.AccessToken{}, domain.Wrap(domain.KindInternal, err, "minting access token")
 	}
-	s.usage.Record(t.ID, now)
+	s.LastUsed.Record(t.ID, now)
 	return at, nil
 }
 
@@ -197,7 +202,7 @@ var errTokenNotFound = domain.Errorf(domain.KindNotFound, "token not found")
 
 // visibleToken returns the token, deleted or not, if the caller may see it.
 func (s *Service) visibleToken(ctx context.Context, caller *domain.Principal, id string) (*domain.Token, error) {
-	t, err := s.tokens.TokenByID(ctx, id)
+	t, err := s.Tokens.TokenByID(ctx, id)
 	if domain.KindOf(err) == domain.KindNotFound {
 		return nil, errTokenNotFound
 	}
@@ -207,7 +212,7 @@ func (s *Service) visibleToken(ctx context.Context, caller *domain.Principal, id
 	if t.UserID == caller.User.ID || caller.User.Admin {
 		return t, nil
 	}
-	owner, err := s.users.UserByID(ctx, t.UserID)
+	owner, err := s.Users.UserByID(ctx, t.UserID)
 	if err != nil {
 		if domain.KindOf(err) == domain.KindNotFound {
 			return nil, errTokenNotFound
@@ -227,7 +232,7 @@ func (s *Service) actingFor(ctx context.Context, caller *domain.Principal, userI
 	if userID == "" || userID == caller.User.ID {
 		return caller.User.ID, nil
 	}
-	target, err := s.users.UserByID(ctx, userID)
+	target, err := s.Users.UserByID(ctx, userID)
 	switch {
 	case domain.KindOf(err) == domain.KindNotFound:
 		if caller.User.Admin {

@@ -1,75 +1,39 @@
-package server
+package app_test
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/tokenservice/tokenservice/pkg/api"
-	"github.com/tokenservice/tokenservice/pkg/auth"
+	"github.com/tokenservice/tokenservice/pkg/app/apptest"
 	"github.com/tokenservice/tokenservice/pkg/domain"
-	"github.com/tokenservice/tokenservice/pkg/store"
 	"github.com/tokenservice/tokenservice/pkg/tokens"
+	"github.com/tokenservice/tokenservice/pkg/users"
 )
 
 const fuzzPassword = "correct horse battery staple"
 
-// newFuzzHandler builds the real HTTP handler (routes, body limit, gateway,
-// the in-process gRPC path with every interceptor) over a real token service
-// on SQLite, with one user "alice" and one API token of hers, returned.
+// newFuzzHandler starts the application as serve builds it, on SQLite, with
+// one user "alice" and one API token of hers, and returns its HTTP handler
+// (routes, body limit, gateway, the in-process gRPC path with every
+// interceptor) and the token.
 func newFuzzHandler(f *testing.F) (http.Handler, string) {
 	f.Helper()
 	ctx := context.Background()
-	st, err := store.Open(store.Config{Driver: store.DriverSQLite, DSN: filepath.Join(f.TempDir(), "fuzz.db")})
+	a := apptest.MustStart(f, apptest.Config(f, "sqlite"))
+	alice, err := a.Users().Create(ctx, users.Operator(), users.NewUser{Username: "alice", Password: fuzzPassword})
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Cleanup(func() { st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		f.Fatal(err)
-	}
-	now := func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
-	// Cheap argon2id parameters: the fuzzer is after the decoding paths.
-	passwords, err := auth.NewPasswords(auth.Argon2Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1}, rand.Reader, 2)
+	plaintext, _, err := a.Tokens().CreateToken(ctx, &domain.Principal{User: alice}, tokens.CreateInput{})
 	if err != nil {
 		f.Fatal(err)
 	}
-	hash, err := passwords.Hash(fuzzPassword)
-	if err != nil {
-		f.Fatal(err)
-	}
-	alice := &domain.User{Username: "alice", PasswordHash: hash, CreateTime: now()}
-	if alice.ID, err = auth.RandomID(rand.Reader); err != nil {
-		f.Fatal(err)
-	}
-	if err := st.CreateUser(ctx, alice); err != nil {
-		f.Fatal(err)
-	}
-	keys, err := auth.LoadKeys(ctx, st, rand.Reader, now())
-	if err != nil {
-		f.Fatal(err)
-	}
-	minter := auth.NewMinter(keys, auth.MinterConfig{Issuer: "http://fuzz.test", Audience: "http://fuzz.test", Lifetime: time.Minute})
-	svc := tokens.New(tokens.Config{}, st, st, passwords, minter, tokens.NewPageTokens([]byte("fuzz page key 0123456789abcdef")), nil, now, rand.Reader)
-	plaintext, _, err := svc.CreateToken(ctx, &domain.Principal{User: alice}, tokens.CreateInput{})
-	if err != nil {
-		f.Fatal(err)
-	}
-	srv, err := New(ctx, Config{HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", Issuer: "http://fuzz.test"},
-		slog.New(slog.DiscardHandler), api.New(svc), keys.JWKS, st.Ping)
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { srv.grpcLis.Close(); srv.httpLis.Close() })
-	return srv.httpServer.Handler, plaintext
+	return a.Handler(), plaintext
 }
 
 // FuzzRESTRequest sends arbitrary methods, paths, bodies, content types and

@@ -1,0 +1,109 @@
+// Package api implements the generated gRPC services: proto in, domain
+// calls, proto out. It knows nothing of HTTP; the server package runs it
+// behind the same interceptors for gRPC and REST.
+package api
+
+import (
+	"context"
+
+	"github.com/tokenservice/tokenservice/pkg/domain"
+	"github.com/tokenservice/tokenservice/pkg/tokens"
+	"github.com/tokenservice/tokenservice/pkg/users"
+
+	pb "github.com/tokenservice/tokenservice/gen/priv/tokenservice/v1alpha1"
+)
+
+// Deps are the services the API calls.
+type Deps struct {
+	Tokens *tokens.Service
+	Users  *users.Service
+}
+
+// TokenServer implements pb.TokenServiceServer.
+type TokenServer struct {
+	pb.UnimplementedTokenServiceServer
+	Deps
+}
+
+var _ pb.TokenServiceServer = (*TokenServer)(nil)
+
+// NewTokenServer returns a TokenServer.
+func NewTokenServer(deps Deps) *TokenServer { return &TokenServer{Deps: deps} }
+
+// AuthFuncOverride authenticates calls to TokenService (see authenticate).
+func (s *TokenServer) AuthFuncOverride(ctx context.Context, fullMethod string) (context.Context, error) {
+	return authenticate(ctx, s.Tokens, fullMethod, map[string]authPolicy{
+		pb.TokenService_CreateToken_FullMethodName:    bearerOptional, // or a password
+		pb.TokenService_GetToken_FullMethodName:       bearerRequired,
+		pb.TokenService_ListTokens_FullMethodName:     bearerRequired,
+		pb.TokenService_DeleteToken_FullMethodName:    bearerRequired,
+		pb.TokenService_GetAccessToken_FullMethodName: bearerInBody,
+	})
+}
+
+// CreateToken implements pb.TokenServiceServer.
+func (s *TokenServer) CreateToken(ctx context.Context, req *pb.CreateTokenRequest) (*pb.CreateTokenResponse, error) {
+	caller := domain.PrincipalFromContext(ctx)
+	switch {
+	case caller != nil && req.GetUsername() != "":
+		return nil, domain.Errorf(domain.KindInvalid, "authenticate with either a bearer credential or username and password, not both")
+	case caller == nil && req.GetUsername() == "":
+		return nil, domain.ErrUnauthenticated
+	case caller == nil:
+		var err error
+		if caller, err = s.Users.AuthenticatePassword(ctx, req.GetUsername(), req.GetPassword(), clientAddr(ctx)); err != nil {
+			return nil, err
+		}
+	}
+	plaintext, t, err := s.Tokens.CreateToken(ctx, caller, createInput(req))
+	if err != nil {
+		return nil, err
+	}
+	return &pb.CreateTokenResponse{Token: plaintext, Metadata: tokenToProto(t)}, nil
+}
+
+// GetToken implements pb.TokenServiceServer.
+func (s *TokenServer) GetToken(ctx context.Context, req *pb.GetTokenRequest) (*pb.GetTokenResponse, error) {
+	t, err := s.Tokens.GetToken(ctx, domain.PrincipalFromContext(ctx), req.GetTokenId())
+	if err != nil {
+		return nil, err
+	}
+	return &pb.GetTokenResponse{Token: tokenToProto(t)}, nil
+}
+
+// ListTokens implements pb.TokenServiceServer.
+func (s *TokenServer) ListTokens(ctx context.Context, req *pb.ListTokensRequest) (*pb.ListTokensResponse, error) {
+	toks, next, err := s.Tokens.ListTokens(ctx, domain.PrincipalFromContext(ctx), listTokensInput(req))
+	if err != nil {
+		return nil, err
+	}
+	resp := &pb.ListTokensResponse{Tokens: make([]*pb.Token, len(toks)), NextPageToken: next}
+	for i, t := range toks {
+		resp.Tokens[i] = tokenToProto(t)
+	}
+	return resp, nil
+}
+
+// DeleteToken implements pb.TokenServiceServer.
+func (s *TokenServer) DeleteToken(ctx context.Context, req *pb.DeleteTokenRequest) (*pb.DeleteTokenResponse, error) {
+	if err := s.Tokens.DeleteToken(ctx, domain.PrincipalFromContext(ctx), req.GetTokenId()); err != nil {
+		return nil, err
+	}
+	return &pb.DeleteTokenResponse{}, nil
+}
+
+// GetAccessToken implements pb.TokenServiceServer.
+func (s *TokenServer) GetAccessToken(ctx context.Context, req *pb.GetAccessTokenRequest) (*pb.GetAccessTokenResponse, error) {
+	plaintext := req.GetToken()
+	if plaintext == "" {
+		var err error
+		if plaintext, err = bearerFromContext(ctx); err != nil {
+			return nil, err
+		}
+	}
+	at, err := s.Tokens.Exchange(ctx, plaintext)
+	if err != nil {
+		return nil, err
+	}
+	return accessTokenToProto(at), nil
+}

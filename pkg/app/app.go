@@ -1,0 +1,244 @@
+// Package app builds tokenservice from its configuration: the store, the
+// cache, the keys, the services, the server, and their lifecycle (start-up
+// while the database is away, readiness, last-used recording, shutdown).
+// `tokenservice serve`, the tests, the fuzz targets and the benchmarks all
+// build it here, so what they exercise is what runs.
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+
+	"github.com/tokenservice/tokenservice/pkg/api"
+	"github.com/tokenservice/tokenservice/pkg/auth"
+	"github.com/tokenservice/tokenservice/pkg/cache"
+	"github.com/tokenservice/tokenservice/pkg/domain"
+	"github.com/tokenservice/tokenservice/pkg/lastused"
+	"github.com/tokenservice/tokenservice/pkg/pagetoken"
+	"github.com/tokenservice/tokenservice/pkg/server"
+	"github.com/tokenservice/tokenservice/pkg/store"
+	"github.com/tokenservice/tokenservice/pkg/tokens"
+	"github.com/tokenservice/tokenservice/pkg/users"
+
+	pb "github.com/tokenservice/tokenservice/gen/priv/tokenservice/v1alpha1"
+)
+
+// Config is everything the application is built from.
+type Config struct {
+	Store  store.Config
+	Server server.Config
+	Tokens tokens.Config
+	Users  users.Config
+	Minter auth.MinterConfig
+	Cache  cache.Config // TTL 0: no cache
+	// KeyEncryptionKey (32 bytes) seals signing keys and server secrets in
+	// the database; nil: they are stored as they are.
+	KeyEncryptionKey []byte
+	// LastUsedFlushInterval is how often tokens' last-used times are
+	// written; 0: not recorded.
+	LastUsedFlushInterval time.Duration
+	// PasswordParams are the argon2id parameters (zero: auth.OWASPParams);
+	// at most MaxConcurrentPasswordHashes verifications run at once.
+	PasswordParams              auth.Argon2Params
+	MaxConcurrentPasswordHashes int
+	Logger                      *slog.Logger
+}
+
+// App is tokenservice, built and listening.
+type App struct {
+	cfg      Config
+	logger   *slog.Logger
+	store    *store.Store
+	secrets  domain.Keys // the store, sealed if configured
+	keys     *auth.KeyRing
+	pages    *pagetoken.Codec
+	lastUsed *lastused.Recorder // nil: not recorded
+	tokens   *tokens.Service
+	users    *users.Service
+	server   *server.Server
+
+	started atomic.Bool
+	wg      sync.WaitGroup
+}
+
+// New builds the application and opens its listeners. It does not touch
+// the database: Run brings the services up when the database answers.
+func New(ctx context.Context, cfg Config) (*App, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.PasswordParams == (auth.Argon2Params{}) {
+		cfg.PasswordParams = auth.OWASPParams
+	}
+	passwords, err := auth.NewPasswords(cfg.PasswordParams, rand.Reader, cfg.MaxConcurrentPasswordHashes)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Store.Logger = cfg.Logger
+	st, err := store.Open(cfg.Store)
+	if err != nil {
+		return nil, err
+	}
+	a := &App{cfg: cfg, logger: cfg.Logger, store: st, secrets: st, pages: pagetoken.New()}
+	if cfg.KeyEncryptionKey != nil {
+		if a.secrets, err = auth.NewSealedKeys(st, cfg.KeyEncryptionKey, rand.Reader); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
+	a.keys = auth.NewKeyRing(a.secrets, rand.Reader)
+
+	var data cache.Store = st
+	if cfg.Cache.TTL > 0 {
+		data = cache.New(st, cfg.Cache, time.Now)
+	}
+	tokensDeps := tokens.Deps{Users: data, Tokens: data, Minter: auth.NewMinter(a.keys, cfg.Minter),
+		Pages: a.pages, Clock: now, Rand: rand.Reader}
+	if cfg.LastUsedFlushInterval > 0 {
+		a.lastUsed = lastused.New(st, cfg.LastUsedFlushInterval, cfg.Logger)
+		tokensDeps.LastUsed = a.lastUsed
+	}
+	a.tokens = tokens.New(cfg.Tokens, tokensDeps)
+	a.users = users.New(cfg.Users, users.Deps{Users: data, Passwords: passwords, Pages: a.pages, Clock: now, Rand: rand.Reader})
+
+	apiDeps := api.Deps{Tokens: a.tokens, Users: a.users}
+	a.server, err = server.New(ctx, cfg.Server, server.Deps{
+		Logger:  cfg.Logger,
+		Started: a.started.Load,
+		Ready:   a.Ready,
+		JWKS:    a.keys.JWKS,
+		Services: []server.Service{{
+			Desc: &pb.TokenService_ServiceDesc,
+			Impl: api.NewTokenServer(apiDeps),
+			RegisterGateway: func(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error {
+				return pb.RegisterTokenServiceHandlerClient(ctx, mux, pb.NewTokenServiceClient(conn))
+			},
+		}},
+	})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// now is the services' clock: UTC, to the microsecond the database keeps.
+func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+// HTTPAddr returns the address REST listens on.
+func (a *App) HTTPAddr() string { return a.server.HTTPAddr() }
+
+// GRPCAddr returns the address gRPC listens on.
+func (a *App) GRPCAddr() string { return a.server.GRPCAddr() }
+
+// Handler returns the HTTP handler that serves REST, docs, spec, JWKS and health.
+func (a *App) Handler() http.Handler { return a.server.Handler() }
+
+// Users returns the user rules the API runs on.
+func (a *App) Users() *users.Service { return a.users }
+
+// Tokens returns the token rules the API runs on.
+func (a *App) Tokens() *tokens.Service { return a.tokens }
+
+// Run brings the services up and serves until ctx ends; then it lets
+// in-flight requests finish, writes the last-used times they recorded, and
+// closes the database.
+func (a *App) Run(ctx context.Context) error {
+	// The last-used recorder outlives ctx: it flushes once the server has
+	// let its in-flight requests finish, not when the signal comes.
+	runCtx, stopRunning := context.WithCancel(context.WithoutCancel(ctx))
+	defer a.close()
+	defer stopRunning()
+	if err := a.start(ctx, runCtx); err != nil {
+		a.server.Close()
+		return err
+	}
+	return a.server.Serve(ctx)
+}
+
+// startupAttemptTimeout bounds one attempt to migrate and load the keys.
+const startupAttemptTimeout = 30 * time.Second
+
+// start brings the services up. A database that does not answer yet is no
+// error: start returns and keeps trying in the background, with backoff,
+// until ctx ends. Any other failure (a bad DSN, refused credentials, a failed
+// migration) is returned, so a misconfigured process exits at once.
+func (a *App) start(ctx, runCtx context.Context) error {
+	err := a.attempt(ctx, runCtx)
+	if err == nil || domain.KindOf(err) != domain.KindUnavailable {
+		return err
+	}
+	a.logger.WarnContext(ctx, "database unreachable at start: serving as not ready, retrying", "error", err)
+	a.wg.Go(func() {
+		delay := 200 * time.Millisecond
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(delay):
+			}
+			err := a.attempt(ctx, runCtx)
+			if err == nil {
+				a.logger.InfoContext(ctx, "database reachable: ready")
+				return
+			}
+			a.logger.WarnContext(ctx, "start-up still failing: retrying", "error", err, "retry_in", delay)
+			delay = min(2*delay, 2*time.Second)
+		}
+	})
+	return nil
+}
+
+// attempt migrates, loads the keys and the page-token key, and opens the
+// gate; the last-used recorder then runs until runCtx ends.
+func (a *App) attempt(ctx, runCtx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, startupAttemptTimeout)
+	defer cancel()
+	if err := a.store.Migrate(ctx); err != nil {
+		return err
+	}
+	if err := a.keys.Load(ctx, now()); err != nil {
+		return fmt.Errorf("loading signing keys: %w", err)
+	}
+	pageKey, err := a.secrets.Secret(ctx, pagetoken.SecretName, []byte(rand.Text()+rand.Text()))
+	if err != nil {
+		return fmt.Errorf("loading page token key: %w", err)
+	}
+	if auth.IsSealed(pageKey) {
+		return fmt.Errorf("page token key: %w", auth.ErrSealed)
+	}
+	a.pages.SetKey(pageKey)
+	if a.lastUsed != nil {
+		a.wg.Go(func() { a.lastUsed.Run(runCtx, lastUsedFlushTimeout) })
+	}
+	a.started.Store(true)
+	return nil
+}
+
+// lastUsedFlushTimeout bounds the last flush of last-used times at shutdown.
+const lastUsedFlushTimeout = 5 * time.Second
+
+// Ready reports whether requests can be served now.
+func (a *App) Ready(ctx context.Context) error {
+	if !a.started.Load() {
+		return server.ErrStarting
+	}
+	return a.store.Ping(ctx)
+}
+
+// close waits for the start-up retries and the last-used recorder to end
+// (their context is cancelled first: the recorder then flushes) and closes
+// the database.
+func (a *App) close() {
+	a.wg.Wait()
+	a.store.Close()
+}

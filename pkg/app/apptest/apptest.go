@@ -1,0 +1,53 @@
+// Package apptest starts the application, as serve builds it, inside a test
+// or benchmark, on a fresh database.
+package apptest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/tokenservice/tokenservice/pkg/app"
+	"github.com/tokenservice/tokenservice/pkg/auth"
+	"github.com/tokenservice/tokenservice/pkg/server"
+	"github.com/tokenservice/tokenservice/pkg/store/storetest"
+)
+
+// Config returns a configuration for tests: a fresh database for driver,
+// free loopback ports, and argon2id parameters cheap enough to run often.
+func Config(tb testing.TB, driver string) app.Config {
+	tb.Helper()
+	return app.Config{
+		Store:                       storetest.MustConfig(tb, driver),
+		Server:                      server.Config{HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", Issuer: "http://tokenservice.test", ShutdownTimeout: 5 * time.Second},
+		Minter:                      auth.MinterConfig{Issuer: "http://tokenservice.test", Audience: "http://tokenservice.test", Lifetime: time.Minute},
+		PasswordParams:              auth.Argon2Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1},
+		MaxConcurrentPasswordHashes: 2,
+	}
+}
+
+// MustStart builds and runs the application, waits until it is ready, and
+// stops it when the test ends.
+func MustStart(tb testing.TB, cfg app.Config) *app.App {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := app.New(ctx, cfg)
+	if err != nil {
+		cancel()
+		tb.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	tb.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			tb.Errorf("Run: %v", err)
+		}
+	})
+	for deadline := time.Now().Add(10 * time.Second); a.Ready(ctx) != nil; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			tb.Fatalf("not ready within 10s: %v", a.Ready(ctx))
+		}
+	}
+	return a
+}

@@ -1,0 +1,46 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"runtime"
+
+	"github.com/tokenservice/tokenservice/pkg/auth"
+	"github.com/tokenservice/tokenservice/pkg/pagetoken"
+	"github.com/tokenservice/tokenservice/pkg/store"
+	"github.com/tokenservice/tokenservice/pkg/users"
+)
+
+// Database is the database, migrated, with the user rules over it: what the
+// server-side commands (the first admin, a lost password) work with, as
+// users.Operator, through the same rules the API applies.
+type Database struct {
+	store *store.Store
+	users *users.Service
+}
+
+// OpenDatabase opens and migrates the database.
+func OpenDatabase(ctx context.Context, cfg store.Config) (*Database, error) {
+	passwords, err := auth.NewPasswords(auth.OWASPParams, rand.Reader, runtime.NumCPU())
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := st.Migrate(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	// Page tokens live only as long as this process: a key of its own does.
+	pages := pagetoken.NewWithKey([]byte(rand.Text() + rand.Text()))
+	svc := users.New(users.Config{}, users.Deps{Users: st, Passwords: passwords, Pages: pages, Clock: now, Rand: rand.Reader})
+	return &Database{store: st, users: svc}, nil
+}
+
+// Users returns the user rules over the database.
+func (d *Database) Users() *users.Service { return d.users }
+
+// Close closes the database.
+func (d *Database) Close() error { return d.store.Close() }

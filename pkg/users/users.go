@@ -1,0 +1,302 @@
+// Package users owns the users' rules: who may create, see, delete and
+// change the password of which user; what a username is; that a machine user
+// has a human owner and no password; and how a password login is checked and
+// limited. The API and the server-side commands both go through it.
+package users
+
+import (
+	"context"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/tokenservice/tokenservice/pkg/auth"
+	"github.com/tokenservice/tokenservice/pkg/domain"
+	"github.com/tokenservice/tokenservice/pkg/pagetoken"
+)
+
+// Page sizes of List, as for tokens.
+const (
+	DefaultPageSize = 50
+	MaxPageSize     = 250
+)
+
+// Config holds the service's tunables.
+type Config struct {
+	// MaxMachineUsersPerOwner, if positive, bounds the machine users one
+	// human may own.
+	MaxMachineUsersPerOwner int
+	// Login limits: password attempts a minute per username and client
+	// address together (tight), per client address, and per username from
+	// all addresses (loose); 0: no limit.
+	LoginAttemptsPerUserAndAddress int
+	LoginAttemptsPerAddress        int
+	LoginAttemptsPerUser           int
+}
+
+// Deps are what the service works with.
+type Deps struct {
+	Users     domain.Users
+	Passwords *auth.Passwords
+	Pages     *pagetoken.Codec
+	Clock     func() time.Time
+	Rand      io.Reader // crypto/rand.Reader in production
+}
+
+// Service implements the user operations.
+type Service struct {
+	Deps
+	cfg    Config
+	logins logins
+}
+
+// New returns a Service.
+func New(cfg Config, deps Deps) *Service {
+	return &Service{Deps: deps, cfg: cfg, logins: newLogins(cfg, deps.Clock)}
+}
+
+// Operator is the caller the server-side commands act as: whoever holds the
+// database's credentials may do what an admin may. It is never the caller of
+// a request.
+func Operator() *domain.Principal {
+	return &domain.Principal{User: &domain.User{Username: "(operator)", Admin: true}}
+}
+
+// NewUser is what a caller asks of Create.
+type NewUser struct {
+	Username string
+	Password string // human users only
+	Admin    bool   // human users only
+	Machine  bool
+	// OwnerID owns a machine user: empty is the caller; an admin may name
+	// another human user.
+	OwnerID string
+}
+
+// Create creates a user. An admin creates human users; any human creates
+// machine users, which it owns; a machine user creates none.
+func (s *Service) Create(ctx context.Context, caller *domain.Principal, in NewUser) (*domain.User, error) {
+	name, err := domain.NormalizeUsername(in.Username)
+	if err != nil {
+		return nil, err
+	}
+	u := &domain.User{Username: name, Admin: in.Admin, CreateTime: s.Clock()}
+	if u.ID, err = auth.RandomID(s.Rand); err != nil {
+		return nil, domain.Wrap(domain.KindInternal, err, "generating user ID")
+	}
+	if caller.User.IsMachine() {
+		return nil, domain.Errorf(domain.KindPermissionDenied, "machine users cannot create users")
+	}
+	maxOwned := 0
+	if in.Machine {
+		if in.Password != "" || in.Admin {
+			return nil, domain.Errorf(domain.KindInvalid, "a machine user has no password and is never an admin: it authenticates with API tokens its owner creates")
+		}
+		if u.OwnerID, err = s.owner(ctx, caller, in.OwnerID); err != nil {
+			return nil, err
+		}
+		maxOwned = s.cfg.MaxMachineUsersPerOwner
+	} else {
+		if !caller.User.Admin {
+			return nil, domain.Errorf(domain.KindPermissionDenied, "only an admin may create human users; anyone may create machine users (machine: true)")
+		}
+		if in.OwnerID != "" {
+			return nil, domain.Errorf(domain.KindInvalid, "owner_id is for machine users")
+		}
+		if u.PasswordHash, err = s.hash(in.Password); err != nil {
+			return nil, err
+		}
+	}
+	switch err := s.Users.CreateUser(ctx, u, maxOwned); {
+	case err == domain.ErrLimitReached:
+		return nil, domain.Errorf(domain.KindResourceExhausted,
+			"the owner has %d machine users, the most allowed (the server's --max-machine-users-per-owner): delete one first", maxOwned)
+	case domain.KindOf(err) == domain.KindConflict:
+		return nil, domain.Errorf(domain.KindConflict, "username: %q is taken (usernames are unique ignoring case)", name)
+	case err != nil:
+		return nil, err
+	}
+	return u, nil
+}
+
+// owner returns the ID of a machine user's owner: the caller, or for an
+// admin the human user named.
+func (s *Service) owner(ctx context.Context, caller *domain.Principal, ownerID string) (string, error) {
+	if ownerID == "" || ownerID == caller.User.ID {
+		if caller.User.ID == "" {
+			return "", domain.Errorf(domain.KindInvalid, "a machine user needs an owner")
+		}
+		return caller.User.ID, nil
+	}
+	if !caller.User.Admin {
+		return "", domain.Errorf(domain.KindPermissionDenied, "owner_id must be empty or your own user ID")
+	}
+	o, err := s.Users.UserByID(ctx, ownerID)
+	if domain.KindOf(err) == domain.KindNotFound {
+		return "", domain.Errorf(domain.KindInvalid, "owner_id: no such user")
+	}
+	if err != nil {
+		return "", err
+	}
+	if o.IsMachine() {
+		return "", domain.Errorf(domain.KindInvalid, "owner_id: %q is a machine user; owners are human users", o.Username)
+	}
+	return o.ID, nil
+}
+
+func (s *Service) hash(password string) (string, error) {
+	if err := domain.ValidatePassword(password); err != nil {
+		return "", err
+	}
+	h, err := s.Passwords.Hash(password)
+	if err != nil {
+		return "", domain.Wrap(domain.KindInternal, err, "hashing password")
+	}
+	return h, nil
+}
+
+var errUserNotFound = domain.Errorf(domain.KindNotFound, "user not found")
+
+// Get returns a user the caller may see: itself, its machine users, or
+// anyone for an admin; any other is not found, so existence does not leak.
+func (s *Service) Get(ctx context.Context, caller *domain.Principal, id string) (*domain.User, error) {
+	if id == caller.User.ID {
+		return caller.User, nil
+	}
+	u, err := s.Users.UserByID(ctx, id)
+	if domain.KindOf(err) == domain.KindNotFound {
+		return nil, errUserNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !caller.User.Admin && u.OwnerID != caller.User.ID {
+		return nil, errUserNotFound
+	}
+	return u, nil
+}
+
+// GetByUsername returns the user with this username if the caller may see it.
+func (s *Service) GetByUsername(ctx context.Context, caller *domain.Principal, username string) (*domain.User, error) {
+	name, err := domain.NormalizeUsername(username)
+	if err != nil {
+		return nil, err
+	}
+	u, err := s.Users.UserByUsername(ctx, name)
+	if domain.KindOf(err) == domain.KindNotFound {
+		return nil, errUserNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s.Get(ctx, caller, u.ID)
+}
+
+// ListInput is what a caller asks of List.
+type ListInput struct {
+	Username  string // if set, only the user with this username
+	PageSize  int    // 0: DefaultPageSize; clamped to MaxPageSize
+	PageToken string
+}
+
+// List returns one page of the users the caller may see (an admin: every
+// user; anyone else: itself and its machine users), oldest first, and the
+// token of the next page ("" on the last page).
+func (s *Service) List(ctx context.Context, caller *domain.Principal, in ListInput) ([]*domain.User, string, error) {
+	size := in.PageSize
+	switch {
+	case size <= 0:
+		size = DefaultPageSize
+	case size > MaxPageSize:
+		size = MaxPageSize
+	}
+	q := domain.UserQuery{Limit: size + 1}
+	if !caller.User.Admin {
+		q.VisibleTo = caller.User.ID
+	}
+	if in.Username != "" {
+		name, err := domain.NormalizeUsername(in.Username)
+		if err != nil {
+			return nil, "", err
+		}
+		q.Username = name
+	}
+	// A page token is good for the listing, caller and filter it came from.
+	query := []string{"users", q.VisibleTo, strconv.FormatBool(caller.User.Admin), q.Username}
+	if in.PageToken != "" {
+		var err error
+		if q.After, err = s.Pages.Decode(in.PageToken, query...); err != nil {
+			return nil, "", err
+		}
+	}
+	users, err := s.Users.ListUsers(ctx, q)
+	if err != nil {
+		return nil, "", err
+	}
+	if len(users) <= size {
+		return users, "", nil
+	}
+	users = users[:size]
+	last := users[size-1]
+	return users, s.Pages.Encode(domain.Cursor{CreateTime: last.CreateTime, ID: last.ID}, query...), nil
+}
+
+// Delete deletes a user the caller may see other than itself (an owner its
+// machine users, an admin anyone), with its machine users, and revokes every
+// token of all of them, in one transaction.
+func (s *Service) Delete(ctx context.Context, caller *domain.Principal, id string) error {
+	u, err := s.Get(ctx, caller, id)
+	if err != nil {
+		return err
+	}
+	if u.ID == caller.User.ID {
+		return domain.Errorf(domain.KindInvalid, "you cannot delete your own user: ask an admin")
+	}
+	err = s.Users.DeleteUser(ctx, u.ID)
+	if domain.KindOf(err) == domain.KindNotFound {
+		return errUserNotFound
+	}
+	return err
+}
+
+// PasswordChange is what a caller asks of ChangePassword.
+type PasswordChange struct {
+	UserID      string
+	OldPassword string // required to change one's own
+	NewPassword string
+	ClientAddr  string // for the login limits on OldPassword
+}
+
+// ChangePassword sets a human user's password: one's own with the old
+// password (checked as a login is: limited, one argon2id), or anyone's as an
+// admin. API tokens are left as they are.
+func (s *Service) ChangePassword(ctx context.Context, caller *domain.Principal, in PasswordChange) error {
+	u, err := s.Get(ctx, caller, in.UserID)
+	if err != nil {
+		return err
+	}
+	if u.IsMachine() {
+		return domain.Errorf(domain.KindInvalid, "machine users have no password: they authenticate with API tokens")
+	}
+	if u.ID == caller.User.ID {
+		// A stolen bearer alone must not take over the account.
+		if in.OldPassword == "" {
+			return domain.Errorf(domain.KindInvalid, "old_password is required to change your own password")
+		}
+		if _, err := s.AuthenticatePassword(ctx, u.Username, in.OldPassword, in.ClientAddr); err != nil {
+			if err == domain.ErrUnauthenticated {
+				return domain.Errorf(domain.KindPermissionDenied, "old_password is not your current password")
+			}
+			return err
+		}
+	}
+	hash, err := s.hash(in.NewPassword)
+	if err != nil {
+		return err
+	}
+	err = s.Users.SetPasswordHash(ctx, u.ID, hash)
+	if domain.KindOf(err) == domain.KindNotFound {
+		return errUserNotFound
+	}
+	return err
+}
