@@ -3,13 +3,17 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -74,5 +78,104 @@ func TestPasswordAttemptsAreLimited(t *testing.T) {
 	wantCode(t, "the 9th attempt from one address", err, codes.ResourceExhausted)
 	if st := status.Convert(err); !strings.Contains(st.Message(), "too many") {
 		t.Errorf("message %q does not say what is wrong", st.Message())
+	}
+}
+
+// fromAddress returns a gRPC connection and an HTTP client whose connections
+// come from ip (any of 127.0.0.0/8 reaches the loopback listeners), so a
+// test can be two clients at two addresses.
+func fromAddress(t *testing.T, s *service, ip string) (*grpc.ClientConn, *http.Client) {
+	t.Helper()
+	dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	conn, err := grpc.NewClient(s.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) { return dialer.DialContext(ctx, "tcp", addr) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	client := &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}}
+	t.Cleanup(client.CloseIdleConnections)
+	return conn, client
+}
+
+// Someone who knows a username and floods it with wrong passwords from their
+// address cannot lock its owner out: the tight limit is per username and
+// address, and only what passes it counts towards the loose per-username one.
+func TestOwnerGetsInDuringAPasswordFlood(t *testing.T) {
+	s := startService(t, storetest.MustConfig(t, "sqlite")) // the default limits
+	s.mustUser(t, "alice", "human")
+	_, attacker := fromAddress(t, s, "127.0.0.1")
+	var wg sync.WaitGroup
+	var refused, wrong, other atomic.Int64
+	for range 300 {
+		wg.Go(func() {
+			resp, err := attacker.Post(s.httpURL+"/v1alpha1/tokens", "application/json",
+				strings.NewReader(`{"username": "alice", "password": "not her password"}`))
+			if err != nil {
+				other.Add(1)
+				return
+			}
+			resp.Body.Close()
+			switch resp.StatusCode {
+			case http.StatusTooManyRequests:
+				refused.Add(1)
+			case http.StatusUnauthorized:
+				wrong.Add(1)
+			default:
+				other.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("the flood: %d wrong passwords checked, %d refused for the limit, %d other", wrong.Load(), refused.Load(), other.Load())
+	if wrong.Load() > 10 || other.Load() > 0 {
+		t.Errorf("%d attempts from one address were checked (the limit is 10 a minute), %d failed otherwise", wrong.Load(), other.Load())
+	}
+
+	// Alice, at another address, still gets in, over gRPC and REST.
+	conn, client := fromAddress(t, s, "127.0.0.2")
+	if _, err := pb.NewTokenServiceClient(conn).CreateToken(context.Background(), &pb.CreateTokenRequest{Username: "alice", Password: password}); err != nil {
+		t.Errorf("alice over gRPC from another address during the flood: %s", describe(err))
+	}
+	resp, err := client.Post(s.httpURL+"/v1alpha1/tokens", "application/json",
+		strings.NewReader(fmt.Sprintf(`{"username": "alice", "password": %q}`, password)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("alice over REST from another address during the flood: HTTP %d", resp.StatusCode)
+	}
+	// The flooding address is still refused, right password or not.
+	resp, err = attacker.Post(s.httpURL+"/v1alpha1/tokens", "application/json",
+		strings.NewReader(fmt.Sprintf(`{"username": "alice", "password": %q}`, password)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("the flooding address after the flood: HTTP %d, want 429", resp.StatusCode)
+	}
+}
+
+// ChangePassword's old password is a password attempt like a login: the
+// same limits apply.
+func TestChangePasswordIsLimitedLikeALogin(t *testing.T) {
+	s := startService(t, storetest.MustConfig(t, "sqlite"), "TOKENSERVICE_LOGIN_ATTEMPTS_PER_USER_AND_ADDRESS", "3")
+	for _, c := range s.callers(t) {
+		a := rpc{t, c}
+		name := c.name + "-judy"
+		s.mustUser(t, name, "human")
+		tok := a.login(name) // attempt 1
+		for i := range 3 {
+			_, err := a.users().ChangePassword(as(tok), &pb.ChangePasswordRequest{UserId: "me", OldPassword: "wrong password", NewPassword: "a new password"})
+			want := codes.PermissionDenied
+			if i == 2 {
+				want = codes.ResourceExhausted
+			}
+			wantCode(t, fmt.Sprintf("%s: wrong old password #%d", c.name, i+1), err, want)
+		}
+		_, err := a.users().ChangePassword(as(tok), &pb.ChangePasswordRequest{UserId: "me", OldPassword: password, NewPassword: "a new password"})
+		wantCode(t, c.name+": the right old password past the limit", err, codes.ResourceExhausted)
 	}
 }

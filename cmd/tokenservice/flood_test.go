@@ -58,7 +58,7 @@ func TestPasswordFloodIsBoundedAndExchangeKeepsAnswering(t *testing.T) {
 	)
 	storetest.ForEachDriver(t, func(t *testing.T, driver string) {
 		s := startService(t, storetest.MustConfig(t, driver),
-			"TOKENSERVICE_LOGIN_ATTEMPTS_PER_USER", "0", "TOKENSERVICE_LOGIN_ATTEMPTS_PER_ADDRESS", "0",
+			"TOKENSERVICE_LOGIN_ATTEMPTS_PER_USER", "0", "TOKENSERVICE_LOGIN_ATTEMPTS_PER_USER_AND_ADDRESS", "0", "TOKENSERVICE_LOGIN_ATTEMPTS_PER_ADDRESS", "0",
 			"TOKENSERVICE_MAX_CONCURRENT_PASSWORD_HASHES", strconv.Itoa(maxHashes),
 			// The last logins wait for 199 hashes before theirs (a minute and
 			// more under the race detector): this test is about memory and

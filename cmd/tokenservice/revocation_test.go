@@ -62,3 +62,39 @@ func TestRevocationReachesEveryReplicaWithinTheCacheTTL(t *testing.T) {
 	}
 	t.Logf("the other replica refused the deleted token %v after the delete (cache TTL %v)", time.Since(deletedAt).Round(time.Millisecond), ttl)
 }
+
+// Deleting a user revokes its tokens as deleting a token does: at once on the
+// replica that deleted it, within the cache TTL on the others.
+func TestUserDeletionReachesEveryReplicaWithinTheCacheTTL(t *testing.T) {
+	const ttl = time.Second
+	db := storetest.MustConfig(t, "mysql")
+	a := startService(t, db, "TOKENSERVICE_CACHE_TTL", ttl.String())
+	b := startService(t, db, "TOKENSERVICE_CACHE_TTL", ttl.String())
+	a.mustUser(t, "alice", "human")
+	botID := a.mustUser(t, "alice-ci", "machine:alice")
+	ra, rb := rpc{t: t, c: a.grpcCaller()}, rpc{t: t, c: b.grpcCaller()}
+	owner := ra.login("alice")
+	botTok := ra.mustCreate(owner, &pb.CreateTokenRequest{UserId: botID}).GetToken()
+	for _, r := range []rpc{ra, rb} {
+		if _, err := r.list(botTok, &pb.ListTokensRequest{}); err != nil {
+			t.Fatalf("the machine user's token before the delete: %s", describe(err))
+		}
+	}
+	if err := deleteUser(ra, owner, botID); err != nil {
+		t.Fatal(describe(err))
+	}
+	deletedAt := time.Now()
+	_, err := ra.list(botTok, &pb.ListTokensRequest{})
+	wantCode(t, "the deleted user's token on the deleting replica", err, codes.Unauthenticated)
+	for {
+		_, err := rb.list(botTok, &pb.ListTokensRequest{})
+		if status.Code(err) == codes.Unauthenticated {
+			break
+		}
+		if time.Since(deletedAt) > ttl+500*time.Millisecond {
+			t.Fatalf("the other replica still accepts the deleted user's token %v after the delete (cache TTL %v)", time.Since(deletedAt), ttl)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("the other replica refused the deleted user's token %v after the delete (cache TTL %v)", time.Since(deletedAt).Round(time.Millisecond), ttl)
+}

@@ -8,6 +8,7 @@ import (
 	"github.com/tokenservice/tokenservice/pkg/auth"
 	"github.com/tokenservice/tokenservice/pkg/domain"
 	"github.com/tokenservice/tokenservice/pkg/tokens"
+	"github.com/tokenservice/tokenservice/pkg/users"
 
 	pb "github.com/tokenservice/tokenservice/gen/priv/tokenservice/v1alpha1"
 )
@@ -36,6 +37,27 @@ func listTokensInput(req *pb.ListTokensRequest) tokens.ListInput {
 
 func accessTokenToProto(at auth.AccessToken) *pb.GetAccessTokenResponse {
 	return &pb.GetAccessTokenResponse{AccessToken: at.JWT, ExpireTime: timeToProto(at.ExpireTime), TokenType: "Bearer"}
+}
+
+func userToProto(u *domain.User) *pb.User {
+	return &pb.User{
+		Id:         u.ID,
+		Username:   u.Username,
+		Admin:      u.Admin,
+		Machine:    u.IsMachine(),
+		OwnerId:    u.OwnerID,
+		CreateTime: timeToProto(u.CreateTime),
+	}
+}
+
+func createUserInput(req *pb.CreateUserRequest) users.NewUser {
+	return users.NewUser{Username: req.GetUsername(), Password: req.GetPassword(), Admin: req.GetAdmin(),
+		Machine: req.GetMachine(), OwnerID: req.GetOwnerId()}
+}
+
+func listUsersInput(req *pb.ListUsersRequest) users.ListInput {
+	size := int(min(req.GetPageSize(), uint32(users.MaxPageSize+1)))
+	return users.ListInput{Username: req.GetUsername(), PageSize: size, PageToken: req.GetPageToken()}
 }
 
 // timeToProto maps the zero time (no expiry) to an unset timestamp.

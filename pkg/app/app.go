@@ -122,6 +122,12 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 			RegisterGateway: func(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error {
 				return pb.RegisterTokenServiceHandlerClient(ctx, mux, pb.NewTokenServiceClient(conn))
 			},
+		}, {
+			Desc: &pb.UserService_ServiceDesc,
+			Impl: api.NewUserServer(apiDeps),
+			RegisterGateway: func(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error {
+				return pb.RegisterUserServiceHandlerClient(ctx, mux, pb.NewUserServiceClient(conn))
+			},
 		}},
 	})
 	if err != nil {

@@ -62,3 +62,30 @@ func TestUnknownUserCostsOneHashLikeAWrongPassword(t *testing.T) {
 		}
 	}
 }
+
+// Changing one's own password checks the old one as a login does: one
+// argon2id per attempt, the same limits.
+func TestChangePasswordChecksTheOldOneAsALogin(t *testing.T) {
+	pw := cheapPasswords(t)
+	hash, _ := pw.Hash("right password")
+	derived := 0
+	derive := pw.Derive
+	pw.Derive = func(p, s []byte, tm, m uint32, th uint8, n uint32) []byte {
+		derived++
+		return derive(p, s, tm, m, th, n)
+	}
+	alice := &domain.User{ID: "u", Username: "alice", PasswordHash: hash}
+	svc := New(Config{LoginAttemptsPerUserAndAddress: 2}, Deps{Users: oneUser{u: alice}, Passwords: pw, Clock: time.Now, Rand: rand.Reader})
+	caller := &domain.Principal{User: alice}
+	change := PasswordChange{UserID: "u", OldPassword: "wrong password", NewPassword: "a new password", ClientAddr: "10.0.0.1"}
+	for i, want := range []domain.Kind{domain.KindPermissionDenied, domain.KindPermissionDenied, domain.KindResourceExhausted} {
+		derived = 0
+		err := svc.ChangePassword(context.Background(), caller, change)
+		if domain.KindOf(err) != want {
+			t.Errorf("attempt %d: %v, want kind %v", i+1, err, want)
+		}
+		if wantDerived := map[bool]int{true: 1, false: 0}[want != domain.KindResourceExhausted]; derived != wantDerived {
+			t.Errorf("attempt %d: %d argon2id derivations, want %d", i+1, derived, wantDerived)
+		}
+	}
+}

@@ -16,6 +16,7 @@ import (
 
 	"clienttest/client"
 	ts "clienttest/client/token_service"
+	us "clienttest/client/user_service"
 	"clienttest/models"
 )
 
@@ -25,7 +26,8 @@ func main() {
 		os.Exit(2)
 	}
 	host, username, password := os.Args[1], os.Args[2], os.Args[3]
-	c := client.NewHTTPClientWithConfig(strfmt.Default, client.DefaultTransportConfig().WithHost(host)).TokenService
+	api := client.NewHTTPClientWithConfig(strfmt.Default, client.DefaultTransportConfig().WithHost(host))
+	c, uc := api.TokenService, api.UserService
 
 	passed, failed := 0, 0
 	check := func(name string, err error) {
@@ -71,6 +73,29 @@ func main() {
 	if err == nil && got.Payload.Token.Note != "generated client" {
 		check("GetToken's note", fmt.Errorf("%q", got.Payload.Token.Note))
 	}
+
+	// UserService: who am I, a machine user made, listed and deleted, a password changed.
+	me, err := uc.UserServiceGetUser(us.NewUserServiceGetUserParams().WithUserID("me"), bearer)
+	check("GetUser(me)", err)
+	if err == nil && me.Payload.User.Username != username {
+		check("GetUser(me)'s username", fmt.Errorf("%q", me.Payload.User.Username))
+	}
+	botName := "generated-client-bot"
+	bot, err := uc.UserServiceCreateUser(us.NewUserServiceCreateUserParams().WithBody(
+		&models.CreateUserRequest{Username: &botName, Machine: true}), bearer)
+	check("CreateUser (a machine user)", err)
+	if err == nil {
+		users, err := uc.UserServiceListUsers(us.NewUserServiceListUsersParams().WithUsername(&botName), bearer)
+		check("ListUsers", err)
+		if err == nil && (len(users.Payload.Users) != 1 || users.Payload.Users[0].ID != bot.Payload.User.ID) {
+			check("ListUsers finds the machine user", fmt.Errorf("%+v", users.Payload.Users))
+		}
+		_, err = uc.UserServiceDeleteUser(us.NewUserServiceDeleteUserParams().WithUserID(bot.Payload.User.ID), bearer)
+		check("DeleteUser", err)
+	}
+	_, err = uc.UserServiceChangePassword(us.NewUserServiceChangePasswordParams().WithUserID("me").WithBody(
+		&models.ChangePasswordBody{OldPassword: password, NewPassword: &password}), bearer)
+	check("ChangePassword (to the same one)", err)
 
 	_, err = c.TokenServiceDeleteToken(ts.NewTokenServiceDeleteTokenParams().WithTokenID(id), bearer)
 	check("DeleteToken", err)

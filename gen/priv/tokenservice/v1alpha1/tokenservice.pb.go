@@ -9,6 +9,7 @@
 // People, and the machine users they own, create long-lived API tokens and
 // exchange them for short-lived signed JWT access tokens that any API gateway
 // verifies offline through the service's JWKS (/.well-known/jwks.json).
+// TokenService manages API tokens; UserService manages users and machine users.
 
 package tokenservicev1alpha1
 
@@ -666,6 +667,608 @@ func (x *GetAccessTokenResponse) GetTokenType() string {
 	return ""
 }
 
+// User is a person, who logs in with a password, or a machine user, which has
+// no password and authenticates with API tokens its human owner creates.
+type User struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ID is public and represents the user in the DB.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Unique, ignoring case: 1 to 64 of a-z 0-9 . _ @ -, starting with a
+	// letter or digit (upper case is kept as lower case).
+	Username string `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
+	// An admin may act for any user.
+	Admin bool `protobuf:"varint,3,opt,name=admin,proto3" json:"admin,omitempty"`
+	// A machine user has no password and is never an admin.
+	Machine bool `protobuf:"varint,4,opt,name=machine,proto3" json:"machine,omitempty"`
+	// The human user who owns this machine user; empty for human users.
+	OwnerId       string                 `protobuf:"bytes,5,opt,name=owner_id,json=ownerId,proto3" json:"owner_id,omitempty"`
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *User) Reset() {
+	*x = User{}
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *User) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*User) ProtoMessage() {}
+
+func (x *User) ProtoReflect() protoreflect.Message {
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use User.ProtoReflect.Descriptor instead.
+func (*User) Descriptor() ([]byte, []int) {
+	return file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *User) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *User) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *User) GetAdmin() bool {
+	if x != nil {
+		return x.Admin
+	}
+	return false
+}
+
+func (x *User) GetMachine() bool {
+	if x != nil {
+		return x.Machine
+	}
+	return false
+}
+
+func (x *User) GetOwnerId() string {
+	if x != nil {
+		return x.OwnerId
+	}
+	return ""
+}
+
+func (x *User) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+type CreateUserRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unique, ignoring case: 1 to 64 of a-z 0-9 . _ @ -, starting with a letter or digit.
+	Username string `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	// A human user's password: at least 8 characters, at most 1024 bytes.
+	// Empty for a machine user.
+	Password string `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	// Make a human user an admin.
+	Admin bool `protobuf:"varint,3,opt,name=admin,proto3" json:"admin,omitempty"`
+	// Make a machine user: no password, owned by a human user.
+	Machine bool `protobuf:"varint,4,opt,name=machine,proto3" json:"machine,omitempty"`
+	// A machine user's owner: empty for the caller; an admin may name another human user.
+	OwnerId       string `protobuf:"bytes,5,opt,name=owner_id,json=ownerId,proto3" json:"owner_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateUserRequest) Reset() {
+	*x = CreateUserRequest{}
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateUserRequest) ProtoMessage() {}
+
+func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateUserRequest.ProtoReflect.Descriptor instead.
+func (*CreateUserRequest) Descriptor() ([]byte, []int) {
+	return file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *CreateUserRequest) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *CreateUserRequest) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+func (x *CreateUserRequest) GetAdmin() bool {
+	if x != nil {
+		return x.Admin
+	}
+	return false
+}
+
+func (x *CreateUserRequest) GetMachine() bool {
+	if x != nil {
+		return x.Machine
+	}
+	return false
+}
+
+func (x *CreateUserRequest) GetOwnerId() string {
+	if x != nil {
+		return x.OwnerId
+	}
+	return ""
+}
+
+type CreateUserResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          *User                  `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateUserResponse) Reset() {
+	*x = CreateUserResponse{}
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateUserResponse) ProtoMessage() {}
+
+func (x *CreateUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateUserResponse.ProtoReflect.Descriptor instead.
+func (*CreateUserResponse) Descriptor() ([]byte, []int) {
+	return file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *CreateUserResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+type GetUserRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A user ID, or "me" for the caller.
+	UserId        string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUserRequest) Reset() {
+	*x = GetUserRequest{}
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUserRequest) ProtoMessage() {}
+
+func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUserRequest.ProtoReflect.Descriptor instead.
+func (*GetUserRequest) Descriptor() ([]byte, []int) {
+	return file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *GetUserRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+type GetUserResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          *User                  `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUserResponse) Reset() {
+	*x = GetUserResponse{}
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUserResponse) ProtoMessage() {}
+
+func (x *GetUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUserResponse.ProtoReflect.Descriptor instead.
+func (*GetUserResponse) Descriptor() ([]byte, []int) {
+	return file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *GetUserResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+type ListUsersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most 250; 0 means the default of 50; larger values are clamped to 250.
+	PageSize uint32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The first page is returned if this is empty.
+	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// If set, only the user with this username (ignoring case).
+	Username      string `protobuf:"bytes,3,opt,name=username,proto3" json:"username,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUsersRequest) Reset() {
+	*x = ListUsersRequest{}
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUsersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUsersRequest) ProtoMessage() {}
+
+func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
+func (*ListUsersRequest) Descriptor() ([]byte, []int) {
+	return file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ListUsersRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListUsersRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListUsersRequest) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+type ListUsersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Users []*User                `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
+	// There are no more pages if this is empty.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUsersResponse) Reset() {
+	*x = ListUsersResponse{}
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUsersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUsersResponse) ProtoMessage() {}
+
+func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
+func (*ListUsersResponse) Descriptor() ([]byte, []int) {
+	return file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ListUsersResponse) GetUsers() []*User {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+func (x *ListUsersResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type DeleteUserRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteUserRequest) Reset() {
+	*x = DeleteUserRequest{}
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUserRequest) ProtoMessage() {}
+
+func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUserRequest.ProtoReflect.Descriptor instead.
+func (*DeleteUserRequest) Descriptor() ([]byte, []int) {
+	return file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *DeleteUserRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+type DeleteUserResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteUserResponse) Reset() {
+	*x = DeleteUserResponse{}
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUserResponse) ProtoMessage() {}
+
+func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUserResponse.ProtoReflect.Descriptor instead.
+func (*DeleteUserResponse) Descriptor() ([]byte, []int) {
+	return file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDescGZIP(), []int{19}
+}
+
+type ChangePasswordRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A user ID, or "me" for the caller.
+	UserId string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// Your current password: required to change your own.
+	OldPassword string `protobuf:"bytes,2,opt,name=old_password,json=oldPassword,proto3" json:"old_password,omitempty"`
+	// At least 8 characters, at most 1024 bytes.
+	NewPassword   string `protobuf:"bytes,3,opt,name=new_password,json=newPassword,proto3" json:"new_password,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangePasswordRequest) Reset() {
+	*x = ChangePasswordRequest{}
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangePasswordRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangePasswordRequest) ProtoMessage() {}
+
+func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangePasswordRequest.ProtoReflect.Descriptor instead.
+func (*ChangePasswordRequest) Descriptor() ([]byte, []int) {
+	return file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ChangePasswordRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *ChangePasswordRequest) GetOldPassword() string {
+	if x != nil {
+		return x.OldPassword
+	}
+	return ""
+}
+
+func (x *ChangePasswordRequest) GetNewPassword() string {
+	if x != nil {
+		return x.NewPassword
+	}
+	return ""
+}
+
+type ChangePasswordResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangePasswordResponse) Reset() {
+	*x = ChangePasswordResponse{}
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangePasswordResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangePasswordResponse) ProtoMessage() {}
+
+func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangePasswordResponse.ProtoReflect.Descriptor instead.
+func (*ChangePasswordResponse) Descriptor() ([]byte, []int) {
+	return file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDescGZIP(), []int{21}
+}
+
 var File_priv_tokenservice_v1alpha1_tokenservice_proto protoreflect.FileDescriptor
 
 const file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDesc = "" +
@@ -720,7 +1323,43 @@ const file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDesc = "" +
 	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"expireTime\x12\x1d\n" +
 	"\n" +
-	"token_type\x18\x03 \x01(\tR\ttokenType2\xc3\x06\n" +
+	"token_type\x18\x03 \x01(\tR\ttokenType\"\xd8\x01\n" +
+	"\x04User\x12\x13\n" +
+	"\x02id\x18\x01 \x01(\tB\x03\xe0A\x03R\x02id\x12\x1f\n" +
+	"\busername\x18\x02 \x01(\tB\x03\xe0A\x05R\busername\x12\x19\n" +
+	"\x05admin\x18\x03 \x01(\bB\x03\xe0A\x05R\x05admin\x12\x1d\n" +
+	"\amachine\x18\x04 \x01(\bB\x03\xe0A\x05R\amachine\x12\x1e\n" +
+	"\bowner_id\x18\x05 \x01(\tB\x03\xe0A\x03R\aownerId\x12@\n" +
+	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
+	"createTime\"\xb7\x01\n" +
+	"\x11CreateUserRequest\x12(\n" +
+	"\busername\x18\x01 \x01(\tB\f\xe0A\x02\xbaH\x06r\x04\x10\x01\x18@R\busername\x12$\n" +
+	"\bpassword\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\bpassword\x12\x14\n" +
+	"\x05admin\x18\x03 \x01(\bR\x05admin\x12\x18\n" +
+	"\amachine\x18\x04 \x01(\bR\amachine\x12\"\n" +
+	"\bowner_id\x18\x05 \x01(\tB\a\xbaH\x04r\x02\x18@R\aownerId\"J\n" +
+	"\x12CreateUserResponse\x124\n" +
+	"\x04user\x18\x01 \x01(\v2 .priv.tokenservice.v1alpha1.UserR\x04user\"7\n" +
+	"\x0eGetUserRequest\x12%\n" +
+	"\auser_id\x18\x01 \x01(\tB\f\xe0A\x02\xbaH\x06r\x04\x10\x01\x18@R\x06userId\"G\n" +
+	"\x0fGetUserResponse\x124\n" +
+	"\x04user\x18\x01 \x01(\v2 .priv.tokenservice.v1alpha1.UserR\x04user\"}\n" +
+	"\x10ListUsersRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\rR\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\tpageToken\x12#\n" +
+	"\busername\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18@R\busername\"s\n" +
+	"\x11ListUsersResponse\x126\n" +
+	"\x05users\x18\x01 \x03(\v2 .priv.tokenservice.v1alpha1.UserR\x05users\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\":\n" +
+	"\x11DeleteUserRequest\x12%\n" +
+	"\auser_id\x18\x01 \x01(\tB\f\xe0A\x02\xbaH\x06r\x04\x10\x01\x18@R\x06userId\"\x14\n" +
+	"\x12DeleteUserResponse\"\x9b\x01\n" +
+	"\x15ChangePasswordRequest\x12%\n" +
+	"\auser_id\x18\x01 \x01(\tB\f\xe0A\x02\xbaH\x06r\x04\x10\x01\x18@R\x06userId\x12+\n" +
+	"\fold_password\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\voldPassword\x12.\n" +
+	"\fnew_password\x18\x03 \x01(\tB\v\xe0A\x02\xbaH\x05r\x03(\x80\bR\vnewPassword\"\x18\n" +
+	"\x16ChangePasswordResponse2\xc3\x06\n" +
 	"\fTokenService\x12\x9c\x01\n" +
 	"\vCreateToken\x12..priv.tokenservice.v1alpha1.CreateTokenRequest\x1a/.priv.tokenservice.v1alpha1.CreateTokenResponse\",\x92A\x0eb\f\n" +
 	"\n" +
@@ -742,7 +1381,30 @@ const file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDesc = "" +
 	"\x0eGetAccessToken\x121.priv.tokenservice.v1alpha1.GetAccessTokenRequest\x1a2.priv.tokenservice.v1alpha1.GetAccessTokenResponse\"3\x92A\x0eb\f\n" +
 	"\n" +
 	"\n" +
-	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x1c:\x01*\"\x17/v1alpha1/access-tokensB\xe5\x03\x92A\x87\x03\x12\xda\x01\n" +
+	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x1c:\x01*\"\x17/v1alpha1/access-tokens2\xc1\x06\n" +
+	"\vUserService\x12\x98\x01\n" +
+	"\n" +
+	"CreateUser\x12-.priv.tokenservice.v1alpha1.CreateUserRequest\x1a..priv.tokenservice.v1alpha1.CreateUserResponse\"+\x92A\x0eb\f\n" +
+	"\n" +
+	"\n" +
+	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1alpha1/users\x12\x99\x01\n" +
+	"\aGetUser\x12*.priv.tokenservice.v1alpha1.GetUserRequest\x1a+.priv.tokenservice.v1alpha1.GetUserResponse\"5\x92A\x0eb\f\n" +
+	"\n" +
+	"\n" +
+	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1alpha1/users/{user_id}\x90\x02\x01\x12\x95\x01\n" +
+	"\tListUsers\x12,.priv.tokenservice.v1alpha1.ListUsersRequest\x1a-.priv.tokenservice.v1alpha1.ListUsersResponse\"+\x92A\x0eb\f\n" +
+	"\n" +
+	"\n" +
+	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1alpha1/users\x90\x02\x01\x12\xa2\x01\n" +
+	"\n" +
+	"DeleteUser\x12-.priv.tokenservice.v1alpha1.DeleteUserRequest\x1a..priv.tokenservice.v1alpha1.DeleteUserResponse\"5\x92A\x0eb\f\n" +
+	"\n" +
+	"\n" +
+	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x1b*\x19/v1alpha1/users/{user_id}\x90\x02\x02\x12\xbd\x01\n" +
+	"\x0eChangePassword\x121.priv.tokenservice.v1alpha1.ChangePasswordRequest\x1a2.priv.tokenservice.v1alpha1.ChangePasswordResponse\"D\x92A\x0eb\f\n" +
+	"\n" +
+	"\n" +
+	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02-:\x01*\"(/v1alpha1/users/{user_id}:changePasswordB\xe5\x03\x92A\x87\x03\x12\xda\x01\n" +
 	"\rToken service\x12\xbe\x01Long-lived API tokens for machine-to-machine authentication, exchanged for short-lived signed JWT access tokens (RFC 9068, ES256) that gateways verify offline through /.well-known/jwks.json.2\bv1alpha12\x10application/json:\x10application/jsonZ\x83\x01\n" +
 	"\x80\x01\n" +
 	"\x06Bearer\x12v\b\x02\x12aAn API token (tks_...) or an access token from POST /v1alpha1/access-tokens, as \"Bearer <token>\".\x1a\rAuthorization \x02ZXgithub.com/tokenservice/tokenservice/gen/priv/tokenservice/v1alpha1;tokenservicev1alpha1b\x06proto3"
@@ -759,7 +1421,7 @@ func file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDescGZIP() []byte {
 	return file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDescData
 }
 
-var file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_priv_tokenservice_v1alpha1_tokenservice_proto_goTypes = []any{
 	(*Token)(nil),                  // 0: priv.tokenservice.v1alpha1.Token
 	(*CreateTokenRequest)(nil),     // 1: priv.tokenservice.v1alpha1.CreateTokenRequest
@@ -772,32 +1434,57 @@ var file_priv_tokenservice_v1alpha1_tokenservice_proto_goTypes = []any{
 	(*DeleteTokenResponse)(nil),    // 8: priv.tokenservice.v1alpha1.DeleteTokenResponse
 	(*GetAccessTokenRequest)(nil),  // 9: priv.tokenservice.v1alpha1.GetAccessTokenRequest
 	(*GetAccessTokenResponse)(nil), // 10: priv.tokenservice.v1alpha1.GetAccessTokenResponse
-	(*timestamppb.Timestamp)(nil),  // 11: google.protobuf.Timestamp
+	(*User)(nil),                   // 11: priv.tokenservice.v1alpha1.User
+	(*CreateUserRequest)(nil),      // 12: priv.tokenservice.v1alpha1.CreateUserRequest
+	(*CreateUserResponse)(nil),     // 13: priv.tokenservice.v1alpha1.CreateUserResponse
+	(*GetUserRequest)(nil),         // 14: priv.tokenservice.v1alpha1.GetUserRequest
+	(*GetUserResponse)(nil),        // 15: priv.tokenservice.v1alpha1.GetUserResponse
+	(*ListUsersRequest)(nil),       // 16: priv.tokenservice.v1alpha1.ListUsersRequest
+	(*ListUsersResponse)(nil),      // 17: priv.tokenservice.v1alpha1.ListUsersResponse
+	(*DeleteUserRequest)(nil),      // 18: priv.tokenservice.v1alpha1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),     // 19: priv.tokenservice.v1alpha1.DeleteUserResponse
+	(*ChangePasswordRequest)(nil),  // 20: priv.tokenservice.v1alpha1.ChangePasswordRequest
+	(*ChangePasswordResponse)(nil), // 21: priv.tokenservice.v1alpha1.ChangePasswordResponse
+	(*timestamppb.Timestamp)(nil),  // 22: google.protobuf.Timestamp
 }
 var file_priv_tokenservice_v1alpha1_tokenservice_proto_depIdxs = []int32{
-	11, // 0: priv.tokenservice.v1alpha1.Token.create_time:type_name -> google.protobuf.Timestamp
-	11, // 1: priv.tokenservice.v1alpha1.Token.expire_time:type_name -> google.protobuf.Timestamp
-	11, // 2: priv.tokenservice.v1alpha1.Token.last_used_time:type_name -> google.protobuf.Timestamp
-	11, // 3: priv.tokenservice.v1alpha1.CreateTokenRequest.expire_time:type_name -> google.protobuf.Timestamp
+	22, // 0: priv.tokenservice.v1alpha1.Token.create_time:type_name -> google.protobuf.Timestamp
+	22, // 1: priv.tokenservice.v1alpha1.Token.expire_time:type_name -> google.protobuf.Timestamp
+	22, // 2: priv.tokenservice.v1alpha1.Token.last_used_time:type_name -> google.protobuf.Timestamp
+	22, // 3: priv.tokenservice.v1alpha1.CreateTokenRequest.expire_time:type_name -> google.protobuf.Timestamp
 	0,  // 4: priv.tokenservice.v1alpha1.CreateTokenResponse.metadata:type_name -> priv.tokenservice.v1alpha1.Token
 	0,  // 5: priv.tokenservice.v1alpha1.GetTokenResponse.token:type_name -> priv.tokenservice.v1alpha1.Token
 	0,  // 6: priv.tokenservice.v1alpha1.ListTokensResponse.tokens:type_name -> priv.tokenservice.v1alpha1.Token
-	11, // 7: priv.tokenservice.v1alpha1.GetAccessTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
-	1,  // 8: priv.tokenservice.v1alpha1.TokenService.CreateToken:input_type -> priv.tokenservice.v1alpha1.CreateTokenRequest
-	3,  // 9: priv.tokenservice.v1alpha1.TokenService.GetToken:input_type -> priv.tokenservice.v1alpha1.GetTokenRequest
-	5,  // 10: priv.tokenservice.v1alpha1.TokenService.ListTokens:input_type -> priv.tokenservice.v1alpha1.ListTokensRequest
-	7,  // 11: priv.tokenservice.v1alpha1.TokenService.DeleteToken:input_type -> priv.tokenservice.v1alpha1.DeleteTokenRequest
-	9,  // 12: priv.tokenservice.v1alpha1.TokenService.GetAccessToken:input_type -> priv.tokenservice.v1alpha1.GetAccessTokenRequest
-	2,  // 13: priv.tokenservice.v1alpha1.TokenService.CreateToken:output_type -> priv.tokenservice.v1alpha1.CreateTokenResponse
-	4,  // 14: priv.tokenservice.v1alpha1.TokenService.GetToken:output_type -> priv.tokenservice.v1alpha1.GetTokenResponse
-	6,  // 15: priv.tokenservice.v1alpha1.TokenService.ListTokens:output_type -> priv.tokenservice.v1alpha1.ListTokensResponse
-	8,  // 16: priv.tokenservice.v1alpha1.TokenService.DeleteToken:output_type -> priv.tokenservice.v1alpha1.DeleteTokenResponse
-	10, // 17: priv.tokenservice.v1alpha1.TokenService.GetAccessToken:output_type -> priv.tokenservice.v1alpha1.GetAccessTokenResponse
-	13, // [13:18] is the sub-list for method output_type
-	8,  // [8:13] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	22, // 7: priv.tokenservice.v1alpha1.GetAccessTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	22, // 8: priv.tokenservice.v1alpha1.User.create_time:type_name -> google.protobuf.Timestamp
+	11, // 9: priv.tokenservice.v1alpha1.CreateUserResponse.user:type_name -> priv.tokenservice.v1alpha1.User
+	11, // 10: priv.tokenservice.v1alpha1.GetUserResponse.user:type_name -> priv.tokenservice.v1alpha1.User
+	11, // 11: priv.tokenservice.v1alpha1.ListUsersResponse.users:type_name -> priv.tokenservice.v1alpha1.User
+	1,  // 12: priv.tokenservice.v1alpha1.TokenService.CreateToken:input_type -> priv.tokenservice.v1alpha1.CreateTokenRequest
+	3,  // 13: priv.tokenservice.v1alpha1.TokenService.GetToken:input_type -> priv.tokenservice.v1alpha1.GetTokenRequest
+	5,  // 14: priv.tokenservice.v1alpha1.TokenService.ListTokens:input_type -> priv.tokenservice.v1alpha1.ListTokensRequest
+	7,  // 15: priv.tokenservice.v1alpha1.TokenService.DeleteToken:input_type -> priv.tokenservice.v1alpha1.DeleteTokenRequest
+	9,  // 16: priv.tokenservice.v1alpha1.TokenService.GetAccessToken:input_type -> priv.tokenservice.v1alpha1.GetAccessTokenRequest
+	12, // 17: priv.tokenservice.v1alpha1.UserService.CreateUser:input_type -> priv.tokenservice.v1alpha1.CreateUserRequest
+	14, // 18: priv.tokenservice.v1alpha1.UserService.GetUser:input_type -> priv.tokenservice.v1alpha1.GetUserRequest
+	16, // 19: priv.tokenservice.v1alpha1.UserService.ListUsers:input_type -> priv.tokenservice.v1alpha1.ListUsersRequest
+	18, // 20: priv.tokenservice.v1alpha1.UserService.DeleteUser:input_type -> priv.tokenservice.v1alpha1.DeleteUserRequest
+	20, // 21: priv.tokenservice.v1alpha1.UserService.ChangePassword:input_type -> priv.tokenservice.v1alpha1.ChangePasswordRequest
+	2,  // 22: priv.tokenservice.v1alpha1.TokenService.CreateToken:output_type -> priv.tokenservice.v1alpha1.CreateTokenResponse
+	4,  // 23: priv.tokenservice.v1alpha1.TokenService.GetToken:output_type -> priv.tokenservice.v1alpha1.GetTokenResponse
+	6,  // 24: priv.tokenservice.v1alpha1.TokenService.ListTokens:output_type -> priv.tokenservice.v1alpha1.ListTokensResponse
+	8,  // 25: priv.tokenservice.v1alpha1.TokenService.DeleteToken:output_type -> priv.tokenservice.v1alpha1.DeleteTokenResponse
+	10, // 26: priv.tokenservice.v1alpha1.TokenService.GetAccessToken:output_type -> priv.tokenservice.v1alpha1.GetAccessTokenResponse
+	13, // 27: priv.tokenservice.v1alpha1.UserService.CreateUser:output_type -> priv.tokenservice.v1alpha1.CreateUserResponse
+	15, // 28: priv.tokenservice.v1alpha1.UserService.GetUser:output_type -> priv.tokenservice.v1alpha1.GetUserResponse
+	17, // 29: priv.tokenservice.v1alpha1.UserService.ListUsers:output_type -> priv.tokenservice.v1alpha1.ListUsersResponse
+	19, // 30: priv.tokenservice.v1alpha1.UserService.DeleteUser:output_type -> priv.tokenservice.v1alpha1.DeleteUserResponse
+	21, // 31: priv.tokenservice.v1alpha1.UserService.ChangePassword:output_type -> priv.tokenservice.v1alpha1.ChangePasswordResponse
+	22, // [22:32] is the sub-list for method output_type
+	12, // [12:22] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_priv_tokenservice_v1alpha1_tokenservice_proto_init() }
@@ -811,9 +1498,9 @@ func file_priv_tokenservice_v1alpha1_tokenservice_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDesc), len(file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   22,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   2,
 		},
 		GoTypes:           file_priv_tokenservice_v1alpha1_tokenservice_proto_goTypes,
 		DependencyIndexes: file_priv_tokenservice_v1alpha1_tokenservice_proto_depIdxs,

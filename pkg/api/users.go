@@ -1,0 +1,99 @@
+package api
+
+import (
+	"context"
+
+	"github.com/tokenservice/tokenservice/pkg/domain"
+	"github.com/tokenservice/tokenservice/pkg/users"
+
+	pb "github.com/tokenservice/tokenservice/gen/priv/tokenservice/v1alpha1"
+)
+
+// UserServer implements pb.UserServiceServer.
+type UserServer struct {
+	pb.UnimplementedUserServiceServer
+	Deps
+}
+
+var _ pb.UserServiceServer = (*UserServer)(nil)
+
+// NewUserServer returns a UserServer.
+func NewUserServer(deps Deps) *UserServer { return &UserServer{Deps: deps} }
+
+// AuthFuncOverride authenticates calls to UserService: every method takes a bearer.
+func (s *UserServer) AuthFuncOverride(ctx context.Context, fullMethod string) (context.Context, error) {
+	return authenticate(ctx, s.Tokens, fullMethod, map[string]authPolicy{
+		pb.UserService_CreateUser_FullMethodName:     bearerRequired,
+		pb.UserService_GetUser_FullMethodName:        bearerRequired,
+		pb.UserService_ListUsers_FullMethodName:      bearerRequired,
+		pb.UserService_DeleteUser_FullMethodName:     bearerRequired,
+		pb.UserService_ChangePassword_FullMethodName: bearerRequired,
+	})
+}
+
+// CreateUser implements pb.UserServiceServer.
+func (s *UserServer) CreateUser(ctx context.Context, req *pb.CreateUserRequest) (*pb.CreateUserResponse, error) {
+	u, err := s.Users.Create(ctx, domain.PrincipalFromContext(ctx), createUserInput(req))
+	if err != nil {
+		return nil, err
+	}
+	return &pb.CreateUserResponse{User: userToProto(u)}, nil
+}
+
+// GetUser implements pb.UserServiceServer.
+func (s *UserServer) GetUser(ctx context.Context, req *pb.GetUserRequest) (*pb.GetUserResponse, error) {
+	caller := domain.PrincipalFromContext(ctx)
+	u, err := s.Users.Get(ctx, caller, userID(caller, req.GetUserId()))
+	if err != nil {
+		return nil, err
+	}
+	return &pb.GetUserResponse{User: userToProto(u)}, nil
+}
+
+// ListUsers implements pb.UserServiceServer.
+func (s *UserServer) ListUsers(ctx context.Context, req *pb.ListUsersRequest) (*pb.ListUsersResponse, error) {
+	list, next, err := s.Users.List(ctx, domain.PrincipalFromContext(ctx), listUsersInput(req))
+	if err != nil {
+		return nil, err
+	}
+	resp := &pb.ListUsersResponse{Users: make([]*pb.User, len(list)), NextPageToken: next}
+	for i, u := range list {
+		resp.Users[i] = userToProto(u)
+	}
+	return resp, nil
+}
+
+// DeleteUser implements pb.UserServiceServer.
+func (s *UserServer) DeleteUser(ctx context.Context, req *pb.DeleteUserRequest) (*pb.DeleteUserResponse, error) {
+	caller := domain.PrincipalFromContext(ctx)
+	if err := s.Users.Delete(ctx, caller, userID(caller, req.GetUserId())); err != nil {
+		return nil, err
+	}
+	return &pb.DeleteUserResponse{}, nil
+}
+
+// ChangePassword implements pb.UserServiceServer.
+func (s *UserServer) ChangePassword(ctx context.Context, req *pb.ChangePasswordRequest) (*pb.ChangePasswordResponse, error) {
+	caller := domain.PrincipalFromContext(ctx)
+	err := s.Users.ChangePassword(ctx, caller, users.PasswordChange{
+		UserID:      userID(caller, req.GetUserId()),
+		OldPassword: req.GetOldPassword(),
+		NewPassword: req.GetNewPassword(),
+		ClientAddr:  clientAddr(ctx),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &pb.ChangePasswordResponse{}, nil
+}
+
+// me is the user_id alias of the caller (AIP-style, as in users/me).
+const me = "me"
+
+// userID resolves the "me" alias.
+func userID(caller *domain.Principal, id string) string {
+	if id == me {
+		return caller.User.ID
+	}
+	return id
+}
