@@ -19,7 +19,8 @@ for port in 8080 9090; do
 done
 
 work=$(mktemp -d)
-export TOKENSERVICE_DB_DSN="$work/tokenservice.db" # the session's CLI call uses it too
+export TOKENSERVICE_DB_DSN="$work/tokenservice.db" # the session's db command uses it too
+export XDG_CONFIG_HOME="$work/config"              # the session's login keeps its token here, not in ~/.config
 bin/tokenservice serve --log-format text >"$work/serve.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$work"' EXIT
@@ -32,11 +33,17 @@ out=$(bash -euo pipefail "$work/session.sh" 2>&1) || { echo "$out" >&2; cat "$wo
 
 token=$(grep -Eo '^tks_[0-9A-Za-z]{16}_[0-9A-Za-z]{49}$' <<<"$out" || true)
 check "the session prints a plaintext token" test -n "$token"
-check "the listings show the token" test "$(grep -c "\"id\":\"${token:4:16}\"" <<<"$out")" -eq 2
+check "whoami shows alice, an admin" grep -Eq '^[0-9A-Za-z]{16} +alice +human +true' <<<"$out"
+check "the access token from token exchange is ci-bot's" grep -q '"username":"ci-bot"' <<<"$out"
+check "REST and the CLI list the token" test "$(grep -Ec "\"id\":\"${token:4:16}\"|^${token:4:16} +CI pipeline" <<<"$out")" -eq 2
 check "the deleted token's access token is refused" test "$(tail -n1 <<<"$out")" = 401
+check "the login's token is kept private" test "$(stat -c %a "$XDG_CONFIG_HOME/tokenservice/credentials.json")" = 600
 
-list=$(bin/grpcurl -plaintext localhost:9090 list)
-check "grpcurl lists the service" grep -qx 'priv.tokenservice.v1alpha1.TokenService' <<<"$list"
+# The README's gRPC example, verbatim, after the session (alice is still logged in).
+awk '/<!-- grpc:start -->/{on=1; next} /<!-- grpc:end -->/{on=0} on && /^```/{code=!code; next} on && code' README.md >"$work/grpc.sh"
+grpc_out=$(bash -euo pipefail "$work/grpc.sh" 2>&1) || { echo "$grpc_out" >&2; exit 1; }
+check "grpcurl lists both services" test "$(grep -Ecx 'priv.tokenservice.v1alpha1.(Token|User)Service' <<<"$grpc_out")" -eq 2
+check "the README's grpcurl call answers as alice" grep -q '"username": "alice"' <<<"$grpc_out"
 created=$(bin/grpcurl -plaintext -d '{"username": "alice", "password": "correct horse battery staple"}' \
   localhost:9090 priv.tokenservice.v1alpha1.TokenService/CreateToken)
 grpc_token=$(sed -n 's/.*"token": "\(tks_[^"]*\)".*/\1/p' <<<"$created")

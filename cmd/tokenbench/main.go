@@ -113,11 +113,11 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// No login limits and no token quota: the bench logs in often and seeds the list user with --list-tokens tokens.
 	env := append(dbEnv, "TOKENSERVICE_ACCESS_TOKEN_TTL=2h", "TOKENSERVICE_LOGIN_ATTEMPTS_PER_ADDRESS=0", "TOKENSERVICE_MAX_TOKENS_PER_USER=0")
 	for _, user := range []string{"alice", "lister"} {
-		cmd := exec.CommandContext(ctx, cfg.bin, "user", "create", user)
+		cmd := exec.CommandContext(ctx, cfg.bin, "db", "create-user", user)
 		cmd.Env = append(os.Environ(), env...)
 		cmd.Stdin = strings.NewReader(benchPassword + "\n")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("user create %s: %v\n%s", user, err, out)
+			return fmt.Errorf("db create-user %s: %v\n%s", user, err, out)
 		}
 	}
 

@@ -3,64 +3,293 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
-	"io"
+	"encoding/json"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/tokenservice/tokenservice/gen/priv/tokenservice/v1alpha1"
+	"github.com/tokenservice/tokenservice/pkg/auth"
 	"github.com/tokenservice/tokenservice/pkg/store/storetest"
 )
 
-func TestUserCommands(t *testing.T) {
+// shell is someone at a terminal with the tokenservice binary: an
+// environment of their own (where the server is, where credentials go).
+type shell struct {
+	t   *testing.T
+	env map[string]string
+}
+
+// newShell returns a shell pointed at s, with a fresh config directory.
+func (s *service) newShell(t *testing.T) *shell {
+	return &shell{t: t, env: map[string]string{
+		"TOKENSERVICE_ADDR": s.grpcAddr,
+		"XDG_CONFIG_HOME":   t.TempDir(),
+		"HOME":              t.TempDir(),
+	}}
+}
+
+// run runs a command line and returns its stdout, its stderr and the exit
+// status the process would end with.
+func (sh *shell) run(stdin string, args ...string) (stdout, stderr string, code int) {
+	sh.t.Helper()
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), append([]string{"tokenservice"}, args...), func(k string) string { return sh.env[k] },
+		strings.NewReader(stdin), &out, &errOut)
+	if err != nil {
+		errOut.WriteString("tokenservice: " + err.Error() + "\n" + usageHint(err))
+	}
+	return out.String(), errOut.String(), exitCode(err)
+}
+
+// must runs a command line that must succeed and returns its stdout.
+func (sh *shell) must(stdin string, args ...string) string {
+	sh.t.Helper()
+	out, errOut, code := sh.run(stdin, args...)
+	if code != 0 {
+		sh.t.Fatalf("tokenservice %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errOut)
+	}
+	return out
+}
+
+// want runs a command line that must fail with exit status code and say so on stderr.
+func (sh *shell) want(code int, says, stdin string, args ...string) {
+	sh.t.Helper()
+	out, errOut, got := sh.run(stdin, args...)
+	if got != code || !strings.Contains(errOut, says) {
+		sh.t.Errorf("tokenservice %s: exit %d, stderr %q; want exit %d saying %q (stdout %q)", strings.Join(args, " "), got, errOut, code, says, out)
+	}
+}
+
+// A team's path through the client CLI: log in, make a machine user and a
+// token for it, exchange that in a script, look around, clean up, log out.
+func TestClientWorkflow(t *testing.T) {
+	storetest.ForEachDriver(t, func(t *testing.T, driver string) {
+		s := startService(t, storetest.MustConfig(t, driver))
+		s.mustUser(t, "alice", "admin")
+		sh := s.newShell(t)
+
+		out := sh.must("alice\n"+password+"\n", "login")
+		if !strings.Contains(out, "Logged in to "+s.grpcAddr+" as alice") {
+			t.Errorf("login said %q", out)
+		}
+		path := filepath.Join(sh.env["XDG_CONFIG_HOME"], "tokenservice", "credentials.json")
+		info, err := os.Stat(path)
+		if err != nil || info.Mode().Perm() != 0o600 {
+			t.Fatalf("the credentials file: %v, %v; want mode 0600", info, err)
+		}
+		var saved savedCredentials
+		b, _ := os.ReadFile(path)
+		if err := json.Unmarshal(b, &saved); err != nil || !auth.LooksLikeAPIToken(saved.Token) || saved.Addr != s.grpcAddr {
+			t.Fatalf("the credentials file holds %s", b)
+		}
+
+		var me pb.User
+		if err := protojson.Unmarshal([]byte(sh.must("", "whoami", "--json")), &me); err != nil || me.Username != "alice" || !me.Admin {
+			t.Errorf("whoami --json: %v, %v", &me, err)
+		}
+		if out := sh.must("", "user", "create-machine", "ci-bot"); !strings.Contains(out, "ci-bot") || !strings.Contains(out, "machine") {
+			t.Errorf("user create-machine printed %q", out)
+		}
+		botToken := strings.TrimSpace(sh.must("", "token", "create", "--user", "ci-bot", "--note", "CI pipeline", "--expires-in", "30d"))
+		if !auth.LooksLikeAPIToken(botToken) {
+			t.Fatalf("token create printed %q on stdout, want only the token", botToken)
+		}
+
+		// The script: the machine user's token in TOKENSERVICE_TOKEN, no login.
+		script := &shell{t: t, env: map[string]string{"TOKENSERVICE_ADDR": s.grpcAddr, "TOKENSERVICE_TOKEN": botToken, "HOME": t.TempDir()}}
+		access := strings.TrimSpace(script.must("", "token", "exchange"))
+		if strings.Count(access, ".") != 2 {
+			t.Fatalf("token exchange printed %q, want only a JWT", access)
+		}
+		a := rpc{t, s.grpcCaller()}
+		got, err := a.users().GetUser(as(access), &pb.GetUserRequest{UserId: "me"})
+		if err != nil || got.GetUser().GetUsername() != "ci-bot" {
+			t.Errorf("the exchanged access token is ci-bot's: %v, %s", got.GetUser(), describe(err))
+		}
+		if out := script.must("", "whoami"); !strings.Contains(out, "ci-bot") {
+			t.Errorf("whoami with TOKENSERVICE_TOKEN: %q", out)
+		}
+
+		// Listing, showing and deleting.
+		var listed []json.RawMessage
+		var tok pb.Token
+		if err := json.Unmarshal([]byte(sh.must("", "token", "list", "--user", "ci-bot", "--json")), &listed); err != nil || len(listed) != 1 {
+			t.Fatalf("token list --user ci-bot --json: %s, %v", listed, err)
+		}
+		if err := protojson.Unmarshal(listed[0], &tok); err != nil || tok.Id != idOf(botToken) || tok.Note != "CI pipeline" || tok.ExpireTime == nil {
+			t.Errorf("token list --user ci-bot --json: %s, %v", listed[0], err)
+		}
+		if out := sh.must("", "token", "get", idOf(botToken)); !strings.Contains(out, "CI pipeline") || strings.Contains(out, botToken) {
+			t.Errorf("token get printed %q", out)
+		}
+		if out := sh.must("", "user", "list"); !strings.Contains(out, "alice") || !strings.Contains(out, "ci-bot") {
+			t.Errorf("user list printed %q", out)
+		}
+		sh.must("", "token", "delete", idOf(botToken))
+		script.want(exitCredentials, "invalid or missing credentials", "", "token", "exchange")
+		sh.must("", "user", "delete", "ci-bot")
+		if out := sh.must("", "user", "list"); strings.Contains(out, "ci-bot") {
+			t.Errorf("the deleted machine user is still listed:\n%s", out)
+		}
+
+		// Logging out deletes the token on the server and the file.
+		sh.must("", "logout")
+		if _, err := os.Stat(path); !os.IsNotExist(err) {
+			t.Errorf("the credentials file after logout: %v", err)
+		}
+		_, err = a.list(saved.Token, &pb.ListTokensRequest{})
+		wantCode(t, "the login's token after logout", err, codes.Unauthenticated)
+		sh.want(exitCredentials, "not logged in", "", "whoami")
+	})
+}
+
+// Exit statuses tell usage errors, refused credentials and an unreachable
+// server apart; errors go to stderr.
+func TestClientExitCodes(t *testing.T) {
+	s := startService(t, storetest.MustConfig(t, "sqlite"))
+	s.mustUser(t, "bob", "human")
+	sh := s.newShell(t)
+	sh.want(exitCredentials, "not logged in", "", "token", "list")
+	sh.want(exitCredentials, "invalid or missing credentials", "bob\nwrong password\n", "login")
+	sh.must(password+"\n", "login", "bob")
+	sh.want(exitCredentials, "only an admin may create human users", password+"\n", "user", "create", "carol")
+	sh.want(exitUsage, "unknown command \"frobnicate\"", "", "token", "frobnicate")
+	sh.want(exitUsage, "missing ID", "", "token", "get")
+	sh.want(exitUsage, "unknown flag: --bogus", "", "token", "list", "--bogus")
+	sh.want(exitUsage, "--expires-in", "", "token", "create", "--expires-in", "soon")
+	sh.want(exitError, "no user \"nobody\"", "", "token", "create", "--user", "nobody")
+	sh.want(exitError, "token not found", "", "token", "get", "nosuchtoken00000")
+	sh.want(exitUnreachable, "did not answer", "", "whoami", "--addr", "127.0.0.1:1")
+	s.mustUser(t, "dave", "human")
+	sh.want(exitError, "no user \"dave\" that you may see", "", "token", "list", "--user", "dave")
+}
+
+// The credentials file is private: a group- or world-readable one is refused.
+func TestCredentialsFileMustBePrivate(t *testing.T) {
+	s := startService(t, storetest.MustConfig(t, "sqlite"))
+	s.mustUser(t, "bob", "human")
+	sh := s.newShell(t)
+	sh.must(password+"\n", "login", "bob")
+	path := filepath.Join(sh.env["XDG_CONFIG_HOME"], "tokenservice", "credentials.json")
+	for _, mode := range []os.FileMode{0o640, 0o604} {
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+		sh.want(exitError, "readable by others", "", "whoami")
+	}
+	os.Chmod(path, 0o600)
+	sh.must("", "whoami")
+	// Without XDG_CONFIG_HOME, HOME/.config (XDG's default).
+	home := &shell{t: t, env: map[string]string{"TOKENSERVICE_ADDR": s.grpcAddr, "HOME": t.TempDir()}}
+	home.must(password+"\n", "login", "bob")
+	if _, err := os.Stat(filepath.Join(home.env["HOME"], ".config", "tokenservice", "credentials.json")); err != nil {
+		t.Errorf("login without XDG_CONFIG_HOME: %v", err)
+	}
+}
+
+// --help is on stdout with exit status 0 for every command; a command line
+// that is wrong gets a message on stderr and exit status 2; the client and
+// server commands are apart; a flag that grants privilege is never read from
+// the environment.
+func TestHelpAndUsage(t *testing.T) {
+	sh := &shell{t: t, env: map[string]string{"HOME": t.TempDir()}}
+	var walk func(path []string, cmd *cobra.Command)
+	walk = func(path []string, cmd *cobra.Command) {
+		out, errOut, code := sh.run("", append(path, "--help")...)
+		if code != 0 || errOut != "" || !strings.Contains(out, "Usage:") {
+			t.Errorf("%s --help: exit %d, stdout %q, stderr %q", strings.Join(path, " "), code, out, errOut)
+		}
+		for _, sub := range cmd.Commands() {
+			if sub.IsAvailableCommand() {
+				walk(append(append([]string{}, path...), sub.Name()), sub)
+			}
+		}
+	}
+	walk(nil, rootCommand(&env{getenv: func(string) string { return "" }}))
+
+	help, _, _ := sh.run("", "--help")
+	client, server := strings.Index(help, "Client commands"), strings.Index(help, "Server commands")
+	if client < 0 || server < 0 || !strings.Contains(help, "Exit status") {
+		t.Fatalf("the top-level help does not set client and server commands apart, or lacks the exit statuses:\n%s", help)
+	}
+	for _, name := range []string{"login", "token", "user", "whoami"} {
+		if i := strings.Index(help, "\n  "+name+" "); i < client || i > server {
+			t.Errorf("%s is not among the client commands:\n%s", name, help)
+		}
+	}
+	for _, name := range []string{"serve", "db"} {
+		if i := strings.Index(help, "\n  "+name+" "); i < server {
+			t.Errorf("%s is not among the server commands:\n%s", name, help)
+		}
+	}
+
+	for _, args := range [][]string{{}, {"frobnicate"}, {"user"}, {"user", "frobnicate"}, {"db"}, {"db", "create-user"}, {"serve", "extra"}, {"serve", "--no-such-flag"}} {
+		out, errOut, code := sh.run("", args...)
+		if code != exitUsage || out != "" || !strings.HasPrefix(errOut, "tokenservice: ") || !strings.Contains(errOut, "--help") {
+			t.Errorf("tokenservice %s: exit %d, stdout %q, stderr %q; want exit 2 with an error line and a pointer to --help on stderr",
+				strings.Join(args, " "), code, out, errOut)
+		}
+	}
+}
+
+// The server-side commands open the database directly: the first admin, a
+// lost password, a user to remove. They apply the API's user rules.
+func TestServerSideUserCommands(t *testing.T) {
 	storetest.ForEachDriver(t, func(t *testing.T, driver string) {
 		s := startService(t, storetest.MustConfig(t, driver))
 		a := rpc{t, s.grpcCaller()}
-		s.mustUser(t, "frank", "admin")
-		s.mustUser(t, "frank-bot", "machine:frank")
-
-		out, err := s.cli(t, "", "user", "list")
-		if err != nil || !strings.Contains(out, "frank-bot") || !strings.Contains(out, "machine") {
-			t.Errorf("user list: %v\n%s", err, out)
+		op := &shell{t: t, env: s.env}
+		op.must(password+"\n", "db", "create-user", "--admin", "frank")
+		op.must("", "db", "create-user", "--machine", "--owner", "frank", "frank-bot")
+		if out := op.must("", "db", "list-users"); !strings.Contains(out, "frank-bot") || !strings.Contains(out, "machine") {
+			t.Errorf("db list-users:\n%s", out)
 		}
 		for name, tc := range map[string]struct{ stdin, args string }{
-			"short password":         {"short\n", "user create gina"},
-			"duplicate username":     {password + "\n", "user create frank"},
-			"bad username":           {password + "\n", "user create Gina!"},
-			"machine with no owner":  {"", "user create --machine --owner nobody bot2"},
-			"machine owning machine": {"", "user create --machine --owner frank-bot bot3"},
-			"password from a flag":   {"", "user create --password hunter22 gina"},
-			"machine set-password":   {password + "\n", "user set-password frank-bot"},
+			"short password":         {"short\n", "db create-user gina"},
+			"duplicate username":     {password + "\n", "db create-user FRANK"},
+			"bad username":           {password + "\n", "db create-user gina!"},
+			"machine with no owner":  {"", "db create-user --machine --owner nobody bot2"},
+			"machine owning machine": {"", "db create-user --machine --owner frank-bot bot3"},
+			"password from a flag":   {"", "db create-user --password hunter22 gina"},
+			"machine set-password":   {password + "\n", "db set-password frank-bot"},
 		} {
-			if out, err := s.cli(t, tc.stdin, strings.Fields(tc.args)...); err == nil {
-				t.Errorf("%s: succeeded:\n%s", name, out)
+			if out, errOut, code := op.run(tc.stdin, strings.Fields(tc.args)...); code == 0 {
+				t.Errorf("%s: succeeded:\n%s%s", name, out, errOut)
 			}
+		}
+		// An exported TOKENSERVICE_ADMIN does not make new users admins.
+		withAdminVar := &shell{t: t, env: map[string]string{"TOKENSERVICE_ADMIN": "true", "TOKENSERVICE_MACHINE": "true", "TOKENSERVICE_OWNER": "frank"}}
+		for k, v := range s.env {
+			withAdminVar.env[k] = v
+		}
+		withAdminVar.must(password+"\n", "db", "create-user", "ivy")
+		if out := op.must("", "db", "list-users"); !regexp.MustCompile(`ivy\s+human\s+false`).MatchString(out) {
+			t.Errorf("ivy, made with TOKENSERVICE_ADMIN=true exported, is not a plain human user:\n%s", out)
 		}
 
 		old := a.login("frank")
-		if out, err := s.cli(t, "a brand new password\n", "user", "set-password", "frank"); err != nil {
-			t.Fatalf("set-password: %v\n%s", err, out)
-		}
-		_, err = a.create("", &pb.CreateTokenRequest{Username: "frank", Password: password})
+		op.must("a brand new password\n", "db", "set-password", "frank")
+		_, err := a.create("", &pb.CreateTokenRequest{Username: "frank", Password: password})
 		wantCode(t, "the old password after set-password", err, codes.Unauthenticated)
 		if _, err := a.create("", &pb.CreateTokenRequest{Username: "frank", Password: "a brand new password"}); err != nil {
 			t.Errorf("the new password: %s", describe(err))
 		}
-
-		if out, err := s.cli(t, "", "user", "delete", "frank"); err != nil {
-			t.Fatalf("delete: %v\n%s", err, out)
-		}
+		op.must("", "db", "delete-user", "frank")
 		_, err = a.list(old, &pb.ListTokensRequest{})
 		wantCode(t, "a deleted user's token", err, codes.Unauthenticated)
-		if out, _ := s.cli(t, "", "user", "list"); strings.Contains(out, "frank") {
+		if out := op.must("", "db", "list-users"); strings.Contains(out, "frank") {
 			t.Errorf("deleted users still listed:\n%s", out)
 		}
+		op.must("", "db", "migrate")
 	})
 }
 
@@ -85,13 +314,10 @@ func TestREADMEListsEveryServeFlag(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var help bytes.Buffer
-	if err := run(context.Background(), []string{"tokenservice", "serve", "--help"}, func(string) string { return "" }, strings.NewReader(""), io.Discard, &help); err != nil && !errors.Is(err, errHelp) {
-		t.Fatal(err)
-	}
-	flags := regexp.MustCompile(`(?m)^  --([a-z-]+)  \[([A-Z_]+)\]`).FindAllStringSubmatch(help.String(), -1)
+	help, _, _ := (&shell{t: t, env: map[string]string{}}).run("", "serve", "--help")
+	flags := regexp.MustCompile(`(?m)^\s+--([a-z-]+)\b.*\[\$([A-Z_]+)\]`).FindAllStringSubmatch(help, -1)
 	if len(flags) < 10 {
-		t.Fatalf("found only %d flags in serve --help:\n%s", len(flags), help.String())
+		t.Fatalf("found only %d flags in serve --help:\n%s", len(flags), help)
 	}
 	for _, f := range flags {
 		if !bytes.Contains(readme, []byte("`--"+f[1]+"`")) || !bytes.Contains(readme, []byte("`"+f[2]+"`")) {

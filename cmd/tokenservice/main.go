@@ -1,5 +1,7 @@
-// Command tokenservice serves the token service and administers its users.
-// Run `tokenservice help` for the subcommands.
+// Command tokenservice is both the token service and its command-line
+// client: server commands run beside the database (serve, db ...), client
+// commands talk to a running server over gRPC (login, token ..., user ...).
+// Run `tokenservice --help` for the commands.
 package main
 
 import (
@@ -12,14 +14,13 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	err := run(ctx, os.Args, os.Getenv, os.Stdin, os.Stdout, os.Stderr)
-	switch err {
-	case nil, errHelp:
-	case errUsage:
-		os.Exit(2)
-	default:
+	stop()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "tokenservice:", err)
-		os.Exit(1)
+		if hint := usageHint(err); hint != "" {
+			fmt.Fprintln(os.Stderr, hint)
+		}
 	}
+	os.Exit(exitCode(err))
 }

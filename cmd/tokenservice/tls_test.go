@@ -103,3 +103,22 @@ func TestTLS(t *testing.T) {
 		}
 	}
 }
+
+// The client commands use TLS when the address says https:// or --tls asks,
+// trusting --tls-ca-file (else the system's CAs).
+func TestClientOverTLS(t *testing.T) {
+	certFile, keyFile, _ := mustCertificate(t)
+	s := startService(t, storetest.MustConfig(t, "sqlite"), "TOKENSERVICE_TLS_CERT", certFile, "TOKENSERVICE_TLS_KEY", keyFile)
+	s.mustUser(t, "tess", "human")
+	sh := s.newShell(t)
+	sh.env["TOKENSERVICE_ADDR"] = "https://" + s.grpcAddr
+	sh.want(exitUnreachable, "certificate", password+"\n", "login", "tess") // not signed by a CA the system trusts
+	sh.env["TOKENSERVICE_TLS_CA_FILE"] = certFile
+	sh.must(password+"\n", "login", "tess")
+	if out := sh.must("", "whoami"); !strings.Contains(out, "tess") {
+		t.Errorf("whoami over TLS: %q", out)
+	}
+	sh.must("", "whoami", "--addr", s.grpcAddr, "--tls")
+	sh.want(exitUnreachable, "did not answer", "", "whoami", "--addr", s.grpcAddr) // plaintext to a TLS server
+	sh.want(exitUsage, "scheme", "", "whoami", "--addr", "ftp://"+s.grpcAddr)
+}

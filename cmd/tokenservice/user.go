@@ -1,157 +1,180 @@
 package main
 
 import (
-	"bufio"
-	"context"
-	"errors"
 	"fmt"
-	"io"
-	"os"
-	"strings"
-	"text/tabwriter"
-	"time"
 
-	"golang.org/x/term"
+	"github.com/spf13/cobra"
 
-	"github.com/tokenservice/tokenservice/pkg/app"
-	"github.com/tokenservice/tokenservice/pkg/domain"
-	"github.com/tokenservice/tokenservice/pkg/users"
+	pb "github.com/tokenservice/tokenservice/gen/priv/tokenservice/v1alpha1"
 )
 
-func runUser(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	if len(args) < 1 {
-		fmt.Fprint(stderr, usage)
-		return errUsage
-	}
-	sub, rest := args[0], args[1:]
-	fs := newFlagSet("user "+sub, "Administer users.", stderr)
-	dbCfg := dbFlags(fs)
-	admin := fs.Bool("admin", false, "create: the user is an administrator (may act for any user)")
-	machine := fs.Bool("machine", false, "create: a machine user (no password), owned by --owner")
-	owner := fs.String("owner", "", "create --machine: the owning human user's username")
-	if err := parseFlags(fs, rest, getenv); err != nil {
-		return err
-	}
-	name := fs.Arg(0)
-	if (sub != "list" && fs.NArg() != 1) || (sub == "list" && fs.NArg() != 0) {
-		fs.Usage()
-		return errUsage
-	}
-	if !map[string]bool{"create": true, "list": true, "delete": true, "set-password": true}[sub] {
-		fmt.Fprintf(stderr, "unknown user command %q\n\n%s", sub, usage)
-		return errUsage
-	}
-	db, err := app.OpenDatabase(ctx, *dbCfg)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	svc, op := db.Users(), users.Operator()
+func userCommand(e *env) *cobra.Command {
+	cmd := group("user", "Create, list, show and delete users and machine users; change passwords", groupClient,
+		userCreateMachineCommand(e), userCreateCommand(e), userListCommand(e), userGetCommand(e), userDeleteCommand(e), userSetPasswordCommand(e))
+	cmd.Long = `Create, list, show and delete users through the API. Anyone creates machine users, which
+they own; only an admin creates human users (server refusal: exit status 3).`
+	return cmd
+}
 
-	switch sub {
-	case "create":
-		in := users.NewUser{Username: name, Admin: *admin, Machine: *machine}
-		if *machine {
-			o, err := svc.GetByUsername(ctx, op, *owner)
-			if err != nil {
-				return fmt.Errorf("--owner %q: %w", *owner, err)
-			}
-			in.OwnerID = o.ID
-		} else {
-			if *owner != "" {
-				return errors.New("--owner goes with --machine")
-			}
-			if in.Password, err = readPassword(stdin, stderr); err != nil {
-				return err
-			}
+func userCreateMachineCommand(e *env) *cobra.Command {
+	var asJSON bool
+	cmd := withClient(e, &cobra.Command{
+		Use:   "create-machine NAME",
+		Short: "Create a machine user you own; then give it tokens with token create --user NAME",
+		Args:  args("NAME"),
+	}, func(cmd *cobra.Command, c *client, argv []string) error {
+		ctx, cancel := c.call(cmd.Context())
+		defer cancel()
+		resp, err := c.users.CreateUser(ctx, &pb.CreateUserRequest{Username: argv[0], Machine: true})
+		if err != nil {
+			return c.fail(err)
 		}
-		u, err := svc.Create(ctx, op, in)
+		return printUser(e, asJSON, resp.GetUser())
+	})
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON, as the REST API answers")
+	return cmd
+}
+
+func printUser(e *env, asJSON bool, u *pb.User) error {
+	if asJSON {
+		return printJSON(e.stdout, false, u)
+	}
+	return printUsers(e.stdout, []*pb.User{u})
+}
+
+func userCreateCommand(e *env) *cobra.Command {
+	var admin, asJSON bool
+	cmd := withClient(e, &cobra.Command{
+		Use:   "create NAME [--admin]",
+		Short: "Create a human user (admins only); the password comes from the terminal or stdin",
+		Args:  args("NAME"),
+	}, func(cmd *cobra.Command, c *client, argv []string) error {
+		password, err := newPrompter(e).newPassword("Password for " + argv[0])
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "created user %s with id %s\n", u.Username, u.ID)
-	case "list":
-		var all []*domain.User
-		for page := ""; ; {
-			us, next, err := svc.List(ctx, op, users.ListInput{PageSize: users.MaxPageSize, PageToken: page})
+		ctx, cancel := c.call(cmd.Context())
+		defer cancel()
+		resp, err := c.users.CreateUser(ctx, &pb.CreateUserRequest{Username: argv[0], Password: password, Admin: admin})
+		if err != nil {
+			return c.fail(err)
+		}
+		return printUser(e, asJSON, resp.GetUser())
+	})
+	// Never from the environment: an exported variable must not make every new user an admin.
+	cmd.Flags().BoolVar(&admin, "admin", false, "the new user is an admin (may act for any user)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON, as the REST API answers")
+	return cmd
+}
+
+func userListCommand(e *env) *cobra.Command {
+	var asJSON bool
+	cmd := withClient(e, &cobra.Command{
+		Use:   "list",
+		Short: "List yourself and your machine users (everyone, for an admin)",
+		Args:  args(),
+	}, func(cmd *cobra.Command, c *client, _ []string) error {
+		var all []*pb.User
+		req := &pb.ListUsersRequest{PageSize: 250}
+		for {
+			ctx, cancel := c.call(cmd.Context())
+			resp, err := c.users.ListUsers(ctx, req)
+			cancel()
 			if err != nil {
-				return err
+				return c.fail(err)
 			}
-			all = append(all, us...)
-			if page = next; page == "" {
+			all = append(all, resp.GetUsers()...)
+			if req.PageToken = resp.GetNextPageToken(); req.PageToken == "" {
 				break
 			}
 		}
-		byID := make(map[string]string, len(all))
-		for _, u := range all {
-			byID[u.ID] = u.Username
+		if asJSON {
+			return printJSON(e.stdout, true, all...)
 		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tUSERNAME\tKIND\tOWNER\tADMIN\tCREATED")
-		for _, u := range all {
-			kind := "human"
-			if u.IsMachine() {
-				kind = "machine"
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", u.ID, u.Username, kind, byID[u.OwnerID], u.Admin, u.CreateTime.Format(time.RFC3339))
-		}
-		return tw.Flush()
-	case "delete":
-		u, err := svc.GetByUsername(ctx, op, name)
-		if err != nil {
-			return err
-		}
-		if err := svc.Delete(ctx, op, u.ID); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "deleted user %s, its machine users and their tokens\n", name)
-	case "set-password":
-		u, err := svc.GetByUsername(ctx, op, name)
-		if err != nil {
-			return err
-		}
-		if u.IsMachine() {
-			return errors.New("machine users have no password: they authenticate with API tokens")
-		}
-		password, err := readPassword(stdin, stderr)
-		if err != nil {
-			return err
-		}
-		if err := svc.ChangePassword(ctx, op, users.PasswordChange{UserID: u.ID, NewPassword: password}); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "password set for %s\n", name)
-	}
-	return nil
+		return printUsers(e.stdout, all)
+	})
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array, as the REST API answers")
+	return cmd
 }
 
-// readPassword reads a password, never from a flag: from the terminal
-// (asked twice, not echoed) or else the first line of stdin.
-func readPassword(stdin io.Reader, stderr io.Writer) (string, error) {
-	var password string
-	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		fmt.Fprint(stderr, "Password: ")
-		p1, err := term.ReadPassword(int(f.Fd()))
-		fmt.Fprintln(stderr)
+func userGetCommand(e *env) *cobra.Command {
+	var asJSON bool
+	cmd := withClient(e, &cobra.Command{
+		Use:   "get NAME",
+		Short: "Show a user you may see, by username",
+		Args:  args("NAME"),
+	}, func(cmd *cobra.Command, c *client, argv []string) error {
+		id, err := c.userID(cmd.Context(), argv[0])
 		if err != nil {
-			return "", err
+			return err
 		}
-		fmt.Fprint(stderr, "Again: ")
-		p2, err := term.ReadPassword(int(f.Fd()))
-		fmt.Fprintln(stderr)
+		ctx, cancel := c.call(cmd.Context())
+		defer cancel()
+		resp, err := c.users.GetUser(ctx, &pb.GetUserRequest{UserId: id})
 		if err != nil {
-			return "", err
+			return c.fail(err)
 		}
-		if string(p1) != string(p2) {
-			return "", errors.New("the passwords differ")
+		return printUser(e, asJSON, resp.GetUser())
+	})
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON, as the REST API answers")
+	return cmd
+}
+
+func userDeleteCommand(e *env) *cobra.Command {
+	return withClient(e, &cobra.Command{
+		Use:   "delete NAME",
+		Short: "Delete one of your machine users (anyone but yourself, for an admin), its machine users and all their tokens",
+		Args:  args("NAME"),
+	}, func(cmd *cobra.Command, c *client, argv []string) error {
+		id, err := c.userID(cmd.Context(), argv[0])
+		if err != nil {
+			return err
 		}
-		password = string(p1)
-	} else {
-		line, err := bufio.NewReader(io.LimitReader(stdin, domain.MaxPasswordBytes+2)).ReadString('\n')
-		if err != nil && !errors.Is(err, io.EOF) {
-			return "", fmt.Errorf("reading the password from stdin: %w", err)
+		ctx, cancel := c.call(cmd.Context())
+		defer cancel()
+		if _, err := c.users.DeleteUser(ctx, &pb.DeleteUserRequest{UserId: id}); err != nil {
+			return c.fail(err)
 		}
-		password = strings.TrimRight(line, "\r\n")
-	}
-	return password, domain.ValidatePassword(password)
+		fmt.Fprintf(e.stdout, "deleted user %s, its machine users and their tokens\n", argv[0])
+		return nil
+	})
+}
+
+func userSetPasswordCommand(e *env) *cobra.Command {
+	return withClient(e, &cobra.Command{
+		Use:   "set-password [NAME]",
+		Short: "Change your password (asks the old one), or as an admin another user's",
+		Args:  args("NAME?"),
+	}, func(cmd *cobra.Command, c *client, argv []string) error {
+		me, err := c.userID(cmd.Context(), "me")
+		if err != nil {
+			return err
+		}
+		req := &pb.ChangePasswordRequest{UserId: me}
+		if len(argv) == 1 {
+			if req.UserId, err = c.userID(cmd.Context(), argv[0]); err != nil {
+				return err
+			}
+		}
+		p := newPrompter(e)
+		if req.UserId == me {
+			old, err := p.password("Current password")
+			if err != nil {
+				return err
+			}
+			req.OldPassword = old
+		}
+		password, err := p.newPassword("New password")
+		if err != nil {
+			return err
+		}
+		req.NewPassword = password
+		ctx, cancel := c.call(cmd.Context())
+		defer cancel()
+		if _, err := c.users.ChangePassword(ctx, req); err != nil {
+			return c.fail(err)
+		}
+		fmt.Fprintln(e.stdout, "password changed; API tokens are left as they are")
+		return nil
+	})
 }

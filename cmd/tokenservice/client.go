@@ -1,0 +1,274 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/tokenservice/tokenservice/gen/priv/tokenservice/v1alpha1"
+)
+
+// defaultAddr is where a client looks for the server when nothing says otherwise.
+const defaultAddr = "localhost:9090"
+
+// tokenVariable holds an API token for scripts: it wins over a login's.
+const tokenVariable = "TOKENSERVICE_TOKEN"
+
+// clientOptions are the flags every client command takes.
+type clientOptions struct {
+	addr   string
+	tls    bool
+	caFile string
+}
+
+func clientFlags(fs *pflag.FlagSet) *clientOptions {
+	o := &clientOptions{}
+	fs.StringVar(&o.addr, "addr", "", "the server's gRPC address: host:port, or https://host:port for TLS (default: the address logged in to, else "+defaultAddr+")")
+	fs.BoolVar(&o.tls, "tls", false, "use TLS even though --addr does not say https://")
+	fs.StringVar(&o.caFile, "tls-ca-file", "", "PEM file of the CA that signed the server's certificate (default: the system's)")
+	fromEnv(fs, "addr", "tls", "tls-ca-file")
+	return o
+}
+
+// client is a connection to the server, with the caller's API token.
+type client struct {
+	addr   string
+	conn   *grpc.ClientConn
+	token  string // "" if not logged in
+	tokens pb.TokenServiceClient
+	users  pb.UserServiceClient
+}
+
+// connect dials the server. The token is TOKENSERVICE_TOKEN's, else the
+// login's; needToken refuses to go on without one.
+func (o *clientOptions) connect(e *env, needToken bool) (*client, error) {
+	path, err := credentialsPath(e.getenv)
+	if err != nil {
+		return nil, err
+	}
+	saved, err := loadCredentials(path)
+	if err != nil {
+		return nil, err
+	}
+	c := &client{addr: o.addr, token: e.getenv(tokenVariable)}
+	if c.addr == "" && saved != nil {
+		c.addr = saved.Addr
+	}
+	if c.addr == "" {
+		c.addr = defaultAddr
+	}
+	if c.token == "" && saved != nil {
+		c.token = saved.Token
+	}
+	if needToken && c.token == "" {
+		return nil, &exitErr{code: exitCredentials, err: fmt.Errorf("not logged in: run `tokenservice login`, or set %s", tokenVariable)}
+	}
+	target, useTLS, err := parseAddr(c.addr)
+	if err != nil {
+		return nil, &exitErr{code: exitUsage, err: err, cmd: "tokenservice"}
+	}
+	creds := insecure.NewCredentials()
+	if useTLS || o.tls {
+		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+		if o.caFile != "" {
+			pem, err := os.ReadFile(o.caFile)
+			if err != nil {
+				return nil, fmt.Errorf("--tls-ca-file: %w", err)
+			}
+			cfg.RootCAs = x509.NewCertPool()
+			if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("--tls-ca-file: no PEM certificate in %s", o.caFile)
+			}
+		}
+		creds = credentials.NewTLS(cfg)
+	}
+	if c.conn, err = grpc.NewClient(target, grpc.WithTransportCredentials(creds)); err != nil {
+		return nil, &exitErr{code: exitUsage, err: fmt.Errorf("--addr %q: %w", c.addr, err), cmd: "tokenservice"}
+	}
+	c.tokens, c.users = pb.NewTokenServiceClient(c.conn), pb.NewUserServiceClient(c.conn)
+	return c, nil
+}
+
+// parseAddr turns --addr into a gRPC target and whether it asks for TLS.
+func parseAddr(addr string) (target string, useTLS bool, err error) {
+	if !strings.Contains(addr, "://") {
+		return addr, false, nil
+	}
+	u, err := url.Parse(addr)
+	if err != nil || u.Host == "" || (u.Path != "" && u.Path != "/") {
+		return "", false, fmt.Errorf("--addr %q: want host:port or https://host:port", addr)
+	}
+	switch u.Scheme {
+	case "https", "grpcs":
+		if u.Port() == "" {
+			return u.Host + ":443", true, nil
+		}
+		return u.Host, true, nil
+	case "http", "grpc":
+		return u.Host, false, nil
+	}
+	return "", false, fmt.Errorf("--addr %q: the scheme must be https:// (TLS) or http://", addr)
+}
+
+func (c *client) close() { c.conn.Close() }
+
+// callTimeout bounds one call: a server that does not answer is an error, not a hang.
+const callTimeout = 30 * time.Second
+
+// call returns a context for one call, carrying the API token.
+func (c *client) call(parent context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(parent, callTimeout)
+	if c.token != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+c.token)
+	}
+	return ctx, cancel
+}
+
+// fail turns a call's error into what the user reads, with the exit code
+// that tells refused credentials and an unreachable server apart.
+func (c *client) fail(err error) error {
+	st := status.Convert(err)
+	switch st.Code() {
+	case codes.Unauthenticated:
+		return &exitErr{code: exitCredentials, err: fmt.Errorf("%s: log in again (tokenservice login) or check %s", st.Message(), tokenVariable)}
+	case codes.PermissionDenied:
+		return &exitErr{code: exitCredentials, err: errors.New(st.Message())}
+	case codes.Unavailable, codes.DeadlineExceeded:
+		return &exitErr{code: exitUnreachable, err: fmt.Errorf("the server at %s did not answer: %s", c.addr, st.Message())}
+	}
+	return errors.New(st.Message())
+}
+
+// userID returns the ID of the user named: a username, or "me"; "" stays
+// "" (the API's "you").
+func (c *client) userID(ctx context.Context, name string) (string, error) {
+	if name == "" {
+		return "", nil
+	}
+	call, cancel := c.call(ctx)
+	defer cancel()
+	if name == "me" {
+		resp, err := c.users.GetUser(call, &pb.GetUserRequest{UserId: "me"})
+		if err != nil {
+			return "", c.fail(err)
+		}
+		return resp.GetUser().GetId(), nil
+	}
+	resp, err := c.users.ListUsers(call, &pb.ListUsersRequest{Username: name})
+	if err != nil {
+		return "", c.fail(err)
+	}
+	if len(resp.GetUsers()) != 1 {
+		return "", fmt.Errorf("no user %q that you may see", name)
+	}
+	return resp.GetUsers()[0].GetId(), nil
+}
+
+// savedCredentials are what login keeps.
+type savedCredentials struct {
+	Addr     string `json:"addr"`
+	Username string `json:"username"`
+	Token    string `json:"token"`
+}
+
+// credentialsPath is $XDG_CONFIG_HOME/tokenservice/credentials.json, with
+// $HOME/.config for an unset or relative XDG_CONFIG_HOME (XDG Base
+// Directory Specification).
+func credentialsPath(getenv func(string) string) (string, error) {
+	dir := getenv("XDG_CONFIG_HOME")
+	if dir == "" || !filepath.IsAbs(dir) {
+		home := getenv("HOME")
+		if home == "" {
+			return "", errors.New("neither XDG_CONFIG_HOME nor HOME is set: no place for the credentials")
+		}
+		dir = filepath.Join(home, ".config")
+	}
+	return filepath.Join(dir, "tokenservice", "credentials.json"), nil
+}
+
+// loadCredentials reads the credentials file: nil if there is none. A file
+// others may read is refused: the token in it is as good as a password.
+func loadCredentials(path string) (*savedCredentials, error) {
+	info, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if mode := info.Mode().Perm(); mode&0o077 != 0 {
+		return nil, fmt.Errorf("%s is readable by others (mode %04o): refusing to use the token in it; run chmod 600 on it, or log in again", path, mode)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var c savedCredentials
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &c, nil
+}
+
+// saveCredentials writes the file, mode 0600 in a 0700 directory, whole or
+// not at all.
+func saveCredentials(path string, c *savedCredentials) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".credentials-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// parseLifetime reads --expires-in: a Go duration, or whole days ("30d");
+// 0 means no expiry.
+func parseLifetime(s string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("--expires-in %q: want a duration such as 30d, 12h or 90m", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("--expires-in %q: want a duration such as 30d, 12h or 90m", s)
+	}
+	return d, nil
+}

@@ -1,0 +1,197 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tokenservice/tokenservice/pkg/app"
+	"github.com/tokenservice/tokenservice/pkg/domain"
+	"github.com/tokenservice/tokenservice/pkg/store"
+	"github.com/tokenservice/tokenservice/pkg/users"
+)
+
+// dbCommand holds the server-side commands: they open the database with
+// serve's database flags and act as its operator, through the same user
+// rules the API applies. Use them to bootstrap the first admin or recover a
+// lost admin password; everything else goes through the API (the client
+// commands).
+func dbCommand(e *env) *cobra.Command {
+	cmd := group("db", "Work on the database directly: migrate, bootstrap the first admin, recover access", groupServer,
+		dbMigrateCommand(e), dbCreateUserCommand(e), dbListUsersCommand(e), dbDeleteUserCommand(e), dbSetPasswordCommand(e))
+	cmd.Long = `Work on the database directly, with serve's database flags: migrate it, bootstrap the
+first admin, recover a lost password. These commands never talk to a server; once an
+admin exists, manage users through the API (tokenservice user ...).`
+	cfg := dbFlags(cmd.PersistentFlags())
+	for _, sub := range cmd.Commands() {
+		sub.RunE = withDatabase(cfg, sub.RunE)
+	}
+	return cmd
+}
+
+// dbKey carries the open database to a db subcommand.
+type dbKey struct{}
+
+// withDatabase opens and migrates the database around run.
+func withDatabase(cfg *store.Config, run func(*cobra.Command, []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		db, err := app.OpenDatabase(cmd.Context(), *cfg)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		cmd.SetContext(context.WithValue(cmd.Context(), dbKey{}, db))
+		return run(cmd, args)
+	}
+}
+
+func usersOf(cmd *cobra.Command) *users.Service {
+	return cmd.Context().Value(dbKey{}).(*app.Database).Users()
+}
+
+func dbMigrateCommand(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "migrate",
+		Short: "Apply the database migrations and exit (serve also applies them at start)",
+		Args:  args(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fmt.Fprintln(e.stdout, "database is up to date")
+			return nil
+		},
+	}
+}
+
+func dbCreateUserCommand(e *env) *cobra.Command {
+	var admin, machine bool
+	var owner string
+	cmd := &cobra.Command{
+		Use:   "create-user [--admin] NAME | --machine --owner OWNER NAME",
+		Short: "Create a user; a human user's password comes from the terminal or stdin, never a flag",
+		Example: `  printf '%s\n' 'correct horse battery staple' | tokenservice db create-user --admin alice
+  tokenservice db create-user --machine --owner alice ci-bot`,
+		Args: args("NAME"),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			ctx, svc, op := cmd.Context(), usersOf(cmd), users.Operator()
+			in := users.NewUser{Username: argv[0], Admin: admin, Machine: machine}
+			switch {
+			case machine:
+				if owner == "" {
+					return usageError(cmd, "--machine needs --owner: the human user who owns it")
+				}
+				o, err := svc.GetByUsername(ctx, op, owner)
+				if err != nil {
+					return fmt.Errorf("--owner %q: %w", owner, err)
+				}
+				in.OwnerID = o.ID
+			case owner != "":
+				return usageError(cmd, "--owner goes with --machine")
+			default:
+				password, err := newPrompter(e).newPassword("Password")
+				if err != nil {
+					return err
+				}
+				in.Password = password
+			}
+			u, err := svc.Create(ctx, op, in)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "created user %s with id %s\n", u.Username, u.ID)
+			return nil
+		},
+	}
+	// Never from the environment: an exported variable must not make every new user an admin.
+	cmd.Flags().BoolVar(&admin, "admin", false, "the user is an administrator (may act for any user)")
+	cmd.Flags().BoolVar(&machine, "machine", false, "a machine user (no password), owned by --owner")
+	cmd.Flags().StringVar(&owner, "owner", "", "with --machine: the owning human user's username")
+	return cmd
+}
+
+func dbListUsersCommand(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list-users",
+		Short: "List every user",
+		Args:  args(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, svc, op := cmd.Context(), usersOf(cmd), users.Operator()
+			var all []*domain.User
+			for page := ""; ; {
+				us, next, err := svc.List(ctx, op, users.ListInput{PageSize: users.MaxPageSize, PageToken: page})
+				if err != nil {
+					return err
+				}
+				all = append(all, us...)
+				if page = next; page == "" {
+					break
+				}
+			}
+			names := make(map[string]string, len(all))
+			for _, u := range all {
+				names[u.ID] = u.Username
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tUSERNAME\tKIND\tOWNER\tADMIN\tCREATED")
+			for _, u := range all {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", u.ID, u.Username, kind(u.IsMachine()), names[u.OwnerID], u.Admin, u.CreateTime.Format(time.RFC3339))
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func kind(machine bool) string {
+	if machine {
+		return "machine"
+	}
+	return "human"
+}
+
+func dbDeleteUserCommand(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete-user NAME",
+		Short: "Delete a user, its machine users and all their tokens",
+		Args:  args("NAME"),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			ctx, svc, op := cmd.Context(), usersOf(cmd), users.Operator()
+			u, err := svc.GetByUsername(ctx, op, argv[0])
+			if err != nil {
+				return err
+			}
+			if err := svc.Delete(ctx, op, u.ID); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "deleted user %s, its machine users and their tokens\n", u.Username)
+			return nil
+		},
+	}
+}
+
+func dbSetPasswordCommand(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "set-password NAME",
+		Short: "Set a human user's password (from the terminal or stdin), say a lost admin's",
+		Args:  args("NAME"),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			ctx, svc, op := cmd.Context(), usersOf(cmd), users.Operator()
+			u, err := svc.GetByUsername(ctx, op, argv[0])
+			if err != nil {
+				return err
+			}
+			if u.IsMachine() {
+				return fmt.Errorf("%s is a machine user: machine users have no password, they authenticate with API tokens", u.Username)
+			}
+			password, err := newPrompter(e).newPassword("New password")
+			if err != nil {
+				return err
+			}
+			if err := svc.ChangePassword(ctx, op, users.PasswordChange{UserID: u.ID, NewPassword: password}); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "password set for %s\n", u.Username)
+			return nil
+		},
+	}
+}

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pb "github.com/tokenservice/tokenservice/gen/priv/tokenservice/v1alpha1"
+)
+
+func loginCommand(e *env) *cobra.Command {
+	var o *clientOptions
+	var expiresIn string
+	cmd := &cobra.Command{
+		Use:   "login [USERNAME]",
+		Short: "Log in with a username and password; keeps an API token for the other commands",
+		Long: `Log in with a username and password (asked on the terminal, or read as lines from
+stdin; never a flag). The API token this creates is kept, with the server's address, in
+$XDG_CONFIG_HOME/tokenservice/credentials.json (~/.config/...), mode 0600; a previous
+login's token is deleted. Scripts can instead set TOKENSERVICE_TOKEN.`,
+		GroupID: groupClient,
+		Args:    args("USERNAME?"),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			lifetime, err := parseLifetime(expiresIn)
+			if err != nil {
+				return usageError(cmd, "%v", err)
+			}
+			c, err := o.connect(e, false)
+			if err != nil {
+				return err
+			}
+			defer c.close()
+			p := newPrompter(e)
+			username := ""
+			if len(argv) == 1 {
+				username = argv[0]
+			} else if username, err = p.line("Username"); err != nil {
+				return err
+			}
+			password, err := p.password("Password")
+			if err != nil {
+				return err
+			}
+			host, _ := os.Hostname()
+			req := &pb.CreateTokenRequest{Username: username, Password: password, Note: "tokenservice login on " + host}
+			if lifetime > 0 {
+				req.ExpireTime = timestamppb.New(time.Now().Add(lifetime))
+			}
+			c.token = "" // the password authenticates: a bearer as well would be refused
+			ctx, cancel := c.call(cmd.Context())
+			defer cancel()
+			resp, err := c.tokens.CreateToken(ctx, req)
+			if err != nil {
+				return c.fail(err)
+			}
+			path, err := credentialsPath(e.getenv)
+			if err != nil {
+				return err
+			}
+			previous, _ := loadCredentials(path)
+			if err := saveCredentials(path, &savedCredentials{Addr: c.addr, Username: username, Token: resp.GetToken()}); err != nil {
+				return err
+			}
+			if previous != nil && previous.Addr == c.addr && previous.Token != "" {
+				revoke(cmd, c, previous.Token) // best effort: it is no longer kept anywhere
+			}
+			fmt.Fprintf(e.stdout, "Logged in to %s as %s (token %s, expires %s)\n", c.addr, username,
+				resp.GetMetadata().GetId(), when(resp.GetMetadata().GetExpireTime(), "never"))
+			return nil
+		},
+	}
+	o = clientFlags(cmd.Flags())
+	cmd.Flags().StringVar(&expiresIn, "expires-in", "30d", "the login token's lifetime: 30d, 12h, ...; 0 for none")
+	return cmd
+}
+
+// revoke deletes an API token with itself as the bearer; failures are ignored.
+func revoke(cmd *cobra.Command, c *client, token string) error {
+	old := *c
+	old.token = token
+	ctx, cancel := old.call(cmd.Context())
+	defer cancel()
+	_, err := c.tokens.DeleteToken(ctx, &pb.DeleteTokenRequest{TokenId: tokenID(token)})
+	return err
+}
+
+// tokenID is the public ID inside a plaintext API token (tks_<id>_...).
+func tokenID(plaintext string) string {
+	const prefix, idLen = len("tks_"), 16
+	if len(plaintext) < prefix+idLen {
+		return ""
+	}
+	return plaintext[prefix : prefix+idLen]
+}
+
+func logoutCommand(e *env) *cobra.Command {
+	var o *clientOptions
+	cmd := &cobra.Command{
+		Use:     "logout",
+		Short:   "Delete the login's API token on the server, then the local copy",
+		GroupID: groupClient,
+		Args:    args(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			path, err := credentialsPath(e.getenv)
+			if err != nil {
+				return err
+			}
+			saved, err := loadCredentials(path)
+			if err != nil {
+				return err
+			}
+			if saved == nil {
+				fmt.Fprintln(e.stdout, "Not logged in.")
+				return nil
+			}
+			if o.addr == "" {
+				o.addr = saved.Addr
+			}
+			c, err := o.connect(e, false)
+			if err != nil {
+				return err
+			}
+			defer c.close()
+			// A token the server no longer accepts is gone already; any other
+			// failure keeps the file, so that logout can be tried again.
+			if err := revoke(cmd, c, saved.Token); err != nil && status.Code(err) != codes.Unauthenticated {
+				return c.fail(err)
+			}
+			if err := os.Remove(path); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "Logged out of %s.\n", saved.Addr)
+			return nil
+		},
+	}
+	o = clientFlags(cmd.Flags())
+	return cmd
+}
+
+func whoamiCommand(e *env) *cobra.Command {
+	var o *clientOptions
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:     "whoami",
+		Short:   "Show the user your credentials belong to",
+		GroupID: groupClient,
+		Args:    args(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := o.connect(e, true)
+			if err != nil {
+				return err
+			}
+			defer c.close()
+			ctx, cancel := c.call(cmd.Context())
+			defer cancel()
+			resp, err := c.users.GetUser(ctx, &pb.GetUserRequest{UserId: "me"})
+			if err != nil {
+				return c.fail(err)
+			}
+			if asJSON {
+				return printJSON(e.stdout, false, resp.GetUser())
+			}
+			return printUsers(e.stdout, []*pb.User{resp.GetUser()})
+		},
+	}
+	o = clientFlags(cmd.Flags())
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON, as the REST API answers")
+	return cmd
+}

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pb "github.com/tokenservice/tokenservice/gen/priv/tokenservice/v1alpha1"
+)
+
+func tokenCommand(e *env) *cobra.Command {
+	cmd := group("token", "Create, list, show, delete and exchange API tokens", groupClient,
+		tokenCreateCommand(e), tokenListCommand(e), tokenGetCommand(e), tokenDeleteCommand(e), tokenExchangeCommand(e))
+	cmd.Long = "Create, list, show, delete and exchange API tokens: yours, your machine users' (--user), or anyone's as an admin."
+	return cmd
+}
+
+// withClient adds the client flags to cmd and gives run a connected client.
+func withClient(e *env, cmd *cobra.Command, run func(cmd *cobra.Command, c *client, args []string) error) *cobra.Command {
+	o := clientFlags(cmd.Flags())
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		c, err := o.connect(e, true)
+		if err != nil {
+			return err
+		}
+		defer c.close()
+		return run(cmd, c, args)
+	}
+	return cmd
+}
+
+func tokenCreateCommand(e *env) *cobra.Command {
+	var note, expiresIn, user string
+	var asJSON bool
+	cmd := withClient(e, &cobra.Command{
+		Use:   "create",
+		Short: "Create an API token and print it, once, on stdout",
+		Example: `  tokenservice token create --note "laptop" --expires-in 30d
+  CI_TOKEN=$(tokenservice token create --user ci-bot --note "CI pipeline")`,
+		Args: args(),
+	}, func(cmd *cobra.Command, c *client, _ []string) error {
+		lifetime, err := parseLifetime(expiresIn)
+		if err != nil {
+			return usageError(cmd, "%v", err)
+		}
+		userID, err := c.userID(cmd.Context(), user)
+		if err != nil {
+			return err
+		}
+		req := &pb.CreateTokenRequest{Note: note, UserId: userID}
+		if lifetime > 0 {
+			req.ExpireTime = timestamppb.New(time.Now().Add(lifetime))
+		}
+		ctx, cancel := c.call(cmd.Context())
+		defer cancel()
+		resp, err := c.tokens.CreateToken(ctx, req)
+		if err != nil {
+			return c.fail(err)
+		}
+		if asJSON {
+			return printJSON(e.stdout, false, resp)
+		}
+		md := resp.GetMetadata()
+		fmt.Fprintf(e.stderr, "Created token %s for user %s, expires %s. It is shown this once:\n", md.GetId(), md.GetUserId(), when(md.GetExpireTime(), "never"))
+		_, err = fmt.Fprintln(e.stdout, resp.GetToken())
+		return err
+	})
+	cmd.Flags().StringVar(&note, "note", "", "a note to tell the token by, at most 256 characters")
+	cmd.Flags().StringVar(&expiresIn, "expires-in", "0", "lifetime: 30d, 12h, 90m, ...; 0 for none (or the server's maximum)")
+	cmd.Flags().StringVar(&user, "user", "", "the token's user, by username: one of your machine users (anyone, for an admin); default you")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the token and its metadata as JSON")
+	return cmd
+}
+
+func tokenListCommand(e *env) *cobra.Command {
+	var user string
+	var asJSON bool
+	cmd := withClient(e, &cobra.Command{
+		Use:   "list",
+		Short: "List active API tokens (not deleted, not expired), oldest first",
+		Args:  args(),
+	}, func(cmd *cobra.Command, c *client, _ []string) error {
+		userID, err := c.userID(cmd.Context(), user)
+		if err != nil {
+			return err
+		}
+		var all []*pb.Token
+		req := &pb.ListTokensRequest{UserId: userID, PageSize: 250}
+		for {
+			ctx, cancel := c.call(cmd.Context())
+			resp, err := c.tokens.ListTokens(ctx, req)
+			cancel()
+			if err != nil {
+				return c.fail(err)
+			}
+			all = append(all, resp.GetTokens()...)
+			if req.PageToken = resp.GetNextPageToken(); req.PageToken == "" {
+				break
+			}
+		}
+		if asJSON {
+			return printJSON(e.stdout, true, all...)
+		}
+		return printTokens(e.stdout, all)
+	})
+	cmd.Flags().StringVar(&user, "user", "", "whose tokens, by username: yours by default, or one of your machine users'")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array, as the REST API answers")
+	return cmd
+}
+
+func tokenGetCommand(e *env) *cobra.Command {
+	var asJSON bool
+	cmd := withClient(e, &cobra.Command{
+		Use:   "get ID",
+		Short: "Show an API token's metadata (never its secret)",
+		Args:  args("ID"),
+	}, func(cmd *cobra.Command, c *client, argv []string) error {
+		ctx, cancel := c.call(cmd.Context())
+		defer cancel()
+		resp, err := c.tokens.GetToken(ctx, &pb.GetTokenRequest{TokenId: argv[0]})
+		if err != nil {
+			return c.fail(err)
+		}
+		if asJSON {
+			return printJSON(e.stdout, false, resp.GetToken())
+		}
+		return printTokens(e.stdout, []*pb.Token{resp.GetToken()})
+	})
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON, as the REST API answers")
+	return cmd
+}
+
+func tokenDeleteCommand(e *env) *cobra.Command {
+	return withClient(e, &cobra.Command{
+		Use:   "delete ID",
+		Short: "Delete an API token: it, and access tokens minted from it, stop working here at once",
+		Args:  args("ID"),
+	}, func(cmd *cobra.Command, c *client, argv []string) error {
+		ctx, cancel := c.call(cmd.Context())
+		defer cancel()
+		if _, err := c.tokens.DeleteToken(ctx, &pb.DeleteTokenRequest{TokenId: argv[0]}); err != nil {
+			return c.fail(err)
+		}
+		fmt.Fprintf(e.stdout, "deleted token %s\n", argv[0])
+		return nil
+	})
+}
+
+func tokenExchangeCommand(e *env) *cobra.Command {
+	return withClient(e, &cobra.Command{
+		Use:   "exchange",
+		Short: "Exchange your API token for a short-lived access token, printed alone on stdout",
+		Long: `Exchange your API token (TOKENSERVICE_TOKEN, else your login's) for a short-lived
+signed access token, printed alone on stdout, for
+
+  curl -H "Authorization: Bearer $(tokenservice token exchange)" https://api.example.com/`,
+		Args: args(),
+	}, func(cmd *cobra.Command, c *client, _ []string) error {
+		ctx, cancel := c.call(cmd.Context())
+		defer cancel()
+		resp, err := c.tokens.GetAccessToken(ctx, &pb.GetAccessTokenRequest{Token: c.token})
+		if err != nil {
+			return c.fail(err)
+		}
+		_, err = fmt.Fprintln(e.stdout, resp.GetAccessToken())
+		return err
+	})
+}
