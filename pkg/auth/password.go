@@ -35,13 +35,14 @@ type Passwords struct {
 	params Argon2Params
 	rnd    io.Reader
 	dummy  string        // a hash to verify against when the user does not exist
-	slots  chan struct{} // bounds concurrent verifications: each holds MemoryKiB
+	slots  chan struct{} // bounds concurrent hashes and verifications: each holds MemoryKiB
 	// Derive is argon2.IDKey; tests count calls through it.
 	Derive func(password, salt []byte, time, memory uint32, threads uint8, keyLen uint32) []byte
 }
 
 // NewPasswords returns a hasher with the given parameters, drawing salts from
-// rnd, that runs at most maxConcurrent verifications at once (<= 0: one).
+// rnd, that runs at most maxConcurrent hashes and verifications at once
+// (<= 0: one).
 func NewPasswords(params Argon2Params, rnd io.Reader, maxConcurrent int) (*Passwords, error) {
 	p := &Passwords{params: params, rnd: rnd, slots: make(chan struct{}, max(maxConcurrent, 1)), Derive: argon2.IDKey}
 	// The dummy needs the real parameters (verifying against it costs what
@@ -58,8 +59,13 @@ func NewPasswords(params Argon2Params, rnd io.Reader, maxConcurrent int) (*Passw
 	return p, nil
 }
 
-// Hash returns the PHC string of password with a fresh salt.
-func (p *Passwords) Hash(password string) (string, error) {
+// Hash returns the PHC string of password with a fresh salt. It waits for
+// one of the bounded slots, or returns ctx's error.
+func (p *Passwords) Hash(ctx context.Context, password string) (string, error) {
+	if err := p.acquire(ctx); err != nil {
+		return "", err
+	}
+	defer p.release()
 	salt := make([]byte, saltLen)
 	if _, err := io.ReadFull(p.rnd, salt); err != nil {
 		return "", fmt.Errorf("reading salt: %w", err)
@@ -80,18 +86,28 @@ func (p *Passwords) encode(salt, key []byte) string {
 // fails, so the answer costs the same work either way. It waits for one of
 // the bounded slots, or returns ctx's error.
 func (p *Passwords) Verify(ctx context.Context, password, hash string) (bool, error) {
-	select {
-	case p.slots <- struct{}{}:
-		defer func() { <-p.slots }()
-	case <-ctx.Done():
-		return false, ctx.Err()
+	if err := p.acquire(ctx); err != nil {
+		return false, err
 	}
+	defer p.release()
 	if hash == "" {
 		_, _ = p.verify(password, p.dummy)
 		return false, nil
 	}
 	return p.verify(password, hash)
 }
+
+// acquire takes a slot: 19 MiB of argon2id memory may be used.
+func (p *Passwords) acquire(ctx context.Context) error {
+	select {
+	case p.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (p *Passwords) release() { <-p.slots }
 
 func (p *Passwords) verify(password, hash string) (bool, error) {
 	params, salt, key, err := parsePHC(hash)

@@ -15,8 +15,8 @@ func TestPasswords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h1, _ := p.Hash("correct horse")
-	h2, _ := p.Hash("correct horse")
+	h1, _ := p.Hash(t.Context(), "correct horse")
+	h2, _ := p.Hash(t.Context(), "correct horse")
 	if h1 == h2 {
 		t.Error("two hashes of one password are equal: the salt is not random")
 	}
@@ -47,7 +47,7 @@ func TestOWASPParams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, _ := p.Hash("x")
+	h, _ := p.Hash(t.Context(), "x")
 	if !strings.HasPrefix(h, "$argon2id$v=19$m=19456,t=2,p=1$") {
 		t.Errorf("hash %q does not carry OWASP's parameters", h)
 	}
@@ -58,7 +58,7 @@ func TestVerifyConcurrencyIsBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hash, _ := p.Hash("pw")
+	hash, _ := p.Hash(t.Context(), "pw")
 	var inFlight, peak atomic.Int32
 	derive := p.Derive
 	p.Derive = func(pw, salt []byte, tm, mem uint32, th uint8, n uint32) []byte {
@@ -70,8 +70,14 @@ func TestVerifyConcurrencyIsBounded(t *testing.T) {
 		return derive(pw, salt, tm, mem, th, n)
 	}
 	var wg sync.WaitGroup
-	for range 10 {
+	for i := range 10 {
 		wg.Go(func() {
+			if i%2 == 0 { // hashing a new password takes a slot too
+				if _, err := p.Hash(t.Context(), "new pw"); err != nil {
+					t.Errorf("Hash: %v", err)
+				}
+				return
+			}
 			if ok, err := p.Verify(t.Context(), "pw", hash); !ok || err != nil {
 				t.Errorf("Verify = %v, %v", ok, err)
 			}
@@ -79,7 +85,7 @@ func TestVerifyConcurrencyIsBounded(t *testing.T) {
 	}
 	wg.Wait()
 	if got := peak.Load(); got != 2 {
-		t.Errorf("%d verifications ran at once, want the bound of 2", got)
+		t.Errorf("%d hashes and verifications ran at once, want the bound of 2", got)
 	}
 
 	// A caller whose context ends while waiting for a slot gives up.
@@ -89,5 +95,8 @@ func TestVerifyConcurrencyIsBounded(t *testing.T) {
 	defer cancel()
 	if _, err := p.Verify(ctx, "pw", hash); err == nil {
 		t.Error("Verify with every slot taken returned without waiting for its context")
+	}
+	if _, err := p.Hash(ctx, "pw"); err == nil {
+		t.Error("Hash with every slot taken returned without waiting for its context")
 	}
 }

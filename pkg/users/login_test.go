@@ -34,7 +34,7 @@ func cheapPasswords(t *testing.T) *auth.Passwords {
 
 func TestUnknownUserCostsOneHashLikeAWrongPassword(t *testing.T) {
 	pw := cheapPasswords(t)
-	hash, _ := pw.Hash("right password")
+	hash, _ := pw.Hash(t.Context(), "right password")
 	derived := 0
 	derive := pw.Derive
 	pw.Derive = func(p, s []byte, tm, m uint32, th uint8, n uint32) []byte {
@@ -67,7 +67,7 @@ func TestUnknownUserCostsOneHashLikeAWrongPassword(t *testing.T) {
 // argon2id per attempt, the same limits.
 func TestChangePasswordChecksTheOldOneAsALogin(t *testing.T) {
 	pw := cheapPasswords(t)
-	hash, _ := pw.Hash("right password")
+	hash, _ := pw.Hash(t.Context(), "right password")
 	derived := 0
 	derive := pw.Derive
 	pw.Derive = func(p, s []byte, tm, m uint32, th uint8, n uint32) []byte {

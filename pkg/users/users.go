@@ -103,7 +103,7 @@ func (s *Service) Create(ctx context.Context, caller *domain.Principal, in NewUs
 		if in.OwnerID != "" {
 			return nil, domain.Errorf(domain.KindInvalid, "owner_id is for machine users")
 		}
-		if u.PasswordHash, err = s.hash(in.Password); err != nil {
+		if u.PasswordHash, err = s.hash(ctx, in.Password); err != nil {
 			return nil, err
 		}
 	}
@@ -144,11 +144,14 @@ func (s *Service) owner(ctx context.Context, caller *domain.Principal, ownerID s
 	return o.ID, nil
 }
 
-func (s *Service) hash(password string) (string, error) {
+func (s *Service) hash(ctx context.Context, password string) (string, error) {
 	if err := domain.ValidatePassword(password); err != nil {
 		return "", err
 	}
-	h, err := s.Passwords.Hash(password)
+	h, err := s.Passwords.Hash(ctx, password)
+	if ctx.Err() != nil {
+		return "", domain.Wrap(domain.KindUnavailable, ctx.Err(), "too busy to hash the password: retry later")
+	}
 	if err != nil {
 		return "", domain.Wrap(domain.KindInternal, err, "hashing password")
 	}
@@ -290,7 +293,7 @@ func (s *Service) ChangePassword(ctx context.Context, caller *domain.Principal, 
 			return err
 		}
 	}
-	hash, err := s.hash(in.NewPassword)
+	hash, err := s.hash(ctx, in.NewPassword)
 	if err != nil {
 		return err
 	}
