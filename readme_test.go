@@ -10,7 +10,7 @@ import (
 
 	"github.com/tokenservice/tokenservice/pkg/auth"
 	"github.com/tokenservice/tokenservice/pkg/domain"
-	"github.com/tokenservice/tokenservice/pkg/tokens"
+	"github.com/tokenservice/tokenservice/pkg/pagetoken"
 )
 
 // The README states facts the code decides; these keep them the same.
@@ -31,7 +31,7 @@ func TestREADMEMatchesTheCode(t *testing.T) {
 			t.Errorf("README.md does not state %s: %q", what, want)
 		}
 	}
-	if tokens.DefaultPageSize != 50 || tokens.MaxPageSize != 250 || domain.MinPasswordLen != 8 {
+	if pagetoken.DefaultPageSize != 50 || pagetoken.MaxPageSize != 250 || domain.MinPasswordLen != 8 {
 		t.Error("a limit changed: update README.md and this test together")
 	}
 }

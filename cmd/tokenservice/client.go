@@ -142,8 +142,11 @@ func (c *client) call(parent context.Context) (context.Context, context.CancelFu
 }
 
 // fail turns a call's error into what the user reads, with the exit code
-// that tells refused credentials and an unreachable server apart.
+// that tells refused credentials and an unreachable server apart (nil stays nil).
 func (c *client) fail(err error) error {
+	if err == nil {
+		return nil
+	}
 	st := status.Convert(err)
 	switch st.Code() {
 	case codes.Unauthenticated:

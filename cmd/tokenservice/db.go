@@ -10,6 +10,7 @@ import (
 
 	"github.com/tokenservice/tokenservice/pkg/app"
 	"github.com/tokenservice/tokenservice/pkg/domain"
+	"github.com/tokenservice/tokenservice/pkg/pagetoken"
 	"github.com/tokenservice/tokenservice/pkg/store"
 	"github.com/tokenservice/tokenservice/pkg/users"
 )
@@ -117,16 +118,11 @@ func dbListUsersCommand(e *env) *cobra.Command {
 		Args:  args(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, svc, op := cmd.Context(), usersOf(cmd), users.Operator()
-			var all []*domain.User
-			for page := ""; ; {
-				us, next, err := svc.List(ctx, op, users.ListInput{PageSize: users.MaxPageSize, PageToken: page})
-				if err != nil {
-					return err
-				}
-				all = append(all, us...)
-				if page = next; page == "" {
-					break
-				}
+			all, err := allPages(func(page string) ([]*domain.User, string, error) {
+				return svc.List(ctx, op, users.ListInput{PageSize: pagetoken.MaxPageSize, PageToken: page})
+			})
+			if err != nil {
+				return err
 			}
 			names := make(map[string]string, len(all))
 			for _, u := range all {

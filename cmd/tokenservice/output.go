@@ -61,3 +61,18 @@ func when(ts *timestamppb.Timestamp, unset string) string {
 	}
 	return ts.AsTime().Local().Format(time.RFC3339)
 }
+
+// allPages follows a listing's page tokens to its end.
+func allPages[T any](page func(token string) ([]T, string, error)) ([]T, error) {
+	var all []T
+	for token := ""; ; {
+		items, next, err := page(token)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, items...)
+		if token = next; token == "" {
+			return all, nil
+		}
+	}
+}

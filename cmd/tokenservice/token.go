@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/tokenservice/tokenservice/gen/priv/tokenservice/v1alpha1"
+	"github.com/tokenservice/tokenservice/pkg/pagetoken"
 )
 
 func tokenCommand(e *env) *cobra.Command {
@@ -86,19 +87,14 @@ func tokenListCommand(e *env) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		var all []*pb.Token
-		req := &pb.ListTokensRequest{UserId: userID, PageSize: 250}
-		for {
+		all, err := allPages(func(page string) ([]*pb.Token, string, error) {
 			ctx, cancel := c.call(cmd.Context())
-			resp, err := c.tokens.ListTokens(ctx, req)
-			cancel()
-			if err != nil {
-				return c.fail(err)
-			}
-			all = append(all, resp.GetTokens()...)
-			if req.PageToken = resp.GetNextPageToken(); req.PageToken == "" {
-				break
-			}
+			defer cancel()
+			resp, err := c.tokens.ListTokens(ctx, &pb.ListTokensRequest{UserId: userID, PageSize: pagetoken.MaxPageSize, PageToken: page})
+			return resp.GetTokens(), resp.GetNextPageToken(), c.fail(err)
+		})
+		if err != nil {
+			return err
 		}
 		if asJSON {
 			return printJSON(e.stdout, true, all...)

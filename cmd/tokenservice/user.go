@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	pb "github.com/tokenservice/tokenservice/gen/priv/tokenservice/v1alpha1"
+	"github.com/tokenservice/tokenservice/pkg/pagetoken"
 )
 
 func userCommand(e *env) *cobra.Command {
@@ -74,19 +75,14 @@ func userListCommand(e *env) *cobra.Command {
 		Short: "List yourself and your machine users (everyone, for an admin)",
 		Args:  args(),
 	}, func(cmd *cobra.Command, c *client, _ []string) error {
-		var all []*pb.User
-		req := &pb.ListUsersRequest{PageSize: 250}
-		for {
+		all, err := allPages(func(page string) ([]*pb.User, string, error) {
 			ctx, cancel := c.call(cmd.Context())
-			resp, err := c.users.ListUsers(ctx, req)
-			cancel()
-			if err != nil {
-				return c.fail(err)
-			}
-			all = append(all, resp.GetUsers()...)
-			if req.PageToken = resp.GetNextPageToken(); req.PageToken == "" {
-				break
-			}
+			defer cancel()
+			resp, err := c.users.ListUsers(ctx, &pb.ListUsersRequest{PageSize: pagetoken.MaxPageSize, PageToken: page})
+			return resp.GetUsers(), resp.GetNextPageToken(), c.fail(err)
+		})
+		if err != nil {
+			return err
 		}
 		if asJSON {
 			return printJSON(e.stdout, true, all...)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/tokenservice/tokenservice/pkg/auth"
 	"github.com/tokenservice/tokenservice/pkg/domain"
+	"github.com/tokenservice/tokenservice/pkg/pagetoken"
 	"github.com/tokenservice/tokenservice/pkg/tokens"
 	"github.com/tokenservice/tokenservice/pkg/users"
 
@@ -31,7 +32,7 @@ func createInput(req *pb.CreateTokenRequest) tokens.CreateInput {
 }
 
 func listTokensInput(req *pb.ListTokensRequest) tokens.ListInput {
-	size := int(min(req.GetPageSize(), uint32(tokens.MaxPageSize+1)))
+	size := int(min(req.GetPageSize(), uint32(pagetoken.MaxPageSize+1)))
 	return tokens.ListInput{UserID: req.GetUserId(), PageSize: size, PageToken: req.GetPageToken(), Reverse: req.GetReverse()}
 }
 
@@ -56,7 +57,7 @@ func createUserInput(req *pb.CreateUserRequest) users.NewUser {
 }
 
 func listUsersInput(req *pb.ListUsersRequest) users.ListInput {
-	size := int(min(req.GetPageSize(), uint32(users.MaxPageSize+1)))
+	size := int(min(req.GetPageSize(), uint32(pagetoken.MaxPageSize+1)))
 	return users.ListInput{Username: req.GetUsername(), PageSize: size, PageToken: req.GetPageToken()}
 }
 

@@ -94,3 +94,48 @@ func (c *Codec) mac(body []byte, query []string) []byte {
 	}
 	return m.Sum(nil)[:16]
 }
+
+// Page sizes, as AIP-158 has them: 0 asks for the default; more than the
+// maximum gets the maximum.
+const (
+	DefaultPageSize = 50
+	MaxPageSize     = 250
+)
+
+// ClampPageSize turns a requested page size into the one served.
+func ClampPageSize(n int) int {
+	switch {
+	case n <= 0:
+		return DefaultPageSize
+	case n > MaxPageSize:
+		return MaxPageSize
+	}
+	return n
+}
+
+// List reads one page of a listing kept in (create time, id) order: up to
+// pageSize items (clamped) after the position pageToken holds (from the
+// start if it is empty), and the token of the next page ("" on the last).
+// query binds the page tokens to the listing and its parameters. read
+// returns up to limit items after a cursor (nil: from the start); position
+// gives an item's cursor.
+func List[T any](c *Codec, pageSize int, pageToken string, query []string,
+	read func(after *domain.Cursor, limit int) ([]T, error), position func(T) domain.Cursor) ([]T, string, error) {
+	size := ClampPageSize(pageSize)
+	var after *domain.Cursor
+	if pageToken != "" {
+		var err error
+		if after, err = c.Decode(pageToken, query...); err != nil {
+			return nil, "", err
+		}
+	}
+	items, err := read(after, size+1) // one more tells whether a next page exists
+	if err != nil {
+		return nil, "", err
+	}
+	if len(items) <= size {
+		return items, "", nil
+	}
+	items = items[:size]
+	return items, c.Encode(position(items[size-1]), query...), nil
+}

@@ -14,12 +14,6 @@ import (
 	"github.com/tokenservice/tokenservice/pkg/pagetoken"
 )
 
-// Page sizes of ListTokens.
-const (
-	DefaultPageSize = 50
-	MaxPageSize     = 250
-)
-
 // Config holds the service's tunables.
 type Config struct {
 	// MaxTokenLifetime, if positive, bounds an API token's lifetime: tokens
@@ -138,7 +132,7 @@ func (s *Service) DeleteToken(ctx context.Context, caller *domain.Principal, id 
 // ListInput is what a caller asks of ListTokens.
 type ListInput struct {
 	UserID    string // empty: the caller
-	PageSize  int    // 0: DefaultPageSize; clamped to MaxPageSize
+	PageSize  int    // 0: pagetoken.DefaultPageSize; clamped to pagetoken.MaxPageSize
 	PageToken string
 	Reverse   bool
 }
@@ -150,37 +144,14 @@ func (s *Service) ListTokens(ctx context.Context, caller *domain.Principal, in L
 	if err != nil {
 		return nil, "", err
 	}
-	size := ClampPageSize(in.PageSize)
-	q := domain.TokenQuery{UserID: userID, Now: s.Clock(), Limit: size + 1, Reverse: in.Reverse}
+	now := s.Clock()
 	// A page token is good for the listing, user and direction it came from.
 	query := []string{"tokens", userID, strconv.FormatBool(in.Reverse)}
-	if in.PageToken != "" {
-		if q.After, err = s.Pages.Decode(in.PageToken, query...); err != nil {
-			return nil, "", err
-		}
-	}
-	toks, err := s.Tokens.ListTokens(ctx, q)
-	if err != nil {
-		return nil, "", err
-	}
-	if len(toks) <= size {
-		return toks, "", nil
-	}
-	toks = toks[:size]
-	last := toks[size-1]
-	return toks, s.Pages.Encode(domain.Cursor{CreateTime: last.CreateTime, ID: last.ID}, query...), nil
-}
-
-// ClampPageSize turns a requested page size into the one served: 0 is the
-// default, and larger than the maximum is the maximum (AIP-158).
-func ClampPageSize(n int) int {
-	switch {
-	case n <= 0:
-		return DefaultPageSize
-	case n > MaxPageSize:
-		return MaxPageSize
-	}
-	return n
+	return pagetoken.List(s.Pages, in.PageSize, in.PageToken, query,
+		func(after *domain.Cursor, limit int) ([]*domain.Token, error) {
+			return s.Tokens.ListTokens(ctx, domain.TokenQuery{UserID: userID, Now: now, Limit: limit, Reverse: in.Reverse, After: after})
+		},
+		func(t *domain.Token) domain.Cursor { return domain.Cursor{CreateTime: t.CreateTime, ID: t.ID} })
 }
 
 // Exchange trades a plaintext API token for a signed access token.

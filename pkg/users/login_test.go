@@ -32,15 +32,23 @@ func cheapPasswords(t *testing.T) *auth.Passwords {
 	return pw
 }
 
-func TestUnknownUserCostsOneHashLikeAWrongPassword(t *testing.T) {
+// countingPasswords returns cheap passwords counting argon2id runs in
+// *derived, and the hash of "right password".
+func countingPasswords(t *testing.T, derived *int) (*auth.Passwords, string) {
+	t.Helper()
 	pw := cheapPasswords(t)
 	hash, _ := pw.Hash(t.Context(), "right password")
-	derived := 0
 	derive := pw.Derive
 	pw.Derive = func(p, s []byte, tm, m uint32, th uint8, n uint32) []byte {
-		derived++
+		*derived++
 		return derive(p, s, tm, m, th, n)
 	}
+	return pw, hash
+}
+
+func TestUnknownUserCostsOneHashLikeAWrongPassword(t *testing.T) {
+	derived := 0
+	pw, hash := countingPasswords(t, &derived)
 	svc := New(Config{}, Deps{Users: oneUser{u: &domain.User{ID: "u", Username: "alice", PasswordHash: hash}}, Passwords: pw, Clock: time.Now, Rand: rand.Reader})
 	var errs []error
 	for _, name := range []string{"alice", "mallory", "Not A Username!"} {
@@ -66,14 +74,8 @@ func TestUnknownUserCostsOneHashLikeAWrongPassword(t *testing.T) {
 // Changing one's own password checks the old one as a login does: one
 // argon2id per attempt, the same limits.
 func TestChangePasswordChecksTheOldOneAsALogin(t *testing.T) {
-	pw := cheapPasswords(t)
-	hash, _ := pw.Hash(t.Context(), "right password")
 	derived := 0
-	derive := pw.Derive
-	pw.Derive = func(p, s []byte, tm, m uint32, th uint8, n uint32) []byte {
-		derived++
-		return derive(p, s, tm, m, th, n)
-	}
+	pw, hash := countingPasswords(t, &derived)
 	alice := &domain.User{ID: "u", Username: "alice", PasswordHash: hash}
 	svc := New(Config{LoginAttemptsPerUserAndAddress: 2}, Deps{Users: oneUser{u: alice}, Passwords: pw, Clock: time.Now, Rand: rand.Reader})
 	caller := &domain.Principal{User: alice}

@@ -15,12 +15,6 @@ import (
 	"github.com/tokenservice/tokenservice/pkg/pagetoken"
 )
 
-// Page sizes of List, as for tokens.
-const (
-	DefaultPageSize = 50
-	MaxPageSize     = 250
-)
-
 // Config holds the service's tunables.
 type Config struct {
 	// MaxMachineUsersPerOwner, if positive, bounds the machine users one
@@ -198,7 +192,7 @@ func (s *Service) GetByUsername(ctx context.Context, caller *domain.Principal, u
 // ListInput is what a caller asks of List.
 type ListInput struct {
 	Username  string // if set, only the user with this username
-	PageSize  int    // 0: DefaultPageSize; clamped to MaxPageSize
+	PageSize  int    // 0: pagetoken.DefaultPageSize; clamped to pagetoken.MaxPageSize
 	PageToken string
 }
 
@@ -206,14 +200,7 @@ type ListInput struct {
 // user; anyone else: itself and its machine users), oldest first, and the
 // token of the next page ("" on the last page).
 func (s *Service) List(ctx context.Context, caller *domain.Principal, in ListInput) ([]*domain.User, string, error) {
-	size := in.PageSize
-	switch {
-	case size <= 0:
-		size = DefaultPageSize
-	case size > MaxPageSize:
-		size = MaxPageSize
-	}
-	q := domain.UserQuery{Limit: size + 1}
+	q := domain.UserQuery{}
 	if !caller.User.Admin {
 		q.VisibleTo = caller.User.ID
 	}
@@ -226,22 +213,12 @@ func (s *Service) List(ctx context.Context, caller *domain.Principal, in ListInp
 	}
 	// A page token is good for the listing, caller and filter it came from.
 	query := []string{"users", q.VisibleTo, strconv.FormatBool(caller.User.Admin), q.Username}
-	if in.PageToken != "" {
-		var err error
-		if q.After, err = s.Pages.Decode(in.PageToken, query...); err != nil {
-			return nil, "", err
-		}
-	}
-	users, err := s.Users.ListUsers(ctx, q)
-	if err != nil {
-		return nil, "", err
-	}
-	if len(users) <= size {
-		return users, "", nil
-	}
-	users = users[:size]
-	last := users[size-1]
-	return users, s.Pages.Encode(domain.Cursor{CreateTime: last.CreateTime, ID: last.ID}, query...), nil
+	return pagetoken.List(s.Pages, in.PageSize, in.PageToken, query,
+		func(after *domain.Cursor, limit int) ([]*domain.User, error) {
+			q.After, q.Limit = after, limit
+			return s.Users.ListUsers(ctx, q)
+		},
+		func(u *domain.User) domain.Cursor { return domain.Cursor{CreateTime: u.CreateTime, ID: u.ID} })
 }
 
 // Delete deletes a user the caller may see other than itself (an owner its
