@@ -1,0 +1,147 @@
+// Package verifier accepts tokenservice's access tokens in other Go
+// services: it checks an RFC 9068 JWT access token against the issuer's
+// published keys, with no call back to the issuer per request, and protects
+// HTTP handlers (Middleware) and gRPC servers (UnaryServerInterceptor,
+// StreamServerInterceptor) with it.
+//
+// It is built on github.com/go-jose/go-jose/v4, the JOSE library the
+// tokenservice server itself signs with: it parses a compact JWS only
+// against an allow-list of algorithms (so "none", HS256 keyed with the
+// public key and every other algorithm are refused before any key is
+// looked at) and is one module with no dependencies of its own.
+// github.com/lestrrat-go/jwx/v3 would also do, but brings six more modules
+// into every importer, and its JWKS cache refreshes on a schedule: the
+// rate-limited refresh on an unknown kid that key rotation here needs (see
+// Config.MinRefreshInterval) would still be written around it.
+//
+// The package imports nothing else of tokenservice, so importing it does not
+// bring the server's database drivers or gateway along.
+package verifier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Config says which tokens a Verifier accepts and where it finds the keys.
+type Config struct {
+	// Issuer is the tokenservice's issuer URL (its --issuer): tokens must
+	// carry exactly this iss, and the keys are discovered from
+	// <Issuer>/.well-known/openid-configuration.
+	Issuer string
+	// Audience must be one of a token's aud values: the identifier of the
+	// service verifying (the tokenservice's --audience, which defaults to
+	// its issuer). It is also the realm of the HTTP challenge.
+	Audience string
+	// JWKSURL, if set, is where the keys are fetched, with no discovery.
+	JWKSURL string
+	// HTTPClient fetches the discovery document and the keys; nil: a client
+	// with a 10s timeout.
+	HTTPClient *http.Client
+	// Leeway is the clock skew allowed to exp, nbf and iat; 0: 30s.
+	Leeway time.Duration
+	// RefreshInterval is how often the keys are fetched in the background,
+	// so keys withdrawn by the issuer stop being trusted; 0: 5m, the
+	// max-age the issuer serves the key set with.
+	RefreshInterval time.Duration
+	// MinRefreshInterval is the least time between two fetches caused by a
+	// token whose kid is unknown; 0: 30s. A new signing key is used at once
+	// by the issuer, so the first token it signs must cause a fetch; tokens
+	// with made-up kids must not cause one each.
+	MinRefreshInterval time.Duration
+	// Logger receives failed key refreshes and refused tokens (at debug
+	// level); nil: no logging.
+	Logger *slog.Logger
+}
+
+// Defaults for the Config fields left zero.
+const (
+	// DefaultLeeway is Config.Leeway's default.
+	DefaultLeeway = 30 * time.Second
+	// DefaultRefreshInterval is Config.RefreshInterval's default.
+	DefaultRefreshInterval = 5 * time.Minute
+	// DefaultMinRefreshInterval is Config.MinRefreshInterval's default.
+	DefaultMinRefreshInterval = 30 * time.Second
+	// defaultHTTPTimeout bounds each fetch of the discovery document or
+	// the keys.
+	defaultHTTPTimeout = 10 * time.Second
+)
+
+// ErrInvalidToken is wrapped by every error Verify returns: whatever the
+// detail, the token is not accepted.
+var ErrInvalidToken = errors.New("invalid access token")
+
+// Verifier checks access tokens against the issuer's keys, which it keeps
+// and refreshes. It is safe for concurrent use.
+type Verifier struct {
+	cfg  Config
+	keys *keyCache
+
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+}
+
+// New returns a Verifier for cfg once it has the issuer's keys: it reads the
+// discovery document (unless cfg.JWKSURL is set), then the key set, under
+// ctx. It then refreshes the keys in the background until Close.
+func New(ctx context.Context, cfg Config) (*Verifier, error) {
+	if cfg.Issuer == "" || cfg.Audience == "" {
+		// Both are checked in every token (RFC 9068 §4): an empty one
+		// would silently check nothing.
+		return nil, errors.New("verifier: Issuer and Audience are required")
+	}
+	cfg = withDefaults(cfg)
+	keys := &keyCache{
+		client:      cfg.HTTPClient,
+		url:         cfg.JWKSURL,
+		minInterval: cfg.MinRefreshInterval,
+		logger:      cfg.Logger,
+	}
+	if keys.url == "" {
+		url, err := discoverJWKS(ctx, cfg.HTTPClient, cfg.Issuer)
+		if err != nil {
+			return nil, fmt.Errorf("verifier: %w", err)
+		}
+		keys.url = url
+	}
+	if err := keys.refresh(ctx); err != nil {
+		return nil, fmt.Errorf("verifier: %w", err)
+	}
+	// The refresh outlives New's ctx (which bounds only the first fetch)
+	// but keeps its values.
+	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
+	v := &Verifier{cfg: cfg, keys: keys, stop: stop}
+	v.wg.Go(func() { keys.run(bg, cfg.RefreshInterval) })
+	return v, nil
+}
+
+func withDefaults(cfg Config) Config {
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: defaultHTTPTimeout}
+	}
+	if cfg.Leeway <= 0 {
+		cfg.Leeway = DefaultLeeway
+	}
+	if cfg.RefreshInterval <= 0 {
+		cfg.RefreshInterval = DefaultRefreshInterval
+	}
+	if cfg.MinRefreshInterval <= 0 {
+		cfg.MinRefreshInterval = DefaultMinRefreshInterval
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return cfg
+}
+
+// Close stops the background refresh and waits for it to end. Verify keeps
+// working with the keys it has.
+func (v *Verifier) Close() {
+	v.stop()
+	v.wg.Wait()
+}
