@@ -71,3 +71,27 @@ func TestREADMEReliabilityNamesRealTests(t *testing.T) {
 		}
 	}
 }
+
+// The README's verifier example is the one that compiles: every line of it
+// stands in pkg/verifier/example_test.go.
+func TestREADMEVerifierExampleCompiles(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	example, err := os.ReadFile("pkg/verifier/example_test.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(readme), "A handler\nprotected in ten lines")
+	_, block, ok2 := strings.Cut(after, "```go\n")
+	block, _, ok3 := strings.Cut(block, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("README.md has no verifier example")
+	}
+	for _, line := range strings.Split(strings.TrimSpace(block), "\n") {
+		if !strings.Contains(string(example), strings.TrimSpace(line)) {
+			t.Errorf("README's verifier example line %q is not in pkg/verifier/example_test.go", line)
+		}
+	}
+}

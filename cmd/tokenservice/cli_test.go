@@ -159,9 +159,9 @@ func TestClientExitCodes(t *testing.T) {
 	s.mustUser(t, "bob", "human")
 	sh := s.newShell(t)
 	sh.want(exitCredentials, "not logged in", "", "token", "list")
-	sh.want(exitCredentials, "invalid or missing credentials", "bob\nwrong password\n", "login")
+	sh.want(exitCredentials, "wrong username or password", "bob\nwrong password\n", "login")
 	sh.must(password+"\n", "login", "bob")
-	sh.want(exitCredentials, "only an admin may create human users", password+"\n", "user", "create", "carol")
+	sh.want(exitCredentials, "only an admin may create human users; for a machine user: tokenservice user create-machine carol", password+"\n", "user", "create", "carol")
 	sh.want(exitUsage, "unknown command \"frobnicate\"", "", "token", "frobnicate")
 	sh.want(exitUsage, "missing ID", "", "token", "get")
 	sh.want(exitUsage, "unknown flag: --bogus", "", "token", "list", "--bogus")
@@ -169,6 +169,7 @@ func TestClientExitCodes(t *testing.T) {
 	sh.want(exitError, "no user \"nobody\"", "", "token", "create", "--user", "nobody")
 	sh.want(exitError, "token not found", "", "token", "get", "nosuchtoken00000")
 	sh.want(exitUnreachable, "did not answer", "", "whoami", "--addr", "127.0.0.1:1")
+	sh.want(exitUnreachable, "is that the REST address?", "", "whoami", "--addr", strings.TrimPrefix(s.httpURL, "http://"))
 	s.mustUser(t, "dave", "human")
 	sh.want(exitError, "no user \"dave\" that you may see", "", "token", "list", "--user", "dave")
 }
@@ -291,6 +292,20 @@ func TestServerSideUserCommands(t *testing.T) {
 		}
 		op.must("", "db", "migrate")
 	})
+}
+
+// A db command pointed at an SQLite file that does not exist says so; it
+// does not make an empty database (only db migrate does).
+func TestDBCommandsRefuseAMissingDatabase(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "not-here.db")
+	sh := &shell{t: t, env: map[string]string{"TOKENSERVICE_DB_DSN": missing}}
+	sh.want(exitError, "no database at "+missing, "", "db", "list-users")
+	sh.want(exitError, "no database at "+missing, password+"\n", "db", "create-user", "alice")
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Errorf("a refused db command left a database file: %v", err)
+	}
+	sh.must("", "db", "migrate")
+	sh.must(password+"\n", "db", "create-user", "alice")
 }
 
 func TestMaxTokenLifetime(t *testing.T) {

@@ -154,7 +154,12 @@ func (c *client) fail(err error) error {
 	case codes.PermissionDenied:
 		return &exitErr{code: exitCredentials, err: errors.New(st.Message())}
 	case codes.Unavailable, codes.DeadlineExceeded:
-		return &exitErr{code: exitUnreachable, err: fmt.Errorf("the server at %s did not answer: %s", c.addr, st.Message())}
+		msg := st.Message()
+		if strings.Contains(msg, "server preface") {
+			// An HTTP/1 server answered: --addr names the REST port.
+			msg += " (is that the REST address? The CLI talks to the gRPC one, serve's --grpc-addr, 9090 by default)"
+		}
+		return &exitErr{code: exitUnreachable, err: fmt.Errorf("the server at %s did not answer: %s", c.addr, msg)}
 	}
 	return errors.New(st.Message())
 }
@@ -165,23 +170,26 @@ func (c *client) userID(ctx context.Context, name string) (string, error) {
 	if name == "" {
 		return "", nil
 	}
+	u, err := c.user(ctx, name)
+	return u.GetId(), err
+}
+
+// user returns the user named: a username, or "me".
+func (c *client) user(ctx context.Context, name string) (*pb.User, error) {
 	call, cancel := c.call(ctx)
 	defer cancel()
 	if name == "me" {
 		resp, err := c.users.GetUser(call, &pb.GetUserRequest{UserId: "me"})
-		if err != nil {
-			return "", c.fail(err)
-		}
-		return resp.GetUser().GetId(), nil
+		return resp.GetUser(), c.fail(err)
 	}
 	resp, err := c.users.ListUsers(call, &pb.ListUsersRequest{Username: name})
 	if err != nil {
-		return "", c.fail(err)
+		return nil, c.fail(err)
 	}
 	if len(resp.GetUsers()) != 1 {
-		return "", fmt.Errorf("no user %q that you may see", name)
+		return nil, fmt.Errorf("no user %q that you may see", name)
 	}
-	return resp.GetUsers()[0].GetId(), nil
+	return resp.GetUsers()[0], nil
 }
 
 // savedCredentials are what login keeps.

@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -28,7 +31,7 @@ first admin, recover a lost password. These commands never talk to a server; onc
 admin exists, manage users through the API (tokenservice user ...).`
 	cfg := dbFlags(cmd.PersistentFlags())
 	for _, sub := range cmd.Commands() {
-		sub.RunE = withDatabase(cfg, sub.RunE)
+		sub.RunE = withDatabase(cfg, sub.Name() == "migrate", sub.RunE)
 	}
 	return cmd
 }
@@ -36,9 +39,16 @@ admin exists, manage users through the API (tokenservice user ...).`
 // dbKey carries the open database to a db subcommand.
 type dbKey struct{}
 
-// withDatabase opens and migrates the database around run.
-func withDatabase(cfg *store.Config, run func(*cobra.Command, []string) error) func(*cobra.Command, []string) error {
+// withDatabase opens and migrates the database around run. Only migrate
+// may create an SQLite file: for the others a missing file is a wrong
+// --db-dsn or directory, and a fresh empty database would hide that.
+func withDatabase(cfg *store.Config, mayCreate bool, run func(*cobra.Command, []string) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
+		if path, _, _ := strings.Cut(strings.TrimPrefix(cfg.DSN, "file:"), "?"); cfg.Driver == store.DriverSQLite && !mayCreate {
+			if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("no database at %s (--db-dsn, $TOKENSERVICE_DB_DSN): run this where serve keeps its data, or create it with tokenservice db migrate", path)
+			}
+		}
 		db, err := app.OpenDatabase(cmd.Context(), *cfg)
 		if err != nil {
 			return err

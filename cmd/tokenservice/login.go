@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -55,6 +56,9 @@ login's token is deleted. Scripts can instead set TOKENSERVICE_TOKEN.`,
 			ctx, cancel := c.call(cmd.Context())
 			defer cancel()
 			resp, err := c.tokens.CreateToken(ctx, req)
+			if status.Code(err) == codes.Unauthenticated {
+				return &exitErr{code: exitCredentials, err: errors.New("wrong username or password")}
+			}
 			if err != nil {
 				return c.fail(err)
 			}

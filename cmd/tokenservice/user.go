@@ -2,8 +2,11 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	pb "github.com/tokenservice/tokenservice/gen/priv/tokenservice/v1alpha1"
 	"github.com/tokenservice/tokenservice/pkg/pagetoken"
@@ -57,6 +60,10 @@ func userCreateCommand(e *env) *cobra.Command {
 		ctx, cancel := c.call(cmd.Context())
 		defer cancel()
 		resp, err := c.users.CreateUser(ctx, &pb.CreateUserRequest{Username: argv[0], Password: password, Admin: admin})
+		if st := status.Convert(err); st.Code() == codes.PermissionDenied && strings.HasPrefix(st.Message(), "only an admin") {
+			// The server's words are the API's; say it in the CLI's.
+			return &exitErr{code: exitCredentials, err: fmt.Errorf("only an admin may create human users; for a machine user: tokenservice user create-machine %s", argv[0])}
+		}
 		if err != nil {
 			return c.fail(err)
 		}
@@ -122,16 +129,20 @@ func userDeleteCommand(e *env) *cobra.Command {
 		Short: "Delete one of your machine users (anyone but yourself, for an admin), its machine users and all their tokens",
 		Args:  args("NAME"),
 	}, func(cmd *cobra.Command, c *client, argv []string) error {
-		id, err := c.userID(cmd.Context(), argv[0])
+		u, err := c.user(cmd.Context(), argv[0])
 		if err != nil {
 			return err
 		}
 		ctx, cancel := c.call(cmd.Context())
 		defer cancel()
-		if _, err := c.users.DeleteUser(ctx, &pb.DeleteUserRequest{UserId: id}); err != nil {
+		if _, err := c.users.DeleteUser(ctx, &pb.DeleteUserRequest{UserId: u.GetId()}); err != nil {
 			return c.fail(err)
 		}
-		fmt.Fprintf(e.stdout, "deleted user %s, its machine users and their tokens\n", argv[0])
+		if u.GetMachine() {
+			fmt.Fprintf(e.stdout, "deleted machine user %s and its tokens\n", u.GetUsername())
+		} else {
+			fmt.Fprintf(e.stdout, "deleted user %s, its machine users and all their tokens\n", u.GetUsername())
+		}
 		return nil
 	})
 }
@@ -140,7 +151,10 @@ func userSetPasswordCommand(e *env) *cobra.Command {
 	return withClient(e, &cobra.Command{
 		Use:   "set-password [NAME]",
 		Short: "Change your password (asks the old one), or as an admin another user's",
-		Args:  args("NAME?"),
+		Long: `Change your password: asks the current one, then the new one (twice). As an admin,
+set another user's (NAME): asks only the new one. From stdin instead of a terminal,
+one password a line in that order. API tokens are left as they are.`,
+		Args: args("NAME?"),
 	}, func(cmd *cobra.Command, c *client, argv []string) error {
 		me, err := c.userID(cmd.Context(), "me")
 		if err != nil {

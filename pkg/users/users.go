@@ -230,7 +230,7 @@ func (s *Service) Delete(ctx context.Context, caller *domain.Principal, id strin
 		return err
 	}
 	if u.ID == caller.User.ID {
-		return domain.Errorf(domain.KindInvalid, "you cannot delete your own user: ask an admin")
+		return domain.Errorf(domain.KindInvalid, "you cannot delete your own user (another admin can)")
 	}
 	err = s.Users.DeleteUser(ctx, u.ID)
 	if domain.KindOf(err) == domain.KindNotFound {

@@ -24,5 +24,5 @@ func Example() {
 		claims, _ := verifier.ClaimsFromContext(r.Context())
 		fmt.Fprintf(w, "hello, %s\n", claims.Subject)
 	})
-	log.Fatal(http.ListenAndServe(":8080", v.Middleware(hello)))
+	log.Fatal(http.ListenAndServe(":8000", v.Middleware(hello)))
 }
