@@ -5,8 +5,8 @@
 // Revocation stays honest: a token deleted through this process stops
 // working here at once (the delete replaces the cached entry, and a read that
 // raced with the delete cannot put its stale answer back); a token deleted
-// through another replica, or a user deleted by the CLI, is seen here within
-// the TTL, when the cached entry expires.
+// through another replica (or a user deleted by the server-side commands) is
+// seen here within the TTL, when the cached entry expires.
 package cache
 
 import (
@@ -108,12 +108,30 @@ func (c *Cache) DeleteToken(ctx context.Context, id string, at time.Time) error 
 	return err
 }
 
-// DeleteUser implements domain.Users.
-func (c *Cache) DeleteUser(ctx context.Context, id string) error {
-	err := c.Store.DeleteUser(ctx, id)
-	// The user's machine users and tokens go too: start afresh.
-	c.forget(func() { c.users.Purge(); c.tokens.Purge() })
-	return err
+// DeleteUser implements domain.Users: the users deleted and their tokens
+// stop working here at once. Only theirs are dropped, so deleting a machine
+// user cannot be used to empty the cache of everyone's tokens; if the store
+// failed (and so may or may not have committed), everything is.
+func (c *Cache) DeleteUser(ctx context.Context, id string) ([]string, error) {
+	ids, err := c.Store.DeleteUser(ctx, id)
+	c.forget(func() {
+		if err != nil {
+			c.users.Purge()
+			c.tokens.Purge()
+			return
+		}
+		deleted := make(map[string]bool, len(ids))
+		for _, id := range ids {
+			deleted[id] = true
+			c.users.Remove(id)
+		}
+		for _, key := range c.tokens.Keys() {
+			if e, ok := c.tokens.Peek(key); ok && deleted[e.value.UserID] {
+				c.tokens.Remove(key)
+			}
+		}
+	})
+	return ids, err
 }
 
 // forget drops entries after a delete (whether or not it reported success:

@@ -122,3 +122,52 @@ func TestAReadRacingADeleteDoesNotResurrectTheToken(t *testing.T) {
 		}
 	})
 }
+
+// Deleting a user through the cache drops that user's, and its machine
+// users', users and tokens at once, and only theirs: the others stay cached
+// (deleting a machine user must not empty everyone's cache).
+func TestDeletingAUserDropsOnlyItsEntries(t *testing.T) {
+	storetest.ForEachDriver(t, func(t *testing.T, driver string) {
+		st, alicesTok := setup(t, driver)
+		ctx := context.Background()
+		bot := &domain.User{ID: "botbotbotbotbotb", Username: "alice-bot", OwnerID: "uuuuuuuuuuuuuuuu", CreateTime: base}
+		bob := &domain.User{ID: "bobbobbobbobbobb", Username: "bob", CreateTime: base}
+		for _, u := range []*domain.User{bot, bob} {
+			if err := st.CreateUser(ctx, u, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		botTok := &domain.Token{ID: "botTTTTTTTTTTTTT", UserID: bot.ID, SecretHash: make([]byte, 32), CreateTime: base}
+		bobTok := &domain.Token{ID: "bobTTTTTTTTTTTTT", UserID: bob.ID, SecretHash: make([]byte, 32), CreateTime: base}
+		for _, tok := range []*domain.Token{botTok, bobTok} {
+			if err := st.CreateToken(ctx, tok, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		clk := &clock{t: base}
+		c := cache.New(st, cache.Config{TTL: time.Hour, Size: 100}, clk.now)
+		for _, id := range []string{alicesTok.ID, botTok.ID, bobTok.ID} {
+			deleted(t, c, id) // cached
+		}
+		if _, err := c.UserByID(ctx, bob.ID); err != nil {
+			t.Fatal(err)
+		}
+		// bob's token deleted elsewhere: a cached entry keeps answering until its TTL.
+		if err := st.DeleteToken(ctx, bobTok.ID, base); err != nil {
+			t.Fatal(err)
+		}
+
+		ids, err := c.DeleteUser(ctx, "uuuuuuuuuuuuuuuu")
+		if err != nil || len(ids) != 2 {
+			t.Fatalf("DeleteUser = %v, %v", ids, err)
+		}
+		for _, id := range []string{alicesTok.ID, botTok.ID} {
+			if _, err := c.TokenByID(ctx, id); domain.KindOf(err) != domain.KindNotFound {
+				t.Errorf("token %s of a deleted user through the cache: %v, want not found at once", id, err)
+			}
+		}
+		if deleted(t, c, bobTok.ID) {
+			t.Error("bob's token was dropped from the cache by alice's deletion")
+		}
+	})
+}

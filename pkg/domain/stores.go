@@ -9,8 +9,9 @@ import (
 // database cannot be reached.
 type Users interface {
 	// CreateUser stores u. It returns a KindConflict error if the username
-	// is taken, and ErrLimitReached if u is a machine user and maxOwned > 0
-	// machine users of its owner exist already.
+	// is taken; for a machine user, a KindNotFound error if its owner does
+	// not exist, and ErrLimitReached if maxOwned > 0 machine users of its
+	// owner exist already.
 	CreateUser(ctx context.Context, u *User, maxOwned int) error
 	// UserByID returns a KindNotFound error if there is no such user.
 	UserByID(ctx context.Context, id string) (*User, error)
@@ -21,17 +22,18 @@ type Users interface {
 	// SetPasswordHash returns a KindNotFound error if there is no such user.
 	SetPasswordHash(ctx context.Context, userID, hash string) error
 	// DeleteUser deletes, in one transaction, the user, the machine users it
-	// owns, and the tokens of all of them. It returns a KindNotFound error if
-	// there is no such user.
-	DeleteUser(ctx context.Context, id string) error
+	// owns, and the tokens of all of them, and returns the IDs of the users
+	// deleted. It returns a KindNotFound error if there is no such user.
+	DeleteUser(ctx context.Context, id string) ([]string, error)
 }
 
 // Tokens keeps API tokens. Every method returns a KindUnavailable error when
 // the database cannot be reached.
 type Tokens interface {
-	// CreateToken stores t. It returns a KindConflict error if the ID is
-	// taken, and ErrLimitReached if maxLive > 0 tokens of t's user are live
-	// (neither deleted nor expired at t.CreateTime) already.
+	// CreateToken stores t. It returns a KindNotFound error if t's user does
+	// not exist, a KindConflict error if the ID is taken, and ErrLimitReached
+	// if maxLive > 0 tokens of t's user are live (neither deleted nor expired
+	// at t.CreateTime) already.
 	CreateToken(ctx context.Context, t *Token, maxLive int) error
 	// TokenByID returns the token, deleted or not, or a KindNotFound error.
 	TokenByID(ctx context.Context, id string) (*Token, error)

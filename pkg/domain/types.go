@@ -73,6 +73,5 @@ type UserQuery struct {
 	// Username, if set, keeps only the user with this username.
 	Username string
 	Limit    int
-	Reverse  bool    // newest first
 	After    *Cursor // nil: the first page
 }

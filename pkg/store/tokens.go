@@ -9,31 +9,30 @@ import (
 	"github.com/tokenservice/tokenservice/pkg/domain"
 )
 
-// CreateToken implements domain.Tokens. The quota is checked and the row
-// inserted in one transaction that holds the user's row, so concurrent
-// creates cannot pass it together.
+// CreateToken implements domain.Tokens. The token is inserted in a
+// transaction that holds its user's row: the quota is checked there, so
+// concurrent creates cannot pass it together, and a user being deleted
+// cannot leave it behind.
 func (s *Store) CreateToken(ctx context.Context, t *domain.Token, maxLive int) error {
 	db, cancel := s.bound(ctx)
 	defer cancel()
-	row := tokenToRow(t)
-	if maxLive <= 0 {
-		return classify(db.Create(row).Error, "token")
-	}
 	err := db.Transaction(func(tx *gorm.DB) error {
 		if err := s.lockUser(tx, t.UserID); err != nil {
 			return err
 		}
-		var n int64
-		err := tx.Model(&tokenRow{}).
-			Where("user_id = ? AND delete_time IS NULL AND (expire_time IS NULL OR expire_time > ?)", t.UserID, t.CreateTime.UTC()).
-			Count(&n).Error
-		if err != nil {
-			return err
+		if maxLive > 0 {
+			var n int64
+			err := tx.Model(&tokenRow{}).
+				Where("user_id = ? AND delete_time IS NULL AND (expire_time IS NULL OR expire_time > ?)", t.UserID, t.CreateTime.UTC()).
+				Count(&n).Error
+			if err != nil {
+				return err
+			}
+			if n >= int64(maxLive) {
+				return domain.ErrLimitReached
+			}
 		}
-		if n >= int64(maxLive) {
-			return domain.ErrLimitReached
-		}
-		return tx.Create(row).Error
+		return tx.Create(tokenToRow(t)).Error
 	})
 	return classify(err, "token")
 }

@@ -8,34 +8,42 @@ import (
 	"github.com/tokenservice/tokenservice/pkg/domain"
 )
 
-// CreateUser implements domain.Users. A machine user's quota is checked and
-// the row inserted in one transaction that holds the owner's row, so
-// concurrent creates cannot pass it together.
+// CreateUser implements domain.Users. A machine user is inserted in a
+// transaction that holds its owner's row: its quota is checked there, so
+// concurrent creates cannot pass it together, and an owner being deleted
+// cannot leave it behind.
 func (s *Store) CreateUser(ctx context.Context, u *domain.User, maxOwned int) error {
 	db, cancel := s.bound(ctx)
 	defer cancel()
 	row := userToRow(u)
-	if u.OwnerID == "" || maxOwned <= 0 {
+	if u.OwnerID == "" {
 		return classify(db.Create(row).Error, "user")
 	}
 	err := db.Transaction(func(tx *gorm.DB) error {
 		if err := s.lockUser(tx, u.OwnerID); err != nil {
 			return err
 		}
-		var n int64
-		if err := tx.Model(&userRow{}).Where("owner_id = ?", u.OwnerID).Count(&n).Error; err != nil {
-			return err
-		}
-		if n >= int64(maxOwned) {
-			return domain.ErrLimitReached
+		if maxOwned > 0 {
+			var n int64
+			if err := tx.Model(&userRow{}).Where("owner_id = ?", u.OwnerID).Count(&n).Error; err != nil {
+				return err
+			}
+			if n >= int64(maxOwned) {
+				return domain.ErrLimitReached
+			}
 		}
 		return tx.Create(row).Error
 	})
 	return classify(err, "user")
 }
 
-// lockUser takes the user's row for the rest of the transaction (MySQL; a
-// SQLite transaction has the database to itself), or returns not found.
+var errUserNotFound = domain.Errorf(domain.KindNotFound, "user not found")
+
+// lockUser takes the user's row for the rest of the transaction, or returns
+// not found. On MySQL, FOR UPDATE waits for any other transaction holding
+// it; the plain reads that follow then see what those committed (InnoDB
+// takes a transaction's snapshot at its first non-locking read, which comes
+// after the lock). A SQLite transaction has the database to itself.
 func (s *Store) lockUser(tx *gorm.DB, id string) error {
 	q := "SELECT id FROM users WHERE id = ?"
 	if s.driver == DriverMySQL {
@@ -46,7 +54,7 @@ func (s *Store) lockUser(tx *gorm.DB, id string) error {
 		return err
 	}
 	if len(got) == 0 {
-		return gorm.ErrRecordNotFound
+		return errUserNotFound
 	}
 	return nil
 }
@@ -82,7 +90,7 @@ func (s *Store) ListUsers(ctx context.Context, q domain.UserQuery) ([]*domain.Us
 	if q.Username != "" {
 		db = db.Where("username = ?", q.Username)
 	}
-	db, order := keyset(db, q.After, q.Reverse)
+	db, order := keyset(db, q.After, false)
 	var rows []userRow
 	if err := db.Order(order).Limit(q.Limit).Find(&rows).Error; err != nil {
 		return nil, classify(err, "user")
@@ -105,28 +113,29 @@ func (s *Store) SetPasswordHash(ctx context.Context, userID, hash string) error 
 	return classify(res.Error, "user")
 }
 
-// DeleteUser implements domain.Users.
-func (s *Store) DeleteUser(ctx context.Context, id string) error {
+// DeleteUser implements domain.Users. It holds the user's row first, so a
+// machine user or token being created for it meanwhile is either deleted
+// too or refused.
+func (s *Store) DeleteUser(ctx context.Context, id string) ([]string, error) {
 	db, cancel := s.bound(ctx)
 	defer cancel()
+	var ids []string
 	err := db.Transaction(func(tx *gorm.DB) error {
-		ids := []string{id}
+		if err := s.lockUser(tx, id); err != nil {
+			return err
+		}
 		var owned []string
 		if err := tx.Model(&userRow{}).Where("owner_id = ?", id).Pluck("id", &owned).Error; err != nil {
 			return err
 		}
-		ids = append(ids, owned...)
+		ids = append([]string{id}, owned...)
 		if err := tx.Where("user_id IN ?", ids).Delete(&tokenRow{}).Error; err != nil {
 			return err
 		}
-		if err := tx.Where("id IN ?", owned).Delete(&userRow{}).Error; err != nil {
-			return err
-		}
-		res := tx.Where("id = ?", id).Delete(&userRow{})
-		if res.Error == nil && res.RowsAffected == 0 {
-			return gorm.ErrRecordNotFound
-		}
-		return res.Error
+		return tx.Where("id IN ?", ids).Delete(&userRow{}).Error
 	})
-	return classify(err, "user")
+	if err != nil {
+		return nil, classify(err, "user")
+	}
+	return ids, nil
 }

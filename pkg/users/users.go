@@ -232,7 +232,7 @@ func (s *Service) Delete(ctx context.Context, caller *domain.Principal, id strin
 	if u.ID == caller.User.ID {
 		return domain.Errorf(domain.KindInvalid, "you cannot delete your own user (another admin can)")
 	}
-	err = s.Users.DeleteUser(ctx, u.ID)
+	_, err = s.Users.DeleteUser(ctx, u.ID)
 	if domain.KindOf(err) == domain.KindNotFound {
 		return errUserNotFound
 	}
