@@ -110,7 +110,8 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer dropDB()
-	// No login limits and no token quota: the bench logs in often and seeds the list user with --list-tokens tokens.
+	// Every login comes from 127.0.0.1: no per-address login limit; and no token
+	// quota: the list user gets --list-tokens tokens.
 	env := append(dbEnv, "TOKENSERVICE_ACCESS_TOKEN_TTL=2h", "TOKENSERVICE_LOGIN_ATTEMPTS_PER_ADDRESS=0", "TOKENSERVICE_MAX_TOKENS_PER_USER=0")
 	for _, user := range []string{"alice", "lister"} {
 		cmd := exec.CommandContext(ctx, cfg.bin, "db", "create-user", user)

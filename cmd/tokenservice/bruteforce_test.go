@@ -25,7 +25,7 @@ import (
 // the limit RESOURCE_EXHAUSTED, HTTP 429 with Retry-After.
 func TestPasswordAttemptsAreLimited(t *testing.T) {
 	s := startService(t, storetest.MustConfig(t, "sqlite"),
-		"TOKENSERVICE_LOGIN_ATTEMPTS_PER_USER", "3", "TOKENSERVICE_LOGIN_ATTEMPTS_PER_ADDRESS", "8")
+		"TOKENSERVICE_LOGIN_ATTEMPTS_PER_USER_AND_ADDRESS", "3", "TOKENSERVICE_LOGIN_ATTEMPTS_PER_ADDRESS", "8")
 	s.mustUser(t, "judy", "human")
 	s.mustUser(t, "kim", "human")
 
@@ -98,63 +98,66 @@ func fromAddress(t *testing.T, s *service, ip string) (*grpc.ClientConn, *http.C
 	return conn, client
 }
 
-// Someone who knows a username and floods it with wrong passwords from their
-// address cannot lock its owner out: the tight limit is per username and
-// address, and only what passes it counts towards the loose per-username one.
+// Someone who knows a username and floods it with wrong passwords from many
+// addresses gets few guesses checked and cannot lock its owner out: the
+// tight limits are per address; the per-username budget counts wrong
+// passwords only, and once it is spent, an address the owner logged in from
+// still gets through while new ones do not.
 func TestOwnerGetsInDuringAPasswordFlood(t *testing.T) {
-	s := startService(t, storetest.MustConfig(t, "sqlite")) // the default limits
+	// The default limits, but a per-username budget that refills slowly (one
+	// every 6 s, not every 0.6 s), so that none comes back while the test runs.
+	s := startService(t, storetest.MustConfig(t, "sqlite"), "TOKENSERVICE_LOGIN_ATTEMPTS_PER_USER", "10")
 	s.mustUser(t, "alice", "human")
-	_, attacker := fromAddress(t, s, "127.0.0.1")
-	var wg sync.WaitGroup
-	var refused, wrong, other atomic.Int64
-	for range 300 {
-		wg.Go(func() {
-			resp, err := attacker.Post(s.httpURL+"/v1alpha1/tokens", "application/json",
-				strings.NewReader(`{"username": "alice", "password": "not her password"}`))
-			if err != nil {
-				other.Add(1)
-				return
-			}
-			resp.Body.Close()
-			switch resp.StatusCode {
-			case http.StatusTooManyRequests:
-				refused.Add(1)
-			case http.StatusUnauthorized:
-				wrong.Add(1)
-			default:
-				other.Add(1)
-			}
-		})
+	ownerConn, owner := fromAddress(t, s, "127.0.0.2")
+	login := func(client *http.Client, pw string) int {
+		resp, err := client.Post(s.httpURL+"/v1alpha1/tokens", "application/json",
+			strings.NewReader(fmt.Sprintf(`{"username": "alice", "password": %q}`, pw)))
+		if err != nil {
+			t.Error(err)
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
 	}
-	wg.Wait()
-	t.Logf("the flood: %d wrong passwords checked, %d refused for the limit, %d other", wrong.Load(), refused.Load(), other.Load())
-	if wrong.Load() > 10 || other.Load() > 0 {
-		t.Errorf("%d attempts from one address were checked (the limit is 10 a minute), %d failed otherwise", wrong.Load(), other.Load())
+	if code := login(owner, password); code != http.StatusOK { // alice's usual address
+		t.Fatalf("alice's first login: HTTP %d", code)
 	}
 
-	// Alice, at another address, still gets in, over gRPC and REST.
-	conn, client := fromAddress(t, s, "127.0.0.2")
-	if _, err := pb.NewTokenServiceClient(conn).CreateToken(context.Background(), &pb.CreateTokenRequest{Username: "alice", Password: password}); err != nil {
-		t.Errorf("alice over gRPC from another address during the flood: %s", describe(err))
+	// 300 wrong passwords, 15 from each of 20 addresses, all at once.
+	var wg sync.WaitGroup
+	var checked, refused, other atomic.Int64
+	for i := range 20 {
+		_, attacker := fromAddress(t, s, fmt.Sprintf("127.0.1.%d", i+1))
+		for range 15 {
+			wg.Go(func() {
+				switch login(attacker, "not her password") {
+				case http.StatusUnauthorized:
+					checked.Add(1)
+				case http.StatusTooManyRequests:
+					refused.Add(1)
+				default:
+					other.Add(1)
+				}
+			})
+		}
 	}
-	resp, err := client.Post(s.httpURL+"/v1alpha1/tokens", "application/json",
-		strings.NewReader(fmt.Sprintf(`{"username": "alice", "password": %q}`, password)))
-	if err != nil {
-		t.Fatal(err)
+	wg.Wait()
+	t.Logf("the flood: %d wrong passwords checked, %d refused for the limits, %d other", checked.Load(), refused.Load(), other.Load())
+	if checked.Load() > 10 || other.Load() > 0 {
+		t.Errorf("%d of the flood's passwords were checked (the budget is 10 a minute), %d failed otherwise", checked.Load(), other.Load())
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("alice over REST from another address during the flood: HTTP %d", resp.StatusCode)
+
+	// A new address is refused, even with the right password...
+	_, stranger := fromAddress(t, s, "127.0.0.3")
+	if code := login(stranger, password); code != http.StatusTooManyRequests {
+		t.Errorf("the right password from a new address during the flood: HTTP %d, want 429", code)
 	}
-	// The flooding address is still refused, right password or not.
-	resp, err = attacker.Post(s.httpURL+"/v1alpha1/tokens", "application/json",
-		strings.NewReader(fmt.Sprintf(`{"username": "alice", "password": %q}`, password)))
-	if err != nil {
-		t.Fatal(err)
+	// ...while alice, at her usual address, gets in, over REST and gRPC.
+	if code := login(owner, password); code != http.StatusOK {
+		t.Errorf("alice over REST at her usual address during the flood: HTTP %d", code)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusTooManyRequests {
-		t.Errorf("the flooding address after the flood: HTTP %d, want 429", resp.StatusCode)
+	if _, err := pb.NewTokenServiceClient(ownerConn).CreateToken(context.Background(), &pb.CreateTokenRequest{Username: "alice", Password: password}); err != nil {
+		t.Errorf("alice over gRPC at her usual address during the flood: %s", describe(err))
 	}
 }
 

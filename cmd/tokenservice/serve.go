@@ -89,7 +89,7 @@ func serveFlags(fs *pflag.FlagSet) *serveOptions {
 	fs.IntVar(&cfg.Users.MaxMachineUsersPerOwner, "max-machine-users-per-owner", 100, "machine users one human user may own (0: no limit)")
 	fs.IntVar(&cfg.Users.LoginAttemptsPerUserAndAddress, "login-attempts-per-user-and-address", 10, "password attempts allowed a minute per username from one client address (0: no limit)")
 	fs.IntVar(&cfg.Users.LoginAttemptsPerAddress, "login-attempts-per-address", 60, "password attempts allowed a minute per client address, whatever the username (0: no limit)")
-	fs.IntVar(&cfg.Users.LoginAttemptsPerUser, "login-attempts-per-user", 100, "password attempts allowed a minute per username from all addresses together; only attempts the two limits above let through count (0: no limit)")
+	fs.IntVar(&cfg.Users.LoginAttemptsPerUser, "login-attempts-per-user", 100, "password attempts allowed a minute per username from addresses it has not logged in from in the last 30 days; past them only the addresses it has get through (0: no limit)")
 	fs.IntVar(&cfg.MaxConcurrentPasswordHashes, "max-concurrent-password-hashes", runtime.NumCPU(), "argon2id verifications run at once (each takes 19 MiB); more wait")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate (chain) file: with --tls-key, serve REST and gRPC over TLS")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM private key file for --tls-cert")

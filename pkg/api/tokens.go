@@ -22,23 +22,26 @@ type Deps struct {
 // TokenServer implements pb.TokenServiceServer.
 type TokenServer struct {
 	pb.UnimplementedTokenServiceServer
-	Deps
+	deps Deps
 }
 
 var _ pb.TokenServiceServer = (*TokenServer)(nil)
 
 // NewTokenServer returns a TokenServer.
-func NewTokenServer(deps Deps) *TokenServer { return &TokenServer{Deps: deps} }
+func NewTokenServer(deps Deps) *TokenServer { return &TokenServer{deps: deps} }
+
+// tokenPolicies says what each TokenService method asks of the bearer.
+var tokenPolicies = map[string]authPolicy{
+	pb.TokenService_CreateToken_FullMethodName:    bearerOptional, // or a password
+	pb.TokenService_GetToken_FullMethodName:       bearerRequired,
+	pb.TokenService_ListTokens_FullMethodName:     bearerRequired,
+	pb.TokenService_DeleteToken_FullMethodName:    bearerRequired,
+	pb.TokenService_GetAccessToken_FullMethodName: bearerInBody,
+}
 
 // AuthFuncOverride authenticates calls to TokenService (see authenticate).
 func (s *TokenServer) AuthFuncOverride(ctx context.Context, fullMethod string) (context.Context, error) {
-	return authenticate(ctx, s.Tokens, fullMethod, map[string]authPolicy{
-		pb.TokenService_CreateToken_FullMethodName:    bearerOptional, // or a password
-		pb.TokenService_GetToken_FullMethodName:       bearerRequired,
-		pb.TokenService_ListTokens_FullMethodName:     bearerRequired,
-		pb.TokenService_DeleteToken_FullMethodName:    bearerRequired,
-		pb.TokenService_GetAccessToken_FullMethodName: bearerInBody,
-	})
+	return authenticate(ctx, s.deps.Tokens, fullMethod, tokenPolicies)
 }
 
 // CreateToken implements pb.TokenServiceServer.
@@ -51,11 +54,11 @@ func (s *TokenServer) CreateToken(ctx context.Context, req *pb.CreateTokenReques
 		return nil, domain.ErrUnauthenticated
 	case caller == nil:
 		var err error
-		if caller, err = s.Users.AuthenticatePassword(ctx, req.GetUsername(), req.GetPassword(), clientAddr(ctx)); err != nil {
+		if caller, err = s.deps.Users.AuthenticatePassword(ctx, req.GetUsername(), req.GetPassword(), clientAddr(ctx)); err != nil {
 			return nil, err
 		}
 	}
-	plaintext, t, err := s.Tokens.CreateToken(ctx, caller, createInput(req))
+	plaintext, t, err := s.deps.Tokens.CreateToken(ctx, caller, createInput(req))
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +67,7 @@ func (s *TokenServer) CreateToken(ctx context.Context, req *pb.CreateTokenReques
 
 // GetToken implements pb.TokenServiceServer.
 func (s *TokenServer) GetToken(ctx context.Context, req *pb.GetTokenRequest) (*pb.GetTokenResponse, error) {
-	t, err := s.Tokens.GetToken(ctx, domain.PrincipalFromContext(ctx), req.GetTokenId())
+	t, err := s.deps.Tokens.GetToken(ctx, domain.PrincipalFromContext(ctx), req.GetTokenId())
 	if err != nil {
 		return nil, err
 	}
@@ -73,7 +76,7 @@ func (s *TokenServer) GetToken(ctx context.Context, req *pb.GetTokenRequest) (*p
 
 // ListTokens implements pb.TokenServiceServer.
 func (s *TokenServer) ListTokens(ctx context.Context, req *pb.ListTokensRequest) (*pb.ListTokensResponse, error) {
-	toks, next, err := s.Tokens.ListTokens(ctx, domain.PrincipalFromContext(ctx), listTokensInput(req))
+	toks, next, err := s.deps.Tokens.ListTokens(ctx, domain.PrincipalFromContext(ctx), listTokensInput(req))
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +89,7 @@ func (s *TokenServer) ListTokens(ctx context.Context, req *pb.ListTokensRequest)
 
 // DeleteToken implements pb.TokenServiceServer.
 func (s *TokenServer) DeleteToken(ctx context.Context, req *pb.DeleteTokenRequest) (*pb.DeleteTokenResponse, error) {
-	if err := s.Tokens.DeleteToken(ctx, domain.PrincipalFromContext(ctx), req.GetTokenId()); err != nil {
+	if err := s.deps.Tokens.DeleteToken(ctx, domain.PrincipalFromContext(ctx), req.GetTokenId()); err != nil {
 		return nil, err
 	}
 	return &pb.DeleteTokenResponse{}, nil
@@ -101,7 +104,7 @@ func (s *TokenServer) GetAccessToken(ctx context.Context, req *pb.GetAccessToken
 			return nil, err
 		}
 	}
-	at, err := s.Tokens.Exchange(ctx, plaintext)
+	at, err := s.deps.Tokens.Exchange(ctx, plaintext)
 	if err != nil {
 		return nil, err
 	}

@@ -12,28 +12,31 @@ import (
 // UserServer implements pb.UserServiceServer.
 type UserServer struct {
 	pb.UnimplementedUserServiceServer
-	Deps
+	deps Deps
 }
 
 var _ pb.UserServiceServer = (*UserServer)(nil)
 
 // NewUserServer returns a UserServer.
-func NewUserServer(deps Deps) *UserServer { return &UserServer{Deps: deps} }
+func NewUserServer(deps Deps) *UserServer { return &UserServer{deps: deps} }
 
-// AuthFuncOverride authenticates calls to UserService: every method takes a bearer.
+// userPolicies says what each UserService method asks of the bearer: every one takes one.
+var userPolicies = map[string]authPolicy{
+	pb.UserService_CreateUser_FullMethodName:     bearerRequired,
+	pb.UserService_GetUser_FullMethodName:        bearerRequired,
+	pb.UserService_ListUsers_FullMethodName:      bearerRequired,
+	pb.UserService_DeleteUser_FullMethodName:     bearerRequired,
+	pb.UserService_ChangePassword_FullMethodName: bearerRequired,
+}
+
+// AuthFuncOverride authenticates calls to UserService (see authenticate).
 func (s *UserServer) AuthFuncOverride(ctx context.Context, fullMethod string) (context.Context, error) {
-	return authenticate(ctx, s.Tokens, fullMethod, map[string]authPolicy{
-		pb.UserService_CreateUser_FullMethodName:     bearerRequired,
-		pb.UserService_GetUser_FullMethodName:        bearerRequired,
-		pb.UserService_ListUsers_FullMethodName:      bearerRequired,
-		pb.UserService_DeleteUser_FullMethodName:     bearerRequired,
-		pb.UserService_ChangePassword_FullMethodName: bearerRequired,
-	})
+	return authenticate(ctx, s.deps.Tokens, fullMethod, userPolicies)
 }
 
 // CreateUser implements pb.UserServiceServer.
 func (s *UserServer) CreateUser(ctx context.Context, req *pb.CreateUserRequest) (*pb.CreateUserResponse, error) {
-	u, err := s.Users.Create(ctx, domain.PrincipalFromContext(ctx), createUserInput(req))
+	u, err := s.deps.Users.Create(ctx, domain.PrincipalFromContext(ctx), createUserInput(req))
 	if err != nil {
 		return nil, err
 	}
@@ -43,7 +46,7 @@ func (s *UserServer) CreateUser(ctx context.Context, req *pb.CreateUserRequest) 
 // GetUser implements pb.UserServiceServer.
 func (s *UserServer) GetUser(ctx context.Context, req *pb.GetUserRequest) (*pb.GetUserResponse, error) {
 	caller := domain.PrincipalFromContext(ctx)
-	u, err := s.Users.Get(ctx, caller, userID(caller, req.GetUserId()))
+	u, err := s.deps.Users.Get(ctx, caller, userID(caller, req.GetUserId()))
 	if err != nil {
 		return nil, err
 	}
@@ -52,7 +55,7 @@ func (s *UserServer) GetUser(ctx context.Context, req *pb.GetUserRequest) (*pb.G
 
 // ListUsers implements pb.UserServiceServer.
 func (s *UserServer) ListUsers(ctx context.Context, req *pb.ListUsersRequest) (*pb.ListUsersResponse, error) {
-	list, next, err := s.Users.List(ctx, domain.PrincipalFromContext(ctx), listUsersInput(req))
+	list, next, err := s.deps.Users.List(ctx, domain.PrincipalFromContext(ctx), listUsersInput(req))
 	if err != nil {
 		return nil, err
 	}
@@ -66,7 +69,7 @@ func (s *UserServer) ListUsers(ctx context.Context, req *pb.ListUsersRequest) (*
 // DeleteUser implements pb.UserServiceServer.
 func (s *UserServer) DeleteUser(ctx context.Context, req *pb.DeleteUserRequest) (*pb.DeleteUserResponse, error) {
 	caller := domain.PrincipalFromContext(ctx)
-	if err := s.Users.Delete(ctx, caller, userID(caller, req.GetUserId())); err != nil {
+	if err := s.deps.Users.Delete(ctx, caller, userID(caller, req.GetUserId())); err != nil {
 		return nil, err
 	}
 	return &pb.DeleteUserResponse{}, nil
@@ -75,7 +78,7 @@ func (s *UserServer) DeleteUser(ctx context.Context, req *pb.DeleteUserRequest) 
 // ChangePassword implements pb.UserServiceServer.
 func (s *UserServer) ChangePassword(ctx context.Context, req *pb.ChangePasswordRequest) (*pb.ChangePasswordResponse, error) {
 	caller := domain.PrincipalFromContext(ctx)
-	err := s.Users.ChangePassword(ctx, caller, users.PasswordChange{
+	err := s.deps.Users.ChangePassword(ctx, caller, users.PasswordChange{
 		UserID:      userID(caller, req.GetUserId()),
 		OldPassword: req.GetOldPassword(),
 		NewPassword: req.GetNewPassword(),

@@ -16,25 +16,25 @@ func (s *Service) AuthenticateBearer(ctx context.Context, bearer string) (*domai
 		if err != nil {
 			return nil, err
 		}
-		s.LastUsed.Record(t.ID, s.Clock())
+		s.deps.LastUsed.Record(t.ID, s.deps.Clock())
 		return s.principal(ctx, t)
 	}
-	claims, err := s.Minter.Verify(bearer, s.Clock())
+	claims, err := s.deps.Minter.Verify(bearer, s.deps.Clock())
 	if err != nil {
 		return nil, domain.ErrUnauthenticated
 	}
 	// The access token is refused as soon as its API token is deleted or
 	// expired: this service checks; gateways verifying offline honour it
 	// until its exp.
-	t, err := s.Tokens.TokenByID(ctx, claims.TokenID)
+	t, err := s.deps.Tokens.TokenByID(ctx, claims.TokenID)
 	if err != nil {
 		return nil, unauthenticated(err)
 	}
-	now := s.Clock()
+	now := s.deps.Clock()
 	if !t.ActiveAt(now) || t.UserID != claims.UserID {
 		return nil, domain.ErrUnauthenticated
 	}
-	s.LastUsed.Record(t.ID, now)
+	s.deps.LastUsed.Record(t.ID, now)
 	return s.principal(ctx, t)
 }
 
@@ -47,18 +47,18 @@ func (s *Service) apiToken(ctx context.Context, plaintext string) (*domain.Token
 	if !ok {
 		return nil, domain.ErrUnauthenticated
 	}
-	t, err := s.Tokens.TokenByID(ctx, parsed.ID)
+	t, err := s.deps.Tokens.TokenByID(ctx, parsed.ID)
 	if err != nil {
 		return nil, unauthenticated(err)
 	}
-	if !auth.SecretMatches(parsed.Secret, t.SecretHash) || !t.ActiveAt(s.Clock()) {
+	if !auth.SecretMatches(parsed.Secret, t.SecretHash) || !t.ActiveAt(s.deps.Clock()) {
 		return nil, domain.ErrUnauthenticated
 	}
 	return t, nil
 }
 
 func (s *Service) principal(ctx context.Context, t *domain.Token) (*domain.Principal, error) {
-	u, err := s.Users.UserByID(ctx, t.UserID)
+	u, err := s.deps.Users.UserByID(ctx, t.UserID)
 	if err != nil {
 		return nil, unauthenticated(err)
 	}

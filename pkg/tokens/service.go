@@ -42,8 +42,8 @@ type Deps struct {
 
 // Service implements the token service's operations.
 type Service struct {
-	Deps
-	cfg Config
+	deps Deps
+	cfg  Config
 }
 
 type noLastUsed struct{}
@@ -55,7 +55,7 @@ func New(cfg Config, deps Deps) *Service {
 	if deps.LastUsed == nil {
 		deps.LastUsed = noLastUsed{}
 	}
-	return &Service{Deps: deps, cfg: cfg}
+	return &Service{deps: deps, cfg: cfg}
 }
 
 // CreateInput is what a caller asks of CreateToken.
@@ -72,7 +72,7 @@ func (s *Service) CreateToken(ctx context.Context, caller *domain.Principal, in 
 	if err != nil {
 		return "", nil, err
 	}
-	now := s.Clock()
+	now := s.deps.Clock()
 	expire := in.ExpireTime
 	if !expire.IsZero() && !expire.After(now) {
 		return "", nil, domain.Errorf(domain.KindInvalid, "expire_time must be in the future")
@@ -85,7 +85,7 @@ func (s *Service) CreateToken(ctx context.Context, caller *domain.Principal, in 
 			return "", nil, domain.Errorf(domain.KindInvalid, "expire_time must be within %s from now", max)
 		}
 	}
-	plain, err := auth.NewAPIToken(s.Rand)
+	plain, err := auth.NewAPIToken(s.deps.Rand)
 	if err != nil {
 		return "", nil, domain.Wrap(domain.KindInternal, err, "generating token")
 	}
@@ -97,7 +97,7 @@ func (s *Service) CreateToken(ctx context.Context, caller *domain.Principal, in 
 		CreateTime: now,
 		ExpireTime: expire.UTC().Truncate(time.Microsecond),
 	}
-	switch err := s.Tokens.CreateToken(ctx, t, s.cfg.MaxTokensPerUser); {
+	switch err := s.deps.Tokens.CreateToken(ctx, t, s.cfg.MaxTokensPerUser); {
 	case err == domain.ErrLimitReached:
 		return "", nil, domain.Errorf(domain.KindResourceExhausted,
 			"the user has %d live tokens, the most allowed (the server's --max-tokens-per-user): delete one first", s.cfg.MaxTokensPerUser)
@@ -126,7 +126,7 @@ func (s *Service) DeleteToken(ctx context.Context, caller *domain.Principal, id 
 	if _, err := s.visibleToken(ctx, caller, id); err != nil {
 		return err
 	}
-	return s.Tokens.DeleteToken(ctx, id, s.Clock())
+	return s.deps.Tokens.DeleteToken(ctx, id, s.deps.Clock())
 }
 
 // ListInput is what a caller asks of ListTokens.
@@ -144,12 +144,12 @@ func (s *Service) ListTokens(ctx context.Context, caller *domain.Principal, in L
 	if err != nil {
 		return nil, "", err
 	}
-	now := s.Clock()
+	now := s.deps.Clock()
 	// A page token is good for the listing, user and direction it came from.
 	query := []string{"tokens", userID, strconv.FormatBool(in.Reverse)}
-	return pagetoken.List(s.Pages, in.PageSize, in.PageToken, query,
+	return pagetoken.List(s.deps.Pages, in.PageSize, in.PageToken, query,
 		func(after *domain.Cursor, limit int) ([]*domain.Token, error) {
-			return s.Tokens.ListTokens(ctx, domain.TokenQuery{UserID: userID, Now: now, Limit: limit, Reverse: in.Reverse, After: after})
+			return s.deps.Tokens.ListTokens(ctx, domain.TokenQuery{UserID: userID, Now: now, Limit: limit, Reverse: in.Reverse, After: after})
 		},
 		func(t *domain.Token) domain.Cursor { return domain.Cursor{CreateTime: t.CreateTime, ID: t.ID} })
 }
@@ -160,12 +160,12 @@ func (s *Service) Exchange(ctx context.Context, plaintext string) (auth.AccessTo
 	if err != nil {
 		return auth.AccessToken{}, err
 	}
-	now := s.Clock()
-	at, err := s.Minter.Mint(t, now)
+	now := s.deps.Clock()
+	at, err := s.deps.Minter.Mint(t, now)
 	if err != nil {
 		return auth.AccessToken{}, domain.Wrap(domain.KindInternal, err, "minting access token")
 	}
-	s.LastUsed.Record(t.ID, now)
+	s.deps.LastUsed.Record(t.ID, now)
 	return at, nil
 }
 
@@ -173,7 +173,7 @@ var errTokenNotFound = domain.Errorf(domain.KindNotFound, "token not found")
 
 // visibleToken returns the token, deleted or not, if the caller may see it.
 func (s *Service) visibleToken(ctx context.Context, caller *domain.Principal, id string) (*domain.Token, error) {
-	t, err := s.Tokens.TokenByID(ctx, id)
+	t, err := s.deps.Tokens.TokenByID(ctx, id)
 	if domain.KindOf(err) == domain.KindNotFound {
 		return nil, errTokenNotFound
 	}
@@ -183,7 +183,7 @@ func (s *Service) visibleToken(ctx context.Context, caller *domain.Principal, id
 	if t.UserID == caller.User.ID || caller.User.Admin {
 		return t, nil
 	}
-	owner, err := s.Users.UserByID(ctx, t.UserID)
+	owner, err := s.deps.Users.UserByID(ctx, t.UserID)
 	if err != nil {
 		if domain.KindOf(err) == domain.KindNotFound {
 			return nil, errTokenNotFound
@@ -203,7 +203,7 @@ func (s *Service) actingFor(ctx context.Context, caller *domain.Principal, userI
 	if userID == "" || userID == caller.User.ID {
 		return caller.User.ID, nil
 	}
-	target, err := s.Users.UserByID(ctx, userID)
+	target, err := s.deps.Users.UserByID(ctx, userID)
 	switch {
 	case domain.KindOf(err) == domain.KindNotFound:
 		if caller.User.Admin {

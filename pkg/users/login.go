@@ -2,48 +2,94 @@ package users
 
 import (
 	"context"
+	"net/netip"
 	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/tokenservice/tokenservice/pkg/domain"
 	"github.com/tokenservice/tokenservice/pkg/throttle"
 )
 
-// maxTrackedKeys bounds the memory of each login limiter.
-const maxTrackedKeys = 100_000
+// Bounds of the login limiters' memory.
+const (
+	maxTrackedKeys    = 100_000
+	maxKnownAddresses = 100_000
+	// knownFor is how long a successful login makes its address known for
+	// that username.
+	knownFor = 30 * 24 * time.Hour
+)
 
-// logins limits password attempts. The tight limit is per username and
-// client address, so someone who knows a username and floods it with wrong
-// passwords from their addresses is stopped there, and its owner, logging in
-// from another address, still gets in. The per-username limit over all
-// addresses is loose: it bounds a guess rate spread over many addresses, and
-// only attempts the tighter limits let through count towards it.
+// logins limits password attempts in three ways:
+//   - per username and client address, tightly, every attempt: one source
+//     guessing one account is stopped there;
+//   - per client address, every attempt, whatever the username;
+//   - per username, loosely, attempts from addresses it has not logged in
+//     from in the last 30 days: once that budget is spent, only the known
+//     addresses still reach the password check. A flood of wrong passwords
+//     from many addresses then gets few guesses checked, yet does not lock
+//     the owner out where they usually log in. (The budget is taken before
+//     the check, so concurrent attempts cannot all pass it.)
+//
+// IPv6 addresses count by their /64, which one host often holds whole.
 type logins struct {
 	byUserAndAddress *throttle.Limiter
 	byAddress        *throttle.Limiter
-	byUser           *throttle.Limiter
+	byUser           *throttle.Limiter // attempts from addresses not known for the user
+	known            *lru.Cache[string, time.Time] // username and address → last login there
+	now              func() time.Time
 }
 
 func newLogins(cfg Config, now func() time.Time) logins {
+	known, _ := lru.New[string, time.Time](maxKnownAddresses) // size > 0: cannot fail
 	return logins{
 		byUserAndAddress: throttle.New(cfg.LoginAttemptsPerUserAndAddress, maxTrackedKeys, now),
 		byAddress:        throttle.New(cfg.LoginAttemptsPerAddress, maxTrackedKeys, now),
 		byUser:           throttle.New(cfg.LoginAttemptsPerUser, maxTrackedKeys, now),
+		known:            known,
+		now:              now,
 	}
 }
 
-// allow takes one attempt of username from clientAddr from each limit in
-// turn, tightest first, or says how long to wait.
-func (l logins) allow(username, clientAddr string) error {
-	for _, limit := range []struct {
-		l   *throttle.Limiter
-		key string
-	}{{l.byAddress, clientAddr}, {l.byUserAndAddress, username + "\x00" + clientAddr}, {l.byUser, username}} {
-		if ok, wait := limit.l.Allow(limit.key); !ok {
-			return &domain.Error{Kind: domain.KindResourceExhausted, RetryAfter: wait,
-				Message: "too many password attempts: retry later"}
-		}
+// addressKey is what a client address counts as: itself, or for IPv6 its /64.
+func addressKey(addr string) string {
+	ip, err := netip.ParseAddr(addr)
+	if err != nil || ip.Unmap().Is4() {
+		return addr
+	}
+	p, _ := ip.Prefix(64) // an IPv6 address always has a /64
+	return p.String()
+}
+
+func tooMany(wait time.Duration) error {
+	return &domain.Error{Kind: domain.KindResourceExhausted, RetryAfter: wait, Message: "too many password attempts: retry later"}
+}
+
+// allow takes one attempt of username from address, or says how long to wait.
+func (l logins) allow(username, address string) error {
+	if ok, wait := l.byAddress.Allow(address); !ok {
+		return tooMany(wait)
+	}
+	if ok, wait := l.byUserAndAddress.Allow(username + "\x00" + address); !ok {
+		return tooMany(wait)
+	}
+	if l.isKnown(username, address) {
+		return nil
+	}
+	if ok, wait := l.byUser.Allow(username); !ok {
+		return tooMany(wait)
 	}
 	return nil
+}
+
+func (l logins) isKnown(username, address string) bool {
+	at, ok := l.known.Get(username + "\x00" + address)
+	return ok && l.now().Sub(at) < knownFor
+}
+
+// succeeded makes address known for username.
+func (l logins) succeeded(username, address string) {
+	l.known.Add(username+"\x00"+address, l.now())
 }
 
 // AuthenticatePassword checks a human user's username and password, coming
@@ -56,28 +102,30 @@ func (s *Service) AuthenticatePassword(ctx context.Context, username, password, 
 	if malformed != nil {
 		name = username
 	}
-	if err := s.logins.allow(name, clientAddr); err != nil {
+	address := addressKey(clientAddr)
+	if err := s.logins.allow(name, address); err != nil {
 		return nil, err
 	}
 	var u *domain.User
 	hash := ""
 	if malformed == nil {
-		switch found, ferr := s.Users.UserByUsername(ctx, name); {
-		case ferr == nil:
+		switch found, err := s.deps.Users.UserByUsername(ctx, name); {
+		case err == nil:
 			u, hash = found, found.PasswordHash
-		case domain.KindOf(ferr) != domain.KindNotFound:
-			return nil, ferr
+		case domain.KindOf(err) != domain.KindNotFound:
+			return nil, err
 		}
 	}
-	ok, verr := s.Passwords.Verify(ctx, password, hash)
+	ok, err := s.deps.Passwords.Verify(ctx, password, hash)
 	if ctx.Err() != nil {
 		return nil, domain.Wrap(domain.KindUnavailable, ctx.Err(), "too busy to check the password: retry later")
 	}
-	if verr != nil {
-		return nil, domain.Wrap(domain.KindInternal, verr, "verifying password")
+	if err != nil {
+		return nil, domain.Wrap(domain.KindInternal, err, "verifying password")
 	}
 	if !ok || u == nil {
 		return nil, domain.ErrUnauthenticated
 	}
+	s.logins.succeeded(name, address)
 	return &domain.Principal{User: u}, nil
 }

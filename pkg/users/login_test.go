@@ -3,6 +3,7 @@ package users
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"testing"
 	"time"
 
@@ -88,6 +89,82 @@ func TestChangePasswordChecksTheOldOneAsALogin(t *testing.T) {
 		}
 		if wantDerived := map[bool]int{true: 1, false: 0}[want != domain.KindResourceExhausted]; derived != wantDerived {
 			t.Errorf("attempt %d: %d argon2id derivations, want %d", i+1, derived, wantDerived)
+		}
+	}
+}
+
+// A flood of wrong passwords for one username from many addresses spends
+// its budget: then new addresses are refused, right password or not, while
+// an address the owner logged in from still gets through.
+func TestLoginLimitsStopAFloodWithoutLockingTheOwnerOut(t *testing.T) {
+	pw := cheapPasswords(t)
+	hash, _ := pw.Hash(t.Context(), "right password")
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	alice := &domain.User{ID: "u", Username: "alice", PasswordHash: hash}
+	svc := New(Config{LoginAttemptsPerUserAndAddress: 10, LoginAttemptsPerAddress: 60, LoginAttemptsPerUser: 20},
+		Deps{Users: oneUser{u: alice}, Passwords: pw, Clock: clock, Rand: rand.Reader})
+	ctx := context.Background()
+	login := func(password, addr string) error {
+		_, err := svc.AuthenticatePassword(ctx, "alice", password, addr)
+		return err
+	}
+	if err := login("right password", "198.51.100.7"); err != nil { // the owner's usual address
+		t.Fatal(err)
+	}
+	checked := 0
+	for i := range 30 { // 30 addresses, 5 wrong passwords each
+		for range 5 {
+			if login("wrong password", fmt.Sprintf("203.0.113.%d", i)) == domain.ErrUnauthenticated {
+				checked++
+			}
+		}
+	}
+	if checked != 19 {
+		t.Errorf("%d wrong passwords from many addresses were checked, want the budget of 20 less the owner's first login (from a then new address)", checked)
+	}
+	if err := login("right password", "203.0.113.200"); domain.KindOf(err) != domain.KindResourceExhausted {
+		t.Errorf("the right password from a new address once the budget is spent: %v, want refused", err)
+	}
+	if err := login("right password", "198.51.100.7"); err != nil {
+		t.Errorf("the owner at their usual address during the flood: %v", err)
+	}
+	// The budget refills: a minute later a new address is checked again.
+	now = now.Add(time.Minute)
+	if err := login("right password", "203.0.113.201"); err != nil {
+		t.Errorf("a new address after the budget refilled: %v", err)
+	}
+	// An address known 30 days ago is no longer.
+	now = now.Add(knownFor)
+	for i := range 25 {
+		login("wrong password", fmt.Sprintf("192.0.2.%d", i))
+	}
+	if err := login("right password", "198.51.100.7"); domain.KindOf(err) != domain.KindResourceExhausted {
+		t.Errorf("an address last used over 30 days ago during a flood: %v, want refused", err)
+	}
+}
+
+// IPv6 addresses count by their /64: a host rotating through its own /64
+// is one address to the per-address limits.
+func TestIPv6AddressesCountByTheirSlash64(t *testing.T) {
+	for addr, want := range map[string]string{
+		"2001:db8:1:2:3:4:5:6": "2001:db8:1:2::/64",
+		"2001:db8:1:2:ffff::1": "2001:db8:1:2::/64",
+		"203.0.113.9":          "203.0.113.9",
+		"::ffff:203.0.113.9":   "::ffff:203.0.113.9",
+		"not an address":       "not an address",
+		"":                     "",
+	} {
+		if got := addressKey(addr); got != want {
+			t.Errorf("addressKey(%q) = %q, want %q", addr, got, want)
+		}
+	}
+	pw := cheapPasswords(t)
+	svc := New(Config{LoginAttemptsPerUserAndAddress: 3}, Deps{Users: oneUser{u: &domain.User{Username: "alice"}}, Passwords: pw, Clock: time.Now, Rand: rand.Reader})
+	for i := range 4 {
+		_, err := svc.AuthenticatePassword(context.Background(), "alice", "wrong", fmt.Sprintf("2001:db8::%x", i+1))
+		if want := map[bool]domain.Kind{true: domain.KindResourceExhausted, false: domain.KindUnauthenticated}[i == 3]; domain.KindOf(err) != want {
+			t.Errorf("attempt %d from a new address of one /64: %v", i+1, err)
 		}
 	}
 }

@@ -20,12 +20,11 @@ type Config struct {
 	// MaxMachineUsersPerOwner, if positive, bounds the machine users one
 	// human may own.
 	MaxMachineUsersPerOwner int
-	// Login limits: password attempts a minute per username and client
-	// address together (tight), per client address, and per username from
-	// all addresses (loose); 0: no limit.
-	LoginAttemptsPerUserAndAddress int
-	LoginAttemptsPerAddress        int
-	LoginAttemptsPerUser           int
+	// Login limits, a minute (see logins); 0: no limit.
+	LoginAttemptsPerUserAndAddress int // every attempt, per username and client address
+	LoginAttemptsPerAddress        int // every attempt, per client address
+	LoginAttemptsPerUser           int // per username, from addresses it has not logged in from lately
+
 }
 
 // Deps are what the service works with.
@@ -39,14 +38,14 @@ type Deps struct {
 
 // Service implements the user operations.
 type Service struct {
-	Deps
+	deps   Deps
 	cfg    Config
 	logins logins
 }
 
 // New returns a Service.
 func New(cfg Config, deps Deps) *Service {
-	return &Service{Deps: deps, cfg: cfg, logins: newLogins(cfg, deps.Clock)}
+	return &Service{deps: deps, cfg: cfg, logins: newLogins(cfg, deps.Clock)}
 }
 
 // Operator is the caller the server-side commands act as: whoever holds the
@@ -74,8 +73,8 @@ func (s *Service) Create(ctx context.Context, caller *domain.Principal, in NewUs
 	if err != nil {
 		return nil, err
 	}
-	u := &domain.User{Username: name, Admin: in.Admin, CreateTime: s.Clock()}
-	if u.ID, err = auth.RandomID(s.Rand); err != nil {
+	u := &domain.User{Username: name, Admin: in.Admin, CreateTime: s.deps.Clock()}
+	if u.ID, err = auth.RandomID(s.deps.Rand); err != nil {
 		return nil, domain.Wrap(domain.KindInternal, err, "generating user ID")
 	}
 	if caller.User.IsMachine() {
@@ -101,7 +100,7 @@ func (s *Service) Create(ctx context.Context, caller *domain.Principal, in NewUs
 			return nil, err
 		}
 	}
-	switch err := s.Users.CreateUser(ctx, u, maxOwned); {
+	switch err := s.deps.Users.CreateUser(ctx, u, maxOwned); {
 	case err == domain.ErrLimitReached:
 		return nil, domain.Errorf(domain.KindResourceExhausted,
 			"the owner has %d machine users, the most allowed (the server's --max-machine-users-per-owner): delete one first", maxOwned)
@@ -125,7 +124,7 @@ func (s *Service) owner(ctx context.Context, caller *domain.Principal, ownerID s
 	if !caller.User.Admin {
 		return "", domain.Errorf(domain.KindPermissionDenied, "owner_id must be empty or your own user ID")
 	}
-	o, err := s.Users.UserByID(ctx, ownerID)
+	o, err := s.deps.Users.UserByID(ctx, ownerID)
 	if domain.KindOf(err) == domain.KindNotFound {
 		return "", domain.Errorf(domain.KindInvalid, "owner_id: no such user")
 	}
@@ -142,7 +141,7 @@ func (s *Service) hash(ctx context.Context, password string) (string, error) {
 	if err := domain.ValidatePassword(password); err != nil {
 		return "", err
 	}
-	h, err := s.Passwords.Hash(ctx, password)
+	h, err := s.deps.Passwords.Hash(ctx, password)
 	if ctx.Err() != nil {
 		return "", domain.Wrap(domain.KindUnavailable, ctx.Err(), "too busy to hash the password: retry later")
 	}
@@ -160,7 +159,7 @@ func (s *Service) Get(ctx context.Context, caller *domain.Principal, id string) 
 	if id == caller.User.ID {
 		return caller.User, nil
 	}
-	u, err := s.Users.UserByID(ctx, id)
+	u, err := s.deps.Users.UserByID(ctx, id)
 	if domain.KindOf(err) == domain.KindNotFound {
 		return nil, errUserNotFound
 	}
@@ -179,7 +178,7 @@ func (s *Service) GetByUsername(ctx context.Context, caller *domain.Principal, u
 	if err != nil {
 		return nil, err
 	}
-	u, err := s.Users.UserByUsername(ctx, name)
+	u, err := s.deps.Users.UserByUsername(ctx, name)
 	if domain.KindOf(err) == domain.KindNotFound {
 		return nil, errUserNotFound
 	}
@@ -213,10 +212,10 @@ func (s *Service) List(ctx context.Context, caller *domain.Principal, in ListInp
 	}
 	// A page token is good for the listing, caller and filter it came from.
 	query := []string{"users", q.VisibleTo, strconv.FormatBool(caller.User.Admin), q.Username}
-	return pagetoken.List(s.Pages, in.PageSize, in.PageToken, query,
+	return pagetoken.List(s.deps.Pages, in.PageSize, in.PageToken, query,
 		func(after *domain.Cursor, limit int) ([]*domain.User, error) {
 			q.After, q.Limit = after, limit
-			return s.Users.ListUsers(ctx, q)
+			return s.deps.Users.ListUsers(ctx, q)
 		},
 		func(u *domain.User) domain.Cursor { return domain.Cursor{CreateTime: u.CreateTime, ID: u.ID} })
 }
@@ -232,7 +231,7 @@ func (s *Service) Delete(ctx context.Context, caller *domain.Principal, id strin
 	if u.ID == caller.User.ID {
 		return domain.Errorf(domain.KindInvalid, "you cannot delete your own user (another admin can)")
 	}
-	_, err = s.Users.DeleteUser(ctx, u.ID)
+	_, err = s.deps.Users.DeleteUser(ctx, u.ID)
 	if domain.KindOf(err) == domain.KindNotFound {
 		return errUserNotFound
 	}
@@ -274,7 +273,7 @@ func (s *Service) ChangePassword(ctx context.Context, caller *domain.Principal, 
 	if err != nil {
 		return err
 	}
-	err = s.Users.SetPasswordHash(ctx, u.ID, hash)
+	err = s.deps.Users.SetPasswordHash(ctx, u.ID, hash)
 	if domain.KindOf(err) == domain.KindNotFound {
 		return errUserNotFound
 	}
