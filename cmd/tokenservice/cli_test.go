@@ -168,8 +168,10 @@ func TestClientExitCodes(t *testing.T) {
 	sh.want(exitUsage, "--expires-in", "", "token", "create", "--expires-in", "soon")
 	sh.want(exitError, "no user \"nobody\"", "", "token", "create", "--user", "nobody")
 	sh.want(exitError, "token not found", "", "token", "get", "nosuchtoken00000")
-	sh.want(exitUnreachable, "did not answer", "", "whoami", "--addr", "127.0.0.1:1")
-	sh.want(exitUnreachable, "is that the REST address?", "", "whoami", "--addr", strings.TrimPrefix(s.httpURL, "http://"))
+	// (With a token of its own: the login's goes only to its server.)
+	script := &shell{t: t, env: map[string]string{"HOME": t.TempDir(), "TOKENSERVICE_TOKEN": "tks_AAAAAAAAAAAAAAAA_x"}}
+	script.want(exitUnreachable, "did not answer", "", "whoami", "--addr", "127.0.0.1:1")
+	script.want(exitUnreachable, "is that the REST address?", "", "whoami", "--addr", strings.TrimPrefix(s.httpURL, "http://"))
 	s.mustUser(t, "dave", "human")
 	sh.want(exitError, "no user \"dave\" that you may see", "", "token", "list", "--user", "dave")
 }
@@ -187,8 +189,20 @@ func TestCredentialsFileMustBePrivate(t *testing.T) {
 		}
 		sh.want(exitError, "readable by others", "", "whoami")
 	}
-	os.Chmod(path, 0o600)
+	// Logging in again replaces such a file with a private one, revoking its token.
+	b, _ := os.ReadFile(path)
+	var exposed savedCredentials
+	json.Unmarshal(b, &exposed)
+	sh.must(password+"\n", "login", "bob")
+	if info, err := os.Stat(path); err != nil || info.Mode().Perm() != 0o600 {
+		t.Errorf("the credentials file after logging in again: %v, %v", info, err)
+	}
+	_, err := rpc{t, s.grpcCaller()}.list(exposed.Token, &pb.ListTokensRequest{})
+	wantCode(t, "the exposed file's token after logging in again", err, codes.Unauthenticated)
 	sh.must("", "whoami")
+	// The login's token is sent only to the server it came from.
+	other := startService(t, storetest.MustConfig(t, "sqlite"))
+	sh.want(exitCredentials, "not logged in to "+other.grpcAddr, "", "whoami", "--addr", other.grpcAddr)
 	// Without XDG_CONFIG_HOME, HOME/.config (XDG's default).
 	home := &shell{t: t, env: map[string]string{"TOKENSERVICE_ADDR": s.grpcAddr, "HOME": t.TempDir()}}
 	home.must(password+"\n", "login", "bob")

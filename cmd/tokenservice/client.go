@@ -49,43 +49,56 @@ func clientFlags(fs *pflag.FlagSet) *clientOptions {
 
 // client is a connection to the server, with the caller's API token.
 type client struct {
-	addr   string
+	addr   string // as given: host:port or https://host:port
+	tls    bool
 	conn   *grpc.ClientConn
 	token  string // "" if not logged in
 	tokens pb.TokenServiceClient
 	users  pb.UserServiceClient
 }
 
-// connect dials the server. The token is TOKENSERVICE_TOKEN's, else the
-// login's; needToken refuses to go on without one.
+// connect dials the server: --addr, else the login's, else defaultAddr. The
+// token is TOKENSERVICE_TOKEN's, else the login's if the login is to this
+// address; needToken refuses to go on without one (login and logout need none).
 func (o *clientOptions) connect(e *env, needToken bool) (*client, error) {
 	path, err := credentialsPath(e.getenv)
 	if err != nil {
 		return nil, err
 	}
-	saved, err := loadCredentials(path)
-	if err != nil {
-		return nil, err
-	}
-	c := &client{addr: o.addr, token: e.getenv(tokenVariable)}
+	saved, _ := readCredentials(path) // for its address, which is no secret
+	c := &client{addr: o.addr, tls: o.tls, token: e.getenv(tokenVariable)}
 	if c.addr == "" && saved != nil {
-		c.addr = saved.Addr
+		c.addr, c.tls = saved.Addr, c.tls || saved.TLS
 	}
 	if c.addr == "" {
 		c.addr = defaultAddr
 	}
-	if c.token == "" && saved != nil {
-		c.token = saved.Token
-	}
-	if needToken && c.token == "" {
-		return nil, &exitErr{code: exitCredentials, err: fmt.Errorf("not logged in: run `tokenservice login`, or set %s", tokenVariable)}
-	}
-	target, useTLS, err := parseAddr(c.addr)
+	target, addrTLS, err := parseAddr(c.addr)
 	if err != nil {
 		return nil, &exitErr{code: exitUsage, err: err, cmd: "tokenservice"}
 	}
+	c.tls = c.tls || addrTLS
+	// The login's token goes only to the server it came from (another
+	// --addr must not receive it), never in plaintext if it came over TLS,
+	// and only from a file others cannot read.
+	if needToken && c.token == "" && saved != nil {
+		savedTarget, savedTLS, _ := parseAddr(saved.Addr)
+		if savedTarget == target && (c.tls || !(savedTLS || saved.TLS)) {
+			if saved, err = loadCredentials(path); err != nil {
+				return nil, err
+			}
+			c.token = saved.Token
+		}
+	}
+	if needToken && c.token == "" {
+		where := ""
+		if saved != nil {
+			where = " to " + c.addr + " (the login is to " + saved.Addr + ")"
+		}
+		return nil, &exitErr{code: exitCredentials, err: fmt.Errorf("not logged in%s: run `tokenservice login`, or set %s", where, tokenVariable)}
+	}
 	creds := insecure.NewCredentials()
-	if useTLS || o.tls {
+	if c.tls {
 		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 		if o.caFile != "" {
 			pem, err := os.ReadFile(o.caFile)
@@ -195,6 +208,7 @@ func (c *client) user(ctx context.Context, name string) (*pb.User, error) {
 // savedCredentials are what login keeps.
 type savedCredentials struct {
 	Addr     string `json:"addr"`
+	TLS      bool   `json:"tls,omitempty"` // --tls at login
 	Username string `json:"username"`
 	Token    string `json:"token"`
 }
@@ -225,8 +239,13 @@ func loadCredentials(path string) (*savedCredentials, error) {
 		return nil, err
 	}
 	if mode := info.Mode().Perm(); mode&0o077 != 0 {
-		return nil, fmt.Errorf("%s is readable by others (mode %04o): refusing to use the token in it; run chmod 600 on it, or log in again", path, mode)
+		return nil, fmt.Errorf("%s is readable by others (mode %04o): refusing to use the token in it; log out (which deletes it) and log in again", path, mode)
 	}
+	return readCredentials(path)
+}
+
+// readCredentials reads the credentials file whatever its mode.
+func readCredentials(path string) (*savedCredentials, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err

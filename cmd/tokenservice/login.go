@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/tokenservice/tokenservice/gen/priv/tokenservice/v1alpha1"
+	"github.com/tokenservice/tokenservice/pkg/auth"
 )
 
 func loginCommand(e *env) *cobra.Command {
@@ -66,8 +67,8 @@ login's token is deleted. Scripts can instead set TOKENSERVICE_TOKEN.`,
 			if err != nil {
 				return err
 			}
-			previous, _ := loadCredentials(path)
-			if err := saveCredentials(path, &savedCredentials{Addr: c.addr, Username: username, Token: resp.GetToken()}); err != nil {
+			previous, _ := readCredentials(path) // even one others could read: its token is revoked below
+			if err := saveCredentials(path, &savedCredentials{Addr: c.addr, TLS: c.tls, Username: username, Token: resp.GetToken()}); err != nil {
 				return err
 			}
 			if previous != nil && previous.Addr == c.addr && previous.Token != "" {
@@ -89,17 +90,12 @@ func revoke(cmd *cobra.Command, c *client, token string) error {
 	old.token = token
 	ctx, cancel := old.call(cmd.Context())
 	defer cancel()
-	_, err := c.tokens.DeleteToken(ctx, &pb.DeleteTokenRequest{TokenId: tokenID(token)})
-	return err
-}
-
-// tokenID is the public ID inside a plaintext API token (tks_<id>_...).
-func tokenID(plaintext string) string {
-	const prefix, idLen = len("tks_"), 16
-	if len(plaintext) < prefix+idLen {
-		return ""
+	parsed, ok := auth.ParseAPIToken(token)
+	if !ok {
+		return status.Error(codes.Unauthenticated, "not an API token")
 	}
-	return plaintext[prefix : prefix+idLen]
+	_, err := c.tokens.DeleteToken(ctx, &pb.DeleteTokenRequest{TokenId: parsed.ID})
+	return err
 }
 
 func logoutCommand(e *env) *cobra.Command {
@@ -114,13 +110,15 @@ func logoutCommand(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			saved, err := loadCredentials(path)
-			if err != nil {
-				return err
-			}
-			if saved == nil {
+			// Read even a file others could read: all the more reason to
+			// revoke its token.
+			saved, err := readCredentials(path)
+			if errors.Is(err, os.ErrNotExist) {
 				fmt.Fprintln(e.stdout, "Not logged in.")
 				return nil
+			}
+			if err != nil {
+				return err
 			}
 			if o.addr == "" {
 				o.addr = saved.Addr

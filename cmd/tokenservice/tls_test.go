@@ -119,6 +119,9 @@ func TestClientOverTLS(t *testing.T) {
 		t.Errorf("whoami over TLS: %q", out)
 	}
 	sh.must("", "whoami", "--addr", s.grpcAddr, "--tls")
+	// The login's token, got over TLS, is never sent in plaintext.
+	sh.want(exitCredentials, "not logged in to "+s.grpcAddr, "", "whoami", "--addr", s.grpcAddr)
+	sh.env["TOKENSERVICE_TOKEN"] = "tks_AAAAAAAAAAAAAAAA_x"
 	sh.want(exitUnreachable, "did not answer", "", "whoami", "--addr", s.grpcAddr) // plaintext to a TLS server
 	sh.want(exitUsage, "scheme", "", "whoami", "--addr", "ftp://"+s.grpcAddr)
 }
