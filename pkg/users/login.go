@@ -35,7 +35,7 @@ const (
 type logins struct {
 	byUserAndAddress *throttle.Limiter
 	byAddress        *throttle.Limiter
-	byUser           *throttle.Limiter // attempts from addresses not known for the user
+	byUser           *throttle.Limiter             // attempts from addresses not known for the user
 	known            *lru.Cache[string, time.Time] // username and address → last login there
 	now              func() time.Time
 }
