@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -125,7 +126,7 @@ func (a apiCall) scenario(name string) scenario {
 			if err != nil {
 				return func(context.Context, int) error { return err }
 			}
-			want := httpStatus(a.want)
+			want := runtime.HTTPStatusFromCode(a.want)
 			bearer := a.bearer(f)
 			return func(ctx context.Context, _ int) error {
 				var rd io.Reader
@@ -174,14 +175,6 @@ func outputType(fullMethod string) (protoreflect.MessageType, error) {
 		return nil, fmt.Errorf("no method %s", fullMethod)
 	}
 	return protoregistry.GlobalTypes.FindMessageByName(sd.Methods().ByName(protoreflect.Name(method)).Output().FullName())
-}
-
-// httpStatus is the gateway's status for a code (the ones the scenarios use).
-func httpStatus(c codes.Code) int {
-	if c == codes.Unauthenticated {
-		return http.StatusUnauthorized
-	}
-	return http.StatusOK
 }
 
 func none(*fixture) string { return "" }

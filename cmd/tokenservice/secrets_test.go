@@ -42,12 +42,29 @@ func TestSecretsStaySecret(t *testing.T) {
 		record(a.del(tok, parsed.ID))
 		_, err = a.list(tok, &pb.ListTokensRequest{})
 		record(err)
-		if len(messages) < 5 {
+
+		// Passwords sent to UserService: a new user's, a changed one, wrong old ones.
+		admin := c.name + "-root"
+		s.mustUser(t, admin, "admin")
+		adminTok := a.login(admin)
+		const newUserPassword, changedPassword = "the new user's password", "the changed password"
+		newUser := a.mustCreateUser(adminTok, &pb.CreateUserRequest{Username: c.name + "-mia", Password: newUserPassword})
+		_, err = a.users().CreateUser(as(adminTok), &pb.CreateUserRequest{Username: c.name + "-mia", Password: newUserPassword})
+		record(err)
+		_, err = a.users().ChangePassword(as(adminTok), &pb.ChangePasswordRequest{UserId: "me", OldPassword: newUserPassword, NewPassword: changedPassword})
+		record(err)
+		_, err = a.users().ChangePassword(as(adminTok), &pb.ChangePasswordRequest{UserId: newUser.GetId(), NewPassword: "short"})
+		record(err)
+		if _, err := a.users().ChangePassword(as(adminTok), &pb.ChangePasswordRequest{UserId: "me", OldPassword: password, NewPassword: changedPassword}); err != nil {
+			t.Fatal(describe(err))
+		}
+		if len(messages) < 8 {
 			t.Fatalf("only %d failures recorded", len(messages))
 		}
 
 		secrets := map[string]string{
 			"plaintext token": tok, "secret": parsed.Secret, "password": password,
+			"new user's password": newUserPassword, "changed password": changedPassword,
 			"access token": access.GetAccessToken(), "access token signature": access.GetAccessToken()[strings.LastIndexByte(access.GetAccessToken(), '.')+1:],
 		}
 		logs := s.logs.String()
@@ -64,6 +81,6 @@ func TestSecretsStaySecret(t *testing.T) {
 				}
 			}
 		}
-		s.assertNotInDatabase(t, s.openDB(t), tok, parsed.Secret, password, access.GetAccessToken())
+		s.assertNotInDatabase(t, s.openDB(t), tok, parsed.Secret, password, newUserPassword, changedPassword, access.GetAccessToken())
 	})
 }

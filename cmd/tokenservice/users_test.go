@@ -82,6 +82,7 @@ func TestCreateUserRules(t *testing.T) {
 			{"a human user without a password", adminTok, &pb.CreateUserRequest{Username: c.name + "-dan"}, codes.InvalidArgument, "password"},
 			{"a short password", adminTok, &pb.CreateUserRequest{Username: c.name + "-dan", Password: "short"}, codes.InvalidArgument, "at least 8"},
 			{"a bad username", adminTok, &pb.CreateUserRequest{Username: "no spaces", Password: password}, codes.InvalidArgument, "username"},
+			{"the username that names the caller", bobTok, &pb.CreateUserRequest{Username: "Me", Machine: true}, codes.InvalidArgument, "reserved"},
 			{"a taken username, in other case", adminTok, &pb.CreateUserRequest{Username: strings.ToUpper(c.name + "-bob"), Password: password}, codes.AlreadyExists, "username"},
 			{"a taken username, by a machine user", bobTok, &pb.CreateUserRequest{Username: c.name + "-carol", Machine: true}, codes.AlreadyExists, "username"},
 		} {

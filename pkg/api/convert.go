@@ -32,8 +32,7 @@ func createInput(req *pb.CreateTokenRequest) tokens.CreateInput {
 }
 
 func listTokensInput(req *pb.ListTokensRequest) tokens.ListInput {
-	size := int(min(req.GetPageSize(), uint32(pagetoken.MaxPageSize+1)))
-	return tokens.ListInput{UserID: req.GetUserId(), PageSize: size, PageToken: req.GetPageToken(), Reverse: req.GetReverse()}
+	return tokens.ListInput{UserID: req.GetUserId(), PageSize: pageSize(req.GetPageSize()), PageToken: req.GetPageToken(), Reverse: req.GetReverse()}
 }
 
 func accessTokenToProto(at auth.AccessToken) *pb.GetAccessTokenResponse {
@@ -57,9 +56,12 @@ func createUserInput(req *pb.CreateUserRequest) users.NewUser {
 }
 
 func listUsersInput(req *pb.ListUsersRequest) users.ListInput {
-	size := int(min(req.GetPageSize(), uint32(pagetoken.MaxPageSize+1)))
-	return users.ListInput{Username: req.GetUsername(), PageSize: size, PageToken: req.GetPageToken()}
+	return users.ListInput{Username: req.GetUsername(), PageSize: pageSize(req.GetPageSize()), PageToken: req.GetPageToken()}
 }
+
+// pageSize converts a requested page size to an int that cannot overflow
+// (a uint32 may not fit a 32-bit int); pagetoken.List clamps it further.
+func pageSize(n uint32) int { return int(min(n, pagetoken.MaxPageSize)) }
 
 // timeToProto maps the zero time (no expiry) to an unset timestamp.
 func timeToProto(t time.Time) *timestamppb.Timestamp {

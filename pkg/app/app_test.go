@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -19,8 +20,11 @@ import (
 
 	"github.com/tokenservice/tokenservice/pkg/app"
 	"github.com/tokenservice/tokenservice/pkg/app/apptest"
+	"github.com/tokenservice/tokenservice/pkg/domain"
 	"github.com/tokenservice/tokenservice/pkg/gatewayclient"
 	"github.com/tokenservice/tokenservice/pkg/store/storetest"
+	"github.com/tokenservice/tokenservice/pkg/tokens"
+	"github.com/tokenservice/tokenservice/pkg/users"
 )
 
 // servedMethods asks the running server, through gRPC reflection, which
@@ -82,9 +86,9 @@ func minimalRequest(t *testing.T, m protoreflect.MethodDescriptor) proto.Message
 	return req.Interface()
 }
 
-// callEvery calls every method, with a minimal request, over gRPC and REST,
-// and returns the codes by transport and method.
-func callEvery(t *testing.T, methods []protoreflect.MethodDescriptor, conns map[string]grpc.ClientConnInterface) map[string]codes.Code {
+// callEvery calls every method, with a minimal request and bearer (if
+// any), over gRPC and REST, and returns the codes by transport and method.
+func callEvery(t *testing.T, methods []protoreflect.MethodDescriptor, conns map[string]grpc.ClientConnInterface, bearer string) map[string]codes.Code {
 	t.Helper()
 	got := map[string]codes.Code{}
 	for transport, conn := range conns {
@@ -94,6 +98,9 @@ func callEvery(t *testing.T, methods []protoreflect.MethodDescriptor, conns map[
 				t.Fatal(err)
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			if bearer != "" {
+				ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+bearer)
+			}
 			err = conn.Invoke(ctx, fullName(m), minimalRequest(t, m), out.New().Interface())
 			cancel()
 			got[transport+" "+fullName(m)] = status.Code(err)
@@ -130,7 +137,7 @@ func TestStartingGateCoversEveryMethod(t *testing.T) {
 		t.Fatalf("the server serves only %d methods", len(methods))
 	}
 	conns := map[string]grpc.ClientConnInterface{"grpc": conn, "rest": gatewayclient.New("http://"+a.HTTPAddr(), http.DefaultClient)}
-	for call, code := range callEvery(t, methods, conns) {
+	for call, code := range callEvery(t, methods, conns, "") {
 		if code != codes.Unavailable {
 			t.Errorf("%s before the database answered: %v, want UNAVAILABLE", call, code)
 		}
@@ -142,9 +149,19 @@ func TestStartingGateCoversEveryMethod(t *testing.T) {
 			t.Fatalf("not ready 15s after the database came back: %v", a.Ready(ctx))
 		}
 	}
-	for call, code := range callEvery(t, methods, conns) {
-		if code == codes.Unavailable || code == codes.Unimplemented || code == codes.Internal {
-			t.Errorf("%s once ready: %v: the call did not reach a working implementation", call, code)
+	// With an admin's bearer, so that authentication lets every call reach
+	// its method: none may be left unimplemented.
+	admin, err := a.Users().Create(ctx, users.Operator(), users.NewUser{Username: "root", Password: "a password long enough", Admin: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bearer, _, err := a.Tokens().CreateToken(ctx, &domain.Principal{User: admin}, tokens.CreateInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for call, code := range callEvery(t, methods, conns, bearer) {
+		if code == codes.Unavailable || code == codes.Unimplemented || code == codes.Internal || code == codes.Unauthenticated {
+			t.Errorf("%s once ready, as an admin: %v: the call did not reach a working implementation", call, code)
 		}
 	}
 }

@@ -59,6 +59,14 @@ func FuzzRESTRequest(f *testing.F) {
 		{"GET", "/v1alpha1/tokens/" + strings.Repeat("a", 300), "", "", "eyJhbGciOiJub25lIn0.e30."},
 		{"DELETE", "/v1alpha1/tokens/%00", "", "", token},
 		{"PATCH", "/v1alpha1/tokens", "{}", "application/json", token},
+		{"POST", "/v1alpha1/users", `{"username":"bot","machine":true}`, "application/json", token},
+		{"POST", "/v1alpha1/users", `{"username":"Bob","password":"` + fuzzPassword + `","admin":true}`, "application/json", token},
+		{"POST", "/v1alpha1/users", `{"username":"","machine":"yes","ownerId":7}`, "application/json", token},
+		{"GET", "/v1alpha1/users/me", "", "", token},
+		{"GET", "/v1alpha1/users?pageSize=3&username=ALICE&pageToken=x", "", "", token},
+		{"DELETE", "/v1alpha1/users/me", "", "", token},
+		{"POST", "/v1alpha1/users/me:changePassword", `{"oldPassword":"` + fuzzPassword + `","newPassword":"x"}`, "application/json", token},
+		{"POST", "/v1alpha1/users/%2F..%2F:changePassword", `{}`, "application/json", token},
 	}
 	for _, s := range seeds {
 		f.Add(s.method, s.path, s.body, s.contentType, s.bearer)

@@ -13,6 +13,10 @@ const (
 	MaxPasswordBytes = 1024
 )
 
+// ReservedUsername is the API's and the CLI's name for the caller (GET
+// /v1alpha1/users/me, tokenservice user get me): no user may take it.
+const ReservedUsername = "me"
+
 var usernamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._@-]{0,63}$`)
 
 // NormalizeUsername returns name in the one form usernames are kept and
@@ -29,6 +33,9 @@ func NormalizeUsername(name string) (string, error) {
 	}, name)
 	if !usernamePattern.MatchString(lower) {
 		return "", Errorf(KindInvalid, "username must be 1 to 64 of a-z 0-9 . _ @ - (upper case is taken as lower case), starting with a letter or digit")
+	}
+	if lower == ReservedUsername {
+		return "", Errorf(KindInvalid, "username %q is reserved: it names the caller", ReservedUsername)
 	}
 	return lower, nil
 }

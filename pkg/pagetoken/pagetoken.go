@@ -81,7 +81,7 @@ func (c *Codec) Decode(token string, query ...string) (*domain.Cursor, error) {
 func (c *Codec) mac(body []byte, query []string) []byte {
 	key := c.key.Load()
 	if key == nil {
-		panic("pagetoken: Codec used before Load")
+		panic("pagetoken: Codec used before SetKey")
 	}
 	m := hmac.New(sha256.New, *key)
 	m.Write(body)

@@ -42,22 +42,37 @@ func (s *slowService) GetToken(ctx context.Context, _ *pb.GetTokenRequest) (*pb.
 	return &pb.GetTokenResponse{}, nil
 }
 
+// openService lets every call of a test service through authentication.
+type openService struct{ pb.TokenServiceServer }
+
+func (openService) AuthFuncOverride(ctx context.Context, _ string) (context.Context, error) {
+	return ctx, nil
+}
+
+// testDeps serves impl as TokenService.
+func testDeps(impl any) Deps {
+	return Deps{
+		Logger: slog.New(slog.DiscardHandler),
+		Services: []Service{{Desc: &pb.TokenService_ServiceDesc, Impl: impl,
+			RegisterGateway: func(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error {
+				return pb.RegisterTokenServiceHandlerClient(ctx, mux, pb.NewTokenServiceClient(conn))
+			}}},
+		Started: func() bool { return true },
+		Ready:   func(context.Context) error { return nil },
+		JWKS:    func() []byte { return []byte("{}") },
+	}
+}
+
+var testConfig = Config{HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", Issuer: "http://limits.test", ShutdownTimeout: time.Second}
+
 // startLimited serves impl with limits and returns the server, stopped at the
 // end of the test.
 func startLimited(t *testing.T, impl pb.TokenServiceServer, limits Limits) *Server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := New(ctx, Config{HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", Issuer: "http://limits.test", ShutdownTimeout: time.Second, Limits: limits},
-		Deps{
-			Logger: slog.New(slog.DiscardHandler),
-			Services: []Service{{Desc: &pb.TokenService_ServiceDesc, Impl: impl,
-				RegisterGateway: func(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error {
-					return pb.RegisterTokenServiceHandlerClient(ctx, mux, pb.NewTokenServiceClient(conn))
-				}}},
-			Started: func() bool { return true },
-			Ready:   func(context.Context) error { return nil },
-			JWKS:    func() []byte { return []byte("{}") },
-		})
+	cfg := testConfig
+	cfg.Limits = limits
+	srv, err := New(ctx, cfg, testDeps(openService{impl}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,5 +182,13 @@ func TestGRPCLimits(t *testing.T) {
 	}
 	if peak := impl.peak.Load(); peak > 2 {
 		t.Errorf("peak of %d calls at once, over the stream limit of 2", peak)
+	}
+}
+
+// A service that does not say how its calls are authenticated is refused:
+// it would be open to anyone.
+func TestEveryServiceSaysHowItAuthenticates(t *testing.T) {
+	if _, err := New(context.Background(), testConfig, testDeps(&pb.UnimplementedTokenServiceServer{})); err == nil || !strings.Contains(err.Error(), "AuthFuncOverride") {
+		t.Errorf("New with a service without AuthFuncOverride: %v, want refused", err)
 	}
 }

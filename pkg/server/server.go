@@ -17,6 +17,7 @@ import (
 
 	"buf.build/go/protovalidate"
 	"github.com/fullstorydev/grpchan/inprocgrpc"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -75,9 +76,9 @@ func (l Limits) withDefaults() Limits {
 // Service is one gRPC service, served over gRPC and REST.
 type Service struct {
 	Desc *grpc.ServiceDesc
-	// Impl implements Desc.HandlerType. If it has an AuthFuncOverride
-	// (go-grpc-middleware's auth.ServiceAuthFuncOverride), that
-	// authenticates its calls; without one, they are open.
+	// Impl implements Desc.HandlerType and go-grpc-middleware's
+	// auth.ServiceAuthFuncOverride, which authenticates its calls: a service
+	// must say how, so none is open by omission.
 	Impl any
 	// RegisterGateway registers the service's REST routes on mux, calling
 	// through conn: the generated Register<Service>HandlerClient.
@@ -122,6 +123,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	}
 	gated := map[string]bool{}
 	for _, svc := range deps.Services {
+		if _, ok := svc.Impl.(auth.ServiceAuthFuncOverride); !ok {
+			return nil, fmt.Errorf("service %s has no AuthFuncOverride: every service says how its calls are authenticated", svc.Desc.ServiceName)
+		}
 		gated[svc.Desc.ServiceName] = true
 	}
 	logger := deps.Logger
