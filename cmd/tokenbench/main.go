@@ -113,12 +113,13 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// Every login comes from 127.0.0.1: no per-address login limit; and no token
 	// quota: the list user gets --list-tokens tokens.
 	env := append(dbEnv, "TOKENSERVICE_ACCESS_TOKEN_TTL=2h", "TOKENSERVICE_LOGIN_ATTEMPTS_PER_ADDRESS=0", "TOKENSERVICE_MAX_TOKENS_PER_USER=0")
-	for _, user := range []string{"alice", "lister"} {
-		cmd := exec.CommandContext(ctx, cfg.bin, "db", "create-user", user)
+	// The server-side commands, as an operator would: the database, then the users.
+	for _, args := range [][]string{{"db", "migrate"}, {"db", "create-user", "alice"}, {"db", "create-user", "lister"}} {
+		cmd := exec.CommandContext(ctx, cfg.bin, args...)
 		cmd.Env = append(os.Environ(), env...)
 		cmd.Stdin = strings.NewReader(benchPassword + "\n")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("db create-user %s: %v\n%s", user, err, out)
+			return fmt.Errorf("%s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
 
