@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"sync"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -22,6 +21,7 @@ import (
 
 	pb "github.com/tokenservice/tokenservice/gen/priv/tokenservice/v1alpha1"
 	"github.com/tokenservice/tokenservice/pkg/gatewayclient"
+	"github.com/tokenservice/tokenservice/pkg/httprule"
 )
 
 // clients reaches one server over REST and gRPC.
@@ -165,16 +165,11 @@ func (a apiCall) scenario(name string) scenario {
 
 // outputType returns the response type of a method, by its full name.
 func outputType(fullMethod string) (protoreflect.MessageType, error) {
-	svc, method, _ := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
-	d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(svc))
-	if err != nil {
-		return nil, err
-	}
-	sd, ok := d.(protoreflect.ServiceDescriptor)
-	if !ok || sd.Methods().ByName(protoreflect.Name(method)) == nil {
+	r, ok := httprule.All().ByMethod(fullMethod)
+	if !ok {
 		return nil, fmt.Errorf("no method %s", fullMethod)
 	}
-	return protoregistry.GlobalTypes.FindMessageByName(sd.Methods().ByName(protoreflect.Name(method)).Output().FullName())
+	return protoregistry.GlobalTypes.FindMessageByName(r.Method.Output().FullName())
 }
 
 func none(*fixture) string { return "" }

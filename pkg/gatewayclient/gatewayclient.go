@@ -18,7 +18,6 @@ import (
 	"strconv"
 	"strings"
 
-	"google.golang.org/genproto/googleapis/api/annotations"
 	_ "google.golang.org/genproto/googleapis/rpc/errdetails" // error details in Status bodies resolve
 	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
@@ -28,26 +27,19 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/reflect/protoregistry"
+
+	"github.com/tokenservice/tokenservice/pkg/httprule"
 )
 
 // Conn calls methods over REST. It is safe for concurrent use.
 type Conn struct {
 	base   string
 	client *http.Client
-	routes map[string]route
+	routes httprule.Table
 	check  func(*http.Request, *http.Response, []byte)
 }
 
 var _ grpc.ClientConnInterface = (*Conn)(nil)
-
-// route is one method's google.api.http rule.
-type route struct {
-	verb   string
-	path   string // template: /v1alpha1/tokens/{token_id}
-	body   string // "*": the request's fields not in the path; "": none (the rest go in the query)
-	method protoreflect.MethodDescriptor
-}
 
 // Option configures a Conn.
 type Option func(*Conn)
@@ -60,76 +52,34 @@ func WithCheck(check func(req *http.Request, resp *http.Response, body []byte)) 
 // New returns a Conn to the gateway at baseURL (http://host:port) for every
 // method in the registered proto files that has an HTTP rule.
 func New(baseURL string, client *http.Client, opts ...Option) *Conn {
-	c := &Conn{base: strings.TrimSuffix(baseURL, "/"), client: client, routes: map[string]route{}}
-	protoregistry.GlobalFiles.RangeFiles(func(f protoreflect.FileDescriptor) bool {
-		for i := range f.Services().Len() {
-			svc := f.Services().Get(i)
-			for j := range svc.Methods().Len() {
-				m := svc.Methods().Get(j)
-				rule, _ := proto.GetExtension(m.Options(), annotations.E_Http).(*annotations.HttpRule)
-				if r, ok := toRoute(rule); ok {
-					r.method = m
-					c.routes["/"+string(svc.FullName())+"/"+string(m.Name())] = r
-				}
-			}
-		}
-		return true
-	})
+	c := &Conn{base: strings.TrimSuffix(baseURL, "/"), client: client, routes: httprule.All()}
 	for _, o := range opts {
 		o(c)
 	}
 	return c
 }
 
-func toRoute(rule *annotations.HttpRule) (route, bool) {
-	r := route{body: rule.GetBody()}
-	switch p := rule.GetPattern().(type) {
-	case *annotations.HttpRule_Get:
-		r.verb, r.path = http.MethodGet, p.Get
-	case *annotations.HttpRule_Post:
-		r.verb, r.path = http.MethodPost, p.Post
-	case *annotations.HttpRule_Put:
-		r.verb, r.path = http.MethodPut, p.Put
-	case *annotations.HttpRule_Patch:
-		r.verb, r.path = http.MethodPatch, p.Patch
-	case *annotations.HttpRule_Delete:
-		r.verb, r.path = http.MethodDelete, p.Delete
-	default:
-		return route{}, false
-	}
-	return r, true
-}
-
-// Methods returns the full names of the methods the Conn can call.
-func (c *Conn) Methods() []string {
-	out := make([]string, 0, len(c.routes))
-	for m := range c.routes {
-		out = append(out, m)
-	}
-	return out
-}
-
 // Route returns the HTTP method, the path with its query, and the JSON body
 // (nil: none) that call fullMethod with req over REST: the fields in the
 // rule's path go there, then the body's, and the rest into the query.
 func (c *Conn) Route(fullMethod string, req proto.Message) (verb, pathAndQuery string, body []byte, err error) {
-	r, ok := c.routes[fullMethod]
+	r, ok := c.routes.ByMethod(fullMethod)
 	if !ok {
 		return "", "", nil, status.Errorf(codes.Unimplemented, "%s has no HTTP rule", fullMethod)
 	}
 	rest := proto.Clone(req)
-	path, err := expand(r.path, rest.ProtoReflect())
+	path, err := expand(r.Template, rest.ProtoReflect())
 	if err != nil {
 		return "", "", nil, err
 	}
-	if r.body == "*" {
+	if r.Body == "*" {
 		body, err = protojson.Marshal(rest)
-		return r.verb, path, body, err
+		return r.Verb, path, body, err
 	}
-	if r.body != "" {
-		fd := rest.ProtoReflect().Descriptor().Fields().ByName(protoreflect.Name(r.body))
+	if r.Body != "" {
+		fd := rest.ProtoReflect().Descriptor().Fields().ByName(protoreflect.Name(r.Body))
 		if fd == nil || fd.Message() == nil {
-			return "", "", nil, fmt.Errorf("%s: body field %q is not a message field", fullMethod, r.body)
+			return "", "", nil, fmt.Errorf("%s: body field %q is not a message field", fullMethod, r.Body)
 		}
 		if body, err = protojson.Marshal(rest.ProtoReflect().Get(fd).Message().Interface()); err != nil {
 			return "", "", nil, err
@@ -140,7 +90,7 @@ func (c *Conn) Route(fullMethod string, req proto.Message) (verb, pathAndQuery s
 	if len(q) > 0 {
 		path += "?" + q.Encode()
 	}
-	return r.verb, path, body, err
+	return r.Verb, path, body, err
 }
 
 // expand fills the template's {field} variables from m, clearing each field

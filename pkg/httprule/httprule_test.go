@@ -1,0 +1,47 @@
+package httprule_test
+
+import (
+	"net/http"
+	"slices"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	pb "github.com/tokenservice/tokenservice/gen/priv/tokenservice/v1alpha1"
+	"github.com/tokenservice/tokenservice/pkg/httprule"
+)
+
+func TestFind(t *testing.T) {
+	table := httprule.ForServices(pb.TokenService_ServiceDesc.ServiceName, pb.UserService_ServiceDesc.ServiceName)
+	if len(table) != 10 {
+		t.Fatalf("%d routes, want the 10 methods", len(table))
+	}
+	for _, tc := range []struct {
+		verb, path string
+		method     string
+		vars       map[string]string
+		allowed    []string
+	}{
+		{"GET", "/v1alpha1/tokens", pb.TokenService_ListTokens_FullMethodName, nil, nil},
+		{"POST", "/v1alpha1/tokens", pb.TokenService_CreateToken_FullMethodName, nil, nil},
+		{"GET", "/v1alpha1/tokens/abc", pb.TokenService_GetToken_FullMethodName, map[string]string{"token_id": "abc"}, nil},
+		{"DELETE", "/v1alpha1/tokens/a%2Fb", pb.TokenService_DeleteToken_FullMethodName, map[string]string{"token_id": "a/b"}, nil},
+		{"POST", "/v1alpha1/users/me:changePassword", pb.UserService_ChangePassword_FullMethodName, map[string]string{"user_id": "me"}, nil},
+		{"PATCH", "/v1alpha1/tokens", "", nil, []string{http.MethodGet, http.MethodPost}},
+		{"POST", "/v1alpha1/tokens/abc", "", nil, []string{http.MethodDelete, http.MethodGet}},
+		{"GET", "/v1alpha1/nothing", "", nil, nil},
+		{"GET", "/v1alpha1/tokens/abc/more", "", nil, nil},
+		{"GET", "/v1alpha1/tokens/", "", nil, nil},
+	} {
+		r, vars, found, allowed := table.Find(tc.verb, tc.path)
+		if found != (tc.method != "") || (found && r.FullMethod() != tc.method) {
+			t.Errorf("%s %s: found %v %s, want %q", tc.verb, tc.path, found, r.FullMethod(), tc.method)
+		}
+		if diff := cmp.Diff(tc.vars, vars); diff != "" {
+			t.Errorf("%s %s: variables (-want +got):\n%s", tc.verb, tc.path, diff)
+		}
+		if !slices.Equal(tc.allowed, allowed) {
+			t.Errorf("%s %s: allowed %v, want %v", tc.verb, tc.path, allowed, tc.allowed)
+		}
+	}
+}
