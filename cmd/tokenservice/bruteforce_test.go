@@ -10,7 +10,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -180,5 +182,16 @@ func TestChangePasswordIsLimitedLikeALogin(t *testing.T) {
 		}
 		_, err := a.users().ChangePassword(as(tok), &pb.ChangePasswordRequest{UserId: "me", OldPassword: password, NewPassword: "a new password"})
 		wantCode(t, c.name+": the right old password past the limit", err, codes.ResourceExhausted)
+		// Clients may branch on the reason, and learn when to retry.
+		_, reason := errorDetails(err)
+		var retry *errdetails.RetryInfo
+		for _, d := range status.Convert(err).Details() {
+			if r, ok := d.(*errdetails.RetryInfo); ok {
+				retry = r
+			}
+		}
+		if reason != "TOO_MANY_ATTEMPTS" || retry.GetRetryDelay().AsDuration() < time.Second {
+			t.Errorf("%s: past the limit, reason %q and retry info %v; want TOO_MANY_ATTEMPTS and a delay", c.name, reason, retry)
+		}
 	}
 }

@@ -277,8 +277,12 @@ func TestServerSideUserCommands(t *testing.T) {
 			"password from a flag":   {"", "db create-user --password hunter22 gina"},
 			"machine set-password":   {password + "\n", "db set-password frank-bot"},
 		} {
-			if out, errOut, code := op.run(tc.stdin, strings.Fields(tc.args)...); code == 0 {
+			out, errOut, code := op.run(tc.stdin, strings.Fields(tc.args)...)
+			if code == 0 {
 				t.Errorf("%s: succeeded:\n%s%s", name, out, errOut)
+			}
+			if leak := internals(errOut); leak != "" {
+				t.Errorf("%s: the error speaks of %s: %s", name, leak, errOut)
 			}
 		}
 		// An exported TOKENSERVICE_ADMIN does not make new users admins.

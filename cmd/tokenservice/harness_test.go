@@ -37,6 +37,7 @@ import (
 // service is a `tokenservice serve` running in-process: its flags parsed and
 // the application built as serve does, then run.
 type service struct {
+	t        *testing.T
 	env      map[string]string
 	app      *app.App
 	httpURL  string
@@ -83,7 +84,7 @@ func startServiceUnready(t *testing.T, db store.Config, extraEnv ...string) *ser
 	for i := 0; i+1 < len(extraEnv); i += 2 {
 		env[extraEnv[i]] = extraEnv[i+1]
 	}
-	s := &service{env: env, logs: &syncBuffer{}}
+	s := &service{t: t, env: env, logs: &syncBuffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := newServeApp(ctx, nil, s.getenv, s.logs)
 	if err != nil {
@@ -184,8 +185,28 @@ func (c caller) call(ctx context.Context, fullMethod, bearer string, req, resp p
 	return c.conn.Invoke(ctx, fullMethod, req, resp)
 }
 
-// grpcCaller calls over the service's gRPC connection.
-func (s *service) grpcCaller() caller { return caller{name: "grpc", conn: s.grpcConn} }
+// grpcCaller calls over the service's gRPC connection; every error answer
+// is checked for internal text, as every REST one is.
+func (s *service) grpcCaller() caller {
+	return caller{name: "grpc", conn: checkedConn{ClientConnInterface: s.grpcConn, t: s.t}}
+}
+
+// checkedConn fails the test when an error answer speaks Go, protobuf or
+// the database.
+type checkedConn struct {
+	grpc.ClientConnInterface
+	t *testing.T
+}
+
+func (c checkedConn) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
+	err := c.ClientConnInterface.Invoke(ctx, method, args, reply, opts...)
+	if st, ok := status.FromError(err); ok && err != nil && st.Code() != codes.Canceled && st.Code() != codes.DeadlineExceeded {
+		if leak := internals(st.Message()); leak != "" {
+			c.t.Errorf("%s: the error answer speaks of %s: %s", method, leak, st.Message())
+		}
+	}
+	return err
+}
 
 // restCaller calls over REST and checks every answer: against the operation
 // the OpenAPI spec gives the request, its status against the gateway's
@@ -210,6 +231,12 @@ func (s *service) restCaller(t *testing.T) caller {
 		}
 		if st.Code == codes.Unauthenticated && !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer") {
 			t.Errorf("%s %s: 401 without a Bearer challenge: %q", req.Method, req.URL, resp.Header.Get("WWW-Authenticate"))
+		}
+		if leak := internals(st.Message); leak != "" {
+			t.Errorf("%s %s: the error answer speaks of %s: %s", req.Method, req.URL, leak, st.Message)
+		}
+		if resp.Header.Get("X-Request-Id") == "" {
+			t.Errorf("%s %s: HTTP %d without X-Request-Id", req.Method, req.URL, resp.StatusCode)
 		}
 	}
 	return caller{name: "rest", conn: gatewayclient.New(s.httpURL, http.DefaultClient, gatewayclient.WithCheck(check))}

@@ -83,5 +83,5 @@ func (p *prompter) newPassword(prompt string) (string, error) {
 			return "", errors.New("the passwords differ")
 		}
 	}
-	return pw, domain.ValidatePassword(pw)
+	return pw, domain.ValidatePassword("password", pw)
 }

@@ -9,6 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/tokenservice/tokenservice/pkg/domain"
 )
 
 // The exit codes, documented in the root command's help.
@@ -79,7 +81,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	return root.ExecuteContext(ctx)
+	return forPeople(root.ExecuteContext(ctx))
+}
+
+// forPeople keeps what a failure says to its client-safe message: the
+// operator commands' errors come from the services, whose causes (a
+// driver's words) are for logs.
+func forPeople(err error) error {
+	var e *domain.Error
+	if err == nil || !errors.As(err, &e) || e.Kind == domain.KindInternal {
+		return err
+	}
+	return errors.New(domain.MessageOf(err))
 }
 
 // rootCommand returns the command tree.

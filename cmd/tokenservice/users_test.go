@@ -77,7 +77,7 @@ func TestCreateUserRules(t *testing.T) {
 			{"a user by a machine user", botTok, &pb.CreateUserRequest{Username: c.name + "-bot2", Machine: true}, codes.PermissionDenied, "machine users cannot"},
 			{"a machine user with a password", bobTok, &pb.CreateUserRequest{Username: c.name + "-bot3", Machine: true, Password: password}, codes.InvalidArgument, "no password"},
 			{"an admin machine user", adminTok, &pb.CreateUserRequest{Username: c.name + "-bot4", Machine: true, Admin: true}, codes.InvalidArgument, "never an admin"},
-			{"a machine user for another owner by a non-admin", bobTok, &pb.CreateUserRequest{Username: c.name + "-bot5", Machine: true, OwnerId: carol.GetId()}, codes.PermissionDenied, "owner_id"},
+			{"a machine user for another owner by a non-admin", bobTok, &pb.CreateUserRequest{Username: c.name + "-bot5", Machine: true, OwnerId: carol.GetId()}, codes.PermissionDenied, "another owner"},
 			{"a machine user owned by a machine user", adminTok, &pb.CreateUserRequest{Username: c.name + "-bot6", Machine: true, OwnerId: bot.GetId()}, codes.InvalidArgument, "owners are human"},
 			{"a human user without a password", adminTok, &pb.CreateUserRequest{Username: c.name + "-dan"}, codes.InvalidArgument, "password"},
 			{"a short password", adminTok, &pb.CreateUserRequest{Username: c.name + "-dan", Password: "short"}, codes.InvalidArgument, "at least 8"},
@@ -320,6 +320,9 @@ func TestQuotas(t *testing.T) {
 				}
 				_, err := a.users().CreateUser(as(tok), &pb.CreateUserRequest{Username: p + "b3", Machine: true})
 				wantCode(t, "a third machine user", err, codes.ResourceExhausted)
+				if _, reason := errorDetails(err); reason != "QUOTA_EXCEEDED" {
+					t.Errorf("a third machine user: reason %q, want QUOTA_EXCEEDED", reason)
+				}
 				if msg := status.Convert(err).Message(); !strings.Contains(msg, "--max-machine-users-per-owner") || !strings.Contains(msg, "2") {
 					t.Errorf("the refusal %q does not name the limit", msg)
 				}

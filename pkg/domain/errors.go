@@ -31,6 +31,46 @@ type Error struct {
 	Err     error
 	// RetryAfter, if set, tells the client when to try again (Retry-After).
 	RetryAfter time.Duration
+	// Fields, if set, names the request fields at fault (by their proto
+	// names; the REST gateway shows the JSON names), each with what is
+	// wrong: the client gets them as google.rpc.BadRequest.
+	Fields []FieldViolation
+	// Reason, if set, is a stable UPPER_SNAKE_CASE code a client may branch
+	// on (google.rpc.ErrorInfo), where the status code alone is not enough.
+	Reason string
+}
+
+// FieldViolation is one request field at fault.
+type FieldViolation struct {
+	Field       string // proto name, dotted for nested fields
+	Description string // what is wrong, a phrase: "must be in the future"
+}
+
+// Reasons a client may branch on.
+const (
+	ReasonInvalidCredentials = "INVALID_CREDENTIALS" // every 401, whatever was wrong
+	ReasonTooManyAttempts    = "TOO_MANY_ATTEMPTS"   // password attempts limited; see Retry-After
+	ReasonQuotaExceeded      = "QUOTA_EXCEEDED"      // a per-account quota; metadata names it
+	ReasonUsernameTaken      = "USERNAME_TAKEN"
+	ReasonStarting           = "SERVICE_STARTING" // the database has not answered yet
+	ReasonUnavailable        = "DATABASE_UNAVAILABLE"
+)
+
+// InvalidField returns a KindInvalid error about one request field: its
+// message reads "field: description".
+func InvalidField(field, format string, args ...any) *Error {
+	d := fmt.Sprintf(format, args...)
+	return &Error{Kind: KindInvalid, Message: field + ": " + d, Fields: []FieldViolation{{Field: field, Description: d}}}
+}
+
+// WithField returns err, when it is a KindInvalid Error without fields,
+// as being about field; any other error as it is.
+func WithField(err error, field string) error {
+	var e *Error
+	if !errors.As(err, &e) || e.Kind != KindInvalid || len(e.Fields) > 0 {
+		return err
+	}
+	return InvalidField(field, "%s", e.Message)
 }
 
 func (e *Error) Error() string {
@@ -83,8 +123,26 @@ func MessageOf(err error) string {
 
 // ErrUnauthenticated is the one answer to every bad credential: missing,
 // malformed, wrong, expired or deleted alike, so nothing is learned from it.
-var ErrUnauthenticated = Errorf(KindUnauthenticated, "invalid or missing credentials")
+var ErrUnauthenticated = &Error{Kind: KindUnauthenticated, Message: "invalid or missing credentials", Reason: ReasonInvalidCredentials}
 
 // ErrLimitReached is what a store returns when a create would pass a quota;
 // the service that set the quota says which, to the client.
-var ErrLimitReached = Errorf(KindResourceExhausted, "limit reached")
+var ErrLimitReached = &Error{Kind: KindResourceExhausted, Message: "limit reached", Reason: ReasonQuotaExceeded}
+
+// ReasonOf returns the Reason of the first Error in err's chain.
+func ReasonOf(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Reason
+	}
+	return ""
+}
+
+// FieldsOf returns the Fields of the first Error in err's chain.
+func FieldsOf(err error) []FieldViolation {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Fields
+	}
+	return nil
+}

@@ -32,19 +32,20 @@ func NormalizeUsername(name string) (string, error) {
 		return r
 	}, name)
 	if !usernamePattern.MatchString(lower) {
-		return "", Errorf(KindInvalid, "username must be 1 to 64 of a-z 0-9 . _ @ - (upper case is taken as lower case), starting with a letter or digit")
+		return "", InvalidField("username", "must be 1 to 64 of a-z 0-9 . _ @ - (upper case is taken as lower case), starting with a letter or digit")
 	}
 	if lower == ReservedUsername {
-		return "", Errorf(KindInvalid, "username %q is reserved: it names the caller", ReservedUsername)
+		return "", InvalidField("username", "%q is reserved: it names the caller", ReservedUsername)
 	}
 	return lower, nil
 }
 
-// ValidatePassword returns a KindInvalid error unless the password has at
-// least MinPasswordLen characters and at most MaxPasswordBytes bytes.
-func ValidatePassword(p string) error {
+// ValidatePassword returns a KindInvalid error about field unless the
+// password has at least MinPasswordLen characters and at most
+// MaxPasswordBytes bytes.
+func ValidatePassword(field, p string) error {
 	if utf8.RuneCountInString(p) < MinPasswordLen || len(p) > MaxPasswordBytes {
-		return Errorf(KindInvalid, "password must have at least %d characters and at most %d bytes", MinPasswordLen, MaxPasswordBytes)
+		return InvalidField(field, "must have at least %d characters and at most %d bytes", MinPasswordLen, MaxPasswordBytes)
 	}
 	return nil
 }

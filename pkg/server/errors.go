@@ -6,10 +6,13 @@ import (
 	"strconv"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/tokenservice/tokenservice/pkg/domain"
 )
@@ -28,25 +31,49 @@ var kindCodes = map[domain.Kind]codes.Code{
 }
 
 // toStatus is the one place an error becomes what the client sees. Domain
-// errors keep their client-safe message; anything else becomes "internal
-// error" for the client and a log line, with the request id, for the operator.
+// errors keep their client-safe message, with machine-readable details:
+// google.rpc.BadRequest naming the fields at fault, google.rpc.ErrorInfo with
+// a reason a client may branch on, google.rpc.RetryInfo with when to retry.
+// Anything else becomes "internal error" for the client and a log line, with
+// the request id, for the operator.
 func toStatus(ctx context.Context, logger *slog.Logger, method string, err error) error {
 	if _, ok := status.FromError(err); ok {
-		return err // already a status: from validation, or from grpc itself
+		return err // already a status: from grpc itself
 	}
 	kind := domain.KindOf(err)
 	code := kindCodes[kind]
+	st := status.New(code, domain.MessageOf(err))
+	var details []protoadapt.MessageV1
+	if fields := domain.FieldsOf(err); len(fields) > 0 && kind == domain.KindInvalid {
+		br := &errdetails.BadRequest{}
+		for _, f := range fields {
+			br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: f.Field, Description: f.Description})
+		}
+		details = append(details, br)
+	}
+	if reason := domain.ReasonOf(err); reason != "" && kind != domain.KindInternal {
+		details = append(details, &errdetails.ErrorInfo{Reason: reason, Domain: errorDomain})
+	}
 	if wait := domain.RetryAfterOf(err); wait > 0 {
 		secs := int((wait + time.Second - 1) / time.Second)
 		_ = grpc.SetHeader(ctx, metadata.Pairs(retryAfterHeader, strconv.Itoa(secs)))
+		details = append(details, &errdetails.RetryInfo{RetryDelay: durationpb.New(time.Duration(secs) * time.Second)})
 	}
 	switch kind {
 	case domain.KindInternal, domain.KindUnavailable:
 		logger.ErrorContext(ctx, "request failed", "method", method, "code", code.String(),
 			"request_id", requestIDFrom(ctx), "error", err.Error())
 	}
-	return status.Error(code, domain.MessageOf(err))
+	if len(details) > 0 {
+		if withDetails, err := st.WithDetails(details...); err == nil {
+			st = withDetails
+		}
+	}
+	return st.Err()
 }
+
+// errorDomain is the ErrorInfo domain of this service's reasons (AIP-193).
+const errorDomain = "tokenservice"
 
 // retryAfterHeader carries, in whole seconds, when a refused client may retry;
 // the gateway sends it as HTTP Retry-After.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/tokenservice/tokenservice"
 	"github.com/tokenservice/tokenservice/pkg/domain"
+	"github.com/tokenservice/tokenservice/pkg/httprule"
 	"github.com/tokenservice/tokenservice/third_party/swaggerui"
 )
 
@@ -26,10 +27,13 @@ const MaxBodyBytes = 64 << 10
 //go:embed docs
 var docsFS embed.FS
 
-// routes lists every HTTP route the service serves.
-func (s *Server) routes(gateway http.Handler) http.Handler {
+// routes lists every HTTP route the service serves. Every response carries
+// X-Request-Id; a path the service does not have gets the API's JSON 404.
+func (s *Server) routes(gateway *runtime.ServeMux, table httprule.Table) http.Handler {
+	api := restChecks{routes: table, gateway: gateway}
 	mux := http.NewServeMux()
-	mux.Handle("/v1alpha1/", limitBody(gateway))
+	mux.Handle("/v1alpha1/", limitBody(api))
+	mux.HandleFunc("/", api.notFound)
 	mux.HandleFunc("GET /.well-known/jwks.json", s.handleJWKS)
 	mux.HandleFunc("GET /.well-known/openid-configuration", handleBytes("application/json", openIDConfiguration(s.cfg.Issuer)))
 	mux.HandleFunc("GET /openapi.json", handleBytes("application/json", tokenservice.OpenAPISpec))
@@ -37,19 +41,39 @@ func (s *Server) routes(gateway http.Handler) http.Handler {
 	mux.Handle("GET /docs", http.RedirectHandler("/docs/", http.StatusMovedPermanently))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeText(w, http.StatusOK, "ok\n") })
 	mux.HandleFunc("GET /readyz", s.handleReadyz)
-	return mux
+	return withRequestID(mux)
+}
+
+// withRequestID gives every request an id, the client's if well formed
+// (X-Request-Id), and every response that id, whatever answers it: the
+// gateway passes it on to the interceptors, which log under it.
+func withRequestID(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get(requestIDHeader)
+		if !validRequestID.MatchString(id) {
+			id = newRequestID()
+			r.Header.Set(requestIDHeader, id)
+		}
+		w.Header().Set(requestIDHeader, id)
+		h.ServeHTTP(w, r)
+	})
 }
 
 // newGateway returns the grpc-gateway mux: protojson with unknown fields
 // refused (a typo must not silently drop, say, an expiry), default values
-// emitted but unset messages left out, and the request id passed both ways.
-func newGateway() *runtime.ServeMux {
+// emitted but unset messages left out, the request id passed in (the HTTP
+// layer has set it on the response already), and errors as errorHandler
+// writes them.
+func newGateway(table httprule.Table) *runtime.ServeMux {
 	return runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{Marshaler: &runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{EmitDefaultValues: true},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
 		}}),
-		runtime.WithErrorHandler(errorHandler),
+		runtime.WithErrorHandler(errorHandler(table)),
+		// A path variable may hold any byte, escaped: %2F stays in its
+		// segment (grpc-httpjson-transcoding's rule, and httprule.Match's).
+		runtime.WithUnescapingMode(runtime.UnescapingModeAllExceptReserved),
 		runtime.WithIncomingHeaderMatcher(func(key string) (string, bool) {
 			if strings.EqualFold(key, requestIDHeader) {
 				return requestIDHeader, true
@@ -57,8 +81,11 @@ func newGateway() *runtime.ServeMux {
 			return runtime.DefaultHeaderMatcher(key)
 		}),
 		runtime.WithOutgoingHeaderMatcher(func(key string) (string, bool) {
-			if key == requestIDHeader || key == retryAfterHeader {
+			if key == retryAfterHeader {
 				return textproto.CanonicalMIMEHeaderKey(key), true
+			}
+			if key == requestIDHeader {
+				return "", false
 			}
 			return runtime.DefaultHeaderMatcher(key)
 		}),
@@ -66,16 +93,54 @@ func newGateway() *runtime.ServeMux {
 }
 
 // errorHandler writes the JSON google.rpc.Status body as the gateway does,
+// with the fields at fault named as REST clients spell them (JSON names), and
 // with an RFC 6750 challenge on 401s.
-func errorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
-	if status.Code(err) == codes.Unauthenticated {
-		challenge := `Bearer realm="tokenservice"`
-		if r.Header.Get("Authorization") != "" {
-			challenge += `, error="invalid_token"`
+func errorHandler(table httprule.Table) runtime.ErrorHandlerFunc {
+	return func(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+		if method, ok := runtime.RPCMethod(ctx); ok {
+			if route, ok := table.ByMethod(method); ok {
+				err = withJSONFieldNames(err, route.Method.Input())
+			}
 		}
-		w = challengeWriter{ResponseWriter: w, challenge: challenge}
+		if status.Code(err) == codes.Unauthenticated {
+			w = challengeWriter{ResponseWriter: w, challenge: bearerChallenge(r.Header.Get("Authorization"))}
+			err = withSchemeHint(err, r.Header.Get("Authorization"))
+		}
+		runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
 	}
-	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
+}
+
+// bearerChallenge is the RFC 6750 §3 challenge for a request's Authorization
+// header: without one, no error code; with another scheme than Bearer,
+// invalid_request saying how to send a token; else invalid_token. None says
+// more about a token than that it was not accepted.
+func bearerChallenge(authorization string) string {
+	const realm = `Bearer realm="tokenservice"`
+	switch {
+	case authorization == "":
+		return realm
+	case !hasBearerScheme(authorization):
+		return realm + `, error="invalid_request", error_description="send the token as: Authorization: Bearer <token>"`
+	}
+	return realm + `, error="invalid_token"`
+}
+
+// hasBearerScheme reports whether an Authorization header uses the Bearer
+// scheme (RFC 6750 §2.1; the scheme is case-insensitive, RFC 9110 §11.1).
+func hasBearerScheme(authorization string) bool {
+	scheme, _, _ := strings.Cut(authorization, " ")
+	return strings.EqualFold(scheme, "Bearer")
+}
+
+// withSchemeHint adds to the one unauthenticated message, when the header
+// does not use the Bearer scheme, how to send a token.
+func withSchemeHint(err error, authorization string) error {
+	if authorization == "" || hasBearerScheme(authorization) {
+		return err
+	}
+	st := status.Convert(err).Proto()
+	st.Message += `: send the token as "Authorization: Bearer <token>"`
+	return status.ErrorProto(st)
 }
 
 // challengeWriter sets WWW-Authenticate as the status is written: the

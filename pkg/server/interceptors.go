@@ -11,7 +11,6 @@ import (
 	"buf.build/go/protovalidate"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
-	protovalidatemw "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/protovalidate"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -39,7 +38,7 @@ func unaryChain(logger *slog.Logger, validator protovalidate.Validator, gate grp
 		gate,
 		// Services without an AuthFuncOverride (health, reflection) are open.
 		auth.UnaryServerInterceptor(func(ctx context.Context) (context.Context, error) { return ctx, nil }),
-		protovalidatemw.UnaryServerInterceptor(validator),
+		validation(validator),
 	)
 }
 
@@ -91,11 +90,13 @@ func requestIDInterceptor(ctx context.Context, req any, info *grpc.UnaryServerIn
 	if v := metadata.ValueFromIncomingContext(ctx, requestIDHeader); len(v) == 1 && validRequestID.MatchString(v[0]) {
 		id = v[0]
 	} else {
-		id = rand.Text()[:16]
+		id = newRequestID()
 	}
 	_ = grpc.SetHeader(ctx, metadata.Pairs(requestIDHeader, id))
 	return handler(context.WithValue(ctx, requestIDKey{}, id), req)
 }
+
+func newRequestID() string { return rand.Text()[:16] }
 
 func requestIDFrom(ctx context.Context) string {
 	id, _ := ctx.Value(requestIDKey{}).(string)

@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	"github.com/tokenservice/tokenservice/pkg/domain"
+	"github.com/tokenservice/tokenservice/pkg/httprule"
 )
 
 // Config holds the server's settings.
@@ -102,7 +103,8 @@ type Deps struct {
 }
 
 // ErrStarting answers calls (and readiness checks) before the services are started.
-var ErrStarting = domain.Errorf(domain.KindUnavailable, "the service is starting: its database is not reachable yet")
+var ErrStarting = &domain.Error{Kind: domain.KindUnavailable, Reason: domain.ReasonStarting,
+	Message: "the service is starting: its database is not reachable yet; retry in a second"}
 
 // Server serves gRPC and HTTP until its context ends.
 type Server struct {
@@ -145,7 +147,12 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	// The gateway calls the services through an in-process channel: no
 	// network hop, and the same interceptor chain as gRPC clients get.
 	channel := (&inprocgrpc.Channel{}).WithServerUnaryInterceptor(interceptors)
-	gateway := newGateway()
+	var names []string
+	for _, svc := range deps.Services {
+		names = append(names, svc.Desc.ServiceName)
+	}
+	table := httprule.ForServices(names...)
+	gateway := newGateway(table)
 	for _, svc := range deps.Services {
 		s.grpcServer.RegisterService(svc.Desc, svc.Impl)
 		channel.RegisterService(svc.Desc, svc.Impl)
@@ -156,7 +163,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	healthpb.RegisterHealthServer(s.grpcServer, s.health)
 	reflection.Register(s.grpcServer)
 	s.httpServer = &http.Server{
-		Handler:           withCORS(cfg.CORSOrigins, s.routes(gateway)),
+		Handler:           withCORS(cfg.CORSOrigins, s.routes(gateway, table)),
 		ReadHeaderTimeout: limits.ReadHeaderTimeout,
 		ReadTimeout:       limits.ReadTimeout,
 		WriteTimeout:      limits.WriteTimeout,

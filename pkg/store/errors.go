@@ -32,7 +32,8 @@ func classify(err error, what string) error {
 	case errors.Is(err, gorm.ErrDuplicatedKey):
 		return domain.Wrap(domain.KindConflict, err, what+" already exists")
 	case isUnavailable(err):
-		return domain.Wrap(domain.KindUnavailable, redact(err), "database unavailable")
+		return &domain.Error{Kind: domain.KindUnavailable, Err: redact(err), Reason: domain.ReasonUnavailable,
+			Message: "the database is unavailable: retry shortly"}
 	default:
 		return domain.Wrap(domain.KindInternal, redact(err), "database error")
 	}

@@ -147,7 +147,8 @@ func (s *Store) Ping(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.queryTimeout)
 	defer cancel()
 	if err := s.sqlDB.PingContext(ctx); err != nil {
-		return domain.Wrap(domain.KindUnavailable, err, "database unavailable")
+		return &domain.Error{Kind: domain.KindUnavailable, Err: err, Reason: domain.ReasonUnavailable,
+			Message: "the database is unavailable: retry shortly"}
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ package tokens
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"strconv"
 	"time"
@@ -75,14 +76,14 @@ func (s *Service) CreateToken(ctx context.Context, caller *domain.Principal, in 
 	now := s.deps.Clock()
 	expire := in.ExpireTime
 	if !expire.IsZero() && !expire.After(now) {
-		return "", nil, domain.Errorf(domain.KindInvalid, "expire_time must be in the future")
+		return "", nil, domain.InvalidField("expire_time", "must be in the future")
 	}
 	if max := s.cfg.MaxTokenLifetime; max > 0 {
 		limit := now.Add(max)
 		if expire.IsZero() {
 			expire = limit
 		} else if expire.After(limit) {
-			return "", nil, domain.Errorf(domain.KindInvalid, "expire_time must be within %s from now", max)
+			return "", nil, domain.InvalidField("expire_time", "must be at most %s from now (the server's --max-token-lifetime)", max)
 		}
 	}
 	plain, err := auth.NewAPIToken(s.deps.Rand)
@@ -99,8 +100,8 @@ func (s *Service) CreateToken(ctx context.Context, caller *domain.Principal, in 
 	}
 	switch err := s.deps.Tokens.CreateToken(ctx, t, s.cfg.MaxTokensPerUser); {
 	case err == domain.ErrLimitReached:
-		return "", nil, domain.Errorf(domain.KindResourceExhausted,
-			"the user has %d live tokens, the most allowed (the server's --max-tokens-per-user): delete one first", s.cfg.MaxTokensPerUser)
+		return "", nil, &domain.Error{Kind: domain.KindResourceExhausted, Reason: domain.ReasonQuotaExceeded,
+			Message: fmt.Sprintf("the user has %d live tokens, the most allowed (the server's --max-tokens-per-user): delete one first", s.cfg.MaxTokensPerUser)}
 	case err != nil:
 		return "", nil, err
 	}
@@ -219,4 +220,4 @@ func (s *Service) actingFor(ctx context.Context, caller *domain.Principal, userI
 }
 
 var errPermissionDenied = domain.Errorf(domain.KindPermissionDenied,
-	"user_id must be empty, your own user ID, or a machine user you own")
+	"you may act only for yourself or a machine user you own (leave the user ID empty for yourself)")

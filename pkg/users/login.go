@@ -62,7 +62,8 @@ func addressKey(addr string) string {
 }
 
 func tooMany(wait time.Duration) error {
-	return &domain.Error{Kind: domain.KindResourceExhausted, RetryAfter: wait, Message: "too many password attempts: retry later"}
+	return &domain.Error{Kind: domain.KindResourceExhausted, RetryAfter: wait, Reason: domain.ReasonTooManyAttempts,
+		Message: "too many password attempts: retry after the time Retry-After gives"}
 }
 
 // allow takes one attempt of username from address, or says how long to wait.

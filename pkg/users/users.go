@@ -6,6 +6,7 @@ package users
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"strconv"
 	"time"
@@ -82,8 +83,11 @@ func (s *Service) Create(ctx context.Context, caller *domain.Principal, in NewUs
 	}
 	maxOwned := 0
 	if in.Machine {
-		if in.Password != "" || in.Admin {
-			return nil, domain.Errorf(domain.KindInvalid, "a machine user has no password and is never an admin: it authenticates with API tokens its owner creates")
+		if in.Password != "" {
+			return nil, domain.InvalidField("password", "must be empty for a machine user: it has no password and authenticates with API tokens its owner creates")
+		}
+		if in.Admin {
+			return nil, domain.InvalidField("admin", "must be false for a machine user: a machine user is never an admin")
 		}
 		if u.OwnerID, err = s.owner(ctx, caller, in.OwnerID); err != nil {
 			return nil, err
@@ -94,18 +98,19 @@ func (s *Service) Create(ctx context.Context, caller *domain.Principal, in NewUs
 			return nil, domain.Errorf(domain.KindPermissionDenied, "only an admin may create human users; anyone may create machine users (machine: true)")
 		}
 		if in.OwnerID != "" {
-			return nil, domain.Errorf(domain.KindInvalid, "owner_id is for machine users")
+			return nil, domain.InvalidField("owner_id", "is for machine users only")
 		}
-		if u.PasswordHash, err = s.hash(ctx, in.Password); err != nil {
+		if u.PasswordHash, err = s.hash(ctx, "password", in.Password); err != nil {
 			return nil, err
 		}
 	}
 	switch err := s.deps.Users.CreateUser(ctx, u, maxOwned); {
 	case err == domain.ErrLimitReached:
-		return nil, domain.Errorf(domain.KindResourceExhausted,
-			"the owner has %d machine users, the most allowed (the server's --max-machine-users-per-owner): delete one first", maxOwned)
+		return nil, &domain.Error{Kind: domain.KindResourceExhausted, Reason: domain.ReasonQuotaExceeded,
+			Message: fmt.Sprintf("the owner has %d machine users, the most allowed (the server's --max-machine-users-per-owner): delete one first", maxOwned)}
 	case domain.KindOf(err) == domain.KindConflict:
-		return nil, domain.Errorf(domain.KindConflict, "username: %q is taken (usernames are unique ignoring case)", name)
+		return nil, &domain.Error{Kind: domain.KindConflict, Reason: domain.ReasonUsernameTaken,
+			Message: fmt.Sprintf("username %q is taken (usernames are unique ignoring case)", name)}
 	case err != nil:
 		return nil, err
 	}
@@ -117,28 +122,29 @@ func (s *Service) Create(ctx context.Context, caller *domain.Principal, in NewUs
 func (s *Service) owner(ctx context.Context, caller *domain.Principal, ownerID string) (string, error) {
 	if ownerID == "" || ownerID == caller.User.ID {
 		if caller.User.ID == "" {
-			return "", domain.Errorf(domain.KindInvalid, "a machine user needs an owner")
+			return "", domain.InvalidField("owner_id", "is required: a machine user needs a human owner")
 		}
 		return caller.User.ID, nil
 	}
 	if !caller.User.Admin {
-		return "", domain.Errorf(domain.KindPermissionDenied, "owner_id must be empty or your own user ID")
+		return "", domain.Errorf(domain.KindPermissionDenied, "only an admin may make a machine user for another owner")
 	}
 	o, err := s.deps.Users.UserByID(ctx, ownerID)
 	if domain.KindOf(err) == domain.KindNotFound {
-		return "", domain.Errorf(domain.KindInvalid, "owner_id: no such user")
+		return "", domain.InvalidField("owner_id", "no such user")
 	}
 	if err != nil {
 		return "", err
 	}
 	if o.IsMachine() {
-		return "", domain.Errorf(domain.KindInvalid, "owner_id: %q is a machine user; owners are human users", o.Username)
+		return "", domain.InvalidField("owner_id", "%q is a machine user; owners are human users", o.Username)
 	}
 	return o.ID, nil
 }
 
-func (s *Service) hash(ctx context.Context, password string) (string, error) {
-	if err := domain.ValidatePassword(password); err != nil {
+// hash checks a new password, the request's field, and hashes it.
+func (s *Service) hash(ctx context.Context, field, password string) (string, error) {
+	if err := domain.ValidatePassword(field, password); err != nil {
 		return "", err
 	}
 	h, err := s.deps.Passwords.Hash(ctx, password)
@@ -260,16 +266,16 @@ func (s *Service) ChangePassword(ctx context.Context, caller *domain.Principal, 
 	if u.ID == caller.User.ID {
 		// A stolen bearer alone must not take over the account.
 		if in.OldPassword == "" {
-			return domain.Errorf(domain.KindInvalid, "old_password is required to change your own password")
+			return domain.InvalidField("old_password", "is required to change your own password")
 		}
 		if _, err := s.AuthenticatePassword(ctx, u.Username, in.OldPassword, in.ClientAddr); err != nil {
 			if err == domain.ErrUnauthenticated {
-				return domain.Errorf(domain.KindPermissionDenied, "old_password is not your current password")
+				return domain.Errorf(domain.KindPermissionDenied, "the old password given is not your current password")
 			}
 			return err
 		}
 	}
-	hash, err := s.hash(ctx, in.NewPassword)
+	hash, err := s.hash(ctx, "new_password", in.NewPassword)
 	if err != nil {
 		return err
 	}

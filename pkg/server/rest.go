@@ -1,0 +1,433 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"mime"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/tokenservice/tokenservice/pkg/httprule"
+)
+
+// restChecks stands in front of the gateway. It matches each request to a
+// route from the proto's HTTP annotations and checks what the gateway would
+// decode, so that a mistake gets an answer in the API's terms, naming the
+// field as the client spelt it: an unknown path is a JSON 404, a known path
+// with another method 405 with Allow, a body that is not JSON 415, and an
+// unknown or ill-typed field or query parameter 400 with a
+// google.rpc.BadRequest. What passes goes to the gateway unchanged.
+type restChecks struct {
+	routes  httprule.Table
+	gateway *runtime.ServeMux
+}
+
+func (c restChecks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	route, vars, found, allowed := c.routes.Find(r.Method, r.URL.EscapedPath())
+	switch {
+	case !found && len(allowed) > 0:
+		w.Header().Set("Allow", strings.Join(allowed, ", "))
+		c.fail(w, r, http.StatusMethodNotAllowed, status.New(codes.Unimplemented,
+			fmt.Sprintf("%s is not a method of %s: use %s", r.Method, r.URL.Path, strings.Join(allowed, " or "))))
+		return
+	case !found:
+		c.notFound(w, r)
+		return
+	}
+	var violations []*errdetails.BadRequest_FieldViolation
+	if route.Body != "" {
+		body, st, httpStatus := readJSONBody(r)
+		if st != nil {
+			if httpStatus == http.StatusUnsupportedMediaType {
+				w.Header().Set("Accept", "application/json")
+			}
+			c.fail(w, r, httpStatus, st)
+			return
+		}
+		violations = append(violations, checkBody(route, body)...)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	violations = append(violations, checkQuery(route, vars, r.URL.Query())...)
+	if len(violations) > 0 {
+		c.fail(w, r, http.StatusBadRequest, badRequest(violations))
+		return
+	}
+	c.gateway.ServeHTTP(w, r)
+}
+
+// notFound answers a path the API does not have with the API's JSON error.
+func (c restChecks) notFound(w http.ResponseWriter, r *http.Request) {
+	c.fail(w, r, http.StatusNotFound, status.New(codes.NotFound,
+		fmt.Sprintf("no such path: %s; the API's paths are in /openapi.json and /docs", r.URL.Path)))
+}
+
+// fail writes st as the gateway writes errors, with the HTTP status given.
+func (c restChecks) fail(w http.ResponseWriter, r *http.Request, httpStatus int, st *status.Status) {
+	_, marshaler := runtime.MarshalerForRequest(c.gateway, r)
+	runtime.HTTPError(r.Context(), c.gateway, marshaler, w, r, &runtime.HTTPStatusError{HTTPStatus: httpStatus, Err: st.Err()})
+}
+
+// badRequest is an INVALID_ARGUMENT naming each field at fault.
+func badRequest(violations []*errdetails.BadRequest_FieldViolation) *status.Status {
+	msgs := make([]string, len(violations))
+	for i, v := range violations {
+		msgs[i] = v.Field + ": " + v.Description
+	}
+	st := status.New(codes.InvalidArgument, strings.Join(msgs, "; "))
+	if withDetails, err := st.WithDetails(&errdetails.BadRequest{FieldViolations: violations}); err == nil {
+		return withDetails
+	}
+	return st
+}
+
+// readJSONBody reads a request's body, which must be JSON (an absent
+// Content-Type is taken as JSON) and within MaxBodyBytes.
+func readJSONBody(r *http.Request) (body []byte, st *status.Status, httpStatus int) {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			return nil, status.New(codes.InvalidArgument, fmt.Sprintf(
+				"the request body must be JSON, sent with Content-Type: application/json, not %q", ct)), http.StatusUnsupportedMediaType
+		}
+	}
+	body, err := io.ReadAll(r.Body)
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return nil, status.New(codes.InvalidArgument, fmt.Sprintf("the request body is over %d KiB", MaxBodyBytes>>10)), http.StatusBadRequest
+	case err != nil:
+		return nil, status.New(codes.InvalidArgument, "the request body could not be read"), http.StatusBadRequest
+	case !utf8.Valid(body):
+		return nil, status.New(codes.InvalidArgument, "the request body is not valid UTF-8"), http.StatusBadRequest
+	}
+	return body, nil, 0
+}
+
+// checkBody checks a JSON body against the route's request message.
+func checkBody(route httprule.Route, body []byte) []*errdetails.BadRequest_FieldViolation {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil // an empty body is an empty message
+	}
+	if !json.Valid(body) {
+		return []*errdetails.BadRequest_FieldViolation{{Field: "body", Description: "is not valid JSON" + jsonErrorAt(body)}}
+	}
+	msg := route.Method.Input()
+	if route.Body != "*" {
+		msg = msg.Fields().ByName(protoreflect.Name(route.Body)).Message()
+	}
+	return checkObject("", msg, body)
+}
+
+// jsonErrorAt says where a JSON syntax error is, for people: line and column.
+func jsonErrorAt(body []byte) string {
+	var syntax *json.SyntaxError
+	if err := json.Unmarshal(body, new(any)); errors.As(err, &syntax) {
+		line := 1 + bytes.Count(body[:syntax.Offset], []byte("\n"))
+		col := int(syntax.Offset) - bytes.LastIndexByte(body[:syntax.Offset], '\n') - 1
+		return fmt.Sprintf(" (at line %d, column %d)", line, col)
+	}
+	return " (it ends too soon)"
+}
+
+// checkObject checks a JSON object's keys and values against a message.
+func checkObject(prefix string, msg protoreflect.MessageDescriptor, raw json.RawMessage) []*errdetails.BadRequest_FieldViolation {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return []*errdetails.BadRequest_FieldViolation{{Field: strings.TrimSuffix(prefix, ".") + orBody(prefix), Description: "must be a JSON object"}}
+	}
+	var out []*errdetails.BadRequest_FieldViolation
+	for _, key := range sortedKeys(obj) {
+		fd := fieldByName(msg, key)
+		if fd == nil {
+			out = append(out, &errdetails.BadRequest_FieldViolation{Field: prefix + key, Description: unknownField(msg, key)})
+			continue
+		}
+		if desc := checkJSONValue(prefix+key, fd, obj[key], &out); desc != "" {
+			out = append(out, &errdetails.BadRequest_FieldViolation{Field: prefix + key, Description: desc})
+		}
+	}
+	return out
+}
+
+func orBody(prefix string) string {
+	if prefix == "" {
+		return "body"
+	}
+	return ""
+}
+
+// checkJSONValue says what is wrong with a field's JSON value ("" if
+// nothing), adding violations of nested fields to out.
+func checkJSONValue(name string, fd protoreflect.FieldDescriptor, raw json.RawMessage, out *[]*errdetails.BadRequest_FieldViolation) string {
+	if string(raw) == "null" {
+		return ""
+	}
+	if fd.IsList() {
+		var items []json.RawMessage
+		if json.Unmarshal(raw, &items) != nil {
+			return "must be a JSON array"
+		}
+		for i, item := range items {
+			if desc := checkScalar(fd, item); desc != "" {
+				*out = append(*out, &errdetails.BadRequest_FieldViolation{Field: fmt.Sprintf("%s[%d]", name, i), Description: desc})
+			}
+		}
+		return ""
+	}
+	if fd.Kind() == protoreflect.MessageKind && !isWellKnown(fd.Message()) {
+		*out = append(*out, checkObject(name+".", fd.Message(), raw)...)
+		return ""
+	}
+	return checkScalar(fd, raw)
+}
+
+func isWellKnown(m protoreflect.MessageDescriptor) bool {
+	return m.FullName().Parent() == "google.protobuf"
+}
+
+// checkScalar says what is wrong with a scalar (or well-known type) value.
+func checkScalar(fd protoreflect.FieldDescriptor, raw json.RawMessage) string {
+	var s string
+	isString := json.Unmarshal(raw, &s) == nil
+	switch fd.Kind() {
+	case protoreflect.StringKind:
+		if !isString {
+			return "must be a string"
+		}
+	case protoreflect.BoolKind:
+		var b bool
+		if json.Unmarshal(raw, &b) != nil {
+			return "must be true or false"
+		}
+	case protoreflect.Uint32Kind, protoreflect.Int32Kind, protoreflect.Uint64Kind, protoreflect.Int64Kind:
+		text := string(raw)
+		if isString { // protojson takes 64-bit integers as strings too
+			text = s
+		}
+		if _, desc := parseInteger(fd.Kind(), text); desc != "" {
+			return desc
+		}
+	case protoreflect.MessageKind:
+		if fd.Message().FullName() == "google.protobuf.Timestamp" {
+			if _, err := time.Parse(time.RFC3339Nano, s); !isString || err != nil {
+				return timestampHint
+			}
+		}
+	}
+	return ""
+}
+
+// timestampHint says what a time looks like in this API.
+const timestampHint = "must be a time in RFC 3339 form, in UTC or with an offset, such as 2030-01-02T15:04:05Z"
+
+// parseInteger parses an integer field's text and says, if it does not fit,
+// what the field takes.
+func parseInteger(kind protoreflect.Kind, text string) (uint64, string) {
+	switch kind {
+	case protoreflect.Uint32Kind:
+		n, err := strconv.ParseUint(text, 10, 32)
+		if err != nil {
+			return 0, fmt.Sprintf("must be a whole number from 0 to %d", uint32(math.MaxUint32))
+		}
+		return n, ""
+	case protoreflect.Uint64Kind:
+		n, err := strconv.ParseUint(text, 10, 64)
+		if err != nil {
+			return 0, fmt.Sprintf("must be a whole number from 0 to %d", uint64(math.MaxUint64))
+		}
+		return n, ""
+	default:
+		if _, err := strconv.ParseInt(text, 10, 64); err != nil {
+			return 0, "must be a whole number"
+		}
+		return 0, ""
+	}
+}
+
+// checkQuery checks the query parameters against the request message's
+// fields that are neither in the path nor in the body. Nested fields are
+// named with dots, as the gateway reads them.
+func checkQuery(route httprule.Route, vars map[string]string, query url.Values) []*errdetails.BadRequest_FieldViolation {
+	var out []*errdetails.BadRequest_FieldViolation
+	msg := route.Method.Input()
+	for _, key := range sortedKeys(query) {
+		fd := fieldByPath(msg, key)
+		if fd == nil || inPath(vars, fd) || route.Body == "*" || string(fd.Name()) == route.Body {
+			out = append(out, &errdetails.BadRequest_FieldViolation{Field: key, Description: unknownQuery(route, vars, key)})
+			continue
+		}
+		for _, v := range query[key] {
+			if desc := checkQueryValue(fd, v); desc != "" {
+				out = append(out, &errdetails.BadRequest_FieldViolation{Field: key, Description: desc})
+			}
+		}
+		if len(query[key]) > 1 && !fd.IsList() {
+			out = append(out, &errdetails.BadRequest_FieldViolation{Field: key, Description: "must be given once"})
+		}
+	}
+	return out
+}
+
+func inPath(vars map[string]string, fd protoreflect.FieldDescriptor) bool {
+	_, ok := vars[string(fd.Name())]
+	return ok
+}
+
+func checkQueryValue(fd protoreflect.FieldDescriptor, v string) string {
+	switch fd.Kind() {
+	case protoreflect.BoolKind:
+		if _, err := strconv.ParseBool(v); err != nil {
+			return "must be true or false"
+		}
+	case protoreflect.Uint32Kind, protoreflect.Int32Kind, protoreflect.Uint64Kind, protoreflect.Int64Kind:
+		_, desc := parseInteger(fd.Kind(), v)
+		return desc
+	case protoreflect.MessageKind:
+		if fd.Message().FullName() == "google.protobuf.Timestamp" {
+			if _, err := time.Parse(time.RFC3339Nano, v); err != nil {
+				return timestampHint
+			}
+		}
+	}
+	return ""
+}
+
+// fieldByName finds a field by its JSON name or its proto name, as protojson does.
+func fieldByName(msg protoreflect.MessageDescriptor, name string) protoreflect.FieldDescriptor {
+	if fd := msg.Fields().ByJSONName(name); fd != nil {
+		return fd
+	}
+	return msg.Fields().ByName(protoreflect.Name(name))
+}
+
+// fieldByPath finds a dotted field path.
+func fieldByPath(msg protoreflect.MessageDescriptor, path string) protoreflect.FieldDescriptor {
+	var fd protoreflect.FieldDescriptor
+	for _, part := range strings.Split(path, ".") {
+		if msg == nil {
+			return nil
+		}
+		if fd = fieldByName(msg, part); fd == nil {
+			return nil
+		}
+		msg = fd.Message()
+	}
+	return fd
+}
+
+// unknownField says a body field is unknown and what the message has.
+func unknownField(msg protoreflect.MessageDescriptor, key string) string {
+	names := jsonNames(msg, nil, "")
+	return fmt.Sprintf("is not a field of this request%s; the fields are %s", didYouMean(names, key), strings.Join(names, ", "))
+}
+
+func unknownQuery(route httprule.Route, vars map[string]string, key string) string {
+	if route.Body == "*" {
+		return "is not a query parameter of this method: its fields go in the JSON body"
+	}
+	names := jsonNames(route.Method.Input(), vars, route.Body)
+	if len(names) == 0 {
+		return "is not a query parameter of this method, which takes none"
+	}
+	return fmt.Sprintf("is not a query parameter of this method%s; the parameters are %s", didYouMean(names, key), strings.Join(names, ", "))
+}
+
+// jsonNames lists a message's fields by JSON name, but for those in the
+// path and the body field.
+func jsonNames(msg protoreflect.MessageDescriptor, vars map[string]string, bodyField string) []string {
+	var names []string
+	for i := range msg.Fields().Len() {
+		fd := msg.Fields().Get(i)
+		if _, inPath := vars[string(fd.Name())]; inPath || string(fd.Name()) == bodyField {
+			continue
+		}
+		names = append(names, fd.JSONName())
+	}
+	return names
+}
+
+// didYouMean suggests the name key was likely meant to be: the same
+// letters but for case and underscores.
+func didYouMean(names []string, key string) string {
+	fold := func(s string) string { return strings.ToLower(strings.ReplaceAll(s, "_", "")) }
+	for _, n := range names {
+		if fold(n) == fold(key) {
+			return fmt.Sprintf(" (did you mean %s?)", n)
+		}
+	}
+	return ""
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// withJSONFieldNames renames the fields of an error's google.rpc.BadRequest
+// from proto names (as the service names them, and gRPC clients spell them)
+// to JSON names (as REST clients spell them), in the details and in the
+// message, which lists them.
+func withJSONFieldNames(err error, msg protoreflect.MessageDescriptor) error {
+	st, ok := status.FromError(err)
+	if !ok || st.Code() != codes.InvalidArgument {
+		return err
+	}
+	p := st.Proto()
+	renamed := false
+	for i, d := range p.GetDetails() {
+		var br errdetails.BadRequest
+		if d.UnmarshalTo(&br) != nil {
+			continue
+		}
+		for _, v := range br.GetFieldViolations() {
+			if name := jsonPath(msg, v.GetField()); name != v.GetField() {
+				p.Message = strings.ReplaceAll(p.Message, v.GetField()+": ", name+": ")
+				v.Field, renamed = name, true
+			}
+		}
+		if renamed {
+			if packed, err := anypb.New(&br); err == nil {
+				p.Details[i] = packed
+			}
+		}
+	}
+	return status.ErrorProto(p)
+}
+
+// jsonPath turns a dotted proto field path into JSON names, as far as the
+// message has the fields.
+func jsonPath(msg protoreflect.MessageDescriptor, path string) string {
+	parts := strings.Split(path, ".")
+	for i, part := range parts {
+		if msg == nil {
+			break
+		}
+		fd := msg.Fields().ByName(protoreflect.Name(part))
+		if fd == nil {
+			break
+		}
+		parts[i] = fd.JSONName()
+		msg = fd.Message()
+	}
+	return strings.Join(parts, ".")
+}
