@@ -15,6 +15,7 @@ PROTOC_GEN_GO_GRPC   := v1.6.2
 GRPC_GATEWAY_VERSION := v2.33.0
 GRPCURL_VERSION      := v1.9.4
 GO_SWAGGER_VERSION   := v0.36.7
+OAPI_CODEGEN_VERSION := v2.8.2
 
 # One stamp per tool and version: bumping a pin reinstalls just that tool.
 TOOLS := \
@@ -24,12 +25,14 @@ TOOLS := \
   github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway@$(GRPC_GATEWAY_VERSION) \
   github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2@$(GRPC_GATEWAY_VERSION) \
   github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION) \
-  github.com/go-swagger/go-swagger/cmd/swagger@$(GO_SWAGGER_VERSION)
+  github.com/go-swagger/go-swagger/cmd/swagger@$(GO_SWAGGER_VERSION) \
+  github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen@$(OAPI_CODEGEN_VERSION)
 stamp = $(BIN)/.stamps/$(subst /,_,$(1))
 TOOL_STAMPS := $(foreach t,$(TOOLS),$(call stamp,$(t)))
 $(foreach t,$(TOOLS),$(eval $(call stamp,$(t)): ; $(GO) install $(t) && mkdir -p $(BIN)/.stamps && touch $$@))
 GRPCURL := $(call stamp,github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION))
 SWAGGER := $(call stamp,github.com/go-swagger/go-swagger/cmd/swagger@$(GO_SWAGGER_VERSION))
+OAPI_CODEGEN := $(call stamp,github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen@$(OAPI_CODEGEN_VERSION))
 BUF := $(call stamp,github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION))
 
 # The MySQL database the tests use; CI sets the same. Tests fail (never skip)
@@ -50,7 +53,13 @@ build: ## Build bin/tokenservice.
 	$(GO) build -o $(BIN)/tokenservice ./cmd/tokenservice
 
 .PHONY: test
-test: $(GRPCURL) $(SWAGGER) build ## Run unit and integration tests (SQLite and MySQL, HTTP and gRPC) with -race, then the README session.
+# The browser test drives Debian's Chromium (never a downloaded one).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+.PHONY: chromium
+chromium: ## Install Debian's Chromium for the Swagger UI browser test, unless it is there.
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends chromium; }
+
+test: $(GRPCURL) $(SWAGGER) $(OAPI_CODEGEN) chromium build ## Run unit and integration tests (SQLite and MySQL, HTTP and gRPC) with -race, then the README session.
 	$(GO) test -race -count=1 ./...
 	scripts/readme-session.sh
 
@@ -80,9 +89,13 @@ lint: $(BUF) ## buf lint, go vet and gofmt.
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
 
 .PHONY: generate
-generate: tools ## Regenerate gen/ and openapi/ from proto/.
+SPEC_V2 := openapi/priv/tokenservice/v1alpha1/tokenservice.swagger.json
+SPEC_V3 := openapi/priv/tokenservice/v1alpha1/tokenservice.openapi.json
+
+generate: tools ## Regenerate gen/ and openapi/ (OpenAPI 2, then 3 from it) from proto/.
 	rm -rf gen openapi
 	PATH="$(BIN):$$PATH" $(BIN)/buf generate
+	$(GO) run ./tools/openapiv3 $(SPEC_V2) $(SPEC_V3)
 
 .PHONY: check-generate
 check-generate: generate ## Fail if gen/ or openapi/ differ from what `make generate` makes.

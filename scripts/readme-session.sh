@@ -52,13 +52,16 @@ got=$(bin/grpcurl -plaintext -H "authorization: Bearer $grpc_token" -d "{\"token
   localhost:9090 priv.tokenservice.v1alpha1.TokenService/GetToken)
 check "grpcurl gets it with its own bearer" grep -q "\"id\": \"${grpc_token:4:16}\"" <<<"$got"
 
-# A client generated from the published spec by a standard generator (go-swagger)
-# calls every operation.
+# Clients generated from the published documents by standard generators call
+# every operation: go-swagger from OpenAPI 2, oapi-codegen from OpenAPI 3.
 spec=openapi/priv/tokenservice/v1alpha1/tokenservice.swagger.json
-check "go-swagger validates the spec" bin/swagger validate --quiet "$spec"
+check "go-swagger validates the OpenAPI 2 document" bin/swagger validate --quiet "$spec"
 (cd scripts/generated-client && rm -rf client models && ../../bin/swagger generate client --quiet -f "../../$spec" -t . >/dev/null 2>&1)
-check "the generated client calls every operation" \
+check "the go-swagger client calls every operation" \
   bash -c 'cd scripts/generated-client && go run . localhost:8080 alice "correct horse battery staple"'
+(cd scripts/oapi-client && rm -rf client && mkdir client && ../../bin/oapi-codegen -config oapi-codegen.yaml ../../openapi/priv/tokenservice/v1alpha1/tokenservice.openapi.json)
+check "the oapi-codegen client calls every operation" \
+  bash -c 'cd scripts/oapi-client && go run . localhost:8080 alice "correct horse battery staple"'
 
 echo "readme-session: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

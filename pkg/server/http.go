@@ -37,6 +37,7 @@ func (s *Server) routes(gateway *runtime.ServeMux, table httprule.Table) http.Ha
 	mux.HandleFunc("GET /.well-known/jwks.json", s.handleJWKS)
 	mux.HandleFunc("GET /.well-known/openid-configuration", handleBytes("application/json", openIDConfiguration(s.cfg.Issuer)))
 	mux.HandleFunc("GET /openapi.json", handleBytes("application/json", tokenservice.OpenAPISpec))
+	mux.HandleFunc("GET /swagger.json", handleBytes("application/json", tokenservice.SwaggerSpec))
 	mux.Handle("GET /docs/", docsHandler())
 	mux.Handle("GET /docs", http.RedirectHandler("/docs/", http.StatusMovedPermanently))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeText(w, http.StatusOK, "ok\n") })

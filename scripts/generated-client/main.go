@@ -102,8 +102,8 @@ func main() {
 
 	// Errors arrive as the spec's Status model.
 	_, err = c.TokenServiceGetToken(ts.NewTokenServiceGetTokenParams().WithTokenID(id), bearer)
-	var def *ts.TokenServiceGetTokenDefault
-	if !errors.As(err, &def) || def.Code() != 401 || def.Payload.Code != 16 {
+	var unauthorized *ts.TokenServiceGetTokenUnauthorized
+	if !errors.As(err, &unauthorized) || unauthorized.Code() != 401 || unauthorized.Payload.Code != 16 {
 		check("GetToken with the deleted token is a 401 Status", fmt.Errorf("got %v", err))
 	} else {
 		check("GetToken with the deleted token is a 401 Status", nil)

@@ -1286,7 +1286,7 @@ const file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDesc = "" +
 	"\auser_id\x18\x05 \x01(\tB\x03\xe0A\x03R\x06userId\x12[\n" +
 	"\x0elast_used_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampB\x19\x92A\x13\x82\x03\x10\n" +
 	"\n" +
-	"x-nullable\x12\x02 \x01\xe0A\x03R\flastUsedTime\"\xee\x02\n" +
+	"x-nullable\x12\x02 \x01\xe0A\x03R\flastUsedTime\"\x89\x03\n" +
 	"\x12CreateTokenRequest\x12\x1c\n" +
 	"\x04note\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\x04note\x12[\n" +
 	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampB\x1e\x92A\x13\x82\x03\x10\n" +
@@ -1295,7 +1295,7 @@ const file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDesc = "" +
 	"expireTime\x12 \n" +
 	"\auser_id\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06userId\x12#\n" +
 	"\busername\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18@R\busername\x12$\n" +
-	"\bpassword\x18\x05 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\bpassword:p\xbaHm\x1ak\n" +
+	"\bpassword\x18\x05 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\bpassword:\x8a\x01\x92A\x172\x15{\"note\": \"my laptop\"}\xbaHm\x1ak\n" +
 	"\vcredentials\x12,username and password must be given together\x1a.(this.username == '') == (this.password == '')\"j\n" +
 	"\x13CreateTokenResponse\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12=\n" +
@@ -1315,9 +1315,9 @@ const file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDesc = "" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"=\n" +
 	"\x12DeleteTokenRequest\x12'\n" +
 	"\btoken_id\x18\x01 \x01(\tB\f\xe0A\x02\xbaH\x06r\x04\x10\x01\x18@R\atokenId\"\x15\n" +
-	"\x13DeleteTokenResponse\"7\n" +
+	"\x13DeleteTokenResponse\"@\n" +
 	"\x15GetAccessTokenRequest\x12\x1e\n" +
-	"\x05token\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\x05token\"\x97\x01\n" +
+	"\x05token\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\x05token:\a\x92A\x042\x02{}\"\x97\x01\n" +
 	"\x16GetAccessTokenResponse\x12!\n" +
 	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12;\n" +
 	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
@@ -1331,13 +1331,13 @@ const file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDesc = "" +
 	"\amachine\x18\x04 \x01(\bB\x03\xe0A\x05R\amachine\x12\x1e\n" +
 	"\bowner_id\x18\x05 \x01(\tB\x03\xe0A\x03R\aownerId\x12@\n" +
 	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
-	"createTime\"\xb7\x01\n" +
+	"createTime\"\xe5\x01\n" +
 	"\x11CreateUserRequest\x12(\n" +
 	"\busername\x18\x01 \x01(\tB\f\xe0A\x02\xbaH\x06r\x04\x10\x01\x18@R\busername\x12$\n" +
 	"\bpassword\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\bpassword\x12\x14\n" +
 	"\x05admin\x18\x03 \x01(\bR\x05admin\x12\x18\n" +
 	"\amachine\x18\x04 \x01(\bR\amachine\x12\"\n" +
-	"\bowner_id\x18\x05 \x01(\tB\a\xbaH\x04r\x02\x18@R\aownerId\"J\n" +
+	"\bowner_id\x18\x05 \x01(\tB\a\xbaH\x04r\x02\x18@R\aownerId:,\x92A)2'{\"username\": \"ci-bot\", \"machine\": true}\"J\n" +
 	"\x12CreateUserResponse\x124\n" +
 	"\x04user\x18\x01 \x01(\v2 .priv.tokenservice.v1alpha1.UserR\x04user\"7\n" +
 	"\x0eGetUserRequest\x12%\n" +
@@ -1359,55 +1359,129 @@ const file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDesc = "" +
 	"\auser_id\x18\x01 \x01(\tB\f\xe0A\x02\xbaH\x06r\x04\x10\x01\x18@R\x06userId\x12+\n" +
 	"\fold_password\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\voldPassword\x12.\n" +
 	"\fnew_password\x18\x03 \x01(\tB\v\xe0A\x02\xbaH\x05r\x03(\x80\bR\vnewPassword\"\x18\n" +
-	"\x16ChangePasswordResponse2\xc3\x06\n" +
-	"\fTokenService\x12\x9c\x01\n" +
-	"\vCreateToken\x12..priv.tokenservice.v1alpha1.CreateTokenRequest\x1a/.priv.tokenservice.v1alpha1.CreateTokenResponse\",\x92A\x0eb\f\n" +
+	"\x16ChangePasswordResponse2\xde\x14\n" +
+	"\fTokenService\x12\xd0\b\n" +
+	"\vCreateToken\x12..priv.tokenservice.v1alpha1.CreateTokenRequest\x1a/.priv.tokenservice.v1alpha1.CreateTokenResponse\"\xdf\a\x92A\xc0\aJ\xa0\x02\n" +
+	"\x03403\x12\x98\x02\n" +
+	"_The caller may not act for that user: only itself or a machine user it owns (an admin: anyone).\x12\x16\n" +
+	"\x14\x1a\x12.google.rpc.Status\"\x9c\x01\n" +
+	"\x10application/json\x12\x87\x01{\"code\": 7, \"message\": \"you may act only for yourself or a machine user you own (leave the user ID empty for yourself)\", \"details\": []}J\xa1\x01\n" +
+	"\x03404\x12\x99\x01\n" +
+	"2No such user (an admin naming an unknown user ID).\x12\x16\n" +
+	"\x14\x1a\x12.google.rpc.Status\"K\n" +
+	"\x10application/json\x127{\"code\": 5, \"message\": \"user not found\", \"details\": []}J\xe8\x03\n" +
+	"\x03429\x12\xe0\x03\n" +
+	"\x89\x01Too many password attempts (see Retry-After and the google.rpc.RetryInfo), or the user has the most live tokens allowed (QUOTA_EXCEEDED).\x12\x16\n" +
+	"\x14\x1a\x12.google.rpc.Status\"\xb9\x02\n" +
+	"\x10application/json\x12\xa4\x02{\"code\": 8, \"message\": \"too many password attempts: retry after the time Retry-After gives\", \"details\": [{\"@type\": \"type.googleapis.com/google.rpc.ErrorInfo\", \"reason\": \"TOO_MANY_ATTEMPTS\", \"domain\": \"tokenservice\"}, {\"@type\": \"type.googleapis.com/google.rpc.RetryInfo\", \"retryDelay\": \"6s\"}]}b\f\n" +
 	"\n" +
 	"\n" +
-	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1alpha1/tokens\x12\x9e\x01\n" +
-	"\bGetToken\x12+.priv.tokenservice.v1alpha1.GetTokenRequest\x1a,.priv.tokenservice.v1alpha1.GetTokenResponse\"7\x92A\x0eb\f\n" +
+	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1alpha1/tokens\x12\xed\x02\n" +
+	"\bGetToken\x12+.priv.tokenservice.v1alpha1.GetTokenRequest\x1a,.priv.tokenservice.v1alpha1.GetTokenResponse\"\x85\x02\x92A\xdb\x01J\xca\x01\n" +
+	"\x03404\x12\xc2\x01\n" +
+	"ZNo such token, or not one the caller may see: the same answer, so existence does not leak.\x12\x16\n" +
+	"\x14\x1a\x12.google.rpc.Status\"L\n" +
+	"\x10application/json\x128{\"code\": 5, \"message\": \"token not found\", \"details\": []}b\f\n" +
 	"\n" +
 	"\n" +
-	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1alpha1/tokens/{token_id}\x90\x02\x01\x12\x99\x01\n" +
+	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1alpha1/tokens/{token_id}\x90\x02\x01\x12\xe2\x04\n" +
 	"\n" +
-	"ListTokens\x12-.priv.tokenservice.v1alpha1.ListTokensRequest\x1a..priv.tokenservice.v1alpha1.ListTokensResponse\",\x92A\x0eb\f\n" +
+	"ListTokens\x12-.priv.tokenservice.v1alpha1.ListTokensRequest\x1a..priv.tokenservice.v1alpha1.ListTokensResponse\"\xf4\x03\x92A\xd5\x03J\xa0\x02\n" +
+	"\x03403\x12\x98\x02\n" +
+	"_The caller may not act for that user: only itself or a machine user it owns (an admin: anyone).\x12\x16\n" +
+	"\x14\x1a\x12.google.rpc.Status\"\x9c\x01\n" +
+	"\x10application/json\x12\x87\x01{\"code\": 7, \"message\": \"you may act only for yourself or a machine user you own (leave the user ID empty for yourself)\", \"details\": []}J\xa1\x01\n" +
+	"\x03404\x12\x99\x01\n" +
+	"2No such user (an admin naming an unknown user ID).\x12\x16\n" +
+	"\x14\x1a\x12.google.rpc.Status\"K\n" +
+	"\x10application/json\x127{\"code\": 5, \"message\": \"user not found\", \"details\": []}b\f\n" +
 	"\n" +
 	"\n" +
-	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x12\x12\x10/v1alpha1/tokens\x90\x02\x01\x12\xa7\x01\n" +
-	"\vDeleteToken\x12..priv.tokenservice.v1alpha1.DeleteTokenRequest\x1a/.priv.tokenservice.v1alpha1.DeleteTokenResponse\"7\x92A\x0eb\f\n" +
+	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x12\x12\x10/v1alpha1/tokens\x90\x02\x01\x12\xf6\x02\n" +
+	"\vDeleteToken\x12..priv.tokenservice.v1alpha1.DeleteTokenRequest\x1a/.priv.tokenservice.v1alpha1.DeleteTokenResponse\"\x85\x02\x92A\xdb\x01J\xca\x01\n" +
+	"\x03404\x12\xc2\x01\n" +
+	"ZNo such token, or not one the caller may see: the same answer, so existence does not leak.\x12\x16\n" +
+	"\x14\x1a\x12.google.rpc.Status\"L\n" +
+	"\x10application/json\x128{\"code\": 5, \"message\": \"token not found\", \"details\": []}b\f\n" +
 	"\n" +
 	"\n" +
 	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x1d*\x1b/v1alpha1/tokens/{token_id}\x90\x02\x02\x12\xac\x01\n" +
 	"\x0eGetAccessToken\x121.priv.tokenservice.v1alpha1.GetAccessTokenRequest\x1a2.priv.tokenservice.v1alpha1.GetAccessTokenResponse\"3\x92A\x0eb\f\n" +
 	"\n" +
 	"\n" +
-	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x1c:\x01*\"\x17/v1alpha1/access-tokens2\xc1\x06\n" +
-	"\vUserService\x12\x98\x01\n" +
+	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x1c:\x01*\"\x17/v1alpha1/access-tokens2\xfc\x16\n" +
+	"\vUserService\x12\xf6\b\n" +
 	"\n" +
-	"CreateUser\x12-.priv.tokenservice.v1alpha1.CreateUserRequest\x1a..priv.tokenservice.v1alpha1.CreateUserResponse\"+\x92A\x0eb\f\n" +
+	"CreateUser\x12-.priv.tokenservice.v1alpha1.CreateUserRequest\x1a..priv.tokenservice.v1alpha1.CreateUserResponse\"\x88\b\x92A\xea\aJ\x8d\x02\n" +
+	"\x03403\x12\x85\x02\n" +
+	"VOnly an admin creates human users or names another owner; a machine user creates none.\x12\x16\n" +
+	"\x14\x1a\x12.google.rpc.Status\"\x92\x01\n" +
+	"\x10application/json\x12~{\"code\": 7, \"message\": \"only an admin may create human users; anyone may create machine users (machine: true)\", \"details\": []}J\xca\x02\n" +
+	"\x03409\x12\xc2\x02\n" +
+	";The username is taken (usernames are unique ignoring case).\x12\x16\n" +
+	"\x14\x1a\x12.google.rpc.Status\"\xea\x01\n" +
+	"\x10application/json\x12\xd5\x01{\"code\": 6, \"message\": \"username \\\"ci-bot\\\" is taken (usernames are unique ignoring case)\", \"details\": [{\"@type\": \"type.googleapis.com/google.rpc.ErrorInfo\", \"reason\": \"USERNAME_TAKEN\", \"domain\": \"tokenservice\"}]}J\xfc\x02\n" +
+	"\x03429\x12\xf4\x02\n" +
+	">The owner has the most machine users allowed (QUOTA_EXCEEDED).\x12\x16\n" +
+	"\x14\x1a\x12.google.rpc.Status\"\x99\x02\n" +
+	"\x10application/json\x12\x84\x02{\"code\": 8, \"message\": \"the owner has 100 machine users, the most allowed (the server's --max-machine-users-per-owner): delete one first\", \"details\": [{\"@type\": \"type.googleapis.com/google.rpc.ErrorInfo\", \"reason\": \"QUOTA_EXCEEDED\", \"domain\": \"tokenservice\"}]}b\f\n" +
 	"\n" +
 	"\n" +
-	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1alpha1/users\x12\x99\x01\n" +
-	"\aGetUser\x12*.priv.tokenservice.v1alpha1.GetUserRequest\x1a+.priv.tokenservice.v1alpha1.GetUserResponse\"5\x92A\x0eb\f\n" +
+	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1alpha1/users\x12\xb9\x02\n" +
+	"\aGetUser\x12*.priv.tokenservice.v1alpha1.GetUserRequest\x1a+.priv.tokenservice.v1alpha1.GetUserResponse\"\xd4\x01\x92A\xac\x01J\x9b\x01\n" +
+	"\x03404\x12\x93\x01\n" +
+	",No such user, or not one the caller may see.\x12\x16\n" +
+	"\x14\x1a\x12.google.rpc.Status\"K\n" +
+	"\x10application/json\x127{\"code\": 5, \"message\": \"user not found\", \"details\": []}b\f\n" +
 	"\n" +
 	"\n" +
 	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1alpha1/users/{user_id}\x90\x02\x01\x12\x95\x01\n" +
 	"\tListUsers\x12,.priv.tokenservice.v1alpha1.ListUsersRequest\x1a-.priv.tokenservice.v1alpha1.ListUsersResponse\"+\x92A\x0eb\f\n" +
 	"\n" +
 	"\n" +
-	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1alpha1/users\x90\x02\x01\x12\xa2\x01\n" +
+	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1alpha1/users\x90\x02\x01\x12\xc2\x02\n" +
 	"\n" +
-	"DeleteUser\x12-.priv.tokenservice.v1alpha1.DeleteUserRequest\x1a..priv.tokenservice.v1alpha1.DeleteUserResponse\"5\x92A\x0eb\f\n" +
+	"DeleteUser\x12-.priv.tokenservice.v1alpha1.DeleteUserRequest\x1a..priv.tokenservice.v1alpha1.DeleteUserResponse\"\xd4\x01\x92A\xac\x01J\x9b\x01\n" +
+	"\x03404\x12\x93\x01\n" +
+	",No such user, or not one the caller may see.\x12\x16\n" +
+	"\x14\x1a\x12.google.rpc.Status\"K\n" +
+	"\x10application/json\x127{\"code\": 5, \"message\": \"user not found\", \"details\": []}b\f\n" +
 	"\n" +
 	"\n" +
-	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x1b*\x19/v1alpha1/users/{user_id}\x90\x02\x02\x12\xbd\x01\n" +
-	"\x0eChangePassword\x121.priv.tokenservice.v1alpha1.ChangePasswordRequest\x1a2.priv.tokenservice.v1alpha1.ChangePasswordResponse\"D\x92A\x0eb\f\n" +
+	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x1b*\x19/v1alpha1/users/{user_id}\x90\x02\x02\x12\xda\a\n" +
+	"\x0eChangePassword\x121.priv.tokenservice.v1alpha1.ChangePasswordRequest\x1a2.priv.tokenservice.v1alpha1.ChangePasswordResponse\"\xe0\x06\x92A\xa9\x06J\xd0\x01\n" +
+	"\x03403\x12\xc8\x01\n" +
+	"<The old password given is not the caller's current password.\x12\x16\n" +
+	"\x14\x1a\x12.google.rpc.Status\"p\n" +
+	"\x10application/json\x12\\{\"code\": 7, \"message\": \"the old password given is not your current password\", \"details\": []}J\x9b\x01\n" +
+	"\x03404\x12\x93\x01\n" +
+	",No such user, or not one the caller may see.\x12\x16\n" +
+	"\x14\x1a\x12.google.rpc.Status\"K\n" +
+	"\x10application/json\x127{\"code\": 5, \"message\": \"user not found\", \"details\": []}J\xa7\x03\n" +
+	"\x03429\x12\x9f\x03\n" +
+	"IToo many password attempts: see Retry-After and the google.rpc.RetryInfo.\x12\x16\n" +
+	"\x14\x1a\x12.google.rpc.Status\"\xb9\x02\n" +
+	"\x10application/json\x12\xa4\x02{\"code\": 8, \"message\": \"too many password attempts: retry after the time Retry-After gives\", \"details\": [{\"@type\": \"type.googleapis.com/google.rpc.ErrorInfo\", \"reason\": \"TOO_MANY_ATTEMPTS\", \"domain\": \"tokenservice\"}, {\"@type\": \"type.googleapis.com/google.rpc.RetryInfo\", \"retryDelay\": \"6s\"}]}b\f\n" +
 	"\n" +
 	"\n" +
-	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02-:\x01*\"(/v1alpha1/users/{user_id}:changePasswordB\xe5\x03\x92A\x87\x03\x12\xda\x01\n" +
-	"\rToken service\x12\xbe\x01Long-lived API tokens for machine-to-machine authentication, exchanged for short-lived signed JWT access tokens (RFC 9068, ES256) that gateways verify offline through /.well-known/jwks.json.2\bv1alpha12\x10application/json:\x10application/jsonZ\x83\x01\n" +
-	"\x80\x01\n" +
-	"\x06Bearer\x12v\b\x02\x12aAn API token (tks_...) or an access token from POST /v1alpha1/access-tokens, as \"Bearer <token>\".\x1a\rAuthorization \x02ZXgithub.com/tokenservice/tokenservice/gen/priv/tokenservice/v1alpha1;tokenservicev1alpha1b\x06proto3"
+	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02-:\x01*\"(/v1alpha1/users/{user_id}:changePasswordB\xff\r\x92A\xa1\r\x12\xda\x01\n" +
+	"\rToken service\x12\xbe\x01Long-lived API tokens for machine-to-machine authentication, exchanged for short-lived signed JWT access tokens (RFC 9068, ES256) that gateways verify offline through /.well-known/jwks.json.2\bv1alpha12\x10application/json:\x10application/jsonR\xf8\x02\n" +
+	"\x03400\x12\xf0\x02\n" +
+	"hThe request is invalid: the message says what to fix; a google.rpc.BadRequest names each field at fault.\x12\x16\n" +
+	"\x14\x1a\x12.google.rpc.Status\"\xeb\x01\n" +
+	"\x10application/json\x12\xd6\x01{\"code\": 3, \"message\": \"expireTime: must be in the future\", \"details\": [{\"@type\": \"type.googleapis.com/google.rpc.BadRequest\", \"fieldViolations\": [{\"field\": \"expireTime\", \"description\": \"must be in the future\"}]}]}R\xf6\x02\n" +
+	"\x03401\x12\xee\x02\n" +
+	"\x83\x01No valid credential (missing, malformed, wrong, expired or deleted: one answer for all), with a WWW-Authenticate: Bearer challenge.\x12\x16\n" +
+	"\x14\x1a\x12.google.rpc.Status\"\xcd\x01\n" +
+	"\x10application/json\x12\xb8\x01{\"code\": 16, \"message\": \"invalid or missing credentials\", \"details\": [{\"@type\": \"type.googleapis.com/google.rpc.ErrorInfo\", \"reason\": \"INVALID_CREDENTIALS\", \"domain\": \"tokenservice\"}]}R\xc6\x02\n" +
+	"\x03503\x12\xbe\x02\n" +
+	"GThe service is starting or its database does not answer: retry shortly.\x12\x16\n" +
+	"\x14\x1a\x12.google.rpc.Status\"\xda\x01\n" +
+	"\x10application/json\x12\xc5\x01{\"code\": 14, \"message\": \"the database is unavailable: retry shortly\", \"details\": [{\"@type\": \"type.googleapis.com/google.rpc.ErrorInfo\", \"reason\": \"DATABASE_UNAVAILABLE\", \"domain\": \"tokenservice\"}]}Z\x98\x01\n" +
+	"\x95\x01\n" +
+	"\x06Bearer\x12\x8a\x01\b\x02\x12uAn API token (tks_...) or an access token from POST /v1alpha1/access-tokens, sent as \"Authorization: Bearer <token>\".\x1a\rAuthorization \x02jc\n" +
+	"\fTokenService\x12SAPI tokens: create (shown once), list, get, delete, and exchange for access tokens.ja\n" +
+	"\vUserService\x12RUsers and the machine users they own: create, list, get, delete, change passwords.ZXgithub.com/tokenservice/tokenservice/gen/priv/tokenservice/v1alpha1;tokenservicev1alpha1b\x06proto3"
 
 var (
 	file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDescOnce sync.Once

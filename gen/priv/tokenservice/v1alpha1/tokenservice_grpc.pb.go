@@ -37,27 +37,41 @@ const (
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// TokenService is the Token service.
+// TokenService manages API tokens: create (the plaintext shown once), list,
+// get, delete, and exchange for short-lived access tokens.
 type TokenServiceClient interface {
-	// CreateToken creates a new token suitable for machine-to-machine authentication.
+	// Create an API token.
 	//
-	// Authenticate with username + password in the body, or with an
-	// `Authorization: Bearer` credential (either one: the Bearer security
-	// requirement is optional here). The plaintext token is returned once.
+	// Authenticate with `username` and `password` in the body, or with an
+	// `Authorization: Bearer` credential (one or the other: the Bearer security
+	// requirement is optional here). The plaintext token is in the answer this
+	// once; only a hash of its secret is kept. `userId` may name a machine user
+	// you own (an admin: anyone). Each user may have at most the server's
+	// `--max-tokens-per-user` (1,000) live tokens.
 	CreateToken(ctx context.Context, in *CreateTokenRequest, opts ...grpc.CallOption) (*CreateTokenResponse, error)
-	// GetToken gets the specific token for the user
-	// This method requires authentication.
+	// Get an API token's metadata.
+	//
+	// Yours, your machine users', or anyone's for an admin; never its secret.
 	GetToken(ctx context.Context, in *GetTokenRequest, opts ...grpc.CallOption) (*GetTokenResponse, error)
-	// ListTokens lists the users active tokens
-	// This method requires authentication.
+	// List active API tokens.
+	//
+	// Tokens neither deleted nor expired, oldest first (`reverse`: newest
+	// first), 50 a page by default and at most 250. `userId` may name a machine
+	// user you own (an admin: anyone).
 	ListTokens(ctx context.Context, in *ListTokensRequest, opts ...grpc.CallOption) (*ListTokensResponse, error)
-	// DeleteToken deletes an existing token.
-	// This method requires authentication.
+	// Delete an API token.
+	//
+	// Idempotent. Once it answers, the token and the access tokens minted from
+	// it are refused here (at once on this replica, within the cache TTL on
+	// others); gateways verifying offline accept those access tokens until
+	// their `exp`.
 	DeleteToken(ctx context.Context, in *DeleteTokenRequest, opts ...grpc.CallOption) (*DeleteTokenResponse, error)
-	// GetAccessToken exchanges an API token for a short-lived signed JWT access
-	// token. The API token travels in the body, or as an
-	// `Authorization: Bearer` header when the body's token is empty (so the
-	// Bearer security requirement is optional here).
+	// Exchange an API token for an access token.
+	//
+	// Returns a short-lived signed JWT (RFC 9068, ES256) for gateways to verify
+	// offline through /.well-known/jwks.json. The API token goes in the body, or
+	// as the `Authorization: Bearer` credential when the body's `token` is
+	// empty (so the Bearer security requirement is optional here).
 	GetAccessToken(ctx context.Context, in *GetAccessTokenRequest, opts ...grpc.CallOption) (*GetAccessTokenResponse, error)
 }
 
@@ -123,27 +137,41 @@ func (c *tokenServiceClient) GetAccessToken(ctx context.Context, in *GetAccessTo
 // All implementations must embed UnimplementedTokenServiceServer
 // for forward compatibility.
 //
-// TokenService is the Token service.
+// TokenService manages API tokens: create (the plaintext shown once), list,
+// get, delete, and exchange for short-lived access tokens.
 type TokenServiceServer interface {
-	// CreateToken creates a new token suitable for machine-to-machine authentication.
+	// Create an API token.
 	//
-	// Authenticate with username + password in the body, or with an
-	// `Authorization: Bearer` credential (either one: the Bearer security
-	// requirement is optional here). The plaintext token is returned once.
+	// Authenticate with `username` and `password` in the body, or with an
+	// `Authorization: Bearer` credential (one or the other: the Bearer security
+	// requirement is optional here). The plaintext token is in the answer this
+	// once; only a hash of its secret is kept. `userId` may name a machine user
+	// you own (an admin: anyone). Each user may have at most the server's
+	// `--max-tokens-per-user` (1,000) live tokens.
 	CreateToken(context.Context, *CreateTokenRequest) (*CreateTokenResponse, error)
-	// GetToken gets the specific token for the user
-	// This method requires authentication.
+	// Get an API token's metadata.
+	//
+	// Yours, your machine users', or anyone's for an admin; never its secret.
 	GetToken(context.Context, *GetTokenRequest) (*GetTokenResponse, error)
-	// ListTokens lists the users active tokens
-	// This method requires authentication.
+	// List active API tokens.
+	//
+	// Tokens neither deleted nor expired, oldest first (`reverse`: newest
+	// first), 50 a page by default and at most 250. `userId` may name a machine
+	// user you own (an admin: anyone).
 	ListTokens(context.Context, *ListTokensRequest) (*ListTokensResponse, error)
-	// DeleteToken deletes an existing token.
-	// This method requires authentication.
+	// Delete an API token.
+	//
+	// Idempotent. Once it answers, the token and the access tokens minted from
+	// it are refused here (at once on this replica, within the cache TTL on
+	// others); gateways verifying offline accept those access tokens until
+	// their `exp`.
 	DeleteToken(context.Context, *DeleteTokenRequest) (*DeleteTokenResponse, error)
-	// GetAccessToken exchanges an API token for a short-lived signed JWT access
-	// token. The API token travels in the body, or as an
-	// `Authorization: Bearer` header when the body's token is empty (so the
-	// Bearer security requirement is optional here).
+	// Exchange an API token for an access token.
+	//
+	// Returns a short-lived signed JWT (RFC 9068, ES256) for gateways to verify
+	// offline through /.well-known/jwks.json. The API token goes in the body, or
+	// as the `Authorization: Bearer` credential when the body's `token` is
+	// empty (so the Bearer security requirement is optional here).
 	GetAccessToken(context.Context, *GetAccessTokenRequest) (*GetAccessTokenResponse, error)
 	mustEmbedUnimplementedTokenServiceServer()
 }
@@ -329,25 +357,34 @@ const (
 // machine users, which it owns, lists and deletes, and for which it creates
 // tokens (TokenService's user_id). Someone else's user is NOT_FOUND.
 type UserServiceClient interface {
-	// CreateUser creates a human user (admins only, with a password) or a
-	// machine user (any human; the caller owns it unless an admin names
-	// owner_id). Usernames are unique ignoring case: ALREADY_EXISTS otherwise.
-	// Each owner may have at most the server's --max-machine-users-per-owner
-	// machine users: RESOURCE_EXHAUSTED past it.
+	// Create a user.
+	//
+	// An admin creates human users (with a password); any human creates machine
+	// users (`machine: true`, no password), which it owns unless an admin names
+	// `ownerId`. Usernames are unique ignoring case. Each human may own at most
+	// the server's `--max-machine-users-per-owner` (100) machine users.
 	CreateUser(ctx context.Context, in *CreateUserRequest, opts ...grpc.CallOption) (*CreateUserResponse, error)
-	// GetUser gets a user the caller may see: itself, its machine users, or
-	// anyone for an admin. The user_id "me" is the caller ("who am I").
+	// Get a user.
+	//
+	// Yourself, your machine users, or anyone for an admin. The user ID `me`
+	// is the caller: who am I.
 	GetUser(ctx context.Context, in *GetUserRequest, opts ...grpc.CallOption) (*GetUserResponse, error)
-	// ListUsers lists the users the caller may see (an admin: everyone;
-	// anyone else: itself and its machine users), oldest first, in pages.
+	// List users.
+	//
+	// Yourself and your machine users (an admin: everyone), oldest first, 50 a
+	// page by default and at most 250; `username` finds one by name.
 	ListUsers(ctx context.Context, in *ListUsersRequest, opts ...grpc.CallOption) (*ListUsersResponse, error)
-	// DeleteUser deletes a user (an owner its machine users; an admin anyone
-	// but itself) with its machine users, and revokes every token of all of
-	// them, in one transaction.
+	// Delete a user.
+	//
+	// An owner deletes its machine users; an admin anyone but itself. The
+	// user's machine users and every token of all of them go too, in one
+	// transaction, and stop working at once.
 	DeleteUser(ctx context.Context, in *DeleteUserRequest, opts ...grpc.CallOption) (*DeleteUserResponse, error)
-	// ChangePassword sets a human user's password: your own, with
-	// old_password, or as an admin anyone's. API tokens are left as they are:
-	// delete them to cut off whoever knew the old password.
+	// Change a password.
+	//
+	// Your own, with `oldPassword` (a password attempt, limited as logins are);
+	// or, as an admin, anyone's. API tokens are left as they are: delete them to
+	// cut off whoever knew the old password.
 	ChangePassword(ctx context.Context, in *ChangePasswordRequest, opts ...grpc.CallOption) (*ChangePasswordResponse, error)
 }
 
@@ -417,25 +454,34 @@ func (c *userServiceClient) ChangePassword(ctx context.Context, in *ChangePasswo
 // machine users, which it owns, lists and deletes, and for which it creates
 // tokens (TokenService's user_id). Someone else's user is NOT_FOUND.
 type UserServiceServer interface {
-	// CreateUser creates a human user (admins only, with a password) or a
-	// machine user (any human; the caller owns it unless an admin names
-	// owner_id). Usernames are unique ignoring case: ALREADY_EXISTS otherwise.
-	// Each owner may have at most the server's --max-machine-users-per-owner
-	// machine users: RESOURCE_EXHAUSTED past it.
+	// Create a user.
+	//
+	// An admin creates human users (with a password); any human creates machine
+	// users (`machine: true`, no password), which it owns unless an admin names
+	// `ownerId`. Usernames are unique ignoring case. Each human may own at most
+	// the server's `--max-machine-users-per-owner` (100) machine users.
 	CreateUser(context.Context, *CreateUserRequest) (*CreateUserResponse, error)
-	// GetUser gets a user the caller may see: itself, its machine users, or
-	// anyone for an admin. The user_id "me" is the caller ("who am I").
+	// Get a user.
+	//
+	// Yourself, your machine users, or anyone for an admin. The user ID `me`
+	// is the caller: who am I.
 	GetUser(context.Context, *GetUserRequest) (*GetUserResponse, error)
-	// ListUsers lists the users the caller may see (an admin: everyone;
-	// anyone else: itself and its machine users), oldest first, in pages.
+	// List users.
+	//
+	// Yourself and your machine users (an admin: everyone), oldest first, 50 a
+	// page by default and at most 250; `username` finds one by name.
 	ListUsers(context.Context, *ListUsersRequest) (*ListUsersResponse, error)
-	// DeleteUser deletes a user (an owner its machine users; an admin anyone
-	// but itself) with its machine users, and revokes every token of all of
-	// them, in one transaction.
+	// Delete a user.
+	//
+	// An owner deletes its machine users; an admin anyone but itself. The
+	// user's machine users and every token of all of them go too, in one
+	// transaction, and stop working at once.
 	DeleteUser(context.Context, *DeleteUserRequest) (*DeleteUserResponse, error)
-	// ChangePassword sets a human user's password: your own, with
-	// old_password, or as an admin anyone's. API tokens are left as they are:
-	// delete them to cut off whoever knew the old password.
+	// Change a password.
+	//
+	// Your own, with `oldPassword` (a password attempt, limited as logins are);
+	// or, as an admin, anyone's. API tokens are left as they are: delete them to
+	// cut off whoever knew the old password.
 	ChangePassword(context.Context, *ChangePasswordRequest) (*ChangePasswordResponse, error)
 	mustEmbedUnimplementedUserServiceServer()
 }
