@@ -231,6 +231,14 @@ func TestHelpAndUsage(t *testing.T) {
 	}
 	walk(nil, rootCommand(&env{getenv: func(string) string { return "" }}))
 
+	// Shell completion, as cobra makes it.
+	for _, shell := range []string{"bash", "zsh"} {
+		out, errOut, code := sh.run("", "completion", shell)
+		if code != 0 || !strings.Contains(out, "tokenservice") || errOut != "" {
+			t.Errorf("completion %s: exit %d, %d bytes, stderr %q", shell, code, len(out), errOut)
+		}
+	}
+
 	help, _, _ := sh.run("", "--help")
 	client, server := strings.Index(help, "Client commands"), strings.Index(help, "Server commands")
 	if client < 0 || server < 0 || !strings.Contains(help, "Exit status") {
