@@ -1,16 +1,19 @@
 package main
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/tokenservice/tokenservice/gen/priv/tokenservice/v1alpha1"
+	"github.com/tokenservice/tokenservice/pkg/store/storetest"
 )
 
 // errorDetails returns an error's BadRequest fields and ErrorInfo reason.
@@ -82,4 +85,25 @@ func TestErrorsNameTheFieldAndTheReason(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A credential sent without the Bearer scheme gets the one unauthenticated
+// answer plus how to send a token, over gRPC as over REST (TestHostileRESTInput).
+func TestAMissingBearerSchemeSaysHowToSendATokenOverGRPC(t *testing.T) {
+	s := startService(t, storetest.MustConfig(t, "sqlite"))
+	s.mustUser(t, "ivan", "human")
+	tok := rpc{t, s.grpcCaller()}.login("ivan")
+	for name, value := range map[string]string{"no scheme": tok, "another scheme": "Basic YTpi"} {
+		ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", value)
+		_, err := pb.NewTokenServiceClient(s.grpcConn).ListTokens(ctx, &pb.ListTokensRequest{})
+		if status.Code(err) != codes.Unauthenticated || !strings.Contains(status.Convert(err).Message(), `send the token as "Authorization: Bearer <token>"`) {
+			t.Errorf("%s: %s, want UNAUTHENTICATED saying how to send a token", name, describe(err))
+		}
+	}
+	// A bearer that is merely wrong gets no such hint: nothing about tokens.
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer nonsense")
+	_, err := pb.NewTokenServiceClient(s.grpcConn).ListTokens(ctx, &pb.ListTokensRequest{})
+	if status.Convert(err).Message() != "invalid or missing credentials" {
+		t.Errorf("a wrong bearer: %s", describe(err))
+	}
 }

@@ -25,6 +25,7 @@ func TestHostileRESTInput(t *testing.T) {
 	tok := rpc{t, s.grpcCaller()}.login("ivan")
 	bearer := "Bearer " + tok
 	const json = "application/json"
+	router := specRouter(t, s.httpURL)
 
 	cases := []struct {
 		name, method, path, body, contentType, auth string
@@ -38,6 +39,8 @@ func TestHostileRESTInput(t *testing.T) {
 		{"wrong type", "POST", "/v1alpha1/tokens", `{"note": 5}`, json, bearer, 400, "note: must be a string", "note", ""},
 		{"unknown field", "POST", "/v1alpha1/tokens", `{"expiry": "2030-01-01T00:00:00Z"}`, json, bearer, 400, "expiry: is not a field of this request; the fields are note, expireTime", "expiry", ""},
 		{"misspelt field", "POST", "/v1alpha1/tokens", `{"expire_Time": "2030-01-01T00:00:00Z"}`, json, bearer, 400, "did you mean expireTime?", "expire_Time", ""},
+		{"mistyped field", "POST", "/v1alpha1/tokens", `{"expireTim": "2030-01-01T00:00:00Z"}`, json, bearer, 400, "did you mean expireTime?", "expireTim", ""},
+		{"a path field in the body", "POST", "/v1alpha1/users/me:changePassword", `{"userId": "x", "newPassword": "long enough"}`, json, bearer, 400, "userId: is not a field of this request; the fields are oldPassword, newPassword", "userId", ""},
 		{"unparseable expireTime", "POST", "/v1alpha1/tokens", `{"expireTime": "tomorrow"}`, json, bearer, 400, "expireTime: must be a time in RFC 3339 form", "expireTime", ""},
 		{"expireTime in the past", "POST", "/v1alpha1/tokens", `{"expireTime": "2001-01-01T00:00:00Z"}`, json, bearer, 400, "expireTime: must be in the future", "expireTime", ""},
 		{"expire_time in the past, by proto name", "POST", "/v1alpha1/tokens", `{"expire_time": "2001-01-01T00:00:00Z"}`, json, bearer, 400, "expireTime: must be in the future", "expireTime", ""},
@@ -50,19 +53,21 @@ func TestHostileRESTInput(t *testing.T) {
 		{"XML body", "POST", "/v1alpha1/tokens", `<note/>`, "application/xml", bearer, 415, "Content-Type: application/json", "", "Accept: application/json"},
 		{"octet-stream body", "POST", "/v1alpha1/access-tokens", `{}`, "application/octet-stream", "", 415, "must be JSON", "", ""},
 		{"form body", "POST", "/v1alpha1/tokens", `note=x`, "application/x-www-form-urlencoded", bearer, 415, "must be JSON", "", ""},
-		{"negative page size", "GET", "/v1alpha1/tokens?pageSize=-1", "", "", bearer, 400, "pageSize: must be a whole number from 0 to 4294967295", "pageSize", ""},
+		{"negative page size", "GET", "/v1alpha1/tokens?pageSize=-1", "", "", bearer, 400, "pageSize: must be a whole number: 0 (or none) for pages of 50, at most 250", "pageSize", ""},
 		{"non-numeric page size", "GET", "/v1alpha1/tokens?pageSize=ten", "", "", bearer, 400, "must be a whole number", "pageSize", ""},
 		{"non-boolean reverse", "GET", "/v1alpha1/tokens?reverse=maybe", "", "", bearer, 400, "reverse: must be true or false", "reverse", ""},
 		{"misspelt query parameter", "GET", "/v1alpha1/tokens?pagesize=1", "", "", bearer, 400, "pagesize: is not a query parameter of this method (did you mean pageSize?)", "pagesize", ""},
+		{"mistyped query parameter", "GET", "/v1alpha1/tokens?pageSiz=1", "", "", bearer, 400, "(did you mean pageSize?)", "pageSiz", ""},
 		{"unknown query parameter", "GET", "/v1alpha1/users?admin=true", "", "", bearer, 400, "admin: is not a query parameter of this method; the parameters are pageSize, pageToken, username", "admin", ""},
 		{"a query on a body method", "POST", "/v1alpha1/tokens?note=x", `{}`, json, bearer, 400, "its fields go in the JSON body", "note", ""},
 		{"a path field in the query", "GET", "/v1alpha1/tokens/abc?tokenId=def", "", "", bearer, 400, "tokenId: is not a query parameter of this method, which takes none", "tokenId", ""},
 		{"repeated query parameter", "GET", "/v1alpha1/tokens?pageSize=1&pageSize=2", "", "", bearer, 400, "pageSize: must be given once", "pageSize", ""},
-		{"garbage page token", "GET", "/v1alpha1/tokens?pageToken=%00%ff", "", "", bearer, 400, "pageToken: must be a nextPageToken from a previous response", "pageToken", ""},
+		{"garbage page token", "GET", "/v1alpha1/tokens?pageToken=%00%ff", "", "", bearer, 400, "pageToken: must be the next page token of a previous response", "pageToken", ""},
 		{"odd path id", "GET", "/v1alpha1/tokens/..%2F..%2Fetc", "", "", bearer, 404, "token not found", "", ""},
 		{"SQL in path id", "GET", "/v1alpha1/tokens/'%20OR%20'1'='1", "", "", bearer, 404, "token not found", "", ""},
 		{"long path id", "GET", "/v1alpha1/tokens/" + strings.Repeat("x", 65), "", "", bearer, 400, "tokenId: must be at most 64 characters", "tokenId", ""},
 		{"long bearer", "GET", "/v1alpha1/tokens", "", "", "Bearer " + strings.Repeat("x", 8000), 401, "invalid or missing credentials", "", `WWW-Authenticate: Bearer realm="tokenservice", error="invalid_token"`},
+		{"an access token to exchange", "POST", "/v1alpha1/access-tokens", `{"token": "eyJhbGciOiJFUzI1NiJ9.e30.x"}`, json, "", 401, "the exchange takes an API token (tks_...), not an access token", "", ""},
 		{"no scheme", "GET", "/v1alpha1/tokens", "", "", tok, 401, `send the token as "Authorization: Bearer <token>"`, "", `WWW-Authenticate: Bearer realm="tokenservice", error="invalid_request", error_description="send the token as: Authorization: Bearer <token>"`},
 		{"basic auth", "GET", "/v1alpha1/tokens", "", "", "Basic YTpi", 401, `send the token as "Authorization: Bearer <token>"`, "", ""},
 		{"lower-case scheme", "GET", "/v1alpha1/tokens", "", "", "bearer " + tok, 200, "", "", ""},
@@ -89,6 +94,9 @@ func TestHostileRESTInput(t *testing.T) {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		if _, _, err := router.FindRoute(req); err == nil { // the spec has the operation: the answer must be documented
+			validate(t, router, req, resp, body)
+		}
 		if resp.Header.Get("X-Request-Id") == "" {
 			t.Errorf("%s: no X-Request-Id", tc.name)
 		}

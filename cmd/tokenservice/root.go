@@ -159,10 +159,10 @@ func args(names ...string) cobra.PositionalArgs {
 			lo--
 		}
 		if len(got) < lo {
-			return usageError(cmd, "%s: missing %s", cmd.CommandPath(), strings.Join(names[len(got):lo], " "))
+			return usageError(cmd, "missing %s", strings.Join(names[len(got):lo], " "))
 		}
 		if len(got) > hi {
-			return usageError(cmd, "%s: unexpected argument %q", cmd.CommandPath(), got[hi])
+			return usageError(cmd, "unexpected argument %q", got[hi])
 		}
 		return nil
 	}

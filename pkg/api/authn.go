@@ -52,11 +52,19 @@ func authenticate(ctx context.Context, svc *tokens.Service, fullMethod string, p
 // header, or the one unauthenticated error.
 func bearerFromContext(ctx context.Context) (string, error) {
 	bearer, err := auth.AuthFromMD(ctx, "bearer")
-	if err != nil || bearer == "" {
-		return "", domain.ErrUnauthenticated
+	if err == nil && bearer != "" {
+		return bearer, nil
 	}
-	return bearer, nil
+	if len(metadata.ValueFromIncomingContext(ctx, "authorization")) > 0 {
+		// A credential without the Bearer scheme: saying how to send one
+		// tells a prober nothing about any token.
+		return "", errNoBearerScheme
+	}
+	return "", domain.ErrUnauthenticated
 }
+
+var errNoBearerScheme = &domain.Error{Kind: domain.KindUnauthenticated, Reason: domain.ReasonInvalidCredentials,
+	Message: domain.ErrUnauthenticated.Message + `: send the token as "Authorization: Bearer <token>"`}
 
 // clientAddr returns the caller's IP address. Over gRPC it is the peer's.
 // Over REST the in-process gateway is the peer, and it appends the HTTP

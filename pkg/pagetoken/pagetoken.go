@@ -48,7 +48,7 @@ func NewWithKey(key []byte) *Codec {
 // SetKey sets the MAC key.
 func (c *Codec) SetKey(key []byte) { c.key.Store(&key) }
 
-var errBadPageToken = domain.InvalidField("page_token", "must be a nextPageToken from a previous response to the same query (the same filters and direction)")
+var errBadPageToken = domain.InvalidField("page_token", "must be the next page token of a previous response to the same query (the same filters and direction)")
 
 // Encode returns the page token for position c in the query, which names
 // the listing and every parameter a page token must not outlive (say

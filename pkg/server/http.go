@@ -105,7 +105,6 @@ func errorHandler(table httprule.Table) runtime.ErrorHandlerFunc {
 		}
 		if status.Code(err) == codes.Unauthenticated {
 			w = challengeWriter{ResponseWriter: w, challenge: bearerChallenge(r.Header.Get("Authorization"))}
-			err = withSchemeHint(err, r.Header.Get("Authorization"))
 		}
 		runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
 	}
@@ -131,17 +130,6 @@ func bearerChallenge(authorization string) string {
 func hasBearerScheme(authorization string) bool {
 	scheme, _, _ := strings.Cut(authorization, " ")
 	return strings.EqualFold(scheme, "Bearer")
-}
-
-// withSchemeHint adds to the one unauthenticated message, when the header
-// does not use the Bearer scheme, how to send a token.
-func withSchemeHint(err error, authorization string) error {
-	if authorization == "" || hasBearerScheme(authorization) {
-		return err
-	}
-	st := status.Convert(err).Proto()
-	st.Message += `: send the token as "Authorization: Bearer <token>"`
-	return status.ErrorProto(st)
 }
 
 // challengeWriter sets WWW-Authenticate as the status is written: the

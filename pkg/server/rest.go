@@ -24,6 +24,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/tokenservice/tokenservice/pkg/httprule"
+	"github.com/tokenservice/tokenservice/pkg/pagetoken"
 )
 
 // restChecks stands in front of the gateway. It matches each request to a
@@ -60,7 +61,7 @@ func (c restChecks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			c.fail(w, r, httpStatus, st)
 			return
 		}
-		violations = append(violations, checkBody(route, body)...)
+		violations = append(violations, checkBody(route, vars, body)...)
 		r.Body = io.NopCloser(bytes.NewReader(body))
 	}
 	violations = append(violations, checkQuery(route, vars, r.URL.Query())...)
@@ -120,7 +121,7 @@ func readJSONBody(r *http.Request) (body []byte, st *status.Status, httpStatus i
 }
 
 // checkBody checks a JSON body against the route's request message.
-func checkBody(route httprule.Route, body []byte) []*errdetails.BadRequest_FieldViolation {
+func checkBody(route httprule.Route, vars map[string]string, body []byte) []*errdetails.BadRequest_FieldViolation {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil // an empty body is an empty message
 	}
@@ -129,9 +130,9 @@ func checkBody(route httprule.Route, body []byte) []*errdetails.BadRequest_Field
 	}
 	msg := route.Method.Input()
 	if route.Body != "*" {
-		msg = msg.Fields().ByName(protoreflect.Name(route.Body)).Message()
+		msg, vars = msg.Fields().ByName(protoreflect.Name(route.Body)).Message(), nil
 	}
-	return checkObject("", msg, body)
+	return checkObject("", msg, vars, body)
 }
 
 // jsonErrorAt says where a JSON syntax error is, for people: line and column.
@@ -146,7 +147,9 @@ func jsonErrorAt(body []byte) string {
 }
 
 // checkObject checks a JSON object's keys and values against a message.
-func checkObject(prefix string, msg protoreflect.MessageDescriptor, raw json.RawMessage) []*errdetails.BadRequest_FieldViolation {
+// vars are the route's path variables: fields of the top-level message that
+// the path gives, and the body may not.
+func checkObject(prefix string, msg protoreflect.MessageDescriptor, vars map[string]string, raw json.RawMessage) []*errdetails.BadRequest_FieldViolation {
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &obj); err != nil {
 		return []*errdetails.BadRequest_FieldViolation{{Field: strings.TrimSuffix(prefix, ".") + orBody(prefix), Description: "must be a JSON object"}}
@@ -154,8 +157,8 @@ func checkObject(prefix string, msg protoreflect.MessageDescriptor, raw json.Raw
 	var out []*errdetails.BadRequest_FieldViolation
 	for _, key := range sortedKeys(obj) {
 		fd := fieldByName(msg, key)
-		if fd == nil {
-			out = append(out, &errdetails.BadRequest_FieldViolation{Field: prefix + key, Description: unknownField(msg, key)})
+		if fd == nil || inPath(vars, fd) {
+			out = append(out, &errdetails.BadRequest_FieldViolation{Field: prefix + key, Description: unknownField(msg, vars, key)})
 			continue
 		}
 		if desc := checkJSONValue(prefix+key, fd, obj[key], &out); desc != "" {
@@ -191,7 +194,7 @@ func checkJSONValue(name string, fd protoreflect.FieldDescriptor, raw json.RawMe
 		return ""
 	}
 	if fd.Kind() == protoreflect.MessageKind && !isWellKnown(fd.Message()) {
-		*out = append(*out, checkObject(name+".", fd.Message(), raw)...)
+		*out = append(*out, checkObject(name+".", fd.Message(), nil, raw)...)
 		return ""
 	}
 	return checkScalar(fd, raw)
@@ -290,6 +293,13 @@ func inPath(vars map[string]string, fd protoreflect.FieldDescriptor) bool {
 }
 
 func checkQueryValue(fd protoreflect.FieldDescriptor, v string) string {
+	if fd.Name() == "page_size" {
+		if _, err := strconv.ParseUint(v, 10, 32); err != nil {
+			return fmt.Sprintf("must be a whole number: 0 (or none) for pages of %d, at most %d (more is taken as %d)",
+				pagetoken.DefaultPageSize, pagetoken.MaxPageSize, pagetoken.MaxPageSize)
+		}
+		return ""
+	}
 	switch fd.Kind() {
 	case protoreflect.BoolKind:
 		if _, err := strconv.ParseBool(v); err != nil {
@@ -332,8 +342,8 @@ func fieldByPath(msg protoreflect.MessageDescriptor, path string) protoreflect.F
 }
 
 // unknownField says a body field is unknown and what the message has.
-func unknownField(msg protoreflect.MessageDescriptor, key string) string {
-	names := jsonNames(msg, nil, "")
+func unknownField(msg protoreflect.MessageDescriptor, vars map[string]string, key string) string {
+	names := jsonNames(msg, vars, "")
 	return fmt.Sprintf("is not a field of this request%s; the fields are %s", didYouMean(names, key), strings.Join(names, ", "))
 }
 
@@ -362,16 +372,49 @@ func jsonNames(msg protoreflect.MessageDescriptor, vars map[string]string, bodyF
 	return names
 }
 
-// didYouMean suggests the name key was likely meant to be: the same
-// letters but for case and underscores.
+// didYouMean suggests the name key was likely meant to be: the one whose
+// letters, case and underscores aside, are at most two edits away (and
+// fewer than a third of them), if there is exactly one closest.
 func didYouMean(names []string, key string) string {
 	fold := func(s string) string { return strings.ToLower(strings.ReplaceAll(s, "_", "")) }
+	best, bestDist, ties := "", 3, 0
 	for _, n := range names {
-		if fold(n) == fold(key) {
-			return fmt.Sprintf(" (did you mean %s?)", n)
+		d := editDistance(fold(n), fold(key))
+		if d > len(fold(n))/3 {
+			continue
+		}
+		switch {
+		case d < bestDist:
+			best, bestDist, ties = n, d, 0
+		case d == bestDist:
+			ties++
 		}
 	}
-	return ""
+	if best == "" || ties > 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %s?)", best)
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -155,8 +155,17 @@ func (s *Service) ListTokens(ctx context.Context, caller *domain.Principal, in L
 		func(t *domain.Token) domain.Cursor { return domain.Cursor{CreateTime: t.CreateTime, ID: t.ID} })
 }
 
+// errNotAnAPIToken answers an exchange of something that is not even shaped
+// like an API token (an access token, say): by its form alone, so it tells
+// nothing about any token's validity.
+var errNotAnAPIToken = &domain.Error{Kind: domain.KindUnauthenticated, Reason: domain.ReasonInvalidCredentials,
+	Message: domain.ErrUnauthenticated.Message + ": the exchange takes an API token (tks_...), not an access token"}
+
 // Exchange trades a plaintext API token for a signed access token.
 func (s *Service) Exchange(ctx context.Context, plaintext string) (auth.AccessToken, error) {
+	if !auth.LooksLikeAPIToken(plaintext) {
+		return auth.AccessToken{}, errNotAnAPIToken
+	}
 	t, err := s.apiToken(ctx, plaintext)
 	if err != nil {
 		return auth.AccessToken{}, err

@@ -31,6 +31,10 @@ func main() {
 	}
 }
 
+// optionalSecurity marks, in the OpenAPI 2 document, an operation whose
+// Bearer credential is optional.
+const optionalSecurity = "x-security-optional"
+
 func convert(in, out string) error {
 	b, err := os.ReadFile(in)
 	if err != nil {
@@ -55,6 +59,18 @@ func convert(in, out string) error {
 		Scheme:       "bearer",
 		BearerFormat: "tks_ API token or JWT access token",
 		Description:  "An API token (tks_...) or an access token from POST /v1alpha1/access-tokens. Clients send it as \"Authorization: Bearer <token>\".",
+	}
+	// OpenAPI 2, as protoc-gen-openapiv2 writes it, cannot say that a
+	// bearer is optional; operations that take a credential in the body
+	// instead say so with x-security-optional, and OpenAPI 3 says it with an
+	// empty requirement beside the Bearer one.
+	for _, item := range v3.Paths.Map() {
+		for _, op := range item.Operations() {
+			if optional, _ := op.Extensions[optionalSecurity].(bool); optional {
+				op.Security = &openapi3.SecurityRequirements{{"Bearer": []string{}}, {}}
+				delete(op.Extensions, optionalSecurity)
+			}
+		}
 	}
 	if err := v3.Validate(context.Background()); err != nil {
 		return fmt.Errorf("the OpenAPI 3 document is invalid: %w", err)

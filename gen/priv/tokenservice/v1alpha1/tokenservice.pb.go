@@ -1359,9 +1359,10 @@ const file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDesc = "" +
 	"\auser_id\x18\x01 \x01(\tB\f\xe0A\x02\xbaH\x06r\x04\x10\x01\x18@R\x06userId\x12+\n" +
 	"\fold_password\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\voldPassword\x12.\n" +
 	"\fnew_password\x18\x03 \x01(\tB\v\xe0A\x02\xbaH\x05r\x03(\x80\bR\vnewPassword\"\x18\n" +
-	"\x16ChangePasswordResponse2\xde\x14\n" +
-	"\fTokenService\x12\xd0\b\n" +
-	"\vCreateToken\x12..priv.tokenservice.v1alpha1.CreateTokenRequest\x1a/.priv.tokenservice.v1alpha1.CreateTokenResponse\"\xdf\a\x92A\xc0\aJ\xa0\x02\n" +
+	"\x16ChangePasswordResponse2\x9c\x19\n" +
+	"\fTokenService\x12\xee\n" +
+	"\n" +
+	"\vCreateToken\x12..priv.tokenservice.v1alpha1.CreateTokenRequest\x1a/.priv.tokenservice.v1alpha1.CreateTokenResponse\"\xfd\t\x92A\xde\tJ\xa0\x02\n" +
 	"\x03403\x12\x98\x02\n" +
 	"_The caller may not act for that user: only itself or a machine user it owns (an admin: anyone).\x12\x16\n" +
 	"\x14\x1a\x12.google.rpc.Status\"\x9c\x01\n" +
@@ -1369,14 +1370,19 @@ const file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDesc = "" +
 	"\x03404\x12\x99\x01\n" +
 	"2No such user (an admin naming an unknown user ID).\x12\x16\n" +
 	"\x14\x1a\x12.google.rpc.Status\"K\n" +
-	"\x10application/json\x127{\"code\": 5, \"message\": \"user not found\", \"details\": []}J\xe8\x03\n" +
+	"\x10application/json\x127{\"code\": 5, \"message\": \"user not found\", \"details\": []}J\x80\x02\n" +
+	"\x03415\x12\xf8\x01\n" +
+	"BThe body is not JSON: send it with Content-Type: application/json.\x12\x16\n" +
+	"\x14\x1a\x12.google.rpc.Status\"\x99\x01\n" +
+	"\x10application/json\x12\x84\x01{\"code\": 3, \"message\": \"the request body must be JSON, sent with Content-Type: application/json, not \\\"text/plain\\\"\", \"details\": []}J\xe8\x03\n" +
 	"\x03429\x12\xe0\x03\n" +
 	"\x89\x01Too many password attempts (see Retry-After and the google.rpc.RetryInfo), or the user has the most live tokens allowed (QUOTA_EXCEEDED).\x12\x16\n" +
 	"\x14\x1a\x12.google.rpc.Status\"\xb9\x02\n" +
 	"\x10application/json\x12\xa4\x02{\"code\": 8, \"message\": \"too many password attempts: retry after the time Retry-After gives\", \"details\": [{\"@type\": \"type.googleapis.com/google.rpc.ErrorInfo\", \"reason\": \"TOO_MANY_ATTEMPTS\", \"domain\": \"tokenservice\"}, {\"@type\": \"type.googleapis.com/google.rpc.RetryInfo\", \"retryDelay\": \"6s\"}]}b\f\n" +
 	"\n" +
 	"\n" +
-	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1alpha1/tokens\x12\xed\x02\n" +
+	"\x06Bearer\x12\x00j\x19\n" +
+	"\x13x-security-optional\x12\x02 \x01\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1alpha1/tokens\x12\xed\x02\n" +
 	"\bGetToken\x12+.priv.tokenservice.v1alpha1.GetTokenRequest\x1a,.priv.tokenservice.v1alpha1.GetTokenResponse\"\x85\x02\x92A\xdb\x01J\xca\x01\n" +
 	"\x03404\x12\xc2\x01\n" +
 	"ZNo such token, or not one the caller may see: the same answer, so existence does not leak.\x12\x16\n" +
@@ -1405,14 +1411,21 @@ const file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDesc = "" +
 	"\x10application/json\x128{\"code\": 5, \"message\": \"token not found\", \"details\": []}b\f\n" +
 	"\n" +
 	"\n" +
-	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x1d*\x1b/v1alpha1/tokens/{token_id}\x90\x02\x02\x12\xac\x01\n" +
-	"\x0eGetAccessToken\x121.priv.tokenservice.v1alpha1.GetAccessTokenRequest\x1a2.priv.tokenservice.v1alpha1.GetAccessTokenResponse\"3\x92A\x0eb\f\n" +
+	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x1d*\x1b/v1alpha1/tokens/{token_id}\x90\x02\x02\x12\xcc\x03\n" +
+	"\x0eGetAccessToken\x121.priv.tokenservice.v1alpha1.GetAccessTokenRequest\x1a2.priv.tokenservice.v1alpha1.GetAccessTokenResponse\"\xd2\x02\x92A\xac\x02J\x80\x02\n" +
+	"\x03415\x12\xf8\x01\n" +
+	"BThe body is not JSON: send it with Content-Type: application/json.\x12\x16\n" +
+	"\x14\x1a\x12.google.rpc.Status\"\x99\x01\n" +
+	"\x10application/json\x12\x84\x01{\"code\": 3, \"message\": \"the request body must be JSON, sent with Content-Type: application/json, not \\\"text/plain\\\"\", \"details\": []}b\f\n" +
 	"\n" +
 	"\n" +
-	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x1c:\x01*\"\x17/v1alpha1/access-tokens2\xfc\x16\n" +
-	"\vUserService\x12\xf6\b\n" +
+	"\x06Bearer\x12\x00j\x19\n" +
+	"\x13x-security-optional\x12\x02 \x01\x82\xd3\xe4\x93\x02\x1c:\x01*\"\x17/v1alpha1/access-tokens2\x82\x1b\n" +
+	"\vUserService\x12\xf9\n" +
 	"\n" +
-	"CreateUser\x12-.priv.tokenservice.v1alpha1.CreateUserRequest\x1a..priv.tokenservice.v1alpha1.CreateUserResponse\"\x88\b\x92A\xea\aJ\x8d\x02\n" +
+	"\n" +
+	"CreateUser\x12-.priv.tokenservice.v1alpha1.CreateUserRequest\x1a..priv.tokenservice.v1alpha1.CreateUserResponse\"\x8b\n" +
+	"\x92A\xed\tJ\x8d\x02\n" +
 	"\x03403\x12\x85\x02\n" +
 	"VOnly an admin creates human users or names another owner; a machine user creates none.\x12\x16\n" +
 	"\x14\x1a\x12.google.rpc.Status\"\x92\x01\n" +
@@ -1420,7 +1433,11 @@ const file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDesc = "" +
 	"\x03409\x12\xc2\x02\n" +
 	";The username is taken (usernames are unique ignoring case).\x12\x16\n" +
 	"\x14\x1a\x12.google.rpc.Status\"\xea\x01\n" +
-	"\x10application/json\x12\xd5\x01{\"code\": 6, \"message\": \"username \\\"ci-bot\\\" is taken (usernames are unique ignoring case)\", \"details\": [{\"@type\": \"type.googleapis.com/google.rpc.ErrorInfo\", \"reason\": \"USERNAME_TAKEN\", \"domain\": \"tokenservice\"}]}J\xfc\x02\n" +
+	"\x10application/json\x12\xd5\x01{\"code\": 6, \"message\": \"username \\\"ci-bot\\\" is taken (usernames are unique ignoring case)\", \"details\": [{\"@type\": \"type.googleapis.com/google.rpc.ErrorInfo\", \"reason\": \"USERNAME_TAKEN\", \"domain\": \"tokenservice\"}]}J\x80\x02\n" +
+	"\x03415\x12\xf8\x01\n" +
+	"BThe body is not JSON: send it with Content-Type: application/json.\x12\x16\n" +
+	"\x14\x1a\x12.google.rpc.Status\"\x99\x01\n" +
+	"\x10application/json\x12\x84\x01{\"code\": 3, \"message\": \"the request body must be JSON, sent with Content-Type: application/json, not \\\"text/plain\\\"\", \"details\": []}J\xfc\x02\n" +
 	"\x03429\x12\xf4\x02\n" +
 	">The owner has the most machine users allowed (QUOTA_EXCEEDED).\x12\x16\n" +
 	"\x14\x1a\x12.google.rpc.Status\"\x99\x02\n" +
@@ -1448,8 +1465,8 @@ const file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDesc = "" +
 	"\x10application/json\x127{\"code\": 5, \"message\": \"user not found\", \"details\": []}b\f\n" +
 	"\n" +
 	"\n" +
-	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x1b*\x19/v1alpha1/users/{user_id}\x90\x02\x02\x12\xda\a\n" +
-	"\x0eChangePassword\x121.priv.tokenservice.v1alpha1.ChangePasswordRequest\x1a2.priv.tokenservice.v1alpha1.ChangePasswordResponse\"\xe0\x06\x92A\xa9\x06J\xd0\x01\n" +
+	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x1b*\x19/v1alpha1/users/{user_id}\x90\x02\x02\x12\xdd\t\n" +
+	"\x0eChangePassword\x121.priv.tokenservice.v1alpha1.ChangePasswordRequest\x1a2.priv.tokenservice.v1alpha1.ChangePasswordResponse\"\xe3\b\x92A\xac\bJ\xd0\x01\n" +
 	"\x03403\x12\xc8\x01\n" +
 	"<The old password given is not the caller's current password.\x12\x16\n" +
 	"\x14\x1a\x12.google.rpc.Status\"p\n" +
@@ -1457,7 +1474,11 @@ const file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDesc = "" +
 	"\x03404\x12\x93\x01\n" +
 	",No such user, or not one the caller may see.\x12\x16\n" +
 	"\x14\x1a\x12.google.rpc.Status\"K\n" +
-	"\x10application/json\x127{\"code\": 5, \"message\": \"user not found\", \"details\": []}J\xa7\x03\n" +
+	"\x10application/json\x127{\"code\": 5, \"message\": \"user not found\", \"details\": []}J\x80\x02\n" +
+	"\x03415\x12\xf8\x01\n" +
+	"BThe body is not JSON: send it with Content-Type: application/json.\x12\x16\n" +
+	"\x14\x1a\x12.google.rpc.Status\"\x99\x01\n" +
+	"\x10application/json\x12\x84\x01{\"code\": 3, \"message\": \"the request body must be JSON, sent with Content-Type: application/json, not \\\"text/plain\\\"\", \"details\": []}J\xa7\x03\n" +
 	"\x03429\x12\x9f\x03\n" +
 	"IToo many password attempts: see Retry-After and the google.rpc.RetryInfo.\x12\x16\n" +
 	"\x14\x1a\x12.google.rpc.Status\"\xb9\x02\n" +
