@@ -79,6 +79,10 @@ func serveFlags(fs *pflag.FlagSet) *serveOptions {
 	fs.StringVar(&srv.Issuer, "issuer", "http://localhost:8080", "the access tokens' iss claim: this service's public base URL (jwks_uri is under it)")
 	fs.DurationVar(&srv.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
 	fs.StringVar(&o.audience, "audience", "", "the access tokens' aud claim (default: the issuer)")
+	fs.DurationVar(&cfg.KeyRotation.Period, "key-rotation-period", 30*24*time.Hour, "how often a new signing key is made (0: only by tokenservice keys rotate)")
+	fs.DurationVar(&cfg.KeyRotation.PropagationDelay, "key-propagation-delay", 10*time.Minute, "how long a new signing key is published before it signs: at least --jwks-max-age plus --key-reload-interval")
+	fs.DurationVar(&cfg.KeyReloadInterval, "key-reload-interval", time.Minute, "how often the signing keys are reloaded from the database (and a due rotation made)")
+	fs.DurationVar(&srv.JWKSMaxAge, "jwks-max-age", 5*time.Minute, "how long gateways may cache the JWKS (its Cache-Control max-age)")
 	fs.DurationVar(&cfg.Minter.Lifetime, "access-token-ttl", 15*time.Minute, "access token lifetime (never past the API token's own expiry)")
 	fs.DurationVar(&cfg.Minter.Reuse, "access-token-reuse", time.Minute, "an API token exchanged again within this time of its last exchange gets the same access token, not a new signature (0: always a new one)")
 	fs.DurationVar(&cfg.Cache.TTL, "cache-ttl", 5*time.Second, "how long a token or user read from the database is reused: a deletion through another replica takes effect here within it (0: no cache)")
@@ -129,6 +133,9 @@ func (o *serveOptions) build(ctx context.Context, stderr io.Writer) (*app.App, e
 	if cfg.Minter.Reuse < 0 || 2*cfg.Minter.Reuse > cfg.Minter.Lifetime {
 		return nil, fmt.Errorf("--access-token-reuse must be between 0 and half of --access-token-ttl")
 	}
+	if err := checkKeyTiming(cfg.KeyRotation.PropagationDelay, cfg.Server.JWKSMaxAge, cfg.KeyReloadInterval); err != nil {
+		return nil, err
+	}
 	for _, origin := range strings.Split(o.corsOrigins, ",") {
 		if origin = strings.TrimSpace(origin); origin != "" {
 			cfg.Server.CORSOrigins = append(cfg.Server.CORSOrigins, origin)
@@ -151,12 +158,8 @@ func (o *serveOptions) build(ctx context.Context, stderr io.Writer) (*app.App, e
 	}
 	cfg.Logger = logger
 	if o.kekFile != "" {
-		text, err := os.ReadFile(o.kekFile)
-		if err != nil {
-			return nil, fmt.Errorf("--key-encryption-key-file: %w", err)
-		}
-		if cfg.KeyEncryptionKey, err = auth.ParseKeyEncryptionKey(text); err != nil {
-			return nil, fmt.Errorf("--key-encryption-key-file: %w", err)
+		if cfg.KeyEncryptionKey, err = readKEK(o.kekFile); err != nil {
+			return nil, err
 		}
 	} else {
 		logger.Warn("signing keys and server secrets are stored unencrypted in the database: set --key-encryption-key-file")
@@ -214,4 +217,30 @@ func tuneGC(percent int, limitMiB int64) {
 	if os.Getenv("GOMEMLIMIT") == "" && limitMiB > 0 {
 		debug.SetMemoryLimit(limitMiB << 20)
 	}
+}
+
+// checkKeyTiming refuses a propagation delay shorter than a gateway's JWKS
+// cache plus a replica's reload: a key could then sign before a gateway
+// that cached the JWKS just before it was published has fetched it again.
+func checkKeyTiming(propagation, jwksMaxAge, reload time.Duration) error {
+	if jwksMaxAge <= 0 || reload <= 0 {
+		return fmt.Errorf("--jwks-max-age and --key-reload-interval must be positive")
+	}
+	if propagation < jwksMaxAge+reload {
+		return fmt.Errorf("--key-propagation-delay (%s) must be at least --jwks-max-age plus --key-reload-interval (%s)", propagation, jwksMaxAge+reload)
+	}
+	return nil
+}
+
+// readKEK reads a --key-encryption-key-file.
+func readKEK(path string) ([]byte, error) {
+	text, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--key-encryption-key-file: %w", err)
+	}
+	kek, err := auth.ParseKeyEncryptionKey(text)
+	if err != nil {
+		return nil, fmt.Errorf("--key-encryption-key-file: %w", err)
+	}
+	return kek, nil
 }

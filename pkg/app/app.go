@@ -46,6 +46,11 @@ type Config struct {
 	// LastUsedFlushInterval is how often tokens' last-used times are
 	// written; 0: not recorded.
 	LastUsedFlushInterval time.Duration
+	// KeyRotation says how signing keys follow each other; the key set is
+	// reloaded (and a due rotation made) every KeyReloadInterval (0: a
+	// minute), so replicas take up keys added elsewhere without a restart.
+	KeyRotation       auth.Rotation
+	KeyReloadInterval time.Duration
 	// PasswordParams are the argon2id parameters (zero: auth.OWASPParams);
 	// at most MaxConcurrentPasswordHashes verifications run at once.
 	PasswordParams              auth.Argon2Params
@@ -95,7 +100,14 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 			return nil, err
 		}
 	}
-	a.keys = auth.NewKeyRing(a.secrets, rand.Reader)
+	if cfg.KeyReloadInterval <= 0 {
+		cfg.KeyReloadInterval = time.Minute
+	}
+	if cfg.KeyRotation.VerifyFor <= 0 {
+		cfg.KeyRotation.VerifyFor = auth.VerifyFor(cfg.Minter.Lifetime, cfg.KeyReloadInterval)
+	}
+	a.cfg = cfg
+	a.keys = auth.NewKeyRing(a.secrets, rand.Reader, cfg.KeyRotation)
 
 	var data cache.Store = st
 	if cfg.Cache.TTL > 0 {
@@ -212,7 +224,7 @@ func (a *App) attempt(ctx, runCtx context.Context) error {
 	if err := a.store.Migrate(ctx); err != nil {
 		return err
 	}
-	if err := a.keys.Load(ctx, now()); err != nil {
+	if _, err := a.keys.Rotate(ctx, now(), false); err != nil {
 		return fmt.Errorf("loading signing keys: %w", err)
 	}
 	pageKey, err := a.secrets.Secret(ctx, pagetoken.SecretName, []byte(rand.Text()+rand.Text()))
@@ -226,8 +238,35 @@ func (a *App) attempt(ctx, runCtx context.Context) error {
 	if a.lastUsed != nil {
 		a.wg.Go(func() { a.lastUsed.Run(runCtx, lastUsedFlushTimeout) })
 	}
+	a.wg.Go(func() { a.reloadKeys(runCtx) })
 	a.started.Store(true)
 	return nil
+}
+
+// reloadKeys reloads the signing keys every KeyReloadInterval until ctx
+// ends, rotating them when a rotation is due (one replica's rotation is
+// every replica's: they share the keys), so that a key added anywhere is
+// published here, and signs here, on time.
+func (a *App) reloadKeys(ctx context.Context) {
+	tick := time.NewTicker(a.cfg.KeyReloadInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		loadCtx, cancel := context.WithTimeout(ctx, startupAttemptTimeout)
+		rotated, err := a.keys.Rotate(loadCtx, now(), false)
+		cancel()
+		switch {
+		case err != nil && ctx.Err() == nil:
+			a.logger.WarnContext(ctx, "reloading signing keys failed: keeping the ones in use", "error", err)
+		case rotated:
+			a.logger.InfoContext(ctx, "signing keys rotated: the new key signs after the propagation delay",
+				"signs_in", a.cfg.KeyRotation.PropagationDelay)
+		}
+	}
 }
 
 // lastUsedFlushTimeout bounds the last flush of last-used times at shutdown.

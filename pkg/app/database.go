@@ -6,6 +6,7 @@ import (
 	"runtime"
 
 	"github.com/tokenservice/tokenservice/pkg/auth"
+	"github.com/tokenservice/tokenservice/pkg/domain"
 	"github.com/tokenservice/tokenservice/pkg/pagetoken"
 	"github.com/tokenservice/tokenservice/pkg/store"
 	"github.com/tokenservice/tokenservice/pkg/users"
@@ -41,6 +42,20 @@ func OpenDatabase(ctx context.Context, cfg store.Config) (*Database, error) {
 
 // Users returns the user rules over the database.
 func (d *Database) Users() *users.Service { return d.users }
+
+// Keys returns the signing keys, sealed under kek if it is set, and a
+// KeyRing over them that rotates as rotation says.
+func (d *Database) Keys(kek []byte, rotation auth.Rotation) (domain.Keys, *auth.KeyRing, error) {
+	var keys domain.Keys = d.store
+	if kek != nil {
+		sealed, err := auth.NewSealedKeys(d.store, kek, rand.Reader)
+		if err != nil {
+			return nil, nil, err
+		}
+		keys = sealed
+	}
+	return keys, auth.NewKeyRing(keys, rand.Reader, rotation), nil
+}
 
 // Close closes the database.
 func (d *Database) Close() error { return d.store.Close() }

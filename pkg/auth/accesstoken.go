@@ -28,6 +28,7 @@ type AccessToken struct {
 type AccessClaims struct {
 	UserID  string // sub
 	TokenID string // client_id: the API token it was minted from
+	KeyID   string // kid: the key that signed it
 	Expiry  time.Time
 }
 
@@ -63,6 +64,7 @@ type MinterConfig struct {
 type minted struct {
 	at    time.Time
 	token AccessToken
+	kid   string
 }
 
 var errNoKeys = errors.New("signing keys not loaded")
@@ -80,21 +82,26 @@ func NewMinter(keys *KeyRing, cfg MinterConfig) *Minter {
 
 // Mint returns an access token for the API token t, valid from now for the
 // configured lifetime but never past t's own expiry: the one minted for t
-// less than Reuse ago, if any, else a new one.
+// less than Reuse ago by the key that signs now, if any, else a new one.
 func (m *Minter) Mint(t *domain.Token, now time.Time) (AccessToken, error) {
+	ks := m.keys.Current()
+	if ks == nil {
+		return AccessToken{}, errNoKeys
+	}
 	if m.cfg.Reuse > 0 {
-		if prev, ok := m.minted.Get(t.ID); ok && !now.Before(prev.at) && now.Sub(prev.at) < m.cfg.Reuse && now.Before(prev.token.ExpireTime) {
+		if prev, ok := m.minted.Get(t.ID); ok && prev.kid == ks.SigningKeyID() && !now.Before(prev.at) &&
+			now.Sub(prev.at) < m.cfg.Reuse && now.Before(prev.token.ExpireTime) {
 			return prev.token, nil
 		}
 	}
-	at, err := m.mint(t, now)
+	at, err := m.mint(ks, t, now)
 	if err == nil && m.cfg.Reuse > 0 {
-		m.minted.Add(t.ID, minted{at: now, token: at})
+		m.minted.Add(t.ID, minted{at: now, token: at, kid: ks.SigningKeyID()})
 	}
 	return at, err
 }
 
-func (m *Minter) mint(t *domain.Token, now time.Time) (AccessToken, error) {
+func (m *Minter) mint(ks *KeySet, t *domain.Token, now time.Time) (AccessToken, error) {
 	exp := now.Add(m.cfg.Lifetime)
 	if !t.ExpireTime.IsZero() && t.ExpireTime.Before(exp) {
 		exp = t.ExpireTime
@@ -116,10 +123,6 @@ func (m *Minter) mint(t *domain.Token, now time.Time) (AccessToken, error) {
 	if err != nil {
 		return AccessToken{}, fmt.Errorf("encoding access token claims: %w", err)
 	}
-	ks := m.keys.Current()
-	if ks == nil {
-		return AccessToken{}, errNoKeys
-	}
 	obj, err := ks.signer.Sign(payload)
 	if err != nil {
 		return AccessToken{}, fmt.Errorf("signing access token: %w", err)
@@ -136,10 +139,12 @@ func (m *Minter) mint(t *domain.Token, now time.Time) (AccessToken, error) {
 // typ, issuer, audience and times. Any failure is domain.ErrUnauthenticated.
 //
 // A token that passed is remembered until its exp: the same string verifies
-// again without a signature check (its exp is still checked against now).
+// again without a signature check (its exp is still checked against now,
+// and its key against the keys published now: a key rotated out takes its
+// tokens with it).
 func (m *Minter) Verify(raw string, now time.Time) (AccessClaims, error) {
 	if c, ok := m.verified.Get(raw); ok {
-		if now.Before(c.Expiry) {
+		if ks := m.keys.Current(); now.Before(c.Expiry) && ks != nil && ks.public[c.KeyID] != nil {
 			return c, nil
 		}
 		m.verified.Remove(raw)
@@ -184,7 +189,7 @@ func (m *Minter) verify(raw string, now time.Time) (AccessClaims, error) {
 	}, 0); err != nil {
 		return AccessClaims{}, domain.ErrUnauthenticated
 	}
-	return AccessClaims{UserID: c.Subject, TokenID: c.ClientID, Expiry: c.Expiry.Time()}, nil
+	return AccessClaims{UserID: c.Subject, TokenID: c.ClientID, KeyID: h.KeyID, Expiry: c.Expiry.Time()}, nil
 }
 
 // isAccessTokenType accepts "at+jwt" and its full media type, case-insensitively (RFC 9068 §4).

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -30,7 +31,7 @@ func mustKeySet(t testing.TB) *KeySet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ks, err := NewKeySet([]*domain.SigningKey{k})
+	ks, err := NewKeySet([]*domain.SigningKey{k}, now, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,11 +161,11 @@ func TestVerifyRefuses(t *testing.T) {
 func TestLoadKeysCreatesOnceAndKeeps(t *testing.T) {
 	// A fake Keys store is enough here: the real stores are tested in store.
 	st := &memKeys{}
-	ks1, err := LoadKeys(t.Context(), st, rand.Reader, now)
+	ks1, err := LoadKeys(t.Context(), st, rand.Reader, now, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ks2, err := LoadKeys(t.Context(), st, rand.Reader, now)
+	ks2, err := LoadKeys(t.Context(), st, rand.Reader, now, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,8 +181,17 @@ func TestLoadKeysCreatesOnceAndKeeps(t *testing.T) {
 type memKeys struct{ keys []*domain.SigningKey }
 
 func (m *memKeys) SigningKeys(_ context.Context) ([]*domain.SigningKey, error) { return m.keys, nil }
-func (m *memKeys) AddSigningKey(_ context.Context, k *domain.SigningKey) error {
+func (m *memKeys) AddSigningKey(_ context.Context, k *domain.SigningKey, ifNoneSince time.Time) (bool, error) {
+	for _, have := range m.keys {
+		if have.CreateTime.After(ifNoneSince) {
+			return false, nil
+		}
+	}
 	m.keys = append(m.keys, k)
+	return true, nil
+}
+func (m *memKeys) DeleteSigningKeys(_ context.Context, ids []string) error {
+	m.keys = slices.DeleteFunc(m.keys, func(k *domain.SigningKey) bool { return slices.Contains(ids, k.ID) })
 	return nil
 }
 func (m *memKeys) Secret(context.Context, string, []byte) ([]byte, error) { return nil, nil }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/tokenservice/tokenservice/pkg/domain"
 )
@@ -106,14 +107,19 @@ func (s *SealedKeys) SigningKeys(ctx context.Context) ([]*domain.SigningKey, err
 }
 
 // AddSigningKey implements domain.Keys.
-func (s *SealedKeys) AddSigningKey(ctx context.Context, k *domain.SigningKey) error {
+func (s *SealedKeys) AddSigningKey(ctx context.Context, k *domain.SigningKey, ifNoneSince time.Time) (bool, error) {
 	sealed, err := s.seal(k.PrivateDER, "signing_key:"+k.ID)
 	if err != nil {
-		return err
+		return false, err
 	}
 	c := *k
 	c.PrivateDER = sealed
-	return s.keys.AddSigningKey(ctx, &c)
+	return s.keys.AddSigningKey(ctx, &c, ifNoneSince)
+}
+
+// DeleteSigningKeys implements domain.Keys.
+func (s *SealedKeys) DeleteSigningKeys(ctx context.Context, ids []string) error {
+	return s.keys.DeleteSigningKeys(ctx, ids)
 }
 
 // Secret implements domain.Keys.

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/tokenservice/tokenservice/pkg/store/storetest"
 )
@@ -28,7 +29,7 @@ func TestSealedKeys(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ks, err := LoadKeys(ctx, sealed, rand.Reader, now)
+		ks, err := LoadKeys(ctx, sealed, rand.Reader, now, time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -58,17 +59,17 @@ func TestSealedKeys(t *testing.T) {
 		}
 
 		// The same key-encryption key reads the same keys back.
-		again, err := LoadKeys(ctx, sealed, rand.Reader, now)
+		again, err := LoadKeys(ctx, sealed, rand.Reader, now, time.Hour)
 		if err != nil || again.signing.KeyID != ks.signing.KeyID {
 			t.Fatalf("reloading: %v, kid %v vs %v", err, again.signing.KeyID, ks.signing.KeyID)
 		}
 
 		// Without it, or with another, nothing is misread.
-		if _, err := LoadKeys(ctx, st, rand.Reader, now); !errors.Is(err, ErrSealed) {
+		if _, err := LoadKeys(ctx, st, rand.Reader, now, time.Hour); !errors.Is(err, ErrSealed) {
 			t.Errorf("loading sealed keys without the key-encryption key: %v, want ErrSealed", err)
 		}
 		other, _ := NewSealedKeys(st, bytes.Repeat([]byte{8}, 32), rand.Reader)
-		if _, err := LoadKeys(ctx, other, rand.Reader, now); !errors.Is(err, ErrSealed) {
+		if _, err := LoadKeys(ctx, other, rand.Reader, now, time.Hour); !errors.Is(err, ErrSealed) {
 			t.Errorf("loading with another key-encryption key: %v, want ErrSealed", err)
 		}
 		if _, err := other.Secret(ctx, "page_token_mac", []byte("x")); !errors.Is(err, ErrSealed) {
@@ -100,17 +101,17 @@ func TestSealedValuesAreBoundToTheirRow(t *testing.T) {
 func TestSealedKeysReadKeysStoredInTheClear(t *testing.T) {
 	ctx := context.Background()
 	st := storetest.MustOpen(t, "sqlite")
-	first, err := LoadKeys(ctx, st, rand.Reader, now) // no sealing yet
+	first, err := LoadKeys(ctx, st, rand.Reader, now, time.Hour) // no sealing yet
 	if err != nil {
 		t.Fatal(err)
 	}
 	sealed, _ := NewSealedKeys(st, mustKEK(t), rand.Reader)
-	again, err := LoadKeys(ctx, sealed, rand.Reader, now)
+	again, err := LoadKeys(ctx, sealed, rand.Reader, now, time.Hour)
 	if err != nil || again.signing.KeyID != first.signing.KeyID {
 		t.Fatalf("a clear key under sealing: %v", err)
 	}
 	k, _ := NewSigningKey(rand.Reader, now)
-	if err := sealed.AddSigningKey(ctx, k); err != nil {
+	if _, err := sealed.AddSigningKey(ctx, k, now); err != nil {
 		t.Fatal(err)
 	}
 	raw, _ := st.SigningKeys(ctx)

@@ -57,8 +57,12 @@ type LastUsedWriter interface {
 type Keys interface {
 	// SigningKeys returns every signing key, oldest first.
 	SigningKeys(ctx context.Context) ([]*SigningKey, error)
-	// AddSigningKey stores k. It returns a KindConflict error if the ID is taken.
-	AddSigningKey(ctx context.Context, k *SigningKey) error
+	// AddSigningKey stores k unless a key created after ifNoneSince exists
+	// (zero: unless any key exists), and reports whether it did: replicas
+	// adding a key at the same moment add one between them.
+	AddSigningKey(ctx context.Context, k *SigningKey, ifNoneSince time.Time) (bool, error)
+	// DeleteSigningKeys deletes the keys with these IDs; unknown ones are ignored.
+	DeleteSigningKeys(ctx context.Context, ids []string) error
 	// Secret returns the named server secret, storing value as it first if the
 	// name has none yet, so every replica ends up with the same one.
 	Secret(ctx context.Context, name string, value []byte) ([]byte, error)

@@ -57,12 +57,23 @@ type TokenQuery struct {
 	After   *Cursor // nil: the first page
 }
 
-// SigningKey is a key the service signs access tokens with.
+// SigningKey is a key the service signs access tokens with. It is
+// published (in the JWKS) from CreateTime and signs from ActivateTime.
 type SigningKey struct {
 	ID         string // the JWS kid
 	Algorithm  string // "ES256"
 	PrivateDER []byte // PKCS #8
 	CreateTime time.Time
+	// ActivateTime is when the key starts signing; zero: at CreateTime.
+	ActivateTime time.Time
+}
+
+// Activation returns when k starts signing.
+func (k *SigningKey) Activation() time.Time {
+	if k.ActivateTime.IsZero() {
+		return k.CreateTime
+	}
+	return k.ActivateTime
 }
 
 // UserQuery selects one page of users.

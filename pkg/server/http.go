@@ -4,10 +4,12 @@ import (
 	"context"
 	"embed"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"net/http"
 	"net/textproto"
 	"strings"
+	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/rs/cors"
@@ -20,6 +22,10 @@ import (
 	"github.com/tokenservice/tokenservice/pkg/httprule"
 	"github.com/tokenservice/tokenservice/third_party/swaggerui"
 )
+
+// DefaultJWKSMaxAge is how long gateways may cache the JWKS when the
+// configuration does not say.
+const DefaultJWKSMaxAge = 5 * time.Minute
 
 // MaxBodyBytes bounds a REST request body; larger bodies are refused with 400.
 const MaxBodyBytes = 64 << 10
@@ -175,7 +181,11 @@ func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusServiceUnavailable, "not ready: signing keys not loaded yet\n")
 		return
 	}
-	w.Header().Set("Cache-Control", "public, max-age=300")
+	maxAge := s.cfg.JWKSMaxAge
+	if maxAge <= 0 {
+		maxAge = DefaultJWKSMaxAge
+	}
+	w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", int(maxAge/time.Second)))
 	handleBytes("application/json", jwks)(w, r)
 }
 

@@ -37,6 +37,8 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// TLS, if set, serves both REST and gRPC over TLS.
 	TLS *tls.Config
+	// JWKSMaxAge is the JWKS's Cache-Control max-age (0: 5 minutes).
+	JWKSMaxAge time.Duration
 	// CORSOrigins lists the browser origins allowed to call the REST API;
 	// empty (the default) sends no CORS headers, so browsers refuse cross-origin calls.
 	CORSOrigins []string

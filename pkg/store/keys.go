@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"time"
 
+	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
 	"github.com/tokenservice/tokenservice/pkg/domain"
@@ -18,17 +20,61 @@ func (s *Store) SigningKeys(ctx context.Context) ([]*domain.SigningKey, error) {
 	}
 	keys := make([]*domain.SigningKey, len(rows))
 	for i, r := range rows {
-		keys[i] = &domain.SigningKey{ID: r.ID, Algorithm: r.Algorithm, PrivateDER: r.PrivateDER, CreateTime: r.CreateTime.UTC()}
+		keys[i] = &domain.SigningKey{ID: r.ID, Algorithm: r.Algorithm, PrivateDER: r.PrivateDER,
+			CreateTime: r.CreateTime.UTC(), ActivateTime: fromNullTime(r.ActivateTime)}
 	}
 	return keys, nil
 }
 
-// AddSigningKey implements domain.Keys.
-func (s *Store) AddSigningKey(ctx context.Context, k *domain.SigningKey) error {
+// keysLock is the row of the locks table that AddSigningKey holds, so that
+// replicas adding keys at once take turns.
+const keysLock = "signing_keys"
+
+// AddSigningKey implements domain.Keys: in one transaction holding the
+// keysLock row, it adds k unless a key created after ifNoneSince exists.
+func (s *Store) AddSigningKey(ctx context.Context, k *domain.SigningKey, ifNoneSince time.Time) (bool, error) {
 	db, cancel := s.bound(ctx)
 	defer cancel()
-	row := &signingKeyRow{ID: k.ID, Algorithm: k.Algorithm, PrivateDER: k.PrivateDER, CreateTime: k.CreateTime.UTC()}
-	return classify(db.Create(row).Error, "signing key")
+	// The lock row exists before any transaction takes it.
+	if err := db.Clauses(clause.OnConflict{DoNothing: true}).Create(&lockRow{Name: keysLock}).Error; err != nil {
+		return false, classify(err, "signing key")
+	}
+	added := false
+	err := db.Transaction(func(tx *gorm.DB) error {
+		lock := "SELECT name FROM locks WHERE name = ?"
+		if s.driver == DriverMySQL {
+			lock += " FOR UPDATE"
+		}
+		var held []string
+		if err := tx.Raw(lock, keysLock).Scan(&held).Error; err != nil {
+			return err
+		}
+		var n int64
+		if err := tx.Model(&signingKeyRow{}).Where("create_time > ?", ifNoneSince.UTC()).Count(&n).Error; err != nil {
+			return err
+		}
+		if n > 0 {
+			return nil
+		}
+		row := &signingKeyRow{ID: k.ID, Algorithm: k.Algorithm, PrivateDER: k.PrivateDER,
+			CreateTime: k.CreateTime.UTC(), ActivateTime: nullTime(k.ActivateTime)}
+		if err := tx.Create(row).Error; err != nil {
+			return err
+		}
+		added = true
+		return nil
+	})
+	return added, classify(err, "signing key")
+}
+
+// DeleteSigningKeys implements domain.Keys.
+func (s *Store) DeleteSigningKeys(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	db, cancel := s.bound(ctx)
+	defer cancel()
+	return classify(db.Where("id IN ?", ids).Delete(&signingKeyRow{}).Error, "signing key")
 }
 
 // Secret implements domain.Keys: insert-if-absent, then read back whichever

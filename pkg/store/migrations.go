@@ -84,6 +84,24 @@ func migrations() []*gormigrate.Migration {
 				return tx.Table("users").Migrator().CreateIndex(&users{}, "users_list")
 			},
 		},
+		{
+			// Rotation: a new key is published first and signs from its
+			// activate time (null: from its create time, as keys before).
+			// Replicas adding a key take turns holding its row in locks.
+			ID: "0005_key_rotation",
+			Migrate: func(tx *gorm.DB) error {
+				type signingKeys struct {
+					ActivateTime sql.NullTime `gorm:"precision:6"`
+				}
+				if err := tx.Table("signing_keys").Migrator().AddColumn(&signingKeys{}, "ActivateTime"); err != nil {
+					return err
+				}
+				type locks struct {
+					Name string `gorm:"primaryKey;size:64"`
+				}
+				return createTables(tx, map[string]any{"locks": &locks{}})
+			},
+		},
 	}
 }
 

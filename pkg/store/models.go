@@ -83,10 +83,11 @@ func tokenToRow(t *domain.Token) *tokenRow {
 }
 
 type signingKeyRow struct {
-	ID         string    `gorm:"primaryKey;size:16"`
-	Algorithm  string    `gorm:"size:16;not null"`
-	PrivateDER []byte    `gorm:"not null"`
-	CreateTime time.Time `gorm:"not null;precision:6"`
+	ID           string       `gorm:"primaryKey;size:16"`
+	Algorithm    string       `gorm:"size:16;not null"`
+	PrivateDER   []byte       `gorm:"not null"`
+	CreateTime   time.Time    `gorm:"not null;precision:6"`
+	ActivateTime sql.NullTime `gorm:"precision:6"`
 }
 
 func (signingKeyRow) TableName() string { return "signing_keys" }
@@ -97,6 +98,13 @@ type secretRow struct {
 }
 
 func (secretRow) TableName() string { return "server_secrets" }
+
+// lockRow is a row transactions hold (SELECT ... FOR UPDATE) to take turns.
+type lockRow struct {
+	Name string `gorm:"primaryKey;size:64"`
+}
+
+func (lockRow) TableName() string { return "locks" }
 
 func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
 

@@ -212,18 +212,29 @@ func TestSecretAndKeys(t *testing.T) {
 		}
 
 		k := &domain.SigningKey{ID: "kidKKKKKKKKKKKKK", Algorithm: "ES256", PrivateDER: []byte{1, 2, 3}, CreateTime: base}
-		if err := s.AddSigningKey(ctx, k); err != nil {
-			t.Fatal(err)
+		if added, err := s.AddSigningKey(ctx, k, time.Time{}); err != nil || !added {
+			t.Fatalf("the first key: %v, %v", added, err)
 		}
-		if err := s.AddSigningKey(ctx, k); domain.KindOf(err) != domain.KindConflict {
-			t.Errorf("duplicate kid: %v, want conflict", err)
+		// Not while a key created since the given time exists.
+		later := &domain.SigningKey{ID: "kidLLLLLLLLLLLLL", Algorithm: "ES256", PrivateDER: []byte{4}, CreateTime: base.Add(time.Hour), ActivateTime: base.Add(2 * time.Hour)}
+		if added, err := s.AddSigningKey(ctx, later, base.Add(-time.Minute)); err != nil || added {
+			t.Errorf("a key with one created since: added %v, %v", added, err)
+		}
+		if added, err := s.AddSigningKey(ctx, later, base.Add(time.Minute)); err != nil || !added {
+			t.Errorf("a key with none created since: added %v, %v", added, err)
 		}
 		keys, err := s.SigningKeys(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if diff := cmp.Diff([]*domain.SigningKey{k}, keys); diff != "" {
+		if diff := cmp.Diff([]*domain.SigningKey{k, later}, keys); diff != "" {
 			t.Errorf("SigningKeys (-want +got):\n%s", diff)
+		}
+		if err := s.DeleteSigningKeys(ctx, []string{k.ID, "nosuchkid0000000"}); err != nil {
+			t.Fatal(err)
+		}
+		if keys, _ := s.SigningKeys(ctx); len(keys) != 1 || keys[0].ID != later.ID {
+			t.Errorf("after deleting the first: %v", keys)
 		}
 		// Migrating an up-to-date schema is a no-op.
 		if err := s.Migrate(ctx); err != nil {
@@ -265,7 +276,12 @@ func TestEveryCallHasADeadline(t *testing.T) {
 		},
 		"DeleteToken": func() error { return s.DeleteToken(ctx, tok.ID, base) },
 		"SigningKeys": func() error { _, err := s.SigningKeys(ctx); return err },
-		"Secret":      func() error { _, err := s.Secret(ctx, "x", []byte("y")); return err },
+		"AddSigningKey": func() error {
+			_, err := s.AddSigningKey(ctx, &domain.SigningKey{ID: "kkkkkkkkkkkkkkkk", Algorithm: "ES256", PrivateDER: []byte{1}, CreateTime: base}, base)
+			return err
+		},
+		"DeleteSigningKeys": func() error { return s.DeleteSigningKeys(ctx, []string{"kkkkkkkkkkkkkkkk"}) },
+		"Secret":            func() error { _, err := s.Secret(ctx, "x", []byte("y")); return err },
 	}
 	for name, call := range calls {
 		start := time.Now()
@@ -453,6 +469,36 @@ func TestDeleteUserLeavesNoOrphans(t *testing.T) {
 					}
 				}
 			}
+		}
+	})
+}
+
+// Replicas adding a signing key at the same moment (a rotation falling due
+// on all of them) add one between them.
+func TestConcurrentKeyAddsAddOne(t *testing.T) {
+	storetest.ForEachDriver(t, func(t *testing.T, driver string) {
+		s := storetest.MustOpen(t, driver)
+		ctx := context.Background()
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		added := 0
+		for i := range 8 {
+			wg.Go(func() {
+				k := &domain.SigningKey{ID: fmt.Sprintf("kid%013d", i), Algorithm: "ES256", PrivateDER: []byte{1}, CreateTime: base}
+				ok, err := s.AddSigningKey(ctx, k, base.Add(-time.Hour))
+				if err != nil {
+					t.Errorf("AddSigningKey: %v", err)
+				}
+				if ok {
+					mu.Lock()
+					added++
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		if keys, _ := s.SigningKeys(ctx); added != 1 || len(keys) != 1 {
+			t.Errorf("%d adds reported, %d keys stored; want 1 and 1", added, len(keys))
 		}
 	})
 }

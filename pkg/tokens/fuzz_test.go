@@ -14,7 +14,7 @@ import (
 // unauthenticated error (no token exists), never a panic or another error.
 func FuzzAuthenticateBearer(f *testing.F) {
 	k, _ := auth.NewSigningKey(rand.Reader, time.Now())
-	ks, _ := auth.NewKeySet([]*domain.SigningKey{k})
+	ks, _ := auth.NewKeySet([]*domain.SigningKey{k}, time.Now(), time.Hour)
 	minter := auth.NewMinter(auth.KeyRingOf(ks), auth.MinterConfig{Issuer: "iss", Audience: "aud", Lifetime: time.Minute})
 	at, _ := minter.Mint(&domain.Token{ID: "tokTTTTTTTTTTTTT", UserID: "u"}, time.Now())
 	api, _ := auth.NewAPIToken(rand.Reader)

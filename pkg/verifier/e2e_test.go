@@ -116,7 +116,7 @@ func TestExternalProgramAcceptsTheServiceTokens(t *testing.T) {
 	}
 	newKey, err := auth.NewSigningKey(rand.Reader, time.Now())
 	if err == nil {
-		err = st.AddSigningKey(t.Context(), newKey)
+		_, err = st.AddSigningKey(t.Context(), newKey, newKey.CreateTime)
 	}
 	st.Close()
 	if err != nil {
