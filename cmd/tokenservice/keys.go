@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"text/tabwriter"
 	"time"
@@ -9,84 +10,129 @@ import (
 
 	"github.com/tokenservice/tokenservice/pkg/app"
 	"github.com/tokenservice/tokenservice/pkg/auth"
+	"github.com/tokenservice/tokenservice/pkg/server"
 )
 
 // keysCommand holds the server-side signing-key commands. Serve rotates on
-// its own every --key-rotation-period; these rotate at once (say, after a
-// suspected leak) and show where each key stands.
+// its own every --key-rotation-period and deletes the keys no valid token
+// needs; these rotate at once (say, after a suspected leak), show where each
+// key stands and withdraw a key.
 func keysCommand(e *env) *cobra.Command {
-	var kekFile string
-	var propagation, ttl, reload time.Duration
-	cmd := group("keys", "Rotate and list the access tokens' signing keys, in the database", groupServer)
-	cmd.Long = `Rotate and list the access tokens' signing keys, in the database, with serve's database
-flags. A new key is published in the JWKS at once and signs after the propagation delay;
-every replica takes it up within its --key-reload-interval, without a restart.`
+	cmd := group("keys", "Rotate, list and delete the access tokens' signing keys, in the database", groupServer)
+	cmd.Long = `Rotate, list and delete the access tokens' signing keys, in the database, with serve's
+database flags. Every replica takes a change up within its --key-reload-interval, without
+a restart.`
 	cfg := dbFlags(cmd.PersistentFlags())
-	cmd.PersistentFlags().StringVar(&kekFile, "key-encryption-key-file", "", "serve's key-encryption key, if it has one: a new key is stored sealed under it")
-	// serve's flags that say how long a key verifies after its successor
-	// signs, so these commands call a key expired when serve does.
-	cmd.PersistentFlags().DurationVar(&ttl, "access-token-ttl", 15*time.Minute, "serve's --access-token-ttl")
-	cmd.PersistentFlags().DurationVar(&reload, "key-reload-interval", time.Minute, "serve's --key-reload-interval")
-	fromEnv(cmd.PersistentFlags(), "key-encryption-key-file", "access-token-ttl", "key-reload-interval")
-	keyRing := func(cmd *cobra.Command) (*auth.KeyRing, error) {
-		var kek []byte
-		if kekFile != "" {
-			var err error
-			if kek, err = readKEK(kekFile); err != nil {
-				return nil, err
-			}
-		}
-		_, ring, err := cmd.Context().Value(dbKey{}).(*app.Database).Keys(kek, auth.Rotation{
-			PropagationDelay: propagation,
-			VerifyFor:        auth.VerifyFor(ttl, reload),
-		})
-		return ring, err
+	cmd.AddCommand(keysRotateCommand(e), keysListCommand(e), keysDeleteCommand(e))
+	for _, sub := range cmd.Commands() {
+		sub.RunE = withDatabase(cfg, false, sub.RunE)
 	}
+	return cmd
+}
 
-	rotate := &cobra.Command{
+func databaseOf(cmd *cobra.Command) *app.Database {
+	return cmd.Context().Value(dbKey{}).(*app.Database)
+}
+
+func keysRotateCommand(e *env) *cobra.Command {
+	var kekFile string
+	var propagation, maxAge, reload time.Duration
+	cmd := &cobra.Command{
 		Use:   "rotate",
 		Short: "Add a signing key now: published at once, signing after the propagation delay",
-		Args:  args(),
+		Long: `Add a signing key now. It is published in every replica's JWKS within a reload
+interval and signs after --key-propagation-delay; the key it replaces keeps verifying
+the tokens it signed until they expire, then serve deletes it. The timing flags must
+be serve's: the delay is checked against them as serve checks it.`,
+		Args: args(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ring, err := keyRing(cmd)
+			if err := checkKeyTiming(propagation, maxAge, reload); err != nil {
+				return err
+			}
+			var kek []byte
+			if kekFile != "" {
+				var err error
+				if kek, err = readKEK(kekFile); err != nil {
+					return err
+				}
+			}
+			// VerifyFor 0: this ring never deletes a key; serve, which knows
+			// the tokens' lifetime, does.
+			ring, err := databaseOf(cmd).KeyRing(kek, auth.Rotation{PropagationDelay: propagation})
 			if err != nil {
 				return err
 			}
-			now := time.Now().UTC()
-			if _, err := ring.Rotate(cmd.Context(), now, true); err != nil {
+			added, err := ring.Rotate(cmd.Context(), time.Now().UTC(), true)
+			if err != nil {
 				return err
 			}
+			if added == nil {
+				return errors.New("another process added a key at the same moment: run tokenservice keys list")
+			}
 			fmt.Fprintf(e.stdout, "added signing key %s: published now, signing from %s\n",
-				ring.Current().Newest(), now.Add(propagation).Format(time.RFC3339))
+				added.ID, added.ActivateTime.Format(time.RFC3339))
 			return nil
 		},
 	}
-	rotate.Flags().DurationVar(&propagation, "key-propagation-delay", 10*time.Minute, "how long the new key is published before it signs: at least serve's --jwks-max-age plus --key-reload-interval")
-	fromEnv(rotate.Flags(), "key-propagation-delay")
+	fs := cmd.Flags()
+	fs.StringVar(&kekFile, "key-encryption-key-file", "", "serve's key-encryption key, if it has one: the new key is stored sealed under it")
+	fs.DurationVar(&propagation, "key-propagation-delay", app.DefaultKeyPropagationDelay, "how long the new key is published before it signs: at least --jwks-max-age plus --key-reload-interval")
+	fs.DurationVar(&maxAge, "jwks-max-age", server.DefaultJWKSMaxAge, "serve's --jwks-max-age")
+	fs.DurationVar(&reload, "key-reload-interval", time.Minute, "serve's --key-reload-interval")
+	fromEnv(fs, "key-encryption-key-file", "key-propagation-delay", "jwks-max-age", "key-reload-interval")
+	return cmd
+}
 
-	list := &cobra.Command{
+func keysListCommand(e *env) *cobra.Command {
+	return &cobra.Command{
 		Use:   "list",
-		Short: "List the signing keys: which signs, which are published, which wait to sign",
-		Args:  args(),
+		Short: "List the signing keys: which signs, which wait to sign, which verify the tokens they signed",
+		Long: `List the signing keys and where each stands: pending (published, signing from its
+SIGNS FROM time), signing, or published (replaced, verifying the tokens it signed until
+serve deletes it). It reads no private key, so it needs no key-encryption key.`,
+		Args: args(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ring, err := keyRing(cmd)
+			states, err := databaseOf(cmd).KeyStates(cmd.Context(), time.Now().UTC())
 			if err != nil {
 				return err
 			}
-			if err := ring.Load(cmd.Context(), time.Now().UTC()); err != nil {
-				return err
+			if len(states) == 0 {
+				fmt.Fprintln(e.stdout, "no signing keys yet: serve makes the first when it starts")
+				return nil
 			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "KID\tSTATE\tCREATED\tSIGNS FROM")
-			for _, k := range ring.Current().Keys() {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.ID, k.State, k.CreateTime.Format(time.RFC3339), k.ActivateTime.Format(time.RFC3339))
+			for _, k := range states {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.ID, k.Status, k.CreateTime.Format(time.RFC3339), k.ActivateTime.Format(time.RFC3339))
 			}
 			return tw.Flush()
 		},
 	}
-	cmd.AddCommand(rotate, list)
-	for _, sub := range cmd.Commands() {
-		sub.RunE = withDatabase(cfg, false, sub.RunE)
+}
+
+func keysDeleteCommand(e *env) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "delete KID",
+		Short: "Withdraw a signing key: gone from every JWKS within a reload interval",
+		Long: `Delete a signing key (a leaked one, say): every replica stops publishing it within its
+--key-reload-interval, and gateways refuse the tokens it signed once their cached JWKS
+expires. The key that signs is refused unless --force: rotate, wait until the new key
+signs (tokenservice keys list), then delete the old one.`,
+		Args: args("KID"),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			err := auth.DeleteSigningKey(cmd.Context(), databaseOf(cmd).SigningKeys(), argv[0], time.Now().UTC(), force)
+			if errors.Is(err, auth.ErrSigningKeyInUse) {
+				return fmt.Errorf("%w: run tokenservice keys rotate, and delete it once the new key signs (tokenservice keys list); "+
+					"--force deletes it now, and the pending key then signs at once, before some gateways may have it", err)
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "deleted signing key %s\n", argv[0])
+			return nil
+		},
 	}
+	cmd.Flags().BoolVar(&force, "force", false, "delete the key even if it signs now")
 	return cmd
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -59,7 +60,7 @@ func TestKeyRotationAcrossReplicas(t *testing.T) {
 	const (
 		maxAge      = time.Second
 		reload      = 200 * time.Millisecond
-		propagation = 1500 * time.Millisecond // at least max-age plus reload
+		propagation = 2500 * time.Millisecond // max-age plus reload, and a second for a slow reload under -race
 	)
 	db := storetest.MustConfig(t, "mysql")
 	env := []string{"TOKENSERVICE_JWKS_MAX_AGE", maxAge.String(), "TOKENSERVICE_KEY_RELOAD_INTERVAL", reload.String(),
@@ -169,4 +170,47 @@ func TestKeyRotationAcrossReplicas(t *testing.T) {
 	if out := op.must("", "keys", "list"); !strings.Contains(out, newKID+"  signing") || !strings.Contains(out, oldKID+"  published") {
 		t.Errorf("keys list after the rotation:\n%s", out)
 	}
+}
+
+// keys list reads no private key (no key-encryption key needed); keys
+// rotate checks its delay as serve does and needs the key-encryption key to
+// seal the new key; keys delete refuses the signing key without --force,
+// and a deleted key leaves the running server's JWKS at its next reload.
+func TestKeysCommands(t *testing.T) {
+	storetest.ForEachDriver(t, func(t *testing.T, driver string) {
+		kekFile := mustKEKFile(t)
+		s := startService(t, storetest.MustConfig(t, driver), "TOKENSERVICE_KEY_ENCRYPTION_KEY_FILE", kekFile,
+			"TOKENSERVICE_KEY_RELOAD_INTERVAL", "100ms")
+		noKEK := &shell{t: t, env: maps.Clone(s.env)}
+		delete(noKEK.env, "TOKENSERVICE_KEY_ENCRYPTION_KEY_FILE")
+		withKEK := &shell{t: t, env: s.env}
+
+		first := jwksKIDs(t, s)
+		if len(first) != 1 {
+			t.Fatalf("JWKS %v: want one key", first)
+		}
+		signing := first[0]
+		if out := noKEK.must("", "keys", "list"); !strings.Contains(out, signing+"  signing") {
+			t.Errorf("keys list without the key-encryption key:\n%s", out)
+		}
+
+		noKEK.want(1, "--key-propagation-delay", "", "keys", "rotate", "--key-propagation-delay", "1m")
+		noKEK.want(1, "key-encryption key", "", "keys", "rotate")
+		out := withKEK.must("", "keys", "rotate")
+		added := strings.TrimSuffix(strings.Fields(strings.TrimPrefix(out, "added signing key "))[0], ":")
+		if listed := noKEK.must("", "keys", "list"); !strings.Contains(listed, signing+"  signing") || !strings.Contains(listed, added+"  pending") {
+			t.Errorf("keys list after keys rotate (%q):\n%s", out, listed)
+		}
+
+		noKEK.want(1, "keys rotate", "", "keys", "delete", signing)
+		noKEK.want(1, "no signing key", "", "keys", "delete", "nosuchkey")
+		noKEK.must("", "keys", "delete", added)
+		deadline := time.Now().Add(5 * time.Second)
+		for kids := jwksKIDs(t, s); slices.Contains(kids, added) || !slices.Contains(kids, signing); kids = jwksKIDs(t, s) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the JWKS still %v 5s after deleting %s", kids, added)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
 }

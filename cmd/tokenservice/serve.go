@@ -219,15 +219,10 @@ func tuneGC(percent int, limitMiB int64) {
 	}
 }
 
-// checkKeyTiming refuses a propagation delay shorter than a gateway's JWKS
-// cache plus a replica's reload: a key could then sign before a gateway
-// that cached the JWKS just before it was published has fetched it again.
+// checkKeyTiming is auth.CheckPropagation, saying which flags set what.
 func checkKeyTiming(propagation, jwksMaxAge, reload time.Duration) error {
-	if jwksMaxAge <= 0 || reload <= 0 {
-		return fmt.Errorf("--jwks-max-age and --key-reload-interval must be positive")
-	}
-	if propagation < jwksMaxAge+reload {
-		return fmt.Errorf("--key-propagation-delay (%s) must be at least --jwks-max-age plus --key-reload-interval (%s)", propagation, jwksMaxAge+reload)
+	if err := auth.CheckPropagation(propagation, jwksMaxAge, reload); err != nil {
+		return fmt.Errorf("--key-propagation-delay, --jwks-max-age, --key-reload-interval: %w", err)
 	}
 	return nil
 }

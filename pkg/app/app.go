@@ -46,9 +46,11 @@ type Config struct {
 	// LastUsedFlushInterval is how often tokens' last-used times are
 	// written; 0: not recorded.
 	LastUsedFlushInterval time.Duration
-	// KeyRotation says how signing keys follow each other; the key set is
-	// reloaded (and a due rotation made) every KeyReloadInterval (0: a
-	// minute), so replicas take up keys added elsewhere without a restart.
+	// KeyRotation says how signing keys follow each other (a zero
+	// PropagationDelay: DefaultKeyPropagationDelay; a zero VerifyFor: from
+	// the access tokens' lifetime); the key set is reloaded (and a due
+	// rotation made) every KeyReloadInterval (0: a minute), so replicas
+	// take up keys added elsewhere without a restart.
 	KeyRotation       auth.Rotation
 	KeyReloadInterval time.Duration
 	// PasswordParams are the argon2id parameters (zero: auth.OWASPParams);
@@ -84,6 +86,21 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	if cfg.PasswordParams == (auth.Argon2Params{}) {
 		cfg.PasswordParams = auth.OWASPParams
 	}
+	if cfg.KeyReloadInterval <= 0 {
+		cfg.KeyReloadInterval = time.Minute
+	}
+	if cfg.Server.JWKSMaxAge <= 0 {
+		cfg.Server.JWKSMaxAge = server.DefaultJWKSMaxAge
+	}
+	if cfg.KeyRotation.PropagationDelay <= 0 {
+		cfg.KeyRotation.PropagationDelay = DefaultKeyPropagationDelay
+	}
+	if err := auth.CheckPropagation(cfg.KeyRotation.PropagationDelay, cfg.Server.JWKSMaxAge, cfg.KeyReloadInterval); err != nil {
+		return nil, err
+	}
+	if cfg.KeyRotation.VerifyFor <= 0 {
+		cfg.KeyRotation.VerifyFor = auth.VerifyFor(cfg.Minter.Lifetime, cfg.KeyReloadInterval)
+	}
 	passwords, err := auth.NewPasswords(cfg.PasswordParams, rand.Reader, cfg.MaxConcurrentPasswordHashes)
 	if err != nil {
 		return nil, err
@@ -99,12 +116,6 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 			st.Close()
 			return nil, err
 		}
-	}
-	if cfg.KeyReloadInterval <= 0 {
-		cfg.KeyReloadInterval = time.Minute
-	}
-	if cfg.KeyRotation.VerifyFor <= 0 {
-		cfg.KeyRotation.VerifyFor = auth.VerifyFor(cfg.Minter.Lifetime, cfg.KeyReloadInterval)
 	}
 	a.cfg = cfg
 	a.keys = auth.NewKeyRing(a.secrets, rand.Reader, cfg.KeyRotation)
@@ -243,28 +254,48 @@ func (a *App) attempt(ctx, runCtx context.Context) error {
 	return nil
 }
 
+// DefaultKeyPropagationDelay is how long a new signing key is published
+// before it signs, unless configured: the default JWKS max-age (5m) and
+// reload interval (1m), and four minutes for clock skew and slow fetches.
+const DefaultKeyPropagationDelay = 10 * time.Minute
+
+// keyReloadTimeout bounds one reload of the signing keys.
+const keyReloadTimeout = 30 * time.Second
+
 // reloadKeys reloads the signing keys every KeyReloadInterval until ctx
 // ends, rotating them when a rotation is due (one replica's rotation is
 // every replica's: they share the keys), so that a key added anywhere is
-// published here, and signs here, on time.
+// published here, and signs here, on time. When the database does not
+// answer, the keys held move on in time all the same.
 func (a *App) reloadKeys(ctx context.Context) {
 	tick := time.NewTicker(a.cfg.KeyReloadInterval)
 	defer tick.Stop()
+	signing := a.keys.Current().SigningKeyID()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
-		loadCtx, cancel := context.WithTimeout(ctx, startupAttemptTimeout)
-		rotated, err := a.keys.Rotate(loadCtx, now(), false)
+		loadCtx, cancel := context.WithTimeout(ctx, keyReloadTimeout)
+		added, err := a.keys.Rotate(loadCtx, now(), false)
 		cancel()
-		switch {
-		case err != nil && ctx.Err() == nil:
-			a.logger.WarnContext(ctx, "reloading signing keys failed: keeping the ones in use", "error", err)
-		case rotated:
-			a.logger.InfoContext(ctx, "signing keys rotated: the new key signs after the propagation delay",
-				"signs_in", a.cfg.KeyRotation.PropagationDelay)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			a.logger.WarnContext(ctx, "reloading signing keys failed: moving the keys held on in time", "error", err)
+			if err := a.keys.Refresh(now()); err != nil {
+				a.logger.ErrorContext(ctx, "signing keys: keeping the ones in use", "error", err)
+			}
+		}
+		if added != nil {
+			a.logger.InfoContext(ctx, "signing key added: published now, signing after the propagation delay",
+				"kid", added.ID, "signs_from", added.ActivateTime)
+		}
+		if kid := a.keys.Current().SigningKeyID(); kid != signing {
+			a.logger.InfoContext(ctx, "signing with a new key", "kid", kid, "previous_kid", signing)
+			signing = kid
 		}
 	}
 }

@@ -165,3 +165,16 @@ func TestStartingGateCoversEveryMethod(t *testing.T) {
 		}
 	}
 }
+
+// A key propagation delay shorter than the JWKS max-age plus the reload
+// interval is refused: a gateway could meet a key before it can fetch it.
+func TestKeyPropagationDelayIsChecked(t *testing.T) {
+	cfg := apptest.Config(t, "sqlite")
+	cfg.Server.JWKSMaxAge, cfg.KeyReloadInterval = 5*time.Minute, time.Minute
+	cfg.KeyRotation.PropagationDelay = 5*time.Minute + 59*time.Second
+	if _, err := app.New(context.Background(), cfg); err == nil {
+		t.Fatal("a propagation delay under max-age plus reload was accepted")
+	}
+	cfg.KeyRotation.PropagationDelay = 6 * time.Minute
+	apptest.MustStart(t, cfg)
+}

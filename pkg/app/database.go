@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"runtime"
+	"time"
 
 	"github.com/tokenservice/tokenservice/pkg/auth"
 	"github.com/tokenservice/tokenservice/pkg/domain"
@@ -43,18 +44,34 @@ func OpenDatabase(ctx context.Context, cfg store.Config) (*Database, error) {
 // Users returns the user rules over the database.
 func (d *Database) Users() *users.Service { return d.users }
 
-// Keys returns the signing keys, sealed under kek if it is set, and a
-// KeyRing over them that rotates as rotation says.
-func (d *Database) Keys(kek []byte, rotation auth.Rotation) (domain.Keys, *auth.KeyRing, error) {
+// KeyRing returns a KeyRing over the signing keys, sealed under kek if it
+// is set, that rotates as rotation says.
+func (d *Database) KeyRing(kek []byte, rotation auth.Rotation) (*auth.KeyRing, error) {
 	var keys domain.Keys = d.store
 	if kek != nil {
 		sealed, err := auth.NewSealedKeys(d.store, kek, rand.Reader)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		keys = sealed
 	}
-	return keys, auth.NewKeyRing(keys, rand.Reader, rotation), nil
+	return auth.NewKeyRing(keys, rand.Reader, rotation), nil
+}
+
+// SigningKeys returns the stored signing keys as they are, their private
+// keys sealed if they were stored so: enough to see or delete keys, not to
+// sign.
+func (d *Database) SigningKeys() domain.Keys { return d.store }
+
+// KeyStates returns where each stored signing key stands at now, from
+// their times alone (no key is created or unsealed). A replaced key shows
+// as published until serve, which knows the tokens' lifetime, deletes it.
+func (d *Database) KeyStates(ctx context.Context, now time.Time) ([]auth.KeyState, error) {
+	keys, err := d.store.SigningKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return auth.KeyStates(keys, now, 0), nil
 }
 
 // Close closes the database.

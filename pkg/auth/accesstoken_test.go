@@ -178,10 +178,24 @@ func TestLoadKeysCreatesOnceAndKeeps(t *testing.T) {
 	}
 }
 
-type memKeys struct{ keys []*domain.SigningKey }
+// memKeys is a domain.Keys in memory. fail, if set, fails every call;
+// beforeAdd, if set, runs as AddSigningKey starts (another replica's add).
+type memKeys struct {
+	keys      []*domain.SigningKey
+	fail      error
+	beforeAdd func()
+}
 
-func (m *memKeys) SigningKeys(_ context.Context) ([]*domain.SigningKey, error) { return m.keys, nil }
+func (m *memKeys) SigningKeys(_ context.Context) ([]*domain.SigningKey, error) {
+	return slices.Clone(m.keys), m.fail
+}
 func (m *memKeys) AddSigningKey(_ context.Context, k *domain.SigningKey, ifNoneSince time.Time) (bool, error) {
+	if m.beforeAdd != nil {
+		m.beforeAdd()
+	}
+	if m.fail != nil {
+		return false, m.fail
+	}
 	for _, have := range m.keys {
 		if have.CreateTime.After(ifNoneSince) {
 			return false, nil
@@ -191,6 +205,9 @@ func (m *memKeys) AddSigningKey(_ context.Context, k *domain.SigningKey, ifNoneS
 	return true, nil
 }
 func (m *memKeys) DeleteSigningKeys(_ context.Context, ids []string) error {
+	if m.fail != nil {
+		return m.fail
+	}
 	m.keys = slices.DeleteFunc(m.keys, func(k *domain.SigningKey) bool { return slices.Contains(ids, k.ID) })
 	return nil
 }

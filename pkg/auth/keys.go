@@ -6,8 +6,11 @@ import (
 	"crypto/elliptic"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,46 +26,102 @@ type KeySet struct {
 	signer  jose.Signer
 	public  map[string]*ecdsa.PublicKey
 	jwks    []byte
-	keys    []KeyState
-	// expired lists the stored keys no token they signed can still be
-	// valid for: the next rotation deletes them.
-	expired []string
-	// newest is when the newest stored key was created.
-	newest time.Time
+	states  []KeyState
 }
 
-// KeyState is where a stored key stands.
+// KeyStatus is where a stored key stands in its rotation.
+type KeyStatus string
+
+// A key is pending, then signing, then published (it verifies the tokens
+// it signed), then expired (no token it signed can still be valid; the next
+// rotation deletes it).
+const (
+	KeyPending   KeyStatus = "pending"
+	KeySigning   KeyStatus = "signing"
+	KeyPublished KeyStatus = "published"
+	KeyExpired   KeyStatus = "expired"
+)
+
+// KeyState is where one stored key stands.
 type KeyState struct {
 	ID           string
-	State        string // "signing", "pending" (published, signs later), "published" (verifies), "expired"
+	Status       KeyStatus
 	CreateTime   time.Time
 	ActivateTime time.Time
 }
 
+// KeyStates works out where each stored key (oldest first) stands at now,
+// from the keys' times alone. The key activated last signs; a key not yet
+// activated is pending; a key is expired verifyFor after a key activated
+// later than it started signing (verifyFor <= 0: never, for a caller that
+// does not know the tokens' lifetime). If no key is activated yet (an
+// operator deleted the signing key), the first pending key to activate
+// signs at once: better than no key, or the deleted one.
+func KeyStates(keys []*domain.SigningKey, now time.Time, verifyFor time.Duration) []KeyState {
+	states := make([]KeyState, len(keys))
+	signing, firstPending := -1, -1
+	for i, k := range keys {
+		states[i] = KeyState{ID: k.ID, Status: KeyPublished, CreateTime: k.CreateTime, ActivateTime: k.Activation()}
+		switch {
+		case k.Activation().After(now):
+			states[i].Status = KeyPending
+			if firstPending < 0 || k.Activation().Before(keys[firstPending].Activation()) {
+				firstPending = i
+			}
+		case signing < 0 || !k.Activation().Before(keys[signing].Activation()):
+			signing = i
+		}
+		if verifyFor > 0 && superseded(k, keys, now, verifyFor) {
+			states[i].Status = KeyExpired
+		}
+	}
+	if signing < 0 {
+		signing = firstPending
+	}
+	if signing >= 0 {
+		states[signing].Status = KeySigning
+	}
+	return states
+}
+
+// superseded reports whether a key activated after k started signing
+// verifyFor or more before now: every token k signed has expired since.
+func superseded(k *domain.SigningKey, keys []*domain.SigningKey, now time.Time, verifyFor time.Duration) bool {
+	for _, n := range keys {
+		if n.Activation().After(k.Activation()) && !now.Before(n.Activation().Add(verifyFor)) {
+			return true
+		}
+	}
+	return false
+}
+
 // LoadKeys reads the signing keys from the store, creating the first one if
-// there is none, so every replica on one database signs with the same keys,
-// and returns them as they are at now. A key is published until verifyFor
-// after its successor starts signing.
+// there is none (it signs at once: there is nothing to sign instead), so
+// every replica on one database signs with the same keys, and returns them
+// as they are at now (see NewKeySet).
 func LoadKeys(ctx context.Context, store domain.Keys, rnd io.Reader, now time.Time, verifyFor time.Duration) (*KeySet, error) {
-	keys, err := store.SigningKeys(ctx)
+	keys, err := loadKeys(ctx, store, rnd, now)
 	if err != nil {
 		return nil, err
 	}
-	if len(keys) == 0 {
-		k, err := NewSigningKey(rnd, now)
-		if err != nil {
-			return nil, err
-		}
-		// Another replica may add the first key at the same moment: one of
-		// the two is added, and both read it back.
-		if _, err := store.AddSigningKey(ctx, k, time.Time{}); err != nil {
-			return nil, err
-		}
-		if keys, err = store.SigningKeys(ctx); err != nil {
-			return nil, err
-		}
-	}
 	return NewKeySet(keys, now, verifyFor)
+}
+
+func loadKeys(ctx context.Context, store domain.Keys, rnd io.Reader, now time.Time) ([]*domain.SigningKey, error) {
+	keys, err := store.SigningKeys(ctx)
+	if err != nil || len(keys) > 0 {
+		return keys, err
+	}
+	k, err := NewSigningKey(rnd, now)
+	if err != nil {
+		return nil, err
+	}
+	// Another replica may add the first key at the same moment: one of the
+	// two is added, and both read it back.
+	if _, err := store.AddSigningKey(ctx, k, time.Time{}); err != nil {
+		return nil, err
+	}
+	return store.SigningKeys(ctx)
 }
 
 // NewSigningKey generates an ES256 key with a random kid, signing at once.
@@ -83,31 +142,19 @@ func NewSigningKey(rnd io.Reader, now time.Time) (*domain.SigningKey, error) {
 }
 
 // NewKeySet builds the key set of stored keys (oldest first) as it is at
-// now: the key activated last signs (a key not activated yet is published
-// but does not sign, so gateways have it before they meet it); a key leaves
-// the JWKS verifyFor after a newer key started signing, when no token it
-// signed can still be valid.
+// now (see KeyStates): the signing key signs; every key but the expired ones
+// is published, pending ones included, so gateways have a key before they
+// meet it.
 func NewKeySet(keys []*domain.SigningKey, now time.Time, verifyFor time.Duration) (*KeySet, error) {
 	if len(keys) == 0 {
 		return nil, fmt.Errorf("no signing keys")
 	}
-	ks := &KeySet{public: make(map[string]*ecdsa.PublicKey, len(keys))}
+	ks := &KeySet{public: make(map[string]*ecdsa.PublicKey, len(keys)), states: KeyStates(keys, now, verifyFor)}
 	var set jose.JSONWebKeySet
-	var signing *ecdsa.PrivateKey
-	var signingKey *domain.SigningKey
 	for i, k := range keys {
-		ks.newest = k.CreateTime
-		state := KeyState{ID: k.ID, State: "published", CreateTime: k.CreateTime, ActivateTime: k.Activation()}
-		if k.Activation().After(now) {
-			state.State = "pending"
-		}
-		if superseded(k, keys[i+1:], now, verifyFor) {
-			state.State = "expired"
-			ks.keys = append(ks.keys, state)
-			ks.expired = append(ks.expired, k.ID)
+		if ks.states[i].Status == KeyExpired {
 			continue
 		}
-		ks.keys = append(ks.keys, state)
 		if IsSealed(k.PrivateDER) {
 			return nil, fmt.Errorf("signing key %s: %w", k.ID, ErrSealed)
 		}
@@ -121,19 +168,10 @@ func NewKeySet(keys []*domain.SigningKey, now time.Time, verifyFor time.Duration
 		}
 		ks.public[k.ID] = &priv.PublicKey
 		set.Keys = append(set.Keys, jose.JSONWebKey{Key: &priv.PublicKey, KeyID: k.ID, Algorithm: k.Algorithm, Use: "sig"})
-		if !k.Activation().After(now) && (signingKey == nil || !k.Activation().Before(signingKey.Activation())) {
-			signing, signingKey = priv, k
+		if ks.states[i].Status == KeySigning {
+			ks.signing = jose.JSONWebKey{Key: priv, KeyID: k.ID, Algorithm: k.Algorithm}
 		}
 	}
-	if signingKey == nil {
-		return nil, fmt.Errorf("no signing key is active yet")
-	}
-	for i := range ks.keys {
-		if ks.keys[i].ID == signingKey.ID {
-			ks.keys[i].State = "signing"
-		}
-	}
-	ks.signing = jose.JSONWebKey{Key: signing, KeyID: signingKey.ID, Algorithm: signingKey.Algorithm}
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: ks.signing},
 		(&jose.SignerOptions{}).WithType(accessTokenType))
 	if err != nil {
@@ -146,41 +184,43 @@ func NewKeySet(keys []*domain.SigningKey, now time.Time, verifyFor time.Duration
 	return ks, nil
 }
 
-// superseded reports whether a key newer than k started signing verifyFor
-// or more before now: every token k signed has expired since.
-func superseded(k *domain.SigningKey, newer []*domain.SigningKey, now time.Time, verifyFor time.Duration) bool {
-	for _, n := range newer {
-		if n.Activation().After(k.Activation()) && !now.Before(n.Activation().Add(verifyFor)) {
-			return true
-		}
-	}
-	return false
-}
-
 // JWKS returns the published keys as a JSON Web Key Set document.
 func (ks *KeySet) JWKS() []byte { return ks.jwks }
 
 // SigningKeyID returns the kid of the key that signs.
 func (ks *KeySet) SigningKeyID() string { return ks.signing.KeyID }
 
-// Keys returns where each stored key stands, oldest first.
-func (ks *KeySet) Keys() []KeyState { return ks.keys }
-
-// Newest returns the kid of the newest stored key.
-func (ks *KeySet) Newest() string { return ks.keys[len(ks.keys)-1].ID }
+// States returns where each stored key stands, oldest first.
+func (ks *KeySet) States() []KeyState { return slices.Clone(ks.states) }
 
 // Rotation says how signing keys follow each other.
 type Rotation struct {
 	// Period is how often a new key is made (0: only by `keys rotate`).
 	Period time.Duration
-	// PropagationDelay is how long a new key is published before it signs:
-	// at least the JWKS's max-age plus the replicas' reload interval, so
-	// that no gateway meets a kid it has not been able to fetch.
+	// PropagationDelay is how long a new key is published before it signs
+	// (see CheckPropagation).
 	PropagationDelay time.Duration
 	// VerifyFor is how long a key stays published after its successor
-	// starts signing: at least the access tokens' lifetime (plus the
-	// reload interval, a replica's lag in taking the new key up).
+	// starts signing (see VerifyFor); then the key is deleted. 0: keys
+	// are never deleted, for a ring that does not know the tokens' lifetime.
 	VerifyFor time.Duration
+}
+
+// CheckPropagation refuses a propagation delay during which a gateway could
+// still hold a JWKS fetched before a replica published the new key: that
+// replica takes up to a reload interval to publish it, and the gateway
+// keeps its copy for the JWKS's max-age. The delay should also cover the
+// clocks' skew between replicas; the default (10m against 5m + 1m) leaves
+// four minutes for it.
+func CheckPropagation(delay, jwksMaxAge, reload time.Duration) error {
+	if jwksMaxAge <= 0 || reload <= 0 {
+		return fmt.Errorf("the JWKS max-age (%s) and the key reload interval (%s) must be positive", jwksMaxAge, reload)
+	}
+	if delay < jwksMaxAge+reload {
+		return fmt.Errorf("the key propagation delay (%s) must be at least the JWKS max-age plus the key reload interval (%s): "+
+			"a gateway could meet the new key before it can fetch it", delay, jwksMaxAge+reload)
+	}
+	return nil
 }
 
 // VerifyFor is how long a key must stay published after its successor
@@ -192,13 +232,17 @@ func VerifyFor(tokenLifetime, reload time.Duration) time.Duration {
 }
 
 // KeyRing holds the KeySet in use. It is empty until Load reads the keys
-// from the store; Load runs again to take up keys added since, and Rotate
-// adds keys and deletes expired ones.
+// from the store; Load runs again to take up keys added since, Refresh
+// moves the keys it holds on to now without the store, and Rotate adds keys
+// and deletes expired ones.
 type KeyRing struct {
 	store    domain.Keys
 	rnd      io.Reader
 	rotation Rotation
-	set      atomic.Pointer[KeySet]
+
+	mu   sync.Mutex           // serializes Load and Refresh
+	keys []*domain.SigningKey // as last loaded
+	set  atomic.Pointer[KeySet]
 }
 
 // NewKeyRing returns an empty KeyRing over store; Load fills it.
@@ -216,43 +260,119 @@ func KeyRingOf(ks *KeySet) *KeyRing {
 // Load reads the keys from the store (creating the first one if there is
 // none) and puts them in use as they are at now.
 func (r *KeyRing) Load(ctx context.Context, now time.Time) error {
-	ks, err := LoadKeys(ctx, r.store, r.rnd, now, r.rotation.VerifyFor)
+	keys, err := loadKeys(ctx, r.store, r.rnd, now)
 	if err != nil {
 		return err
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.use(keys, now)
+}
+
+// Refresh puts the keys last loaded in use as they are at now, without the
+// store: while the database is away, a pending key still starts signing
+// and an expired key still leaves the JWKS on time, as on the replicas that
+// can reach it.
+func (r *KeyRing) Refresh(now time.Time) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.keys == nil {
+		return fmt.Errorf("no signing keys loaded")
+	}
+	return r.use(r.keys, now)
+}
+
+func (r *KeyRing) use(keys []*domain.SigningKey, now time.Time) error {
+	ks, err := NewKeySet(keys, now, r.rotation.VerifyFor)
+	if err != nil {
+		return err
+	}
+	r.keys = keys
 	r.set.Store(ks)
 	return nil
 }
 
-// Rotate adds a new key, published now and signing after the propagation
-// delay, when the newest key is a rotation period old (force: in any case,
-// as `tokenservice keys rotate` does); deletes the keys no valid token can
-// need; and loads the result. Any number of replicas may rotate at once:
-// one key is added between them. It reports whether it added a key.
-func (r *KeyRing) Rotate(ctx context.Context, now time.Time, force bool) (bool, error) {
+// Rotate loads the keys, and adds a new one (published now, signing after
+// the propagation delay) when the newest key is a rotation period old
+// (force: in any case, as `tokenservice keys rotate` does); then deletes
+// the expired keys (if the ring knows when keys expire) and loads the
+// result. Any number of replicas may rotate at once: one key is added
+// between them, and each loads it. It returns the key it added, or nil.
+func (r *KeyRing) Rotate(ctx context.Context, now time.Time, force bool) (*domain.SigningKey, error) {
 	if err := r.Load(ctx, now); err != nil {
-		return false, err
+		return nil, err
 	}
-	ifNoneSince := now
-	if !force {
-		if r.rotation.Period <= 0 || now.Sub(r.Current().newest) < r.rotation.Period {
-			return false, r.store.DeleteSigningKeys(ctx, r.Current().expired)
+	var added *domain.SigningKey
+	due, ifNoneSince := r.due(now, force)
+	if due {
+		k, err := NewSigningKey(r.rnd, now)
+		if err != nil {
+			return nil, err
 		}
-		ifNoneSince = now.Add(-r.rotation.Period)
+		k.ActivateTime = now.Add(r.rotation.PropagationDelay)
+		ok, err := r.store.AddSigningKey(ctx, k, ifNoneSince)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			added = k
+		}
 	}
-	k, err := NewSigningKey(r.rnd, now)
-	if err != nil {
-		return false, err
+	var expired []string
+	for _, st := range r.Current().states {
+		if st.Status == KeyExpired {
+			expired = append(expired, st.ID)
+		}
 	}
-	k.ActivateTime = now.Add(r.rotation.PropagationDelay)
-	added, err := r.store.AddSigningKey(ctx, k, ifNoneSince)
-	if err != nil {
-		return false, err
+	if !due && len(expired) == 0 {
+		return nil, nil
 	}
-	if err := r.store.DeleteSigningKeys(ctx, r.Current().expired); err != nil {
+	if err := r.store.DeleteSigningKeys(ctx, expired); err != nil {
 		return added, err
 	}
 	return added, r.Load(ctx, now)
+}
+
+// due reports whether a rotation is due at now, and since when no key may
+// have been created for it to go ahead (the store checks, so that replicas
+// rotating at once add one key).
+func (r *KeyRing) due(now time.Time, force bool) (bool, time.Time) {
+	if force {
+		return true, now
+	}
+	if r.rotation.Period <= 0 {
+		return false, time.Time{}
+	}
+	r.mu.Lock()
+	newest := r.keys[len(r.keys)-1].CreateTime
+	r.mu.Unlock()
+	return now.Sub(newest) >= r.rotation.Period, now.Add(-r.rotation.Period)
+}
+
+// ErrSigningKeyInUse is DeleteSigningKey's refusal of the key that signs.
+var ErrSigningKeyInUse = errors.New("the key signs the access tokens now")
+
+// DeleteSigningKey deletes the stored key kid at now, withdrawing it from
+// every replica's JWKS at their next reload (a leaked key, say). It refuses
+// the only key, and the key that signs unless force: its successor (the
+// first pending key) then signs at once, possibly before every gateway has
+// it. The safe course is to rotate and delete the old key once the new one
+// signs.
+func DeleteSigningKey(ctx context.Context, store domain.Keys, kid string, now time.Time, force bool) error {
+	keys, err := store.SigningKeys(ctx)
+	if err != nil {
+		return err
+	}
+	i := slices.IndexFunc(keys, func(k *domain.SigningKey) bool { return k.ID == kid })
+	switch {
+	case i < 0:
+		return fmt.Errorf("no signing key %q", kid)
+	case len(keys) == 1:
+		return fmt.Errorf("%s is the only signing key: rotate first", kid)
+	case KeyStates(keys, now, 0)[i].Status == KeySigning && !force:
+		return fmt.Errorf("%s: %w", kid, ErrSigningKeyInUse)
+	}
+	return store.DeleteSigningKeys(ctx, []string{kid})
 }
 
 // Current returns the KeySet in use, or nil before Load.

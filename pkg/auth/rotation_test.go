@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -24,6 +25,16 @@ func publishedKIDs(t *testing.T, r *KeyRing) []string {
 	return kids
 }
 
+func statuses(states []KeyState) []KeyStatus {
+	var out []KeyStatus
+	for _, s := range states {
+		out = append(out, s.Status)
+	}
+	return out
+}
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
 // A rotation publishes the new key first, signs with it after the
 // propagation delay, keeps the old key published until no token it signed
 // can be valid, then deletes it; remembered tokens and reused access tokens
@@ -35,34 +46,31 @@ func TestRotation(t *testing.T) {
 	ring := NewKeyRing(store, rand.Reader, rot)
 	minter := NewMinter(ring, MinterConfig{Issuer: "https://issuer", Audience: "https://aud", Lifetime: 15 * time.Minute, Reuse: time.Minute})
 	tok := &domain.Token{ID: "tokTTTTTTTTTTTTT", UserID: "u"}
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
-	if added, err := ring.Rotate(ctx, t0, false); err != nil || added {
+	if added, err := ring.Rotate(ctx, t0, false); err != nil || added != nil {
 		t.Fatalf("the first load: added %v, %v (the first key is made by the load, not a rotation)", added, err)
 	}
 	k1 := ring.Current().SigningKeyID()
-	if added, _ := ring.Rotate(ctx, t0.Add(29*24*time.Hour), false); added {
+	if added, _ := ring.Rotate(ctx, t0.Add(29*24*time.Hour), false); added != nil {
 		t.Fatal("rotated before the period")
 	}
 
 	due := t0.Add(rot.Period)
-	if added, err := ring.Rotate(ctx, due, false); err != nil || !added {
+	added, err := ring.Rotate(ctx, due, false)
+	if err != nil || added == nil {
 		t.Fatalf("rotation due: added %v, %v", added, err)
 	}
-	k2 := ring.Current().Newest()
-	if k2 == k1 || ring.Current().SigningKeyID() != k1 || !slices.Equal(publishedKIDs(t, ring), []string{k1, k2}) {
-		t.Fatalf("right after rotating: signing %s, published %v; want %s signing, both published", ring.Current().SigningKeyID(), publishedKIDs(t, ring), k1)
+	k2 := added.ID
+	if !added.ActivateTime.Equal(due.Add(rot.PropagationDelay)) || ring.Current().SigningKeyID() != k1 || !slices.Equal(publishedKIDs(t, ring), []string{k1, k2}) {
+		t.Fatalf("right after rotating: signing %s, published %v, new key signs from %v; want %s signing, both published",
+			ring.Current().SigningKeyID(), publishedKIDs(t, ring), added.ActivateTime, k1)
 	}
-	// A second replica rotating at the same moment adds nothing.
-	if added, _ := NewKeyRing(store, rand.Reader, rot).Rotate(ctx, due.Add(time.Second), false); added || len(store.keys) != 2 {
-		t.Fatalf("a second rotation in the same period added a key (%d keys)", len(store.keys))
+	if _, err := ring.Rotate(ctx, due.Add(time.Second), false); err != nil || len(store.keys) != 2 {
+		t.Fatalf("a second rotation in the same period: %v, %d keys", err, len(store.keys))
 	}
-	old, err := minter.Mint(tok, due.Add(9*time.Minute))
+	old, err := minter.Mint(tok, due.Add(rot.PropagationDelay-30*time.Second))
 	if err != nil {
 		t.Fatal(err)
-	}
-	if _, err := minter.Verify(old.JWT, due.Add(9*time.Minute)); err != nil {
-		t.Fatalf("a token of the old key: %v", err)
 	}
 
 	active := due.Add(rot.PropagationDelay)
@@ -72,17 +80,17 @@ func TestRotation(t *testing.T) {
 	if ring.Current().SigningKeyID() != k2 {
 		t.Fatalf("after the propagation delay %s signs, want %s", ring.Current().SigningKeyID(), k2)
 	}
-	// Reuse does not hand out the old key's token once the new key signs.
-	fresh, _ := minter.Mint(tok, active.Add(10*time.Second))
-	if fresh.JWT == old.JWT {
-		t.Error("a token of the retired key was reused after the new key started signing")
+	// Within the reuse window, but the old key's token is not handed out
+	// once the new key signs.
+	if fresh, _ := minter.Mint(tok, active.Add(10*time.Second)); fresh.JWT == old.JWT {
+		t.Error("a token of the replaced key was reused after the new key started signing")
 	}
 	// The old key still verifies its tokens while they can be valid.
 	if err := ring.Load(ctx, active.Add(rot.VerifyFor-time.Second)); err != nil || !slices.Contains(publishedKIDs(t, ring), k1) {
 		t.Fatalf("the old key left the JWKS before its tokens expired: %v, %v", publishedKIDs(t, ring), err)
 	}
 	if _, err := minter.Verify(old.JWT, active.Add(time.Minute)); err != nil {
-		t.Errorf("a token of the retired key, still valid: %v", err)
+		t.Errorf("a token of the replaced key, still valid: %v", err)
 	}
 
 	// Then it leaves: published no more, deleted by the next rotation, and a
@@ -99,23 +107,158 @@ func TestRotation(t *testing.T) {
 	}
 }
 
-// `keys rotate` rotates whatever the period: Rotate with force.
+// Two replicas find a rotation due at the same moment: the store adds the
+// key of the first, refuses the second's, and both use the first's.
+func TestRotationRaceAddsOneKey(t *testing.T) {
+	ctx := context.Background()
+	store := &memKeys{}
+	rot := Rotation{Period: time.Hour, PropagationDelay: 10 * time.Minute, VerifyFor: 20 * time.Minute}
+	a, b := NewKeyRing(store, rand.Reader, rot), NewKeyRing(store, rand.Reader, rot)
+	if _, err := a.Rotate(ctx, t0, false); err != nil {
+		t.Fatal(err)
+	}
+	var first *domain.SigningKey
+	store.beforeAdd = func() { // b's add runs while a's, loaded the same keys, is due too
+		store.beforeAdd = nil
+		if first, _ = a.Rotate(ctx, t0.Add(time.Hour), false); first == nil {
+			t.Fatal("the first replica did not rotate")
+		}
+	}
+	if added, err := b.Rotate(ctx, t0.Add(time.Hour), false); err != nil || added != nil {
+		t.Fatalf("the second replica: added %v, %v; want nothing", added, err)
+	}
+	if len(store.keys) != 2 || !slices.Contains(publishedKIDs(t, b), first.ID) {
+		t.Errorf("%d keys stored, the second replica publishes %v; want 2, with %s", len(store.keys), publishedKIDs(t, b), first.ID)
+	}
+}
+
+// `keys rotate` rotates whatever the period, and a ring that does not know
+// the tokens' lifetime (VerifyFor 0) never deletes a key.
 func TestForcedRotation(t *testing.T) {
 	ctx := context.Background()
 	store := &memKeys{}
-	ring := NewKeyRing(store, rand.Reader, Rotation{PropagationDelay: time.Minute, VerifyFor: time.Hour})
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	ring := NewKeyRing(store, rand.Reader, Rotation{PropagationDelay: time.Minute})
 	if _, err := ring.Rotate(ctx, t0, false); err != nil {
 		t.Fatal(err)
 	}
-	if added, _ := ring.Rotate(ctx, t0.Add(time.Hour), false); added {
+	if added, _ := ring.Rotate(ctx, t0.Add(time.Hour), false); added != nil {
 		t.Error("a rotation period of 0 rotated on its own")
 	}
-	if added, err := ring.Rotate(ctx, t0.Add(time.Hour), true); err != nil || !added || len(store.keys) != 2 {
-		t.Errorf("a forced rotation: added %v, %v, %d keys", added, err, len(store.keys))
+	for i := range 3 {
+		if added, err := ring.Rotate(ctx, t0.Add(time.Duration(i+1)*time.Hour), true); err != nil || added == nil {
+			t.Fatalf("a forced rotation: added %v, %v", added, err)
+		}
 	}
-	states := ring.Current().Keys()
-	if states[0].State != "signing" || states[1].State != "pending" {
-		t.Errorf("states after a forced rotation: %+v", states)
+	if got := statuses(ring.Current().States()); len(store.keys) != 4 ||
+		!slices.Equal(got, []KeyStatus{KeyPublished, KeyPublished, KeySigning, KeyPending}) {
+		t.Errorf("after three forced rotations an hour apart: %d keys stored, %v", len(store.keys), got)
+	}
+}
+
+// Where each key stands, from its times alone.
+func TestKeyStates(t *testing.T) {
+	key := func(id string, created, activates time.Duration) *domain.SigningKey {
+		k := &domain.SigningKey{ID: id, CreateTime: t0.Add(created)}
+		if activates != 0 {
+			k.ActivateTime = t0.Add(activates)
+		}
+		return k
+	}
+	const verifyFor = time.Hour
+	for _, tc := range []struct {
+		name string
+		keys []*domain.SigningKey
+		at   time.Duration
+		want []KeyStatus
+	}{
+		{"one key, stored before activate times existed", []*domain.SigningKey{key("a", 0, 0)}, time.Hour, []KeyStatus{KeySigning}},
+		{"a new key waits", []*domain.SigningKey{key("a", 0, 0), key("b", time.Hour, 2*time.Hour)}, 90 * time.Minute,
+			[]KeyStatus{KeySigning, KeyPending}},
+		{"then signs at its activate time", []*domain.SigningKey{key("a", 0, 0), key("b", time.Hour, 2*time.Hour)}, 2 * time.Hour,
+			[]KeyStatus{KeyPublished, KeySigning}},
+		{"the old key expires verifyFor later", []*domain.SigningKey{key("a", 0, 0), key("b", time.Hour, 2*time.Hour)}, 3 * time.Hour,
+			[]KeyStatus{KeyExpired, KeySigning}},
+		{"keys activating out of creation order: the last activated signs, the other expires",
+			[]*domain.SigningKey{key("a", 0, 0), key("b", time.Hour, 5*time.Hour), key("c", 2*time.Hour, 2*time.Hour)}, 5*time.Hour + 30*time.Minute,
+			[]KeyStatus{KeyExpired, KeySigning, KeyPublished}},
+		{"no key active (the signing key deleted): the first pending signs",
+			[]*domain.SigningKey{key("b", time.Hour, 3*time.Hour), key("c", 2*time.Hour, 2*time.Hour+time.Minute)}, 90 * time.Minute,
+			[]KeyStatus{KeyPending, KeySigning}},
+	} {
+		if got := statuses(KeyStates(tc.keys, t0.Add(tc.at), verifyFor)); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	// Not knowing the tokens' lifetime, nothing expires.
+	keys := []*domain.SigningKey{key("a", 0, 0), key("b", time.Hour, 2*time.Hour)}
+	if got := statuses(KeyStates(keys, t0.Add(1000*time.Hour), 0)); !slices.Equal(got, []KeyStatus{KeyPublished, KeySigning}) {
+		t.Errorf("verifyFor 0: %v", got)
+	}
+}
+
+// With the store away, a ring moves the keys it holds on in time: the
+// pending key starts signing and the expired one leaves the JWKS, as on the
+// replicas that reach the store.
+func TestRefreshWithoutTheStore(t *testing.T) {
+	ctx := context.Background()
+	store := &memKeys{}
+	rot := Rotation{PropagationDelay: 10 * time.Minute, VerifyFor: 20 * time.Minute}
+	ring := NewKeyRing(store, rand.Reader, rot)
+	if err := ring.Refresh(t0); err == nil {
+		t.Error("Refresh before any load did not fail")
+	}
+	if _, err := ring.Rotate(ctx, t0, false); err != nil {
+		t.Fatal(err)
+	}
+	k1 := ring.Current().SigningKeyID()
+	added, err := ring.Rotate(ctx, t0.Add(time.Hour), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.fail = errors.New("database away")
+	if _, err := ring.Rotate(ctx, added.ActivateTime, false); err == nil {
+		t.Fatal("Rotate with the store away did not fail")
+	}
+	if err := ring.Refresh(added.ActivateTime); err != nil || ring.Current().SigningKeyID() != added.ID {
+		t.Errorf("refreshed at the new key's activate time: signing %s, %v; want %s", ring.Current().SigningKeyID(), err, added.ID)
+	}
+	if err := ring.Refresh(added.ActivateTime.Add(rot.VerifyFor)); err != nil || slices.Contains(publishedKIDs(t, ring), k1) {
+		t.Errorf("refreshed past the old key's expiry: published %v, %v", publishedKIDs(t, ring), err)
+	}
+}
+
+// keys delete: a key other than the signing one goes; the signing key only
+// with force, and its successor then signs at once; never the only key.
+func TestDeleteSigningKey(t *testing.T) {
+	ctx := context.Background()
+	store := &memKeys{}
+	ring := NewKeyRing(store, rand.Reader, Rotation{PropagationDelay: 10 * time.Minute, VerifyFor: time.Hour})
+	if _, err := ring.Rotate(ctx, t0, false); err != nil {
+		t.Fatal(err)
+	}
+	k1 := ring.Current().SigningKeyID()
+	if err := DeleteSigningKey(ctx, store, k1, t0, true); err == nil || len(store.keys) != 1 {
+		t.Errorf("deleting the only key: %v, %d keys left", err, len(store.keys))
+	}
+	if err := DeleteSigningKey(ctx, store, "nosuchkey", t0, true); err == nil {
+		t.Error("deleting an unknown key did not fail")
+	}
+	k2, err := ring.Rotate(ctx, t0, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := DeleteSigningKey(ctx, store, k1, t0, false); !errors.Is(err, ErrSigningKeyInUse) || len(store.keys) != 2 {
+		t.Errorf("deleting the signing key without force: %v, %d keys left", err, len(store.keys))
+	}
+	if err := DeleteSigningKey(ctx, store, k1, t0, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := ring.Load(ctx, t0.Add(time.Minute)); err != nil || ring.Current().SigningKeyID() != k2.ID || !slices.Equal(publishedKIDs(t, ring), []string{k2.ID}) {
+		t.Errorf("after deleting the signing key: %v, signing %s, published %v; want %s alone", err, ring.Current().SigningKeyID(), publishedKIDs(t, ring), k2.ID)
+	}
+	// A pending key goes without force.
+	k3, _ := ring.Rotate(ctx, t0.Add(time.Hour), true)
+	if err := DeleteSigningKey(ctx, store, k3.ID, t0.Add(time.Hour), false); err != nil || len(store.keys) != 1 {
+		t.Errorf("deleting a pending key: %v, %d keys left", err, len(store.keys))
 	}
 }

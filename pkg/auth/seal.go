@@ -29,7 +29,8 @@ var ErrSealed = errors.New("the signing keys in the database are encrypted with 
 // Values stored before sealing was configured are still read.
 type SealedKeys struct {
 	keys domain.Keys
-	aead cipher.AEAD
+	aead cipher.AEAD   // seals, and opens
+	old  []cipher.AEAD // open only: the keys being replaced
 	rnd  io.Reader
 }
 
@@ -45,18 +46,36 @@ func ParseKeyEncryptionKey(text []byte) ([]byte, error) {
 	return kek, nil
 }
 
-// NewSealedKeys seals keys under kek (32 bytes), with nonces from rnd.
-func NewSealedKeys(keys domain.Keys, kek []byte, rnd io.Reader) (*SealedKeys, error) {
+// NewSealedKeys seals keys under kek (32 bytes), with nonces from rnd;
+// values sealed under any of oldKEKs are read too, while Reseal moves
+// them to kek (a key-encryption key rotation).
+func NewSealedKeys(keys domain.Keys, kek []byte, rnd io.Reader, oldKEKs ...[]byte) (*SealedKeys, error) {
+	aead, err := newAEAD(kek)
+	if err != nil {
+		return nil, err
+	}
+	s := &SealedKeys{keys: keys, aead: aead, rnd: rnd}
+	for _, k := range oldKEKs {
+		old, err := newAEAD(k)
+		if err != nil {
+			return nil, err
+		}
+		s.old = append(s.old, old)
+	}
+	return s, nil
+}
+
+func newAEAD(kek []byte) (cipher.AEAD, error) {
 	block, err := aes.NewCipher(kek)
 	if err != nil {
 		return nil, fmt.Errorf("key-encryption key: %w", err)
 	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, err
-	}
-	return &SealedKeys{keys: keys, aead: aead, rnd: rnd}, nil
+	return cipher.NewGCM(block)
 }
+
+// rowOf names the row a value belongs to, the additional data its seal is
+// bound to: a sealed value copied to another row does not open.
+func rowOf(kind domain.SealedValueKind, name string) string { return string(kind) + ":" + name }
 
 func (s *SealedKeys) seal(plaintext []byte, row string) ([]byte, error) {
 	nonce := make([]byte, s.aead.NonceSize())
@@ -72,15 +91,31 @@ func (s *SealedKeys) open(value []byte, row string) ([]byte, error) {
 	if !ok {
 		return value, nil // stored before sealing was configured
 	}
-	n := s.aead.NonceSize()
-	if len(sealed) < n {
-		return nil, ErrSealed
+	for _, aead := range append([]cipher.AEAD{s.aead}, s.old...) {
+		n := aead.NonceSize()
+		if len(sealed) < n {
+			break
+		}
+		if plain, err := aead.Open(nil, sealed[:n], sealed[n:], []byte(row)); err == nil {
+			return plain, nil
+		}
 	}
-	plain, err := s.aead.Open(nil, sealed[:n], sealed[n:], []byte(row))
-	if err != nil {
-		return nil, ErrSealed
-	}
-	return plain, nil
+	return nil, ErrSealed
+}
+
+// Reseal seals every value in r under the key-encryption key, in one
+// transaction: values stored in the clear, and values sealed under an old
+// key-encryption key. A value none of the keys opens fails it, and nothing
+// changes. It returns how many values it sealed.
+func (s *SealedKeys) Reseal(ctx context.Context, r domain.Resealer) (int, error) {
+	return r.RewriteSealed(ctx, func(v domain.SealedValue) ([]byte, error) {
+		row := rowOf(v.Kind, v.Name)
+		plain, err := s.open(v.Value, row)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %w", v.Kind, v.Name, err)
+		}
+		return s.seal(plain, row)
+	})
 }
 
 // IsSealed reports whether a stored value is sealed: a process without the
@@ -95,7 +130,7 @@ func (s *SealedKeys) SigningKeys(ctx context.Context) ([]*domain.SigningKey, err
 	}
 	out := make([]*domain.SigningKey, len(keys))
 	for i, k := range keys {
-		der, err := s.open(k.PrivateDER, "signing_key:"+k.ID)
+		der, err := s.open(k.PrivateDER, rowOf(domain.SealedSigningKey, k.ID))
 		if err != nil {
 			return nil, fmt.Errorf("signing key %s: %w", k.ID, err)
 		}
@@ -108,7 +143,7 @@ func (s *SealedKeys) SigningKeys(ctx context.Context) ([]*domain.SigningKey, err
 
 // AddSigningKey implements domain.Keys.
 func (s *SealedKeys) AddSigningKey(ctx context.Context, k *domain.SigningKey, ifNoneSince time.Time) (bool, error) {
-	sealed, err := s.seal(k.PrivateDER, "signing_key:"+k.ID)
+	sealed, err := s.seal(k.PrivateDER, rowOf(domain.SealedSigningKey, k.ID))
 	if err != nil {
 		return false, err
 	}
@@ -124,7 +159,7 @@ func (s *SealedKeys) DeleteSigningKeys(ctx context.Context, ids []string) error 
 
 // Secret implements domain.Keys.
 func (s *SealedKeys) Secret(ctx context.Context, name string, value []byte) ([]byte, error) {
-	sealed, err := s.seal(value, "secret:"+name)
+	sealed, err := s.seal(value, rowOf(domain.SealedSecret, name))
 	if err != nil {
 		return nil, err
 	}
@@ -132,7 +167,7 @@ func (s *SealedKeys) Secret(ctx context.Context, name string, value []byte) ([]b
 	if err != nil {
 		return nil, err
 	}
-	plain, err := s.open(stored, "secret:"+name)
+	plain, err := s.open(stored, rowOf(domain.SealedSecret, name))
 	if err != nil {
 		return nil, fmt.Errorf("server secret %s: %w", name, err)
 	}

@@ -59,11 +59,39 @@ type Keys interface {
 	SigningKeys(ctx context.Context) ([]*SigningKey, error)
 	// AddSigningKey stores k unless a key created after ifNoneSince exists
 	// (zero: unless any key exists), and reports whether it did: replicas
-	// adding a key at the same moment add one between them.
+	// adding a key at the same moment add one between them. Like every
+	// method here, it fails with KindUnavailable when the database does
+	// not answer.
 	AddSigningKey(ctx context.Context, k *SigningKey, ifNoneSince time.Time) (bool, error)
 	// DeleteSigningKeys deletes the keys with these IDs; unknown ones are ignored.
 	DeleteSigningKeys(ctx context.Context, ids []string) error
 	// Secret returns the named server secret, storing value as it first if the
 	// name has none yet, so every replica ends up with the same one.
 	Secret(ctx context.Context, name string, value []byte) ([]byte, error)
+}
+
+// Resealer rewrites the values a key-encryption key seals, for sealing
+// values stored in the clear and for changing the key-encryption key.
+type Resealer interface {
+	// RewriteSealed replaces each sealed value (every signing key's
+	// private key and every server secret) with rewrite's result, all in
+	// one transaction: if rewrite fails for one, none changes. It returns
+	// how many values it rewrote.
+	RewriteSealed(ctx context.Context, rewrite func(v SealedValue) ([]byte, error)) (int, error)
+}
+
+// SealedValueKind says what a SealedValue is.
+type SealedValueKind string
+
+// The values a key-encryption key seals.
+const (
+	SealedSigningKey SealedValueKind = "signing_key" // Name is the kid
+	SealedSecret     SealedValueKind = "secret"      // Name is the secret's name
+)
+
+// SealedValue is a stored value a key-encryption key seals, as stored.
+type SealedValue struct {
+	Kind  SealedValueKind
+	Name  string
+	Value []byte
 }

@@ -41,12 +41,7 @@ func (s *Store) AddSigningKey(ctx context.Context, k *domain.SigningKey, ifNoneS
 	}
 	added := false
 	err := db.Transaction(func(tx *gorm.DB) error {
-		lock := "SELECT name FROM locks WHERE name = ?"
-		if s.driver == DriverMySQL {
-			lock += " FOR UPDATE"
-		}
-		var held []string
-		if err := tx.Raw(lock, keysLock).Scan(&held).Error; err != nil {
+		if err := s.lock(tx, keysLock); err != nil {
 			return err
 		}
 		var n int64
@@ -90,4 +85,68 @@ func (s *Store) Secret(ctx context.Context, name string, value []byte) ([]byte, 
 		return nil, classify(err, "secret")
 	}
 	return r.Value, nil
+}
+
+// RewriteSealed implements domain.Resealer: in one transaction holding the
+// keysLock row (so no key is added meanwhile), every signing key's private
+// key and every server secret is read, passed through rewrite and written
+// back. rewrite failing for any value writes none.
+func (s *Store) RewriteSealed(ctx context.Context, rewrite func(v domain.SealedValue) ([]byte, error)) (int, error) {
+	// Thousands of rows at most, each rewrite microseconds: the query
+	// timeout bounds the whole transaction.
+	db, cancel := s.bound(ctx)
+	defer cancel()
+	if err := db.Clauses(clause.OnConflict{DoNothing: true}).Create(&lockRow{Name: keysLock}).Error; err != nil {
+		return 0, classify(err, "signing key")
+	}
+	n := 0
+	err := db.Transaction(func(tx *gorm.DB) error {
+		if err := s.lock(tx, keysLock); err != nil {
+			return err
+		}
+		var keys []signingKeyRow
+		if err := tx.Order("id").Find(&keys).Error; err != nil {
+			return err
+		}
+		for _, k := range keys {
+			value, err := rewrite(domain.SealedValue{Kind: domain.SealedSigningKey, Name: k.ID, Value: k.PrivateDER})
+			if err != nil {
+				return err
+			}
+			if err := tx.Model(&signingKeyRow{}).Where("id = ?", k.ID).Update("private_der", value).Error; err != nil {
+				return err
+			}
+			n++
+		}
+		var secrets []secretRow
+		if err := tx.Order("name").Find(&secrets).Error; err != nil {
+			return err
+		}
+		for _, sec := range secrets {
+			value, err := rewrite(domain.SealedValue{Kind: domain.SealedSecret, Name: sec.Name, Value: sec.Value})
+			if err != nil {
+				return err
+			}
+			if err := tx.Model(&secretRow{}).Where("name = ?", sec.Name).Update("value", value).Error; err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, classify(err, "signing key")
+	}
+	return n, nil
+}
+
+// lock takes the named row of the locks table until tx ends. SQLite
+// transactions begin IMMEDIATE (see sqliteDSN): they hold the database's
+// write lock already.
+func (s *Store) lock(tx *gorm.DB, name string) error {
+	if s.driver != DriverMySQL {
+		return nil
+	}
+	var held []string
+	return tx.Raw("SELECT name FROM locks WHERE name = ? FOR UPDATE", name).Scan(&held).Error
 }

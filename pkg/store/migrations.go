@@ -87,15 +87,19 @@ func migrations() []*gormigrate.Migration {
 		{
 			// Rotation: a new key is published first and signs from its
 			// activate time (null: from its create time, as keys before).
-			// Replicas adding a key take turns holding its row in locks.
-			ID: "0005_key_rotation",
+			ID: "0005_signing_keys_activate_time",
 			Migrate: func(tx *gorm.DB) error {
 				type signingKeys struct {
 					ActivateTime sql.NullTime `gorm:"precision:6"`
 				}
-				if err := tx.Table("signing_keys").Migrator().AddColumn(&signingKeys{}, "ActivateTime"); err != nil {
-					return err
-				}
+				return tx.Table("signing_keys").Migrator().AddColumn(&signingKeys{}, "ActivateTime")
+			},
+		},
+		{
+			// Rows transactions hold to take turns: replicas adding a
+			// signing key at once add one between them.
+			ID: "0006_locks",
+			Migrate: func(tx *gorm.DB) error {
 				type locks struct {
 					Name string `gorm:"primaryKey;size:64"`
 				}

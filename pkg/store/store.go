@@ -155,13 +155,15 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // sqliteDSN turns a file path into a DSN with WAL (readers don't block the
 // writer, and the CLI can work beside a running server), a busy timeout and
-// foreign keys on.
+// foreign keys on. Transactions begin IMMEDIATE, taking the write lock
+// first: one that reads, then writes (AddSigningKey) waits its turn behind
+// another process's instead of failing with SQLITE_BUSY.
 func sqliteDSN(path string) string {
 	sep := "?"
 	if strings.Contains(path, "?") {
 		sep = "&"
 	}
-	return path + sep + "_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)"
+	return path + sep + "_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 }
 
 // mysqlDSN forces what the store relies on: times parsed and kept in UTC.

@@ -47,12 +47,15 @@ type Config struct {
 	Leeway time.Duration
 	// RefreshInterval is how often the keys are fetched in the background,
 	// so keys withdrawn by the issuer stop being trusted; 0: 5m, the
-	// max-age the issuer serves the key set with.
+	// issuer's default --jwks-max-age. The issuer publishes a new key its
+	// --key-propagation-delay before signing with it, so a refresh at
+	// least that often meets every key before its first token does.
 	RefreshInterval time.Duration
 	// MinRefreshInterval is the least time between two fetches caused by a
-	// token whose kid is unknown; 0: 30s. A new signing key is used at once
-	// by the issuer, so the first token it signs must cause a fetch; tokens
-	// with made-up kids must not cause one each.
+	// token whose kid is unknown; 0: 30s. The issuer publishes a key before
+	// it signs with it, but a verifier that started or last refreshed in
+	// between (or an issuer key deleted and replaced at once) still meets
+	// a kid it lacks; tokens with made-up kids must not cause a fetch each.
 	MinRefreshInterval time.Duration
 	// Logger receives failed key refreshes and refused tokens (at debug
 	// level); nil: no logging.
