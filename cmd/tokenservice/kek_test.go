@@ -3,14 +3,17 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/base64"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	pb "github.com/tokenservice/tokenservice/gen/priv/tokenservice/v1alpha1"
 	"github.com/tokenservice/tokenservice/pkg/auth"
 	"github.com/tokenservice/tokenservice/pkg/store/storetest"
 )
@@ -29,28 +32,7 @@ func TestKeyEncryptionKey(t *testing.T) {
 		}
 		mustGet(t, s.httpURL+"/.well-known/jwks.json", "application/json")
 
-		sqlDB := s.openDB(t)
-		for _, q := range []string{"SELECT private_der FROM signing_keys", "SELECT value FROM server_secrets"} {
-			rows, err := sqlDB.Query(q)
-			if err != nil {
-				t.Fatal(err)
-			}
-			n := 0
-			for rows.Next() {
-				var v []byte
-				if err := rows.Scan(&v); err != nil {
-					t.Fatal(err)
-				}
-				if !auth.IsSealed(v) {
-					t.Errorf("%s: a value in the clear", q)
-				}
-				n++
-			}
-			rows.Close()
-			if n == 0 {
-				t.Errorf("%s: no rows", q)
-			}
-		}
+		assertAllSealed(t, s.openDB(t))
 		if err := s.shutdown(); err != nil {
 			t.Fatal(err)
 		}
@@ -73,6 +55,103 @@ func TestKeyEncryptionKey(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), "key-encryption-key-file") {
 				t.Errorf("%s: serve returned %v, want a refusal naming --key-encryption-key-file", name, err)
 			}
+		}
+	})
+}
+
+// assertAllSealed checks every signing key and server secret in db is sealed.
+func assertAllSealed(t *testing.T, db *sql.DB) {
+	t.Helper()
+	for _, q := range []string{"SELECT private_der FROM signing_keys", "SELECT value FROM server_secrets"} {
+		rows, err := db.Query(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for rows.Next() {
+			var v []byte
+			if err := rows.Scan(&v); err != nil {
+				t.Fatal(err)
+			}
+			if !auth.IsSealed(v) {
+				t.Errorf("%s: a value in the clear", q)
+			}
+			n++
+		}
+		rows.Close()
+		if n == 0 {
+			t.Errorf("%s: no rows", q)
+		}
+	}
+}
+
+// Values stored in the clear are sealed by keys reseal; the key-encryption
+// key is changed without downtime: replicas read both keys, keys reseal
+// moves every value to the new one, and then the old one is not needed.
+// A reseal with a key that opens nothing changes nothing.
+func TestReseal(t *testing.T) {
+	storetest.ForEachDriver(t, func(t *testing.T, driver string) {
+		db := storetest.MustConfig(t, driver)
+		s := startService(t, db)
+		s.mustUser(t, "alice", "human")
+		a := rpc{t: t, c: s.grpcCaller()}
+		apiToken := a.login("alice")
+		before, err := a.exchange("", apiToken)
+		if err != nil {
+			t.Fatal(describe(err))
+		}
+		kids := jwksKIDs(t, s)
+		if err := s.shutdown(); err != nil {
+			t.Fatal(err)
+		}
+		op := &shell{t: t, env: map[string]string{"TOKENSERVICE_DB_DRIVER": db.Driver, "TOKENSERVICE_DB_DSN": db.DSN}}
+		k1, k2, stranger := mustKEKFile(t), mustKEKFile(t), mustKEKFile(t)
+
+		op.want(2, "--key-encryption-key-file is required", "", "keys", "reseal")
+		if out := op.must("", "keys", "reseal", "--key-encryption-key-file", k1); !strings.HasPrefix(out, "sealed ") {
+			t.Errorf("keys reseal: %q", out)
+		}
+		assertAllSealed(t, s.openDB(t))
+
+		// The same keys, now sealed: the access token from before still
+		// verifies, the API token still exchanges. Then the rolling
+		// restart: the new key, with the old one to read.
+		for _, kek := range [][]string{
+			{"TOKENSERVICE_KEY_ENCRYPTION_KEY_FILE", k1},
+			{"TOKENSERVICE_KEY_ENCRYPTION_KEY_FILE", k2, "TOKENSERVICE_OLD_KEY_ENCRYPTION_KEY_FILE", k1},
+		} {
+			s := startService(t, db, kek...)
+			if got := jwksKIDs(t, s); !slices.Equal(got, kids) {
+				t.Errorf("%v: JWKS %v, want the keys from before, %v", kek, got, kids)
+			}
+			r := rpc{t: t, c: s.grpcCaller()}
+			if _, err := r.list(before.GetAccessToken(), &pb.ListTokensRequest{}); err != nil {
+				t.Errorf("%v: an access token from before: %s", kek, describe(err))
+			}
+			if _, err := r.exchange("", apiToken); err != nil {
+				t.Errorf("%v: exchange: %s", kek, describe(err))
+			}
+			if err := s.shutdown(); err != nil {
+				t.Fatal(err)
+			}
+		}
+
+		op.want(1, "key-encryption key", "", "keys", "reseal", "--key-encryption-key-file", k2, "--old-key-encryption-key-file", stranger)
+		op.must("", "keys", "reseal", "--key-encryption-key-file", k1) // all still under k1: nothing moved
+		op.must("", "keys", "reseal", "--key-encryption-key-file", k2, "--old-key-encryption-key-file", k1)
+		assertAllSealed(t, s.openDB(t))
+
+		env := map[string]string{"TOKENSERVICE_HTTP_ADDR": "127.0.0.1:0", "TOKENSERVICE_GRPC_ADDR": "127.0.0.1:0",
+			"TOKENSERVICE_DB_DRIVER": db.Driver, "TOKENSERVICE_DB_DSN": db.DSN, "TOKENSERVICE_KEY_ENCRYPTION_KEY_FILE": k1}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		err = run(ctx, []string{"tokenservice", "serve"}, func(k string) string { return env[k] }, strings.NewReader(""), io.Discard, io.Discard)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), "key-encryption-key-file") {
+			t.Errorf("serve with the replaced key alone: %v, want a refusal", err)
+		}
+		s2 := startService(t, db, "TOKENSERVICE_KEY_ENCRYPTION_KEY_FILE", k2)
+		if got := jwksKIDs(t, s2); !slices.Equal(got, kids) {
+			t.Errorf("after the change of key-encryption key: JWKS %v, want %v", got, kids)
 		}
 	})
 }

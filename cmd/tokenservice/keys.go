@@ -18,12 +18,12 @@ import (
 // needs; these rotate at once (say, after a suspected leak), show where each
 // key stands and withdraw a key.
 func keysCommand(e *env) *cobra.Command {
-	cmd := group("keys", "Rotate, list and delete the access tokens' signing keys, in the database", groupServer)
-	cmd.Long = `Rotate, list and delete the access tokens' signing keys, in the database, with serve's
-database flags. Every replica takes a change up within its --key-reload-interval, without
+	cmd := group("keys", "Rotate, list, delete and reseal the access tokens' signing keys, in the database", groupServer)
+	cmd.Long = `Rotate, list, delete and reseal the access tokens' signing keys, in the database, with
+serve's database flags. Every replica takes a change up within its --key-reload-interval, without
 a restart.`
 	cfg := dbFlags(cmd.PersistentFlags())
-	cmd.AddCommand(keysRotateCommand(e), keysListCommand(e), keysDeleteCommand(e))
+	cmd.AddCommand(keysRotateCommand(e), keysListCommand(e), keysDeleteCommand(e), keysResealCommand(e))
 	for _, sub := range cmd.Commands() {
 		sub.RunE = withDatabase(cfg, false, sub.RunE)
 	}
@@ -35,7 +35,7 @@ func databaseOf(cmd *cobra.Command) *app.Database {
 }
 
 func keysRotateCommand(e *env) *cobra.Command {
-	var kekFile string
+	var kek *kekFiles
 	var propagation, maxAge, reload time.Duration
 	cmd := &cobra.Command{
 		Use:   "rotate",
@@ -49,16 +49,13 @@ be serve's: the delay is checked against them as serve checks it.`,
 			if err := checkKeyTiming(propagation, maxAge, reload); err != nil {
 				return err
 			}
-			var kek []byte
-			if kekFile != "" {
-				var err error
-				if kek, err = readKEK(kekFile); err != nil {
-					return err
-				}
+			current, old, err := kek.load()
+			if err != nil {
+				return err
 			}
 			// VerifyFor 0: this ring never deletes a key; serve, which knows
 			// the tokens' lifetime, does.
-			ring, err := databaseOf(cmd).KeyRing(kek, auth.Rotation{PropagationDelay: propagation})
+			ring, err := databaseOf(cmd).KeyRing(current, old, auth.Rotation{PropagationDelay: propagation})
 			if err != nil {
 				return err
 			}
@@ -75,11 +72,11 @@ be serve's: the delay is checked against them as serve checks it.`,
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&kekFile, "key-encryption-key-file", "", "serve's key-encryption key, if it has one: the new key is stored sealed under it")
+	kek = kekFlags(fs, "serve's key-encryption key, if it has one: the new key is stored sealed under it")
 	fs.DurationVar(&propagation, "key-propagation-delay", app.DefaultKeyPropagationDelay, "how long the new key is published before it signs: at least --jwks-max-age plus --key-reload-interval")
 	fs.DurationVar(&maxAge, "jwks-max-age", server.DefaultJWKSMaxAge, "serve's --jwks-max-age")
 	fs.DurationVar(&reload, "key-reload-interval", time.Minute, "serve's --key-reload-interval")
-	fromEnv(fs, "key-encryption-key-file", "key-propagation-delay", "jwks-max-age", "key-reload-interval")
+	fromEnv(fs, "key-encryption-key-file", "old-key-encryption-key-file", "key-propagation-delay", "jwks-max-age", "key-reload-interval")
 	return cmd
 }
 
@@ -134,5 +131,40 @@ signs (tokenservice keys list), then delete the old one.`,
 		},
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "delete the key even if it signs now")
+	return cmd
+}
+
+func keysResealCommand(e *env) *cobra.Command {
+	var kek *kekFiles
+	cmd := &cobra.Command{
+		Use:   "reseal",
+		Short: "Seal every signing key and server secret under the key-encryption key, in one transaction",
+		Long: `Seal every signing key and server secret under --key-encryption-key-file, in one
+transaction: those stored in the clear (before serve had a key-encryption key), and
+those sealed under --old-key-encryption-key-file (changing the key-encryption key).
+If one value opens under neither, nothing changes.
+
+To change the key-encryption key without downtime: restart every replica with the new
+file as --key-encryption-key-file and the old one as --old-key-encryption-key-file; run
+keys reseal with the same two; then restart them without the old one.`,
+		Args: args(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			current, old, err := kek.load()
+			if err != nil {
+				return err
+			}
+			if current == nil {
+				return usageError(cmd, "--key-encryption-key-file is required: the key to seal under")
+			}
+			n, err := databaseOf(cmd).Reseal(cmd.Context(), current, old)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "sealed %d values under the key-encryption key\n", n)
+			return nil
+		},
+	}
+	kek = kekFlags(cmd.Flags(), "the key-encryption key to seal under: serve's from now on")
+	fromEnv(cmd.Flags(), "key-encryption-key-file", "old-key-encryption-key-file")
 	return cmd
 }

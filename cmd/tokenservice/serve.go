@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -65,7 +66,7 @@ type serveOptions struct {
 	streams        uint
 	gcPercent      int
 	memoryLimitMiB int64
-	kekFile        string
+	kek            *kekFiles
 	debugAddr      string
 	corsOrigins    string
 }
@@ -105,7 +106,7 @@ func serveFlags(fs *pflag.FlagSet) *serveOptions {
 	fs.IntVar(&lim.MaxRecvMsgBytes, "grpc-max-recv-bytes", 1<<20, "the largest gRPC request message accepted")
 	fs.IntVar(&o.gcPercent, "gc-percent", 400, "the Go collector's GOGC: heap growth before a collection, in percent of the live heap (0: Go's default; GOGC in the environment wins)")
 	fs.Int64Var(&o.memoryLimitMiB, "memory-limit-mib", 64, "the Go runtime's soft memory limit, MiB (0: none; GOMEMLIMIT in the environment wins)")
-	fs.StringVar(&o.kekFile, "key-encryption-key-file", "", "a file holding 32 random bytes in base64 (openssl rand -base64 32): signing keys and server secrets are stored encrypted under it, so a database dump alone cannot mint tokens; keep it out of the database and its backups")
+	o.kek = kekFlags(fs, kekFileHelp)
 	fs.StringVar(&o.debugAddr, "debug-addr", "", "if set, serve Go's profiler (/debug/pprof/) here; keep it private (e.g. 127.0.0.1:6060)")
 	fs.StringVar(&o.corsOrigins, "cors-origins", "", "comma-separated browser origins allowed to call the REST API (default: none, CORS off)")
 	var all []string
@@ -157,11 +158,10 @@ func (o *serveOptions) build(ctx context.Context, stderr io.Writer) (*app.App, e
 		return nil, err
 	}
 	cfg.Logger = logger
-	if o.kekFile != "" {
-		if cfg.KeyEncryptionKey, err = readKEK(o.kekFile); err != nil {
-			return nil, err
-		}
-	} else {
+	if cfg.KeyEncryptionKey, cfg.OldKeyEncryptionKeys, err = o.kek.load(); err != nil {
+		return nil, err
+	}
+	if cfg.KeyEncryptionKey == nil {
 		logger.Warn("signing keys and server secrets are stored unencrypted in the database: set --key-encryption-key-file")
 	}
 	if o.debugAddr != "" {
@@ -227,15 +227,49 @@ func checkKeyTiming(propagation, jwksMaxAge, reload time.Duration) error {
 	return nil
 }
 
-// readKEK reads a --key-encryption-key-file.
-func readKEK(path string) ([]byte, error) {
+// kekFiles are the key-encryption key flags: the key that seals, and the
+// one being replaced, which only opens (see tokenservice keys reseal).
+type kekFiles struct{ current, old string }
+
+const kekFileHelp = "a file holding 32 random bytes in base64 (openssl rand -base64 32): signing keys and server secrets are stored encrypted under it, so a database dump alone cannot mint tokens; keep it out of the database and its backups"
+
+func kekFlags(fs *pflag.FlagSet, help string) *kekFiles {
+	k := &kekFiles{}
+	fs.StringVar(&k.current, "key-encryption-key-file", "", help)
+	fs.StringVar(&k.old, "old-key-encryption-key-file", "", "while changing the key-encryption key: the previous one, which opens values not yet resealed (tokenservice keys reseal) and seals nothing")
+	return k
+}
+
+// load reads the key files given: nil if none.
+func (k *kekFiles) load() (kek []byte, old [][]byte, err error) {
+	if k.current == "" {
+		if k.old != "" {
+			return nil, nil, errors.New("--old-key-encryption-key-file needs --key-encryption-key-file, the key replacing it")
+		}
+		return nil, nil, nil
+	}
+	if kek, err = readKEK("--key-encryption-key-file", k.current); err != nil {
+		return nil, nil, err
+	}
+	if k.old != "" {
+		o, err := readKEK("--old-key-encryption-key-file", k.old)
+		if err != nil {
+			return nil, nil, err
+		}
+		old = append(old, o)
+	}
+	return kek, old, nil
+}
+
+// readKEK reads a key-encryption key file.
+func readKEK(flag, path string) ([]byte, error) {
 	text, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("--key-encryption-key-file: %w", err)
+		return nil, fmt.Errorf("%s: %w", flag, err)
 	}
 	kek, err := auth.ParseKeyEncryptionKey(text)
 	if err != nil {
-		return nil, fmt.Errorf("--key-encryption-key-file: %w", err)
+		return nil, fmt.Errorf("%s: %w", flag, err)
 	}
 	return kek, nil
 }

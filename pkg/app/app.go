@@ -43,6 +43,9 @@ type Config struct {
 	// KeyEncryptionKey (32 bytes) seals signing keys and server secrets in
 	// the database; nil: they are stored as they are.
 	KeyEncryptionKey []byte
+	// OldKeyEncryptionKeys open values sealed before KeyEncryptionKey
+	// replaced them; they seal nothing.
+	OldKeyEncryptionKeys [][]byte
 	// LastUsedFlushInterval is how often tokens' last-used times are
 	// written; 0: not recorded.
 	LastUsedFlushInterval time.Duration
@@ -112,7 +115,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	}
 	a := &App{cfg: cfg, logger: cfg.Logger, store: st, secrets: st, pages: pagetoken.New()}
 	if cfg.KeyEncryptionKey != nil {
-		if a.secrets, err = auth.NewSealedKeys(st, cfg.KeyEncryptionKey, rand.Reader); err != nil {
+		if a.secrets, err = auth.NewSealedKeys(st, cfg.KeyEncryptionKey, rand.Reader, cfg.OldKeyEncryptionKeys...); err != nil {
 			st.Close()
 			return nil, err
 		}

@@ -45,17 +45,29 @@ func OpenDatabase(ctx context.Context, cfg store.Config) (*Database, error) {
 func (d *Database) Users() *users.Service { return d.users }
 
 // KeyRing returns a KeyRing over the signing keys, sealed under kek if it
-// is set, that rotates as rotation says.
-func (d *Database) KeyRing(kek []byte, rotation auth.Rotation) (*auth.KeyRing, error) {
+// is set (opening values sealed under old too), that rotates as rotation
+// says.
+func (d *Database) KeyRing(kek []byte, old [][]byte, rotation auth.Rotation) (*auth.KeyRing, error) {
 	var keys domain.Keys = d.store
 	if kek != nil {
-		sealed, err := auth.NewSealedKeys(d.store, kek, rand.Reader)
+		sealed, err := auth.NewSealedKeys(d.store, kek, rand.Reader, old...)
 		if err != nil {
 			return nil, err
 		}
 		keys = sealed
 	}
 	return auth.NewKeyRing(keys, rand.Reader, rotation), nil
+}
+
+// Reseal seals every signing key and server secret under kek, in one
+// transaction: those stored in the clear and those sealed under old. It
+// returns how many values it sealed.
+func (d *Database) Reseal(ctx context.Context, kek []byte, old [][]byte) (int, error) {
+	sealed, err := auth.NewSealedKeys(d.store, kek, rand.Reader, old...)
+	if err != nil {
+		return 0, err
+	}
+	return sealed.Reseal(ctx, d.store)
 }
 
 // SigningKeys returns the stored signing keys as they are, their private

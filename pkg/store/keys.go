@@ -100,6 +100,12 @@ func (s *Store) RewriteSealed(ctx context.Context, rewrite func(v domain.SealedV
 		return 0, classify(err, "signing key")
 	}
 	n := 0
+	var rewriteErr error // returned as it is: it says which value and why
+	rewriteOne := func(v domain.SealedValue) ([]byte, error) {
+		out, err := rewrite(v)
+		rewriteErr = err
+		return out, err
+	}
 	err := db.Transaction(func(tx *gorm.DB) error {
 		if err := s.lock(tx, keysLock); err != nil {
 			return err
@@ -109,7 +115,7 @@ func (s *Store) RewriteSealed(ctx context.Context, rewrite func(v domain.SealedV
 			return err
 		}
 		for _, k := range keys {
-			value, err := rewrite(domain.SealedValue{Kind: domain.SealedSigningKey, Name: k.ID, Value: k.PrivateDER})
+			value, err := rewriteOne(domain.SealedValue{Kind: domain.SealedSigningKey, Name: k.ID, Value: k.PrivateDER})
 			if err != nil {
 				return err
 			}
@@ -123,7 +129,7 @@ func (s *Store) RewriteSealed(ctx context.Context, rewrite func(v domain.SealedV
 			return err
 		}
 		for _, sec := range secrets {
-			value, err := rewrite(domain.SealedValue{Kind: domain.SealedSecret, Name: sec.Name, Value: sec.Value})
+			value, err := rewriteOne(domain.SealedValue{Kind: domain.SealedSecret, Name: sec.Name, Value: sec.Value})
 			if err != nil {
 				return err
 			}
@@ -134,6 +140,9 @@ func (s *Store) RewriteSealed(ctx context.Context, rewrite func(v domain.SealedV
 		}
 		return nil
 	})
+	if rewriteErr != nil {
+		return 0, rewriteErr
+	}
 	if err != nil {
 		return 0, classify(err, "signing key")
 	}

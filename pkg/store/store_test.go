@@ -2,7 +2,9 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -499,6 +501,60 @@ func TestConcurrentKeyAddsAddOne(t *testing.T) {
 		wg.Wait()
 		if keys, _ := s.SigningKeys(ctx); added != 1 || len(keys) != 1 {
 			t.Errorf("%d adds reported, %d keys stored; want 1 and 1", added, len(keys))
+		}
+	})
+}
+
+// RewriteSealed rewrites every signing key and server secret, or, if the
+// rewrite fails for one, none.
+func TestRewriteSealed(t *testing.T) {
+	storetest.ForEachDriver(t, func(t *testing.T, driver string) {
+		ctx := context.Background()
+		s := storetest.MustOpen(t, driver)
+		for i, id := range []string{"kidAAAAAAAAAAAAA", "kidBBBBBBBBBBBBB"} {
+			k := &domain.SigningKey{ID: id, Algorithm: "ES256", PrivateDER: []byte(id), CreateTime: base.Add(time.Duration(i) * time.Hour)}
+			if added, err := s.AddSigningKey(ctx, k, k.CreateTime.Add(-time.Second)); err != nil || !added {
+				t.Fatalf("adding %s: %v, %v", id, added, err)
+			}
+		}
+		if _, err := s.Secret(ctx, "page_token", []byte("page_token")); err != nil {
+			t.Fatal(err)
+		}
+		state := func() []string {
+			keys, err := s.SigningKeys(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			secret, err := s.Secret(ctx, "page_token", []byte("not stored: one is"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return []string{string(keys[0].PrivateDER), string(keys[1].PrivateDER), string(secret)}
+		}
+
+		// Failing on the last value written leaves the others as they were.
+		boom := errors.New("boom")
+		_, err := s.RewriteSealed(ctx, func(v domain.SealedValue) ([]byte, error) {
+			if v.Kind == domain.SealedSecret {
+				return nil, boom
+			}
+			return []byte("x" + string(v.Value)), nil
+		})
+		if !errors.Is(err, boom) {
+			t.Errorf("a failing rewrite: %v, want its error", err)
+		}
+		if got := state(); !slices.Equal(got, []string{"kidAAAAAAAAAAAAA", "kidBBBBBBBBBBBBB", "page_token"}) {
+			t.Errorf("after a failed rewrite: %q, want nothing changed", got)
+		}
+
+		n, err := s.RewriteSealed(ctx, func(v domain.SealedValue) ([]byte, error) {
+			if string(v.Value) != v.Name {
+				return nil, fmt.Errorf("%s %s came with %q", v.Kind, v.Name, v.Value)
+			}
+			return []byte("sealed:" + v.Name), nil
+		})
+		if got := state(); err != nil || n != 3 || !slices.Equal(got, []string{"sealed:kidAAAAAAAAAAAAA", "sealed:kidBBBBBBBBBBBBB", "sealed:page_token"}) {
+			t.Errorf("a rewrite: %d values, %v, state %q", n, err, got)
 		}
 	})
 }
