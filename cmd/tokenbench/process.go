@@ -51,7 +51,7 @@ func startServer(ctx context.Context, bin string, env []string, logPath string, 
 	}
 	defer logFile.Close()
 	s := &server{httpURL: "http://" + httpAddr, grpcAddr: grpcAddr, env: env, logPath: logPath}
-	s.cmd = exec.Command(bin, append([]string{"serve", "--http-addr", httpAddr, "--grpc-addr", grpcAddr, "--log-level", "warn"}, extraArgs...)...)
+	s.cmd = exec.Command(bin, append([]string{"serve", "--http-addr", httpAddr, "--grpc-addr", grpcAddr, "--metrics-addr", "127.0.0.1:0", "--log-level", "warn"}, extraArgs...)...)
 	s.cmd.Env = append(os.Environ(), env...)
 	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
 	start := time.Now()

@@ -67,13 +67,14 @@ func startService(t *testing.T, db store.Config, extraEnv ...string) *service {
 func startServiceUnready(t *testing.T, db store.Config, extraEnv ...string) *service {
 	t.Helper()
 	env := map[string]string{
-		"TOKENSERVICE_DB_DRIVER":  db.Driver,
-		"TOKENSERVICE_DB_DSN":     db.DSN,
-		"TOKENSERVICE_HTTP_ADDR":  "127.0.0.1:0",
-		"TOKENSERVICE_GRPC_ADDR":  "127.0.0.1:0",
-		"TOKENSERVICE_LOG_FORMAT": "json",
-		"TOKENSERVICE_LOG_LEVEL":  "debug",
-		"TOKENSERVICE_ISSUER":     "http://tokenservice.test",
+		"TOKENSERVICE_DB_DRIVER":    db.Driver,
+		"TOKENSERVICE_DB_DSN":       db.DSN,
+		"TOKENSERVICE_HTTP_ADDR":    "127.0.0.1:0",
+		"TOKENSERVICE_GRPC_ADDR":    "127.0.0.1:0",
+		"TOKENSERVICE_METRICS_ADDR": "127.0.0.1:0",
+		"TOKENSERVICE_LOG_FORMAT":   "json",
+		"TOKENSERVICE_LOG_LEVEL":    "debug",
+		"TOKENSERVICE_ISSUER":       "http://tokenservice.test",
 		// Many servers share this test process (and the race detector's
 		// memory): leave its collector as Go sets it.
 		"TOKENSERVICE_GC_PERCENT":       "0",

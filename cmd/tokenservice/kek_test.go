@@ -40,7 +40,7 @@ func TestKeyEncryptionKey(t *testing.T) {
 		// The same database without the key, or with another: no start.
 		otherKEK := mustKEKFile(t)
 		for name, extra := range map[string][]string{"no key": nil, "another key": {"TOKENSERVICE_KEY_ENCRYPTION_KEY_FILE", otherKEK}} {
-			env := map[string]string{"TOKENSERVICE_HTTP_ADDR": "127.0.0.1:0", "TOKENSERVICE_GRPC_ADDR": "127.0.0.1:0"}
+			env := map[string]string{"TOKENSERVICE_HTTP_ADDR": "127.0.0.1:0", "TOKENSERVICE_GRPC_ADDR": "127.0.0.1:0", "TOKENSERVICE_METRICS_ADDR": "127.0.0.1:0"}
 			for k, v := range s.env {
 				if strings.HasPrefix(k, "TOKENSERVICE_DB_") {
 					env[k] = v
@@ -141,7 +141,7 @@ func TestReseal(t *testing.T) {
 		op.must("", "keys", "reseal", "--key-encryption-key-file", k2, "--old-key-encryption-key-file", k1)
 		assertAllSealed(t, s.openDB(t))
 
-		env := map[string]string{"TOKENSERVICE_HTTP_ADDR": "127.0.0.1:0", "TOKENSERVICE_GRPC_ADDR": "127.0.0.1:0",
+		env := map[string]string{"TOKENSERVICE_HTTP_ADDR": "127.0.0.1:0", "TOKENSERVICE_GRPC_ADDR": "127.0.0.1:0", "TOKENSERVICE_METRICS_ADDR": "127.0.0.1:0",
 			"TOKENSERVICE_DB_DRIVER": db.Driver, "TOKENSERVICE_DB_DSN": db.DSN, "TOKENSERVICE_KEY_ENCRYPTION_KEY_FILE": k1}
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		err = run(ctx, []string{"tokenservice", "serve"}, func(k string) string { return env[k] }, strings.NewReader(""), io.Discard, io.Discard)

@@ -107,6 +107,8 @@ func serveFlags(fs *pflag.FlagSet) *serveOptions {
 	fs.IntVar(&o.gcPercent, "gc-percent", 400, "the Go collector's GOGC: heap growth before a collection, in percent of the live heap (0: Go's default; GOGC in the environment wins)")
 	fs.Int64Var(&o.memoryLimitMiB, "memory-limit-mib", 64, "the Go runtime's soft memory limit, MiB (0: none; GOMEMLIMIT in the environment wins)")
 	o.kek = kekFlags(fs, kekFileHelp)
+	fs.StringVar(&srv.MetricsAddr, "metrics-addr", "127.0.0.1:9464", "serve Prometheus metrics (/metrics) on this address, a listener of their own: off the public port, as a security service's counters should be (off: no listener; :9464 to be scraped from other hosts)")
+	fs.BoolVar(&srv.MetricsOnHTTP, "metrics-on-http-addr", false, "serve /metrics on --http-addr too, to whoever reaches it")
 	fs.StringVar(&o.debugAddr, "debug-addr", "", "if set, serve Go's profiler (/debug/pprof/) here; keep it private (e.g. 127.0.0.1:6060)")
 	fs.StringVar(&o.corsOrigins, "cors-origins", "", "comma-separated browser origins allowed to call the REST API (default: none, CORS off)")
 	var all []string
@@ -163,6 +165,9 @@ func (o *serveOptions) build(ctx context.Context, stderr io.Writer) (*app.App, e
 	}
 	if cfg.KeyEncryptionKey == nil {
 		logger.Warn("signing keys and server secrets are stored unencrypted in the database: set --key-encryption-key-file")
+	}
+	if cfg.Server.MetricsAddr == "off" {
+		cfg.Server.MetricsAddr = ""
 	}
 	if o.debugAddr != "" {
 		if err := startDebug(ctx, o.debugAddr, logger); err != nil {

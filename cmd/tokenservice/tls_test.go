@@ -93,7 +93,7 @@ func TestTLS(t *testing.T) {
 	}
 
 	for _, env := range [][]string{{"TOKENSERVICE_TLS_CERT", certFile}, {"TOKENSERVICE_TLS_CERT", certFile, "TOKENSERVICE_TLS_KEY", filepath.Join(t.TempDir(), "missing.pem")}} {
-		e := map[string]string{"TOKENSERVICE_DB_DSN": filepath.Join(t.TempDir(), "x.db"), "TOKENSERVICE_HTTP_ADDR": "127.0.0.1:0", "TOKENSERVICE_GRPC_ADDR": "127.0.0.1:0"}
+		e := map[string]string{"TOKENSERVICE_DB_DSN": filepath.Join(t.TempDir(), "x.db"), "TOKENSERVICE_HTTP_ADDR": "127.0.0.1:0", "TOKENSERVICE_GRPC_ADDR": "127.0.0.1:0", "TOKENSERVICE_METRICS_ADDR": "127.0.0.1:0"}
 		for i := 0; i+1 < len(env); i += 2 {
 			e[env[i]] = env[i+1]
 		}

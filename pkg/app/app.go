@@ -23,6 +23,7 @@ import (
 	"github.com/tokenservice/tokenservice/pkg/cache"
 	"github.com/tokenservice/tokenservice/pkg/domain"
 	"github.com/tokenservice/tokenservice/pkg/lastused"
+	"github.com/tokenservice/tokenservice/pkg/metrics"
 	"github.com/tokenservice/tokenservice/pkg/pagetoken"
 	"github.com/tokenservice/tokenservice/pkg/server"
 	"github.com/tokenservice/tokenservice/pkg/store"
@@ -72,6 +73,7 @@ type App struct {
 	keys     *auth.KeyRing
 	pages    *pagetoken.Codec
 	lastUsed *lastused.Recorder // nil: not recorded
+	metrics  *metrics.Metrics
 	tokens   *tokens.Service
 	users    *users.Service
 	server   *server.Server
@@ -123,25 +125,38 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	a.cfg = cfg
 	a.keys = auth.NewKeyRing(a.secrets, rand.Reader, cfg.KeyRotation)
 
+	a.metrics = metrics.New()
+	a.metrics.RegisterDB(st.DB())
+	a.metrics.RegisterSigningKey(func() (time.Time, bool) {
+		ks := a.keys.Current()
+		if ks == nil {
+			return time.Time{}, false
+		}
+		return ks.SigningKeyActivation(), true
+	})
+
 	var data cache.Store = st
 	if cfg.Cache.TTL > 0 {
-		data = cache.New(st, cfg.Cache, time.Now)
+		data = cache.New(st, cfg.Cache, time.Now, a.metrics)
 	}
 	tokensDeps := tokens.Deps{Users: data, Tokens: data, Minter: auth.NewMinter(a.keys, cfg.Minter),
-		Pages: a.pages, Clock: now, Rand: rand.Reader}
+		Pages: a.pages, Observer: a.metrics, Clock: now, Rand: rand.Reader}
 	if cfg.LastUsedFlushInterval > 0 {
-		a.lastUsed = lastused.New(st, cfg.LastUsedFlushInterval, cfg.Logger)
+		a.lastUsed = lastused.New(st, cfg.LastUsedFlushInterval, cfg.Logger, a.metrics)
 		tokensDeps.LastUsed = a.lastUsed
 	}
 	a.tokens = tokens.New(cfg.Tokens, tokensDeps)
-	a.users = users.New(cfg.Users, users.Deps{Users: data, Passwords: passwords, Pages: a.pages, Clock: now, Rand: rand.Reader})
+	a.users = users.New(cfg.Users, users.Deps{Users: data, Passwords: passwords, Pages: a.pages, Observer: a.metrics,
+		Clock: now, Rand: rand.Reader})
 
 	apiDeps := api.Deps{Tokens: a.tokens, Users: a.users}
 	a.server, err = server.New(ctx, cfg.Server, server.Deps{
-		Logger:  cfg.Logger,
-		Started: a.started.Load,
-		Ready:   a.Ready,
-		JWKS:    a.keys.JWKS,
+		Logger:     cfg.Logger,
+		Started:    a.started.Load,
+		Ready:      a.Ready,
+		JWKS:       a.keys.JWKS,
+		Metrics:    a.metrics.Handler(),
+		ObserveRPC: a.metrics.UnaryServerInterceptor,
 		Services: []server.Service{{
 			Desc: &pb.TokenService_ServiceDesc,
 			Impl: api.NewTokenServer(apiDeps),
@@ -171,6 +186,9 @@ func (a *App) HTTPAddr() string { return a.server.HTTPAddr() }
 
 // GRPCAddr returns the address gRPC listens on.
 func (a *App) GRPCAddr() string { return a.server.GRPCAddr() }
+
+// MetricsAddr returns the address /metrics listens on, or "" if none.
+func (a *App) MetricsAddr() string { return a.server.MetricsAddr() }
 
 // Handler returns the HTTP handler that serves REST, docs, spec, JWKS and health.
 func (a *App) Handler() http.Handler { return a.server.Handler() }
@@ -238,8 +256,12 @@ func (a *App) attempt(ctx, runCtx context.Context) error {
 	if err := a.store.Migrate(ctx); err != nil {
 		return err
 	}
-	if _, err := a.keys.Rotate(ctx, now(), false); err != nil {
+	added, err := a.keys.Rotate(ctx, now(), false)
+	if err != nil {
 		return fmt.Errorf("loading signing keys: %w", err)
+	}
+	if added != nil {
+		a.metrics.SigningKeyAdded()
 	}
 	pageKey, err := a.secrets.Secret(ctx, pagetoken.SecretName, []byte(rand.Text()+rand.Text()))
 	if err != nil {
@@ -293,6 +315,7 @@ func (a *App) reloadKeys(ctx context.Context) {
 			}
 		}
 		if added != nil {
+			a.metrics.SigningKeyAdded()
 			a.logger.InfoContext(ctx, "signing key added: published now, signing after the propagation delay",
 				"kid", added.ID, "signs_from", added.ActivateTime)
 		}

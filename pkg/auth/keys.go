@@ -190,6 +190,16 @@ func (ks *KeySet) JWKS() []byte { return ks.jwks }
 // SigningKeyID returns the kid of the key that signs.
 func (ks *KeySet) SigningKeyID() string { return ks.signing.KeyID }
 
+// SigningKeyActivation returns when the key that signs started signing.
+func (ks *KeySet) SigningKeyActivation() time.Time {
+	for _, st := range ks.states {
+		if st.Status == KeySigning {
+			return st.ActivateTime
+		}
+	}
+	return time.Time{}
+}
+
 // States returns where each stored key stands, oldest first.
 func (ks *KeySet) States() []KeyState { return slices.Clone(ks.states) }
 

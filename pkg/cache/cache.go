@@ -34,12 +34,32 @@ type Store interface {
 	domain.Tokens
 }
 
+// Observer is told whether each read was answered from the cache, for
+// metrics.
+type Observer interface {
+	CacheRead(kind Kind, hit bool)
+}
+
+// Kind is what a cache holds.
+type Kind string
+
+// The kinds.
+const (
+	Tokens Kind = "tokens"
+	Users  Kind = "users"
+)
+
+type noObserver struct{}
+
+func (noObserver) CacheRead(Kind, bool) {}
+
 // Cache implements domain.Users and domain.Tokens over a Store. Methods it
 // does not cache go straight to the store.
 type Cache struct {
 	Store
 	ttl time.Duration
 	now func() time.Time
+	obs Observer
 
 	tokens *lru.Cache[string, entry[domain.Token]]
 	users  *lru.Cache[string, entry[domain.User]]
@@ -60,32 +80,38 @@ var (
 	_ domain.Tokens = (*Cache)(nil)
 )
 
-// New returns a cache over st. now is the clock entries expire by.
-func New(st Store, cfg Config, now func() time.Time) *Cache {
+// New returns a cache over st. now is the clock entries expire by; obs
+// (nil: none) is told of each read.
+func New(st Store, cfg Config, now func() time.Time, obs Observer) *Cache {
 	size := max(cfg.Size, 1)
 	tokens, _ := lru.New[string, entry[domain.Token]](size) // size > 0: cannot fail
 	users, _ := lru.New[string, entry[domain.User]](size)
-	return &Cache{Store: st, ttl: cfg.TTL, now: now, tokens: tokens, users: users}
+	if obs == nil {
+		obs = noObserver{}
+	}
+	return &Cache{Store: st, ttl: cfg.TTL, now: now, obs: obs, tokens: tokens, users: users}
 }
 
 // TokenByID implements domain.Tokens.
 func (c *Cache) TokenByID(ctx context.Context, id string) (*domain.Token, error) {
-	return get(c, c.tokens, ctx, id, c.Store.TokenByID)
+	return get(c, Tokens, c.tokens, ctx, id, c.Store.TokenByID)
 }
 
 // UserByID implements domain.Users.
 func (c *Cache) UserByID(ctx context.Context, id string) (*domain.User, error) {
-	return get(c, c.users, ctx, id, c.Store.UserByID)
+	return get(c, Users, c.users, ctx, id, c.Store.UserByID)
 }
 
 // get answers from the cache, or reads through and caches the answer unless
 // a delete ran meanwhile. Callers get a copy: cached values are never shared.
-func get[T any](c *Cache, l *lru.Cache[string, entry[T]], ctx context.Context, id string, read func(context.Context, string) (*T, error)) (*T, error) {
+func get[T any](c *Cache, kind Kind, l *lru.Cache[string, entry[T]], ctx context.Context, id string, read func(context.Context, string) (*T, error)) (*T, error) {
 	now := c.now()
 	if e, ok := l.Get(id); ok && now.Before(e.until) {
+		c.obs.CacheRead(kind, true)
 		v := e.value
 		return &v, nil
 	}
+	c.obs.CacheRead(kind, false)
 	c.mu.Lock()
 	gen := c.gen
 	c.mu.Unlock()

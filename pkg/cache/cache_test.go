@@ -57,7 +57,7 @@ func TestDeletionElsewhereIsSeenWithinTheTTL(t *testing.T) {
 	storetest.ForEachDriver(t, func(t *testing.T, driver string) {
 		st, tok := setup(t, driver)
 		clk := &clock{t: base}
-		c := cache.New(st, cache.Config{TTL: 5 * time.Second, Size: 100}, clk.now)
+		c := cache.New(st, cache.Config{TTL: 5 * time.Second, Size: 100}, clk.now, nil)
 		if deleted(t, c, tok.ID) {
 			t.Fatal("deleted before any delete")
 		}
@@ -79,7 +79,7 @@ func TestDeletionElsewhereIsSeenWithinTheTTL(t *testing.T) {
 func TestDeletionHereIsSeenAtOnce(t *testing.T) {
 	storetest.ForEachDriver(t, func(t *testing.T, driver string) {
 		st, tok := setup(t, driver)
-		c := cache.New(st, cache.Config{TTL: time.Hour, Size: 100}, (&clock{t: base}).now)
+		c := cache.New(st, cache.Config{TTL: time.Hour, Size: 100}, (&clock{t: base}).now, nil)
 		deleted(t, c, tok.ID) // cache it
 		if err := c.DeleteToken(context.Background(), tok.ID, base); err != nil {
 			t.Fatal(err)
@@ -113,7 +113,7 @@ func TestAReadRacingADeleteDoesNotResurrectTheToken(t *testing.T) {
 	storetest.ForEachDriver(t, func(t *testing.T, driver string) {
 		st, tok := setup(t, driver)
 		r := &racingStore{Store: st}
-		r.cache = cache.New(r, cache.Config{TTL: time.Hour, Size: 100}, (&clock{t: base}).now)
+		r.cache = cache.New(r, cache.Config{TTL: time.Hour, Size: 100}, (&clock{t: base}).now, nil)
 		if deleted(t, r.cache, tok.ID) {
 			t.Fatal("the racing read should answer with the token as it was before the delete")
 		}
@@ -145,7 +145,7 @@ func TestDeletingAUserDropsOnlyItsEntries(t *testing.T) {
 			}
 		}
 		clk := &clock{t: base}
-		c := cache.New(st, cache.Config{TTL: time.Hour, Size: 100}, clk.now)
+		c := cache.New(st, cache.Config{TTL: time.Hour, Size: 100}, clk.now, nil)
 		for _, id := range []string{alicesTok.ID, botTok.ID, bobTok.ID} {
 			deleted(t, c, id) // cached
 		}

@@ -17,20 +17,35 @@ import (
 // flush. At 40 bytes or so an entry, 100,000 is about 4 MiB.
 const MaxPending = 100_000
 
+// Observer is told of each flush, for metrics: how many tokens' times it
+// wrote, or that it failed.
+type Observer interface {
+	LastUsedFlushed(tokens int, err error)
+}
+
+type noObserver struct{}
+
+func (noObserver) LastUsedFlushed(int, error) {}
+
 // Recorder coalesces token uses and flushes them to the store.
 type Recorder struct {
 	store    domain.LastUsedWriter
 	interval time.Duration
 	logger   *slog.Logger
+	obs      Observer
 
 	mu      sync.Mutex
 	pending map[string]time.Time
 	dropped int
 }
 
-// New returns a recorder that writes to store every interval once Run runs.
-func New(store domain.LastUsedWriter, interval time.Duration, logger *slog.Logger) *Recorder {
-	return &Recorder{store: store, interval: interval, logger: logger, pending: map[string]time.Time{}}
+// New returns a recorder that writes to store every interval once Run
+// runs, telling obs (nil: none) of each flush.
+func New(store domain.LastUsedWriter, interval time.Duration, logger *slog.Logger, obs Observer) *Recorder {
+	if obs == nil {
+		obs = noObserver{}
+	}
+	return &Recorder{store: store, interval: interval, logger: logger, obs: obs, pending: map[string]time.Time{}}
 }
 
 // Record notes that the token was used at t (kept to the second).
@@ -87,6 +102,7 @@ func (r *Recorder) Flush(ctx context.Context) error {
 		return nil
 	}
 	err := r.store.WriteLastUsed(ctx, batch)
+	r.obs.LastUsedFlushed(len(batch), err)
 	if err != nil {
 		for id, t := range batch {
 			r.Record(id, t)

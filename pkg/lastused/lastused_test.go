@@ -51,7 +51,7 @@ func TestUsesAreCoalescedAndFlushedInOneBatch(t *testing.T) {
 			}
 		}
 		cs := &countingStore{Store: st}
-		r := lastused.New(cs, time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		r := lastused.New(cs, time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 
 		// 1,000 uses of five tokens from 8 goroutines; token i's latest use
 		// is base + i minutes (+ a sub-second part, kept to the second).

@@ -48,6 +48,9 @@ func (s *Server) routes(gateway *runtime.ServeMux, table httprule.Table) http.Ha
 	mux.Handle("GET /docs", http.RedirectHandler("/docs/", http.StatusMovedPermanently))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeText(w, http.StatusOK, "ok\n") })
 	mux.HandleFunc("GET /readyz", s.handleReadyz)
+	if s.cfg.MetricsOnHTTP && s.Metrics != nil {
+		mux.Handle("GET /metrics", s.Metrics)
+	}
 	return withRequestID(mux)
 }
 

@@ -20,10 +20,17 @@ import (
 
 // unaryChain is the one interceptor chain, outermost first, that every call
 // passes, over gRPC and over REST (the gateway's in-process channel runs it too):
-// panics to errors, request id, logging, error mapping, the starting gate,
-// authentication, validation.
-func unaryChain(logger *slog.Logger, validator protovalidate.Validator, gate grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
+// metrics (observe, if not nil: it sees the status the client gets, a panic's
+// included), panics to errors, request id, logging, error mapping, the
+// starting gate, authentication, validation.
+func unaryChain(logger *slog.Logger, validator protovalidate.Validator, gate, observe grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
+	if observe == nil {
+		observe = func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+			return handler(ctx, req)
+		}
+	}
 	return chain(
+		observe,
 		recovery.UnaryServerInterceptor(recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 			logger.ErrorContext(ctx, "panic", "request_id", requestIDFrom(ctx), "panic", p, "stack", string(debug.Stack()))
 			return status.Error(codes.Internal, "internal error")

@@ -42,6 +42,10 @@ type Config struct {
 	// CORSOrigins lists the browser origins allowed to call the REST API;
 	// empty (the default) sends no CORS headers, so browsers refuse cross-origin calls.
 	CORSOrigins []string
+	// MetricsAddr, if set, serves /metrics on a listener of its own, off
+	// the public port; MetricsOnHTTP serves it on HTTPAddr too.
+	MetricsAddr   string
+	MetricsOnHTTP bool
 	// Limits; zero values take the defaults below.
 	Limits Limits
 }
@@ -102,6 +106,11 @@ type Deps struct {
 	// JWKS returns the public signing keys as a JWK set, or nil while they
 	// are not loaded.
 	JWKS func() []byte
+	// Metrics, if set, serves the metrics (see Config.MetricsAddr), and
+	// ObserveRPC returns the interceptor that counts and times the RPCs
+	// coming by a transport ("grpc", "rest").
+	Metrics    http.Handler
+	ObserveRPC func(transport string) grpc.UnaryServerInterceptor
 }
 
 // ErrStarting answers calls (and readiness checks) before the services are started.
@@ -117,6 +126,9 @@ type Server struct {
 	httpServer *http.Server
 	grpcLis    net.Listener
 	httpLis    net.Listener
+	// metricsServer and metricsLis are nil without a MetricsAddr.
+	metricsServer *http.Server
+	metricsLis    net.Listener
 }
 
 // New builds the server around the services and opens its listeners.
@@ -133,7 +145,12 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 		gated[svc.Desc.ServiceName] = true
 	}
 	logger := deps.Logger
-	interceptors := unaryChain(logger, validator, startingGate(gated, deps.Started))
+	observe := func(string) grpc.UnaryServerInterceptor { return nil }
+	if deps.ObserveRPC != nil {
+		observe = deps.ObserveRPC
+	}
+	gate := startingGate(gated, deps.Started)
+	interceptors := unaryChain(logger, validator, gate, observe("grpc"))
 	limits := cfg.Limits.withDefaults()
 
 	s := &Server{Deps: deps, cfg: cfg, health: health.NewServer()}
@@ -148,7 +165,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	s.grpcServer = grpc.NewServer(grpcOpts...)
 	// The gateway calls the services through an in-process channel: no
 	// network hop, and the same interceptor chain as gRPC clients get.
-	channel := (&inprocgrpc.Channel{}).WithServerUnaryInterceptor(interceptors)
+	channel := (&inprocgrpc.Channel{}).WithServerUnaryInterceptor(unaryChain(logger, validator, gate, observe("rest")))
 	var names []string
 	for _, svc := range deps.Services {
 		names = append(names, svc.Desc.ServiceName)
@@ -185,7 +202,25 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 		httpTLS.NextProtos = []string{"h2", "http/1.1"}
 		s.httpLis = tls.NewListener(s.httpLis, httpTLS)
 	}
+	if cfg.MetricsAddr != "" && deps.Metrics != nil {
+		if s.metricsLis, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("listening for metrics: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", deps.Metrics)
+		s.metricsServer = &http.Server{Handler: mux, ReadHeaderTimeout: limits.ReadHeaderTimeout, ReadTimeout: limits.ReadTimeout,
+			WriteTimeout: limits.WriteTimeout, IdleTimeout: limits.IdleTimeout, ErrorLog: s.httpServer.ErrorLog}
+	}
 	return s, nil
+}
+
+// MetricsAddr returns the address /metrics listens on, or "" if none.
+func (s *Server) MetricsAddr() string {
+	if s.metricsLis == nil {
+		return ""
+	}
+	return s.metricsLis.Addr().String()
 }
 
 // HTTPAddr returns the address the REST API listens on.
@@ -196,7 +231,11 @@ func (s *Server) GRPCAddr() string { return s.grpcLis.Addr().String() }
 
 // Close closes the listeners of a server that will not Serve.
 func (s *Server) Close() error {
-	return errors.Join(s.grpcLis.Close(), s.httpLis.Close())
+	err := errors.Join(s.grpcLis.Close(), s.httpLis.Close())
+	if s.metricsLis != nil {
+		err = errors.Join(err, s.metricsLis.Close())
+	}
+	return err
 }
 
 // Handler returns the HTTP handler: REST, docs, spec, JWKS and health.
@@ -205,18 +244,22 @@ func (s *Server) Handler() http.Handler { return s.httpServer.Handler }
 // Serve serves until ctx ends, then stops accepting new requests and lets
 // in-flight ones finish, for at most ShutdownTimeout.
 func (s *Server) Serve(ctx context.Context) error {
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- s.grpcServer.Serve(s.grpcLis) }()
-	go func() {
-		if err := s.httpServer.Serve(s.httpLis); !errors.Is(err, http.ErrServerClosed) {
+	serveHTTP := func(srv *http.Server, lis net.Listener) {
+		if err := srv.Serve(lis); !errors.Is(err, http.ErrServerClosed) {
 			errc <- err
 			return
 		}
 		errc <- nil
-	}()
+	}
+	go serveHTTP(s.httpServer, s.httpLis)
+	if s.metricsServer != nil {
+		go serveHTTP(s.metricsServer, s.metricsLis)
+	}
 	var wg sync.WaitGroup
 	wg.Go(func() { s.watchHealth(ctx) })
-	s.Logger.InfoContext(ctx, "serving", "http", s.HTTPAddr(), "grpc", s.GRPCAddr())
+	s.Logger.InfoContext(ctx, "serving", "http", s.HTTPAddr(), "grpc", s.GRPCAddr(), "metrics", s.MetricsAddr())
 
 	var serveErr error
 	select {
@@ -231,6 +274,10 @@ func (s *Server) Serve(ctx context.Context) error {
 	// requests on either may finish, until the shutdown timeout.
 	var httpErr error
 	wg.Go(func() { httpErr = s.httpServer.Shutdown(shutdownCtx) })
+	if s.metricsServer != nil {
+		// Scrapes are cut short: the process is going.
+		wg.Go(func() { s.metricsServer.Close() })
+	}
 	stopped := make(chan struct{})
 	go func() { s.grpcServer.GracefulStop(); close(stopped) }()
 	select {

@@ -142,6 +142,9 @@ func (s *Store) bound(ctx context.Context) (*gorm.DB, context.CancelFunc) {
 // Close closes the database connections.
 func (s *Store) Close() error { return s.sqlDB.Close() }
 
+// DB returns the connection pool, for its statistics.
+func (s *Store) DB() *sql.DB { return s.sqlDB }
+
 // Ping reports whether the database answers.
 func (s *Store) Ping(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.queryTimeout)

@@ -2,6 +2,7 @@ package tokens
 
 import (
 	"context"
+	"time"
 
 	"github.com/tokenservice/tokenservice/pkg/auth"
 	"github.com/tokenservice/tokenservice/pkg/domain"
@@ -11,28 +12,41 @@ import (
 // token minted by this service, to the caller. Every failure is the same
 // domain.ErrUnauthenticated.
 func (s *Service) AuthenticateBearer(ctx context.Context, bearer string) (*domain.Principal, error) {
+	check := CheckBearerAccessToken
 	if auth.LooksLikeAPIToken(bearer) {
-		t, err := s.apiToken(ctx, bearer)
+		check = CheckBearerAPIToken
+	}
+	p, outcome, err := s.authenticateBearer(ctx, check, bearer)
+	s.deps.Observer.CredentialChecked(check, outcome)
+	return p, err
+}
+
+func (s *Service) authenticateBearer(ctx context.Context, check Check, bearer string) (*domain.Principal, Outcome, error) {
+	if check == CheckBearerAPIToken {
+		t, outcome, err := s.apiToken(ctx, bearer)
 		if err != nil {
-			return nil, err
+			return nil, outcome, err
 		}
 		s.deps.LastUsed.Record(t.ID, s.deps.Clock())
 		return s.principal(ctx, t)
 	}
 	claims, err := s.deps.Minter.Verify(bearer, s.deps.Clock())
 	if err != nil {
-		return nil, domain.ErrUnauthenticated
+		return nil, OutcomeBadJWT, domain.ErrUnauthenticated
 	}
 	// The access token is refused as soon as its API token is deleted or
 	// expired: this service checks; gateways verifying offline honour it
 	// until its exp.
 	t, err := s.deps.Tokens.TokenByID(ctx, claims.TokenID)
 	if err != nil {
-		return nil, unauthenticated(err)
+		return nil, failed(err, OutcomeRevoked), unauthenticated(err)
 	}
 	now := s.deps.Clock()
-	if !t.ActiveAt(now) || t.UserID != claims.UserID {
-		return nil, domain.ErrUnauthenticated
+	if t.UserID != claims.UserID { // signed by us, so never: but not trusted
+		return nil, OutcomeBadJWT, domain.ErrUnauthenticated
+	}
+	if outcome := activeAt(t, now); outcome != OutcomeOK {
+		return nil, outcome, domain.ErrUnauthenticated
 	}
 	s.deps.LastUsed.Record(t.ID, now)
 	return s.principal(ctx, t)
@@ -42,27 +56,51 @@ func (s *Service) AuthenticateBearer(ctx context.Context, bearer string) (*domai
 // (before any database read), known, matching secret, not deleted or expired.
 // One read: a token outlives neither its user (deleting a user deletes its
 // tokens) nor its expiry.
-func (s *Service) apiToken(ctx context.Context, plaintext string) (*domain.Token, error) {
+func (s *Service) apiToken(ctx context.Context, plaintext string) (*domain.Token, Outcome, error) {
 	parsed, ok := auth.ParseAPIToken(plaintext)
 	if !ok {
-		return nil, domain.ErrUnauthenticated
+		return nil, OutcomeMalformed, domain.ErrUnauthenticated
 	}
 	t, err := s.deps.Tokens.TokenByID(ctx, parsed.ID)
 	if err != nil {
-		return nil, unauthenticated(err)
+		return nil, failed(err, OutcomeUnknown), unauthenticated(err)
 	}
-	if !auth.SecretMatches(parsed.Secret, t.SecretHash) || !t.ActiveAt(s.deps.Clock()) {
-		return nil, domain.ErrUnauthenticated
+	if !auth.SecretMatches(parsed.Secret, t.SecretHash) {
+		return nil, OutcomeWrongSecret, domain.ErrUnauthenticated
 	}
-	return t, nil
+	if outcome := activeAt(t, s.deps.Clock()); outcome != OutcomeOK {
+		return nil, outcome, domain.ErrUnauthenticated
+	}
+	return t, OutcomeOK, nil
 }
 
-func (s *Service) principal(ctx context.Context, t *domain.Token) (*domain.Principal, error) {
+// activeAt says whether t may be used at now, or why not.
+func activeAt(t *domain.Token, now time.Time) Outcome {
+	switch {
+	case t.ActiveAt(now):
+		return OutcomeOK
+	case t.DeleteTime.IsZero():
+		return OutcomeExpired
+	default:
+		return OutcomeRevoked
+	}
+}
+
+// failed is the outcome of a failed read: notFound if there is no such
+// row, OutcomeError if the read itself failed.
+func failed(err error, notFound Outcome) Outcome {
+	if domain.KindOf(err) == domain.KindNotFound {
+		return notFound
+	}
+	return OutcomeError
+}
+
+func (s *Service) principal(ctx context.Context, t *domain.Token) (*domain.Principal, Outcome, error) {
 	u, err := s.deps.Users.UserByID(ctx, t.UserID)
 	if err != nil {
-		return nil, unauthenticated(err)
+		return nil, failed(err, OutcomeRevoked), unauthenticated(err)
 	}
-	return &domain.Principal{User: u, TokenID: t.ID}, nil
+	return &domain.Principal{User: u, TokenID: t.ID}, OutcomeOK, nil
 }
 
 // unauthenticated turns a not-found into the one unauthenticated answer and

@@ -30,6 +30,39 @@ type LastUsed interface {
 	Record(tokenID string, at time.Time)
 }
 
+// Observer is told what happens to tokens, for metrics.
+type Observer interface {
+	TokenCreated()
+	// CredentialChecked is told the outcome of each check of a credential.
+	CredentialChecked(Check, Outcome)
+}
+
+// Check is what a credential was checked for.
+type Check string
+
+// The checks.
+const (
+	CheckExchange          Check = "exchange"            // an API token, for an access token
+	CheckBearerAPIToken    Check = "bearer_api_token"    // an API token, as a bearer
+	CheckBearerAccessToken Check = "bearer_access_token" // an access token, as a bearer
+)
+
+// Outcome is how a credential check ended. The client gets one answer for
+// every failure; the operator sees which.
+type Outcome string
+
+// The outcomes.
+const (
+	OutcomeOK          Outcome = "ok"
+	OutcomeMalformed   Outcome = "malformed"     // not a well-formed credential (bad checksum, not a JWT)
+	OutcomeUnknown     Outcome = "unknown"       // no such token
+	OutcomeWrongSecret Outcome = "wrong_secret"  // a known token ID with the wrong secret
+	OutcomeBadJWT      Outcome = "bad_signature" // an access token that does not verify (signature, key, claims, expiry)
+	OutcomeRevoked     Outcome = "revoked"       // the API token is deleted (or its user is)
+	OutcomeExpired     Outcome = "expired"       // the API token is past its expire time
+	OutcomeError       Outcome = "error"         // the check could not be made (the database is away)
+)
+
 // Deps are what the service works with.
 type Deps struct {
 	Users    domain.Users
@@ -37,6 +70,7 @@ type Deps struct {
 	Minter   *auth.Minter
 	Pages    *pagetoken.Codec
 	LastUsed LastUsed // nil: uses are not recorded
+	Observer Observer // nil: nothing is told
 	Clock    func() time.Time
 	Rand     io.Reader // crypto/rand.Reader in production
 }
@@ -51,10 +85,18 @@ type noLastUsed struct{}
 
 func (noLastUsed) Record(string, time.Time) {}
 
+type noObserver struct{}
+
+func (noObserver) TokenCreated()                    {}
+func (noObserver) CredentialChecked(Check, Outcome) {}
+
 // New returns a Service.
 func New(cfg Config, deps Deps) *Service {
 	if deps.LastUsed == nil {
 		deps.LastUsed = noLastUsed{}
+	}
+	if deps.Observer == nil {
+		deps.Observer = noObserver{}
 	}
 	return &Service{deps: deps, cfg: cfg}
 }
@@ -105,6 +147,7 @@ func (s *Service) CreateToken(ctx context.Context, caller *domain.Principal, in 
 	case err != nil:
 		return "", nil, err
 	}
+	s.deps.Observer.TokenCreated()
 	return plain.String(), t, nil
 }
 
@@ -166,7 +209,8 @@ func (s *Service) Exchange(ctx context.Context, plaintext string) (auth.AccessTo
 	if !auth.LooksLikeAPIToken(plaintext) {
 		return auth.AccessToken{}, errNotAnAPIToken
 	}
-	t, err := s.apiToken(ctx, plaintext)
+	t, outcome, err := s.apiToken(ctx, plaintext)
+	s.deps.Observer.CredentialChecked(CheckExchange, outcome)
 	if err != nil {
 		return auth.AccessToken{}, err
 	}

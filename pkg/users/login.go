@@ -66,21 +66,22 @@ func tooMany(wait time.Duration) error {
 		Message: "too many password attempts: retry after the time Retry-After gives"}
 }
 
-// allow takes one attempt of username from address, or says how long to wait.
-func (l logins) allow(username, address string) error {
+// allow takes one attempt of username from address, or says which limit
+// refused it and how long to wait.
+func (l logins) allow(username, address string) (PasswordOutcome, error) {
 	if ok, wait := l.byAddress.Allow(address); !ok {
-		return tooMany(wait)
+		return LimitedByAddress, tooMany(wait)
 	}
 	if ok, wait := l.byUserAndAddress.Allow(username + "\x00" + address); !ok {
-		return tooMany(wait)
+		return LimitedByUserAndAddress, tooMany(wait)
 	}
 	if l.isKnown(username, address) {
-		return nil
+		return "", nil
 	}
 	if ok, wait := l.byUser.Allow(username); !ok {
-		return tooMany(wait)
+		return LimitedByUser, tooMany(wait)
 	}
-	return nil
+	return "", nil
 }
 
 func (l logins) isKnown(username, address string) bool {
@@ -98,14 +99,22 @@ func (l logins) succeeded(username, address string) {
 // the same argon2id work as a wrong password, and both get the one
 // unauthenticated answer.
 func (s *Service) AuthenticatePassword(ctx context.Context, username, password, clientAddr string) (*domain.Principal, error) {
+	p, outcome, err := s.authenticatePassword(ctx, username, password, clientAddr)
+	if outcome != "" {
+		s.deps.Observer.PasswordChecked(outcome)
+	}
+	return p, err
+}
+
+func (s *Service) authenticatePassword(ctx context.Context, username, password, clientAddr string) (*domain.Principal, PasswordOutcome, error) {
 	// A malformed username is an unknown one: same limits, same work, same answer.
 	name, malformed := domain.NormalizeUsername(username)
 	if malformed != nil {
 		name = username
 	}
 	address := addressKey(clientAddr)
-	if err := s.logins.allow(name, address); err != nil {
-		return nil, err
+	if limited, err := s.logins.allow(name, address); err != nil {
+		return nil, limited, err
 	}
 	var u *domain.User
 	hash := ""
@@ -114,19 +123,22 @@ func (s *Service) AuthenticatePassword(ctx context.Context, username, password, 
 		case err == nil:
 			u, hash = found, found.PasswordHash
 		case domain.KindOf(err) != domain.KindNotFound:
-			return nil, err
+			return nil, "", err
 		}
 	}
 	ok, err := s.deps.Passwords.Verify(ctx, password, hash)
 	if ctx.Err() != nil {
-		return nil, domain.Wrap(domain.KindUnavailable, ctx.Err(), "too busy to check the password: retry later")
+		return nil, "", domain.Wrap(domain.KindUnavailable, ctx.Err(), "too busy to check the password: retry later")
 	}
 	if err != nil {
-		return nil, domain.Wrap(domain.KindInternal, err, "verifying password")
+		return nil, "", domain.Wrap(domain.KindInternal, err, "verifying password")
 	}
-	if !ok || u == nil {
-		return nil, domain.ErrUnauthenticated
+	switch {
+	case u == nil:
+		return nil, PasswordUnknownUser, domain.ErrUnauthenticated
+	case !ok:
+		return nil, PasswordWrong, domain.ErrUnauthenticated
 	}
 	s.logins.succeeded(name, address)
-	return &domain.Principal{User: u}, nil
+	return &domain.Principal{User: u}, PasswordOK, nil
 }

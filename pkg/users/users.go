@@ -33,9 +33,33 @@ type Deps struct {
 	Users     domain.Users
 	Passwords *auth.Passwords
 	Pages     *pagetoken.Codec
+	Observer  Observer // nil: nothing is told
 	Clock     func() time.Time
 	Rand      io.Reader // crypto/rand.Reader in production
 }
+
+// Observer is told the outcome of each password attempt, for metrics.
+type Observer interface {
+	PasswordChecked(PasswordOutcome)
+}
+
+// PasswordOutcome is how a password attempt ended. The client gets one
+// answer for every failed check; the operator sees which.
+type PasswordOutcome string
+
+// The outcomes.
+const (
+	PasswordOK              PasswordOutcome = "ok"
+	PasswordWrong           PasswordOutcome = "wrong_password"
+	PasswordUnknownUser     PasswordOutcome = "unknown_user" // or a malformed username
+	LimitedByAddress        PasswordOutcome = "limited_address"
+	LimitedByUserAndAddress PasswordOutcome = "limited_user_and_address"
+	LimitedByUser           PasswordOutcome = "limited_user"
+)
+
+type noObserver struct{}
+
+func (noObserver) PasswordChecked(PasswordOutcome) {}
 
 // Service implements the user operations.
 type Service struct {
@@ -46,6 +70,9 @@ type Service struct {
 
 // New returns a Service.
 func New(cfg Config, deps Deps) *Service {
+	if deps.Observer == nil {
+		deps.Observer = noObserver{}
+	}
 	return &Service{deps: deps, cfg: cfg, logins: newLogins(cfg, deps.Clock)}
 }
 

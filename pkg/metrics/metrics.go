@@ -1,0 +1,208 @@
+// Package metrics owns the service's Prometheus metrics: the RPCs' (by
+// go-grpc-middleware's provider, over gRPC and over REST), the Go runtime's,
+// the process's, the database pool's, and the service's own counters, which
+// it collects by observing the token, user, cache, last-used and key
+// packages. Names follow https://prometheus.io/docs/practices/naming/: one
+// namespace, base units, _total on counters.
+package metrics
+
+import (
+	"context"
+	"database/sql"
+	"net/http"
+	"time"
+
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+
+	"github.com/tokenservice/tokenservice/pkg/cache"
+	"github.com/tokenservice/tokenservice/pkg/tokens"
+	"github.com/tokenservice/tokenservice/pkg/users"
+)
+
+const namespace = "tokenservice"
+
+// Transports label the RPC metrics: the same services answer both.
+const (
+	TransportGRPC = "grpc"
+	TransportREST = "rest"
+)
+
+// Metrics holds the registry and the service's own metrics. It implements
+// the observers of tokens, users, cache and lastused.
+type Metrics struct {
+	reg  *prometheus.Registry
+	rpcs *grpcprom.ServerMetrics
+
+	tokensCreated    prometheus.Counter
+	checks           map[tokens.Check]map[tokens.Outcome]prometheus.Counter
+	passwords        map[users.PasswordOutcome]prometheus.Counter
+	limited          map[users.PasswordOutcome]prometheus.Counter
+	cacheReads       map[cache.Kind][2]prometheus.Counter // [miss, hit]
+	flushes          [2]prometheus.Counter                // [ok, error]
+	flushedTokens    prometheus.Counter
+	signingKeysAdded prometheus.Counter
+}
+
+var (
+	_ tokens.Observer = (*Metrics)(nil)
+	_ users.Observer  = (*Metrics)(nil)
+	_ cache.Observer  = (*Metrics)(nil)
+)
+
+// latencyBuckets cover an exchange from the cache (tens of microseconds)
+// to a password check under load (a second).
+var latencyBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5}
+
+// New returns the metrics, registered in a registry of their own with the
+// Go runtime's and the process's collectors.
+func New() *Metrics {
+	reg := prometheus.NewRegistry()
+	m := &Metrics{
+		reg: reg,
+		rpcs: grpcprom.NewServerMetrics(
+			grpcprom.WithContextLabels("transport"),
+			grpcprom.WithServerHandlingTimeHistogram(grpcprom.WithHistogramBuckets(latencyBuckets)),
+		),
+	}
+	f := factory{reg}
+	m.tokensCreated = f.counter("api_tokens_created_total", "API tokens created.")
+	exchanges := f.counterVec("token_exchanges_total", "API tokens exchanged for access tokens, by outcome.", "outcome")
+	bearers := f.counterVec("bearer_checks_total", "Bearer credentials checked, by credential (api_token, access_token) and outcome.", "credential", "outcome")
+	m.checks = map[tokens.Check]map[tokens.Outcome]prometheus.Counter{}
+	for _, outcome := range []tokens.Outcome{tokens.OutcomeOK, tokens.OutcomeMalformed, tokens.OutcomeUnknown, tokens.OutcomeWrongSecret,
+		tokens.OutcomeBadJWT, tokens.OutcomeRevoked, tokens.OutcomeExpired, tokens.OutcomeError} {
+		set := func(check tokens.Check, c prometheus.Counter) {
+			if m.checks[check] == nil {
+				m.checks[check] = map[tokens.Outcome]prometheus.Counter{}
+			}
+			m.checks[check][outcome] = c
+		}
+		if outcome != tokens.OutcomeBadJWT {
+			set(tokens.CheckExchange, exchanges.WithLabelValues(string(outcome)))
+			set(tokens.CheckBearerAPIToken, bearers.WithLabelValues("api_token", string(outcome)))
+		}
+		if outcome != tokens.OutcomeMalformed && outcome != tokens.OutcomeUnknown && outcome != tokens.OutcomeWrongSecret {
+			set(tokens.CheckBearerAccessToken, bearers.WithLabelValues("access_token", string(outcome)))
+		}
+	}
+	passwords := f.counterVec("password_attempts_total", "Password attempts (logins, and old passwords given to change one), by outcome.", "outcome")
+	limits := f.counterVec("rate_limit_refusals_total", "Password attempts refused by a rate limit, by limit (address, user_and_address, user).", "limit")
+	m.passwords, m.limited = map[users.PasswordOutcome]prometheus.Counter{}, map[users.PasswordOutcome]prometheus.Counter{}
+	for _, o := range []users.PasswordOutcome{users.PasswordOK, users.PasswordWrong, users.PasswordUnknownUser} {
+		m.passwords[o] = passwords.WithLabelValues(string(o))
+	}
+	limitedAttempts := passwords.WithLabelValues("limited")
+	for o, limit := range map[users.PasswordOutcome]string{users.LimitedByAddress: "address", users.LimitedByUserAndAddress: "user_and_address", users.LimitedByUser: "user"} {
+		m.passwords[o] = limitedAttempts
+		m.limited[o] = limits.WithLabelValues(limit)
+	}
+	reads := f.counterVec("cache_reads_total", "Token and user reads, by cache (tokens, users) and result (hit: answered from memory; miss: read from the database).", "cache", "result")
+	m.cacheReads = map[cache.Kind][2]prometheus.Counter{}
+	for _, k := range []cache.Kind{cache.Tokens, cache.Users} {
+		m.cacheReads[k] = [2]prometheus.Counter{reads.WithLabelValues(string(k), "miss"), reads.WithLabelValues(string(k), "hit")}
+	}
+	flushes := f.counterVec("last_used_flushes_total", "Batched writes of tokens' last-used times, by result (ok, error).", "result")
+	m.flushes = [2]prometheus.Counter{flushes.WithLabelValues("ok"), flushes.WithLabelValues("error")}
+	m.flushedTokens = f.counter("last_used_flushed_tokens_total", "Tokens whose last-used time was written.")
+	m.signingKeysAdded = f.counter("signing_keys_added_total", "Signing keys this replica added: rotations it made (keys rotate and other replicas add keys too).")
+	reg.MustRegister(m.rpcs, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+type factory struct{ reg prometheus.Registerer }
+
+func (f factory) counter(name, help string) prometheus.Counter {
+	c := prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help})
+	f.reg.MustRegister(c)
+	return c
+}
+
+func (f factory) counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help}, labels)
+	f.reg.MustRegister(c)
+	return c
+}
+
+// Handler serves the metrics in the Prometheus exposition formats.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// Registry returns the registry the metrics are in.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// UnaryServerInterceptor counts and times each RPC, labelled with the
+// transport it came by.
+func (m *Metrics) UnaryServerInterceptor(transport string) grpc.UnaryServerInterceptor {
+	labels := prometheus.Labels{"transport": transport}
+	return m.rpcs.UnaryServerInterceptor(grpcprom.WithLabelsFromContext(func(context.Context) prometheus.Labels { return labels }))
+}
+
+// RegisterDB adds the database pool's metrics (connections open, in use,
+// idle, waits), from database/sql's statistics.
+func (m *Metrics) RegisterDB(db *sql.DB) {
+	m.reg.MustRegister(collectors.NewDBStatsCollector(db, namespace))
+}
+
+// RegisterSigningKey adds the age of the key that signs, from when it
+// started signing: an alert on it catches a rotation that stopped.
+func (m *Metrics) RegisterSigningKey(activated func() (time.Time, bool)) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "signing_key_age_seconds",
+		Help: "Seconds since the key that signs access tokens started signing.",
+	}, func() float64 {
+		at, ok := activated()
+		if !ok {
+			return 0
+		}
+		return time.Since(at).Seconds()
+	}))
+}
+
+// TokenCreated implements tokens.Observer.
+func (m *Metrics) TokenCreated() { m.tokensCreated.Inc() }
+
+// CredentialChecked implements tokens.Observer.
+func (m *Metrics) CredentialChecked(check tokens.Check, outcome tokens.Outcome) {
+	if c := m.checks[check][outcome]; c != nil {
+		c.Inc()
+	}
+}
+
+// PasswordChecked implements users.Observer.
+func (m *Metrics) PasswordChecked(outcome users.PasswordOutcome) {
+	if c := m.passwords[outcome]; c != nil {
+		c.Inc()
+	}
+	if c := m.limited[outcome]; c != nil {
+		c.Inc()
+	}
+}
+
+// CacheRead implements cache.Observer.
+func (m *Metrics) CacheRead(kind cache.Kind, hit bool) {
+	i := 0
+	if hit {
+		i = 1
+	}
+	if c := m.cacheReads[kind][i]; c != nil {
+		c.Inc()
+	}
+}
+
+// LastUsedFlushed implements lastused.Observer.
+func (m *Metrics) LastUsedFlushed(n int, err error) {
+	if err != nil {
+		m.flushes[1].Inc()
+		return
+	}
+	m.flushes[0].Inc()
+	m.flushedTokens.Add(float64(n))
+}
+
+// SigningKeyAdded counts a key this replica added.
+func (m *Metrics) SigningKeyAdded() { m.signingKeysAdded.Inc() }
