@@ -19,6 +19,7 @@ import (
 	"github.com/tokenservice/tokenservice/pkg/app"
 	"github.com/tokenservice/tokenservice/pkg/auth"
 	"github.com/tokenservice/tokenservice/pkg/store"
+	"github.com/tokenservice/tokenservice/pkg/telemetry"
 )
 
 func serveCommand(e *env) *cobra.Command {
@@ -30,7 +31,7 @@ func serveCommand(e *env) *cobra.Command {
 		GroupID: groupServer,
 		Args:    args(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			a, err := o.build(cmd.Context(), e.stderr)
+			a, err := o.build(cmd.Context(), e.getenv, e.stderr)
 			if err != nil {
 				return err
 			}
@@ -52,7 +53,7 @@ func newServeApp(ctx context.Context, args []string, getenv func(string) string,
 	if err := applyEnvFlags(fs, getenv); err != nil {
 		return nil, err
 	}
-	return o.build(ctx, stderr)
+	return o.build(ctx, getenv, stderr)
 }
 
 // serveOptions are serve's flags.
@@ -122,7 +123,7 @@ func serveFlags(fs *pflag.FlagSet) *serveOptions {
 }
 
 // build checks the options and builds the application, listening.
-func (o *serveOptions) build(ctx context.Context, stderr io.Writer) (*app.App, error) {
+func (o *serveOptions) build(ctx context.Context, getenv func(string) string, stderr io.Writer) (*app.App, error) {
 	cfg := o.cfg
 	cfg.Store = *o.db
 	cfg.Server.Limits.MaxConcurrentStreams = uint32(min(o.streams, 1<<31))
@@ -168,6 +169,13 @@ func (o *serveOptions) build(ctx context.Context, stderr io.Writer) (*app.App, e
 	}
 	if cfg.Server.MetricsAddr == "off" {
 		cfg.Server.MetricsAddr = ""
+	}
+	// Tracing: the standard OTEL_* variables say whether and where.
+	if telemetry.Enabled(getenv) {
+		if cfg.TracerProvider, _, err = telemetry.NewTracerProvider(ctx, getenv); err != nil {
+			return nil, fmt.Errorf("tracing (OTEL_* variables): %w", err)
+		}
+		logger.Info("tracing on: spans exported as the OTEL_* variables say")
 	}
 	if o.debugAddr != "" {
 		if err := startDebug(ctx, o.debugAddr, logger); err != nil {

@@ -22,6 +22,8 @@ import (
 	"github.com/tokenservice/tokenservice/pkg/auth"
 	"github.com/tokenservice/tokenservice/pkg/cache"
 	"github.com/tokenservice/tokenservice/pkg/domain"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/tokenservice/tokenservice/pkg/lastused"
 	"github.com/tokenservice/tokenservice/pkg/metrics"
 	"github.com/tokenservice/tokenservice/pkg/pagetoken"
@@ -47,6 +49,10 @@ type Config struct {
 	// OldKeyEncryptionKeys open values sealed before KeyEncryptionKey
 	// replaced them; they seal nothing.
 	OldKeyEncryptionKeys [][]byte
+	// TracerProvider, if set, traces HTTP requests, RPCs and database
+	// calls; Run shuts it down (flushing its spans) when it ends, if it
+	// has a Shutdown method.
+	TracerProvider trace.TracerProvider
 	// LastUsedFlushInterval is how often tokens' last-used times are
 	// written; 0: not recorded.
 	LastUsedFlushInterval time.Duration
@@ -111,6 +117,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 	cfg.Store.Logger = cfg.Logger
+	cfg.Store.TracerProvider = cfg.TracerProvider
 	st, err := store.Open(cfg.Store)
 	if err != nil {
 		return nil, err
@@ -157,6 +164,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		JWKS:       a.keys.JWKS,
 		Metrics:    a.metrics.Handler(),
 		ObserveRPC: a.metrics.UnaryServerInterceptor,
+		TracerProvider: cfg.TracerProvider,
 		Services: []server.Service{{
 			Desc: &pb.TokenService_ServiceDesc,
 			Impl: api.NewTokenServer(apiDeps),
@@ -343,4 +351,14 @@ func (a *App) Ready(ctx context.Context) error {
 func (a *App) close() {
 	a.wg.Wait()
 	a.store.Close()
+	if tp, ok := a.cfg.TracerProvider.(interface{ Shutdown(context.Context) error }); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), tracerShutdownTimeout)
+		defer cancel()
+		if err := tp.Shutdown(ctx); err != nil {
+			a.logger.Warn("flushing the last spans failed", "error", err)
+		}
+	}
 }
+
+// tracerShutdownTimeout bounds sending the last spans at shutdown.
+const tracerShutdownTimeout = 5 * time.Second

@@ -12,6 +12,7 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -39,7 +40,11 @@ func unaryChain(logger *slog.Logger, validator protovalidate.Validator, gate, ob
 		logging.UnaryServerInterceptor(slogAdapter(logger),
 			logging.WithLogOnEvents(logging.FinishCall),
 			logging.WithFieldsFromContext(func(ctx context.Context) logging.Fields {
-				return logging.Fields{"request_id", requestIDFrom(ctx)}
+				fields := logging.Fields{"request_id", requestIDFrom(ctx)}
+				if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+					fields = append(fields, "trace_id", sc.TraceID().String())
+				}
+				return fields
 			})),
 		errorInterceptor(logger),
 		gate,

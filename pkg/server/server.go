@@ -19,6 +19,7 @@ import (
 	"github.com/fullstorydev/grpchan/inprocgrpc"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
@@ -111,6 +112,9 @@ type Deps struct {
 	// coming by a transport ("grpc", "rest").
 	Metrics    http.Handler
 	ObserveRPC func(transport string) grpc.UnaryServerInterceptor
+	// TracerProvider, if set, traces each HTTP request and each RPC (over
+	// gRPC, and through the gateway), continuing a client's W3C trace.
+	TracerProvider trace.TracerProvider
 }
 
 // ErrStarting answers calls (and readiness checks) before the services are started.
@@ -162,10 +166,16 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	if cfg.TLS != nil {
 		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
 	}
+	if deps.TracerProvider != nil {
+		grpcOpts = append(grpcOpts, grpc.StatsHandler(rpcTracing(deps.TracerProvider, trace.SpanKindServer)))
+	}
 	s.grpcServer = grpc.NewServer(grpcOpts...)
 	// The gateway calls the services through an in-process channel: no
 	// network hop, and the same interceptor chain as gRPC clients get.
 	channel := (&inprocgrpc.Channel{}).WithServerUnaryInterceptor(unaryChain(logger, validator, gate, observe("rest")))
+	if deps.TracerProvider != nil {
+		channel = channel.WithServerStatsHandler(rpcTracing(deps.TracerProvider, trace.SpanKindInternal))
+	}
 	var names []string
 	for _, svc := range deps.Services {
 		names = append(names, svc.Desc.ServiceName)
@@ -181,8 +191,12 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	}
 	healthpb.RegisterHealthServer(s.grpcServer, s.health)
 	reflection.Register(s.grpcServer)
+	handler := withCORS(cfg.CORSOrigins, s.routes(gateway, table))
+	if deps.TracerProvider != nil {
+		handler = httpTracing(deps.TracerProvider, handler)
+	}
 	s.httpServer = &http.Server{
-		Handler:           withCORS(cfg.CORSOrigins, s.routes(gateway, table)),
+		Handler:           handler,
 		ReadHeaderTimeout: limits.ReadHeaderTimeout,
 		ReadTimeout:       limits.ReadTimeout,
 		WriteTimeout:      limits.WriteTimeout,

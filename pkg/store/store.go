@@ -14,8 +14,10 @@ import (
 	"github.com/glebarez/sqlite"
 	mysqldriver "github.com/go-sql-driver/mysql"
 	"gorm.io/driver/mysql"
+	"go.opentelemetry.io/otel/trace"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
+	"gorm.io/plugin/opentelemetry/tracing"
 
 	"github.com/tokenservice/tokenservice/pkg/domain"
 )
@@ -55,6 +57,9 @@ type Config struct {
 	// Logger receives the MySQL driver's own messages (it reports a
 	// dropped connection before returning the error); nil drops them.
 	Logger *slog.Logger
+	// TracerProvider, if set, traces every database call: a span with the
+	// statement, never its values (they carry secret hashes).
+	TracerProvider trace.TracerProvider
 }
 
 // DefaultQueryTimeout is the bound on one database call when Config leaves it unset.
@@ -106,6 +111,12 @@ func Open(cfg Config) (*Store, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("opening %s database: %w", cfg.Driver, redact(err))
+	}
+	if cfg.TracerProvider != nil {
+		if err := db.Use(tracing.NewPlugin(tracing.WithTracerProvider(cfg.TracerProvider),
+			tracing.WithoutQueryVariables(), tracing.WithoutMetrics())); err != nil {
+			return nil, fmt.Errorf("tracing the database: %w", err)
+		}
 	}
 	sqlDB, err := db.DB()
 	if err != nil {
