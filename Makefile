@@ -16,6 +16,7 @@ GRPC_GATEWAY_VERSION := v2.33.0
 GRPCURL_VERSION      := v1.9.4
 GO_SWAGGER_VERSION   := v0.36.7
 OAPI_CODEGEN_VERSION := v2.8.2
+PROTOC_GEN_DOC       := v1.5.1
 
 # One stamp per tool and version: bumping a pin reinstalls just that tool.
 TOOLS := \
@@ -26,7 +27,8 @@ TOOLS := \
   github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2@$(GRPC_GATEWAY_VERSION) \
   github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION) \
   github.com/go-swagger/go-swagger/cmd/swagger@$(GO_SWAGGER_VERSION) \
-  github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen@$(OAPI_CODEGEN_VERSION)
+  github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen@$(OAPI_CODEGEN_VERSION) \
+  github.com/pseudomuto/protoc-gen-doc/cmd/protoc-gen-doc@$(PROTOC_GEN_DOC)
 stamp = $(BIN)/.stamps/$(subst /,_,$(1))
 TOOL_STAMPS := $(foreach t,$(TOOLS),$(call stamp,$(t)))
 $(foreach t,$(TOOLS),$(eval $(call stamp,$(t)): ; $(GO) install $(t) && mkdir -p $(BIN)/.stamps && touch $$@))
@@ -92,15 +94,15 @@ lint: $(BUF) ## buf lint, go vet and gofmt.
 SPEC_V2 := openapi/priv/tokenservice/v1alpha1/tokenservice.swagger.json
 SPEC_V3 := openapi/priv/tokenservice/v1alpha1/tokenservice.openapi.json
 
-generate: tools ## Regenerate gen/ and openapi/ (OpenAPI 2, then 3 from it) from proto/.
-	rm -rf gen openapi
+generate: tools ## Regenerate gen/, openapi/ (OpenAPI 2, then 3 from it) and docs/api.md from proto/.
+	rm -rf gen openapi docs/api.md
 	PATH="$(BIN):$$PATH" $(BIN)/buf generate
 	$(GO) run ./tools/openapiv3 $(SPEC_V2) $(SPEC_V3)
 
 .PHONY: check-generate
-check-generate: generate ## Fail if gen/ or openapi/ differ from what `make generate` makes.
-	@git add -N gen openapi >/dev/null 2>&1 || true
-	@if ! git diff --quiet -- gen openapi; then git diff --stat -- gen openapi; echo "gen/ or openapi/ is stale: run make generate and commit"; exit 1; fi
+check-generate: generate ## Fail if gen/, openapi/ or docs/api.md differ from what `make generate` makes.
+	@git add -N gen openapi docs/api.md >/dev/null 2>&1 || true
+	@if ! git diff --quiet -- gen openapi docs/api.md; then git diff --stat -- gen openapi docs/api.md; echo "gen/, openapi/ or docs/api.md is stale: run make generate and commit"; exit 1; fi
 
 .PHONY: tools
 tools: $(TOOL_STAMPS) ## Install the pinned tools into bin/.
