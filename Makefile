@@ -61,8 +61,9 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 chromium: ## Install Debian's Chromium for the Swagger UI browser test, unless it is there.
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends chromium; }
 
-test: $(GRPCURL) $(SWAGGER) $(OAPI_CODEGEN) chromium build ## Run unit and integration tests (SQLite and MySQL, HTTP and gRPC) with -race, then the README session.
+test: $(GRPCURL) $(SWAGGER) $(OAPI_CODEGEN) chromium build ## Run unit and integration tests (SQLite and MySQL, HTTP and gRPC) with -race, the deploy/ tests, then the README session.
 	$(GO) test -race -count=1 ./...
+	cd deploy && $(GO) test -count=1 ./... # Compose, kustomize and monitoring files: a module of their own
 	scripts/readme-session.sh
 
 FUZZTIME ?= 30s
@@ -88,6 +89,7 @@ bench: build ## Load-test a real server (cmd/tokenbench, MySQL by default), then
 lint: $(BUF) ## buf lint, go vet and gofmt.
 	$(BIN)/buf lint
 	$(GO) vet ./...
+	cd deploy && $(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
 
 .PHONY: generate

@@ -366,3 +366,26 @@ func TestREADMEListsEveryServeFlag(t *testing.T) {
 		}
 	}
 }
+
+// healthcheck exits 0 while serve is ready and 1 when it is not or does not
+// answer: what a container healthcheck needs from the only binary in the image.
+func TestHealthcheck(t *testing.T) {
+	s := startService(t, storetest.MustConfig(t, "sqlite"))
+	sh := &shell{t: t, env: map[string]string{}}
+	if out := sh.must("", "healthcheck", "--url", s.httpURL); !strings.Contains(out, "/readyz") {
+		t.Errorf("healthcheck of a ready serve: %q", out)
+	}
+	sh.must("", "healthcheck", "--url", s.httpURL, "--live")
+
+	// Not ready: the database is not reachable yet.
+	cfg, proxy := storetest.MustMySQLViaProxy(t)
+	proxy.Cut()
+	unready := startServiceUnready(t, cfg)
+	sh.want(1, "503", "", "healthcheck", "--url", unready.httpURL)
+	sh.must("", "healthcheck", "--url", unready.httpURL, "--live")
+
+	if err := s.shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	sh.want(1, "did not answer", "", "healthcheck", "--url", s.httpURL)
+}

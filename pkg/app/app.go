@@ -158,12 +158,12 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 
 	apiDeps := api.Deps{Tokens: a.tokens, Users: a.users}
 	a.server, err = server.New(ctx, cfg.Server, server.Deps{
-		Logger:     cfg.Logger,
-		Started:    a.started.Load,
-		Ready:      a.Ready,
-		JWKS:       a.keys.JWKS,
-		Metrics:    a.metrics.Handler(),
-		ObserveRPC: a.metrics.UnaryServerInterceptor,
+		Logger:         cfg.Logger,
+		Started:        a.started.Load,
+		Ready:          a.Ready,
+		JWKS:           a.keys.JWKS,
+		Metrics:        a.metrics.Handler(),
+		ObserveRPC:     a.metrics.UnaryServerInterceptor,
 		TracerProvider: cfg.TracerProvider,
 		Services: []server.Service{{
 			Desc: &pb.TokenService_ServiceDesc,
