@@ -41,7 +41,7 @@ var contract = map[string]map[string][]string{
 	"tokenservice_token_exchanges_total":  {"outcome": {"ok", "malformed", "unknown", "wrong_secret", "revoked", "expired", "error"}},
 	"tokenservice_bearer_checks_total": {
 		"credential": {"api_token", "access_token"},
-		"outcome":    {"ok", "malformed", "unknown", "wrong_secret", "bad_signature", "revoked", "expired", "error"},
+		"outcome":    {"ok", "malformed", "unknown", "wrong_secret", "invalid", "revoked", "expired", "error"},
 	},
 	"tokenservice_password_attempts_total":   {"outcome": {"ok", "wrong_password", "unknown_user", "limited"}},
 	"tokenservice_rate_limit_refusals_total": {"limit": {"address", "user_and_address", "user"}},

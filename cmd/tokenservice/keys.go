@@ -115,13 +115,15 @@ func keysDeleteCommand(e *env) *cobra.Command {
 		Long: `Delete a signing key (a leaked one, say): every replica stops publishing it within its
 --key-reload-interval, and gateways refuse the tokens it signed once their cached JWKS
 expires. The key that signs is refused unless --force: rotate, wait until the new key
-signs (tokenservice keys list), then delete the old one.`,
+signs (tokenservice keys list), then delete the old one. Forced, the key that signed
+before it signs again if it is still published, else the pending key signs at once,
+before some gateways may have it.`,
 		Args: args("KID"),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			err := auth.DeleteSigningKey(cmd.Context(), databaseOf(cmd).SigningKeys(), argv[0], time.Now().UTC(), force)
 			if errors.Is(err, auth.ErrSigningKeyInUse) {
 				return fmt.Errorf("%w: run tokenservice keys rotate, and delete it once the new key signs (tokenservice keys list); "+
-					"--force deletes it now, and the pending key then signs at once, before some gateways may have it", err)
+					"--force deletes it now (see tokenservice keys delete --help for which key then signs)", err)
 			}
 			if err != nil {
 				return err
@@ -144,9 +146,9 @@ transaction: those stored in the clear (before serve had a key-encryption key), 
 those sealed under --old-key-encryption-key-file (changing the key-encryption key).
 If one value opens under neither, nothing changes.
 
-To change the key-encryption key without downtime: restart every replica with the new
-file as --key-encryption-key-file and the old one as --old-key-encryption-key-file; run
-keys reseal with the same two; then restart them without the old one.`,
+To change the key-encryption key without downtime (README, "Sealing keys and changing
+the key-encryption key"): let every replica read the new key, then seal under it, then
+keys reseal, then drop the old one.`,
 		Args: args(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			current, old, err := kek.load()

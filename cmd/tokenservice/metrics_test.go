@@ -115,7 +115,7 @@ func TestMetrics(t *testing.T) {
 	}
 	expiring := rest.mustCreate(apiToken, &pb.CreateTokenRequest{ExpireTime: timestamppb.New(time.Now().Add(time.Second))})
 	time.Sleep(time.Until(expiring.GetMetadata().GetExpireTime().AsTime()) + 50*time.Millisecond)
-	for _, bad := range []string{badChecksum, stranger.String(), wrongSecret, revoked.GetToken(), expiring.GetToken()} {
+	for _, bad := range []string{badChecksum, access, stranger.String(), wrongSecret, revoked.GetToken(), expiring.GetToken()} {
 		_, err := grpc.exchange("", bad)
 		wantCode(t, "exchanging "+bad, err, 16)
 	}
@@ -126,6 +126,8 @@ func TestMetrics(t *testing.T) {
 	}
 	_, err := grpc.list("eyJhbGciOiJFUzI1NiJ9.e30.c2ln", &pb.ListTokensRequest{})
 	wantCode(t, "a forged access token", err, 16)
+	_, err = grpc.list("not-a-token", &pb.ListTokensRequest{})
+	wantCode(t, "a bearer that is no token", err, 16)
 	for range 11 { // past the 10 a minute one username may try from one address
 		_, err := grpc.create("", &pb.CreateTokenRequest{Username: "mallory", Password: "wrong password!"})
 		if err == nil {
@@ -145,16 +147,17 @@ func TestMetrics(t *testing.T) {
 		series("tokenservice_password_attempts_total", "outcome", "limited"):                                                                                                 1,
 		series("tokenservice_rate_limit_refusals_total", "limit", "user_and_address"):                                                                                        1,
 		series("tokenservice_token_exchanges_total", "outcome", "ok"):                                                                                                        2,
-		series("tokenservice_token_exchanges_total", "outcome", "malformed"):                                                                                                 1,
+		series("tokenservice_token_exchanges_total", "outcome", "malformed"):                                                                                                 2,
 		series("tokenservice_token_exchanges_total", "outcome", "unknown"):                                                                                                   1,
 		series("tokenservice_token_exchanges_total", "outcome", "wrong_secret"):                                                                                              1,
 		series("tokenservice_token_exchanges_total", "outcome", "revoked"):                                                                                                   1,
 		series("tokenservice_token_exchanges_total", "outcome", "expired"):                                                                                                   1,
 		series("tokenservice_bearer_checks_total", "credential", "access_token", "outcome", "ok"):                                                                            1,
-		series("tokenservice_bearer_checks_total", "credential", "access_token", "outcome", "bad_signature"):                                                                 1,
+		series("tokenservice_bearer_checks_total", "credential", "access_token", "outcome", "invalid"):                                                                       1,
+		series("tokenservice_bearer_checks_total", "credential", "access_token", "outcome", "malformed"):                                                                     1,
 		series("grpc_server_handled_total", "grpc_code", "OK", "grpc_method", "CreateToken", "grpc_service", svc, "grpc_type", "unary", "transport", "rest"):                 3,
-		series("grpc_server_handled_total", "grpc_code", "Unauthenticated", "grpc_method", "GetAccessToken", "grpc_service", svc, "grpc_type", "unary", "transport", "grpc"): 5,
-		series("grpc_server_handling_seconds_count", "grpc_method", "GetAccessToken", "grpc_service", svc, "grpc_type", "unary", "transport", "grpc"):                        7,
+		series("grpc_server_handled_total", "grpc_code", "Unauthenticated", "grpc_method", "GetAccessToken", "grpc_service", svc, "grpc_type", "unary", "transport", "grpc"): 6,
+		series("grpc_server_handling_seconds_count", "grpc_method", "GetAccessToken", "grpc_service", svc, "grpc_type", "unary", "transport", "grpc"):                        8,
 	} {
 		if got := moved(series); got != want {
 			t.Errorf("%s moved by %v, want %v", series, got, want)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/tokenservice/tokenservice/pkg/app"
 	"github.com/tokenservice/tokenservice/pkg/auth"
+	"github.com/tokenservice/tokenservice/pkg/server"
 	"github.com/tokenservice/tokenservice/pkg/store"
 	"github.com/tokenservice/tokenservice/pkg/telemetry"
 )
@@ -82,9 +83,9 @@ func serveFlags(fs *pflag.FlagSet) *serveOptions {
 	fs.DurationVar(&srv.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
 	fs.StringVar(&o.audience, "audience", "", "the access tokens' aud claim (default: the issuer)")
 	fs.DurationVar(&cfg.KeyRotation.Period, "key-rotation-period", 30*24*time.Hour, "how often a new signing key is made (0: only by tokenservice keys rotate)")
-	fs.DurationVar(&cfg.KeyRotation.PropagationDelay, "key-propagation-delay", 10*time.Minute, "how long a new signing key is published before it signs: at least --jwks-max-age plus --key-reload-interval")
+	fs.DurationVar(&cfg.KeyRotation.PropagationDelay, "key-propagation-delay", app.DefaultKeyPropagationDelay, "how long a new signing key is published before it signs: at least --jwks-max-age plus --key-reload-interval")
 	fs.DurationVar(&cfg.KeyReloadInterval, "key-reload-interval", time.Minute, "how often the signing keys are reloaded from the database (and a due rotation made)")
-	fs.DurationVar(&srv.JWKSMaxAge, "jwks-max-age", 5*time.Minute, "how long gateways may cache the JWKS (its Cache-Control max-age)")
+	fs.DurationVar(&srv.JWKSMaxAge, "jwks-max-age", server.DefaultJWKSMaxAge, "how long gateways may cache the JWKS (its Cache-Control max-age)")
 	fs.DurationVar(&cfg.Minter.Lifetime, "access-token-ttl", 15*time.Minute, "access token lifetime (never past the API token's own expiry)")
 	fs.DurationVar(&cfg.Minter.Reuse, "access-token-reuse", time.Minute, "an API token exchanged again within this time of its last exchange gets the same access token, not a new signature (0: always a new one)")
 	fs.DurationVar(&cfg.Cache.TTL, "cache-ttl", 5*time.Second, "how long a token or user read from the database is reused: a deletion through another replica takes effect here within it (0: no cache)")
@@ -170,17 +171,25 @@ func (o *serveOptions) build(ctx context.Context, getenv func(string) string, st
 	if cfg.Server.MetricsAddr == "off" {
 		cfg.Server.MetricsAddr = ""
 	}
-	// Tracing: the standard OTEL_* variables say whether and where.
-	if telemetry.Enabled(getenv) {
-		if cfg.TracerProvider, _, err = telemetry.NewTracerProvider(ctx, getenv); err != nil {
-			return nil, fmt.Errorf("tracing (OTEL_* variables): %w", err)
-		}
-		logger.Info("tracing on: spans exported as the OTEL_* variables say")
-	}
 	if o.debugAddr != "" {
 		if err := startDebug(ctx, o.debugAddr, logger); err != nil {
 			return nil, err
 		}
+	}
+	// Tracing: the standard OTEL_* variables say whether and where. The app
+	// shuts the provider down when it has run; here, if it is not built.
+	if telemetry.Enabled(getenv) {
+		tp, shutdown, err := telemetry.NewTracerProvider(ctx, getenv)
+		if err != nil {
+			return nil, fmt.Errorf("tracing (OTEL_* variables): %w", err)
+		}
+		cfg.TracerProvider = tp
+		logger.Info("tracing on: spans exported as the OTEL_* variables say")
+		a, err := app.New(ctx, cfg)
+		if err != nil {
+			shutdown(context.WithoutCancel(ctx))
+		}
+		return a, err
 	}
 	return app.New(ctx, cfg)
 }

@@ -72,8 +72,8 @@ func (d *Database) Reseal(ctx context.Context, kek []byte, old [][]byte) (int, e
 
 // SigningKeys returns the stored signing keys as they are, their private
 // keys sealed if they were stored so: enough to see or delete keys, not to
-// sign.
-func (d *Database) SigningKeys() domain.Keys { return d.store }
+// sign or add one.
+func (d *Database) SigningKeys() auth.StoredKeys { return d.store }
 
 // KeyStates returns where each stored signing key stands at now, from
 // their times alone (no key is created or unsealed). A replaced key shows

@@ -359,16 +359,23 @@ func (r *KeyRing) due(now time.Time, force bool) (bool, time.Time) {
 	return now.Sub(newest) >= r.rotation.Period, now.Add(-r.rotation.Period)
 }
 
+// StoredKeys are the signing keys as stored, to see and delete: not to
+// sign with or add to (their private keys may be sealed).
+type StoredKeys interface {
+	SigningKeys(ctx context.Context) ([]*domain.SigningKey, error)
+	DeleteSigningKeys(ctx context.Context, ids []string) error
+}
+
 // ErrSigningKeyInUse is DeleteSigningKey's refusal of the key that signs.
 var ErrSigningKeyInUse = errors.New("the key signs the access tokens now")
 
 // DeleteSigningKey deletes the stored key kid at now, withdrawing it from
 // every replica's JWKS at their next reload (a leaked key, say). It refuses
-// the only key, and the key that signs unless force: its successor (the
-// first pending key) then signs at once, possibly before every gateway has
-// it. The safe course is to rotate and delete the old key once the new one
-// signs.
-func DeleteSigningKey(ctx context.Context, store domain.Keys, kid string, now time.Time, force bool) error {
+// the only key, and the key that signs unless force: then the key activated
+// before it signs again if it is still published, else the first pending
+// key signs at once, possibly before every gateway has it. The safe course
+// is to rotate and delete the old key once the new one signs.
+func DeleteSigningKey(ctx context.Context, store StoredKeys, kid string, now time.Time, force bool) error {
 	keys, err := store.SigningKeys(ctx)
 	if err != nil {
 		return err

@@ -1,8 +1,9 @@
 // Package metrics owns the service's Prometheus metrics: the RPCs' (by
 // go-grpc-middleware's provider, over gRPC and over REST), the Go runtime's,
 // the process's, the database pool's, and the service's own counters, which
-// it collects by observing the token, user, cache, last-used and key
-// packages. Names follow https://prometheus.io/docs/practices/naming/: one
+// it collects by observing the token, user, cache and last-used packages (and
+// the key rotations the app reports). Names follow
+// https://prometheus.io/docs/practices/naming/: the service's own under one
 // namespace, base units, _total on counters.
 package metrics
 
@@ -19,6 +20,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/tokenservice/tokenservice/pkg/cache"
+	"github.com/tokenservice/tokenservice/pkg/lastused"
 	"github.com/tokenservice/tokenservice/pkg/tokens"
 	"github.com/tokenservice/tokenservice/pkg/users"
 )
@@ -48,9 +50,10 @@ type Metrics struct {
 }
 
 var (
-	_ tokens.Observer = (*Metrics)(nil)
-	_ users.Observer  = (*Metrics)(nil)
-	_ cache.Observer  = (*Metrics)(nil)
+	_ tokens.Observer   = (*Metrics)(nil)
+	_ users.Observer    = (*Metrics)(nil)
+	_ cache.Observer    = (*Metrics)(nil)
+	_ lastused.Observer = (*Metrics)(nil)
 )
 
 // latencyBuckets cover an exchange from the cache (tens of microseconds)
@@ -72,22 +75,20 @@ func New() *Metrics {
 	m.tokensCreated = f.counter("api_tokens_created_total", "API tokens created.")
 	exchanges := f.counterVec("token_exchanges_total", "API tokens exchanged for access tokens, by outcome.", "outcome")
 	bearers := f.counterVec("bearer_checks_total", "Bearer credentials checked, by credential (api_token, access_token) and outcome.", "credential", "outcome")
-	m.checks = map[tokens.Check]map[tokens.Outcome]prometheus.Counter{}
-	for _, outcome := range []tokens.Outcome{tokens.OutcomeOK, tokens.OutcomeMalformed, tokens.OutcomeUnknown, tokens.OutcomeWrongSecret,
-		tokens.OutcomeBadJWT, tokens.OutcomeRevoked, tokens.OutcomeExpired, tokens.OutcomeError} {
-		set := func(check tokens.Check, c prometheus.Counter) {
-			if m.checks[check] == nil {
-				m.checks[check] = map[tokens.Outcome]prometheus.Counter{}
-			}
-			m.checks[check][outcome] = c
-		}
-		if outcome != tokens.OutcomeBadJWT {
-			set(tokens.CheckExchange, exchanges.WithLabelValues(string(outcome)))
-			set(tokens.CheckBearerAPIToken, bearers.WithLabelValues("api_token", string(outcome)))
-		}
-		if outcome != tokens.OutcomeMalformed && outcome != tokens.OutcomeUnknown && outcome != tokens.OutcomeWrongSecret {
-			set(tokens.CheckBearerAccessToken, bearers.WithLabelValues("access_token", string(outcome)))
-		}
+	// The outcomes each check can have, each series there from the start.
+	apiToken := []tokens.Outcome{tokens.OutcomeOK, tokens.OutcomeMalformed, tokens.OutcomeUnknown, tokens.OutcomeWrongSecret,
+		tokens.OutcomeRevoked, tokens.OutcomeExpired, tokens.OutcomeError}
+	accessToken := []tokens.Outcome{tokens.OutcomeOK, tokens.OutcomeMalformed, tokens.OutcomeInvalid,
+		tokens.OutcomeRevoked, tokens.OutcomeExpired, tokens.OutcomeError}
+	m.checks = map[tokens.Check]map[tokens.Outcome]prometheus.Counter{
+		tokens.CheckExchange: {}, tokens.CheckBearerAPIToken: {}, tokens.CheckBearerAccessToken: {},
+	}
+	for _, o := range apiToken {
+		m.checks[tokens.CheckExchange][o] = exchanges.WithLabelValues(string(o))
+		m.checks[tokens.CheckBearerAPIToken][o] = bearers.WithLabelValues("api_token", string(o))
+	}
+	for _, o := range accessToken {
+		m.checks[tokens.CheckBearerAccessToken][o] = bearers.WithLabelValues("access_token", string(o))
 	}
 	passwords := f.counterVec("password_attempts_total", "Password attempts (logins, and old passwords given to change one), by outcome.", "outcome")
 	limits := f.counterVec("rate_limit_refusals_total", "Password attempts refused by a rate limit, by limit (address, user_and_address, user).", "limit")

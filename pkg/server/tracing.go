@@ -19,8 +19,16 @@ func httpTracing(tp trace.TracerProvider, h http.Handler) http.Handler {
 		otelhttp.WithTracerProvider(tp),
 		otelhttp.WithPropagators(telemetry.Propagator),
 		// Semantic conventions: "{method}" when the route is not known
-		// (the gateway routes inside); paths carry IDs, too many names.
-		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method }),
+		// (the gateway routes inside; paths carry IDs, too many names), and
+		// "HTTP" for a method not in RFC 9110: the client chooses it.
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
+			switch r.Method {
+			case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+				http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+				return r.Method
+			}
+			return "HTTP"
+		}),
 		otelhttp.WithFilter(func(r *http.Request) bool { return r.URL.Path != "/healthz" && r.URL.Path != "/readyz" }),
 	)
 }

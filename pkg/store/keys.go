@@ -87,6 +87,8 @@ func (s *Store) Secret(ctx context.Context, name string, value []byte) ([]byte, 
 	return r.Value, nil
 }
 
+var _ domain.Resealer = (*Store)(nil)
+
 // RewriteSealed implements domain.Resealer: in one transaction holding the
 // keysLock row (so no key is added meanwhile), every signing key's private
 // key and every server secret is read, passed through rewrite and written

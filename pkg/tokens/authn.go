@@ -2,6 +2,7 @@ package tokens
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/tokenservice/tokenservice/pkg/auth"
@@ -32,7 +33,10 @@ func (s *Service) authenticateBearer(ctx context.Context, check Check, bearer st
 	}
 	claims, err := s.deps.Minter.Verify(bearer, s.deps.Clock())
 	if err != nil {
-		return nil, OutcomeBadJWT, domain.ErrUnauthenticated
+		if strings.Count(bearer, ".") != 2 { // not even a compact JWS
+			return nil, OutcomeMalformed, domain.ErrUnauthenticated
+		}
+		return nil, OutcomeInvalid, domain.ErrUnauthenticated
 	}
 	// The access token is refused as soon as its API token is deleted or
 	// expired: this service checks; gateways verifying offline honour it
@@ -43,7 +47,7 @@ func (s *Service) authenticateBearer(ctx context.Context, check Check, bearer st
 	}
 	now := s.deps.Clock()
 	if t.UserID != claims.UserID { // signed by us, so never: but not trusted
-		return nil, OutcomeBadJWT, domain.ErrUnauthenticated
+		return nil, OutcomeInvalid, domain.ErrUnauthenticated
 	}
 	if outcome := activeAt(t, now); outcome != OutcomeOK {
 		return nil, outcome, domain.ErrUnauthenticated

@@ -54,13 +54,13 @@ type Outcome string
 // The outcomes.
 const (
 	OutcomeOK          Outcome = "ok"
-	OutcomeMalformed   Outcome = "malformed"     // not a well-formed credential (bad checksum, not a JWT)
-	OutcomeUnknown     Outcome = "unknown"       // no such token
-	OutcomeWrongSecret Outcome = "wrong_secret"  // a known token ID with the wrong secret
-	OutcomeBadJWT      Outcome = "bad_signature" // an access token that does not verify (signature, key, claims, expiry)
-	OutcomeRevoked     Outcome = "revoked"       // the API token is deleted (or its user is)
-	OutcomeExpired     Outcome = "expired"       // the API token is past its expire time
-	OutcomeError       Outcome = "error"         // the check could not be made (the database is away)
+	OutcomeMalformed   Outcome = "malformed"    // not shaped like the credential (bad checksum, not a compact JWS)
+	OutcomeUnknown     Outcome = "unknown"      // no such token
+	OutcomeWrongSecret Outcome = "wrong_secret" // a known token ID with the wrong secret
+	OutcomeInvalid     Outcome = "invalid"      // an access token that does not verify: signature, key, claims or its own expiry
+	OutcomeRevoked     Outcome = "revoked"      // the API token is deleted (or its user is)
+	OutcomeExpired     Outcome = "expired"      // the API token is past its expire time
+	OutcomeError       Outcome = "error"        // the check could not be made (the database is away, minting failed)
 )
 
 // Deps are what the service works with.
@@ -206,21 +206,26 @@ var errNotAnAPIToken = &domain.Error{Kind: domain.KindUnauthenticated, Reason: d
 
 // Exchange trades a plaintext API token for a signed access token.
 func (s *Service) Exchange(ctx context.Context, plaintext string) (auth.AccessToken, error) {
+	at, outcome, err := s.exchange(ctx, plaintext)
+	s.deps.Observer.CredentialChecked(CheckExchange, outcome)
+	return at, err
+}
+
+func (s *Service) exchange(ctx context.Context, plaintext string) (auth.AccessToken, Outcome, error) {
 	if !auth.LooksLikeAPIToken(plaintext) {
-		return auth.AccessToken{}, errNotAnAPIToken
+		return auth.AccessToken{}, OutcomeMalformed, errNotAnAPIToken
 	}
 	t, outcome, err := s.apiToken(ctx, plaintext)
-	s.deps.Observer.CredentialChecked(CheckExchange, outcome)
 	if err != nil {
-		return auth.AccessToken{}, err
+		return auth.AccessToken{}, outcome, err
 	}
 	now := s.deps.Clock()
 	at, err := s.deps.Minter.Mint(t, now)
 	if err != nil {
-		return auth.AccessToken{}, domain.Wrap(domain.KindInternal, err, "minting access token")
+		return auth.AccessToken{}, OutcomeError, domain.Wrap(domain.KindInternal, err, "minting access token")
 	}
 	s.deps.LastUsed.Record(t.ID, now)
-	return at, nil
+	return at, OutcomeOK, nil
 }
 
 var errTokenNotFound = domain.Errorf(domain.KindNotFound, "token not found")
