@@ -384,8 +384,29 @@ func TestHealthcheck(t *testing.T) {
 	sh.want(1, "503", "", "healthcheck", "--url", unready.httpURL)
 	sh.must("", "healthcheck", "--url", unready.httpURL, "--live")
 
+	// Without --url: where serve's own variables say.
+	addr := &shell{t: t, env: map[string]string{"TOKENSERVICE_HTTP_ADDR": strings.TrimPrefix(s.httpURL, "http://")}}
+	addr.must("", "healthcheck")
+
 	if err := s.shutdown(); err != nil {
 		t.Fatal(err)
 	}
 	sh.want(1, "did not answer", "", "healthcheck", "--url", s.httpURL)
+}
+
+func TestHealthcheckURLFromServesVariables(t *testing.T) {
+	for env, want := range map[[2]string]string{
+		{"", ""}:                  "http://127.0.0.1:8080",
+		{":9000", ""}:             "http://127.0.0.1:9000",
+		{"0.0.0.0:9000", ""}:      "http://127.0.0.1:9000",
+		{"10.0.0.5:8443", "cert"}: "https://10.0.0.5:8443",
+		{"[::]:8080", ""}:         "http://127.0.0.1:8080",
+	} {
+		got := localURL(func(k string) string {
+			return map[string]string{"TOKENSERVICE_HTTP_ADDR": env[0], "TOKENSERVICE_TLS_CERT": env[1]}[k]
+		})
+		if got != want {
+			t.Errorf("HTTP_ADDR %q, TLS_CERT %q: %s, want %s", env[0], env[1], got, want)
+		}
+	}
 }

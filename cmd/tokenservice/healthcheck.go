@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -14,15 +18,33 @@ import (
 // container's healthcheck runs, since the image has nothing but this binary
 // (no shell, no curl).
 func healthcheckCommand(e *env) *cobra.Command {
-	var url string
+	var url, caFile string
 	var live bool
 	var timeout time.Duration
 	cmd := &cobra.Command{
-		Use:     "healthcheck",
-		Short:   "Exit 0 if the serve at --url is ready (/readyz answers 200), 1 if not: for container healthchecks",
-		GroupID: groupServer,
-		Args:    args(),
+		Use:   "healthcheck",
+		Short: "Exit 0 if the serve on this host is ready (/readyz answers 200), 1 if not: for container healthchecks",
+		Long: `Exit 0 if the serve on this host is ready (/readyz answers 200), 1 if not: for container
+healthchecks, in an image with nothing but this binary. Without --url it asks the address
+serve's own variables give (TOKENSERVICE_HTTP_ADDR, over https if TOKENSERVICE_TLS_CERT is
+set), so a container's healthcheck needs no arguments.`,
+		Args: args(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !cmd.Flags().Changed("url") {
+				url = localURL(e.getenv)
+			}
+			client := http.DefaultClient
+			if caFile != "" {
+				pem, err := os.ReadFile(caFile)
+				if err != nil {
+					return fmt.Errorf("--tls-ca-file: %w", err)
+				}
+				pool := x509.NewCertPool()
+				if !pool.AppendCertsFromPEM(pem) {
+					return fmt.Errorf("--tls-ca-file: no PEM certificate in %s", caFile)
+				}
+				client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+			}
 			target := url + "/readyz"
 			if live {
 				target = url + "/healthz"
@@ -33,7 +55,7 @@ func healthcheckCommand(e *env) *cobra.Command {
 			if err != nil {
 				return usageError(cmd, "--url: %v", err)
 			}
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := client.Do(req)
 			if err != nil {
 				// 1, as for not ready: a container healthcheck reads 1 as
 				// unhealthy (and reserves 2).
@@ -48,8 +70,29 @@ func healthcheckCommand(e *env) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&url, "url", "http://127.0.0.1:8080", "the serve's HTTP base URL (its --http-addr, from this host)")
+	cmd.Flags().StringVar(&url, "url", "http://127.0.0.1:8080", "the serve's HTTP base URL (default: from TOKENSERVICE_HTTP_ADDR and TOKENSERVICE_TLS_CERT, else this)")
+	cmd.Flags().StringVar(&caFile, "tls-ca-file", "", "PEM file of the CA that signed serve's certificate (default: the system's)")
 	cmd.Flags().BoolVar(&live, "live", false, "ask /healthz (the process is up) instead of /readyz (it can serve)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 3*time.Second, "how long to wait for the answer")
 	return cmd
+}
+
+// localURL is the base URL of a serve on this host configured by the same
+// variables: its TOKENSERVICE_HTTP_ADDR's port (and host, if it names
+// one), https if it has TOKENSERVICE_TLS_CERT.
+func localURL(getenv func(string) string) string {
+	host, port := "127.0.0.1", "8080"
+	if addr := getenv("TOKENSERVICE_HTTP_ADDR"); addr != "" {
+		if h, p, err := net.SplitHostPort(addr); err == nil {
+			if h != "" && h != "0.0.0.0" && h != "::" {
+				host = h
+			}
+			port = p
+		}
+	}
+	scheme := "http"
+	if getenv("TOKENSERVICE_TLS_CERT") != "" {
+		scheme = "https"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
 }

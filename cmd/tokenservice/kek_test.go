@@ -167,3 +167,25 @@ func mustKEKFile(t *testing.T) string {
 	}
 	return path
 }
+
+// A replica that can no longer read the signing keys (here: sealed under a
+// key it was not given) keeps serving with the keys it has, counts the
+// failed reloads, and stops being ready once that has lasted the
+// propagation delay less the JWKS max-age: it would otherwise serve a JWKS
+// without a key the others are about to sign with.
+func TestUnreadableKeysMakeTheReplicaUnready(t *testing.T) {
+	db := storetest.MustConfig(t, "sqlite")
+	s := startService(t, db, "TOKENSERVICE_JWKS_MAX_AGE", "1s", "TOKENSERVICE_KEY_RELOAD_INTERVAL", "100ms",
+		"TOKENSERVICE_KEY_PROPAGATION_DELAY", "2s")
+	op := &shell{t: t, env: map[string]string{"TOKENSERVICE_DB_DRIVER": db.Driver, "TOKENSERVICE_DB_DSN": db.DSN}}
+	op.must("", "keys", "reseal", "--key-encryption-key-file", mustKEKFile(t))
+	sealedAt := time.Now()
+	took := s.waitReady(t, false, 5*time.Second)
+	if since := time.Since(sealedAt); since < 900*time.Millisecond {
+		t.Errorf("not ready %v after the keys became unreadable: before the propagation delay less the max-age (1s)", since)
+	}
+	t.Logf("not ready %v after the keys became unreadable", took.Round(10*time.Millisecond))
+	if got := scrape(t, "http://"+s.app.MetricsAddr()+"/metrics")[series("tokenservice_signing_key_reload_failures_total")]; got < 1 {
+		t.Errorf("tokenservice_signing_key_reload_failures_total = %v", got)
+	}
+}

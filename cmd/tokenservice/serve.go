@@ -165,9 +165,6 @@ func (o *serveOptions) build(ctx context.Context, getenv func(string) string, st
 	if cfg.KeyEncryptionKey, cfg.OldKeyEncryptionKeys, err = o.kek.load(); err != nil {
 		return nil, err
 	}
-	if cfg.KeyEncryptionKey == nil {
-		logger.Warn("signing keys and server secrets are stored unencrypted in the database: set --key-encryption-key-file")
-	}
 	if cfg.Server.MetricsAddr == "off" {
 		cfg.Server.MetricsAddr = ""
 	}
@@ -178,20 +175,22 @@ func (o *serveOptions) build(ctx context.Context, getenv func(string) string, st
 	}
 	// Tracing: the standard OTEL_* variables say whether and where. The app
 	// shuts the provider down when it has run; here, if it is not built.
+	shutdown := func(context.Context) error { return nil }
 	if telemetry.Enabled(getenv) {
-		tp, shutdown, err := telemetry.NewTracerProvider(ctx, getenv)
-		if err != nil {
+		if cfg.TracerProvider, shutdown, err = telemetry.NewTracerProvider(ctx, getenv); err != nil {
 			return nil, fmt.Errorf("tracing (OTEL_* variables): %w", err)
 		}
-		cfg.TracerProvider = tp
 		logger.Info("tracing on: spans exported as the OTEL_* variables say")
-		a, err := app.New(ctx, cfg)
-		if err != nil {
-			shutdown(context.WithoutCancel(ctx))
-		}
-		return a, err
 	}
-	return app.New(ctx, cfg)
+	a, err := app.New(ctx, cfg)
+	if err != nil {
+		shutdown(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	if cfg.KeyEncryptionKey == nil {
+		logger.Warn("signing keys and server secrets are stored unencrypted in the database: set --key-encryption-key-file")
+	}
+	return a, nil
 }
 
 // dbFlags are the database flags of serve and the db commands.
@@ -258,7 +257,7 @@ const kekFileHelp = "a file holding 32 random bytes in base64 (openssl rand -bas
 func kekFlags(fs *pflag.FlagSet, help string) *kekFiles {
 	k := &kekFiles{}
 	fs.StringVar(&k.current, "key-encryption-key-file", "", help)
-	fs.StringVar(&k.old, "old-key-encryption-key-file", "", "while changing the key-encryption key: the previous one, which opens values not yet resealed (tokenservice keys reseal) and seals nothing")
+	fs.StringVar(&k.old, "old-key-encryption-key-file", "", "while changing the key-encryption key (README): a second key this process opens values with but never seals under, the next one or the previous one")
 	return k
 }
 

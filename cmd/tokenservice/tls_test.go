@@ -124,4 +124,10 @@ func TestClientOverTLS(t *testing.T) {
 	sh.env["TOKENSERVICE_TOKEN"] = "tks_AAAAAAAAAAAAAAAA_x"
 	sh.want(exitUnreachable, "did not answer", "", "whoami", "--addr", s.grpcAddr) // plaintext to a TLS server
 	sh.want(exitUsage, "scheme", "", "whoami", "--addr", "ftp://"+s.grpcAddr)
+
+	// healthcheck of a serve with its own TLS: https from serve's variables,
+	// trusting --tls-ca-file.
+	hc := &shell{t: t, env: map[string]string{"TOKENSERVICE_HTTP_ADDR": strings.TrimPrefix(s.httpURL, "http://"), "TOKENSERVICE_TLS_CERT": certFile}}
+	hc.want(1, "certificate", "", "healthcheck")
+	hc.must("", "healthcheck", "--tls-ca-file", certFile)
 }

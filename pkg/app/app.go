@@ -80,9 +80,11 @@ type App struct {
 	pages    *pagetoken.Codec
 	lastUsed *lastused.Recorder // nil: not recorded
 	metrics  *metrics.Metrics
-	tokens   *tokens.Service
-	users    *users.Service
-	server   *server.Server
+	// keysLoaded is when the signing keys were last loaded (UnixNano).
+	keysLoaded atomic.Int64
+	tokens     *tokens.Service
+	users      *users.Service
+	server     *server.Server
 
 	started atomic.Bool
 	wg      sync.WaitGroup
@@ -249,7 +251,7 @@ func (a *App) start(ctx, runCtx context.Context) error {
 				a.logger.InfoContext(ctx, "database reachable: ready")
 				return
 			}
-			a.logger.WarnContext(ctx, "start-up still failing: retrying", "error", err, "retry_in", delay)
+			a.logger.WarnContext(ctx, "start-up still failing: retrying", "error", err, "retry_in", delay.String())
 			delay = min(2*delay, 2*time.Second)
 		}
 	})
@@ -268,6 +270,7 @@ func (a *App) attempt(ctx, runCtx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("loading signing keys: %w", err)
 	}
+	a.keysLoaded.Store(time.Now().UnixNano())
 	if added != nil {
 		a.metrics.SigningKeyAdded()
 	}
@@ -313,11 +316,15 @@ func (a *App) reloadKeys(ctx context.Context) {
 		loadCtx, cancel := context.WithTimeout(ctx, keyReloadTimeout)
 		added, err := a.keys.Rotate(loadCtx, now(), false)
 		cancel()
-		if err != nil {
+		if err == nil {
+			a.keysLoaded.Store(time.Now().UnixNano())
+		} else {
 			if ctx.Err() != nil {
 				return
 			}
-			a.logger.WarnContext(ctx, "reloading signing keys failed: moving the keys held on in time", "error", err)
+			a.metrics.SigningKeyReloadFailed()
+			a.logger.WarnContext(ctx, "reloading signing keys failed: moving the keys held on in time; not ready once this lasts the propagation delay less the JWKS max-age",
+				"error", err)
 			if err := a.keys.Refresh(now()); err != nil {
 				a.logger.ErrorContext(ctx, "signing keys: keeping the ones in use", "error", err)
 			}
@@ -342,7 +349,24 @@ func (a *App) Ready(ctx context.Context) error {
 	if !a.started.Load() {
 		return server.ErrStarting
 	}
+	if err := a.keysFresh(); err != nil {
+		return err
+	}
 	return a.store.Ping(ctx)
+}
+
+// keysFresh fails once the signing keys have not been loaded for the
+// propagation delay less the JWKS max-age: a key another replica added may
+// by then be in gateways' JWKS fetched elsewhere and about to sign, while
+// this replica neither publishes it nor will sign with it. Out of the load
+// balancer, it stops serving a stale JWKS.
+func (a *App) keysFresh() error {
+	stale := a.cfg.KeyRotation.PropagationDelay - a.cfg.Server.JWKSMaxAge
+	if since := time.Since(time.Unix(0, a.keysLoaded.Load())); since > stale {
+		return &domain.Error{Kind: domain.KindUnavailable, Reason: domain.ReasonUnavailable,
+			Message: fmt.Sprintf("the signing keys have not been reloaded for %s (see the log): not ready", since.Round(time.Second))}
+	}
+	return nil
 }
 
 // close waits for the start-up retries and the last-used recorder to end

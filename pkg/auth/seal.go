@@ -21,7 +21,7 @@ var sealedPrefix = []byte("tks-sealed-v1:")
 
 // ErrSealed means the database holds sealed keys and no key-encryption key
 // (or another one) is configured.
-var ErrSealed = errors.New("the signing keys in the database are encrypted with a key-encryption key this process does not have (--key-encryption-key-file)")
+var ErrSealed = errors.New("the signing keys in the database are encrypted with a key-encryption key this process does not have (--key-encryption-key-file, or --old-key-encryption-key-file while changing it)")
 
 // SealedKeys stores the signing keys and server secrets encrypted
 // (AES-256-GCM, bound to the row they belong to) under a key-encryption key
@@ -112,7 +112,7 @@ func (s *SealedKeys) Reseal(ctx context.Context, r domain.Resealer) (int, error)
 		row := rowOf(v.Kind, v.Name)
 		plain, err := s.open(v.Value, row)
 		if err != nil {
-			return nil, fmt.Errorf("%s %s: %w", v.Kind, v.Name, err)
+			return nil, fmt.Errorf("%s %s: %w", strings.ReplaceAll(string(v.Kind), "_", " "), v.Name, err)
 		}
 		return s.seal(plain, row)
 	})

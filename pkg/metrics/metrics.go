@@ -39,14 +39,15 @@ type Metrics struct {
 	reg  *prometheus.Registry
 	rpcs *grpcprom.ServerMetrics
 
-	tokensCreated    prometheus.Counter
-	checks           map[tokens.Check]map[tokens.Outcome]prometheus.Counter
-	passwords        map[users.PasswordOutcome]prometheus.Counter
-	limited          map[users.PasswordOutcome]prometheus.Counter
-	cacheReads       map[cache.Kind][2]prometheus.Counter // [miss, hit]
-	flushes          [2]prometheus.Counter                // [ok, error]
-	flushedTokens    prometheus.Counter
-	signingKeysAdded prometheus.Counter
+	tokensCreated     prometheus.Counter
+	checks            map[tokens.Check]map[tokens.Outcome]prometheus.Counter
+	passwords         map[users.PasswordOutcome]prometheus.Counter
+	limited           map[users.PasswordOutcome]prometheus.Counter
+	cacheReads        map[cache.Kind][2]prometheus.Counter // [miss, hit]
+	flushes           [2]prometheus.Counter                // [ok, error]
+	flushedTokens     prometheus.Counter
+	signingKeysAdded  prometheus.Counter
+	keyReloadFailures prometheus.Counter
 }
 
 var (
@@ -109,6 +110,7 @@ func New() *Metrics {
 	flushes := f.counterVec("last_used_flushes_total", "Batched writes of tokens' last-used times, by result (ok, error).", "result")
 	m.flushes = [2]prometheus.Counter{flushes.WithLabelValues("ok"), flushes.WithLabelValues("error")}
 	m.flushedTokens = f.counter("last_used_flushed_tokens_total", "Tokens whose last-used time was written.")
+	m.keyReloadFailures = f.counter("signing_key_reload_failures_total", "Reloads of the signing keys from the database that failed (the replica keeps the keys it has; past the propagation delay less the JWKS max-age it is not ready).")
 	m.signingKeysAdded = f.counter("signing_keys_added_total", "Signing keys this replica added: rotations it made (keys rotate and other replicas add keys too).")
 	reg.MustRegister(m.rpcs, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -207,3 +209,6 @@ func (m *Metrics) LastUsedFlushed(n int, err error) {
 
 // SigningKeyAdded counts a key this replica added.
 func (m *Metrics) SigningKeyAdded() { m.signingKeysAdded.Inc() }
+
+// SigningKeyReloadFailed counts a failed reload of the signing keys.
+func (m *Metrics) SigningKeyReloadFailed() { m.keyReloadFailures.Inc() }

@@ -190,6 +190,13 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 		}
 	}
 	healthpb.RegisterHealthServer(s.grpcServer, s.health)
+	// Every service is known to the health service from the start, not
+	// serving until watchHealth finds it ready: a check made before Serve's
+	// first look gets NOT_SERVING, not NotFound.
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	for _, svc := range deps.Services {
+		s.health.SetServingStatus(svc.Desc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
+	}
 	reflection.Register(s.grpcServer)
 	handler := withCORS(cfg.CORSOrigins, s.routes(gateway, table))
 	if deps.TracerProvider != nil {
