@@ -21,6 +21,7 @@ import (
 	"github.com/tokenservice/tokenservice/pkg/server"
 	"github.com/tokenservice/tokenservice/pkg/store"
 	"github.com/tokenservice/tokenservice/pkg/telemetry"
+	"github.com/tokenservice/tokenservice/pkg/tokens"
 )
 
 func serveCommand(e *env) *cobra.Command {
@@ -93,6 +94,9 @@ func serveFlags(fs *pflag.FlagSet) *serveOptions {
 	fs.DurationVar(&cfg.LastUsedFlushInterval, "last-used-flush-interval", 30*time.Second, "how often the tokens' last-used times are written, in one batch (and at shutdown); the most they lag (0: not tracked)")
 	fs.DurationVar(&cfg.Tokens.MaxTokenLifetime, "max-token-lifetime", 0, "if set, the longest an API token may live; tokens without expire_time get it")
 	fs.IntVar(&cfg.Tokens.MaxTokensPerUser, "max-tokens-per-user", 1000, "live (neither deleted nor expired) API tokens one user may have (0: no limit)")
+	fs.StringSliceVar(&cfg.Tokens.Scopes, "scopes", nil, "comma-separated scopes of your APIs that tokens may carry, beside the service's own (tokens:read, tokens:write, users:read, users:write, introspect), e.g. orders:read,orders:write")
+	fs.DurationVar(&cfg.Tokens.MaxRotationGracePeriod, "max-rotation-grace-period", 24*time.Hour, "the longest a rotated token's old secret may keep working, as RotateToken's grace_period asks (at most 24h; 0: refused at once, always)")
+	fs.BoolVar(&cfg.Tokens.RevokeAPITokenByAccessToken, "revoke-api-token-by-access-token", false, "let whoever holds an access token revoke the API token it was minted from at /oauth2/revoke (RFC 7009); off, revoking an access token answers unsupported_token_type")
 	fs.IntVar(&cfg.Users.MaxMachineUsersPerOwner, "max-machine-users-per-owner", 100, "machine users one human user may own (0: no limit)")
 	fs.IntVar(&cfg.Users.LoginAttemptsPerUserAndAddress, "login-attempts-per-user-and-address", 10, "password attempts allowed a minute per username from one client address (0: no limit)")
 	fs.IntVar(&cfg.Users.LoginAttemptsPerAddress, "login-attempts-per-address", 60, "password attempts allowed a minute per client address, whatever the username (0: no limit)")
@@ -137,6 +141,12 @@ func (o *serveOptions) build(ctx context.Context, getenv func(string) string, st
 	}
 	if cfg.Minter.Reuse < 0 || 2*cfg.Minter.Reuse > cfg.Minter.Lifetime {
 		return nil, fmt.Errorf("--access-token-reuse must be between 0 and half of --access-token-ttl")
+	}
+	if err := tokens.CheckScopes(cfg.Tokens.Scopes); err != nil {
+		return nil, fmt.Errorf("--scopes: %w", err)
+	}
+	if cfg.Tokens.MaxRotationGracePeriod < 0 || cfg.Tokens.MaxRotationGracePeriod > tokens.MaxGracePeriod {
+		return nil, fmt.Errorf("--max-rotation-grace-period must be between 0 and 24h")
 	}
 	if err := checkKeyTiming(cfg.KeyRotation.PropagationDelay, cfg.Server.JWKSMaxAge, cfg.KeyReloadInterval); err != nil {
 		return nil, err

@@ -2,16 +2,27 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"net"
+	"path"
 	"strings"
+	"time"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 
 	"github.com/tokenservice/tokenservice/pkg/domain"
 	"github.com/tokenservice/tokenservice/pkg/tokens"
 )
+
+// policy says what a method asks of the caller: how it sends its
+// credential and the scope that credential must carry ("" for none).
+type policy struct {
+	bearer authPolicy
+	scope  string
+}
 
 // authPolicy says what each method asks of the Authorization credential.
 type authPolicy int
@@ -24,17 +35,18 @@ const (
 
 // authenticate implements the auth interceptor's per-service override
 // (go-grpc-middleware calls it on both the gRPC and the in-process REST path):
-// it applies the method's policy and puts the caller in the context. A method
-// without a policy is refused, never open.
-func authenticate(ctx context.Context, svc *tokens.Service, fullMethod string, policies map[string]authPolicy) (context.Context, error) {
-	policy, ok := policies[fullMethod]
+// it applies the method's policy, checks the credential's scope, tells the
+// client when its credential expires, and puts the caller in the context.
+// A method without a policy is refused, never open.
+func authenticate(ctx context.Context, svc *tokens.Service, fullMethod string, policies map[string]policy) (context.Context, error) {
+	pol, ok := policies[fullMethod]
 	if !ok {
 		return nil, domain.ErrUnauthenticated
 	}
-	if policy == bearerInBody {
+	if pol.bearer == bearerInBody {
 		return ctx, nil
 	}
-	if policy == bearerOptional && len(metadata.ValueFromIncomingContext(ctx, "authorization")) == 0 {
+	if pol.bearer == bearerOptional && len(metadata.ValueFromIncomingContext(ctx, "authorization")) == 0 {
 		return ctx, nil
 	}
 	bearer, err := bearerFromContext(ctx)
@@ -45,7 +57,22 @@ func authenticate(ctx context.Context, svc *tokens.Service, fullMethod string, p
 	if err != nil {
 		return nil, err
 	}
+	if !p.ExpireTime.IsZero() {
+		// As GitHub's GitHub-Authentication-Token-Expiration: the client
+		// learns its credential's end before it comes.
+		_ = grpc.SetHeader(ctx, metadata.Pairs(domain.TokenExpirationHeader, p.ExpireTime.UTC().Format(time.RFC3339)))
+	}
+	if pol.scope != "" && !p.Allows(pol.scope) {
+		return nil, insufficientScope(pol.scope, fullMethod)
+	}
 	return domain.NewContextWithPrincipal(ctx, p), nil
+}
+
+// insufficientScope is RFC 6750 §3.1's insufficient_scope, as a
+// PERMISSION_DENIED naming the scope.
+func insufficientScope(scope, fullMethod string) error {
+	return &domain.Error{Kind: domain.KindPermissionDenied, Reason: domain.ReasonInsufficientScope,
+		Message: fmt.Sprintf("the credential lacks the scope %q, which %s needs: use a token that has it", scope, path.Base(fullMethod))}
 }
 
 // bearerFromContext returns the credential of an "authorization: Bearer ..."

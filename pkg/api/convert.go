@@ -24,19 +24,22 @@ func tokenToProto(t *domain.Token) *pb.Token {
 		CreateTime:   timeToProto(t.CreateTime),
 		ExpireTime:   timeToProto(t.ExpireTime),
 		LastUsedTime: timeToProto(t.LastUsedTime),
+		Scopes:       t.Scopes,
 	}
 }
 
 func createInput(req *pb.CreateTokenRequest) tokens.CreateInput {
-	return tokens.CreateInput{UserID: req.GetUserId(), Note: req.GetNote(), ExpireTime: timeFromProto(req.GetExpireTime())}
+	return tokens.CreateInput{UserID: req.GetUserId(), Note: req.GetNote(), ExpireTime: timeFromProto(req.GetExpireTime()),
+		Scopes: req.GetScopes()}
 }
 
 func listTokensInput(req *pb.ListTokensRequest) tokens.ListInput {
-	return tokens.ListInput{UserID: req.GetUserId(), PageSize: pageSize(req.GetPageSize()), PageToken: req.GetPageToken(), Reverse: req.GetReverse()}
+	return tokens.ListInput{UserID: req.GetUserId(), PageSize: pageSize(req.GetPageSize()), PageToken: req.GetPageToken(), Reverse: req.GetReverse(),
+		ExpireBefore: timeFromProto(req.GetExpireBefore())}
 }
 
-func accessTokenToProto(at auth.AccessToken) *pb.GetAccessTokenResponse {
-	return &pb.GetAccessTokenResponse{AccessToken: at.JWT, ExpireTime: timeToProto(at.ExpireTime), TokenType: "Bearer"}
+func accessTokenToProto(at auth.AccessToken, scopes domain.Scopes) *pb.GetAccessTokenResponse {
+	return &pb.GetAccessTokenResponse{AccessToken: at.JWT, ExpireTime: timeToProto(at.ExpireTime), TokenType: "Bearer", Scopes: scopes}
 }
 
 func userToProto(u *domain.User) *pb.User {

@@ -31,12 +31,13 @@ var _ pb.TokenServiceServer = (*TokenServer)(nil)
 func NewTokenServer(deps Deps) *TokenServer { return &TokenServer{deps: deps} }
 
 // tokenPolicies says what each TokenService method asks of the bearer.
-var tokenPolicies = map[string]authPolicy{
-	pb.TokenService_CreateToken_FullMethodName:    bearerOptional, // or a password
-	pb.TokenService_GetToken_FullMethodName:       bearerRequired,
-	pb.TokenService_ListTokens_FullMethodName:     bearerRequired,
-	pb.TokenService_DeleteToken_FullMethodName:    bearerRequired,
-	pb.TokenService_GetAccessToken_FullMethodName: bearerInBody,
+var tokenPolicies = map[string]policy{
+	pb.TokenService_CreateToken_FullMethodName:    {bearerOptional, domain.ScopeTokensWrite}, // or a password
+	pb.TokenService_GetToken_FullMethodName:       {bearerRequired, domain.ScopeTokensRead},
+	pb.TokenService_ListTokens_FullMethodName:     {bearerRequired, domain.ScopeTokensRead},
+	pb.TokenService_DeleteToken_FullMethodName:    {bearerRequired, domain.ScopeTokensWrite},
+	pb.TokenService_RotateToken_FullMethodName:    {bearerRequired, domain.ScopeTokensWrite},
+	pb.TokenService_GetAccessToken_FullMethodName: {bearerInBody, ""}, // the API token is the credential
 }
 
 // AuthFuncOverride authenticates calls to TokenService (see authenticate).
@@ -104,9 +105,18 @@ func (s *TokenServer) GetAccessToken(ctx context.Context, req *pb.GetAccessToken
 			return nil, err
 		}
 	}
-	at, err := s.deps.Tokens.Exchange(ctx, plaintext)
+	at, scopes, err := s.deps.Tokens.Exchange(ctx, plaintext, req.GetScopes())
 	if err != nil {
 		return nil, err
 	}
-	return accessTokenToProto(at), nil
+	return accessTokenToProto(at, scopes), nil
+}
+
+// RotateToken implements pb.TokenServiceServer.
+func (s *TokenServer) RotateToken(ctx context.Context, req *pb.RotateTokenRequest) (*pb.RotateTokenResponse, error) {
+	plaintext, t, err := s.deps.Tokens.RotateToken(ctx, domain.PrincipalFromContext(ctx), req.GetTokenId(), req.GetGracePeriod().AsDuration())
+	if err != nil {
+		return nil, err
+	}
+	return &pb.RotateTokenResponse{Token: plaintext, Metadata: tokenToProto(t)}, nil
 }

@@ -21,12 +21,12 @@ var _ pb.UserServiceServer = (*UserServer)(nil)
 func NewUserServer(deps Deps) *UserServer { return &UserServer{deps: deps} }
 
 // userPolicies says what each UserService method asks of the bearer: every one takes one.
-var userPolicies = map[string]authPolicy{
-	pb.UserService_CreateUser_FullMethodName:     bearerRequired,
-	pb.UserService_GetUser_FullMethodName:        bearerRequired,
-	pb.UserService_ListUsers_FullMethodName:      bearerRequired,
-	pb.UserService_DeleteUser_FullMethodName:     bearerRequired,
-	pb.UserService_ChangePassword_FullMethodName: bearerRequired,
+var userPolicies = map[string]policy{
+	pb.UserService_CreateUser_FullMethodName:     {bearerRequired, domain.ScopeUsersWrite},
+	pb.UserService_GetUser_FullMethodName:        {bearerRequired, domain.ScopeUsersRead},
+	pb.UserService_ListUsers_FullMethodName:      {bearerRequired, domain.ScopeUsersRead},
+	pb.UserService_DeleteUser_FullMethodName:     {bearerRequired, domain.ScopeUsersWrite},
+	pb.UserService_ChangePassword_FullMethodName: {bearerRequired, domain.ScopeUsersWrite},
 }
 
 // AuthFuncOverride authenticates calls to UserService (see authenticate).

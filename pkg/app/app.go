@@ -26,6 +26,7 @@ import (
 
 	"github.com/tokenservice/tokenservice/pkg/lastused"
 	"github.com/tokenservice/tokenservice/pkg/metrics"
+	"github.com/tokenservice/tokenservice/pkg/oauth"
 	"github.com/tokenservice/tokenservice/pkg/pagetoken"
 	"github.com/tokenservice/tokenservice/pkg/server"
 	"github.com/tokenservice/tokenservice/pkg/store"
@@ -159,6 +160,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		Clock: now, Rand: rand.Reader})
 
 	apiDeps := api.Deps{Tokens: a.tokens, Users: a.users}
+	endpoints := oauth.New(cfg.Server.Issuer, oauth.Deps{Tokens: a.tokens, Started: a.started.Load, Logger: cfg.Logger, Clock: now})
 	a.server, err = server.New(ctx, cfg.Server, server.Deps{
 		Logger:         cfg.Logger,
 		Started:        a.started.Load,
@@ -167,6 +169,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		Metrics:        a.metrics.Handler(),
 		ObserveRPC:     a.metrics.UnaryServerInterceptor,
 		TracerProvider: cfg.TracerProvider,
+		Routes:         endpoints.Routes(),
 		Services: []server.Service{{
 			Desc: &pb.TokenService_ServiceDesc,
 			Impl: api.NewTokenServer(apiDeps),

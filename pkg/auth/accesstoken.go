@@ -30,11 +30,19 @@ type AccessClaims struct {
 	TokenID string // client_id: the API token it was minted from
 	KeyID   string // kid: the key that signed it
 	Expiry  time.Time
+	Issued  time.Time
+	JTI     string
+	// Scopes are the scope claim's; HasScope is false for a token minted
+	// before access tokens carried one.
+	Scopes   domain.Scopes
+	HasScope bool
 }
 
 type claims struct {
 	jwt.Claims
 	ClientID string `json:"client_id"`
+	// Scope is RFC 9068 §2.2.3's: space-delimited, as RFC 8693 §4.2 has it.
+	Scope *string `json:"scope,omitempty"`
 }
 
 // Minter mints and verifies RFC 9068 JWT access tokens signed ES256.
@@ -80,28 +88,44 @@ func NewMinter(keys *KeyRing, cfg MinterConfig) *Minter {
 	return &Minter{keys: keys, cfg: cfg, verified: verified, minted: mintedTokens}
 }
 
-// Mint returns an access token for the API token t, valid from now for the
-// configured lifetime but never past t's own expiry: the one minted for t
-// less than Reuse ago by the key that signs now, if any, else a new one.
-func (m *Minter) Mint(t *domain.Token, now time.Time) (AccessToken, error) {
+// Mint returns an access token for the API token t carrying scopes (which
+// the caller has checked t holds), valid from now for the configured
+// lifetime but never past t's own expiry: the one minted for t and these
+// scopes less than Reuse ago by the key that signs now, if any, else a new one.
+func (m *Minter) Mint(t *domain.Token, scopes domain.Scopes, now time.Time) (AccessToken, error) {
 	ks := m.keys.Current()
 	if ks == nil {
 		return AccessToken{}, errNoKeys
 	}
+	scope := scopes.String()
+	key := t.ID
+	if len(scopes) != len(t.Scopes) { // a subset: remembered apart
+		key += " " + scope
+	}
 	if m.cfg.Reuse > 0 {
-		if prev, ok := m.minted.Get(t.ID); ok && prev.kid == ks.SigningKeyID() && !now.Before(prev.at) &&
+		if prev, ok := m.minted.Get(key); ok && prev.kid == ks.SigningKeyID() && !now.Before(prev.at) &&
 			now.Sub(prev.at) < m.cfg.Reuse && now.Before(prev.token.ExpireTime) {
 			return prev.token, nil
 		}
 	}
-	at, err := m.mint(ks, t, now)
+	at, err := m.mint(ks, t, scope, now)
 	if err == nil && m.cfg.Reuse > 0 {
-		m.minted.Add(t.ID, minted{at: now, token: at, kid: ks.SigningKeyID()})
+		m.minted.Add(key, minted{at: now, token: at, kid: ks.SigningKeyID()})
 	}
 	return at, err
 }
 
-func (m *Minter) mint(ks *KeySet, t *domain.Token, now time.Time) (AccessToken, error) {
+// Forget drops the access tokens remembered for reuse for the API token id,
+// so the next exchange mints anew (after a secret rotation, say).
+func (m *Minter) Forget(id string) {
+	for _, key := range m.minted.Keys() {
+		if k, _, _ := strings.Cut(key, " "); k == id {
+			m.minted.Remove(key)
+		}
+	}
+}
+
+func (m *Minter) mint(ks *KeySet, t *domain.Token, scope string, now time.Time) (AccessToken, error) {
 	exp := now.Add(m.cfg.Lifetime)
 	if !t.ExpireTime.IsZero() && t.ExpireTime.Before(exp) {
 		exp = t.ExpireTime
@@ -116,6 +140,7 @@ func (m *Minter) mint(ks *KeySet, t *domain.Token, now time.Time) (AccessToken, 
 			ID:       rand.Text(),
 		},
 		ClientID: t.ID,
+		Scope:    &scope,
 	}
 	// Sign the JSON directly: jwt.Signed(...).Claims(c) would marshal, parse
 	// and marshal the claims again (a fifth of Mint's time).
@@ -189,7 +214,14 @@ func (m *Minter) verify(raw string, now time.Time) (AccessClaims, error) {
 	}, 0); err != nil {
 		return AccessClaims{}, domain.ErrUnauthenticated
 	}
-	return AccessClaims{UserID: c.Subject, TokenID: c.ClientID, KeyID: h.KeyID, Expiry: c.Expiry.Time()}, nil
+	ac := AccessClaims{UserID: c.Subject, TokenID: c.ClientID, KeyID: h.KeyID, Expiry: c.Expiry.Time(), JTI: c.ID}
+	if c.IssuedAt != nil {
+		ac.Issued = c.IssuedAt.Time()
+	}
+	if c.Scope != nil {
+		ac.Scopes, ac.HasScope = domain.ParseScopes(*c.Scope), true
+	}
+	return ac, nil
 }
 
 // isAccessTokenType accepts "at+jwt" and its full media type, case-insensitively (RFC 9068 §4).

@@ -127,6 +127,21 @@ func get[T any](c *Cache, kind Kind, l *lru.Cache[string, entry[T]], ctx context
 	return v, nil
 }
 
+// FreshTokenByID implements domain.Tokens: it reads the store and caches
+// the answer, replacing what was cached.
+func (c *Cache) FreshTokenByID(ctx context.Context, id string) (*domain.Token, error) {
+	c.tokens.Remove(id)
+	return c.TokenByID(ctx, id)
+}
+
+// RotateSecret implements domain.Tokens: the old secret stops working here
+// at once (unless given a grace period).
+func (c *Cache) RotateSecret(ctx context.Context, id string, hash []byte, previousUntil, now time.Time) error {
+	err := c.Store.RotateSecret(ctx, id, hash, previousUntil, now)
+	c.forget(func() { c.tokens.Remove(id) })
+	return err
+}
+
 // DeleteToken implements domain.Tokens: the token stops working here at once.
 func (c *Cache) DeleteToken(ctx context.Context, id string, at time.Time) error {
 	err := c.Store.DeleteToken(ctx, id, at)

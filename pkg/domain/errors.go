@@ -54,6 +54,8 @@ const (
 	ReasonUsernameTaken      = "USERNAME_TAKEN"
 	ReasonStarting           = "SERVICE_STARTING" // the database has not answered yet
 	ReasonUnavailable        = "DATABASE_UNAVAILABLE"
+	ReasonInsufficientScope  = "INSUFFICIENT_SCOPE" // the credential lacks a scope the call needs (RFC 6750 §3.1)
+	ReasonInvalidScope       = "INVALID_SCOPE"      // a scope asked for is unknown or more than the token holds (RFC 6749 §5.2)
 )
 
 // InvalidField returns a KindInvalid error about one request field: its

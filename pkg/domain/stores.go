@@ -36,13 +36,24 @@ type Tokens interface {
 	// at t.CreateTime) already.
 	CreateToken(ctx context.Context, t *Token, maxLive int) error
 	// TokenByID returns the token, deleted or not, or a KindNotFound error.
+	// It may answer from a cache.
 	TokenByID(ctx context.Context, id string) (*Token, error)
+	// FreshTokenByID is TokenByID read from the database itself, for when
+	// a cached answer may be out of date (another replica rotated the
+	// token's secret).
+	FreshTokenByID(ctx context.Context, id string) (*Token, error)
 	// ListTokens returns up to q.Limit active tokens in (create time, id) order.
 	ListTokens(ctx context.Context, q TokenQuery) ([]*Token, error)
 	// DeleteToken marks the token deleted at the given time; deleting a
 	// deleted token keeps its first delete time. It returns a KindNotFound error
 	// if there is no such token.
 	DeleteToken(ctx context.Context, id string, at time.Time) error
+	// RotateSecret gives a live token a new secret hash, keeping the old
+	// one as its previous secret until previousUntil (zero: refused at
+	// once). It returns a KindNotFound error if there is no such live token.
+	RotateSecret(ctx context.Context, id string, hash []byte, previousUntil, now time.Time) error
+	// CountExpiring returns how many live tokens expire in [from, to).
+	CountExpiring(ctx context.Context, from, to time.Time) (int64, error)
 }
 
 // LastUsedWriter writes when tokens were last used.

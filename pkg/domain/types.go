@@ -27,6 +27,12 @@ type Token struct {
 	// LastUsedTime is when the token was last exchanged or used as a bearer,
 	// as last recorded (recording is batched); zero: never.
 	LastUsedTime time.Time
+	// Scopes are what the token may do: never empty, never changed.
+	Scopes Scopes
+	// PreviousSecretHash is the hash of the secret a rotation replaced,
+	// accepted until PreviousSecretExpireTime (a grace period); nil: none.
+	PreviousSecretHash       []byte
+	PreviousSecretExpireTime time.Time
 }
 
 // ActiveAt reports whether t can be used at now: not deleted and not expired.
@@ -40,7 +46,20 @@ type Principal struct {
 	// TokenID is the API token the caller used, directly or as the access
 	// token's client_id; empty when the caller used a password.
 	TokenID string
+	// Scopes are what the credential may do: an API token's, or the access
+	// token's scope claim. AllScopes: a password (or the operator's
+	// server-side command), which may do everything.
+	Scopes    Scopes
+	AllScopes bool
+	// TokenExpireTime is the expiry of the API token the caller used
+	// (zero: none); ExpireTime is the credential's own: the access token's
+	// exp when the caller sent one, else TokenExpireTime.
+	TokenExpireTime time.Time
+	ExpireTime      time.Time
 }
+
+// Allows reports whether the caller's credential carries scope.
+func (p *Principal) Allows(scope string) bool { return p.AllScopes || p.Scopes.Has(scope) }
 
 // Cursor is a position in a listing: the last token of the previous page.
 type Cursor struct {
@@ -55,6 +74,8 @@ type TokenQuery struct {
 	Limit   int
 	Reverse bool    // newest first
 	After   *Cursor // nil: the first page
+	// ExpireBefore, if set, keeps only tokens that expire before it.
+	ExpireBefore time.Time
 }
 
 // SigningKey is a key the service signs access tokens with. It is

@@ -13,8 +13,8 @@ import (
 
 func TestFind(t *testing.T) {
 	table := httprule.ForServices(pb.TokenService_ServiceDesc.ServiceName, pb.UserService_ServiceDesc.ServiceName)
-	if len(table) != 10 {
-		t.Fatalf("%d routes, want the 10 methods", len(table))
+	if len(table) != 11 {
+		t.Fatalf("%d routes, want the 11 methods", len(table))
 	}
 	for _, tc := range []struct {
 		verb, path string

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"embed"
-	"encoding/json"
 	"fmt"
 	"io/fs"
 	"net/http"
@@ -43,7 +42,9 @@ func (s *Server) routes(gateway *runtime.ServeMux, table httprule.Table) http.Ha
 	mux.Handle("/v1alpha1/", limitBody(api))
 	mux.HandleFunc("/", api.notFound)
 	mux.HandleFunc("GET /.well-known/jwks.json", s.handleJWKS)
-	mux.HandleFunc("GET /.well-known/openid-configuration", handleBytes("application/json", openIDConfiguration(s.cfg.Issuer)))
+	for pattern, h := range s.Routes {
+		mux.Handle(pattern, h)
+	}
 	mux.HandleFunc("GET /openapi.json", handleBytes("application/json", tokenservice.OpenAPISpec))
 	mux.HandleFunc("GET /swagger.json", handleBytes("application/json", tokenservice.SwaggerSpec))
 	mux.Handle("GET /docs/", docsHandler())
@@ -99,7 +100,7 @@ func newGateway(table httprule.Table) *runtime.ServeMux {
 			return runtime.DefaultHeaderMatcher(key)
 		}),
 		runtime.WithOutgoingHeaderMatcher(func(key string) (string, bool) {
-			if key == retryAfterHeader {
+			if key == retryAfterHeader || key == domain.TokenExpirationHeader {
 				return textproto.CanonicalMIMEHeaderKey(key), true
 			}
 			if key == requestIDHeader {
@@ -171,7 +172,7 @@ func withCORS(origins []string, h http.Handler) http.Handler {
 		AllowedOrigins: origins,
 		AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodDelete},
 		AllowedHeaders: []string{"Authorization", "Content-Type", "X-Request-Id"},
-		ExposedHeaders: []string{"X-Request-Id", "Retry-After", "WWW-Authenticate"},
+		ExposedHeaders: []string{"X-Request-Id", "Retry-After", "WWW-Authenticate", textproto.CanonicalMIMEHeaderKey(domain.TokenExpirationHeader)},
 		MaxAge:         600,
 	}).Handler(h)
 }
@@ -198,18 +199,6 @@ func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", int(maxAge/time.Second)))
 	handleBytes("application/json", jwks)(w, r)
-}
-
-// openIDConfiguration is the discovery document gateways read to find the JWKS.
-func openIDConfiguration(issuer string) []byte {
-	doc, _ := json.Marshal(map[string]any{ // a map of strings: cannot fail
-		"issuer":                                issuer,
-		"jwks_uri":                              strings.TrimSuffix(issuer, "/") + "/.well-known/jwks.json",
-		"id_token_signing_alg_values_supported": []string{"ES256"},
-		"response_types_supported":              []string{"token"},
-		"subject_types_supported":               []string{"public"},
-	})
-	return doc
 }
 
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {

@@ -115,6 +115,9 @@ type Deps struct {
 	// TracerProvider, if set, traces each HTTP request and each RPC (over
 	// gRPC, and through the gateway), continuing a client's W3C trace.
 	TracerProvider trace.TracerProvider
+	// Routes are further HTTP endpoints (the OAuth ones, the discovery
+	// documents), by http.ServeMux pattern, served beside the API.
+	Routes map[string]http.Handler
 }
 
 // ErrStarting answers calls (and readiness checks) before the services are started.

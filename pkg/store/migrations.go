@@ -106,6 +106,32 @@ func migrations() []*gormigrate.Migration {
 				return createTables(tx, map[string]any{"locks": &locks{}})
 			},
 		},
+		{
+			// Scopes, secret rotation and the expiry index. Tokens made
+			// before scopes existed could do everything the service does:
+			// they are given the service's scopes of this version (a
+			// frozen list), so they keep that power and no more.
+			ID: "0007_tokens_scopes_rotation",
+			Migrate: func(tx *gorm.DB) error {
+				type tokens struct {
+					Scopes                   string       `gorm:"size:1024;not null;default:''"`
+					PreviousSecretHash       []byte       `gorm:"size:32"`
+					PreviousSecretExpireTime sql.NullTime `gorm:"precision:6"`
+					ExpireTime               sql.NullTime `gorm:"precision:6;index:tokens_expire_time"`
+				}
+				m := tx.Table("tokens").Migrator()
+				for _, col := range []string{"Scopes", "PreviousSecretHash", "PreviousSecretExpireTime"} {
+					if err := m.AddColumn(&tokens{}, col); err != nil {
+						return fmt.Errorf("adding tokens.%s: %w", col, err)
+					}
+				}
+				if err := m.CreateIndex(&tokens{}, "tokens_expire_time"); err != nil {
+					return err
+				}
+				return tx.Table("tokens").Where("scopes = ''").
+					Update("scopes", "introspect tokens:read tokens:write users:read users:write").Error
+			},
+		},
 	}
 }
 
@@ -121,7 +147,12 @@ func createTables(tx *gorm.DB, tables map[string]any) error {
 
 // Migrate brings the schema to the newest version. On MySQL it holds a named
 // lock, so replicas starting together migrate one at a time.
-func (s *Store) Migrate(ctx context.Context) error {
+func (s *Store) Migrate(ctx context.Context) error { return s.MigrateTo(ctx, "") }
+
+// MigrateTo brings the schema to the version whose ID is given ("": the
+// newest), as Migrate does: the upgrade tests stop at an old version, write
+// rows as that version did, and migrate on.
+func (s *Store) MigrateTo(ctx context.Context, id string) error {
 	db := s.db.WithContext(ctx)
 	if s.driver == DriverMySQL {
 		conn, err := s.sqlDB.Conn(ctx)
@@ -141,7 +172,12 @@ func (s *Store) Migrate(ctx context.Context) error {
 	}
 	opts := *gormigrate.DefaultOptions
 	opts.TableName = "schema_migrations"
-	if err := gormigrate.New(db, &opts, migrations()).Migrate(); err != nil {
+	m := gormigrate.New(db, &opts, migrations())
+	migrate := m.Migrate
+	if id != "" {
+		migrate = func() error { return m.MigrateTo(id) }
+	}
+	if err := migrate(); err != nil {
 		return fmt.Errorf("migrating: %w", classify(err, "schema"))
 	}
 	return nil

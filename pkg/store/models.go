@@ -53,6 +53,10 @@ type tokenRow struct {
 	DeleteTime sql.NullTime `gorm:"precision:6"`
 	// LastUsedTime is written only by WriteLastUsed, never by a create.
 	LastUsedTime sql.NullTime `gorm:"precision:6;<-:update"`
+	// Scopes is the space-delimited scope list.
+	Scopes                   string       `gorm:"size:1024;not null"`
+	PreviousSecretHash       []byte       `gorm:"size:32"`
+	PreviousSecretExpireTime sql.NullTime `gorm:"precision:6"`
 }
 
 func (tokenRow) TableName() string { return "tokens" }
@@ -67,6 +71,10 @@ func (r *tokenRow) toDomain() *domain.Token {
 		ExpireTime:   fromNullTime(r.ExpireTime),
 		DeleteTime:   fromNullTime(r.DeleteTime),
 		LastUsedTime: fromNullTime(r.LastUsedTime),
+		Scopes:       domain.ParseScopes(r.Scopes),
+
+		PreviousSecretHash:       r.PreviousSecretHash,
+		PreviousSecretExpireTime: fromNullTime(r.PreviousSecretExpireTime),
 	}
 }
 
@@ -79,6 +87,10 @@ func tokenToRow(t *domain.Token) *tokenRow {
 		CreateTime: t.CreateTime.UTC(),
 		ExpireTime: nullTime(t.ExpireTime),
 		DeleteTime: nullTime(t.DeleteTime),
+		Scopes:     t.Scopes.String(),
+
+		PreviousSecretHash:       t.PreviousSecretHash,
+		PreviousSecretExpireTime: nullTime(t.PreviousSecretExpireTime),
 	}
 }
 

@@ -117,6 +117,7 @@ func TestTokenRoundTripAndDelete(t *testing.T) {
 		want := &domain.Token{
 			ID: "tok0000000000001", UserID: u.ID, SecretHash: []byte("0123456789abcdef0123456789abcdef"),
 			Note: "ci deploy ' \" ; -- ü", CreateTime: base, ExpireTime: base.Add(time.Hour + time.Microsecond),
+			Scopes: domain.NewScopes("orders:read", "tokens:read"),
 		}
 		mustCreateToken(t, s, want)
 		got, err := s.TokenByID(ctx, want.ID)

@@ -48,6 +48,46 @@ func (s *Store) TokenByID(ctx context.Context, id string) (*domain.Token, error)
 	return r.toDomain(), nil
 }
 
+// FreshTokenByID implements domain.Tokens: the store has no cache.
+func (s *Store) FreshTokenByID(ctx context.Context, id string) (*domain.Token, error) {
+	return s.TokenByID(ctx, id)
+}
+
+// RotateSecret implements domain.Tokens.
+func (s *Store) RotateSecret(ctx context.Context, id string, hash []byte, previousUntil, now time.Time) error {
+	db, cancel := s.bound(ctx)
+	defer cancel()
+	// GORM writes a map's columns in name order, and MySQL assigns left
+	// to right: previous_secret_hash takes the old secret_hash before
+	// secret_hash changes (SQL's own rule, and SQLite's, reads old values
+	// throughout). TestRotateSecret checks both.
+	res := db.Model(&tokenRow{}).
+		Where("id = ? AND delete_time IS NULL AND (expire_time IS NULL OR expire_time > ?)", id, now.UTC()).
+		Updates(map[string]any{
+			"previous_secret_hash":        gorm.Expr("secret_hash"),
+			"previous_secret_expire_time": nullTime(previousUntil),
+			"secret_hash":                 hash,
+		})
+	if res.Error != nil {
+		return classify(res.Error, "token")
+	}
+	if res.RowsAffected == 0 {
+		return domain.Errorf(domain.KindNotFound, "token not found")
+	}
+	return nil
+}
+
+// CountExpiring implements domain.Tokens; the tokens_expire_time index serves it.
+func (s *Store) CountExpiring(ctx context.Context, from, to time.Time) (int64, error) {
+	db, cancel := s.bound(ctx)
+	defer cancel()
+	var n int64
+	err := db.Model(&tokenRow{}).
+		Where("expire_time >= ? AND expire_time < ? AND delete_time IS NULL", from.UTC(), to.UTC()).
+		Count(&n).Error
+	return n, classify(err, "token")
+}
+
 // ListTokens implements domain.Tokens with keyset pagination on
 // (create_time, id), which the tokens_list index serves; no OFFSET.
 func (s *Store) ListTokens(ctx context.Context, q domain.TokenQuery) ([]*domain.Token, error) {
@@ -55,6 +95,9 @@ func (s *Store) ListTokens(ctx context.Context, q domain.TokenQuery) ([]*domain.
 	defer cancel()
 	db = db.
 		Where("user_id = ? AND delete_time IS NULL AND (expire_time IS NULL OR expire_time > ?)", q.UserID, q.Now.UTC())
+	if !q.ExpireBefore.IsZero() {
+		db = db.Where("expire_time < ?", q.ExpireBefore.UTC())
+	}
 	db, order := keyset(db, q.After, q.Reverse)
 	var rows []tokenRow
 	if err := db.Order(order).Limit(q.Limit).Find(&rows).Error; err != nil {

@@ -29,7 +29,7 @@ func (s *Service) authenticateBearer(ctx context.Context, check Check, bearer st
 			return nil, outcome, err
 		}
 		s.deps.LastUsed.Record(t.ID, s.deps.Clock())
-		return s.principal(ctx, t)
+		return s.principal(ctx, t, t.Scopes, t.ExpireTime)
 	}
 	claims, err := s.deps.Minter.Verify(bearer, s.deps.Clock())
 	if err != nil {
@@ -53,7 +53,11 @@ func (s *Service) authenticateBearer(ctx context.Context, check Check, bearer st
 		return nil, outcome, domain.ErrUnauthenticated
 	}
 	s.deps.LastUsed.Record(t.ID, now)
-	return s.principal(ctx, t)
+	scopes := t.Scopes // an access token minted before the scope claim
+	if claims.HasScope {
+		scopes = claims.Scopes
+	}
+	return s.principal(ctx, t, scopes, claims.Expiry)
 }
 
 // apiToken checks a plaintext API token: well formed with a valid checksum
@@ -69,13 +73,31 @@ func (s *Service) apiToken(ctx context.Context, plaintext string) (*domain.Token
 	if err != nil {
 		return nil, failed(err, OutcomeUnknown), unauthenticated(err)
 	}
-	if !auth.SecretMatches(parsed.Secret, t.SecretHash) {
-		return nil, OutcomeWrongSecret, domain.ErrUnauthenticated
+	now := s.deps.Clock()
+	if !secretMatches(t, parsed.Secret, now) {
+		// The cached token may predate a rotation on another replica:
+		// ask the database before refusing.
+		if t, err = s.deps.Tokens.FreshTokenByID(ctx, parsed.ID); err != nil {
+			return nil, failed(err, OutcomeUnknown), unauthenticated(err)
+		}
+		if !secretMatches(t, parsed.Secret, now) {
+			return nil, OutcomeWrongSecret, domain.ErrUnauthenticated
+		}
 	}
-	if outcome := activeAt(t, s.deps.Clock()); outcome != OutcomeOK {
+	if outcome := activeAt(t, now); outcome != OutcomeOK {
 		return nil, outcome, domain.ErrUnauthenticated
 	}
 	return t, OutcomeOK, nil
+}
+
+// secretMatches reports whether secret is t's, or its previous one within
+// the grace period a rotation gave it. Both are compared, in constant time,
+// whatever the first answer.
+func secretMatches(t *domain.Token, secret string, now time.Time) bool {
+	current := auth.SecretMatches(secret, t.SecretHash)
+	previous := t.PreviousSecretHash != nil && auth.SecretMatches(secret, t.PreviousSecretHash) &&
+		now.Before(t.PreviousSecretExpireTime)
+	return current || previous
 }
 
 // activeAt says whether t may be used at now, or why not.
@@ -99,12 +121,13 @@ func failed(err error, notFound Outcome) Outcome {
 	return OutcomeError
 }
 
-func (s *Service) principal(ctx context.Context, t *domain.Token) (*domain.Principal, Outcome, error) {
+// principal is the caller behind t, with the credential's scopes and expiry.
+func (s *Service) principal(ctx context.Context, t *domain.Token, scopes domain.Scopes, expire time.Time) (*domain.Principal, Outcome, error) {
 	u, err := s.deps.Users.UserByID(ctx, t.UserID)
 	if err != nil {
 		return nil, failed(err, OutcomeRevoked), unauthenticated(err)
 	}
-	return &domain.Principal{User: u, TokenID: t.ID}, OutcomeOK, nil
+	return &domain.Principal{User: u, TokenID: t.ID, Scopes: scopes, TokenExpireTime: t.ExpireTime, ExpireTime: expire}, OutcomeOK, nil
 }
 
 // unauthenticated turns a not-found into the one unauthenticated answer and

@@ -7,7 +7,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tokenservice/tokenservice/pkg/auth"
@@ -23,6 +25,33 @@ type Config struct {
 	// MaxTokensPerUser, if positive, bounds each user's live (neither
 	// deleted nor expired) tokens.
 	MaxTokensPerUser int
+	// Scopes are the operator's scopes, for the APIs behind its gateways,
+	// beside the service's own (domain.ServiceScopes).
+	Scopes []string
+	// MaxRotationGracePeriod bounds how long a rotated token's old secret
+	// may keep working (at most MaxGracePeriod; 0: refused at once, always).
+	MaxRotationGracePeriod time.Duration
+	// RevokeAPITokenByAccessToken lets whoever holds an access token revoke
+	// the API token it was minted from (RFC 7009); off, revoking an access
+	// token is refused as an unsupported token type.
+	RevokeAPITokenByAccessToken bool
+}
+
+// MaxGracePeriod is the longest a rotated secret may keep working.
+const MaxGracePeriod = 24 * time.Hour
+
+// CheckScopes returns an error naming the first operator scope that is not
+// a valid scope name (RFC 6749 §3.3) or is one of the service's own.
+func CheckScopes(scopes []string) error {
+	for _, sc := range scopes {
+		if !domain.ValidScopeName(sc) {
+			return fmt.Errorf("scope %q: a scope is 1 to 128 printable ASCII characters but space, '\"' and '\\' (RFC 6749 section 3.3)", sc)
+		}
+		if domain.ServiceScopes.Has(sc) {
+			return fmt.Errorf("scope %q is the service's own: declare only the scopes of your APIs", sc)
+		}
+	}
+	return nil
 }
 
 // LastUsed records when tokens are used; the recording may be batched.
@@ -79,6 +108,8 @@ type Deps struct {
 type Service struct {
 	deps Deps
 	cfg  Config
+	// known are the scopes a token may have: the service's and the operator's.
+	known domain.Scopes
 }
 
 type noLastUsed struct{}
@@ -98,14 +129,23 @@ func New(cfg Config, deps Deps) *Service {
 	if deps.Observer == nil {
 		deps.Observer = noObserver{}
 	}
-	return &Service{deps: deps, cfg: cfg}
+	cfg.MaxRotationGracePeriod = min(cfg.MaxRotationGracePeriod, MaxGracePeriod)
+	known := domain.NewScopes(append(slices.Clone(domain.ServiceScopes), cfg.Scopes...)...)
+	return &Service{deps: deps, cfg: cfg, known: known}
 }
+
+// KnownScopes returns the scopes a token may have: the service's own and
+// the operator's.
+func (s *Service) KnownScopes() domain.Scopes { return s.known }
 
 // CreateInput is what a caller asks of CreateToken.
 type CreateInput struct {
 	UserID     string // empty: the caller
 	Note       string
 	ExpireTime time.Time // zero: no expiry (or the configured maximum)
+	// Scopes are the token's; empty: the caller's (with a password, the
+	// service's own scopes).
+	Scopes []string
 }
 
 // CreateToken creates an API token for in.UserID and returns its plaintext,
@@ -115,10 +155,24 @@ func (s *Service) CreateToken(ctx context.Context, caller *domain.Principal, in 
 	if err != nil {
 		return "", nil, err
 	}
+	scopes, err := s.grantable(caller, in.Scopes)
+	if err != nil {
+		return "", nil, err
+	}
 	now := s.deps.Clock()
 	expire := in.ExpireTime
 	if !expire.IsZero() && !expire.After(now) {
 		return "", nil, domain.InvalidField("expire_time", "must be in the future")
+	}
+	// A token cannot outlive the token it was made with: a leaked
+	// short-lived token cannot mint a lasting one.
+	if limit := caller.TokenExpireTime; !caller.AllScopes && !limit.IsZero() {
+		if expire.IsZero() {
+			expire = limit
+		} else if expire.After(limit) {
+			return "", nil, domain.InvalidField("expire_time", "must not be after %s, when the token you authenticate with expires",
+				limit.Format(time.RFC3339))
+		}
 	}
 	if max := s.cfg.MaxTokenLifetime; max > 0 {
 		limit := now.Add(max)
@@ -139,6 +193,7 @@ func (s *Service) CreateToken(ctx context.Context, caller *domain.Principal, in 
 		Note:       in.Note,
 		CreateTime: now,
 		ExpireTime: expire.UTC().Truncate(time.Microsecond),
+		Scopes:     scopes,
 	}
 	switch err := s.deps.Tokens.CreateToken(ctx, t, s.cfg.MaxTokensPerUser); {
 	case err == domain.ErrLimitReached:
@@ -149,6 +204,35 @@ func (s *Service) CreateToken(ctx context.Context, caller *domain.Principal, in 
 	}
 	s.deps.Observer.TokenCreated()
 	return plain.String(), t, nil
+}
+
+// grantable returns the scopes a new token of the caller's gets: those
+// asked for, each known and held by the caller (a password holds them all);
+// none asked for, the caller's own (with a password, the service's).
+func (s *Service) grantable(caller *domain.Principal, asked []string) (domain.Scopes, error) {
+	if len(asked) == 0 {
+		if caller.AllScopes {
+			return domain.ServiceScopes, nil
+		}
+		return caller.Scopes, nil
+	}
+	scopes := domain.NewScopes(asked...)
+	if unknown := s.known.Missing(scopes); unknown != "" {
+		return nil, s.unknownScope(unknown)
+	}
+	if !caller.AllScopes {
+		if missing := caller.Scopes.Missing(scopes); missing != "" {
+			return nil, &domain.Error{Kind: domain.KindPermissionDenied, Reason: domain.ReasonInsufficientScope,
+				Message: fmt.Sprintf("the token you authenticate with lacks the scope %q: a new token may have at most its scopes", missing)}
+		}
+	}
+	return scopes, nil
+}
+
+func (s *Service) unknownScope(name string) error {
+	e := domain.InvalidField("scopes", "unknown scope %q: the scopes are %s", name, strings.Join(s.known, ", "))
+	e.Reason = domain.ReasonInvalidScope
+	return e
 }
 
 // GetToken returns a token the caller may see (its own or its machine users',
@@ -179,6 +263,8 @@ type ListInput struct {
 	PageSize  int    // 0: pagetoken.DefaultPageSize; clamped to pagetoken.MaxPageSize
 	PageToken string
 	Reverse   bool
+	// ExpireBefore, if set, keeps only tokens that expire before it.
+	ExpireBefore time.Time
 }
 
 // ListTokens returns one page of a user's active tokens and the token of the
@@ -190,10 +276,11 @@ func (s *Service) ListTokens(ctx context.Context, caller *domain.Principal, in L
 	}
 	now := s.deps.Clock()
 	// A page token is good for the listing, user and direction it came from.
-	query := []string{"tokens", userID, strconv.FormatBool(in.Reverse)}
+	query := []string{"tokens", userID, strconv.FormatBool(in.Reverse), in.ExpireBefore.Format(time.RFC3339Nano)}
 	return pagetoken.List(s.deps.Pages, in.PageSize, in.PageToken, query,
 		func(after *domain.Cursor, limit int) ([]*domain.Token, error) {
-			return s.deps.Tokens.ListTokens(ctx, domain.TokenQuery{UserID: userID, Now: now, Limit: limit, Reverse: in.Reverse, After: after})
+			return s.deps.Tokens.ListTokens(ctx, domain.TokenQuery{UserID: userID, Now: now, Limit: limit, Reverse: in.Reverse,
+				After: after, ExpireBefore: in.ExpireBefore})
 		},
 		func(t *domain.Token) domain.Cursor { return domain.Cursor{CreateTime: t.CreateTime, ID: t.ID} })
 }
@@ -204,28 +291,43 @@ func (s *Service) ListTokens(ctx context.Context, caller *domain.Principal, in L
 var errNotAnAPIToken = &domain.Error{Kind: domain.KindUnauthenticated, Reason: domain.ReasonInvalidCredentials,
 	Message: domain.ErrUnauthenticated.Message + ": the exchange takes an API token (tks_...), not an access token"}
 
-// Exchange trades a plaintext API token for a signed access token.
-func (s *Service) Exchange(ctx context.Context, plaintext string) (auth.AccessToken, error) {
-	at, outcome, err := s.exchange(ctx, plaintext)
+// Exchange trades a plaintext API token for a signed access token carrying
+// the scopes asked for (none: all the API token's). The token must hold
+// each: more is refused with a KindInvalid error of ReasonInvalidScope.
+// GetAccessToken and the OAuth token endpoint both come here.
+func (s *Service) Exchange(ctx context.Context, plaintext string, scopes []string) (auth.AccessToken, domain.Scopes, error) {
+	at, granted, outcome, err := s.exchange(ctx, plaintext, scopes)
 	s.deps.Observer.CredentialChecked(CheckExchange, outcome)
-	return at, err
+	return at, granted, err
 }
 
-func (s *Service) exchange(ctx context.Context, plaintext string) (auth.AccessToken, Outcome, error) {
+func (s *Service) exchange(ctx context.Context, plaintext string, asked []string) (auth.AccessToken, domain.Scopes, Outcome, error) {
 	if !auth.LooksLikeAPIToken(plaintext) {
-		return auth.AccessToken{}, OutcomeMalformed, errNotAnAPIToken
+		return auth.AccessToken{}, nil, OutcomeMalformed, errNotAnAPIToken
 	}
 	t, outcome, err := s.apiToken(ctx, plaintext)
 	if err != nil {
-		return auth.AccessToken{}, outcome, err
+		return auth.AccessToken{}, nil, outcome, err
+	}
+	scopes := t.Scopes
+	if len(asked) > 0 {
+		scopes = domain.NewScopes(asked...)
+		if missing := t.Scopes.Missing(scopes); missing != "" {
+			if !s.known.Has(missing) {
+				return auth.AccessToken{}, nil, OutcomeOK, s.unknownScope(missing)
+			}
+			e := domain.InvalidField("scopes", "the API token lacks the scope %q: it has %s", missing, t.Scopes)
+			e.Reason = domain.ReasonInvalidScope
+			return auth.AccessToken{}, nil, OutcomeOK, e
+		}
 	}
 	now := s.deps.Clock()
-	at, err := s.deps.Minter.Mint(t, now)
+	at, err := s.deps.Minter.Mint(t, scopes, now)
 	if err != nil {
-		return auth.AccessToken{}, OutcomeError, domain.Wrap(domain.KindInternal, err, "minting access token")
+		return auth.AccessToken{}, nil, OutcomeError, domain.Wrap(domain.KindInternal, err, "minting access token")
 	}
 	s.deps.LastUsed.Record(t.ID, now)
-	return at, OutcomeOK, nil
+	return at, scopes, OutcomeOK, nil
 }
 
 var errTokenNotFound = domain.Errorf(domain.KindNotFound, "token not found")

@@ -140,5 +140,5 @@ func (s *Service) authenticatePassword(ctx context.Context, username, password, 
 		return nil, PasswordWrong, domain.ErrUnauthenticated
 	}
 	s.logins.succeeded(name, address)
-	return &domain.Principal{User: u}, PasswordOK, nil
+	return &domain.Principal{User: u, AllScopes: true}, PasswordOK, nil
 }

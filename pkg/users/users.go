@@ -80,7 +80,7 @@ func New(cfg Config, deps Deps) *Service {
 // database's credentials may do what an admin may. It is never the caller of
 // a request.
 func Operator() *domain.Principal {
-	return &domain.Principal{User: &domain.User{Username: "(operator)", Admin: true}}
+	return &domain.Principal{User: &domain.User{Username: "(operator)", Admin: true}, AllScopes: true}
 }
 
 // NewUser is what a caller asks of Create.

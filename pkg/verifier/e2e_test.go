@@ -94,7 +94,7 @@ func TestExternalProgramAcceptsTheServiceTokens(t *testing.T) {
 		if apiToken, _, err = a.Tokens().CreateToken(t.Context(), &domain.Principal{User: alice}, tokens.CreateInput{}); err != nil {
 			t.Fatal(err)
 		}
-		at, err := a.Tokens().Exchange(t.Context(), apiToken)
+		at, _, err := a.Tokens().Exchange(t.Context(), apiToken, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -125,7 +125,7 @@ func TestExternalProgramAcceptsTheServiceTokens(t *testing.T) {
 
 	t.Run("second server, new signing key", func(t *testing.T) {
 		a := apptest.MustStart(t, cfg)
-		at, err := a.Tokens().Exchange(t.Context(), apiToken)
+		at, _, err := a.Tokens().Exchange(t.Context(), apiToken, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

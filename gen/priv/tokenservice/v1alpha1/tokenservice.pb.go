@@ -19,6 +19,7 @@ import (
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -49,7 +50,11 @@ type Token struct {
 	// Recorded in batches and read through a short cache: it can lag real use
 	// by up to the server's --last-used-flush-interval plus --cache-ttl
 	// (30 + 5 seconds by default). Unset: never used (or use is not tracked).
-	LastUsedTime  *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=last_used_time,json=lastUsedTime,proto3" json:"last_used_time,omitempty"`
+	LastUsedTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=last_used_time,json=lastUsedTime,proto3" json:"last_used_time,omitempty"`
+	// What the token may do, sorted: the service's own scopes (tokens:read,
+	// tokens:write, users:read, users:write, introspect) and the operator's,
+	// for the APIs behind its gateways. Set at creation, never changed.
+	Scopes        []string `protobuf:"bytes,7,rep,name=scopes,proto3" json:"scopes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -126,6 +131,13 @@ func (x *Token) GetLastUsedTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Token) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
 type CreateTokenRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A free-form note, at most 256 characters.
@@ -140,7 +152,11 @@ type CreateTokenRequest struct {
 	// With password: authenticate as this human user instead of with a bearer.
 	Username string `protobuf:"bytes,4,opt,name=username,proto3" json:"username,omitempty"`
 	// With username. At most 1024 bytes.
-	Password      string `protobuf:"bytes,5,opt,name=password,proto3" json:"password,omitempty"`
+	Password string `protobuf:"bytes,5,opt,name=password,proto3" json:"password,omitempty"`
+	// The token's scopes. Empty: with a bearer, the bearer's scopes; with a
+	// password, the service's own. With a bearer, at most the bearer's scopes
+	// (and the new token expires no later than the bearer's API token).
+	Scopes        []string `protobuf:"bytes,6,rep,name=scopes,proto3" json:"scopes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -208,6 +224,13 @@ func (x *CreateTokenRequest) GetPassword() string {
 		return x.Password
 	}
 	return ""
+}
+
+func (x *CreateTokenRequest) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
 }
 
 type CreateTokenResponse struct {
@@ -363,7 +386,9 @@ type ListTokensRequest struct {
 	// The ID of the user to list tokens, can only be
 	// the user who perform this action, or a machine user.
 	// Default to the user who perform this action if this is empty.
-	UserId        string `protobuf:"bytes,4,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	UserId string `protobuf:"bytes,4,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// If set, only tokens that expire before this time: those about to expire.
+	ExpireBefore  *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expire_before,json=expireBefore,proto3" json:"expire_before,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -424,6 +449,13 @@ func (x *ListTokensRequest) GetUserId() string {
 		return x.UserId
 	}
 	return ""
+}
+
+func (x *ListTokensRequest) GetExpireBefore() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireBefore
+	}
+	return nil
 }
 
 type ListTokensResponse struct {
@@ -559,17 +591,126 @@ func (*DeleteTokenResponse) Descriptor() ([]byte, []int) {
 	return file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDescGZIP(), []int{8}
 }
 
+type RotateTokenRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	TokenId string                 `protobuf:"bytes,1,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	// How long the old secret keeps working, as "3600s". Unset or 0: refused at once.
+	GracePeriod   *durationpb.Duration `protobuf:"bytes,2,opt,name=grace_period,json=gracePeriod,proto3" json:"grace_period,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateTokenRequest) Reset() {
+	*x = RotateTokenRequest{}
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateTokenRequest) ProtoMessage() {}
+
+func (x *RotateTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateTokenRequest.ProtoReflect.Descriptor instead.
+func (*RotateTokenRequest) Descriptor() ([]byte, []int) {
+	return file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *RotateTokenRequest) GetTokenId() string {
+	if x != nil {
+		return x.TokenId
+	}
+	return ""
+}
+
+func (x *RotateTokenRequest) GetGracePeriod() *durationpb.Duration {
+	if x != nil {
+		return x.GracePeriod
+	}
+	return nil
+}
+
+type RotateTokenResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new plaintext token: shown this once.
+	Token string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// The token's metadata (unchanged by the rotation).
+	Metadata      *Token `protobuf:"bytes,2,opt,name=metadata,proto3" json:"metadata,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateTokenResponse) Reset() {
+	*x = RotateTokenResponse{}
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateTokenResponse) ProtoMessage() {}
+
+func (x *RotateTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateTokenResponse.ProtoReflect.Descriptor instead.
+func (*RotateTokenResponse) Descriptor() ([]byte, []int) {
+	return file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *RotateTokenResponse) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *RotateTokenResponse) GetMetadata() *Token {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
 type GetAccessTokenRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The API token. If empty, the API token in the Authorization header is used.
-	Token         string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	Token string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// The access token's scopes, each one the API token holds. Empty: all of its scopes.
+	Scopes        []string `protobuf:"bytes,2,rep,name=scopes,proto3" json:"scopes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetAccessTokenRequest) Reset() {
 	*x = GetAccessTokenRequest{}
-	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[9]
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -581,7 +722,7 @@ func (x *GetAccessTokenRequest) String() string {
 func (*GetAccessTokenRequest) ProtoMessage() {}
 
 func (x *GetAccessTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[9]
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -594,7 +735,7 @@ func (x *GetAccessTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccessTokenRequest.ProtoReflect.Descriptor instead.
 func (*GetAccessTokenRequest) Descriptor() ([]byte, []int) {
-	return file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDescGZIP(), []int{9}
+	return file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetAccessTokenRequest) GetToken() string {
@@ -604,6 +745,13 @@ func (x *GetAccessTokenRequest) GetToken() string {
 	return ""
 }
 
+func (x *GetAccessTokenRequest) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
 type GetAccessTokenResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A JWT (RFC 9068, ES256) to send as "Authorization: Bearer <access_token>".
@@ -611,14 +759,16 @@ type GetAccessTokenResponse struct {
 	// When the access token expires: the configured lifetime, never past the API token's own expiry.
 	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
 	// Always "Bearer".
-	TokenType     string `protobuf:"bytes,3,opt,name=token_type,json=tokenType,proto3" json:"token_type,omitempty"`
+	TokenType string `protobuf:"bytes,3,opt,name=token_type,json=tokenType,proto3" json:"token_type,omitempty"`
+	// The access token's scopes (its scope claim), sorted.
+	Scopes        []string `protobuf:"bytes,4,rep,name=scopes,proto3" json:"scopes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetAccessTokenResponse) Reset() {
 	*x = GetAccessTokenResponse{}
-	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[10]
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -630,7 +780,7 @@ func (x *GetAccessTokenResponse) String() string {
 func (*GetAccessTokenResponse) ProtoMessage() {}
 
 func (x *GetAccessTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[10]
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -643,7 +793,7 @@ func (x *GetAccessTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccessTokenResponse.ProtoReflect.Descriptor instead.
 func (*GetAccessTokenResponse) Descriptor() ([]byte, []int) {
-	return file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDescGZIP(), []int{10}
+	return file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetAccessTokenResponse) GetAccessToken() string {
@@ -665,6 +815,13 @@ func (x *GetAccessTokenResponse) GetTokenType() string {
 		return x.TokenType
 	}
 	return ""
+}
+
+func (x *GetAccessTokenResponse) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
 }
 
 // User is a person, who logs in with a password, or a machine user, which has
@@ -689,7 +846,7 @@ type User struct {
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[11]
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -701,7 +858,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[11]
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -714,7 +871,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDescGZIP(), []int{11}
+	return file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *User) GetId() string {
@@ -778,7 +935,7 @@ type CreateUserRequest struct {
 
 func (x *CreateUserRequest) Reset() {
 	*x = CreateUserRequest{}
-	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[12]
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -790,7 +947,7 @@ func (x *CreateUserRequest) String() string {
 func (*CreateUserRequest) ProtoMessage() {}
 
 func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[12]
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -803,7 +960,7 @@ func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateUserRequest.ProtoReflect.Descriptor instead.
 func (*CreateUserRequest) Descriptor() ([]byte, []int) {
-	return file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDescGZIP(), []int{12}
+	return file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CreateUserRequest) GetUsername() string {
@@ -850,7 +1007,7 @@ type CreateUserResponse struct {
 
 func (x *CreateUserResponse) Reset() {
 	*x = CreateUserResponse{}
-	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[13]
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -862,7 +1019,7 @@ func (x *CreateUserResponse) String() string {
 func (*CreateUserResponse) ProtoMessage() {}
 
 func (x *CreateUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[13]
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -875,7 +1032,7 @@ func (x *CreateUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateUserResponse.ProtoReflect.Descriptor instead.
 func (*CreateUserResponse) Descriptor() ([]byte, []int) {
-	return file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDescGZIP(), []int{13}
+	return file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CreateUserResponse) GetUser() *User {
@@ -895,7 +1052,7 @@ type GetUserRequest struct {
 
 func (x *GetUserRequest) Reset() {
 	*x = GetUserRequest{}
-	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[14]
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -907,7 +1064,7 @@ func (x *GetUserRequest) String() string {
 func (*GetUserRequest) ProtoMessage() {}
 
 func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[14]
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -920,7 +1077,7 @@ func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserRequest.ProtoReflect.Descriptor instead.
 func (*GetUserRequest) Descriptor() ([]byte, []int) {
-	return file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDescGZIP(), []int{14}
+	return file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetUserRequest) GetUserId() string {
@@ -939,7 +1096,7 @@ type GetUserResponse struct {
 
 func (x *GetUserResponse) Reset() {
 	*x = GetUserResponse{}
-	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[15]
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -951,7 +1108,7 @@ func (x *GetUserResponse) String() string {
 func (*GetUserResponse) ProtoMessage() {}
 
 func (x *GetUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[15]
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -964,7 +1121,7 @@ func (x *GetUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserResponse.ProtoReflect.Descriptor instead.
 func (*GetUserResponse) Descriptor() ([]byte, []int) {
-	return file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDescGZIP(), []int{15}
+	return file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetUserResponse) GetUser() *User {
@@ -988,7 +1145,7 @@ type ListUsersRequest struct {
 
 func (x *ListUsersRequest) Reset() {
 	*x = ListUsersRequest{}
-	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[16]
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1000,7 +1157,7 @@ func (x *ListUsersRequest) String() string {
 func (*ListUsersRequest) ProtoMessage() {}
 
 func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[16]
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1013,7 +1170,7 @@ func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
 func (*ListUsersRequest) Descriptor() ([]byte, []int) {
-	return file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDescGZIP(), []int{16}
+	return file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListUsersRequest) GetPageSize() uint32 {
@@ -1048,7 +1205,7 @@ type ListUsersResponse struct {
 
 func (x *ListUsersResponse) Reset() {
 	*x = ListUsersResponse{}
-	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[17]
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1060,7 +1217,7 @@ func (x *ListUsersResponse) String() string {
 func (*ListUsersResponse) ProtoMessage() {}
 
 func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[17]
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1073,7 +1230,7 @@ func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
 func (*ListUsersResponse) Descriptor() ([]byte, []int) {
-	return file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDescGZIP(), []int{17}
+	return file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListUsersResponse) GetUsers() []*User {
@@ -1099,7 +1256,7 @@ type DeleteUserRequest struct {
 
 func (x *DeleteUserRequest) Reset() {
 	*x = DeleteUserRequest{}
-	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[18]
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1111,7 +1268,7 @@ func (x *DeleteUserRequest) String() string {
 func (*DeleteUserRequest) ProtoMessage() {}
 
 func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[18]
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1124,7 +1281,7 @@ func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserRequest.ProtoReflect.Descriptor instead.
 func (*DeleteUserRequest) Descriptor() ([]byte, []int) {
-	return file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDescGZIP(), []int{18}
+	return file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DeleteUserRequest) GetUserId() string {
@@ -1142,7 +1299,7 @@ type DeleteUserResponse struct {
 
 func (x *DeleteUserResponse) Reset() {
 	*x = DeleteUserResponse{}
-	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[19]
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1154,7 +1311,7 @@ func (x *DeleteUserResponse) String() string {
 func (*DeleteUserResponse) ProtoMessage() {}
 
 func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[19]
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1167,7 +1324,7 @@ func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserResponse.ProtoReflect.Descriptor instead.
 func (*DeleteUserResponse) Descriptor() ([]byte, []int) {
-	return file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDescGZIP(), []int{19}
+	return file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDescGZIP(), []int{21}
 }
 
 type ChangePasswordRequest struct {
@@ -1184,7 +1341,7 @@ type ChangePasswordRequest struct {
 
 func (x *ChangePasswordRequest) Reset() {
 	*x = ChangePasswordRequest{}
-	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[20]
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1196,7 +1353,7 @@ func (x *ChangePasswordRequest) String() string {
 func (*ChangePasswordRequest) ProtoMessage() {}
 
 func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[20]
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1209,7 +1366,7 @@ func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePasswordRequest.ProtoReflect.Descriptor instead.
 func (*ChangePasswordRequest) Descriptor() ([]byte, []int) {
-	return file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDescGZIP(), []int{20}
+	return file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ChangePasswordRequest) GetUserId() string {
@@ -1241,7 +1398,7 @@ type ChangePasswordResponse struct {
 
 func (x *ChangePasswordResponse) Reset() {
 	*x = ChangePasswordResponse{}
-	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[21]
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1253,7 +1410,7 @@ func (x *ChangePasswordResponse) String() string {
 func (*ChangePasswordResponse) ProtoMessage() {}
 
 func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[21]
+	mi := &file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1266,14 +1423,14 @@ func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePasswordResponse.ProtoReflect.Descriptor instead.
 func (*ChangePasswordResponse) Descriptor() ([]byte, []int) {
-	return file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDescGZIP(), []int{21}
+	return file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDescGZIP(), []int{23}
 }
 
 var File_priv_tokenservice_v1alpha1_tokenservice_proto protoreflect.FileDescriptor
 
 const file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDesc = "" +
 	"\n" +
-	"-priv/tokenservice/v1alpha1/tokenservice.proto\x12\x1apriv.tokenservice.v1alpha1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\xc2\x02\n" +
+	"-priv/tokenservice/v1alpha1/tokenservice.proto\x12\x1apriv.tokenservice.v1alpha1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\xda\x02\n" +
 	"\x05Token\x12\x13\n" +
 	"\x02id\x18\x01 \x01(\tB\x03\xe0A\x03R\x02id\x12@\n" +
 	"\vcreate_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
@@ -1286,7 +1443,8 @@ const file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDesc = "" +
 	"\auser_id\x18\x05 \x01(\tB\x03\xe0A\x03R\x06userId\x12[\n" +
 	"\x0elast_used_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampB\x19\x92A\x13\x82\x03\x10\n" +
 	"\n" +
-	"x-nullable\x12\x02 \x01\xe0A\x03R\flastUsedTime\"\x89\x03\n" +
+	"x-nullable\x12\x02 \x01\xe0A\x03R\flastUsedTime\x12\x16\n" +
+	"\x06scopes\x18\a \x03(\tR\x06scopes\"\xb4\x03\n" +
 	"\x12CreateTokenRequest\x12\x1c\n" +
 	"\x04note\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\x04note\x12[\n" +
 	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampB\x1e\x92A\x13\x82\x03\x10\n" +
@@ -1295,7 +1453,8 @@ const file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDesc = "" +
 	"expireTime\x12 \n" +
 	"\auser_id\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06userId\x12#\n" +
 	"\busername\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18@R\busername\x12$\n" +
-	"\bpassword\x18\x05 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\bpassword:\x8a\x01\x92A\x172\x15{\"note\": \"my laptop\"}\xbaHm\x1ak\n" +
+	"\bpassword\x18\x05 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\bpassword\x12)\n" +
+	"\x06scopes\x18\x06 \x03(\tB\x11\xbaH\x0e\x92\x01\v\x10@\"\ar\x05\x10\x01\x18\x80\x01R\x06scopes:\x8a\x01\x92A\x172\x15{\"note\": \"my laptop\"}\xbaHm\x1ak\n" +
 	"\vcredentials\x12,username and password must be given together\x1a.(this.username == '') == (this.password == '')\"j\n" +
 	"\x13CreateTokenResponse\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12=\n" +
@@ -1303,27 +1462,38 @@ const file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDesc = "" +
 	"\x0fGetTokenRequest\x12'\n" +
 	"\btoken_id\x18\x01 \x01(\tB\f\xe0A\x02\xbaH\x06r\x04\x10\x01\x18@R\atokenId\"K\n" +
 	"\x10GetTokenResponse\x127\n" +
-	"\x05token\x18\x01 \x01(\v2!.priv.tokenservice.v1alpha1.TokenR\x05token\"\x95\x01\n" +
+	"\x05token\x18\x01 \x01(\v2!.priv.tokenservice.v1alpha1.TokenR\x05token\"\xee\x01\n" +
 	"\x11ListTokensRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\rR\bpageSize\x12'\n" +
 	"\n" +
 	"page_token\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\tpageToken\x12\x18\n" +
 	"\areverse\x18\x03 \x01(\bR\areverse\x12 \n" +
-	"\auser_id\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06userId\"w\n" +
+	"\auser_id\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18@R\x06userId\x12W\n" +
+	"\rexpire_before\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampB\x16\x92A\x13\x82\x03\x10\n" +
+	"\n" +
+	"x-nullable\x12\x02 \x01R\fexpireBefore\"w\n" +
 	"\x12ListTokensResponse\x129\n" +
 	"\x06tokens\x18\x01 \x03(\v2!.priv.tokenservice.v1alpha1.TokenR\x06tokens\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"=\n" +
 	"\x12DeleteTokenRequest\x12'\n" +
 	"\btoken_id\x18\x01 \x01(\tB\f\xe0A\x02\xbaH\x06r\x04\x10\x01\x18@R\atokenId\"\x15\n" +
-	"\x13DeleteTokenResponse\"@\n" +
+	"\x13DeleteTokenResponse\"\xaa\x01\n" +
+	"\x12RotateTokenRequest\x12'\n" +
+	"\btoken_id\x18\x01 \x01(\tB\f\xe0A\x02\xbaH\x06r\x04\x10\x01\x18@R\atokenId\x12L\n" +
+	"\fgrace_period\x18\x02 \x01(\v2\x19.google.protobuf.DurationB\x0e\xbaH\v\xaa\x01\b\"\x04\b\x80\xa3\x052\x00R\vgracePeriod:\x1d\x92A\x1a2\x18{\"gracePeriod\": \"3600s\"}\"j\n" +
+	"\x13RotateTokenResponse\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12=\n" +
+	"\bmetadata\x18\x02 \x01(\v2!.priv.tokenservice.v1alpha1.TokenR\bmetadata\"k\n" +
 	"\x15GetAccessTokenRequest\x12\x1e\n" +
-	"\x05token\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\x05token:\a\x92A\x042\x02{}\"\x97\x01\n" +
+	"\x05token\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\x05token\x12)\n" +
+	"\x06scopes\x18\x02 \x03(\tB\x11\xbaH\x0e\x92\x01\v\x10@\"\ar\x05\x10\x01\x18\x80\x01R\x06scopes:\a\x92A\x042\x02{}\"\xaf\x01\n" +
 	"\x16GetAccessTokenResponse\x12!\n" +
 	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12;\n" +
 	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"expireTime\x12\x1d\n" +
 	"\n" +
-	"token_type\x18\x03 \x01(\tR\ttokenType\"\xd8\x01\n" +
+	"token_type\x18\x03 \x01(\tR\ttokenType\x12\x16\n" +
+	"\x06scopes\x18\x04 \x03(\tR\x06scopes\"\xd8\x01\n" +
 	"\x04User\x12\x13\n" +
 	"\x02id\x18\x01 \x01(\tB\x03\xe0A\x03R\x02id\x12\x1f\n" +
 	"\busername\x18\x02 \x01(\tB\x03\xe0A\x05R\busername\x12\x19\n" +
@@ -1359,7 +1529,7 @@ const file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDesc = "" +
 	"\auser_id\x18\x01 \x01(\tB\f\xe0A\x02\xbaH\x06r\x04\x10\x01\x18@R\x06userId\x12+\n" +
 	"\fold_password\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\voldPassword\x12.\n" +
 	"\fnew_password\x18\x03 \x01(\tB\v\xe0A\x02\xbaH\x05r\x03(\x80\bR\vnewPassword\"\x18\n" +
-	"\x16ChangePasswordResponse2\x9c\x19\n" +
+	"\x16ChangePasswordResponse2\xa1\x1c\n" +
 	"\fTokenService\x12\xee\n" +
 	"\n" +
 	"\vCreateToken\x12..priv.tokenservice.v1alpha1.CreateTokenRequest\x1a/.priv.tokenservice.v1alpha1.CreateTokenResponse\"\xfd\t\x92A\xde\tJ\xa0\x02\n" +
@@ -1411,7 +1581,15 @@ const file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDesc = "" +
 	"\x10application/json\x128{\"code\": 5, \"message\": \"token not found\", \"details\": []}b\f\n" +
 	"\n" +
 	"\n" +
-	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x1d*\x1b/v1alpha1/tokens/{token_id}\x90\x02\x02\x12\xcc\x03\n" +
+	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x1d*\x1b/v1alpha1/tokens/{token_id}\x90\x02\x02\x12\x82\x03\n" +
+	"\vRotateToken\x12..priv.tokenservice.v1alpha1.RotateTokenRequest\x1a/.priv.tokenservice.v1alpha1.RotateTokenResponse\"\x91\x02\x92A\xe0\x01J\xcf\x01\n" +
+	"\x03404\x12\xc7\x01\n" +
+	"_No such live token, or not one the caller may see: the same answer, so existence does not leak.\x12\x16\n" +
+	"\x14\x1a\x12.google.rpc.Status\"L\n" +
+	"\x10application/json\x128{\"code\": 5, \"message\": \"token not found\", \"details\": []}b\f\n" +
+	"\n" +
+	"\n" +
+	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02':\x01*\"\"/v1alpha1/tokens/{token_id}:rotate\x12\xcc\x03\n" +
 	"\x0eGetAccessToken\x121.priv.tokenservice.v1alpha1.GetAccessTokenRequest\x1a2.priv.tokenservice.v1alpha1.GetAccessTokenResponse\"\xd2\x02\x92A\xac\x02J\x80\x02\n" +
 	"\x03415\x12\xf8\x01\n" +
 	"BThe body is not JSON: send it with Content-Type: application/json.\x12\x16\n" +
@@ -1516,7 +1694,7 @@ func file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDescGZIP() []byte {
 	return file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDescData
 }
 
-var file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_priv_tokenservice_v1alpha1_tokenservice_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_priv_tokenservice_v1alpha1_tokenservice_proto_goTypes = []any{
 	(*Token)(nil),                  // 0: priv.tokenservice.v1alpha1.Token
 	(*CreateTokenRequest)(nil),     // 1: priv.tokenservice.v1alpha1.CreateTokenRequest
@@ -1527,59 +1705,67 @@ var file_priv_tokenservice_v1alpha1_tokenservice_proto_goTypes = []any{
 	(*ListTokensResponse)(nil),     // 6: priv.tokenservice.v1alpha1.ListTokensResponse
 	(*DeleteTokenRequest)(nil),     // 7: priv.tokenservice.v1alpha1.DeleteTokenRequest
 	(*DeleteTokenResponse)(nil),    // 8: priv.tokenservice.v1alpha1.DeleteTokenResponse
-	(*GetAccessTokenRequest)(nil),  // 9: priv.tokenservice.v1alpha1.GetAccessTokenRequest
-	(*GetAccessTokenResponse)(nil), // 10: priv.tokenservice.v1alpha1.GetAccessTokenResponse
-	(*User)(nil),                   // 11: priv.tokenservice.v1alpha1.User
-	(*CreateUserRequest)(nil),      // 12: priv.tokenservice.v1alpha1.CreateUserRequest
-	(*CreateUserResponse)(nil),     // 13: priv.tokenservice.v1alpha1.CreateUserResponse
-	(*GetUserRequest)(nil),         // 14: priv.tokenservice.v1alpha1.GetUserRequest
-	(*GetUserResponse)(nil),        // 15: priv.tokenservice.v1alpha1.GetUserResponse
-	(*ListUsersRequest)(nil),       // 16: priv.tokenservice.v1alpha1.ListUsersRequest
-	(*ListUsersResponse)(nil),      // 17: priv.tokenservice.v1alpha1.ListUsersResponse
-	(*DeleteUserRequest)(nil),      // 18: priv.tokenservice.v1alpha1.DeleteUserRequest
-	(*DeleteUserResponse)(nil),     // 19: priv.tokenservice.v1alpha1.DeleteUserResponse
-	(*ChangePasswordRequest)(nil),  // 20: priv.tokenservice.v1alpha1.ChangePasswordRequest
-	(*ChangePasswordResponse)(nil), // 21: priv.tokenservice.v1alpha1.ChangePasswordResponse
-	(*timestamppb.Timestamp)(nil),  // 22: google.protobuf.Timestamp
+	(*RotateTokenRequest)(nil),     // 9: priv.tokenservice.v1alpha1.RotateTokenRequest
+	(*RotateTokenResponse)(nil),    // 10: priv.tokenservice.v1alpha1.RotateTokenResponse
+	(*GetAccessTokenRequest)(nil),  // 11: priv.tokenservice.v1alpha1.GetAccessTokenRequest
+	(*GetAccessTokenResponse)(nil), // 12: priv.tokenservice.v1alpha1.GetAccessTokenResponse
+	(*User)(nil),                   // 13: priv.tokenservice.v1alpha1.User
+	(*CreateUserRequest)(nil),      // 14: priv.tokenservice.v1alpha1.CreateUserRequest
+	(*CreateUserResponse)(nil),     // 15: priv.tokenservice.v1alpha1.CreateUserResponse
+	(*GetUserRequest)(nil),         // 16: priv.tokenservice.v1alpha1.GetUserRequest
+	(*GetUserResponse)(nil),        // 17: priv.tokenservice.v1alpha1.GetUserResponse
+	(*ListUsersRequest)(nil),       // 18: priv.tokenservice.v1alpha1.ListUsersRequest
+	(*ListUsersResponse)(nil),      // 19: priv.tokenservice.v1alpha1.ListUsersResponse
+	(*DeleteUserRequest)(nil),      // 20: priv.tokenservice.v1alpha1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),     // 21: priv.tokenservice.v1alpha1.DeleteUserResponse
+	(*ChangePasswordRequest)(nil),  // 22: priv.tokenservice.v1alpha1.ChangePasswordRequest
+	(*ChangePasswordResponse)(nil), // 23: priv.tokenservice.v1alpha1.ChangePasswordResponse
+	(*timestamppb.Timestamp)(nil),  // 24: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 25: google.protobuf.Duration
 }
 var file_priv_tokenservice_v1alpha1_tokenservice_proto_depIdxs = []int32{
-	22, // 0: priv.tokenservice.v1alpha1.Token.create_time:type_name -> google.protobuf.Timestamp
-	22, // 1: priv.tokenservice.v1alpha1.Token.expire_time:type_name -> google.protobuf.Timestamp
-	22, // 2: priv.tokenservice.v1alpha1.Token.last_used_time:type_name -> google.protobuf.Timestamp
-	22, // 3: priv.tokenservice.v1alpha1.CreateTokenRequest.expire_time:type_name -> google.protobuf.Timestamp
+	24, // 0: priv.tokenservice.v1alpha1.Token.create_time:type_name -> google.protobuf.Timestamp
+	24, // 1: priv.tokenservice.v1alpha1.Token.expire_time:type_name -> google.protobuf.Timestamp
+	24, // 2: priv.tokenservice.v1alpha1.Token.last_used_time:type_name -> google.protobuf.Timestamp
+	24, // 3: priv.tokenservice.v1alpha1.CreateTokenRequest.expire_time:type_name -> google.protobuf.Timestamp
 	0,  // 4: priv.tokenservice.v1alpha1.CreateTokenResponse.metadata:type_name -> priv.tokenservice.v1alpha1.Token
 	0,  // 5: priv.tokenservice.v1alpha1.GetTokenResponse.token:type_name -> priv.tokenservice.v1alpha1.Token
-	0,  // 6: priv.tokenservice.v1alpha1.ListTokensResponse.tokens:type_name -> priv.tokenservice.v1alpha1.Token
-	22, // 7: priv.tokenservice.v1alpha1.GetAccessTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
-	22, // 8: priv.tokenservice.v1alpha1.User.create_time:type_name -> google.protobuf.Timestamp
-	11, // 9: priv.tokenservice.v1alpha1.CreateUserResponse.user:type_name -> priv.tokenservice.v1alpha1.User
-	11, // 10: priv.tokenservice.v1alpha1.GetUserResponse.user:type_name -> priv.tokenservice.v1alpha1.User
-	11, // 11: priv.tokenservice.v1alpha1.ListUsersResponse.users:type_name -> priv.tokenservice.v1alpha1.User
-	1,  // 12: priv.tokenservice.v1alpha1.TokenService.CreateToken:input_type -> priv.tokenservice.v1alpha1.CreateTokenRequest
-	3,  // 13: priv.tokenservice.v1alpha1.TokenService.GetToken:input_type -> priv.tokenservice.v1alpha1.GetTokenRequest
-	5,  // 14: priv.tokenservice.v1alpha1.TokenService.ListTokens:input_type -> priv.tokenservice.v1alpha1.ListTokensRequest
-	7,  // 15: priv.tokenservice.v1alpha1.TokenService.DeleteToken:input_type -> priv.tokenservice.v1alpha1.DeleteTokenRequest
-	9,  // 16: priv.tokenservice.v1alpha1.TokenService.GetAccessToken:input_type -> priv.tokenservice.v1alpha1.GetAccessTokenRequest
-	12, // 17: priv.tokenservice.v1alpha1.UserService.CreateUser:input_type -> priv.tokenservice.v1alpha1.CreateUserRequest
-	14, // 18: priv.tokenservice.v1alpha1.UserService.GetUser:input_type -> priv.tokenservice.v1alpha1.GetUserRequest
-	16, // 19: priv.tokenservice.v1alpha1.UserService.ListUsers:input_type -> priv.tokenservice.v1alpha1.ListUsersRequest
-	18, // 20: priv.tokenservice.v1alpha1.UserService.DeleteUser:input_type -> priv.tokenservice.v1alpha1.DeleteUserRequest
-	20, // 21: priv.tokenservice.v1alpha1.UserService.ChangePassword:input_type -> priv.tokenservice.v1alpha1.ChangePasswordRequest
-	2,  // 22: priv.tokenservice.v1alpha1.TokenService.CreateToken:output_type -> priv.tokenservice.v1alpha1.CreateTokenResponse
-	4,  // 23: priv.tokenservice.v1alpha1.TokenService.GetToken:output_type -> priv.tokenservice.v1alpha1.GetTokenResponse
-	6,  // 24: priv.tokenservice.v1alpha1.TokenService.ListTokens:output_type -> priv.tokenservice.v1alpha1.ListTokensResponse
-	8,  // 25: priv.tokenservice.v1alpha1.TokenService.DeleteToken:output_type -> priv.tokenservice.v1alpha1.DeleteTokenResponse
-	10, // 26: priv.tokenservice.v1alpha1.TokenService.GetAccessToken:output_type -> priv.tokenservice.v1alpha1.GetAccessTokenResponse
-	13, // 27: priv.tokenservice.v1alpha1.UserService.CreateUser:output_type -> priv.tokenservice.v1alpha1.CreateUserResponse
-	15, // 28: priv.tokenservice.v1alpha1.UserService.GetUser:output_type -> priv.tokenservice.v1alpha1.GetUserResponse
-	17, // 29: priv.tokenservice.v1alpha1.UserService.ListUsers:output_type -> priv.tokenservice.v1alpha1.ListUsersResponse
-	19, // 30: priv.tokenservice.v1alpha1.UserService.DeleteUser:output_type -> priv.tokenservice.v1alpha1.DeleteUserResponse
-	21, // 31: priv.tokenservice.v1alpha1.UserService.ChangePassword:output_type -> priv.tokenservice.v1alpha1.ChangePasswordResponse
-	22, // [22:32] is the sub-list for method output_type
-	12, // [12:22] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	24, // 6: priv.tokenservice.v1alpha1.ListTokensRequest.expire_before:type_name -> google.protobuf.Timestamp
+	0,  // 7: priv.tokenservice.v1alpha1.ListTokensResponse.tokens:type_name -> priv.tokenservice.v1alpha1.Token
+	25, // 8: priv.tokenservice.v1alpha1.RotateTokenRequest.grace_period:type_name -> google.protobuf.Duration
+	0,  // 9: priv.tokenservice.v1alpha1.RotateTokenResponse.metadata:type_name -> priv.tokenservice.v1alpha1.Token
+	24, // 10: priv.tokenservice.v1alpha1.GetAccessTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	24, // 11: priv.tokenservice.v1alpha1.User.create_time:type_name -> google.protobuf.Timestamp
+	13, // 12: priv.tokenservice.v1alpha1.CreateUserResponse.user:type_name -> priv.tokenservice.v1alpha1.User
+	13, // 13: priv.tokenservice.v1alpha1.GetUserResponse.user:type_name -> priv.tokenservice.v1alpha1.User
+	13, // 14: priv.tokenservice.v1alpha1.ListUsersResponse.users:type_name -> priv.tokenservice.v1alpha1.User
+	1,  // 15: priv.tokenservice.v1alpha1.TokenService.CreateToken:input_type -> priv.tokenservice.v1alpha1.CreateTokenRequest
+	3,  // 16: priv.tokenservice.v1alpha1.TokenService.GetToken:input_type -> priv.tokenservice.v1alpha1.GetTokenRequest
+	5,  // 17: priv.tokenservice.v1alpha1.TokenService.ListTokens:input_type -> priv.tokenservice.v1alpha1.ListTokensRequest
+	7,  // 18: priv.tokenservice.v1alpha1.TokenService.DeleteToken:input_type -> priv.tokenservice.v1alpha1.DeleteTokenRequest
+	9,  // 19: priv.tokenservice.v1alpha1.TokenService.RotateToken:input_type -> priv.tokenservice.v1alpha1.RotateTokenRequest
+	11, // 20: priv.tokenservice.v1alpha1.TokenService.GetAccessToken:input_type -> priv.tokenservice.v1alpha1.GetAccessTokenRequest
+	14, // 21: priv.tokenservice.v1alpha1.UserService.CreateUser:input_type -> priv.tokenservice.v1alpha1.CreateUserRequest
+	16, // 22: priv.tokenservice.v1alpha1.UserService.GetUser:input_type -> priv.tokenservice.v1alpha1.GetUserRequest
+	18, // 23: priv.tokenservice.v1alpha1.UserService.ListUsers:input_type -> priv.tokenservice.v1alpha1.ListUsersRequest
+	20, // 24: priv.tokenservice.v1alpha1.UserService.DeleteUser:input_type -> priv.tokenservice.v1alpha1.DeleteUserRequest
+	22, // 25: priv.tokenservice.v1alpha1.UserService.ChangePassword:input_type -> priv.tokenservice.v1alpha1.ChangePasswordRequest
+	2,  // 26: priv.tokenservice.v1alpha1.TokenService.CreateToken:output_type -> priv.tokenservice.v1alpha1.CreateTokenResponse
+	4,  // 27: priv.tokenservice.v1alpha1.TokenService.GetToken:output_type -> priv.tokenservice.v1alpha1.GetTokenResponse
+	6,  // 28: priv.tokenservice.v1alpha1.TokenService.ListTokens:output_type -> priv.tokenservice.v1alpha1.ListTokensResponse
+	8,  // 29: priv.tokenservice.v1alpha1.TokenService.DeleteToken:output_type -> priv.tokenservice.v1alpha1.DeleteTokenResponse
+	10, // 30: priv.tokenservice.v1alpha1.TokenService.RotateToken:output_type -> priv.tokenservice.v1alpha1.RotateTokenResponse
+	12, // 31: priv.tokenservice.v1alpha1.TokenService.GetAccessToken:output_type -> priv.tokenservice.v1alpha1.GetAccessTokenResponse
+	15, // 32: priv.tokenservice.v1alpha1.UserService.CreateUser:output_type -> priv.tokenservice.v1alpha1.CreateUserResponse
+	17, // 33: priv.tokenservice.v1alpha1.UserService.GetUser:output_type -> priv.tokenservice.v1alpha1.GetUserResponse
+	19, // 34: priv.tokenservice.v1alpha1.UserService.ListUsers:output_type -> priv.tokenservice.v1alpha1.ListUsersResponse
+	21, // 35: priv.tokenservice.v1alpha1.UserService.DeleteUser:output_type -> priv.tokenservice.v1alpha1.DeleteUserResponse
+	23, // 36: priv.tokenservice.v1alpha1.UserService.ChangePassword:output_type -> priv.tokenservice.v1alpha1.ChangePasswordResponse
+	26, // [26:37] is the sub-list for method output_type
+	15, // [15:26] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_priv_tokenservice_v1alpha1_tokenservice_proto_init() }
@@ -1593,7 +1779,7 @@ func file_priv_tokenservice_v1alpha1_tokenservice_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDesc), len(file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   22,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

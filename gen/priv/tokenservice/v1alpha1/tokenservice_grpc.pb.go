@@ -30,6 +30,7 @@ const (
 	TokenService_GetToken_FullMethodName       = "/priv.tokenservice.v1alpha1.TokenService/GetToken"
 	TokenService_ListTokens_FullMethodName     = "/priv.tokenservice.v1alpha1.TokenService/ListTokens"
 	TokenService_DeleteToken_FullMethodName    = "/priv.tokenservice.v1alpha1.TokenService/DeleteToken"
+	TokenService_RotateToken_FullMethodName    = "/priv.tokenservice.v1alpha1.TokenService/RotateToken"
 	TokenService_GetAccessToken_FullMethodName = "/priv.tokenservice.v1alpha1.TokenService/GetAccessToken"
 )
 
@@ -66,6 +67,14 @@ type TokenServiceClient interface {
 	// others); gateways verifying offline accept those access tokens until
 	// their `exp`.
 	DeleteToken(ctx context.Context, in *DeleteTokenRequest, opts ...grpc.CallOption) (*DeleteTokenResponse, error)
+	// Rotate an API token's secret.
+	//
+	// The same token (ID, note, scopes, owner, expiry) with a new secret: the
+	// new plaintext is in the answer this once. The old secret is refused at
+	// once, or after `gracePeriod` (at most the server's
+	// `--max-rotation-grace-period`, 24 hours at most), here at once and on
+	// other replicas within the cache TTL.
+	RotateToken(ctx context.Context, in *RotateTokenRequest, opts ...grpc.CallOption) (*RotateTokenResponse, error)
 	// Exchange an API token for an access token.
 	//
 	// Returns a short-lived signed JWT (RFC 9068, ES256) for gateways to verify
@@ -123,6 +132,16 @@ func (c *tokenServiceClient) DeleteToken(ctx context.Context, in *DeleteTokenReq
 	return out, nil
 }
 
+func (c *tokenServiceClient) RotateToken(ctx context.Context, in *RotateTokenRequest, opts ...grpc.CallOption) (*RotateTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RotateTokenResponse)
+	err := c.cc.Invoke(ctx, TokenService_RotateToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *tokenServiceClient) GetAccessToken(ctx context.Context, in *GetAccessTokenRequest, opts ...grpc.CallOption) (*GetAccessTokenResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetAccessTokenResponse)
@@ -166,6 +185,14 @@ type TokenServiceServer interface {
 	// others); gateways verifying offline accept those access tokens until
 	// their `exp`.
 	DeleteToken(context.Context, *DeleteTokenRequest) (*DeleteTokenResponse, error)
+	// Rotate an API token's secret.
+	//
+	// The same token (ID, note, scopes, owner, expiry) with a new secret: the
+	// new plaintext is in the answer this once. The old secret is refused at
+	// once, or after `gracePeriod` (at most the server's
+	// `--max-rotation-grace-period`, 24 hours at most), here at once and on
+	// other replicas within the cache TTL.
+	RotateToken(context.Context, *RotateTokenRequest) (*RotateTokenResponse, error)
 	// Exchange an API token for an access token.
 	//
 	// Returns a short-lived signed JWT (RFC 9068, ES256) for gateways to verify
@@ -194,6 +221,9 @@ func (UnimplementedTokenServiceServer) ListTokens(context.Context, *ListTokensRe
 }
 func (UnimplementedTokenServiceServer) DeleteToken(context.Context, *DeleteTokenRequest) (*DeleteTokenResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteToken not implemented")
+}
+func (UnimplementedTokenServiceServer) RotateToken(context.Context, *RotateTokenRequest) (*RotateTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RotateToken not implemented")
 }
 func (UnimplementedTokenServiceServer) GetAccessToken(context.Context, *GetAccessTokenRequest) (*GetAccessTokenResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetAccessToken not implemented")
@@ -291,6 +321,24 @@ func _TokenService_DeleteToken_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TokenService_RotateToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotateTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).RotateToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_RotateToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).RotateToken(ctx, req.(*RotateTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _TokenService_GetAccessToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetAccessTokenRequest)
 	if err := dec(in); err != nil {
@@ -331,6 +379,10 @@ var TokenService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteToken",
 			Handler:    _TokenService_DeleteToken_Handler,
+		},
+		{
+			MethodName: "RotateToken",
+			Handler:    _TokenService_RotateToken_Handler,
 		},
 		{
 			MethodName: "GetAccessToken",

@@ -1,0 +1,466 @@
+// Package oauth serves the OAuth 2 endpoints that gateways and OAuth client
+// libraries already speak, over the token service's own rules: the client
+// credentials grant (RFC 6749 §4.4), token introspection (RFC 7662),
+// revocation (RFC 7009) and authorization server metadata (RFC 8414). An API
+// token is the client: its ID is the client_id, its plaintext the
+// client_secret. Each endpoint calls the same tokens.Service as the gRPC
+// and REST API, so the rules (scopes, expiry, revocation, last-used) are one.
+package oauth
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"math"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/tokenservice/tokenservice/pkg/auth"
+	"github.com/tokenservice/tokenservice/pkg/domain"
+	"github.com/tokenservice/tokenservice/pkg/tokens"
+)
+
+// The endpoints' paths, under the issuer.
+const (
+	TokenPath      = "/oauth2/token"
+	IntrospectPath = "/oauth2/introspect"
+	RevokePath     = "/oauth2/revoke"
+	MetadataPath   = "/.well-known/oauth-authorization-server"
+	OpenIDPath     = "/.well-known/openid-configuration"
+	JWKSPath       = "/.well-known/jwks.json"
+)
+
+// maxFormBytes bounds a request body: the largest legitimate one (a JWT
+// to introspect) is under 2 KiB.
+const maxFormBytes = 16 << 10
+
+// Deps are what the endpoints work with.
+type Deps struct {
+	Tokens *tokens.Service
+	// Started reports whether the services may be called (the database
+	// has answered); until then every endpoint answers 503.
+	Started func() bool
+	Logger  *slog.Logger
+	Clock   func() time.Time
+}
+
+// Handler serves the OAuth endpoints.
+type Handler struct {
+	deps   Deps
+	issuer string
+}
+
+// New returns the endpoints of the authorization server at issuer, its
+// public base URL.
+func New(issuer string, deps Deps) *Handler {
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Handler{deps: deps, issuer: strings.TrimSuffix(issuer, "/")}
+}
+
+// Routes returns each endpoint by its http.ServeMux pattern.
+func (h *Handler) Routes() map[string]http.Handler {
+	metadata := h.metadata()
+	return map[string]http.Handler{
+		"POST " + TokenPath:      http.HandlerFunc(h.token),
+		"POST " + IntrospectPath: http.HandlerFunc(h.introspect),
+		"POST " + RevokePath:     http.HandlerFunc(h.revoke),
+		"GET " + MetadataPath:    jsonBytes(metadata),
+		// The OpenID discovery document (OpenID Connect Discovery 1.0
+		// §3) is this same metadata, which RFC 8414 §1 builds on: JWT
+		// verifiers look for the jwks_uri there.
+		"GET " + OpenIDPath: jsonBytes(metadata),
+	}
+}
+
+// metadata is the RFC 8414 §2 document.
+func (h *Handler) metadata() []byte {
+	doc, _ := json.Marshal(map[string]any{ // strings and lists of them: cannot fail
+		"issuer":                                h.issuer,
+		"jwks_uri":                              h.issuer + JWKSPath,
+		"token_endpoint":                        h.issuer + TokenPath,
+		"introspection_endpoint":                h.issuer + IntrospectPath,
+		"revocation_endpoint":                   h.issuer + RevokePath,
+		"scopes_supported":                      h.deps.Tokens.KnownScopes(),
+		"grant_types_supported":                 []string{"client_credentials"},
+		"token_endpoint_auth_methods_supported": clientAuthMethods,
+		"introspection_endpoint_auth_methods_supported": clientAuthMethods,
+		// Revocation is by possession of the token: no client authentication.
+		"revocation_endpoint_auth_methods_supported": []string{"none"},
+		// No authorization endpoint: no response type is served. OpenID
+		// discovery's own required members describe the access tokens'
+		// signatures, the only JWTs this service signs.
+		"response_types_supported":              []string{},
+		"subject_types_supported":               []string{"public"},
+		"id_token_signing_alg_values_supported": []string{"ES256"},
+		"service_documentation":                 h.issuer + "/docs/",
+	})
+	return doc
+}
+
+var clientAuthMethods = []string{"client_secret_basic", "client_secret_post"}
+
+// token is the token endpoint: the client credentials grant (RFC 6749
+// §4.4), the API token authenticating as the client (§2.3.1).
+func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
+	form, ok := h.form(w, r)
+	if !ok {
+		return
+	}
+	switch grant := form.Get("grant_type"); grant {
+	case "client_credentials":
+	case "":
+		writeError(w, errInvalidRequest("grant_type is required: client_credentials"))
+		return
+	default:
+		writeError(w, &oauthError{status: http.StatusBadRequest, code: "unsupported_grant_type",
+			description: "this server grants client_credentials only"})
+		return
+	}
+	secret, e := clientSecret(r, form)
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+	scopes, e := parseScope(form.Get("scope"))
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+	at, granted, err := h.deps.Tokens.Exchange(r.Context(), secret, scopes)
+	if err != nil {
+		writeError(w, h.fromDomain(r.Context(), err, TokenPath))
+		return
+	}
+	// RFC 6749 §5.1: expires_in is the lifetime in seconds; the time left,
+	// when a reused access token is handed out again.
+	expiresIn := max(int64(math.Floor(at.ExpireTime.Sub(h.deps.Clock()).Seconds())), 0)
+	writeJSON(w, http.StatusOK, map[string]any{
+		"access_token": at.JWT,
+		"token_type":   "Bearer",
+		"expires_in":   expiresIn,
+		// §5.1: required when it differs from the scope asked for; always
+		// sent, so a client never has to guess.
+		"scope": granted.String(),
+	})
+}
+
+// introspect is RFC 7662's endpoint: whether a token, an API token or an
+// access token, is active, for callers whose credential has the
+// introspect scope.
+func (h *Handler) introspect(w http.ResponseWriter, r *http.Request) {
+	form, ok := h.form(w, r)
+	if !ok {
+		return
+	}
+	if e := h.authorizeIntrospection(r, form); e != nil {
+		writeError(w, e)
+		return
+	}
+	token := form.Get("token")
+	if token == "" {
+		writeError(w, errInvalidRequest("token is required"))
+		return
+	}
+	in, err := h.deps.Tokens.Introspect(r.Context(), token)
+	if err != nil {
+		writeError(w, h.fromDomain(r.Context(), err, IntrospectPath))
+		return
+	}
+	if !in.Active {
+		// §2.2: nothing but active for a token that is not.
+		writeJSON(w, http.StatusOK, map[string]any{"active": false})
+		return
+	}
+	kind := "api_token"
+	if in.AccessJWT {
+		kind = "access_token"
+	}
+	resp := map[string]any{
+		"active":     true,
+		"scope":      in.Scopes.String(),
+		"client_id":  in.ClientID,
+		"sub":        in.Subject,
+		"username":   in.Username,
+		"iat":        in.IssuedAt.Unix(),
+		"iss":        h.issuer,
+		"token_type": "Bearer", // RFC 6749 §7.1: both are sent as bearer tokens (RFC 6750)
+		"token_kind": kind,     // an extension (§2.2 allows them): which of this service's tokens
+	}
+	if !in.ExpiresAt.IsZero() {
+		resp["exp"] = in.ExpiresAt.Unix()
+	}
+	if in.JTI != "" {
+		resp["jti"] = in.JTI
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// authorizeIntrospection checks the caller of the introspection endpoint
+// (RFC 7662 §2.1): a bearer credential, or an API token as client
+// credentials (§2.3.1 of RFC 6749), that has the introspect scope.
+// Failing, it answers 401 as §2.3 says: RFC 6750 §3's challenge for a
+// bearer, invalid_client for client credentials.
+func (h *Handler) authorizeIntrospection(r *http.Request, form url.Values) *oauthError {
+	authz := r.Header.Get("Authorization")
+	var credential string
+	bearer := hasScheme(authz, "Bearer")
+	if bearer {
+		credential = strings.TrimSpace(authz[len("Bearer"):])
+	} else {
+		secret, e := clientSecret(r, form)
+		if e != nil {
+			return e
+		}
+		credential = secret
+	}
+	p, err := h.deps.Tokens.AuthenticateBearer(r.Context(), credential)
+	if err != nil {
+		if bearer && domain.KindOf(err) == domain.KindUnauthenticated {
+			return &oauthError{status: http.StatusUnauthorized, code: "invalid_token",
+				challenge: `Bearer realm="tokenservice", error="invalid_token"`}
+		}
+		return h.fromDomain(r.Context(), err, IntrospectPath)
+	}
+	if !p.Allows(domain.ScopeIntrospect) {
+		if bearer {
+			return &oauthError{status: http.StatusUnauthorized, code: "insufficient_scope",
+				description: "the credential lacks the introspect scope",
+				challenge:   `Bearer realm="tokenservice", error="insufficient_scope", scope="introspect"`}
+		}
+		return &oauthError{status: http.StatusUnauthorized, code: "invalid_client",
+			description: "the client lacks the introspect scope", challenge: basicChallenge}
+	}
+	return nil
+}
+
+// revoke is RFC 7009's endpoint, by possession: the token is its own
+// proof, so no client authentication is asked (a client that sends some
+// is not refused for it). It answers 200 whether or not the token was
+// valid (§2.2), so it tells a prober nothing.
+func (h *Handler) revoke(w http.ResponseWriter, r *http.Request) {
+	form, ok := h.form(w, r)
+	if !ok {
+		return
+	}
+	token := form.Get("token")
+	if token == "" {
+		writeError(w, errInvalidRequest("token is required"))
+		return
+	}
+	// token_type_hint is only a hint (§2.1): the token's form says which it is.
+	err := h.deps.Tokens.RevokeByPossession(r.Context(), token)
+	switch {
+	case errors.Is(err, tokens.ErrUnsupportedTokenType):
+		writeError(w, &oauthError{status: http.StatusBadRequest, code: "unsupported_token_type",
+			description: "this server revokes API tokens (tks_...) only: revoke the API token the access token was minted from"})
+	case err != nil:
+		writeError(w, h.fromDomain(r.Context(), err, RevokePath))
+	default:
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusOK)
+	}
+}
+
+// form reads an endpoint's parameters: POSTed as
+// application/x-www-form-urlencoded (RFC 6749 §3.2, RFC 7662 §2.1, RFC
+// 7009 §2.1), none more than once (§3.2). It answers the request itself
+// when it returns false: 503 before the service has started, 400 else.
+func (h *Handler) form(w http.ResponseWriter, r *http.Request) (url.Values, bool) {
+	if !h.deps.Started() {
+		writeError(w, errUnavailable)
+		return nil, false
+	}
+	mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mediaType != "application/x-www-form-urlencoded" {
+		writeError(w, errInvalidRequest("send the parameters in the body as application/x-www-form-urlencoded"))
+		return nil, false
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxFormBytes))
+	if err != nil {
+		writeError(w, errInvalidRequest("the body is too large or could not be read"))
+		return nil, false
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		writeError(w, errInvalidRequest("the body is not application/x-www-form-urlencoded"))
+		return nil, false
+	}
+	for name, values := range form {
+		if len(values) > 1 {
+			writeError(w, errInvalidRequest("the parameter "+quote(name)+" is repeated"))
+			return nil, false
+		}
+	}
+	return form, true
+}
+
+const basicChallenge = `Basic realm="tokenservice"`
+
+// clientSecret returns the API token a client authenticates with (RFC 6749
+// §2.3.1): HTTP Basic, whose user and password are form-urlencoded first,
+// or client_id and client_secret in the body; one way, not both (§2.3).
+// The client_id must be the ID of the API token the secret is.
+func clientSecret(r *http.Request, form url.Values) (string, *oauthError) {
+	authz := r.Header.Get("Authorization")
+	_, inBody := form["client_secret"]
+	var id, secret string
+	switch {
+	case authz != "" && (inBody || form.Has("client_id")):
+		return "", errInvalidRequest("authenticate the client one way: HTTP Basic or client_id and client_secret in the body, not both")
+	case authz != "":
+		var ok bool
+		if id, secret, ok = basicCredentials(authz); !ok {
+			return "", &oauthError{status: http.StatusUnauthorized, code: "invalid_client",
+				description: "send the client credentials as HTTP Basic: the token's ID and the token", challenge: basicChallenge}
+		}
+	case inBody:
+		id, secret = form.Get("client_id"), form.Get("client_secret")
+	default:
+		return "", &oauthError{status: http.StatusUnauthorized, code: "invalid_client",
+			description: "client authentication is required: the API token's ID as client_id and the token as client_secret", challenge: basicChallenge}
+	}
+	if parsed, ok := auth.ParseAPIToken(secret); !ok || parsed.ID != id {
+		return "", errInvalidClient
+	}
+	return secret, nil
+}
+
+// basicCredentials decodes an HTTP Basic Authorization header (RFC 7617),
+// undoing RFC 6749 §2.3.1's form-urlencoding of each part.
+func basicCredentials(authz string) (id, secret string, ok bool) {
+	if !hasScheme(authz, "Basic") {
+		return "", "", false
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(authz[len("Basic"):]))
+	if err != nil {
+		return "", "", false
+	}
+	user, pass, ok := strings.Cut(string(raw), ":")
+	if !ok {
+		return "", "", false
+	}
+	if id, err = url.QueryUnescape(user); err != nil {
+		return "", "", false
+	}
+	if secret, err = url.QueryUnescape(pass); err != nil {
+		return "", "", false
+	}
+	return id, secret, true
+}
+
+// hasScheme reports whether an Authorization header uses scheme (RFC 9110
+// §11.1: case-insensitive), followed by a space.
+func hasScheme(authz, scheme string) bool {
+	return len(authz) > len(scheme) && strings.EqualFold(authz[:len(scheme)], scheme) && authz[len(scheme)] == ' '
+}
+
+// parseScope reads the scope parameter (RFC 6749 §3.3).
+func parseScope(scope string) ([]string, *oauthError) {
+	names := strings.Split(scope, " ")
+	if scope == "" {
+		return nil, nil
+	}
+	for _, n := range names {
+		if !domain.ValidScopeName(n) {
+			return nil, &oauthError{status: http.StatusBadRequest, code: "invalid_scope",
+				description: "scope is a list of scope names separated by single spaces (RFC 6749 section 3.3)"}
+		}
+	}
+	return names, nil
+}
+
+// oauthError is an error response of RFC 6749 §5.2 (and of RFC 7009 §2.2.1
+// and RFC 6750 §3, which share its form).
+type oauthError struct {
+	status      int
+	code        string
+	description string
+	challenge   string // WWW-Authenticate, with a 401
+	retryAfter  bool
+}
+
+var (
+	errInvalidClient = &oauthError{status: http.StatusUnauthorized, code: "invalid_client",
+		description: "the client credentials are not valid", challenge: basicChallenge}
+	errUnavailable = &oauthError{status: http.StatusServiceUnavailable, code: "temporarily_unavailable",
+		description: "the service is starting or its database does not answer: retry shortly", retryAfter: true}
+	errServer = &oauthError{status: http.StatusInternalServerError, code: "server_error", description: "internal error"}
+)
+
+func errInvalidRequest(description string) *oauthError {
+	return &oauthError{status: http.StatusBadRequest, code: "invalid_request", description: description}
+}
+
+// fromDomain maps a service error to the endpoint's answer.
+func (h *Handler) fromDomain(ctx context.Context, err error, endpoint string) *oauthError {
+	switch domain.KindOf(err) {
+	case domain.KindUnauthenticated:
+		return errInvalidClient
+	case domain.KindInvalid:
+		if domain.ReasonOf(err) == domain.ReasonInvalidScope {
+			return &oauthError{status: http.StatusBadRequest, code: "invalid_scope", description: domain.MessageOf(err)}
+		}
+		return errInvalidRequest(domain.MessageOf(err))
+	case domain.KindUnavailable:
+		h.deps.Logger.WarnContext(ctx, "request failed", "endpoint", endpoint, "error", err.Error())
+		return errUnavailable
+	}
+	h.deps.Logger.ErrorContext(ctx, "request failed", "endpoint", endpoint, "error", err.Error())
+	return errServer
+}
+
+func writeError(w http.ResponseWriter, e *oauthError) {
+	if e.challenge != "" {
+		w.Header().Set("WWW-Authenticate", e.challenge)
+	}
+	if e.retryAfter {
+		w.Header().Set("Retry-After", "1")
+	}
+	body := map[string]string{"error": e.code}
+	if e.description != "" {
+		body["error_description"] = description(e.description)
+	}
+	writeJSON(w, e.status, body)
+}
+
+// description keeps to the characters RFC 6749 §5.2 allows an
+// error_description: printable ASCII but '"' and '\'.
+func description(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '"':
+			return '\''
+		case r == '\\' || r < 0x20 || r > 0x7e:
+			return -1
+		}
+		return r
+	}, s)
+}
+
+func quote(s string) string { return "'" + description(s) + "'" }
+
+// writeJSON writes a token-bearing answer: never to be cached (RFC 6749
+// §5.1, RFC 7662 §2.2 by the same token).
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func jsonBytes(b []byte) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(b)
+	})
+}

@@ -1,0 +1,149 @@
+package tokens
+
+import (
+	"context"
+	"time"
+
+	"github.com/tokenservice/tokenservice/pkg/auth"
+	"github.com/tokenservice/tokenservice/pkg/domain"
+)
+
+// RotateToken gives a token the caller may see a new secret and returns
+// the new plaintext, shown this once: the same ID, note, scopes, owner and
+// expiry. The old secret is refused at once, or after grace (at most the
+// configured MaxRotationGracePeriod): here at once, on other replicas
+// within the cache TTL, as a deletion is.
+func (s *Service) RotateToken(ctx context.Context, caller *domain.Principal, id string, grace time.Duration) (string, *domain.Token, error) {
+	if grace < 0 {
+		return "", nil, domain.InvalidField("grace_period", "must not be negative")
+	}
+	if grace > s.cfg.MaxRotationGracePeriod {
+		return "", nil, domain.InvalidField("grace_period", "must be at most %s (the server's --max-rotation-grace-period)", s.cfg.MaxRotationGracePeriod)
+	}
+	t, err := s.visibleToken(ctx, caller, id)
+	if err != nil {
+		return "", nil, err
+	}
+	now := s.deps.Clock()
+	if !t.ActiveAt(now) {
+		return "", nil, errTokenNotFound
+	}
+	secret, err := auth.NewAPIToken(s.deps.Rand)
+	if err != nil {
+		return "", nil, domain.Wrap(domain.KindInternal, err, "generating token")
+	}
+	plain := auth.APIToken{ID: t.ID, Secret: secret.Secret}
+	var previousUntil time.Time
+	if grace > 0 {
+		previousUntil = now.Add(grace)
+	}
+	if err := s.deps.Tokens.RotateSecret(ctx, t.ID, auth.HashSecret(plain.Secret), previousUntil, now); err != nil {
+		if domain.KindOf(err) == domain.KindNotFound {
+			return "", nil, errTokenNotFound
+		}
+		return "", nil, err
+	}
+	s.deps.Minter.Forget(t.ID)
+	t.PreviousSecretHash, t.PreviousSecretExpireTime = t.SecretHash, previousUntil
+	t.SecretHash = auth.HashSecret(plain.Secret)
+	return plain.String(), t, nil
+}
+
+// RevokeByPossession revokes the token whose plaintext is given, with no
+// other credential: holding it is the proof (RFC 7009 §2.1; as a secret
+// scanner or a person who pasted a token somewhere public needs). An API
+// token is deleted; an access token deletes the API token it was minted
+// from if the operator allows it, else ErrUnsupportedTokenType. Anything
+// not valid is no error: the answer must not tell a prober which tokens
+// exist (§2.2).
+func (s *Service) RevokeByPossession(ctx context.Context, plaintext string) error {
+	var t *domain.Token
+	if auth.LooksLikeAPIToken(plaintext) {
+		var err error
+		if t, _, err = s.apiToken(ctx, plaintext); err != nil {
+			return ignoreUnauthenticated(err)
+		}
+	} else {
+		if !s.cfg.RevokeAPITokenByAccessToken {
+			return ErrUnsupportedTokenType
+		}
+		claims, err := s.deps.Minter.Verify(plaintext, s.deps.Clock())
+		if err != nil {
+			return nil
+		}
+		if t, err = s.deps.Tokens.TokenByID(ctx, claims.TokenID); err != nil {
+			return ignoreUnauthenticated(unauthenticated(err))
+		}
+	}
+	err := s.deps.Tokens.DeleteToken(ctx, t.ID, s.deps.Clock())
+	if domain.KindOf(err) == domain.KindNotFound {
+		return nil
+	}
+	return err
+}
+
+// ErrUnsupportedTokenType refuses to revoke an access token when the
+// operator has not allowed it (RFC 7009 §2.2.1 unsupported_token_type).
+var ErrUnsupportedTokenType = domain.Errorf(domain.KindInvalid,
+	"this server revokes API tokens only: revoke the API token the access token was minted from")
+
+func ignoreUnauthenticated(err error) error {
+	if domain.KindOf(err) == domain.KindUnauthenticated {
+		return nil
+	}
+	return err
+}
+
+// Introspection is what RFC 7662 §2.2 says of an active token.
+type Introspection struct {
+	Active    bool
+	AccessJWT bool // an access token; else an API token
+	Scopes    domain.Scopes
+	ClientID  string // the API token's ID
+	Subject   string // its user's ID
+	Username  string
+	IssuedAt  time.Time
+	ExpiresAt time.Time // zero: no expiry
+	JTI       string    // an access token's
+}
+
+// Introspect says whether a token, an API token or an access token, is
+// active now and, if it is, what it carries. Inactive is every failure
+// alike, with no detail (RFC 7662 §2.2). It is a check, not a use: the
+// token's last-used time is left as it is.
+func (s *Service) Introspect(ctx context.Context, plaintext string) (Introspection, error) {
+	if auth.LooksLikeAPIToken(plaintext) {
+		t, _, err := s.apiToken(ctx, plaintext)
+		if err != nil {
+			return Introspection{}, ignoreUnauthenticated(err)
+		}
+		u, err := s.deps.Users.UserByID(ctx, t.UserID)
+		if err != nil {
+			return Introspection{}, ignoreUnauthenticated(unauthenticated(err))
+		}
+		return Introspection{Active: true, Scopes: t.Scopes, ClientID: t.ID, Subject: t.UserID, Username: u.Username,
+			IssuedAt: t.CreateTime, ExpiresAt: t.ExpireTime}, nil
+	}
+	now := s.deps.Clock()
+	claims, err := s.deps.Minter.Verify(plaintext, now)
+	if err != nil {
+		return Introspection{}, nil
+	}
+	t, err := s.deps.Tokens.TokenByID(ctx, claims.TokenID)
+	if err != nil {
+		return Introspection{}, ignoreUnauthenticated(unauthenticated(err))
+	}
+	if t.UserID != claims.UserID || !t.ActiveAt(now) {
+		return Introspection{}, nil
+	}
+	u, err := s.deps.Users.UserByID(ctx, t.UserID)
+	if err != nil {
+		return Introspection{}, ignoreUnauthenticated(unauthenticated(err))
+	}
+	scopes := t.Scopes
+	if claims.HasScope {
+		scopes = claims.Scopes
+	}
+	return Introspection{Active: true, AccessJWT: true, Scopes: scopes, ClientID: t.ID, Subject: t.UserID, Username: u.Username,
+		IssuedAt: claims.Issued, ExpiresAt: claims.Expiry, JTI: claims.JTI}, nil
+}
