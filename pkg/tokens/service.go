@@ -208,11 +208,11 @@ func (s *Service) CreateToken(ctx context.Context, caller *domain.Principal, in 
 
 // grantable returns the scopes a new token of the caller's gets: those
 // asked for, each known and held by the caller (a password holds them all);
-// none asked for, the caller's own (with a password, the service's).
+// none asked for, the caller's own (with a password, every known scope).
 func (s *Service) grantable(caller *domain.Principal, asked []string) (domain.Scopes, error) {
 	if len(asked) == 0 {
 		if caller.AllScopes {
-			return domain.ServiceScopes, nil
+			return s.known, nil
 		}
 		return caller.Scopes, nil
 	}

@@ -154,7 +154,7 @@ type CreateTokenRequest struct {
 	// With username. At most 1024 bytes.
 	Password string `protobuf:"bytes,5,opt,name=password,proto3" json:"password,omitempty"`
 	// The token's scopes. Empty: with a bearer, the bearer's scopes; with a
-	// password, the service's own. With a bearer, at most the bearer's scopes
+	// password, every scope the server knows (its own and the operator's). With a bearer, at most the bearer's scopes
 	// (and the new token expires no later than the bearer's API token).
 	Scopes        []string `protobuf:"bytes,6,rep,name=scopes,proto3" json:"scopes,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1529,12 +1529,13 @@ const file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDesc = "" +
 	"\auser_id\x18\x01 \x01(\tB\f\xe0A\x02\xbaH\x06r\x04\x10\x01\x18@R\x06userId\x12+\n" +
 	"\fold_password\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\voldPassword\x12.\n" +
 	"\fnew_password\x18\x03 \x01(\tB\v\xe0A\x02\xbaH\x05r\x03(\x80\bR\vnewPassword\"\x18\n" +
-	"\x16ChangePasswordResponse2\xa1\x1c\n" +
-	"\fTokenService\x12\xee\n" +
-	"\n" +
-	"\vCreateToken\x12..priv.tokenservice.v1alpha1.CreateTokenRequest\x1a/.priv.tokenservice.v1alpha1.CreateTokenResponse\"\xfd\t\x92A\xde\tJ\xa0\x02\n" +
-	"\x03403\x12\x98\x02\n" +
-	"_The caller may not act for that user: only itself or a machine user it owns (an admin: anyone).\x12\x16\n" +
+	"\x16ChangePasswordResponse2\xf5&\n" +
+	"\fTokenService\x12\xe8\v\n" +
+	"\vCreateToken\x12..priv.tokenservice.v1alpha1.CreateTokenRequest\x1a/.priv.tokenservice.v1alpha1.CreateTokenResponse\"\xf7\n" +
+	"\x92A\xd8\n" +
+	"J\x9a\x03\n" +
+	"\x03403\x12\x92\x03\n" +
+	"\xd8\x01The caller may not act for that user (only itself or a machine user it owns; an admin: anyone), or its credential lacks the scope the operation needs (INSUFFICIENT_SCOPE): tokens:write to create, tokens:read to list.\x12\x16\n" +
 	"\x14\x1a\x12.google.rpc.Status\"\x9c\x01\n" +
 	"\x10application/json\x12\x87\x01{\"code\": 7, \"message\": \"you may act only for yourself or a machine user you own (leave the user ID empty for yourself)\", \"details\": []}J\xa1\x01\n" +
 	"\x03404\x12\x99\x01\n" +
@@ -1552,19 +1553,23 @@ const file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
 	"\x06Bearer\x12\x00j\x19\n" +
-	"\x13x-security-optional\x12\x02 \x01\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1alpha1/tokens\x12\xed\x02\n" +
-	"\bGetToken\x12+.priv.tokenservice.v1alpha1.GetTokenRequest\x1a,.priv.tokenservice.v1alpha1.GetTokenResponse\"\x85\x02\x92A\xdb\x01J\xca\x01\n" +
+	"\x13x-security-optional\x12\x02 \x01\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1alpha1/tokens\x12\xdf\x05\n" +
+	"\bGetToken\x12+.priv.tokenservice.v1alpha1.GetTokenRequest\x1a,.priv.tokenservice.v1alpha1.GetTokenResponse\"\xf7\x04\x92A\xcd\x04J\xef\x02\n" +
+	"\x03403\x12\xe7\x02\n" +
+	"@The credential lacks the scope tokens:read (INSUFFICIENT_SCOPE).\x12\x16\n" +
+	"\x14\x1a\x12.google.rpc.Status\"\x8a\x02\n" +
+	"\x10application/json\x12\xf5\x01{\"code\": 7, \"message\": \"the credential lacks the scope \\\"tokens:read\\\", which GetToken needs: use a token that has it\", \"details\": [{\"@type\": \"type.googleapis.com/google.rpc.ErrorInfo\", \"reason\": \"INSUFFICIENT_SCOPE\", \"domain\": \"tokenservice\"}]}J\xca\x01\n" +
 	"\x03404\x12\xc2\x01\n" +
 	"ZNo such token, or not one the caller may see: the same answer, so existence does not leak.\x12\x16\n" +
 	"\x14\x1a\x12.google.rpc.Status\"L\n" +
 	"\x10application/json\x128{\"code\": 5, \"message\": \"token not found\", \"details\": []}b\f\n" +
 	"\n" +
 	"\n" +
-	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1alpha1/tokens/{token_id}\x90\x02\x01\x12\xe2\x04\n" +
+	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1alpha1/tokens/{token_id}\x90\x02\x01\x12\xdc\x05\n" +
 	"\n" +
-	"ListTokens\x12-.priv.tokenservice.v1alpha1.ListTokensRequest\x1a..priv.tokenservice.v1alpha1.ListTokensResponse\"\xf4\x03\x92A\xd5\x03J\xa0\x02\n" +
-	"\x03403\x12\x98\x02\n" +
-	"_The caller may not act for that user: only itself or a machine user it owns (an admin: anyone).\x12\x16\n" +
+	"ListTokens\x12-.priv.tokenservice.v1alpha1.ListTokensRequest\x1a..priv.tokenservice.v1alpha1.ListTokensResponse\"\xee\x04\x92A\xcf\x04J\x9a\x03\n" +
+	"\x03403\x12\x92\x03\n" +
+	"\xd8\x01The caller may not act for that user (only itself or a machine user it owns; an admin: anyone), or its credential lacks the scope the operation needs (INSUFFICIENT_SCOPE): tokens:write to create, tokens:read to list.\x12\x16\n" +
 	"\x14\x1a\x12.google.rpc.Status\"\x9c\x01\n" +
 	"\x10application/json\x12\x87\x01{\"code\": 7, \"message\": \"you may act only for yourself or a machine user you own (leave the user ID empty for yourself)\", \"details\": []}J\xa1\x01\n" +
 	"\x03404\x12\x99\x01\n" +
@@ -1573,16 +1578,24 @@ const file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDesc = "" +
 	"\x10application/json\x127{\"code\": 5, \"message\": \"user not found\", \"details\": []}b\f\n" +
 	"\n" +
 	"\n" +
-	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x12\x12\x10/v1alpha1/tokens\x90\x02\x01\x12\xf6\x02\n" +
-	"\vDeleteToken\x12..priv.tokenservice.v1alpha1.DeleteTokenRequest\x1a/.priv.tokenservice.v1alpha1.DeleteTokenResponse\"\x85\x02\x92A\xdb\x01J\xca\x01\n" +
+	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x12\x12\x10/v1alpha1/tokens\x90\x02\x01\x12\xed\x05\n" +
+	"\vDeleteToken\x12..priv.tokenservice.v1alpha1.DeleteTokenRequest\x1a/.priv.tokenservice.v1alpha1.DeleteTokenResponse\"\xfc\x04\x92A\xd2\x04J\xf4\x02\n" +
+	"\x03403\x12\xec\x02\n" +
+	"AThe credential lacks the scope tokens:write (INSUFFICIENT_SCOPE).\x12\x16\n" +
+	"\x14\x1a\x12.google.rpc.Status\"\x8e\x02\n" +
+	"\x10application/json\x12\xf9\x01{\"code\": 7, \"message\": \"the credential lacks the scope \\\"tokens:write\\\", which DeleteToken needs: use a token that has it\", \"details\": [{\"@type\": \"type.googleapis.com/google.rpc.ErrorInfo\", \"reason\": \"INSUFFICIENT_SCOPE\", \"domain\": \"tokenservice\"}]}J\xca\x01\n" +
 	"\x03404\x12\xc2\x01\n" +
 	"ZNo such token, or not one the caller may see: the same answer, so existence does not leak.\x12\x16\n" +
 	"\x14\x1a\x12.google.rpc.Status\"L\n" +
 	"\x10application/json\x128{\"code\": 5, \"message\": \"token not found\", \"details\": []}b\f\n" +
 	"\n" +
 	"\n" +
-	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x1d*\x1b/v1alpha1/tokens/{token_id}\x90\x02\x02\x12\x82\x03\n" +
-	"\vRotateToken\x12..priv.tokenservice.v1alpha1.RotateTokenRequest\x1a/.priv.tokenservice.v1alpha1.RotateTokenResponse\"\x91\x02\x92A\xe0\x01J\xcf\x01\n" +
+	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x1d*\x1b/v1alpha1/tokens/{token_id}\x90\x02\x02\x12\xf9\x05\n" +
+	"\vRotateToken\x12..priv.tokenservice.v1alpha1.RotateTokenRequest\x1a/.priv.tokenservice.v1alpha1.RotateTokenResponse\"\x88\x05\x92A\xd7\x04J\xf4\x02\n" +
+	"\x03403\x12\xec\x02\n" +
+	"AThe credential lacks the scope tokens:write (INSUFFICIENT_SCOPE).\x12\x16\n" +
+	"\x14\x1a\x12.google.rpc.Status\"\x8e\x02\n" +
+	"\x10application/json\x12\xf9\x01{\"code\": 7, \"message\": \"the credential lacks the scope \\\"tokens:write\\\", which RotateToken needs: use a token that has it\", \"details\": [{\"@type\": \"type.googleapis.com/google.rpc.ErrorInfo\", \"reason\": \"INSUFFICIENT_SCOPE\", \"domain\": \"tokenservice\"}]}J\xcf\x01\n" +
 	"\x03404\x12\xc7\x01\n" +
 	"_No such live token, or not one the caller may see: the same answer, so existence does not leak.\x12\x16\n" +
 	"\x14\x1a\x12.google.rpc.Status\"L\n" +
@@ -1598,14 +1611,14 @@ const file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
 	"\x06Bearer\x12\x00j\x19\n" +
-	"\x13x-security-optional\x12\x02 \x01\x82\xd3\xe4\x93\x02\x1c:\x01*\"\x17/v1alpha1/access-tokens2\x82\x1b\n" +
-	"\vUserService\x12\xf9\n" +
+	"\x13x-security-optional\x12\x02 \x01\x82\xd3\xe4\x93\x02\x1c:\x01*\"\x17/v1alpha1/access-tokens2\xe2$\n" +
+	"\vUserService\x12\xbe\v\n" +
 	"\n" +
-	"\n" +
-	"CreateUser\x12-.priv.tokenservice.v1alpha1.CreateUserRequest\x1a..priv.tokenservice.v1alpha1.CreateUserResponse\"\x8b\n" +
-	"\x92A\xed\tJ\x8d\x02\n" +
-	"\x03403\x12\x85\x02\n" +
-	"VOnly an admin creates human users or names another owner; a machine user creates none.\x12\x16\n" +
+	"CreateUser\x12-.priv.tokenservice.v1alpha1.CreateUserRequest\x1a..priv.tokenservice.v1alpha1.CreateUserResponse\"\xd0\n" +
+	"\x92A\xb2\n" +
+	"J\xd2\x02\n" +
+	"\x03403\x12\xca\x02\n" +
+	"\x9a\x01Only an admin creates human users or names another owner; a machine user creates none; or the credential lacks the scope users:write (INSUFFICIENT_SCOPE).\x12\x16\n" +
 	"\x14\x1a\x12.google.rpc.Status\"\x92\x01\n" +
 	"\x10application/json\x12~{\"code\": 7, \"message\": \"only an admin may create human users; anyone may create machine users (machine: true)\", \"details\": []}J\xca\x02\n" +
 	"\x03409\x12\xc2\x02\n" +
@@ -1622,31 +1635,44 @@ const file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDesc = "" +
 	"\x10application/json\x12\x84\x02{\"code\": 8, \"message\": \"the owner has 100 machine users, the most allowed (the server's --max-machine-users-per-owner): delete one first\", \"details\": [{\"@type\": \"type.googleapis.com/google.rpc.ErrorInfo\", \"reason\": \"QUOTA_EXCEEDED\", \"domain\": \"tokenservice\"}]}b\f\n" +
 	"\n" +
 	"\n" +
-	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1alpha1/users\x12\xb9\x02\n" +
-	"\aGetUser\x12*.priv.tokenservice.v1alpha1.GetUserRequest\x1a+.priv.tokenservice.v1alpha1.GetUserResponse\"\xd4\x01\x92A\xac\x01J\x9b\x01\n" +
+	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1alpha1/users\x12\xa8\x05\n" +
+	"\aGetUser\x12*.priv.tokenservice.v1alpha1.GetUserRequest\x1a+.priv.tokenservice.v1alpha1.GetUserResponse\"\xc3\x04\x92A\x9b\x04J\xec\x02\n" +
+	"\x03403\x12\xe4\x02\n" +
+	"?The credential lacks the scope users:read (INSUFFICIENT_SCOPE).\x12\x16\n" +
+	"\x14\x1a\x12.google.rpc.Status\"\x88\x02\n" +
+	"\x10application/json\x12\xf3\x01{\"code\": 7, \"message\": \"the credential lacks the scope \\\"users:read\\\", which GetUser needs: use a token that has it\", \"details\": [{\"@type\": \"type.googleapis.com/google.rpc.ErrorInfo\", \"reason\": \"INSUFFICIENT_SCOPE\", \"domain\": \"tokenservice\"}]}J\x9b\x01\n" +
 	"\x03404\x12\x93\x01\n" +
 	",No such user, or not one the caller may see.\x12\x16\n" +
 	"\x14\x1a\x12.google.rpc.Status\"K\n" +
 	"\x10application/json\x127{\"code\": 5, \"message\": \"user not found\", \"details\": []}b\f\n" +
 	"\n" +
 	"\n" +
-	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1alpha1/users/{user_id}\x90\x02\x01\x12\x95\x01\n" +
-	"\tListUsers\x12,.priv.tokenservice.v1alpha1.ListUsersRequest\x1a-.priv.tokenservice.v1alpha1.ListUsersResponse\"+\x92A\x0eb\f\n" +
+	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1alpha1/users/{user_id}\x90\x02\x01\x12\x88\x04\n" +
+	"\tListUsers\x12,.priv.tokenservice.v1alpha1.ListUsersRequest\x1a-.priv.tokenservice.v1alpha1.ListUsersResponse\"\x9d\x03\x92A\xff\x02J\xee\x02\n" +
+	"\x03403\x12\xe6\x02\n" +
+	"?The credential lacks the scope users:read (INSUFFICIENT_SCOPE).\x12\x16\n" +
+	"\x14\x1a\x12.google.rpc.Status\"\x8a\x02\n" +
+	"\x10application/json\x12\xf5\x01{\"code\": 7, \"message\": \"the credential lacks the scope \\\"users:read\\\", which ListUsers needs: use a token that has it\", \"details\": [{\"@type\": \"type.googleapis.com/google.rpc.ErrorInfo\", \"reason\": \"INSUFFICIENT_SCOPE\", \"domain\": \"tokenservice\"}]}b\f\n" +
 	"\n" +
 	"\n" +
-	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1alpha1/users\x90\x02\x01\x12\xc2\x02\n" +
+	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1alpha1/users\x90\x02\x01\x12\xb6\x05\n" +
 	"\n" +
-	"DeleteUser\x12-.priv.tokenservice.v1alpha1.DeleteUserRequest\x1a..priv.tokenservice.v1alpha1.DeleteUserResponse\"\xd4\x01\x92A\xac\x01J\x9b\x01\n" +
+	"DeleteUser\x12-.priv.tokenservice.v1alpha1.DeleteUserRequest\x1a..priv.tokenservice.v1alpha1.DeleteUserResponse\"\xc8\x04\x92A\xa0\x04J\xf1\x02\n" +
+	"\x03403\x12\xe9\x02\n" +
+	"@The credential lacks the scope users:write (INSUFFICIENT_SCOPE).\x12\x16\n" +
+	"\x14\x1a\x12.google.rpc.Status\"\x8c\x02\n" +
+	"\x10application/json\x12\xf7\x01{\"code\": 7, \"message\": \"the credential lacks the scope \\\"users:write\\\", which DeleteUser needs: use a token that has it\", \"details\": [{\"@type\": \"type.googleapis.com/google.rpc.ErrorInfo\", \"reason\": \"INSUFFICIENT_SCOPE\", \"domain\": \"tokenservice\"}]}J\x9b\x01\n" +
 	"\x03404\x12\x93\x01\n" +
 	",No such user, or not one the caller may see.\x12\x16\n" +
 	"\x14\x1a\x12.google.rpc.Status\"K\n" +
 	"\x10application/json\x127{\"code\": 5, \"message\": \"user not found\", \"details\": []}b\f\n" +
 	"\n" +
 	"\n" +
-	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x1b*\x19/v1alpha1/users/{user_id}\x90\x02\x02\x12\xdd\t\n" +
-	"\x0eChangePassword\x121.priv.tokenservice.v1alpha1.ChangePasswordRequest\x1a2.priv.tokenservice.v1alpha1.ChangePasswordResponse\"\xe3\b\x92A\xac\bJ\xd0\x01\n" +
-	"\x03403\x12\xc8\x01\n" +
-	"<The old password given is not the caller's current password.\x12\x16\n" +
+	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x1b*\x19/v1alpha1/users/{user_id}\x90\x02\x02\x12\xa2\n" +
+	"\n" +
+	"\x0eChangePassword\x121.priv.tokenservice.v1alpha1.ChangePasswordRequest\x1a2.priv.tokenservice.v1alpha1.ChangePasswordResponse\"\xa8\t\x92A\xf1\bJ\x95\x02\n" +
+	"\x03403\x12\x8d\x02\n" +
+	"\x80\x01The old password given is not the caller's current password, or the credential lacks the scope users:write (INSUFFICIENT_SCOPE).\x12\x16\n" +
 	"\x14\x1a\x12.google.rpc.Status\"p\n" +
 	"\x10application/json\x12\\{\"code\": 7, \"message\": \"the old password given is not your current password\", \"details\": []}J\x9b\x01\n" +
 	"\x03404\x12\x93\x01\n" +

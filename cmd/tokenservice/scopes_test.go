@@ -1,0 +1,382 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pb "github.com/tokenservice/tokenservice/gen/priv/tokenservice/v1alpha1"
+	"github.com/tokenservice/tokenservice/pkg/store/storetest"
+)
+
+// operatorScopes are the downstream scopes the scope tests' servers declare.
+const operatorScopes = "orders:read,orders:write"
+
+// forEachScopedSetup is forEachSetup with the operator's scopes declared.
+func forEachScopedSetup(t *testing.T, f func(t *testing.T, s *service, c caller)) {
+	storetest.ForEachDriver(t, func(t *testing.T, driver string) {
+		s := startService(t, storetest.MustConfig(t, driver), "TOKENSERVICE_SCOPES", operatorScopes)
+		for _, c := range s.callers(t) {
+			t.Run(c.name, func(t *testing.T) { f(t, s, c) })
+		}
+	})
+}
+
+func TestTokensCarryTheScopesAskedFor(t *testing.T) {
+	forEachScopedSetup(t, func(t *testing.T, s *service, c caller) {
+		s.mustUser(t, "alice-"+c.name, "human")
+		a := rpc{t: t, c: c}
+		login := a.login("alice-" + c.name)
+		got, err := a.get(login, idOf(login))
+		if err != nil {
+			t.Fatal(describe(err))
+		}
+		if want := []string{"introspect", "orders:read", "orders:write", "tokens:read", "tokens:write", "users:read", "users:write"}; !slices.Equal(got.GetToken().GetScopes(), want) {
+			t.Errorf("a token made with a password and no scopes: %v, want every known scope %v", got.GetToken().GetScopes(), want)
+		}
+
+		made := a.mustCreate(login, &pb.CreateTokenRequest{Scopes: []string{"tokens:read", "orders:read", "tokens:read"}})
+		if want := []string{"orders:read", "tokens:read"}; !slices.Equal(made.GetMetadata().GetScopes(), want) {
+			t.Errorf("scopes asked for: %v, want %v (sorted, once each)", made.GetMetadata().GetScopes(), want)
+		}
+		// Without scopes, a bearer's new token gets the bearer's.
+		inherited := a.mustCreate(login, &pb.CreateTokenRequest{})
+		if !slices.Equal(inherited.GetMetadata().GetScopes(), got.GetToken().GetScopes()) {
+			t.Errorf("a token made with a bearer and no scopes: %v, want the bearer's %v", inherited.GetMetadata().GetScopes(), got.GetToken().GetScopes())
+		}
+
+		_, err = a.create(login, &pb.CreateTokenRequest{Scopes: []string{"orders:delete"}})
+		wantCode(t, "an unknown scope", err, codes.InvalidArgument)
+		if !strings.Contains(status.Convert(err).Message(), `"orders:delete"`) {
+			t.Errorf("an unknown scope's message does not name it: %s", status.Convert(err).Message())
+		}
+	})
+}
+
+func TestABearerCannotMintMoreThanItHas(t *testing.T) {
+	forEachScopedSetup(t, func(t *testing.T, s *service, c caller) {
+		s.mustUser(t, "bob-"+c.name, "human")
+		a := rpc{t: t, c: c}
+		login := a.login("bob-" + c.name)
+		expire := time.Now().Add(48 * time.Hour).UTC().Truncate(time.Second)
+		limited := a.mustCreate(login, &pb.CreateTokenRequest{Scopes: []string{"tokens:write", "orders:read"},
+			ExpireTime: timestamppb.New(expire)}).GetToken()
+
+		_, err := a.create(limited, &pb.CreateTokenRequest{Scopes: []string{"orders:read", "orders:write"}})
+		wantCode(t, "a scope the bearer lacks", err, codes.PermissionDenied)
+		if !strings.Contains(status.Convert(err).Message(), `"orders:write"`) {
+			t.Errorf("the refusal does not name the scope: %s", status.Convert(err).Message())
+		}
+
+		child := a.mustCreate(limited, &pb.CreateTokenRequest{Scopes: []string{"orders:read"}})
+		if got := child.GetMetadata().GetExpireTime().AsTime(); !got.Equal(expire) {
+			t.Errorf("a token made with an expiring bearer and no expiry expires %v, want the bearer's %v", got, expire)
+		}
+		_, err = a.create(limited, &pb.CreateTokenRequest{ExpireTime: timestamppb.New(expire.Add(time.Hour))})
+		wantCode(t, "an expiry past the bearer's", err, codes.InvalidArgument)
+		// The password has no such bounds.
+		a.mustCreate("", &pb.CreateTokenRequest{Username: "bob-" + c.name, Password: password,
+			Scopes: []string{"orders:write"}, ExpireTime: timestamppb.New(expire.Add(time.Hour))})
+	})
+}
+
+// methodScopes is the README's table of the scope each method needs.
+var methodScopes = map[string]string{
+	pb.TokenService_CreateToken_FullMethodName:   "tokens:write",
+	pb.TokenService_GetToken_FullMethodName:      "tokens:read",
+	pb.TokenService_ListTokens_FullMethodName:    "tokens:read",
+	pb.TokenService_DeleteToken_FullMethodName:   "tokens:write",
+	pb.TokenService_RotateToken_FullMethodName:   "tokens:write",
+	pb.UserService_CreateUser_FullMethodName:     "users:write",
+	pb.UserService_GetUser_FullMethodName:        "users:read",
+	pb.UserService_ListUsers_FullMethodName:      "users:read",
+	pb.UserService_DeleteUser_FullMethodName:     "users:write",
+	pb.UserService_ChangePassword_FullMethodName: "users:write",
+}
+
+// TestEveryMethodChecksItsScope calls every method that takes a bearer
+// with a token lacking its scope (refused, naming it) and with one holding
+// only that scope (let through to the method itself).
+func TestEveryMethodChecksItsScope(t *testing.T) {
+	forEachScopedSetup(t, func(t *testing.T, s *service, c caller) {
+		s.mustUser(t, "carol-"+c.name, "admin")
+		a := rpc{t: t, c: c}
+		login := a.login("carol-" + c.name)
+		for _, desc := range []grpc.ServiceDesc{pb.TokenService_ServiceDesc, pb.UserService_ServiceDesc} {
+			for _, m := range desc.Methods {
+				method := "/" + desc.ServiceName + "/" + m.MethodName
+				if method == pb.TokenService_GetAccessToken_FullMethodName {
+					continue // the API token in the request is the credential
+				}
+				scope, ok := methodScopes[method]
+				if !ok {
+					t.Errorf("%s: no scope in the test's table: add it to the README's too", method)
+					continue
+				}
+				req, resp := requestFor(method)
+				others := a.mustCreate(login, &pb.CreateTokenRequest{Scopes: otherScopes(scope)}).GetToken()
+				err := c.call(context.Background(), method, others, req, resp)
+				wantCode(t, method+" without "+scope, err, codes.PermissionDenied)
+				if !strings.Contains(status.Convert(err).Message(), `"`+scope+`"`) || reason(err) != "INSUFFICIENT_SCOPE" {
+					t.Errorf("%s without %s: %s, want the scope named and INSUFFICIENT_SCOPE", method, scope, describe(err))
+				}
+				only := a.mustCreate(login, &pb.CreateTokenRequest{Scopes: []string{scope}}).GetToken()
+				if err := c.call(context.Background(), method, only, req, resp); status.Code(err) == codes.PermissionDenied && reason(err) == "INSUFFICIENT_SCOPE" {
+					t.Errorf("%s with %s: %s, want it let through", method, scope, describe(err))
+				}
+			}
+		}
+	})
+}
+
+// requestFor returns a request for method that reaches the method's own
+// checks, and a response to decode into.
+func requestFor(method string) (proto.Message, proto.Message) {
+	switch method {
+	case pb.TokenService_CreateToken_FullMethodName:
+		return &pb.CreateTokenRequest{}, &pb.CreateTokenResponse{}
+	case pb.TokenService_GetToken_FullMethodName:
+		return &pb.GetTokenRequest{TokenId: "x"}, &pb.GetTokenResponse{}
+	case pb.TokenService_ListTokens_FullMethodName:
+		return &pb.ListTokensRequest{}, &pb.ListTokensResponse{}
+	case pb.TokenService_DeleteToken_FullMethodName:
+		return &pb.DeleteTokenRequest{TokenId: "x"}, &pb.DeleteTokenResponse{}
+	case pb.TokenService_RotateToken_FullMethodName:
+		return &pb.RotateTokenRequest{TokenId: "x"}, &pb.RotateTokenResponse{}
+	case pb.UserService_CreateUser_FullMethodName:
+		return &pb.CreateUserRequest{Username: "x" + strings.ToLower(time.Now().Format("150405.000000")), Machine: true}, &pb.CreateUserResponse{}
+	case pb.UserService_GetUser_FullMethodName:
+		return &pb.GetUserRequest{UserId: "me"}, &pb.GetUserResponse{}
+	case pb.UserService_ListUsers_FullMethodName:
+		return &pb.ListUsersRequest{}, &pb.ListUsersResponse{}
+	case pb.UserService_DeleteUser_FullMethodName:
+		return &pb.DeleteUserRequest{UserId: "x"}, &pb.DeleteUserResponse{}
+	case pb.UserService_ChangePassword_FullMethodName:
+		return &pb.ChangePasswordRequest{UserId: "x", NewPassword: "another long password"}, &pb.ChangePasswordResponse{}
+	}
+	panic("no request for " + method)
+}
+
+// otherScopes returns every scope the scope tests' servers know but one.
+func otherScopes(but string) []string {
+	var out []string
+	for _, s := range append([]string{"introspect", "tokens:read", "tokens:write", "users:read", "users:write"}, strings.Split(operatorScopes, ",")...) {
+		if s != but {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func reason(err error) string {
+	for _, d := range status.Convert(err).Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok {
+			return info.GetReason()
+		}
+	}
+	return ""
+}
+
+func TestAccessTokensCarryAndLimitScopes(t *testing.T) {
+	forEachScopedSetup(t, func(t *testing.T, s *service, c caller) {
+		s.mustUser(t, "dave-"+c.name, "human")
+		a := rpc{t: t, c: c}
+		login := a.login("dave-" + c.name)
+		api := a.mustCreate(login, &pb.CreateTokenRequest{Scopes: []string{"tokens:read", "orders:read", "orders:write"}}).GetToken()
+
+		all := exchangeScopes(t, c, api, nil)
+		if want := "orders:read orders:write tokens:read"; scopeClaim(t, all.GetAccessToken()) != want || strings.Join(all.GetScopes(), " ") != want {
+			t.Errorf("an exchange without scopes: claim %q, answer %v; want %q", scopeClaim(t, all.GetAccessToken()), all.GetScopes(), want)
+		}
+		sub := exchangeScopes(t, c, api, []string{"orders:read"})
+		if got := scopeClaim(t, sub.GetAccessToken()); got != "orders:read" {
+			t.Errorf("an exchange for orders:read: claim %q", got)
+		}
+		// The access token is no more than its claim: tokens:read is the API
+		// token's, not this access token's.
+		_, err := a.list(sub.GetAccessToken(), &pb.ListTokensRequest{})
+		wantCode(t, "listing with an access token without tokens:read", err, codes.PermissionDenied)
+		if _, err := a.list(all.GetAccessToken(), &pb.ListTokensRequest{}); err != nil {
+			t.Errorf("listing with an access token with tokens:read: %s", describe(err))
+		}
+
+		resp := &pb.GetAccessTokenResponse{}
+		err = c.call(context.Background(), pb.TokenService_GetAccessToken_FullMethodName, "",
+			&pb.GetAccessTokenRequest{Token: api, Scopes: []string{"orders:read", "users:read"}}, resp)
+		wantCode(t, "an exchange for a scope the API token lacks", err, codes.InvalidArgument)
+		if reason(err) != "INVALID_SCOPE" || !strings.Contains(status.Convert(err).Message(), `"users:read"`) {
+			t.Errorf("an exchange for more: %s, want INVALID_SCOPE naming users:read", describe(err))
+		}
+	})
+}
+
+func exchangeScopes(t *testing.T, c caller, api string, scopes []string) *pb.GetAccessTokenResponse {
+	t.Helper()
+	resp := &pb.GetAccessTokenResponse{}
+	if err := c.call(context.Background(), pb.TokenService_GetAccessToken_FullMethodName, "",
+		&pb.GetAccessTokenRequest{Token: api, Scopes: scopes}, resp); err != nil {
+		t.Fatalf("exchange for %v: %s", scopes, describe(err))
+	}
+	return resp
+}
+
+// scopeClaim reads an access token's scope claim (RFC 9068 §2.2.3) without
+// verifying it: the verifier tests do that.
+func scopeClaim(t *testing.T, raw string) string {
+	t.Helper()
+	tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.ES256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		Scope string `json:"scope"`
+	}
+	if err := tok.UnsafeClaimsWithoutVerification(&c); err != nil {
+		t.Fatal(err)
+	}
+	return c.Scope
+}
+
+// TestAnswersSayWhenTheCredentialExpires checks the expiry header on REST
+// and gRPC answers, and its absence for a token without expiry.
+func TestAnswersSayWhenTheCredentialExpires(t *testing.T) {
+	storetest.ForEachDriver(t, func(t *testing.T, driver string) {
+		s := startService(t, storetest.MustConfig(t, driver))
+		s.mustUser(t, "erin", "human")
+		a := rpc{t: t, c: s.grpcCaller()}
+		expire := time.Now().Add(72 * time.Hour).UTC().Truncate(time.Second)
+		expiring := a.mustCreate("", &pb.CreateTokenRequest{Username: "erin", Password: password, ExpireTime: timestamppb.New(expire)}).GetToken()
+		lasting := a.login("erin")
+
+		for tok, want := range map[string]string{expiring: expire.Format(time.RFC3339), lasting: ""} {
+			req, _ := http.NewRequest("GET", s.httpURL+"/v1alpha1/tokens", nil)
+			req.Header.Set("Authorization", "Bearer "+tok)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if got := resp.Header.Get("Tokenservice-Token-Expiration"); got != want {
+				t.Errorf("REST: Tokenservice-Token-Expiration %q, want %q", got, want)
+			}
+			var header metadata.MD
+			ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+tok)
+			if _, err := pb.NewTokenServiceClient(s.grpcConn).ListTokens(ctx, &pb.ListTokensRequest{}, grpc.Header(&header)); err != nil {
+				t.Fatal(describe(err))
+			}
+			if got := strings.Join(header.Get("tokenservice-token-expiration"), ","); got != want {
+				t.Errorf("gRPC: tokenservice-token-expiration %q, want %q", got, want)
+			}
+		}
+	})
+}
+
+// TestListTokensAboutToExpire checks ListTokens' expireBefore over both transports.
+func TestListTokensAboutToExpire(t *testing.T) {
+	forEachSetup(t, func(t *testing.T, s *service, c caller) {
+		s.mustUser(t, "fay-"+c.name, "human")
+		a := rpc{t: t, c: c}
+		login := a.login("fay-" + c.name)
+		soon := a.mustCreate(login, &pb.CreateTokenRequest{ExpireTime: timestamppb.New(time.Now().Add(24 * time.Hour))}).GetMetadata().GetId()
+		a.mustCreate(login, &pb.CreateTokenRequest{ExpireTime: timestamppb.New(time.Now().Add(30 * 24 * time.Hour))})
+		list, err := a.list(login, &pb.ListTokensRequest{ExpireBefore: timestamppb.New(time.Now().Add(7 * 24 * time.Hour))})
+		if err != nil {
+			t.Fatal(describe(err))
+		}
+		if len(list.GetTokens()) != 1 || list.GetTokens()[0].GetId() != soon {
+			t.Errorf("tokens expiring within 7 days: %v, want only %s", list.GetTokens(), soon)
+		}
+	})
+}
+
+func TestRotateToken(t *testing.T) {
+	forEachScopedSetup(t, func(t *testing.T, s *service, c caller) {
+		s.mustUser(t, "gus-"+c.name, "human")
+		a := rpc{t: t, c: c}
+		login := a.login("gus-" + c.name)
+		old := a.mustCreate(login, &pb.CreateTokenRequest{Note: "ci", Scopes: []string{"orders:read"}}).GetToken()
+
+		fresh := rotate(t, c, login, idOf(old), nil)
+		if idOf(fresh.GetToken()) != idOf(old) || fresh.GetToken() == old {
+			t.Fatalf("rotation gave %s for %s: want the same ID with a new secret", fresh.GetToken(), old)
+		}
+		if m := fresh.GetMetadata(); m.GetNote() != "ci" || !slices.Equal(m.GetScopes(), []string{"orders:read"}) {
+			t.Errorf("rotation changed the token: %v", m)
+		}
+		_, err := a.exchange("", old)
+		wantCode(t, "the old secret after a rotation without grace", err, codes.Unauthenticated)
+		if _, err := a.exchange("", fresh.GetToken()); err != nil {
+			t.Errorf("the new secret: %s", describe(err))
+		}
+
+		graced := rotate(t, c, login, idOf(old), durationpb.New(time.Hour))
+		for name, tok := range map[string]string{"the secret rotated with grace": fresh.GetToken(), "the newest secret": graced.GetToken()} {
+			if _, err := a.exchange("", tok); err != nil {
+				t.Errorf("%s: %s", name, describe(err))
+			}
+		}
+		resp := &pb.RotateTokenResponse{}
+		err = c.call(context.Background(), pb.TokenService_RotateToken_FullMethodName, login,
+			&pb.RotateTokenRequest{TokenId: idOf(old), GracePeriod: durationpb.New(25 * time.Hour)}, resp)
+		wantCode(t, "a grace period over a day", err, codes.InvalidArgument)
+		err = c.call(context.Background(), pb.TokenService_RotateToken_FullMethodName, login,
+			&pb.RotateTokenRequest{TokenId: "noSuchToken00000"}, resp)
+		wantCode(t, "rotating an unknown token", err, codes.NotFound)
+	})
+}
+
+func rotate(t *testing.T, c caller, bearer, id string, grace *durationpb.Duration) *pb.RotateTokenResponse {
+	t.Helper()
+	resp := &pb.RotateTokenResponse{}
+	if err := c.call(context.Background(), pb.TokenService_RotateToken_FullMethodName, bearer,
+		&pb.RotateTokenRequest{TokenId: id, GracePeriod: grace}, resp); err != nil {
+		t.Fatalf("RotateToken: %s", describe(err))
+	}
+	return resp
+}
+
+// TestRotationReachesTheOtherReplica: the new secret works at once on a
+// replica that had the token cached, and the old one stops there within
+// the cache TTL.
+func TestRotationReachesTheOtherReplica(t *testing.T) {
+	const ttl = time.Second
+	db := storetest.MustConfig(t, "mysql")
+	a := startService(t, db, "TOKENSERVICE_CACHE_TTL", ttl.String())
+	b := startService(t, db, "TOKENSERVICE_CACHE_TTL", ttl.String())
+	a.mustUser(t, "hal", "human")
+	ra, rb := rpc{t: t, c: a.grpcCaller()}, rpc{t: t, c: b.grpcCaller()}
+	login := ra.login("hal")
+	old := ra.mustCreate(login, &pb.CreateTokenRequest{}).GetToken()
+	if _, err := rb.exchange("", old); err != nil { // now cached on b
+		t.Fatal(describe(err))
+	}
+	fresh := rotate(t, a.grpcCaller(), login, idOf(old), nil).GetToken()
+	rotated := time.Now()
+	if _, err := rb.exchange("", fresh); err != nil {
+		t.Errorf("the new secret on the other replica at once: %s", describe(err))
+	}
+	for {
+		_, err := rb.exchange("", old)
+		if status.Code(err) == codes.Unauthenticated {
+			break
+		}
+		if time.Since(rotated) > ttl+500*time.Millisecond {
+			t.Fatalf("the other replica still accepts the old secret %v after the rotation (cache TTL %v)", time.Since(rotated), ttl)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
