@@ -2,6 +2,7 @@ package tokens
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/tokenservice/tokenservice/pkg/auth"
@@ -64,6 +65,9 @@ func (s *Service) RevokeByPossession(ctx context.Context, plaintext string) erro
 			return ignoreUnauthenticated(err)
 		}
 	} else {
+		if strings.Count(plaintext, ".") != 2 {
+			return nil // not even shaped like an access token (a compact JWS)
+		}
 		if !s.cfg.RevokeAPITokenByAccessToken {
 			return ErrUnsupportedTokenType
 		}
