@@ -30,7 +30,9 @@ func (s *service) oauthClient() *http.Client {
 	addr := strings.TrimPrefix(s.httpURL, "http://")
 	var d net.Dialer
 	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) { return d.DialContext(ctx, network, addr) },
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, network, addr)
+		},
 	}}
 }
 
