@@ -61,7 +61,13 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 chromium: ## Install Debian's Chromium for the Swagger UI browser test, unless it is there.
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends chromium; }
 
-test: $(GRPCURL) $(SWAGGER) $(OAPI_CODEGEN) chromium build ## Run unit and integration tests (SQLite and MySQL, HTTP and gRPC) with -race, the deploy/ tests, then the README session.
+# The Node OAuth client the README session runs, from the npm registry, as
+# package-lock.json pins it.
+NODE_OAUTH_CLIENT := scripts/oauth-client-node/node_modules/.package-lock.json
+$(NODE_OAUTH_CLIENT): scripts/oauth-client-node/package-lock.json
+	cd scripts/oauth-client-node && npm ci --no-audit --no-fund
+
+test: $(GRPCURL) $(SWAGGER) $(OAPI_CODEGEN) $(NODE_OAUTH_CLIENT) chromium build ## Run unit and integration tests (SQLite and MySQL, HTTP and gRPC) with -race, the deploy/ tests, then the README session.
 	$(GO) test -race -count=1 ./...
 	cd deploy && $(GO) test -count=1 ./... # Compose, kustomize and monitoring files: a module of their own
 	scripts/readme-session.sh

@@ -63,5 +63,12 @@ check "the go-swagger client calls every operation" \
 check "the oapi-codegen client calls every operation" \
   bash -c 'cd scripts/oapi-client && go run . localhost:8080 alice "correct horse battery staple"'
 
+# A standard Node OAuth client, given the issuer URL, an API token's ID and
+# the token: discovery, client credentials, a call, introspection, revocation.
+oauth_token=$(curl -fsS -X POST localhost:8080/v1alpha1/tokens -H 'Content-Type: application/json' \
+  -d '{"username": "alice", "password": "correct horse battery staple", "scopes": ["tokens:read", "introspect"]}' | sed -n 's/.*"token":"\(tks_[^"]*\)".*/\1/p')
+check "the Node OAuth client (openid-client) gets and uses access tokens" \
+  node scripts/oauth-client-node/check.mjs http://localhost:8080 "${oauth_token:4:16}" "$oauth_token"
+
 echo "readme-session: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
