@@ -99,7 +99,7 @@ func TestClientWorkflow(t *testing.T) {
 		if out := sh.must("", "user", "create-machine", "ci-bot"); !strings.Contains(out, "ci-bot") || !strings.Contains(out, "machine") {
 			t.Errorf("user create-machine printed %q", out)
 		}
-		botToken := strings.TrimSpace(sh.must("", "token", "create", "--user", "ci-bot", "--note", "CI pipeline", "--expires-in", "30d"))
+		botToken := strings.TrimSpace(sh.must("", "token", "create", "--user", "ci-bot", "--note", "CI pipeline", "--expires-in", "14d"))
 		if !auth.LooksLikeAPIToken(botToken) {
 			t.Fatalf("token create printed %q on stdout, want only the token", botToken)
 		}
@@ -409,4 +409,48 @@ func TestHealthcheckURLFromServesVariables(t *testing.T) {
 			t.Errorf("HTTP_ADDR %q, TLS_CERT %q: %s, want %s", env[0], env[1], got, want)
 		}
 	}
+}
+
+// TestClientScopesRotationAndExpiry: the token commands' scopes, rotation
+// and expiring filter, and the warning of a credential about to expire.
+func TestClientScopesRotationAndExpiry(t *testing.T) {
+	s := startService(t, storetest.MustConfig(t, "sqlite"), "TOKENSERVICE_SCOPES", operatorScopes)
+	s.mustUser(t, "uma", "human")
+	sh := s.newShell(t)
+	sh.must(password+"\n", "login", "uma", "--expires-in", "3d")
+
+	tok := strings.TrimSpace(sh.must("", "token", "create", "--scope", "orders:read,tokens:read", "--scope", "tokens:write"))
+	if !auth.LooksLikeAPIToken(tok) {
+		t.Fatalf("token create printed %q", tok)
+	}
+	if out := sh.must("", "token", "get", idOf(tok)); !strings.Contains(out, "orders:read,tokens:read,tokens:write") {
+		t.Errorf("token get does not show the scopes: %s", out)
+	}
+	script := &shell{t: t, env: map[string]string{"TOKENSERVICE_ADDR": s.grpcAddr, "TOKENSERVICE_TOKEN": tok, "HOME": t.TempDir()}}
+	script.want(exitCredentials, `lacks the scope "users:read"`, "", "whoami")
+	access := strings.TrimSpace(script.must("", "token", "exchange", "--scope", "orders:read"))
+	if got := scopeClaim(t, access); got != "orders:read" {
+		t.Errorf("token exchange --scope orders:read: claim %q", got)
+	}
+
+	// The login expires in 3 days: every command using it says so, once.
+	stdout, stderr, code := sh.run("", "token", "list", "--expiring-within", "7d")
+	if code != 0 || !strings.Contains(stderr, "warning: the token this command uses expires") || strings.Count(stderr, "warning") != 1 {
+		t.Errorf("a command with a login expiring in 3 days: exit %d, stderr %q", code, stderr)
+	}
+	if !strings.Contains(stdout, idOf(tok)) { // made with the login: it expires with it
+		t.Errorf("token list --expiring-within 7d: %s", stdout)
+	}
+	lasting := rpc{t, s.grpcCaller()}.login("uma")
+	noExpiry := &shell{t: t, env: map[string]string{"TOKENSERVICE_ADDR": s.grpcAddr, "TOKENSERVICE_TOKEN": lasting, "HOME": t.TempDir()}}
+	if stdout, stderr, _ := noExpiry.run("", "token", "list", "--expiring-within", "7d"); strings.Contains(stderr, "warning") || strings.Contains(stdout, idOf(lasting)) {
+		t.Errorf("a token without expiry: stderr %q, listed as expiring: %s", stderr, stdout)
+	}
+
+	rotated := strings.TrimSpace(sh.must("", "token", "rotate", idOf(tok), "--grace-period", "1h"))
+	if idOf(rotated) != idOf(tok) || rotated == tok {
+		t.Fatalf("token rotate printed %q for %s", rotated, tok)
+	}
+	script.must("", "token", "exchange") // the old secret, within its grace period
+	sh.want(exitUsage, "--grace-period", "", "token", "rotate", idOf(tok), "--grace-period", "soon")
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -23,6 +24,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/tokenservice/tokenservice/gen/priv/tokenservice/v1alpha1"
+	"github.com/tokenservice/tokenservice/pkg/domain"
 )
 
 // defaultAddr is where a client looks for the server when nothing says otherwise.
@@ -55,6 +57,8 @@ type client struct {
 	token  string // "" if not logged in
 	tokens pb.TokenServiceClient
 	users  pb.UserServiceClient
+	stderr io.Writer
+	warned bool
 }
 
 // connect dials the server: --addr, else the login's, else defaultAddr. The
@@ -66,7 +70,7 @@ func (o *clientOptions) connect(e *env, needToken bool) (*client, error) {
 		return nil, err
 	}
 	saved, _ := readCredentials(path) // for its address, which is no secret
-	c := &client{addr: o.addr, tls: o.tls, token: e.getenv(tokenVariable)}
+	c := &client{addr: o.addr, tls: o.tls, token: e.getenv(tokenVariable), stderr: e.stderr}
 	if c.addr == "" && saved != nil {
 		c.addr, c.tls = saved.Addr, c.tls || saved.TLS
 	}
@@ -112,7 +116,7 @@ func (o *clientOptions) connect(e *env, needToken bool) (*client, error) {
 		}
 		creds = credentials.NewTLS(cfg)
 	}
-	if c.conn, err = grpc.NewClient(target, grpc.WithTransportCredentials(creds)); err != nil {
+	if c.conn, err = grpc.NewClient(target, grpc.WithTransportCredentials(creds), grpc.WithUnaryInterceptor(c.warnOfExpiry)); err != nil {
 		return nil, &exitErr{code: exitUsage, err: fmt.Errorf("--addr %q: %w", c.addr, err), cmd: "tokenservice"}
 	}
 	c.tokens, c.users = pb.NewTokenServiceClient(c.conn), pb.NewUserServiceClient(c.conn)
@@ -141,6 +145,24 @@ func parseAddr(addr string) (target string, useTLS bool, err error) {
 }
 
 func (c *client) close() { c.conn.Close() }
+
+// expiryWarning is how close to its expiry a credential is warned of.
+const expiryWarning = 7 * 24 * time.Hour
+
+// warnOfExpiry tells the user, once, on stderr, when the server says the
+// credential sent expires within expiryWarning.
+func (c *client) warnOfExpiry(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	var header metadata.MD
+	err := invoker(ctx, method, req, reply, cc, append(opts, grpc.Header(&header))...)
+	if v := header.Get(domain.TokenExpirationHeader); len(v) == 1 && !c.warned {
+		if at, perr := time.Parse(time.RFC3339, v[0]); perr == nil && time.Until(at) < expiryWarning {
+			c.warned = true
+			fmt.Fprintf(c.stderr, "warning: the token this command uses expires %s (in %s): make a new one before then (tokenservice login, or tokenservice token rotate ID)\n",
+				at.Local().Format(time.RFC3339), time.Until(at).Round(time.Minute))
+		}
+	}
+	return err
+}
 
 // callTimeout bounds one call: a server that does not answer is an error, not a hang.
 const callTimeout = 30 * time.Second

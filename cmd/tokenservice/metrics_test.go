@@ -197,3 +197,23 @@ func TestMetrics(t *testing.T) {
 		t.Error("--metrics-on-http-addr: no metrics on the public port")
 	}
 }
+
+// TestExpiringTokensGauge: live tokens expiring within 7 days are counted;
+// later, never-expiring and deleted ones are not.
+func TestExpiringTokensGauge(t *testing.T) {
+	s := startService(t, storetest.MustConfig(t, "mysql"))
+	s.mustUser(t, "vic", "human")
+	a := rpc{t, s.grpcCaller()}
+	login := a.login("vic")
+	for _, in := range []time.Duration{24 * time.Hour, 6 * 24 * time.Hour, 8 * 24 * time.Hour} {
+		a.mustCreate(login, &pb.CreateTokenRequest{ExpireTime: timestamppb.New(time.Now().Add(in))})
+	}
+	deleted := a.mustCreate(login, &pb.CreateTokenRequest{ExpireTime: timestamppb.New(time.Now().Add(time.Hour))})
+	if err := a.del(login, deleted.GetMetadata().GetId()); err != nil {
+		t.Fatal(describe(err))
+	}
+	got := scrape(t, "http://"+s.app.MetricsAddr()+"/metrics")[series("tokenservice_api_tokens_expiring_soon")]
+	if got != 2 {
+		t.Errorf("tokenservice_api_tokens_expiring_soon = %v, want 2", got)
+	}
+}

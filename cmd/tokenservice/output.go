@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -39,9 +40,10 @@ func printJSON[M proto.Message](w io.Writer, list bool, msgs ...M) error {
 
 func printTokens(w io.Writer, toks []*pb.Token) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNOTE\tCREATED\tEXPIRES\tLAST USED")
+	fmt.Fprintln(tw, "ID\tNOTE\tCREATED\tEXPIRES\tLAST USED\tSCOPES")
 	for _, t := range toks {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.GetId(), t.GetNote(), when(t.GetCreateTime(), ""), when(t.GetExpireTime(), "never"), when(t.GetLastUsedTime(), "never"))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.GetId(), t.GetNote(), when(t.GetCreateTime(), ""), when(t.GetExpireTime(), "never"),
+			when(t.GetLastUsedTime(), "never"), strings.Join(t.GetScopes(), ","))
 	}
 	return tw.Flush()
 }

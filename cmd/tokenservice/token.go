@@ -2,9 +2,11 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/tokenservice/tokenservice/gen/priv/tokenservice/v1alpha1"
@@ -13,8 +15,8 @@ import (
 
 func tokenCommand(e *env) *cobra.Command {
 	cmd := group("token", "Create, list, show, delete and exchange API tokens", groupClient,
-		tokenCreateCommand(e), tokenListCommand(e), tokenGetCommand(e), tokenDeleteCommand(e), tokenExchangeCommand(e))
-	cmd.Long = "Create, list, show, delete and exchange API tokens: yours, your machine users' (--user), or anyone's as an admin."
+		tokenCreateCommand(e), tokenListCommand(e), tokenGetCommand(e), tokenDeleteCommand(e), tokenRotateCommand(e), tokenExchangeCommand(e))
+	cmd.Long = "Create, list, show, delete, rotate and exchange API tokens: yours, your machine users' (--user), or anyone's as an admin."
 	return cmd
 }
 
@@ -34,12 +36,13 @@ func withClient(e *env, cmd *cobra.Command, run func(cmd *cobra.Command, c *clie
 
 func tokenCreateCommand(e *env) *cobra.Command {
 	var note, expiresIn, user string
+	var scopes []string
 	var asJSON bool
 	cmd := withClient(e, &cobra.Command{
 		Use:   "create",
 		Short: "Create an API token and print it, once, on stdout",
 		Example: `  tokenservice token create --note "laptop" --expires-in 30d
-  CI_TOKEN=$(tokenservice token create --user ci-bot --note "CI pipeline")`,
+  CI_TOKEN=$(tokenservice token create --user ci-bot --note "CI pipeline" --scope orders:read)`,
 		Args: args(),
 	}, func(cmd *cobra.Command, c *client, _ []string) error {
 		lifetime, err := parseLifetime(expiresIn)
@@ -50,7 +53,7 @@ func tokenCreateCommand(e *env) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		req := &pb.CreateTokenRequest{Note: note, UserId: userID}
+		req := &pb.CreateTokenRequest{Note: note, UserId: userID, Scopes: scopes}
 		if lifetime > 0 {
 			req.ExpireTime = timestamppb.New(time.Now().Add(lifetime))
 		}
@@ -64,25 +67,35 @@ func tokenCreateCommand(e *env) *cobra.Command {
 			return printJSON(e.stdout, false, resp)
 		}
 		md := resp.GetMetadata()
-		fmt.Fprintf(e.stderr, "Created token %s for user %s, expires %s. It is shown this once:\n", md.GetId(), md.GetUserId(), when(md.GetExpireTime(), "never"))
+		fmt.Fprintf(e.stderr, "Created token %s for user %s, scopes %s, expires %s. It is shown this once:\n", md.GetId(), md.GetUserId(),
+			strings.Join(md.GetScopes(), " "), when(md.GetExpireTime(), "never"))
 		_, err = fmt.Fprintln(e.stdout, resp.GetToken())
 		return err
 	})
 	cmd.Flags().StringVar(&note, "note", "", "a note to tell the token by, at most 256 characters")
-	cmd.Flags().StringVar(&expiresIn, "expires-in", "0", "lifetime: 30d, 12h, 90m, ...; 0 for none (or the server's maximum)")
+	cmd.Flags().StringVar(&expiresIn, "expires-in", "0", "lifetime: 30d, 12h, 90m, ...; 0 for none (or the server's maximum, or the expiry of the token you use)")
+	cmd.Flags().StringSliceVar(&scopes, "scope", nil, "a scope the token gets (repeat, or separate with commas); default: all of the token you use")
 	cmd.Flags().StringVar(&user, "user", "", "the token's user, by username: one of your machine users (anyone, for an admin); default you")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the token and its metadata as JSON")
 	return cmd
 }
 
 func tokenListCommand(e *env) *cobra.Command {
-	var user string
+	var user, expiring string
 	var asJSON bool
 	cmd := withClient(e, &cobra.Command{
 		Use:   "list",
 		Short: "List active API tokens (not deleted, not expired), oldest first",
 		Args:  args(),
 	}, func(cmd *cobra.Command, c *client, _ []string) error {
+		var before *timestamppb.Timestamp
+		if expiring != "" {
+			within, err := parseLifetime(expiring)
+			if err != nil || within <= 0 {
+				return usageError(cmd, "--expiring-within %q: give a duration such as 7d or 12h", expiring)
+			}
+			before = timestamppb.New(time.Now().Add(within))
+		}
 		userID, err := c.userID(cmd.Context(), user)
 		if err != nil {
 			return err
@@ -90,7 +103,8 @@ func tokenListCommand(e *env) *cobra.Command {
 		all, err := allPages(func(page string) ([]*pb.Token, string, error) {
 			ctx, cancel := c.call(cmd.Context())
 			defer cancel()
-			resp, err := c.tokens.ListTokens(ctx, &pb.ListTokensRequest{UserId: userID, PageSize: pagetoken.MaxPageSize, PageToken: page})
+			resp, err := c.tokens.ListTokens(ctx, &pb.ListTokensRequest{UserId: userID, PageSize: pagetoken.MaxPageSize, PageToken: page,
+				ExpireBefore: before})
 			return resp.GetTokens(), resp.GetNextPageToken(), c.fail(err)
 		})
 		if err != nil {
@@ -102,6 +116,7 @@ func tokenListCommand(e *env) *cobra.Command {
 		return printTokens(e.stdout, all)
 	})
 	cmd.Flags().StringVar(&user, "user", "", "whose tokens, by username: yours by default, or one of your machine users'")
+	cmd.Flags().StringVar(&expiring, "expiring-within", "", "only tokens that expire within this time: 7d, 12h, ...")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array, as the REST API answers")
 	return cmd
 }
@@ -144,8 +159,48 @@ func tokenDeleteCommand(e *env) *cobra.Command {
 	})
 }
 
+func tokenRotateCommand(e *env) *cobra.Command {
+	var grace string
+	var asJSON bool
+	cmd := withClient(e, &cobra.Command{
+		Use:   "rotate ID",
+		Short: "Give an API token a new secret, printed once on stdout; the old one stops working",
+		Long: `Give an API token a new secret: the same ID, note, scopes, owner and expiry. The new
+plaintext is printed this once on stdout. The old secret is refused at once, or after
+--grace-period (at most the server's --max-rotation-grace-period, 24h at most), so the
+places that use it can be updated first.`,
+		Example: `  NEW=$(tokenservice token rotate 1VZZqwNuxHhj6QE7 --grace-period 1h)`,
+		Args:    args("ID"),
+	}, func(cmd *cobra.Command, c *client, argv []string) error {
+		period, err := parseLifetime(grace)
+		if err != nil {
+			return usageError(cmd, "--grace-period: %v", err)
+		}
+		ctx, cancel := c.call(cmd.Context())
+		defer cancel()
+		resp, err := c.tokens.RotateToken(ctx, &pb.RotateTokenRequest{TokenId: argv[0], GracePeriod: durationpb.New(period)})
+		if err != nil {
+			return c.fail(err)
+		}
+		if asJSON {
+			return printJSON(e.stdout, false, resp)
+		}
+		old := "is refused from now on"
+		if period > 0 {
+			old = "works until " + time.Now().Add(period).Local().Format(time.RFC3339)
+		}
+		fmt.Fprintf(e.stderr, "Rotated token %s: the old secret %s. The new one is shown this once:\n", argv[0], old)
+		_, err = fmt.Fprintln(e.stdout, resp.GetToken())
+		return err
+	})
+	cmd.Flags().StringVar(&grace, "grace-period", "0", "how long the old secret keeps working: 1h, 30m, ...; 0: refused at once")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the new token and its metadata as JSON")
+	return cmd
+}
+
 func tokenExchangeCommand(e *env) *cobra.Command {
-	return withClient(e, &cobra.Command{
+	var scopes []string
+	cmd := withClient(e, &cobra.Command{
 		Use:   "exchange",
 		Short: "Exchange your API token for a short-lived access token, printed alone on stdout",
 		Long: `Exchange your API token (TOKENSERVICE_TOKEN, else your login's) for a short-lived
@@ -156,11 +211,13 @@ signed access token, printed alone on stdout, for
 	}, func(cmd *cobra.Command, c *client, _ []string) error {
 		ctx, cancel := c.call(cmd.Context())
 		defer cancel()
-		resp, err := c.tokens.GetAccessToken(ctx, &pb.GetAccessTokenRequest{Token: c.token})
+		resp, err := c.tokens.GetAccessToken(ctx, &pb.GetAccessTokenRequest{Token: c.token, Scopes: scopes})
 		if err != nil {
 			return c.fail(err)
 		}
 		_, err = fmt.Fprintln(e.stdout, resp.GetAccessToken())
 		return err
 	})
+	cmd.Flags().StringSliceVar(&scopes, "scope", nil, "a scope the access token gets (repeat, or separate with commas); default: all of the API token's")
+	return cmd
 }

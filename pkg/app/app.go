@@ -145,6 +145,8 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		return ks.SigningKeyActivation(), true
 	})
 
+	a.metrics.RegisterExpiringTokens(st.CountExpiring)
+
 	var data cache.Store = st
 	if cfg.Cache.TTL > 0 {
 		data = cache.New(st, cfg.Cache, time.Now, a.metrics)
