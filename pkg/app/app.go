@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
 
@@ -24,6 +25,7 @@ import (
 	"github.com/tokenservice/tokenservice/pkg/domain"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/tokenservice/tokenservice/pkg/extauthz"
 	"github.com/tokenservice/tokenservice/pkg/lastused"
 	"github.com/tokenservice/tokenservice/pkg/metrics"
 	"github.com/tokenservice/tokenservice/pkg/oauth"
@@ -184,6 +186,10 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 			RegisterGateway: func(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error {
 				return pb.RegisterUserServiceHandlerClient(ctx, mux, pb.NewUserServiceClient(conn))
 			},
+		}, {
+			// For Envoy's ext_authz filter: gRPC only.
+			Desc: &authv3.Authorization_ServiceDesc,
+			Impl: extauthz.New(a.tokens),
 		}},
 	})
 	if err != nil {

@@ -89,7 +89,8 @@ type Service struct {
 	// must say how, so none is open by omission.
 	Impl any
 	// RegisterGateway registers the service's REST routes on mux, calling
-	// through conn: the generated Register<Service>HandlerClient.
+	// through conn: the generated Register<Service>HandlerClient; nil for a
+	// service served over gRPC only (Envoy's external authorization).
 	RegisterGateway func(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error
 }
 
@@ -187,6 +188,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	gateway := newGateway(table)
 	for _, svc := range deps.Services {
 		s.grpcServer.RegisterService(svc.Desc, svc.Impl)
+		if svc.RegisterGateway == nil {
+			continue
+		}
 		channel.RegisterService(svc.Desc, svc.Impl)
 		if err := svc.RegisterGateway(ctx, gateway, channel); err != nil {
 			return nil, fmt.Errorf("registering %s with the gateway: %w", svc.Desc.ServiceName, err)

@@ -1,0 +1,114 @@
+// Package extauthz is an Envoy external authorization server
+// (envoy.service.auth.v3.Authorization/Check, go-control-plane's generated
+// API): Envoy asks it about each request, it checks the request's
+// Authorization credential (an API token or an access token) as the
+// service's own methods do, and on success hands the upstream who the
+// caller is in headers. Gateways that cannot verify JWTs, or that accept
+// API tokens directly, put it in front of their services.
+package extauthz
+
+import (
+	"context"
+	"net/http"
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+
+	"github.com/tokenservice/tokenservice/pkg/domain"
+	"github.com/tokenservice/tokenservice/pkg/tokens"
+)
+
+// The headers the upstream gets for an allowed request. They replace any
+// the client sent, so a client cannot pass itself off as someone else.
+const (
+	HeaderUserID   = "x-tokenservice-user-id"
+	HeaderUsername = "x-tokenservice-username"
+	HeaderScopes   = "x-tokenservice-scopes" // space-separated
+	HeaderTokenID  = "x-tokenservice-token-id"
+)
+
+// ScopeExtension is the per-route context extension (Envoy's
+// ext_authz_per_route check_settings.context_extensions) naming the scopes,
+// space-separated, a route's callers must hold.
+const ScopeExtension = "tokenservice_scopes"
+
+// Server implements authv3.AuthorizationServer.
+type Server struct {
+	authv3.UnimplementedAuthorizationServer
+	tokens *tokens.Service
+}
+
+var _ authv3.AuthorizationServer = (*Server)(nil)
+
+// New returns a Server checking credentials with svc.
+func New(svc *tokens.Service) *Server { return &Server{tokens: svc} }
+
+// AuthFuncOverride leaves Check's own call unauthenticated: its caller is
+// the proxy, and the credential it checks is the one in the request it
+// describes. Reach the gRPC port only from the proxies (a network policy).
+func (s *Server) AuthFuncOverride(ctx context.Context, _ string) (context.Context, error) {
+	return ctx, nil
+}
+
+// Check implements authv3.AuthorizationServer: OK with the caller's
+// identity as headers, or a denial Envoy sends to the client as it is (401
+// with an RFC 6750 challenge, or 403 for a scope the route needs). A
+// database that does not answer is an error, so Envoy's failure_mode_allow
+// decides.
+func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	authz := req.GetAttributes().GetRequest().GetHttp().GetHeaders()["authorization"]
+	scheme, credential, _ := strings.Cut(authz, " ")
+	if authz == "" {
+		return deny(http.StatusUnauthorized, codes.Unauthenticated, `Bearer realm="tokenservice"`), nil
+	}
+	if !strings.EqualFold(scheme, "Bearer") || credential == "" {
+		return deny(http.StatusUnauthorized, codes.Unauthenticated,
+			`Bearer realm="tokenservice", error="invalid_request", error_description="send the token as: Authorization: Bearer <token>"`), nil
+	}
+	p, err := s.tokens.AuthenticateBearer(ctx, strings.TrimSpace(credential))
+	if err != nil {
+		if domain.KindOf(err) == domain.KindUnauthenticated {
+			return deny(http.StatusUnauthorized, codes.Unauthenticated, `Bearer realm="tokenservice", error="invalid_token"`), nil
+		}
+		return nil, err // the database is away: UNAVAILABLE, and Envoy's failure mode decides
+	}
+	for _, scope := range strings.Fields(req.GetAttributes().GetContextExtensions()[ScopeExtension]) {
+		if !p.Allows(scope) {
+			// RFC 6750 §3.1.
+			return deny(http.StatusForbidden, codes.PermissionDenied,
+				`Bearer realm="tokenservice", error="insufficient_scope", scope="`+scope+`"`), nil
+		}
+	}
+	return &authv3.CheckResponse{
+		Status: &status.Status{Code: int32(codes.OK)},
+		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
+			Headers: []*corev3.HeaderValueOption{
+				header(HeaderUserID, p.User.ID),
+				header(HeaderUsername, p.User.Username),
+				header(HeaderScopes, p.Scopes.String()),
+				header(HeaderTokenID, p.TokenID),
+			},
+		}},
+	}, nil
+}
+
+func header(key, value string) *corev3.HeaderValueOption {
+	return &corev3.HeaderValueOption{
+		Header:       &corev3.HeaderValue{Key: key, Value: value},
+		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+	}
+}
+
+func deny(httpStatus int, code codes.Code, challenge string) *authv3.CheckResponse {
+	return &authv3.CheckResponse{
+		Status: &status.Status{Code: int32(code)},
+		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
+			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(httpStatus)},
+			Headers: []*corev3.HeaderValueOption{header("www-authenticate", challenge)},
+		}},
+	}
+}
