@@ -49,7 +49,8 @@ func New(svc *tokens.Service) *Server { return &Server{tokens: svc} }
 
 // AuthFuncOverride leaves Check's own call unauthenticated: its caller is
 // the proxy, and the credential it checks is the one in the request it
-// describes. Reach the gRPC port only from the proxies (a network policy).
+// describes. It tells whoever holds a token no more than whose it is and
+// its scopes.
 func (s *Server) AuthFuncOverride(ctx context.Context, _ string) (context.Context, error) {
 	return ctx, nil
 }
