@@ -97,6 +97,14 @@ func main() {
 		&models.ChangePasswordBody{OldPassword: password, NewPassword: &password}), bearer)
 	check("ChangePassword (to the same one)", err)
 
+	// RotateToken on the bearer itself, with a grace period so it keeps working.
+	rotated, err := c.TokenServiceRotateToken(ts.NewTokenServiceRotateTokenParams().WithTokenID(id).WithBody(
+		&models.RotateTokenBody{GracePeriod: "60s"}), bearer)
+	check("RotateToken", err)
+	if err == nil && (rotated.Payload.Metadata.ID != id || rotated.Payload.Token == "") {
+		check("RotateToken's new plaintext", fmt.Errorf("%+v", rotated.Payload))
+	}
+
 	_, err = c.TokenServiceDeleteToken(ts.NewTokenServiceDeleteTokenParams().WithTokenID(id), bearer)
 	check("DeleteToken", err)
 

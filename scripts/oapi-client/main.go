@@ -77,6 +77,10 @@ func main() {
 	changed, err := c.UserServiceChangePasswordWithResponse(ctx, "me", client.ChangePasswordBody{OldPassword: &password, NewPassword: password})
 	check("ChangePassword (to the same one)", err == nil && changed.JSON200 != nil, describe(changed, err))
 
+	grace := "60s" // the bearer itself keeps working
+	rotated, err := c.TokenServiceRotateTokenWithResponse(ctx, id, client.RotateTokenBody{GracePeriod: &grace})
+	check("RotateToken", err == nil && rotated.JSON200 != nil && *rotated.JSON200.Metadata.Id == id && *rotated.JSON200.Token != token, describe(rotated, err))
+
 	deleted, err := c.TokenServiceDeleteTokenWithResponse(ctx, id)
 	check("DeleteToken", err == nil && deleted.JSON200 != nil, describe(deleted, err))
 	// Errors arrive as the document's Status, under their documented status.
