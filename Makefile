@@ -105,7 +105,7 @@ SPEC_V3 := openapi/priv/tokenservice/v1alpha1/tokenservice.openapi.json
 generate: tools ## Regenerate gen/, openapi/ (OpenAPI 2, then 3 from it) and docs/api.md from proto/.
 	rm -rf gen openapi docs/api.md
 	PATH="$(BIN):$$PATH" $(BIN)/buf generate
-	$(GO) run ./tools/openapiv3 $(SPEC_V2) $(SPEC_V3)
+	$(GO) run ./tools/openapiv3 $(SPEC_V2) $(SPEC_V3) proto/priv/tokenservice/v1alpha1/oauth2.openapi.yaml
 
 .PHONY: check-generate
 check-generate: generate ## Fail if gen/, openapi/ or docs/api.md differ from what `make generate` makes.

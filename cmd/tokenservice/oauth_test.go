@@ -126,7 +126,8 @@ func TestStandardClientGetsAndUsesAccessTokens(t *testing.T) {
 	})
 }
 
-// postForm posts form to path on s, with an Authorization header if given.
+// postForm posts form to path on s, with an Authorization header if given,
+// and checks the answer against the operation the OpenAPI 3 document gives it.
 func postForm(t *testing.T, s *service, path, authorization string, form url.Values) (*http.Response, map[string]any) {
 	t.Helper()
 	req, _ := http.NewRequest("POST", s.httpURL+path, strings.NewReader(form.Encode()))
@@ -140,6 +141,8 @@ func postForm(t *testing.T, s *service, path, authorization string, form url.Val
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
+	req.Body = io.NopCloser(strings.NewReader(form.Encode()))
+	validate(t, specRouter(t, s.httpURL), req, resp, body)
 	var out map[string]any
 	if len(body) > 0 {
 		if err := json.Unmarshal(body, &out); err != nil {
@@ -320,3 +323,19 @@ func TestRevocationByPossession(t *testing.T) {
 func base64Std(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 
 func timestamppbIn(d time.Duration) *timestamppb.Timestamp { return timestamppb.New(time.Now().Add(d)) }
+
+// TestMetadataMatchesTheSpec checks the metadata document against the
+// OpenAPI 3 document's description of it.
+func TestMetadataMatchesTheSpec(t *testing.T) {
+	s := startService(t, storetest.MustConfig(t, "sqlite"))
+	for _, path := range []string{"/.well-known/oauth-authorization-server"} {
+		req, _ := http.NewRequest("GET", s.httpURL+path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		validate(t, specRouter(t, s.httpURL), req, resp, body)
+	}
+}

@@ -77,6 +77,18 @@ func main() {
 	changed, err := c.UserServiceChangePasswordWithResponse(ctx, "me", client.ChangePasswordBody{OldPassword: &password, NewPassword: password})
 	check("ChangePassword (to the same one)", err == nil && changed.JSON200 != nil, describe(changed, err))
 
+	// The OAuth 2 endpoints, from the document's hand-written part.
+	meta, err := anon.OAuth2MetadataWithResponse(ctx)
+	check("OAuth2 metadata", err == nil && meta.JSON200 != nil && meta.JSON200.TokenEndpoint != "", describe(meta, err))
+	granted, err := anon.OAuth2TokenWithFormdataBodyWithResponse(ctx, client.OAuth2TokenFormdataRequestBody{
+		GrantType: client.ClientCredentials, ClientId: &id, ClientSecret: &token})
+	check("OAuth2 token (client credentials)", err == nil && granted.JSON200 != nil && granted.JSON200.TokenType == client.OAuth2AccessTokenTokenTypeBearer, describe(granted, err))
+	intro, err := c.OAuth2IntrospectWithFormdataBodyWithResponse(ctx, client.OAuth2IntrospectFormdataRequestBody{Token: token})
+	check("OAuth2 introspect", err == nil && intro.JSON200 != nil && intro.JSON200.Active, describe(intro, err))
+	junk := "not a token"
+	revoked, err := anon.OAuth2RevokeWithFormdataBodyWithResponse(ctx, client.OAuth2RevokeFormdataRequestBody{Token: junk})
+	check("OAuth2 revoke (of nothing: 200 all the same)", err == nil && revoked.StatusCode() == 200, describe(revoked, err))
+
 	grace := "60s" // the bearer itself keeps working
 	rotated, err := c.TokenServiceRotateTokenWithResponse(ctx, id, client.RotateTokenBody{GracePeriod: &grace})
 	check("RotateToken", err == nil && rotated.JSON200 != nil && *rotated.JSON200.Metadata.Id == id && *rotated.JSON200.Token != token, describe(rotated, err))

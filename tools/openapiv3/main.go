@@ -3,7 +3,11 @@
 // converter, and gives it the bearer scheme OpenAPI 3 has (type http, scheme
 // bearer), so Swagger UI sends "Bearer " itself. `make generate` runs it.
 //
-// Usage: go run ./tools/openapiv3 IN.swagger.json OUT.openapi.json
+// Usage: go run ./tools/openapiv3 IN.swagger.json OUT.openapi.json [EXTRA.openapi.yaml ...]
+//
+// Each EXTRA is an OpenAPI 3 document of endpoints the proto does not
+// describe (the OAuth 2 ones, which are HTTP only); its paths, tags and
+// components are merged in, and a name both define is an error.
 //
 // (protoc-gen-openapiv3, grpc-gateway's own, is alpha in v2.33 and has no
 // options for per-operation responses or examples, which the spec needs.)
@@ -21,11 +25,11 @@ import (
 )
 
 func main() {
-	if len(os.Args) != 3 {
-		fmt.Fprintln(os.Stderr, "usage: openapiv3 IN.swagger.json OUT.openapi.json")
+	if len(os.Args) < 3 {
+		fmt.Fprintln(os.Stderr, "usage: openapiv3 IN.swagger.json OUT.openapi.json [EXTRA.openapi.yaml ...]")
 		os.Exit(2)
 	}
-	if err := convert(os.Args[1], os.Args[2]); err != nil {
+	if err := convert(os.Args[1], os.Args[2], os.Args[3:]...); err != nil {
 		fmt.Fprintln(os.Stderr, "openapiv3:", err)
 		os.Exit(1)
 	}
@@ -35,7 +39,7 @@ func main() {
 // Bearer credential is optional.
 const optionalSecurity = "x-security-optional"
 
-func convert(in, out string) error {
+func convert(in, out string, extras ...string) error {
 	b, err := os.ReadFile(in)
 	if err != nil {
 		return err
@@ -72,6 +76,11 @@ func convert(in, out string) error {
 			}
 		}
 	}
+	for _, extra := range extras {
+		if err := merge(v3, extra); err != nil {
+			return fmt.Errorf("%s: %w", extra, err)
+		}
+	}
 	if err := v3.Validate(context.Background()); err != nil {
 		return fmt.Errorf("the OpenAPI 3 document is invalid: %w", err)
 	}
@@ -80,4 +89,37 @@ func convert(in, out string) error {
 		return err
 	}
 	return os.WriteFile(out, append(doc, '\n'), 0o644)
+}
+
+// merge adds the paths, tags, schemas and security schemes of the OpenAPI 3
+// document at path to v3.
+func merge(v3 *openapi3.T, path string) error {
+	extra, err := openapi3.NewLoader().LoadFromFile(path)
+	if err != nil {
+		return err
+	}
+	// Validated once merged: it may use the proto's security schemes.
+	for p, item := range extra.Paths.Map() {
+		if v3.Paths.Value(p) != nil {
+			return fmt.Errorf("path %s is in the proto's document too", p)
+		}
+		v3.Paths.Set(p, item)
+	}
+	v3.Tags = append(v3.Tags, extra.Tags...)
+	if v3.Components.Schemas == nil {
+		v3.Components.Schemas = openapi3.Schemas{}
+	}
+	for name, schema := range extra.Components.Schemas {
+		if _, ok := v3.Components.Schemas[name]; ok {
+			return fmt.Errorf("schema %s is in the proto's document too", name)
+		}
+		v3.Components.Schemas[name] = schema
+	}
+	for name, scheme := range extra.Components.SecuritySchemes {
+		if _, ok := v3.Components.SecuritySchemes[name]; ok {
+			return fmt.Errorf("security scheme %s is in the proto's document too", name)
+		}
+		v3.Components.SecuritySchemes[name] = scheme
+	}
+	return nil
 }
