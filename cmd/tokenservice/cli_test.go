@@ -453,4 +453,20 @@ func TestClientScopesRotationAndExpiry(t *testing.T) {
 	}
 	script.must("", "token", "exchange") // the old secret, within its grace period
 	sh.want(exitUsage, "--grace-period", "", "token", "rotate", idOf(tok), "--grace-period", "soon")
+	sh.want(exitUsage, "--scope is empty", "", "token", "create", "--scope", "")
+	if _, stderr, code := script.run("", "token", "exchange"); code != 0 || !strings.Contains(stderr, "warning: the token this command uses expires") {
+		t.Errorf("token exchange with a token expiring in 3 days: exit %d, stderr %q", code, stderr)
+	}
+
+	// Rotating the login's own token keeps the login working.
+	var saved savedCredentials
+	b, _ := os.ReadFile(filepath.Join(sh.env["XDG_CONFIG_HOME"], "tokenservice", "credentials.json"))
+	if err := json.Unmarshal(b, &saved); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code = sh.run("", "token", "rotate", idOf(saved.Token))
+	if code != 0 || !strings.Contains(stderr, "the login now uses the new secret") {
+		t.Errorf("rotating the login's token: exit %d, %q", code, stderr)
+	}
+	sh.must("", "whoami")
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -76,12 +77,19 @@ func TestEnvoyExternalAuthorization(t *testing.T) {
 				h["x-tokenservice-token-id"].GetHeader().GetValue() != idOf(api) {
 				t.Errorf("%s: %v", name, resp)
 			}
-			// The client's own x-tokenservice-user-id must not reach the upstream.
+			// The client's own x-tokenservice-user-id (sent above) must not
+			// reach the upstream, nor the credential.
 			if h["x-tokenservice-user-id"].GetAppendAction() != corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD {
 				t.Errorf("%s: the identity headers do not replace a client's", name)
 			}
+			if removed := resp.GetOkResponse().GetHeadersToRemove(); !slices.Contains(removed, "authorization") {
+				t.Errorf("%s: the upstream would get the credential (headers to remove: %v)", name, removed)
+			}
 		}
 
+		if resp := envoyCheck(t, s, "Bearer "+api, "orders:read,orders:write"); codes.Code(resp.GetStatus().GetCode()) != codes.OK {
+			t.Errorf("a route needing orders:read and orders:write, comma-separated, an API token with both: %v", resp)
+		}
 		if resp := envoyCheck(t, s, "Bearer "+access, "orders:write"); codes.Code(resp.GetStatus().GetCode()) != codes.PermissionDenied {
 			t.Errorf("a route needing orders:write, an access token with orders:read: %v", resp)
 		} else if st, ch := deniedWith(resp); st != 403 || ch != `Bearer realm="tokenservice", error="insufficient_scope", scope="orders:write"` {

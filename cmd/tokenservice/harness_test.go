@@ -231,6 +231,11 @@ func (s *service) restCaller(t *testing.T) caller {
 		if st.Code == codes.Unauthenticated && !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer") {
 			t.Errorf("%s %s: 401 without a Bearer challenge: %q", req.Method, req.URL, resp.Header.Get("WWW-Authenticate"))
 		}
+		// RFC 6750 §3.1: a missing scope is a 403 with an insufficient_scope challenge naming it.
+		if st.Code == codes.PermissionDenied && strings.Contains(string(body), `"INSUFFICIENT_SCOPE"`) &&
+			!strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="insufficient_scope", scope="`) {
+			t.Errorf("%s %s: 403 INSUFFICIENT_SCOPE without an insufficient_scope challenge: %q", req.Method, req.URL, resp.Header.Get("WWW-Authenticate"))
+		}
 		if leak := internals(st.Message); leak != "" {
 			t.Errorf("%s %s: the error answer speaks of %s: %s", req.Method, req.URL, leak, st.Message)
 		}

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/tokenservice/tokenservice/gen/priv/tokenservice/v1alpha1"
+	"github.com/tokenservice/tokenservice/pkg/auth"
 	"github.com/tokenservice/tokenservice/pkg/store/storetest"
 )
 
@@ -192,8 +193,26 @@ func TestTokenEndpointFollowsRFC6749(t *testing.T) {
 	req, _ := http.NewRequest("POST", s.httpURL+"/oauth2/token", strings.NewReader(`{"grant_type":"client_credentials"}`))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", basic)
-	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 400 {
-		t.Errorf("a JSON body: %v %v, want 400", resp.StatusCode, err)
+	if resp, err := http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	} else if resp.Body.Close(); resp.StatusCode != 400 {
+		t.Errorf("a JSON body: HTTP %d, want 400", resp.StatusCode)
+	}
+	// §3.2: a parameter without a value is as if omitted.
+	if resp, body := postForm(t, s, "/oauth2/token", basic, url.Values{"grant_type": {"client_credentials"}, "client_secret": {""}}); resp.StatusCode != 200 {
+		t.Errorf("an empty client_secret beside Basic: HTTP %d %v, want 200", resp.StatusCode, body)
+	}
+	for _, path := range []string{"/oauth2/token", "/oauth2/introspect", "/oauth2/revoke"} {
+		resp, err := http.Get(s.httpURL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e map[string]any
+		json.NewDecoder(resp.Body).Decode(&e)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "POST" || e["error"] != "invalid_request" {
+			t.Errorf("GET %s: HTTP %d, Allow %q, %v; want 405, POST and an RFC 6749 error", path, resp.StatusCode, resp.Header.Get("Allow"), e)
+		}
 	}
 }
 
@@ -236,7 +255,8 @@ func TestIntrospectionFollowsRFC7662(t *testing.T) {
 			t.Fatal(describe(err))
 		}
 		for name, tok := range map[string]string{
-			"a deleted token": subject, "its access token": access, "garbage": "hello", "a mangled token": subject[:20] + "x" + subject[21:],
+			"a deleted token": subject, "its access token": access, "garbage": "hello",
+			"a wrong secret": auth.APIToken{ID: idOf(gateway), Secret: strings.Repeat("A", auth.SecretLen)}.String(),
 		} {
 			resp, body := postForm(t, s, "/oauth2/introspect", "Bearer "+gateway, url.Values{"token": {tok}})
 			if resp.StatusCode != 200 || len(body) != 1 || body["active"] != false {
@@ -257,6 +277,27 @@ func TestIntrospectionFollowsRFC7662(t *testing.T) {
 		resp, body = postForm(t, s, "/oauth2/introspect", "Bearer "+gateway, url.Values{})
 		if resp.StatusCode != 400 || body["error"] != "invalid_request" {
 			t.Errorf("without a token: HTTP %d %v", resp.StatusCode, body)
+		}
+		resp, body = postForm(t, s, "/oauth2/introspect", "Bearer "+gateway, url.Values{"token": {gateway}, "client_id": {idOf(gateway)}, "client_secret": {gateway}})
+		if resp.StatusCode != 400 || body["error"] != "invalid_request" {
+			t.Errorf("a bearer and client credentials at once: HTTP %d %v", resp.StatusCode, body)
+		}
+
+		// RFC 7662 §2.1's example request, as written (a token that is not
+		// this server's): inactive.
+		req, _ := http.NewRequest("POST", s.httpURL+"/oauth2/introspect", strings.NewReader("token=mF_9.B5f-4.1JqM&token_type_hint=access_token"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Accept", "application/json")
+		req.Header.Set("Authorization", "Bearer "+gateway)
+		if r, err := http.DefaultClient.Do(req); err != nil {
+			t.Fatal(err)
+		} else {
+			var out map[string]any
+			json.NewDecoder(r.Body).Decode(&out)
+			r.Body.Close()
+			if r.StatusCode != 200 || len(out) != 1 || out["active"] != false {
+				t.Errorf("RFC 7662's example request: HTTP %d %v", r.StatusCode, out)
+			}
 		}
 	})
 }
@@ -297,7 +338,10 @@ func TestRevocationByPossession(t *testing.T) {
 	}
 	t.Logf("the other replica refused the revoked token %v after the revocation (cache TTL %v)", time.Since(revoked).Round(time.Millisecond), ttl)
 
-	for name, tok := range map[string]string{"the same token again": leaked, "garbage": "not a token", "a made-up token": "tks_AAAAAAAAAAAAAAAA_" + strings.Repeat("A", 49)} {
+	for name, tok := range map[string]string{
+		"the same token again": leaked, "garbage": "not a token", "a made-up token": "tks_AAAAAAAAAAAAAAAA_" + strings.Repeat("A", 49),
+		"RFC 7009 §2.1's example": "45ghiukldjahdnhzdauz",
+	} {
 		if resp, body := postForm(t, a, "/oauth2/revoke", "", url.Values{"token": {tok}}); resp.StatusCode != 200 || body != nil {
 			t.Errorf("%s: HTTP %d %v, want 200 and nothing", name, resp.StatusCode, body)
 		}
@@ -328,7 +372,7 @@ func timestamppbIn(d time.Duration) *timestamppb.Timestamp { return timestamppb.
 // OpenAPI 3 document's description of it.
 func TestMetadataMatchesTheSpec(t *testing.T) {
 	s := startService(t, storetest.MustConfig(t, "sqlite"))
-	for _, path := range []string{"/.well-known/oauth-authorization-server"} {
+	for _, path := range []string{"/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"} {
 		req, _ := http.NewRequest("GET", s.httpURL+path, nil)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

@@ -281,6 +281,22 @@ func TestAnswersSayWhenTheCredentialExpires(t *testing.T) {
 			if got := strings.Join(header.Get("tokenservice-token-expiration"), ","); got != want {
 				t.Errorf("gRPC: tokenservice-token-expiration %q, want %q", got, want)
 			}
+			// The exchange, whose credential is the API token in the body.
+			header = nil
+			if _, err := pb.NewTokenServiceClient(s.grpcConn).GetAccessToken(context.Background(), &pb.GetAccessTokenRequest{Token: tok}, grpc.Header(&header)); err != nil {
+				t.Fatal(describe(err))
+			}
+			if got := strings.Join(header.Get("tokenservice-token-expiration"), ","); got != want {
+				t.Errorf("gRPC exchange: tokenservice-token-expiration %q, want %q", got, want)
+			}
+			resp, err = http.Post(s.httpURL+"/v1alpha1/access-tokens", "application/json", strings.NewReader(`{"token":"`+tok+`"}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if got := resp.Header.Get("Tokenservice-Token-Expiration"); got != want {
+				t.Errorf("REST exchange: Tokenservice-Token-Expiration %q, want %q", got, want)
+			}
 		}
 	})
 }
@@ -366,17 +382,82 @@ func TestRotationReachesTheOtherReplica(t *testing.T) {
 	}
 	fresh := rotate(t, a.grpcCaller(), login, idOf(old), nil).GetToken()
 	rotated := time.Now()
-	if _, err := rb.exchange("", fresh); err != nil {
-		t.Errorf("the new secret on the other replica at once: %s", describe(err))
-	}
-	for {
+	// The new secret: within a second (a wrong secret rereads a token at
+	// most once a second); the old one: within the cache TTL.
+	waitFor(t, "the other replica to accept the new secret", time.Second, rotated, func() bool {
+		_, err := rb.exchange("", fresh)
+		return err == nil
+	})
+	waitFor(t, "the other replica to refuse the old secret", ttl, rotated, func() bool {
 		_, err := rb.exchange("", old)
-		if status.Code(err) == codes.Unauthenticated {
-			break
-		}
-		if time.Since(rotated) > ttl+500*time.Millisecond {
-			t.Fatalf("the other replica still accepts the old secret %v after the rotation (cache TTL %v)", time.Since(rotated), ttl)
+		return status.Code(err) == codes.Unauthenticated
+	})
+}
+
+// waitFor polls done until it holds, failing the test if that takes more
+// than bound (plus half a second of slack) from since.
+func waitFor(t *testing.T, what string, bound time.Duration, since time.Time, done func() bool) {
+	t.Helper()
+	for !done() {
+		if time.Since(since) > bound+500*time.Millisecond {
+			t.Fatalf("waited %v for %s, want at most %v", time.Since(since).Round(time.Millisecond), what, bound)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("%s: %v", what, time.Since(since).Round(time.Millisecond))
+}
+
+// TestRotationHandsOutNoMoreThanTheCallerHolds: a narrow token cannot rotate
+// (and so take over) a broader or longer-lived one, and a secret a rotation
+// replaced cannot rotate its token back; a grace period ends.
+func TestRotationHandsOutNoMoreThanTheCallerHolds(t *testing.T) {
+	forEachScopedSetup(t, func(t *testing.T, s *service, c caller) {
+		s.mustUser(t, "ida-"+c.name, "human")
+		a := rpc{t: t, c: c}
+		login := a.login("ida-" + c.name)
+		narrow := a.mustCreate(login, &pb.CreateTokenRequest{Scopes: []string{"tokens:write"}}).GetToken()
+		resp := &pb.RotateTokenResponse{}
+		err := c.call(context.Background(), pb.TokenService_RotateToken_FullMethodName, narrow, &pb.RotateTokenRequest{TokenId: idOf(login)}, resp)
+		wantCode(t, "a tokens:write token rotating the login's full-scope token", err, codes.PermissionDenied)
+		expiring := a.mustCreate(login, &pb.CreateTokenRequest{ExpireTime: timestamppb.New(time.Now().Add(time.Hour))}).GetToken()
+		err = c.call(context.Background(), pb.TokenService_RotateToken_FullMethodName, expiring, &pb.RotateTokenRequest{TokenId: idOf(login)}, resp)
+		wantCode(t, "an expiring token rotating a lasting one", err, codes.PermissionDenied)
+		rotate(t, c, narrow, idOf(narrow), nil) // itself: allowed
+
+		old := a.mustCreate(login, &pb.CreateTokenRequest{}).GetToken()
+		rotate(t, c, login, idOf(old), durationpb.New(time.Second))
+		err = c.call(context.Background(), pb.TokenService_RotateToken_FullMethodName, old, &pb.RotateTokenRequest{TokenId: idOf(old)}, resp)
+		wantCode(t, "the replaced secret rotating its token back", err, codes.PermissionDenied)
+		if _, err := a.exchange("", old); err != nil {
+			t.Errorf("the replaced secret within its grace period: %s", describe(err))
+		}
+		waitFor(t, "the grace period to end", time.Second, time.Now(), func() bool {
+			_, err := a.exchange("", old)
+			return status.Code(err) == codes.Unauthenticated
+		})
+	})
+}
+
+// TestRemovedScopesStopWorking: a scope taken out of --scopes is granted by
+// no exchange and no check, though tokens keep it stored.
+func TestRemovedScopesStopWorking(t *testing.T) {
+	db := storetest.MustConfig(t, "sqlite")
+	before := startService(t, db, "TOKENSERVICE_SCOPES", operatorScopes)
+	before.mustUser(t, "jon", "human")
+	a := rpc{t: t, c: before.grpcCaller()}
+	api := a.mustCreate("", &pb.CreateTokenRequest{Username: "jon", Password: password, Scopes: []string{"orders:read", "orders:write"}}).GetToken()
+	if err := before.shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	after := startService(t, db, "TOKENSERVICE_SCOPES", "orders:read")
+	if got := scopeClaim(t, exchangeScopes(t, after.grpcCaller(), api, nil).GetAccessToken()); got != "orders:read" {
+		t.Errorf("an exchange after orders:write was removed: scope %q", got)
+	}
+	resp := &pb.GetAccessTokenResponse{}
+	err := after.grpcCaller().call(context.Background(), pb.TokenService_GetAccessToken_FullMethodName, "",
+		&pb.GetAccessTokenRequest{Token: api, Scopes: []string{"orders:write"}}, resp)
+	wantCode(t, "asking for a removed scope", err, codes.InvalidArgument)
+	if r := envoyCheck(t, after, "Bearer "+api, "orders:write"); codes.Code(r.GetStatus().GetCode()) != codes.PermissionDenied {
+		t.Errorf("a route needing a removed scope: %v", r)
 	}
 }

@@ -10,11 +10,12 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/tokenservice/tokenservice/gen/priv/tokenservice/v1alpha1"
+	"github.com/tokenservice/tokenservice/pkg/auth"
 	"github.com/tokenservice/tokenservice/pkg/pagetoken"
 )
 
 func tokenCommand(e *env) *cobra.Command {
-	cmd := group("token", "Create, list, show, delete and exchange API tokens", groupClient,
+	cmd := group("token", "Create, list, show, delete, rotate and exchange API tokens", groupClient,
 		tokenCreateCommand(e), tokenListCommand(e), tokenGetCommand(e), tokenDeleteCommand(e), tokenRotateCommand(e), tokenExchangeCommand(e))
 	cmd.Long = "Create, list, show, delete, rotate and exchange API tokens: yours, your machine users' (--user), or anyone's as an admin."
 	return cmd
@@ -48,6 +49,10 @@ func tokenCreateCommand(e *env) *cobra.Command {
 		lifetime, err := parseLifetime(expiresIn)
 		if err != nil {
 			return usageError(cmd, "%v", err)
+		}
+		scopes, err := scopeFlag(cmd, scopes)
+		if err != nil {
+			return err
 		}
 		userID, err := c.userID(cmd.Context(), user)
 		if err != nil {
@@ -190,8 +195,10 @@ places that use it can be updated first.`,
 			old = "works until " + time.Now().Add(period).Local().Format(time.RFC3339)
 		}
 		fmt.Fprintf(e.stderr, "Rotated token %s: the old secret %s. The new one is shown this once:\n", argv[0], old)
-		_, err = fmt.Fprintln(e.stdout, resp.GetToken())
-		return err
+		if _, err = fmt.Fprintln(e.stdout, resp.GetToken()); err != nil {
+			return err
+		}
+		return keepLogin(e, c, argv[0], resp.GetToken())
 	})
 	cmd.Flags().StringVar(&grace, "grace-period", "0", "how long the old secret keeps working: 1h, 30m, ...; 0: refused at once")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the new token and its metadata as JSON")
@@ -209,6 +216,10 @@ signed access token, printed alone on stdout, for
   curl -H "Authorization: Bearer $(tokenservice token exchange)" https://api.example.com/`,
 		Args: args(),
 	}, func(cmd *cobra.Command, c *client, _ []string) error {
+		scopes, err := scopeFlag(cmd, scopes)
+		if err != nil {
+			return err
+		}
 		ctx, cancel := c.call(cmd.Context())
 		defer cancel()
 		resp, err := c.tokens.GetAccessToken(ctx, &pb.GetAccessTokenRequest{Token: c.token, Scopes: scopes})
@@ -220,4 +231,41 @@ signed access token, printed alone on stdout, for
 	})
 	cmd.Flags().StringSliceVar(&scopes, "scope", nil, "a scope the access token gets (repeat, or separate with commas); default: all of the API token's")
 	return cmd
+}
+
+// scopeFlag returns the --scope values, each split on spaces too (as OAuth
+// writes scope lists); a --scope given with nothing in it is a usage error,
+// not "every scope".
+func scopeFlag(cmd *cobra.Command, values []string) ([]string, error) {
+	var scopes []string
+	for _, v := range values {
+		scopes = append(scopes, strings.Fields(v)...)
+	}
+	if cmd.Flags().Changed("scope") && len(scopes) == 0 {
+		return nil, usageError(cmd, "--scope is empty: name at least one scope, or leave the flag out for all of the token you use")
+	}
+	return scopes, nil
+}
+
+// keepLogin saves the new plaintext of a rotated token when it is the
+// login's own, so the next command still works.
+func keepLogin(e *env, c *client, id, plaintext string) error {
+	used, ok := auth.ParseAPIToken(c.token)
+	if !ok || used.ID != id || e.getenv(tokenVariable) != "" {
+		return nil
+	}
+	path, err := credentialsPath(e.getenv)
+	if err != nil {
+		return err
+	}
+	saved, err := loadCredentials(path)
+	if err != nil || saved.Token != c.token {
+		return nil // not the login's token
+	}
+	saved.Token = plaintext
+	if err := saveCredentials(path, saved); err != nil {
+		return fmt.Errorf("saving the login's new secret: %w", err)
+	}
+	fmt.Fprintln(e.stderr, "That is your login's token: the login now uses the new secret.")
+	return nil
 }

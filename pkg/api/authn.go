@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"path"
 	"strings"
@@ -57,22 +56,32 @@ func authenticate(ctx context.Context, svc *tokens.Service, fullMethod string, p
 	if err != nil {
 		return nil, err
 	}
-	if !p.ExpireTime.IsZero() {
-		// As GitHub's GitHub-Authentication-Token-Expiration: the client
-		// learns its credential's end before it comes.
-		_ = grpc.SetHeader(ctx, metadata.Pairs(domain.TokenExpirationHeader, p.ExpireTime.UTC().Format(time.RFC3339)))
-	}
+	setExpirationHeader(ctx, p.ExpireTime)
 	if pol.scope != "" && !p.Allows(pol.scope) {
 		return nil, insufficientScope(pol.scope, fullMethod)
 	}
 	return domain.NewContextWithPrincipal(ctx, p), nil
 }
 
+// TokenExpirationHeader carries, on every authenticated answer (gRPC
+// response metadata; the gateway passes it on as the REST header
+// Tokenservice-Token-Expiration), when the caller's credential expires (RFC
+// 3339, UTC); absent for one that does not.
+const TokenExpirationHeader = "tokenservice-token-expiration"
+
+// setExpirationHeader tells the client when its credential expires, as
+// GitHub's GitHub-Authentication-Token-Expiration does, so it learns of the
+// end before it comes. A zero time (no expiry) sends nothing.
+func setExpirationHeader(ctx context.Context, at time.Time) {
+	if !at.IsZero() {
+		_ = grpc.SetHeader(ctx, metadata.Pairs(TokenExpirationHeader, at.UTC().Format(time.RFC3339)))
+	}
+}
+
 // insufficientScope is RFC 6750 §3.1's insufficient_scope, as a
 // PERMISSION_DENIED naming the scope.
 func insufficientScope(scope, fullMethod string) error {
-	return &domain.Error{Kind: domain.KindPermissionDenied, Reason: domain.ReasonInsufficientScope,
-		Message: fmt.Sprintf("the credential lacks the scope %q, which %s needs: use a token that has it", scope, path.Base(fullMethod))}
+	return domain.InsufficientScope(scope, "the credential lacks the scope %q, which %s needs: use a token that has it", scope, path.Base(fullMethod))
 }
 
 // bearerFromContext returns the credential of an "authorization: Bearer ..."

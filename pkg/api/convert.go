@@ -3,9 +3,9 @@ package api
 import (
 	"time"
 
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/tokenservice/tokenservice/pkg/auth"
 	"github.com/tokenservice/tokenservice/pkg/domain"
 	"github.com/tokenservice/tokenservice/pkg/pagetoken"
 	"github.com/tokenservice/tokenservice/pkg/tokens"
@@ -38,8 +38,8 @@ func listTokensInput(req *pb.ListTokensRequest) tokens.ListInput {
 		ExpireBefore: timeFromProto(req.GetExpireBefore())}
 }
 
-func accessTokenToProto(at auth.AccessToken, scopes domain.Scopes) *pb.GetAccessTokenResponse {
-	return &pb.GetAccessTokenResponse{AccessToken: at.JWT, ExpireTime: timeToProto(at.ExpireTime), TokenType: "Bearer", Scopes: scopes}
+func accessTokenToProto(x tokens.Exchanged) *pb.GetAccessTokenResponse {
+	return &pb.GetAccessTokenResponse{AccessToken: x.AccessToken.JWT, ExpireTime: timeToProto(x.AccessToken.ExpireTime), TokenType: "Bearer", Scopes: x.Scopes}
 }
 
 func userToProto(u *domain.User) *pb.User {
@@ -72,6 +72,14 @@ func timeToProto(t time.Time) *timestamppb.Timestamp {
 		return nil
 	}
 	return timestamppb.New(t)
+}
+
+// durationFromProto maps an unset duration to 0.
+func durationFromProto(d *durationpb.Duration) time.Duration {
+	if d == nil {
+		return 0
+	}
+	return d.AsDuration()
 }
 
 func timeFromProto(ts *timestamppb.Timestamp) time.Time {

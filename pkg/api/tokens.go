@@ -105,16 +105,17 @@ func (s *TokenServer) GetAccessToken(ctx context.Context, req *pb.GetAccessToken
 			return nil, err
 		}
 	}
-	at, scopes, err := s.deps.Tokens.Exchange(ctx, plaintext, req.GetScopes())
+	x, err := s.deps.Tokens.Exchange(ctx, plaintext, req.GetScopes())
 	if err != nil {
 		return nil, err
 	}
-	return accessTokenToProto(at, scopes), nil
+	setExpirationHeader(ctx, x.APITokenExpireTime) // the API token is the credential here
+	return accessTokenToProto(x), nil
 }
 
 // RotateToken implements pb.TokenServiceServer.
 func (s *TokenServer) RotateToken(ctx context.Context, req *pb.RotateTokenRequest) (*pb.RotateTokenResponse, error) {
-	plaintext, t, err := s.deps.Tokens.RotateToken(ctx, domain.PrincipalFromContext(ctx), req.GetTokenId(), req.GetGracePeriod().AsDuration())
+	plaintext, t, err := s.deps.Tokens.RotateToken(ctx, domain.PrincipalFromContext(ctx), req.GetTokenId(), durationFromProto(req.GetGracePeriod()))
 	if err != nil {
 		return nil, err
 	}

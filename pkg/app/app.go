@@ -147,7 +147,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		return ks.SigningKeyActivation(), true
 	})
 
-	a.metrics.RegisterExpiringTokens(st.CountExpiring)
+	a.metrics.RegisterExpiringTokens(st.CountExpiring, now)
 
 	var data cache.Store = st
 	if cfg.Cache.TTL > 0 {
@@ -166,14 +166,15 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	apiDeps := api.Deps{Tokens: a.tokens, Users: a.users}
 	endpoints := oauth.New(cfg.Server.Issuer, oauth.Deps{Tokens: a.tokens, Started: a.started.Load, Logger: cfg.Logger, Clock: now})
 	a.server, err = server.New(ctx, cfg.Server, server.Deps{
-		Logger:         cfg.Logger,
-		Started:        a.started.Load,
-		Ready:          a.Ready,
-		JWKS:           a.keys.JWKS,
-		Metrics:        a.metrics.Handler(),
-		ObserveRPC:     a.metrics.UnaryServerInterceptor,
-		TracerProvider: cfg.TracerProvider,
-		Routes:         endpoints.Routes(),
+		Logger:          cfg.Logger,
+		Started:         a.started.Load,
+		Ready:           a.Ready,
+		JWKS:            a.keys.JWKS,
+		Metrics:         a.metrics.Handler(),
+		ObserveRPC:      a.metrics.UnaryServerInterceptor,
+		TracerProvider:  cfg.TracerProvider,
+		Routes:          endpoints.Routes(),
+		ResponseHeaders: []string{api.TokenExpirationHeader},
 		Services: []server.Service{{
 			Desc: &pb.TokenService_ServiceDesc,
 			Impl: api.NewTokenServer(apiDeps),

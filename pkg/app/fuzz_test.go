@@ -29,7 +29,7 @@ func newFuzzHandler(f *testing.F) (http.Handler, string) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	plaintext, _, err := a.Tokens().CreateToken(ctx, &domain.Principal{User: alice}, tokens.CreateInput{})
+	plaintext, _, err := a.Tokens().CreateToken(ctx, &domain.Principal{User: alice, AllScopes: true}, tokens.CreateInput{})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -67,6 +67,16 @@ func FuzzRESTRequest(f *testing.F) {
 		{"DELETE", "/v1alpha1/users/me", "", "", token},
 		{"POST", "/v1alpha1/users/me:changePassword", `{"oldPassword":"` + fuzzPassword + `","newPassword":"x"}`, "application/json", token},
 		{"POST", "/v1alpha1/users/%2F..%2F:changePassword", `{}`, "application/json", token},
+		{"POST", "/v1alpha1/tokens/" + token[4:20] + ":rotate", `{"gracePeriod":"-5s"}`, "application/json", token},
+		{"POST", "/v1alpha1/tokens", `{"scopes":["", "a b", "\u0000"]}`, "application/json", token},
+		{"POST", "/v1alpha1/access-tokens", `{"token":"` + token + `","scopes":["introspect","x"]}`, "application/json", ""},
+		{"POST", "/oauth2/token", "grant_type=client_credentials&client_id=" + token[4:20] + "&client_secret=" + token + "&scope=tokens:read", "application/x-www-form-urlencoded", ""},
+		{"POST", "/oauth2/token", "grant_type=client_credentials&scope=%20%20&client_id=&client_secret=%ff", "application/x-www-form-urlencoded; charset=utf-8", ""},
+		{"POST", "/oauth2/token", "%%%", "application/x-www-form-urlencoded", ""},
+		{"POST", "/oauth2/introspect", "token=" + token, "application/x-www-form-urlencoded", token},
+		{"POST", "/oauth2/introspect", "token=a.b.c&token=d", "application/x-www-form-urlencoded", "a.b.c"},
+		{"POST", "/oauth2/revoke", "token=" + strings.Repeat("x.", 5000), "application/x-www-form-urlencoded", ""},
+		{"GET", "/oauth2/revoke", "", "", ""},
 	}
 	for _, s := range seeds {
 		f.Add(s.method, s.path, s.body, s.contentType, s.bearer)
@@ -94,6 +104,14 @@ func FuzzRESTRequest(f *testing.F) {
 		out, _ := io.ReadAll(resp.Body)
 		if resp.StatusCode >= 500 && resp.StatusCode != http.StatusNotImplemented {
 			t.Fatalf("%s %q: HTTP %d: %s", method, path, resp.StatusCode, out)
+		}
+		if resp.StatusCode >= 400 && strings.HasPrefix(req.URL.Path, "/oauth2/") && resp.StatusCode != http.StatusMethodNotAllowed {
+			var e struct {
+				Error string `json:"error"`
+			}
+			if err := json.Unmarshal(out, &e); err != nil || e.Error == "" {
+				t.Fatalf("%s %q: HTTP %d without an RFC 6749 §5.2 error: %s", method, path, resp.StatusCode, out)
+			}
 		}
 		if resp.StatusCode >= 400 && strings.HasPrefix(req.URL.Path, "/v1alpha1/") {
 			var st struct {

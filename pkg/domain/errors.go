@@ -36,8 +36,10 @@ type Error struct {
 	// wrong: the client gets them as google.rpc.BadRequest.
 	Fields []FieldViolation
 	// Reason, if set, is a stable UPPER_SNAKE_CASE code a client may branch
-	// on (google.rpc.ErrorInfo), where the status code alone is not enough.
-	Reason string
+	// on (google.rpc.ErrorInfo), where the status code alone is not enough;
+	// Metadata, its ErrorInfo's metadata (INSUFFICIENT_SCOPE's "scope").
+	Reason   string
+	Metadata map[string]string
 }
 
 // FieldViolation is one request field at fault.
@@ -48,14 +50,15 @@ type FieldViolation struct {
 
 // Reasons a client may branch on.
 const (
-	ReasonInvalidCredentials = "INVALID_CREDENTIALS" // every 401, whatever was wrong
-	ReasonTooManyAttempts    = "TOO_MANY_ATTEMPTS"   // password attempts limited; see Retry-After
-	ReasonQuotaExceeded      = "QUOTA_EXCEEDED"      // a per-account quota; metadata names it
-	ReasonUsernameTaken      = "USERNAME_TAKEN"
-	ReasonStarting           = "SERVICE_STARTING" // the database has not answered yet
-	ReasonUnavailable        = "DATABASE_UNAVAILABLE"
-	ReasonInsufficientScope  = "INSUFFICIENT_SCOPE" // the credential lacks a scope the call needs (RFC 6750 §3.1)
-	ReasonInvalidScope       = "INVALID_SCOPE"      // a scope asked for is unknown or more than the token holds (RFC 6749 §5.2)
+	ReasonInvalidCredentials   = "INVALID_CREDENTIALS" // every 401, whatever was wrong
+	ReasonTooManyAttempts      = "TOO_MANY_ATTEMPTS"   // password attempts limited; see Retry-After
+	ReasonQuotaExceeded        = "QUOTA_EXCEEDED"      // a per-account quota; metadata names it
+	ReasonUsernameTaken        = "USERNAME_TAKEN"
+	ReasonStarting             = "SERVICE_STARTING" // the database has not answered yet
+	ReasonUnavailable          = "DATABASE_UNAVAILABLE"
+	ReasonInsufficientScope    = "INSUFFICIENT_SCOPE"     // the credential lacks a scope the call needs (RFC 6750 §3.1)
+	ReasonInvalidScope         = "INVALID_SCOPE"          // a scope asked for is unknown or more than the token holds (RFC 6749 §5.2)
+	ReasonUnsupportedTokenType = "UNSUPPORTED_TOKEN_TYPE" // a token this server does not revoke (RFC 7009 §2.2.1)
 )
 
 // InvalidField returns a KindInvalid error about one request field: its
@@ -138,6 +141,22 @@ func ReasonOf(err error) string {
 		return e.Reason
 	}
 	return ""
+}
+
+// MetadataOf returns the Metadata of the first Error in err's chain.
+func MetadataOf(err error) map[string]string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Metadata
+	}
+	return nil
+}
+
+// InsufficientScope returns a KindPermissionDenied error of
+// ReasonInsufficientScope naming the scope missing.
+func InsufficientScope(scope, format string, args ...any) *Error {
+	return &Error{Kind: KindPermissionDenied, Reason: ReasonInsufficientScope, Message: fmt.Sprintf(format, args...),
+		Metadata: map[string]string{"scope": scope}}
 }
 
 // FieldsOf returns the Fields of the first Error in err's chain.

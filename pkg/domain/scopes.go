@@ -16,9 +16,8 @@ const (
 	ScopeIntrospect  = "introspect"   // the RFC 7662 introspection endpoint
 )
 
-// ServiceScopes are the service's own scopes: what a token created without
-// naming scopes gets (with a password), and what tokens made before scopes
-// existed were given by migration 0007.
+// ServiceScopes are the service's own scopes. (Tokens made before scopes
+// existed were given all but introspect by migration 0007.)
 var ServiceScopes = Scopes{ScopeIntrospect, ScopeTokensRead, ScopeTokensWrite, ScopeUsersRead, ScopeUsersWrite}
 
 // Scopes is a set of scope names, sorted, without duplicates.

@@ -56,6 +56,9 @@ type Principal struct {
 	// exp when the caller sent one, else TokenExpireTime.
 	TokenExpireTime time.Time
 	ExpireTime      time.Time
+	// PreviousSecret: the caller used its API token's previous secret,
+	// within the grace period a rotation gave it.
+	PreviousSecret bool
 }
 
 // Allows reports whether the caller's credential carries scope.

@@ -33,7 +33,7 @@ const (
 
 // ScopeExtension is the per-route context extension (Envoy's
 // ext_authz_per_route check_settings.context_extensions) naming the scopes,
-// space-separated, a route's callers must hold.
+// separated by spaces or commas, a route's callers must hold.
 const ScopeExtension = "tokenservice_scopes"
 
 // Server implements authv3.AuthorizationServer.
@@ -77,23 +77,31 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 		}
 		return nil, err // the database is away: UNAVAILABLE, and Envoy's failure mode decides
 	}
-	for _, scope := range strings.Fields(req.GetAttributes().GetContextExtensions()[ScopeExtension]) {
+	required := strings.FieldsFunc(req.GetAttributes().GetContextExtensions()[ScopeExtension], func(r rune) bool { return r == ' ' || r == ',' })
+	for _, scope := range required {
 		if !p.Allows(scope) {
 			// RFC 6750 §3.1.
 			return deny(http.StatusForbidden, codes.PermissionDenied,
 				`Bearer realm="tokenservice", error="insufficient_scope", scope="`+scope+`"`), nil
 		}
 	}
+	// The credential stays here: the upstream gets who the caller is, not
+	// a long-lived secret it could leak. An identity header without a
+	// value is removed rather than set (Envoy drops empty values), so a
+	// client's own cannot pass.
+	ok := &authv3.OkHttpResponse{HeadersToRemove: []string{"authorization"}}
+	for _, h := range [][2]string{
+		{HeaderUserID, p.User.ID}, {HeaderUsername, p.User.Username}, {HeaderScopes, p.Scopes.String()}, {HeaderTokenID, p.TokenID},
+	} {
+		if h[1] == "" {
+			ok.HeadersToRemove = append(ok.HeadersToRemove, h[0])
+			continue
+		}
+		ok.Headers = append(ok.Headers, header(h[0], h[1]))
+	}
 	return &authv3.CheckResponse{
-		Status: &status.Status{Code: int32(codes.OK)},
-		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
-			Headers: []*corev3.HeaderValueOption{
-				header(HeaderUserID, p.User.ID),
-				header(HeaderUsername, p.User.Username),
-				header(HeaderScopes, p.Scopes.String()),
-				header(HeaderTokenID, p.TokenID),
-			},
-		}},
+		Status:       &status.Status{Code: int32(codes.OK)},
+		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok},
 	}, nil
 }
 

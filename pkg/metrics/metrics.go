@@ -173,14 +173,14 @@ const ExpiringWithin = 7 * 24 * time.Hour
 // RegisterExpiringTokens adds the count of live API tokens that expire
 // within ExpiringWithin, read at each scrape (an indexed count; NaN when
 // the database does not answer in time).
-func (m *Metrics) RegisterExpiringTokens(count func(ctx context.Context, from, to time.Time) (int64, error)) {
+func (m *Metrics) RegisterExpiringTokens(count func(ctx context.Context, from, to time.Time) (int64, error), clock func() time.Time) {
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: namespace, Name: "api_tokens_expiring_soon",
 		Help: "Live API tokens that expire within the next 7 days.",
 	}, func() float64 {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		now := time.Now()
+		now := clock()
 		n, err := count(ctx, now, now.Add(ExpiringWithin))
 		if err != nil {
 			return math.NaN()

@@ -11,7 +11,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"math"
@@ -62,6 +61,12 @@ func New(issuer string, deps Deps) *Handler {
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
+	if deps.Started == nil {
+		deps.Started = func() bool { return true }
+	}
+	if deps.Clock == nil {
+		deps.Clock = time.Now
+	}
 	return &Handler{deps: deps, issuer: strings.TrimSuffix(issuer, "/")}
 }
 
@@ -72,6 +77,11 @@ func (h *Handler) Routes() map[string]http.Handler {
 		"POST " + TokenPath:      http.HandlerFunc(h.token),
 		"POST " + IntrospectPath: http.HandlerFunc(h.introspect),
 		"POST " + RevokePath:     http.HandlerFunc(h.revoke),
+		// Any other method: 405 with Allow (RFC 9110 §15.5.6), in the
+		// endpoints' own error form.
+		TokenPath:      postOnly,
+		IntrospectPath: postOnly,
+		RevokePath:     postOnly,
 		"GET " + MetadataPath:    jsonBytes(metadata),
 		// The OpenID discovery document (OpenID Connect Discovery 1.0
 		// §3) is this same metadata, which RFC 8414 §1 builds on: JWT
@@ -107,6 +117,12 @@ func (h *Handler) metadata() []byte {
 
 var clientAuthMethods = []string{"client_secret_basic", "client_secret_post"}
 
+var postOnly = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Allow", http.MethodPost)
+	writeError(w, &oauthError{status: http.StatusMethodNotAllowed, code: "invalid_request",
+		description: "use POST, with the parameters in an application/x-www-form-urlencoded body"})
+})
+
 // token is the token endpoint: the client credentials grant (RFC 6749
 // §4.4), the API token authenticating as the client (§2.3.1).
 func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
@@ -134,21 +150,21 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
-	at, granted, err := h.deps.Tokens.Exchange(r.Context(), secret, scopes)
+	x, err := h.deps.Tokens.Exchange(r.Context(), secret, scopes)
 	if err != nil {
 		writeError(w, h.fromDomain(r.Context(), err, TokenPath))
 		return
 	}
 	// RFC 6749 §5.1: expires_in is the lifetime in seconds; the time left,
 	// when a reused access token is handed out again.
-	expiresIn := max(int64(math.Floor(at.ExpireTime.Sub(h.deps.Clock()).Seconds())), 0)
+	expiresIn := max(int64(math.Floor(x.AccessToken.ExpireTime.Sub(h.deps.Clock()).Seconds())), 0)
 	writeJSON(w, http.StatusOK, map[string]any{
-		"access_token": at.JWT,
+		"access_token": x.AccessToken.JWT,
 		"token_type":   "Bearer",
 		"expires_in":   expiresIn,
 		// §5.1: required when it differs from the scope asked for; always
 		// sent, so a client never has to guess.
-		"scope": granted.String(),
+		"scope": x.Scopes.String(),
 	})
 }
 
@@ -213,6 +229,9 @@ func (h *Handler) authorizeIntrospection(r *http.Request, form url.Values) *oaut
 	var credential string
 	bearer := hasScheme(authz, "Bearer")
 	if bearer {
+		if form.Get("client_id") != "" || form.Get("client_secret") != "" {
+			return errInvalidRequest("authenticate one way: a bearer or client credentials, not both")
+		}
 		credential = strings.TrimSpace(authz[len("Bearer"):])
 	} else {
 		secret, e := clientSecret(r, form)
@@ -256,17 +275,14 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// token_type_hint is only a hint (§2.1): the token's form says which it is.
-	err := h.deps.Tokens.RevokeByPossession(r.Context(), token)
-	switch {
-	case errors.Is(err, tokens.ErrUnsupportedTokenType):
-		writeError(w, &oauthError{status: http.StatusBadRequest, code: "unsupported_token_type",
-			description: "this server revokes API tokens (tks_...) only: revoke the API token the access token was minted from"})
-	case err != nil:
+	// Client credentials, if a client sends them, are not checked: the
+	// token is its own proof, and a scanner reporting a leak has none.
+	if err := h.deps.Tokens.RevokeByPossession(r.Context(), token); err != nil {
 		writeError(w, h.fromDomain(r.Context(), err, RevokePath))
-	default:
-		w.Header().Set("Cache-Control", "no-store")
-		w.WriteHeader(http.StatusOK)
+		return
 	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
 }
 
 // form reads an endpoint's parameters: POSTed as
@@ -310,10 +326,11 @@ const basicChallenge = `Basic realm="tokenservice"`
 // The client_id must be the ID of the API token the secret is.
 func clientSecret(r *http.Request, form url.Values) (string, *oauthError) {
 	authz := r.Header.Get("Authorization")
-	_, inBody := form["client_secret"]
+	// §3.2: a parameter sent without a value is as if omitted.
+	inBody := form.Get("client_secret") != ""
 	var id, secret string
 	switch {
-	case authz != "" && (inBody || form.Has("client_id")):
+	case authz != "" && (inBody || form.Get("client_id") != ""):
 		return "", errInvalidRequest("authenticate the client one way: HTTP Basic or client_id and client_secret in the body, not both")
 	case authz != "":
 		var ok bool
@@ -405,8 +422,11 @@ func (h *Handler) fromDomain(ctx context.Context, err error, endpoint string) *o
 	case domain.KindUnauthenticated:
 		return errInvalidClient
 	case domain.KindInvalid:
-		if domain.ReasonOf(err) == domain.ReasonInvalidScope {
+		switch domain.ReasonOf(err) {
+		case domain.ReasonInvalidScope:
 			return &oauthError{status: http.StatusBadRequest, code: "invalid_scope", description: domain.MessageOf(err)}
+		case domain.ReasonUnsupportedTokenType:
+			return &oauthError{status: http.StatusBadRequest, code: "unsupported_token_type", description: domain.MessageOf(err)}
 		}
 		return errInvalidRequest(domain.MessageOf(err))
 	case domain.KindUnavailable:

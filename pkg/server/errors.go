@@ -52,7 +52,7 @@ func toStatus(ctx context.Context, logger *slog.Logger, method string, err error
 		details = append(details, br)
 	}
 	if reason := domain.ReasonOf(err); reason != "" && kind != domain.KindInternal {
-		details = append(details, &errdetails.ErrorInfo{Reason: reason, Domain: errorDomain})
+		details = append(details, &errdetails.ErrorInfo{Reason: reason, Domain: errorDomain, Metadata: domain.MetadataOf(err)})
 	}
 	if wait := domain.RetryAfterOf(err); wait > 0 {
 		secs := int((wait + time.Second - 1) / time.Second)

@@ -5,13 +5,16 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"net/textproto"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/rs/cors"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -43,7 +46,7 @@ func (s *Server) routes(gateway *runtime.ServeMux, table httprule.Table) http.Ha
 	mux.HandleFunc("/", api.notFound)
 	mux.HandleFunc("GET /.well-known/jwks.json", s.handleJWKS)
 	for pattern, h := range s.Routes {
-		mux.Handle(pattern, h)
+		mux.Handle(pattern, logRequests(s.Logger, h))
 	}
 	mux.HandleFunc("GET /openapi.json", handleBytes("application/json", tokenservice.OpenAPISpec))
 	mux.HandleFunc("GET /swagger.json", handleBytes("application/json", tokenservice.SwaggerSpec))
@@ -55,6 +58,35 @@ func (s *Server) routes(gateway *runtime.ServeMux, table httprule.Table) http.Ha
 		mux.Handle("GET /metrics", s.Metrics)
 	}
 	return withRequestID(mux)
+}
+
+// logRequests logs each request h answers, as the interceptors log each
+// call: one line, under the request id, with the status and the time taken.
+// Nothing of the body or the Authorization header is logged.
+func logRequests(logger *slog.Logger, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		h.ServeHTTP(sw, r)
+		level := slog.LevelInfo
+		if sw.status >= 500 {
+			level = slog.LevelError
+		}
+		logger.Log(r.Context(), level, "finished request", "request_id", r.Header.Get(requestIDHeader),
+			"http.method", r.Method, "http.path", r.URL.Path, "http.status", sw.status,
+			"time_ms", float64(time.Since(start).Microseconds())/1000)
+	})
+}
+
+// statusWriter remembers the status written.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
 }
 
 // withRequestID gives every request an id, the client's if well formed
@@ -78,7 +110,7 @@ func withRequestID(h http.Handler) http.Handler {
 // layer has set it on the response already), the trace passed in (the
 // in-process channel gives the server side none of the caller's context
 // but its metadata), and errors as errorHandler writes them.
-func newGateway(table httprule.Table) *runtime.ServeMux {
+func newGateway(table httprule.Table, passHeaders []string) *runtime.ServeMux {
 	return runtime.NewServeMux(
 		runtime.WithMetadata(func(ctx context.Context, _ *http.Request) metadata.MD {
 			md := metadata.MD{}
@@ -100,7 +132,7 @@ func newGateway(table httprule.Table) *runtime.ServeMux {
 			return runtime.DefaultHeaderMatcher(key)
 		}),
 		runtime.WithOutgoingHeaderMatcher(func(key string) (string, bool) {
-			if key == retryAfterHeader || key == domain.TokenExpirationHeader {
+			if key == retryAfterHeader || slices.Contains(passHeaders, key) {
 				return textproto.CanonicalMIMEHeaderKey(key), true
 			}
 			if key == requestIDHeader {
@@ -121,11 +153,28 @@ func errorHandler(table httprule.Table) runtime.ErrorHandlerFunc {
 				err = withJSONFieldNames(err, route.Method.Input())
 			}
 		}
-		if status.Code(err) == codes.Unauthenticated {
+		switch status.Code(err) {
+		case codes.Unauthenticated:
 			w = challengeWriter{ResponseWriter: w, challenge: bearerChallenge(r.Header.Get("Authorization"))}
+		case codes.PermissionDenied:
+			if scope, ok := insufficientScope(err); ok {
+				// RFC 6750 §3.1.
+				w = challengeWriter{ResponseWriter: w, challenge: `Bearer realm="tokenservice", error="insufficient_scope", scope="` + scope + `"`}
+			}
 		}
 		runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
 	}
+}
+
+// insufficientScope returns the scope an INSUFFICIENT_SCOPE error names.
+func insufficientScope(err error) (string, bool) {
+	for _, d := range status.Convert(err).Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetReason() == domain.ReasonInsufficientScope {
+			scope := info.GetMetadata()["scope"]
+			return scope, domain.ValidScopeName(scope)
+		}
+	}
+	return "", false
 }
 
 // bearerChallenge is the RFC 6750 §3 challenge for a request's Authorization
@@ -164,15 +213,19 @@ func (w challengeWriter) WriteHeader(code int) {
 
 // withCORS answers cross-origin requests from the allowed origins only; with
 // none it adds nothing.
-func withCORS(origins []string, h http.Handler) http.Handler {
+func withCORS(origins, passHeaders []string, h http.Handler) http.Handler {
 	if len(origins) == 0 {
 		return h
+	}
+	exposed := []string{"X-Request-Id", "Retry-After", "WWW-Authenticate"}
+	for _, key := range passHeaders {
+		exposed = append(exposed, textproto.CanonicalMIMEHeaderKey(key))
 	}
 	return cors.New(cors.Options{
 		AllowedOrigins: origins,
 		AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodDelete},
 		AllowedHeaders: []string{"Authorization", "Content-Type", "X-Request-Id"},
-		ExposedHeaders: []string{"X-Request-Id", "Retry-After", "WWW-Authenticate", textproto.CanonicalMIMEHeaderKey(domain.TokenExpirationHeader)},
+		ExposedHeaders: exposed,
 		MaxAge:         600,
 	}).Handler(h)
 }

@@ -119,6 +119,11 @@ type Deps struct {
 	// Routes are further HTTP endpoints (the OAuth ones, the discovery
 	// documents), by http.ServeMux pattern, served beside the API.
 	Routes map[string]http.Handler
+	// ResponseHeaders are the (lower-case) response metadata keys the
+	// services set that REST clients get as headers of the same name
+	// (Tokenservice-Token-Expiration), where the gateway would otherwise
+	// prefix them with Grpc-Metadata-.
+	ResponseHeaders []string
 }
 
 // ErrStarting answers calls (and readiness checks) before the services are started.
@@ -185,7 +190,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 		names = append(names, svc.Desc.ServiceName)
 	}
 	table := httprule.ForServices(names...)
-	gateway := newGateway(table)
+	gateway := newGateway(table, deps.ResponseHeaders)
 	for _, svc := range deps.Services {
 		s.grpcServer.RegisterService(svc.Desc, svc.Impl)
 		if svc.RegisterGateway == nil {
@@ -205,7 +210,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 		s.health.SetServingStatus(svc.Desc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
 	}
 	reflection.Register(s.grpcServer)
-	handler := withCORS(cfg.CORSOrigins, s.routes(gateway, table))
+	handler := withCORS(cfg.CORSOrigins, deps.ResponseHeaders, s.routes(gateway, table))
 	if deps.TracerProvider != nil {
 		handler = httpTracing(deps.TracerProvider, handler)
 	}

@@ -108,9 +108,10 @@ func migrations() []*gormigrate.Migration {
 		},
 		{
 			// Scopes, secret rotation and the expiry index. Tokens made
-			// before scopes existed could do everything the service does:
-			// they are given the service's scopes of this version (a
-			// frozen list), so they keep that power and no more.
+			// before scopes existed could do everything the service did
+			// then: they are given the scopes of that (a frozen list), so
+			// they keep that power and no more (not introspect, which
+			// came with scopes).
 			ID: "0007_tokens_scopes_rotation",
 			Migrate: func(tx *gorm.DB) error {
 				type tokens struct {
@@ -129,7 +130,7 @@ func migrations() []*gormigrate.Migration {
 					return err
 				}
 				return tx.Table("tokens").Where("scopes = ''").
-					Update("scopes", "introspect tokens:read tokens:write users:read users:write").Error
+					Update("scopes", "tokens:read tokens:write users:read users:write").Error
 			},
 		},
 	}

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"os"
 	"testing"
 	"time"
 
@@ -112,9 +113,25 @@ func TestTokensBeforeScopesKeepTheirPower(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := domain.NewScopes("tokens:read", "tokens:write", "users:read", "users:write", "introspect")
+		want := domain.NewScopes("tokens:read", "tokens:write", "users:read", "users:write") // not introspect: it came later
 		if got.Scopes.String() != want.String() {
 			t.Errorf("an old token's scopes: %q, want %q", got.Scopes, want)
 		}
 	})
+}
+
+// TestSQLiteFileIsPrivate: the database file the store creates is its
+// owner's alone, whatever the umask.
+func TestSQLiteFileIsPrivate(t *testing.T) {
+	cfg := storetest.MustConfig(t, store.DriverSQLite)
+	storetest.MustOpenConfig(t, cfg)
+	for _, suffix := range []string{"", "-wal"} {
+		info, err := os.Stat(cfg.DSN + suffix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mode := info.Mode().Perm(); mode&0o077 != 0 {
+			t.Errorf("%s has mode %v, want no access for group or others", cfg.DSN+suffix, mode)
+		}
+	}
 }

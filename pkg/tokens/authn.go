@@ -29,7 +29,12 @@ func (s *Service) authenticateBearer(ctx context.Context, check Check, bearer st
 			return nil, outcome, err
 		}
 		s.deps.LastUsed.Record(t.ID, s.deps.Clock())
-		return s.principal(ctx, t, t.Scopes, t.ExpireTime)
+		p, outcome, err := s.principal(ctx, t, t.Scopes, t.ExpireTime)
+		if p != nil {
+			parsed, _ := auth.ParseAPIToken(bearer)
+			p.PreviousSecret = !auth.SecretMatches(parsed.Secret, t.SecretHash)
+		}
+		return p, outcome, err
 	}
 	claims, err := s.deps.Minter.Verify(bearer, s.deps.Clock())
 	if err != nil {
@@ -121,13 +126,29 @@ func failed(err error, notFound Outcome) Outcome {
 	return OutcomeError
 }
 
+// inForce returns the scopes of scopes the server still knows: one the
+// operator has taken out of --scopes stops working at once, though the
+// tokens that carry it keep it stored.
+func (s *Service) inForce(scopes domain.Scopes) domain.Scopes {
+	if s.known.Missing(scopes) == "" {
+		return scopes // the usual case: no copy
+	}
+	var out domain.Scopes
+	for _, sc := range scopes {
+		if s.known.Has(sc) {
+			out = append(out, sc)
+		}
+	}
+	return out
+}
+
 // principal is the caller behind t, with the credential's scopes and expiry.
 func (s *Service) principal(ctx context.Context, t *domain.Token, scopes domain.Scopes, expire time.Time) (*domain.Principal, Outcome, error) {
 	u, err := s.deps.Users.UserByID(ctx, t.UserID)
 	if err != nil {
 		return nil, failed(err, OutcomeRevoked), unauthenticated(err)
 	}
-	return &domain.Principal{User: u, TokenID: t.ID, Scopes: scopes, TokenExpireTime: t.ExpireTime, ExpireTime: expire}, OutcomeOK, nil
+	return &domain.Principal{User: u, TokenID: t.ID, Scopes: s.inForce(scopes), TokenExpireTime: t.ExpireTime, ExpireTime: expire}, OutcomeOK, nil
 }
 
 // unauthenticated turns a not-found into the one unauthenticated answer and

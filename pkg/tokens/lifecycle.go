@@ -29,25 +29,51 @@ func (s *Service) RotateToken(ctx context.Context, caller *domain.Principal, id 
 	if !t.ActiveAt(now) {
 		return "", nil, errTokenNotFound
 	}
+	if err := s.mayRotate(caller, t); err != nil {
+		return "", nil, err
+	}
 	secret, err := auth.NewAPIToken(s.deps.Rand)
 	if err != nil {
 		return "", nil, domain.Wrap(domain.KindInternal, err, "generating token")
 	}
 	plain := auth.APIToken{ID: t.ID, Secret: secret.Secret}
+	hash := auth.HashSecret(plain.Secret)
 	var previousUntil time.Time
 	if grace > 0 {
 		previousUntil = now.Add(grace)
 	}
-	if err := s.deps.Tokens.RotateSecret(ctx, t.ID, auth.HashSecret(plain.Secret), previousUntil, now); err != nil {
+	if err := s.deps.Tokens.RotateSecret(ctx, t.ID, hash, previousUntil, now); err != nil {
 		if domain.KindOf(err) == domain.KindNotFound {
 			return "", nil, errTokenNotFound
 		}
 		return "", nil, err
 	}
 	s.deps.Minter.Forget(t.ID)
-	t.PreviousSecretHash, t.PreviousSecretExpireTime = t.SecretHash, previousUntil
-	t.SecretHash = auth.HashSecret(plain.Secret)
+	t.PreviousSecretHash, t.PreviousSecretExpireTime, t.SecretHash = t.SecretHash, previousUntil, hash
 	return plain.String(), t, nil
+}
+
+// mayRotate refuses a rotation that would hand the caller more than it
+// holds: the new secret of a token with a scope the caller's credential
+// lacks, or that outlives it (CreateToken's rules, which a rotation must
+// not get round); and the rotation of a token by its own previous secret,
+// which would take it back from the owner who rotated it.
+func (s *Service) mayRotate(caller *domain.Principal, t *domain.Token) error {
+	if caller.AllScopes {
+		return nil
+	}
+	if caller.PreviousSecret && caller.TokenID == t.ID {
+		return domain.Errorf(domain.KindPermissionDenied,
+			"this is the token's previous secret, replaced by a rotation: only its current secret (or a password) may rotate it again")
+	}
+	if missing := caller.Scopes.Missing(s.inForce(t.Scopes)); missing != "" {
+		return domain.InsufficientScope(missing, "the token you authenticate with lacks the scope %q of the token to rotate: rotate it with one that has all its scopes, or with a password", missing)
+	}
+	if limit := caller.TokenExpireTime; !limit.IsZero() && (t.ExpireTime.IsZero() || t.ExpireTime.After(limit)) {
+		return domain.Errorf(domain.KindPermissionDenied,
+			"the token to rotate outlives the token you authenticate with: rotate it with one that lasts as long, or with a password")
+	}
+	return nil
 }
 
 // RevokeByPossession revokes the token whose plaintext is given, with no
@@ -88,8 +114,8 @@ func (s *Service) RevokeByPossession(ctx context.Context, plaintext string) erro
 
 // ErrUnsupportedTokenType refuses to revoke an access token when the
 // operator has not allowed it (RFC 7009 §2.2.1 unsupported_token_type).
-var ErrUnsupportedTokenType = domain.Errorf(domain.KindInvalid,
-	"this server revokes API tokens only: revoke the API token the access token was minted from")
+var ErrUnsupportedTokenType = &domain.Error{Kind: domain.KindInvalid, Reason: domain.ReasonUnsupportedTokenType,
+	Message: "this server revokes API tokens (tks_...) only: revoke the API token the access token was minted from"}
 
 func ignoreUnauthenticated(err error) error {
 	if domain.KindOf(err) == domain.KindUnauthenticated {

@@ -164,8 +164,8 @@ func (s *Service) CreateToken(ctx context.Context, caller *domain.Principal, in 
 	if !expire.IsZero() && !expire.After(now) {
 		return "", nil, domain.InvalidField("expire_time", "must be in the future")
 	}
-	// A token cannot outlive the token it was made with: a leaked
-	// short-lived token cannot mint a lasting one.
+	// A token cannot outlive the API token behind the credential it was
+	// made with: a leaked expiring token cannot mint a lasting one.
 	if limit := caller.TokenExpireTime; !caller.AllScopes && !limit.IsZero() {
 		if expire.IsZero() {
 			expire = limit
@@ -214,6 +214,10 @@ func (s *Service) grantable(caller *domain.Principal, asked []string) (domain.Sc
 		if caller.AllScopes {
 			return s.known, nil
 		}
+		if len(caller.Scopes) == 0 {
+			return nil, &domain.Error{Kind: domain.KindPermissionDenied, Reason: domain.ReasonInsufficientScope,
+				Message: "the token you authenticate with has no scope to give a new token"}
+		}
 		return caller.Scopes, nil
 	}
 	scopes := domain.NewScopes(asked...)
@@ -222,8 +226,7 @@ func (s *Service) grantable(caller *domain.Principal, asked []string) (domain.Sc
 	}
 	if !caller.AllScopes {
 		if missing := caller.Scopes.Missing(scopes); missing != "" {
-			return nil, &domain.Error{Kind: domain.KindPermissionDenied, Reason: domain.ReasonInsufficientScope,
-				Message: fmt.Sprintf("the token you authenticate with lacks the scope %q: a new token may have at most its scopes", missing)}
+			return nil, domain.InsufficientScope(missing, "the token you authenticate with lacks the scope %q: a new token may have at most its scopes", missing)
 		}
 	}
 	return scopes, nil
@@ -291,43 +294,53 @@ func (s *Service) ListTokens(ctx context.Context, caller *domain.Principal, in L
 var errNotAnAPIToken = &domain.Error{Kind: domain.KindUnauthenticated, Reason: domain.ReasonInvalidCredentials,
 	Message: domain.ErrUnauthenticated.Message + ": the exchange takes an API token (tks_...), not an access token"}
 
+// Exchanged is what an exchange gives.
+type Exchanged struct {
+	AccessToken auth.AccessToken
+	Scopes      domain.Scopes // the access token's
+	// APITokenExpireTime is the API token's expiry (zero: none), for the
+	// client's warning.
+	APITokenExpireTime time.Time
+}
+
 // Exchange trades a plaintext API token for a signed access token carrying
 // the scopes asked for (none: all the API token's). The token must hold
 // each: more is refused with a KindInvalid error of ReasonInvalidScope.
 // GetAccessToken and the OAuth token endpoint both come here.
-func (s *Service) Exchange(ctx context.Context, plaintext string, scopes []string) (auth.AccessToken, domain.Scopes, error) {
-	at, granted, outcome, err := s.exchange(ctx, plaintext, scopes)
+func (s *Service) Exchange(ctx context.Context, plaintext string, scopes []string) (Exchanged, error) {
+	x, outcome, err := s.exchange(ctx, plaintext, scopes)
 	s.deps.Observer.CredentialChecked(CheckExchange, outcome)
-	return at, granted, err
+	return x, err
 }
 
-func (s *Service) exchange(ctx context.Context, plaintext string, asked []string) (auth.AccessToken, domain.Scopes, Outcome, error) {
+func (s *Service) exchange(ctx context.Context, plaintext string, asked []string) (Exchanged, Outcome, error) {
 	if !auth.LooksLikeAPIToken(plaintext) {
-		return auth.AccessToken{}, nil, OutcomeMalformed, errNotAnAPIToken
+		return Exchanged{}, OutcomeMalformed, errNotAnAPIToken
 	}
 	t, outcome, err := s.apiToken(ctx, plaintext)
 	if err != nil {
-		return auth.AccessToken{}, nil, outcome, err
+		return Exchanged{}, outcome, err
 	}
-	scopes := t.Scopes
+	held := s.inForce(t.Scopes)
+	scopes := held
 	if len(asked) > 0 {
 		scopes = domain.NewScopes(asked...)
-		if missing := t.Scopes.Missing(scopes); missing != "" {
+		if missing := held.Missing(scopes); missing != "" {
 			if !s.known.Has(missing) {
-				return auth.AccessToken{}, nil, OutcomeOK, s.unknownScope(missing)
+				return Exchanged{}, OutcomeOK, s.unknownScope(missing)
 			}
-			e := domain.InvalidField("scopes", "the API token lacks the scope %q: it has %s", missing, t.Scopes)
+			e := domain.InvalidField("scopes", "the API token lacks the scope %q: it has %s", missing, held)
 			e.Reason = domain.ReasonInvalidScope
-			return auth.AccessToken{}, nil, OutcomeOK, e
+			return Exchanged{}, OutcomeOK, e
 		}
 	}
 	now := s.deps.Clock()
 	at, err := s.deps.Minter.Mint(t, scopes, now)
 	if err != nil {
-		return auth.AccessToken{}, nil, OutcomeError, domain.Wrap(domain.KindInternal, err, "minting access token")
+		return Exchanged{}, OutcomeError, domain.Wrap(domain.KindInternal, err, "minting access token")
 	}
 	s.deps.LastUsed.Record(t.ID, now)
-	return at, scopes, OutcomeOK, nil
+	return Exchanged{AccessToken: at, Scopes: scopes, APITokenExpireTime: t.ExpireTime}, OutcomeOK, nil
 }
 
 var errTokenNotFound = domain.Errorf(domain.KindNotFound, "token not found")

@@ -94,7 +94,8 @@ func TestExternalProgramAcceptsTheServiceTokens(t *testing.T) {
 		if apiToken, _, err = a.Tokens().CreateToken(t.Context(), &domain.Principal{User: alice}, tokens.CreateInput{}); err != nil {
 			t.Fatal(err)
 		}
-		at, _, err := a.Tokens().Exchange(t.Context(), apiToken, nil)
+		x, err := a.Tokens().Exchange(t.Context(), apiToken, nil)
+		at := x.AccessToken
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -125,7 +126,8 @@ func TestExternalProgramAcceptsTheServiceTokens(t *testing.T) {
 
 	t.Run("second server, new signing key", func(t *testing.T) {
 		a := apptest.MustStart(t, cfg)
-		at, _, err := a.Tokens().Exchange(t.Context(), apiToken, nil)
+		x, err := a.Tokens().Exchange(t.Context(), apiToken, nil)
+		at := x.AccessToken
 		if err != nil {
 			t.Fatal(err)
 		}
