@@ -45,7 +45,7 @@ func (c restChecks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case !found && len(allowed) > 0:
 		w.Header().Set("Allow", strings.Join(allowed, ", "))
 		c.fail(w, r, http.StatusMethodNotAllowed, status.New(codes.Unimplemented,
-			fmt.Sprintf("%s is not a method of %s: use %s", r.Method, r.URL.Path, strings.Join(allowed, " or "))))
+			fmt.Sprintf("%s is not a method of %s: use %s", r.Method, r.URL.EscapedPath(), strings.Join(allowed, " or "))))
 		return
 	case !found:
 		c.notFound(w, r)
@@ -75,7 +75,7 @@ func (c restChecks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // notFound answers a path the API does not have with the API's JSON error.
 func (c restChecks) notFound(w http.ResponseWriter, r *http.Request) {
 	c.fail(w, r, http.StatusNotFound, status.New(codes.NotFound,
-		fmt.Sprintf("no such path: %s; the API's paths are in /openapi.json and /docs", r.URL.Path)))
+		fmt.Sprintf("no such path: %s; the API's paths are in /openapi.json and /docs", r.URL.EscapedPath())))
 }
 
 // fail writes st as the gateway writes errors, with the HTTP status given.
