@@ -200,6 +200,11 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		results[len(results)-2].RESTOfGRPC = ratio(rest.RPS, grpc.RPS)
 	}
+	for _, sc := range oauthScenarios {
+		if cfg.only == nil || cfg.only[sc.name] {
+			measure(sc.name, "rest", cfg.concurrency, sc.rest(fix, c))
+		}
+	}
 	exchange := scenarioNamed("exchange")
 	if cfg.only == nil || cfg.only["exchange"] {
 		for _, conc := range cfg.sweep {

@@ -222,6 +222,36 @@ var scenarios = []scenario{
 	}.scenario("create"),
 }
 
+// oauthScenarios are the OAuth 2 endpoints' hot paths, over REST only
+// (they are HTTP endpoints, not RPCs): the client credentials grant, and a
+// gateway introspecting an access token.
+var oauthScenarios = []scenario{
+	{name: "oauth-token", rest: func(f *fixture, c *clients) op {
+		body := []byte("grant_type=client_credentials")
+		return func(ctx context.Context, _ int) error {
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.httpURL+"/oauth2/token", bytes.NewReader(body))
+			if err != nil {
+				return err
+			}
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.SetBasicAuth(f.apiTokenID, f.apiToken) // base62: nothing to urlencode
+			return c.do(req, http.StatusOK)
+		}
+	}},
+	{name: "introspect", rest: func(f *fixture, c *clients) op {
+		body := []byte("token=" + f.accessToken)
+		return func(ctx context.Context, _ int) error {
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.httpURL+"/oauth2/introspect", bytes.NewReader(body))
+			if err != nil {
+				return err
+			}
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Authorization", "Bearer "+f.apiToken)
+			return c.do(req, http.StatusOK)
+		}
+	}},
+}
+
 // seed logs in (over REST, as a person would), mints an access token and
 // gives the list user n tokens.
 func seed(ctx context.Context, c *clients, n int) (*fixture, error) {

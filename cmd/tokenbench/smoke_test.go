@@ -57,7 +57,7 @@ func TestTokenbenchRunsEveryScenario(t *testing.T) {
 			}
 		}
 	}
-	for _, name := range []string{"exchange-sweep/rest", "exchange-sweep/grpc", "exchange-lastused-on/rest", "exchange-lastused-off/rest", "exchange-no-reuse/rest", "exchange-no-reuse/grpc"} {
+	for _, name := range []string{"oauth-token/rest", "introspect/rest", "exchange-sweep/rest", "exchange-sweep/grpc", "exchange-lastused-on/rest", "exchange-lastused-off/rest", "exchange-no-reuse/rest", "exchange-no-reuse/grpc"} {
 		if !seen[name] {
 			t.Errorf("no result for %s", name)
 		}

@@ -91,7 +91,7 @@ func TestExternalProgramAcceptsTheServiceTokens(t *testing.T) {
 			t.Fatal(err)
 		}
 		subject = alice.ID
-		if apiToken, _, err = a.Tokens().CreateToken(t.Context(), &domain.Principal{User: alice}, tokens.CreateInput{}); err != nil {
+		if apiToken, _, err = a.Tokens().CreateToken(t.Context(), &domain.Principal{User: alice, AllScopes: true}, tokens.CreateInput{}); err != nil {
 			t.Fatal(err)
 		}
 		x, err := a.Tokens().Exchange(t.Context(), apiToken, nil)
