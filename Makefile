@@ -17,6 +17,7 @@ GRPCURL_VERSION      := v1.9.4
 GO_SWAGGER_VERSION   := v0.36.7
 OAPI_CODEGEN_VERSION := v2.8.2
 PROTOC_GEN_DOC       := v1.5.1
+HEY_VERSION          := v0.1.4
 
 # One stamp per tool and version: bumping a pin reinstalls just that tool.
 TOOLS := \
@@ -28,7 +29,8 @@ TOOLS := \
   github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION) \
   github.com/go-swagger/go-swagger/cmd/swagger@$(GO_SWAGGER_VERSION) \
   github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen@$(OAPI_CODEGEN_VERSION) \
-  github.com/pseudomuto/protoc-gen-doc/cmd/protoc-gen-doc@$(PROTOC_GEN_DOC)
+  github.com/pseudomuto/protoc-gen-doc/cmd/protoc-gen-doc@$(PROTOC_GEN_DOC) \
+  github.com/rakyll/hey@$(HEY_VERSION)
 stamp = $(BIN)/.stamps/$(subst /,_,$(1))
 TOOL_STAMPS := $(foreach t,$(TOOLS),$(call stamp,$(t)))
 $(foreach t,$(TOOLS),$(eval $(call stamp,$(t)): ; $(GO) install $(t) && mkdir -p $(BIN)/.stamps && touch $$@))
@@ -36,6 +38,7 @@ GRPCURL := $(call stamp,github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VE
 SWAGGER := $(call stamp,github.com/go-swagger/go-swagger/cmd/swagger@$(GO_SWAGGER_VERSION))
 OAPI_CODEGEN := $(call stamp,github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen@$(OAPI_CODEGEN_VERSION))
 BUF := $(call stamp,github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION))
+HEY := $(call stamp,github.com/rakyll/hey@$(HEY_VERSION))
 
 # The MySQL database the tests use; CI sets the same. Tests fail (never skip)
 # when it cannot be reached.
@@ -87,8 +90,8 @@ BENCH_DURATION    ?= 5s
 BENCH_CONCURRENCY ?= 16
 export TOKENSERVICE_BENCH_MYSQL_DSN ?= root@tcp(127.0.0.1:3306)/test
 
-bench: build ## Load-test a real server (cmd/tokenbench, MySQL by default), then run the Go benchmarks.
-	$(GO) run ./cmd/tokenbench -bin $(BIN)/tokenservice -db $(BENCH_DB) -duration $(BENCH_DURATION) -concurrency $(BENCH_CONCURRENCY)
+bench: build $(HEY) ## Load-test a real server (cmd/tokenbench, MySQL by default; hey checks the ceiling), then run the Go benchmarks.
+	$(GO) run ./cmd/tokenbench -bin $(BIN)/tokenservice -db $(BENCH_DB) -duration $(BENCH_DURATION) -concurrency $(BENCH_CONCURRENCY) -hey $(BIN)/hey
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 .PHONY: lint

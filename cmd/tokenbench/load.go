@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -22,6 +23,9 @@ type result struct {
 	P50ms       float64 `json:"p50_ms"`
 	P99ms       float64 `json:"p99_ms"`
 	CPUPer1k    float64 `json:"cpu_s_per_1k"`
+	// ClientCPUPer1k is tokenbench's own CPU per 1,000 requests: on a
+	// machine the client shares with the server, what it takes from it.
+	ClientCPUPer1k float64 `json:"client_cpu_s_per_1k"`
 	// Ratios within this run; 0 when they do not apply.
 	OfCeiling  float64 `json:"of_ceiling,omitempty"`
 	OfNoop     float64 `json:"of_noop,omitempty"` // of noop-401: the same API stack, refused before any work
@@ -34,11 +38,11 @@ type result struct {
 func run(ctx context.Context, cpuSeconds func() float64, concurrency int, d time.Duration, do op) result {
 	hammer(ctx, time.Now().Add(d/5), concurrency, do)
 
-	cpu0 := cpuSeconds()
+	cpu0, own0 := cpuSeconds(), ownCPUSeconds()
 	start := time.Now()
 	lat, errs, firstErr := hammer(ctx, start.Add(d), concurrency, do)
 	elapsed := time.Since(start)
-	cpu := cpuSeconds() - cpu0
+	cpu, own := cpuSeconds()-cpu0, ownCPUSeconds()-own0
 
 	r := result{Concurrency: concurrency, Seconds: elapsed.Seconds(), Requests: len(lat) + errs, Errors: errs}
 	if firstErr != nil {
@@ -50,8 +54,19 @@ func run(ctx context.Context, cpuSeconds func() float64, concurrency int, d time
 		r.P50ms = float64(lat[len(lat)/2].Microseconds()) / 1000
 		r.P99ms = float64(lat[len(lat)*99/100].Microseconds()) / 1000
 		r.CPUPer1k = cpu / float64(r.Requests) * 1000
+		r.ClientCPUPer1k = own / float64(r.Requests) * 1000
 	}
 	return r
+}
+
+// ownCPUSeconds is this process's user and system CPU time so far.
+func ownCPUSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+	return tv(ru.Utime) + tv(ru.Stime)
 }
 
 // hammer runs do in a loop on concurrency goroutines until the end time

@@ -51,6 +51,7 @@ type config struct {
 	only        map[string]bool
 	profile     string // scenario/transport to profile
 	profileOut  string
+	hey         string // an independent load generator to check the ceiling with; "": none
 }
 
 func parseConfig(args []string, stderr io.Writer) (*config, error) {
@@ -67,6 +68,7 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	only := fs.String("scenarios", "", "comma-separated scenarios to run (default: all)")
 	fs.StringVar(&c.profile, "profile", "", "take a CPU profile of the server during this scenario/transport (e.g. exchange/rest)")
 	fs.StringVar(&c.profileOut, "profile-out", "cpu.pprof", "where -profile writes the profile (read it with go tool pprof -top)")
+	fs.StringVar(&c.hey, "hey", "", "the hey binary (github.com/rakyll/hey): measure the REST ceiling with it too, to show tokenbench is not the bottleneck")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -200,6 +202,17 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		results[len(results)-2].RESTOfGRPC = ratio(rest.RPS, grpc.RPS)
 	}
+	if cfg.hey != "" {
+		fmt.Fprintf(stderr, "ceiling over rest with hey at %d...\n", cfg.concurrency)
+		h, err := runHey(ctx, cfg.hey, srv.httpURL+"/healthz", cfg.concurrency, cfg.duration, srv.cpuSeconds)
+		if err != nil {
+			return err
+		}
+		h.Scenario, h.Transport = "ceiling-hey", "rest"
+		results = append(results, h)
+		summary["hey_ceiling_rps"] = round1(h.RPS)
+		summary["tokenbench_ceiling_of_hey"] = ratio(ceiling["rest"], h.RPS)
+	}
 	for _, sc := range oauthScenarios {
 		if cfg.only == nil || cfg.only[sc.name] {
 			measure(sc.name, "rest", cfg.concurrency, sc.rest(fix, c))
@@ -302,10 +315,10 @@ func round1(f float64) float64 { return float64(int(f*10+0.5)) / 10 }
 
 func printTable(w io.Writer, results []result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\ttransport\tconc\treq/s\tp50 ms\tp99 ms\terrors\tof ceiling\tof no-op\tREST/gRPC\tCPU s/1k req\t")
+	fmt.Fprintln(tw, "scenario\ttransport\tconc\treq/s\tp50 ms\tp99 ms\terrors\tof ceiling\tof no-op\tREST/gRPC\tCPU s/1k req\tclient CPU s/1k\t")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.2f\t%.2f\t%d\t%s\t%s\t%s\t%.3f\t\n", r.Scenario, r.Transport, r.Concurrency,
-			r.RPS, r.P50ms, r.P99ms, r.Errors, blankZero(r.OfCeiling), blankZero(r.OfNoop), blankZero(r.RESTOfGRPC), r.CPUPer1k)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.2f\t%.2f\t%d\t%s\t%s\t%s\t%.3f\t%.3f\t\n", r.Scenario, r.Transport, r.Concurrency,
+			r.RPS, r.P50ms, r.P99ms, r.Errors, blankZero(r.OfCeiling), blankZero(r.OfNoop), blankZero(r.RESTOfGRPC), r.CPUPer1k, r.ClientCPUPer1k)
 	}
 	tw.Flush()
 }

@@ -6,11 +6,15 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 )
+
+// heyVersion is the Makefile's HEY_VERSION.
+const heyVersion = "v0.1.4"
 
 // The harness itself, end to end and briefly, so `make bench` cannot rot
 // unnoticed: a real server on SQLite, every scenario, a JSON line each.
@@ -19,8 +23,20 @@ func TestTokenbenchRunsEveryScenario(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, "../tokenservice").CombinedOutput(); err != nil {
 		t.Fatalf("building tokenservice: %v\n%s", err, out)
 	}
+	// hey at the Makefile's pinned version, as `make bench` installs it.
+	makefile, _ := os.ReadFile("../../Makefile")
+	if !strings.Contains(string(makefile), "HEY_VERSION          := "+heyVersion) {
+		t.Fatalf("the Makefile does not pin hey at %s, as this test does", heyVersion)
+	}
+	heyDir := t.TempDir()
+	install := exec.Command("go", "install", "github.com/rakyll/hey@"+heyVersion)
+	install.Env = append(os.Environ(), "GOBIN="+heyDir)
+	if out, err := install.CombinedOutput(); err != nil {
+		t.Fatalf("installing hey: %v\n%s", err, out)
+	}
 	var stdout bytes.Buffer
-	err := realMain(context.Background(), []string{"-bin", bin, "-db", "sqlite", "-duration", "250ms", "-list-tokens", "60", "-sweep", "4,8"}, &stdout, io.Discard)
+	err := realMain(context.Background(), []string{"-bin", bin, "-db", "sqlite", "-duration", "250ms", "-list-tokens", "60", "-sweep", "4,8",
+		"-hey", filepath.Join(heyDir, "hey")}, &stdout, io.Discard)
 	if err != nil {
 		t.Fatalf("tokenbench: %v\n%s", err, stdout.String())
 	}
@@ -35,17 +51,22 @@ func TestTokenbenchRunsEveryScenario(t *testing.T) {
 		var r struct {
 			Scenario, Transport string
 			RPS                 float64
+			ClientCPU           float64 `json:"client_cpu_s_per_1k"`
 			Summary             map[string]any
 		}
 		if err := json.Unmarshal([]byte(line), &r); err != nil {
 			t.Fatalf("%q: %v", line, err)
 		}
 		if r.Summary != nil {
-			summary = r.Summary["peak_rss_mib"].(float64) > 0 && r.Summary["startup_to_ready_ms"].(float64) > 0
+			summary = r.Summary["peak_rss_mib"].(float64) > 0 && r.Summary["startup_to_ready_ms"].(float64) > 0 &&
+				r.Summary["hey_ceiling_rps"].(float64) > 0
 		}
 		if r.Scenario != "" {
 			if r.RPS <= 0 {
 				t.Errorf("%s over %s: %v req/s", r.Scenario, r.Transport, r.RPS)
+			}
+			if r.ClientCPU <= 0 {
+				t.Errorf("%s over %s: no client CPU measured", r.Scenario, r.Transport)
 			}
 			seen[r.Scenario+"/"+r.Transport] = true
 		}
@@ -57,12 +78,12 @@ func TestTokenbenchRunsEveryScenario(t *testing.T) {
 			}
 		}
 	}
-	for _, name := range []string{"oauth-token/rest", "introspect/rest", "exchange-sweep/rest", "exchange-sweep/grpc", "exchange-lastused-on/rest", "exchange-lastused-off/rest", "exchange-no-reuse/rest", "exchange-no-reuse/grpc"} {
+	for _, name := range []string{"ceiling-hey/rest", "oauth-token/rest", "introspect/rest", "exchange-sweep/rest", "exchange-sweep/grpc", "exchange-lastused-on/rest", "exchange-lastused-off/rest", "exchange-no-reuse/rest", "exchange-no-reuse/grpc"} {
 		if !seen[name] {
 			t.Errorf("no result for %s", name)
 		}
 	}
 	if !summary {
-		t.Error("no summary line with the server's memory and start-up time")
+		t.Error("no summary line with the server's memory, start-up time and hey's ceiling")
 	}
 }

@@ -79,10 +79,10 @@ func (h *Handler) Routes() map[string]http.Handler {
 		"POST " + RevokePath:     http.HandlerFunc(h.revoke),
 		// Any other method: 405 with Allow (RFC 9110 §15.5.6), in the
 		// endpoints' own error form.
-		TokenPath:      postOnly,
-		IntrospectPath: postOnly,
-		RevokePath:     postOnly,
-		"GET " + MetadataPath:    jsonBytes(metadata),
+		TokenPath:             postOnly,
+		IntrospectPath:        postOnly,
+		RevokePath:            postOnly,
+		"GET " + MetadataPath: jsonBytes(metadata),
 		// The OpenID discovery document (OpenID Connect Discovery 1.0
 		// §3) is this same metadata, which RFC 8414 §1 builds on: JWT
 		// verifiers look for the jwks_uri there.
