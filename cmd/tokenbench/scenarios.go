@@ -187,7 +187,7 @@ var scenarios = []scenario{
 			}
 		},
 	},
-	// The API stack's own cost: gateway, in-process channel and every
+	// The API stack's own cost: gateway, the hop to the service and every
 	// interceptor, refused at authentication (no credentials) before any work.
 	apiCall{
 		method: pb.TokenService_GetToken_FullMethodName,

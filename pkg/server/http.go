@@ -16,14 +16,12 @@ import (
 	"github.com/rs/cors"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/tokenservice/tokenservice"
 	"github.com/tokenservice/tokenservice/pkg/domain"
 	"github.com/tokenservice/tokenservice/pkg/httprule"
-	"github.com/tokenservice/tokenservice/pkg/telemetry"
 	"github.com/tokenservice/tokenservice/third_party/swaggerui"
 )
 
@@ -107,16 +105,11 @@ func withRequestID(h http.Handler) http.Handler {
 // newGateway returns the grpc-gateway mux: protojson with unknown fields
 // refused (a typo must not silently drop, say, an expiry), default values
 // emitted but unset messages left out, the request id passed in (the HTTP
-// layer has set it on the response already), the trace passed in (the
-// in-process channel gives the server side none of the caller's context
-// but its metadata), and errors as errorHandler writes them.
+// layer has set it on the response already), and errors as errorHandler
+// writes them. (The trace needs no passing: directConn hands the services
+// the HTTP request's context.)
 func newGateway(table httprule.Table, passHeaders []string) *runtime.ServeMux {
 	return runtime.NewServeMux(
-		runtime.WithMetadata(func(ctx context.Context, _ *http.Request) metadata.MD {
-			md := metadata.MD{}
-			telemetry.Propagator.Inject(ctx, metadataCarrier(md))
-			return md
-		}),
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{Marshaler: &runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{EmitDefaultValues: true},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
@@ -287,22 +280,4 @@ func writeText(w http.ResponseWriter, code int, body string) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(code)
 	w.Write([]byte(body))
-}
-
-// metadataCarrier lets a propagator write gRPC metadata.
-type metadataCarrier metadata.MD
-
-func (c metadataCarrier) Get(key string) string {
-	if v := metadata.MD(c).Get(key); len(v) > 0 {
-		return v[0]
-	}
-	return ""
-}
-func (c metadataCarrier) Set(key, value string) { metadata.MD(c).Set(key, value) }
-func (c metadataCarrier) Keys() []string {
-	keys := make([]string, 0, len(c))
-	for k := range c {
-		keys = append(keys, k)
-	}
-	return keys
 }

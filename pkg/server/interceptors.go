@@ -20,7 +20,7 @@ import (
 )
 
 // unaryChain is the one interceptor chain, outermost first, that every call
-// passes, over gRPC and over REST (the gateway's in-process channel runs it too):
+// passes, over gRPC and over REST (the gateway's directConn runs it too):
 // metrics (observe, if not nil: it sees the status the client gets, a panic's
 // included), panics to errors, request id, logging, error mapping, the
 // starting gate, authentication, validation.

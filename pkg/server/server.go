@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"buf.build/go/protovalidate"
-	"github.com/fullstorydev/grpchan/inprocgrpc"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"go.opentelemetry.io/otel/trace"
@@ -25,6 +24,7 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/stats"
 
 	"github.com/tokenservice/tokenservice/pkg/domain"
 	"github.com/tokenservice/tokenservice/pkg/httprule"
@@ -179,12 +179,13 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 		grpcOpts = append(grpcOpts, grpc.StatsHandler(rpcTracing(deps.TracerProvider, trace.SpanKindServer)))
 	}
 	s.grpcServer = grpc.NewServer(grpcOpts...)
-	// The gateway calls the services through an in-process channel: no
-	// network hop, and the same interceptor chain as gRPC clients get.
-	channel := (&inprocgrpc.Channel{}).WithServerUnaryInterceptor(unaryChain(logger, validator, gate, observe("rest")))
+	// The gateway calls the services directly (directConn): no network
+	// hop, no goroutine, and the same interceptor chain as gRPC clients get.
+	var sh stats.Handler
 	if deps.TracerProvider != nil {
-		channel = channel.WithServerStatsHandler(rpcTracing(deps.TracerProvider, trace.SpanKindInternal))
+		sh = rpcTracing(deps.TracerProvider, trace.SpanKindInternal)
 	}
+	channel := newDirectConn(unaryChain(logger, validator, gate, observe("rest")), sh)
 	var names []string
 	for _, svc := range deps.Services {
 		names = append(names, svc.Desc.ServiceName)
@@ -196,7 +197,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 		if svc.RegisterGateway == nil {
 			continue
 		}
-		channel.RegisterService(svc.Desc, svc.Impl)
+		channel.register(svc.Desc, svc.Impl)
 		if err := svc.RegisterGateway(ctx, gateway, channel); err != nil {
 			return nil, fmt.Errorf("registering %s with the gateway: %w", svc.Desc.ServiceName, err)
 		}
