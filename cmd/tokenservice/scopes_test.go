@@ -365,8 +365,8 @@ func rotate(t *testing.T, c caller, bearer, id string, grace *durationpb.Duratio
 	return resp
 }
 
-// TestRotationReachesTheOtherReplica: the new secret works at once on a
-// replica that had the token cached, and the old one stops there within
+// TestRotationReachesTheOtherReplica: the new secret works within a second
+// on a replica that had the token cached, and the old one stops there within
 // the cache TTL.
 func TestRotationReachesTheOtherReplica(t *testing.T) {
 	const ttl = time.Second

@@ -64,7 +64,7 @@ var inprocPeer = &peer.Peer{Addr: inprocAddr{}}
 func (c *directConn) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
 	m, ok := c.methods[method]
 	if !ok {
-		return status.Errorf(codes.Unimplemented, "method %s not implemented", method)
+		return status.Errorf(codes.Unimplemented, "unknown method %s", method)
 	}
 	in, ok := args.(proto.Message)
 	if !ok {
