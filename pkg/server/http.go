@@ -118,11 +118,13 @@ func newGateway(table httprule.Table, passHeaders []string) *runtime.ServeMux {
 		// A path variable may hold any byte, escaped: %2F stays in its
 		// segment (grpc-httpjson-transcoding's rule, and httprule.Match's).
 		runtime.WithUnescapingMode(runtime.UnescapingModeAllExceptReserved),
+		// Only the headers the services read become metadata: the gateway
+		// passes Authorization and sets X-Forwarded-For and -Host itself,
+		// and the request id is the one other; copying every header
+		// (grpcgateway-User-Agent, Grpc-Metadata-*, ...) cost each call
+		// for nothing.
 		runtime.WithIncomingHeaderMatcher(func(key string) (string, bool) {
-			if strings.EqualFold(key, requestIDHeader) {
-				return requestIDHeader, true
-			}
-			return runtime.DefaultHeaderMatcher(key)
+			return requestIDHeader, strings.EqualFold(key, requestIDHeader)
 		}),
 		runtime.WithOutgoingHeaderMatcher(func(key string) (string, bool) {
 			if key == retryAfterHeader || slices.Contains(passHeaders, key) {
