@@ -24,15 +24,14 @@ func (s *Service) AuthenticateBearer(ctx context.Context, bearer string) (*domai
 
 func (s *Service) authenticateBearer(ctx context.Context, check Check, bearer string) (*domain.Principal, Outcome, error) {
 	if check == CheckBearerAPIToken {
-		t, outcome, err := s.apiToken(ctx, bearer)
+		t, previous, outcome, err := s.apiToken(ctx, bearer)
 		if err != nil {
 			return nil, outcome, err
 		}
 		s.deps.LastUsed.Record(t.ID, s.deps.Clock())
 		p, outcome, err := s.principal(ctx, t, t.Scopes, t.ExpireTime)
 		if p != nil {
-			parsed, _ := auth.ParseAPIToken(bearer)
-			p.PreviousSecret = !auth.SecretMatches(parsed.Secret, t.SecretHash)
+			p.PreviousSecret = previous
 		}
 		return p, outcome, err
 	}
@@ -68,41 +67,43 @@ func (s *Service) authenticateBearer(ctx context.Context, check Check, bearer st
 // apiToken checks a plaintext API token: well formed with a valid checksum
 // (before any database read), known, matching secret, not deleted or expired.
 // One read: a token outlives neither its user (deleting a user deletes its
-// tokens) nor its expiry.
-func (s *Service) apiToken(ctx context.Context, plaintext string) (*domain.Token, Outcome, error) {
+// tokens) nor its expiry. previous says the secret was the one a rotation
+// replaced, still within its grace period.
+func (s *Service) apiToken(ctx context.Context, plaintext string) (t *domain.Token, previous bool, _ Outcome, _ error) {
 	parsed, ok := auth.ParseAPIToken(plaintext)
 	if !ok {
-		return nil, OutcomeMalformed, domain.ErrUnauthenticated
+		return nil, false, OutcomeMalformed, domain.ErrUnauthenticated
 	}
 	t, err := s.deps.Tokens.TokenByID(ctx, parsed.ID)
 	if err != nil {
-		return nil, failed(err, OutcomeUnknown), unauthenticated(err)
+		return nil, false, failed(err, OutcomeUnknown), unauthenticated(err)
 	}
 	now := s.deps.Clock()
-	if !secretMatches(t, parsed.Secret, now) {
+	current, previous := secretMatches(t, parsed.Secret, now)
+	if !current && !previous {
 		// The cached token may predate a rotation on another replica:
 		// ask the database before refusing.
 		if t, err = s.deps.Tokens.FreshTokenByID(ctx, parsed.ID); err != nil {
-			return nil, failed(err, OutcomeUnknown), unauthenticated(err)
+			return nil, false, failed(err, OutcomeUnknown), unauthenticated(err)
 		}
-		if !secretMatches(t, parsed.Secret, now) {
-			return nil, OutcomeWrongSecret, domain.ErrUnauthenticated
+		if current, previous = secretMatches(t, parsed.Secret, now); !current && !previous {
+			return nil, false, OutcomeWrongSecret, domain.ErrUnauthenticated
 		}
 	}
 	if outcome := activeAt(t, now); outcome != OutcomeOK {
-		return nil, outcome, domain.ErrUnauthenticated
+		return nil, false, outcome, domain.ErrUnauthenticated
 	}
-	return t, OutcomeOK, nil
+	return t, !current, OutcomeOK, nil
 }
 
-// secretMatches reports whether secret is t's, or its previous one within
-// the grace period a rotation gave it. Both are compared, in constant time,
-// whatever the first answer.
-func secretMatches(t *domain.Token, secret string, now time.Time) bool {
-	current := auth.SecretMatches(secret, t.SecretHash)
-	previous := t.PreviousSecretHash != nil && auth.SecretMatches(secret, t.PreviousSecretHash) &&
-		now.Before(t.PreviousSecretExpireTime)
-	return current || previous
+// secretMatches reports whether secret is t's current one, and whether it is
+// its previous one within the grace period a rotation gave it; each compared
+// in constant time.
+func secretMatches(t *domain.Token, secret string, now time.Time) (current, previous bool) {
+	current = auth.SecretMatches(secret, t.SecretHash)
+	previous = t.PreviousSecretHash != nil && now.Before(t.PreviousSecretExpireTime) &&
+		auth.SecretMatches(secret, t.PreviousSecretHash)
+	return current, previous
 }
 
 // activeAt says whether t may be used at now, or why not.

@@ -87,7 +87,7 @@ func (s *Service) RevokeByPossession(ctx context.Context, plaintext string) erro
 	var t *domain.Token
 	if auth.LooksLikeAPIToken(plaintext) {
 		var err error
-		if t, _, err = s.apiToken(ctx, plaintext); err != nil {
+		if t, _, _, err = s.apiToken(ctx, plaintext); err != nil {
 			return ignoreUnauthenticated(err)
 		}
 	} else {
@@ -143,7 +143,7 @@ type Introspection struct {
 // token's last-used time is left as it is.
 func (s *Service) Introspect(ctx context.Context, plaintext string) (Introspection, error) {
 	if auth.LooksLikeAPIToken(plaintext) {
-		t, _, err := s.apiToken(ctx, plaintext)
+		t, _, _, err := s.apiToken(ctx, plaintext)
 		if err != nil {
 			return Introspection{}, ignoreUnauthenticated(err)
 		}

@@ -317,7 +317,7 @@ func (s *Service) exchange(ctx context.Context, plaintext string, asked []string
 	if !auth.LooksLikeAPIToken(plaintext) {
 		return Exchanged{}, OutcomeMalformed, errNotAnAPIToken
 	}
-	t, outcome, err := s.apiToken(ctx, plaintext)
+	t, _, outcome, err := s.apiToken(ctx, plaintext)
 	if err != nil {
 		return Exchanged{}, outcome, err
 	}
