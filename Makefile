@@ -82,6 +82,7 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 30s); their seed corpora run
 	$(GO) test -run '^$$' -fuzz '^FuzzPageTokenDecode$$' -fuzztime $(FUZZTIME) ./pkg/pagetoken
 	$(GO) test -run '^$$' -fuzz '^FuzzAuthenticateBearer$$' -fuzztime $(FUZZTIME) ./pkg/tokens
 	$(GO) test -run '^$$' -fuzz '^FuzzRESTRequest$$' -fuzztime $(FUZZTIME) ./pkg/app
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodes$$' -fuzztime $(FUZZTIME) ./pkg/server
 
 .PHONY: bench
 # tokenbench's knobs: make bench BENCH_DB=sqlite BENCH_DURATION=10s BENCH_CONCURRENCY=64

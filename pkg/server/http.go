@@ -112,7 +112,7 @@ func newGateway(table httprule.Table, passHeaders []string) *runtime.ServeMux {
 	return runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{Marshaler: &runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{EmitDefaultValues: true},
-			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+			UnmarshalOptions: gatewayUnmarshal,
 		}}),
 		runtime.WithErrorHandler(errorHandler(table)),
 		// A path variable may hold any byte, escaped: %2F stays in its
@@ -137,6 +137,10 @@ func newGateway(table httprule.Table, passHeaders []string) *runtime.ServeMux {
 		}),
 	)
 }
+
+// gatewayUnmarshal is how the gateway decodes request bodies: unknown
+// fields refused.
+var gatewayUnmarshal = protojson.UnmarshalOptions{DiscardUnknown: false}
 
 // errorHandler writes the JSON google.rpc.Status body as the gateway does,
 // with the fields at fault named as REST clients spell them (JSON names), and

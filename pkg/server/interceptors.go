@@ -10,9 +10,7 @@ import (
 
 	"buf.build/go/protovalidate"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
-	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -37,15 +35,7 @@ func unaryChain(logger *slog.Logger, validator protovalidate.Validator, gate, ob
 			return status.Error(codes.Internal, "internal error")
 		})),
 		requestIDInterceptor,
-		logging.UnaryServerInterceptor(slogAdapter(logger),
-			logging.WithLogOnEvents(logging.FinishCall),
-			logging.WithFieldsFromContext(func(ctx context.Context) logging.Fields {
-				fields := logging.Fields{"request_id", requestIDFrom(ctx)}
-				if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
-					fields = append(fields, "trace_id", sc.TraceID().String())
-				}
-				return fields
-			})),
+		logCalls(logger),
 		errorInterceptor(logger),
 		gate,
 		// Services without an AuthFuncOverride (health, reflection) are open.
@@ -81,12 +71,6 @@ func chain(interceptors ...grpc.UnaryServerInterceptor) grpc.UnaryServerIntercep
 		}
 		return next(ctx, req)
 	}
-}
-
-func slogAdapter(l *slog.Logger) logging.Logger {
-	return logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
-		l.Log(ctx, slog.Level(lvl), msg, fields...)
-	})
 }
 
 type requestIDKey struct{}

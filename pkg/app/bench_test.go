@@ -1,0 +1,81 @@
+package app_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokenservice/tokenservice/pkg/app/apptest"
+	"github.com/tokenservice/tokenservice/pkg/domain"
+	"github.com/tokenservice/tokenservice/pkg/tokens"
+	"github.com/tokenservice/tokenservice/pkg/users"
+)
+
+// BenchmarkRESTHandler measures the HTTP handler serve runs, called in the
+// benchmark's goroutine with no network: what the REST stack (routing, the
+// request checks, the gateway, the hop to the service, the interceptors,
+// the error and response writing) costs each of tokenbench's REST scenarios,
+// beside /healthz, which has none of it. The socket's read and write, the
+// same for every request, are tokenbench's to measure; this is steadier
+// than a load test for comparing changes to the stack. The server is set
+// as tokenbench runs it: log level warn, metrics on, access tokens reused,
+// the cache on.
+func BenchmarkRESTHandler(b *testing.B) {
+	cfg := apptest.Config(b, "sqlite")
+	cfg.Logger = slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	cfg.Server.MetricsAddr = "127.0.0.1:0"
+	cfg.Minter.Lifetime = 2 * time.Hour
+	cfg.Minter.Reuse = time.Minute
+	cfg.Cache.TTL = 5 * time.Second
+	a := apptest.MustStart(b, cfg)
+	ctx := context.Background()
+	user, err := a.Users().Create(ctx, users.Operator(), users.NewUser{Username: "bench", Password: "a password long enough"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	apiToken, _, err := a.Tokens().CreateToken(ctx, &domain.Principal{User: user, AllScopes: true}, tokens.CreateInput{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	x, err := a.Tokens().Exchange(ctx, apiToken, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tokenID := strings.Split(apiToken, "_")[1]
+	h := a.Handler()
+
+	cases := []struct {
+		name, method, path, bearer, body string
+		want                             int
+	}{
+		{"healthz", http.MethodGet, "/healthz", "", "", http.StatusOK},
+		{"noop-401", http.MethodGet, "/v1alpha1/tokens/" + tokenID, "", "", http.StatusUnauthorized},
+		{"exchange", http.MethodPost, "/v1alpha1/access-tokens", "", `{"token":"` + apiToken + `"}`, http.StatusOK},
+		{"bearer-api", http.MethodGet, "/v1alpha1/tokens/" + tokenID, apiToken, "", http.StatusOK},
+		{"bearer-jwt", http.MethodGet, "/v1alpha1/tokens/" + tokenID, x.AccessToken.JWT, "", http.StatusOK},
+	}
+	for _, tc := range cases {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				req := httptest.NewRequest(tc.method, tc.path, strings.NewReader(tc.body))
+				if tc.bearer != "" {
+					req.Header.Set("Authorization", "Bearer "+tc.bearer)
+				}
+				if tc.body != "" {
+					req.Header.Set("Content-Type", "application/json")
+				}
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				if rec.Code != tc.want {
+					b.Fatalf("%s %s: %d %s", tc.method, tc.path, rec.Code, rec.Body)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,104 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+)
+
+// TestLogCalls checks the line each call leaves: written at the level its
+// code gets (info for success and the client's mistakes, warn for refusals
+// and limits, error for the server's faults), dropped below the logger's
+// level, with the fields log pipelines read.
+func TestLogCalls(t *testing.T) {
+	cases := []struct {
+		err       error
+		minLevel  slog.Level
+		wantLevel string // "": no line
+	}{
+		{nil, slog.LevelInfo, "INFO"},
+		{nil, slog.LevelWarn, ""},
+		{status.Error(codes.Unauthenticated, "invalid or missing credentials"), slog.LevelInfo, "INFO"},
+		{status.Error(codes.Unauthenticated, "invalid or missing credentials"), slog.LevelWarn, ""},
+		{status.Error(codes.PermissionDenied, "no"), slog.LevelWarn, "WARN"},
+		{status.Error(codes.ResourceExhausted, "slow down"), slog.LevelWarn, "WARN"},
+		{status.Error(codes.Internal, "internal error"), slog.LevelWarn, "ERROR"},
+		{status.Error(codes.Internal, "internal error"), slog.LevelError, "ERROR"},
+		{status.Error(codes.PermissionDenied, "no"), slog.LevelError, ""},
+	}
+	for _, tc := range cases {
+		var logs bytes.Buffer
+		logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: tc.minLevel}))
+		ctx := context.WithValue(context.Background(), requestIDKey{}, "req-123")
+		ctx = peer.NewContext(ctx, inprocPeer)
+		ctx, cancel := context.WithTimeout(ctx, time.Minute)
+		info := &grpc.UnaryServerInfo{FullMethod: "/pkg.Service/Method"}
+		_, err := logCalls(logger)(ctx, "req", info, func(context.Context, any) (any, error) { return "resp", tc.err })
+		cancel()
+		if err != tc.err {
+			t.Errorf("%v: the call's error became %v", tc.err, err)
+		}
+		if tc.wantLevel == "" {
+			if logs.Len() > 0 {
+				t.Errorf("%v at level %v: logged %s", tc.err, tc.minLevel, logs.String())
+			}
+			continue
+		}
+		var line map[string]any
+		if err := json.Unmarshal(logs.Bytes(), &line); err != nil {
+			t.Fatalf("%v at level %v: %q is not one JSON line: %v", tc.err, tc.minLevel, logs.String(), err)
+		}
+		want := map[string]any{
+			"level": tc.wantLevel, "msg": "finished call", "request_id": "req-123",
+			"protocol": "grpc", "grpc.component": "server", "grpc.service": "pkg.Service", "grpc.method": "Method",
+			"grpc.method_type": "unary", "peer.address": "0", "grpc.code": status.Code(tc.err).String(),
+		}
+		if tc.err != nil {
+			want["grpc.error"] = tc.err.Error()
+		}
+		for k, v := range want {
+			if line[k] != v {
+				t.Errorf("%v at level %v: %s = %v, want %v", tc.err, tc.minLevel, k, line[k], v)
+			}
+		}
+		for _, k := range []string{"grpc.start_time", "grpc.request.deadline", "grpc.time_ms"} {
+			if _, ok := line[k].(string); !ok {
+				t.Errorf("%v at level %v: no %s in %v", tc.err, tc.minLevel, k, line)
+			}
+		}
+		if _, ok := line["grpc.error"]; ok && tc.err == nil {
+			t.Errorf("a successful call logged grpc.error: %v", line)
+		}
+	}
+}
+
+// BenchmarkLogCalls measures what logging costs a successful call at the
+// level the benchmarks and quiet deployments run (warn: the line is
+// dropped) and at info (the line is written, to io.Discard here).
+func BenchmarkLogCalls(b *testing.B) {
+	for _, level := range []slog.Level{slog.LevelWarn, slog.LevelInfo} {
+		b.Run(level.String(), func(b *testing.B) {
+			logger := slog.New(slog.NewJSONHandler(discard{}, &slog.HandlerOptions{Level: level}))
+			ctx := peer.NewContext(context.WithValue(context.Background(), requestIDKey{}, "req-123"), inprocPeer)
+			info := &grpc.UnaryServerInfo{FullMethod: "/pkg.Service/Method"}
+			handler := func(context.Context, any) (any, error) { return "resp", nil }
+			interceptor := logCalls(logger)
+			b.ReportAllocs()
+			for b.Loop() {
+				_, _ = interceptor(ctx, "req", info, handler)
+			}
+		})
+	}
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
