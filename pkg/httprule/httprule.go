@@ -25,14 +25,13 @@ type Route struct {
 	Body   string
 	Method protoreflect.MethodDescriptor
 
-	segments []string // the template's, a variable as "{field}"
-	suffix   string   // the custom verb, with its ":"
+	segments   []string // the template's, a variable as "{field}"
+	suffix     string   // the custom verb, with its ":"
+	fullMethod string
 }
 
 // FullMethod returns the gRPC name of the route's method: /pkg.Service/Method.
-func (r Route) FullMethod() string {
-	return "/" + string(r.Method.Parent().FullName()) + "/" + string(r.Method.Name())
-}
+func (r Route) FullMethod() string { return r.fullMethod }
 
 // Table is the routes of a set of services.
 type Table []Route
@@ -55,6 +54,7 @@ func ForServices(names ...string) Table {
 			rule, _ := proto.GetExtension(m.Options(), annotations.E_Http).(*annotations.HttpRule)
 			if r, ok := fromRule(rule); ok {
 				r.Method = m
+				r.fullMethod = "/" + string(sd.FullName()) + "/" + string(m.Name())
 				t = append(t, r)
 			}
 		}
@@ -112,14 +112,18 @@ func (r Route) Match(escapedPath string) (map[string]string, bool) {
 	if !ok {
 		return nil, false
 	}
-	parts := strings.Split(strings.TrimPrefix(path, "/"), "/")
-	if len(parts) != len(r.segments) {
-		return nil, false
-	}
+	// Segment by segment, without splitting the path: every request is
+	// matched against the routes in turn.
+	rest := strings.TrimPrefix(path, "/")
 	var vars map[string]string
 	for i, seg := range r.segments {
+		part, tail, more := strings.Cut(rest, "/")
+		if more != (i < len(r.segments)-1) {
+			return nil, false // fewer or more segments than the template
+		}
+		rest = tail
 		if name, ok := strings.CutPrefix(seg, "{"); ok {
-			v, err := url.PathUnescape(parts[i])
+			v, err := url.PathUnescape(part)
 			if err != nil || v == "" {
 				return nil, false
 			}
@@ -129,7 +133,7 @@ func (r Route) Match(escapedPath string) (map[string]string, bool) {
 			vars[strings.TrimSuffix(name, "}")] = v
 			continue
 		}
-		if parts[i] != seg {
+		if part != seg {
 			return nil, false
 		}
 	}

@@ -32,6 +32,11 @@ func TestFind(t *testing.T) {
 		{"GET", "/v1alpha1/nothing", "", nil, nil},
 		{"GET", "/v1alpha1/tokens/abc/more", "", nil, nil},
 		{"GET", "/v1alpha1/tokens/", "", nil, nil},
+		{"GET", "/v1alpha1", "", nil, nil},
+		{"GET", "/", "", nil, nil},
+		{"POST", "/v1alpha1/tokens/abc:rotate", pb.TokenService_RotateToken_FullMethodName, map[string]string{"token_id": "abc"}, nil},
+		{"POST", "/v1alpha1/tokens/abc/x:rotate", "", nil, nil},
+		{"POST", "/v1alpha1/tokens:rotate", "", nil, nil},
 	} {
 		r, vars, found, allowed := table.Find(tc.verb, tc.path)
 		if found != (tc.method != "") || (found && r.FullMethod() != tc.method) {

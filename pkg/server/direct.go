@@ -136,7 +136,7 @@ func (s *transportStream) Method() string { return s.method }
 func (s *transportStream) SetHeader(md metadata.MD) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.header = metadata.Join(s.header, md)
+	s.header = join(s.header, md)
 	return nil
 }
 
@@ -145,8 +145,20 @@ func (s *transportStream) SendHeader(md metadata.MD) error { return s.SetHeader(
 func (s *transportStream) SetTrailer(md metadata.MD) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.trail = metadata.Join(s.trail, md)
+	s.trail = join(s.trail, md)
 	return nil
+}
+
+// join adds md's values to into's, as metadata.Join does, without
+// copying into first: the stream's own MD, not shared until result.
+func join(into, md metadata.MD) metadata.MD {
+	if into == nil {
+		into = make(metadata.MD, len(md))
+	}
+	for k, v := range md {
+		into[k] = append(into[k], v...)
+	}
+	return into
 }
 
 func (s *transportStream) result() (header, trailer metadata.MD) {

@@ -37,9 +37,24 @@ var kindCodes = map[domain.Kind]codes.Code{
 // Anything else becomes "internal error" for the client and a log line, with
 // the request id, for the operator.
 func toStatus(ctx context.Context, logger *slog.Logger, method string, err error) error {
+	if err == domain.ErrUnauthenticated {
+		return unauthenticated // every refused credential: built once
+	}
 	if _, ok := status.FromError(err); ok {
 		return err // already a status: from grpc itself
 	}
+	return newStatus(ctx, logger, method, err)
+}
+
+// unauthenticated is domain.ErrUnauthenticated's status, the answer to
+// every bad or missing credential: the same for all, so made once rather
+// than on each refusal (a flood of them is the cheapest attack on a token
+// service, and they should cost it as little as they can).
+var unauthenticated = newStatus(context.Background(), slog.New(slog.DiscardHandler), "", domain.ErrUnauthenticated)
+
+// newStatus builds the status of a domain error (or of any other, as
+// "internal error").
+func newStatus(ctx context.Context, logger *slog.Logger, method string, err error) error {
 	kind := domain.KindOf(err)
 	code := kindCodes[kind]
 	st := status.New(code, domain.MessageOf(err))

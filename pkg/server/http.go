@@ -70,7 +70,7 @@ func logRequests(logger *slog.Logger, h http.Handler) http.Handler {
 		if sw.status >= 500 {
 			level = slog.LevelError
 		}
-		logger.Log(r.Context(), level, "finished request", "request_id", r.Header.Get(requestIDHeader),
+		logger.Log(r.Context(), level, "finished request", "request_id", r.Header.Get(requestIDHTTPHeader),
 			"http.method", r.Method, "http.path", r.URL.Path, "http.status", sw.status,
 			"time_ms", float64(time.Since(start).Microseconds())/1000)
 	})
@@ -92,12 +92,12 @@ func (w *statusWriter) WriteHeader(code int) {
 // gateway passes it on to the interceptors, which log under it.
 func withRequestID(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get(requestIDHeader)
-		if !validRequestID.MatchString(id) {
+		id := r.Header.Get(requestIDHTTPHeader)
+		if !validRequestID(id) {
 			id = newRequestID()
-			r.Header.Set(requestIDHeader, id)
+			r.Header.Set(requestIDHTTPHeader, id)
 		}
-		w.Header().Set(requestIDHeader, id)
+		w.Header().Set(requestIDHTTPHeader, id)
 		h.ServeHTTP(w, r)
 	})
 }
@@ -110,10 +110,10 @@ func withRequestID(h http.Handler) http.Handler {
 // the HTTP request's context.)
 func newGateway(table httprule.Table, passHeaders []string) *runtime.ServeMux {
 	return runtime.NewServeMux(
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{Marshaler: &runtime.JSONPb{
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, newErrorBodies(&runtime.HTTPBodyMarshaler{Marshaler: &runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{EmitDefaultValues: true},
 			UnmarshalOptions: gatewayUnmarshal,
-		}}),
+		}})),
 		runtime.WithErrorHandler(errorHandler(table)),
 		// A path variable may hold any byte, escaped: %2F stays in its
 		// segment (grpc-httpjson-transcoding's rule, and httprule.Match's).
@@ -147,7 +147,7 @@ var gatewayUnmarshal = protojson.UnmarshalOptions{DiscardUnknown: false}
 // with an RFC 6750 challenge on 401s.
 func errorHandler(table httprule.Table) runtime.ErrorHandlerFunc {
 	return func(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
-		if method, ok := runtime.RPCMethod(ctx); ok {
+		if method, ok := runtime.RPCMethod(ctx); ok && status.Code(err) == codes.InvalidArgument {
 			if route, ok := table.ByMethod(method); ok {
 				err = withJSONFieldNames(err, route.Method.Input())
 			}

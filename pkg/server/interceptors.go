@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"log/slog"
-	"regexp"
 	"runtime/debug"
 	"strings"
 
@@ -79,16 +78,35 @@ type requestIDKey struct{}
 // formed, else made up, and always sent back.
 const requestIDHeader = "x-request-id"
 
-var validRequestID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+// requestIDHTTPHeader is its name over HTTP, in canonical form: a header
+// set or read by another spelling is canonicalized on each call.
+const requestIDHTTPHeader = "X-Request-Id"
+
+// validRequestID reports whether a client's request id is used (and
+// logged) as it is: 1 to 64 of A-Z, a-z, 0-9, '.', '_' and '-'. Anything
+// else is replaced, so a client cannot forge log lines through it.
+func validRequestID(id string) bool {
+	if len(id) == 0 || len(id) > 64 {
+		return false
+	}
+	for i := range len(id) {
+		switch c := id[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 func requestIDInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	id := ""
-	if v := metadata.ValueFromIncomingContext(ctx, requestIDHeader); len(v) == 1 && validRequestID.MatchString(v[0]) {
+	if v := metadata.ValueFromIncomingContext(ctx, requestIDHeader); len(v) == 1 && validRequestID(v[0]) {
 		id = v[0]
 	} else {
 		id = newRequestID()
 	}
-	_ = grpc.SetHeader(ctx, metadata.Pairs(requestIDHeader, id))
+	_ = grpc.SetHeader(ctx, metadata.MD{requestIDHeader: {id}})
 	return handler(context.WithValue(ctx, requestIDKey{}, id), req)
 }
 

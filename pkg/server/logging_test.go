@@ -102,3 +102,15 @@ func BenchmarkLogCalls(b *testing.B) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+func TestValidRequestID(t *testing.T) {
+	for id, want := range map[string]bool{
+		"abc": true, "A-b_c.9": true, "0123456789012345678901234567890123456789012345678901234567890123": true,
+		"": false, "01234567890123456789012345678901234567890123456789012345678901234": false,
+		"a b": false, "a\nb": false, `a"b`: false, "é": false, "a/b": false, "a\x00": false,
+	} {
+		if got := validRequestID(id); got != want {
+			t.Errorf("validRequestID(%q) = %v, want %v", id, got, want)
+		}
+	}
+}

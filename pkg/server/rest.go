@@ -67,7 +67,9 @@ func (c restChecks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 	}
-	violations = append(violations, checkQuery(route, vars, r.URL.Query())...)
+	if r.URL.RawQuery != "" {
+		violations = append(violations, checkQuery(route, vars, r.URL.Query())...)
+	}
 	if len(violations) > 0 {
 		c.fail(w, r, http.StatusBadRequest, badRequest(violations))
 		return

@@ -1,0 +1,88 @@
+package server
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// TestErrorBodies checks that a remembered error body is the one the
+// marshaler would write for that very status, never another's, and that
+// the memory stays bounded.
+func TestErrorBodies(t *testing.T) {
+	inner := &runtime.JSONPb{MarshalOptions: protojson.MarshalOptions{EmitDefaultValues: true}}
+	e := newErrorBodies(inner)
+	statusOf := func(code codes.Code, msg, reason string) *status.Status {
+		st, err := status.New(code, msg).WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: "tokenservice", Metadata: map[string]string{"scope": "tokens:read"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	unmarshal := func(body []byte) *status.Status {
+		t.Helper()
+		var got = status.New(codes.OK, "").Proto()
+		if err := protojson.Unmarshal(body, got); err != nil {
+			t.Fatalf("%s: %v", body, err)
+		}
+		return status.FromProto(got)
+	}
+	a := statusOf(codes.Unauthenticated, "invalid or missing credentials", "INVALID_CREDENTIALS")
+	first, err := e.Marshal(a.Proto())
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := e.Marshal(a.Proto())
+	if !bytes.Equal(first, again) || len(e.bodies) != 1 {
+		t.Fatalf("the same status twice: %s and %s, %d bodies kept", first, again, len(e.bodies))
+	}
+	// A status differing in any part gets its own body.
+	for _, other := range []*status.Status{
+		statusOf(codes.PermissionDenied, "invalid or missing credentials", "INVALID_CREDENTIALS"),
+		statusOf(codes.Unauthenticated, "invalid or missing credentials!", "INVALID_CREDENTIALS"),
+		statusOf(codes.Unauthenticated, "invalid or missing credentials", "INSUFFICIENT_SCOPE"),
+		status.New(codes.Unauthenticated, "invalid or missing credentials"),
+	} {
+		body, err := e.Marshal(other.Proto())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := unmarshal(body)
+		if got.Code() != other.Code() || got.Message() != other.Message() || fmt.Sprint(got.Details()) != fmt.Sprint(other.Details()) {
+			t.Errorf("%v: written as %s", other.Proto(), body)
+		}
+	}
+	if got := unmarshal(first); got.Message() != a.Message() {
+		t.Errorf("the first body became %s", first)
+	}
+	// Bounded: many different errors keep at most maxErrorBodies, and a
+	// large one is not kept.
+	for i := range 3 * maxErrorBodies {
+		if _, err := e.Marshal(status.New(codes.NotFound, fmt.Sprintf("token %d not found", i)).Proto()); err != nil {
+			t.Fatal(err)
+		}
+		if len(e.bodies) > maxErrorBodies {
+			t.Fatalf("%d bodies kept", len(e.bodies))
+		}
+	}
+	clear(e.bodies)
+	if _, err := e.Marshal(status.New(codes.InvalidArgument, strings.Repeat("x", maxErrorBodyBytes)).Proto()); err != nil {
+		t.Fatal(err)
+	}
+	if len(e.bodies) != 0 {
+		t.Errorf("a body over %d bytes was kept", maxErrorBodyBytes)
+	}
+	// Anything else is the marshaler's.
+	body, err := e.Marshal(wrapperspb.String("hello"))
+	if err != nil || string(body) != `"hello"` || len(e.bodies) != 0 {
+		t.Errorf("a message not a status: %s, %v, %d bodies", body, err, len(e.bodies))
+	}
+}
