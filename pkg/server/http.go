@@ -110,7 +110,7 @@ func withRequestID(h http.Handler) http.Handler {
 // the HTTP request's context.)
 func newGateway(table httprule.Table, passHeaders []string) *runtime.ServeMux {
 	return runtime.NewServeMux(
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, newErrorBodies(&runtime.HTTPBodyMarshaler{Marshaler: &runtime.JSONPb{
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, newGatewayMarshaler(&runtime.HTTPBodyMarshaler{Marshaler: &runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{EmitDefaultValues: true},
 			UnmarshalOptions: gatewayUnmarshal,
 		}})),

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -62,10 +63,15 @@ func (c restChecks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			c.fail(w, r, httpStatus, st)
 			return
 		}
-		if !decodes(route, vars, body) {
+		msg, ok := decode(route, vars, body)
+		if !ok {
 			violations = append(violations, checkBody(route, vars, body)...)
 		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
+		if msg != nil {
+			r.Body = decodedBody{Reader: bytes.NewReader(body), msg: msg}
+		} else {
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
 	}
 	if r.URL.RawQuery != "" {
 		violations = append(violations, checkQuery(route, vars, r.URL.Query())...)
@@ -125,16 +131,19 @@ func readJSONBody(r *http.Request) (body []byte, st *status.Status, httpStatus i
 	return body, nil, 0
 }
 
-// decodes reports whether the gateway will decode body for route, with
-// nothing for checkBody to name: protojson, as the gateway decodes, takes
-// it, and it cannot set a field the path gives. One decode is about half
-// the cost of checkBody, which then runs only to explain a body that fails.
-func decodes(route httprule.Route, vars map[string]string, body []byte) bool {
+// decode decodes body for route as the gateway would (protojson), and
+// reports whether it has nothing for checkBody to name: it decodes, and it
+// cannot set a field the path gives. One decode is about half the cost of
+// checkBody, which then runs only to explain a body that fails; and the
+// gateway takes the message decoded here (decodedBody) rather than decode
+// the body again. The message is nil for an empty body, and for a route
+// whose path variables the body might name (checkBody looks).
+func decode(route httprule.Route, vars map[string]string, body []byte) (proto.Message, bool) {
 	if len(vars) > 0 && route.Body == "*" {
-		return false // the body might name a path variable: checkBody looks
+		return nil, false
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
-		return true // an empty body is an empty message
+		return nil, true // an empty body is an empty message
 	}
 	desc := route.Method.Input()
 	if route.Body != "*" {
@@ -142,9 +151,13 @@ func decodes(route httprule.Route, vars map[string]string, body []byte) bool {
 	}
 	mt, err := protoregistry.GlobalTypes.FindMessageByName(desc.FullName())
 	if err != nil {
-		return false
+		return nil, false
 	}
-	return gatewayUnmarshal.Unmarshal(body, mt.New().Interface()) == nil
+	msg := mt.New().Interface()
+	if gatewayUnmarshal.Unmarshal(body, msg) != nil {
+		return nil, false
+	}
+	return msg, true
 }
 
 // checkBody checks a JSON body against the route's request message.

@@ -14,12 +14,12 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
-// TestErrorBodies checks that a remembered error body is the one the
+// TestGatewayMarshalerErrorBodies checks that a remembered error body is the one the
 // marshaler would write for that very status, never another's, and that
 // the memory stays bounded.
-func TestErrorBodies(t *testing.T) {
+func TestGatewayMarshalerErrorBodies(t *testing.T) {
 	inner := &runtime.JSONPb{MarshalOptions: protojson.MarshalOptions{EmitDefaultValues: true}}
-	e := newErrorBodies(inner)
+	e := newGatewayMarshaler(inner)
 	statusOf := func(code codes.Code, msg, reason string) *status.Status {
 		st, err := status.New(code, msg).WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: "tokenservice", Metadata: map[string]string{"scope": "tokens:read"}})
 		if err != nil {
@@ -84,5 +84,31 @@ func TestErrorBodies(t *testing.T) {
 	body, err := e.Marshal(wrapperspb.String("hello"))
 	if err != nil || string(body) != `"hello"` || len(e.bodies) != 0 {
 		t.Errorf("a message not a status: %s, %v, %d bodies", body, err, len(e.bodies))
+	}
+}
+
+// TestGatewayMarshalerDecoder checks that a body restChecks decoded is
+// taken as it is, and that anything else is decoded from its bytes.
+func TestGatewayMarshalerDecoder(t *testing.T) {
+	m := newGatewayMarshaler(&runtime.JSONPb{UnmarshalOptions: gatewayUnmarshal})
+	decoded := wrapperspb.String("from restChecks")
+	body := decodedBody{Reader: bytes.NewReader([]byte(`"from the bytes"`)), msg: decoded}
+
+	var same wrapperspb.StringValue
+	if err := m.NewDecoder(body).Decode(&same); err != nil || same.GetValue() != "from restChecks" {
+		t.Errorf("the decoded message: got %q, %v", same.GetValue(), err)
+	}
+	// Another type than the one decoded: the bytes are decoded.
+	body.Reader = bytes.NewReader([]byte(`"from the bytes"`))
+	var other wrapperspb.BytesValue
+	if err := m.NewDecoder(body).Decode(&other); err == nil {
+		t.Errorf("a BytesValue from a JSON string that is not base64: %q, no error", other.GetValue())
+	}
+	var plain wrapperspb.StringValue
+	if err := m.NewDecoder(strings.NewReader(`"plain"`)).Decode(&plain); err != nil || plain.GetValue() != "plain" {
+		t.Errorf("a plain body: got %q, %v", plain.GetValue(), err)
+	}
+	if decoded.GetValue() != "from restChecks" {
+		t.Errorf("the decoded message was changed: %q", decoded.GetValue())
 	}
 }
