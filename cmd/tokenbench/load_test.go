@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -81,6 +82,22 @@ func TestTargets(t *testing.T) {
 			t.Errorf("target %q not evaluated", what)
 		} else if got != want {
 			t.Errorf("target %q: met=%v, want %v", what, got, want)
+		}
+	}
+}
+
+// TestPrintTargetsShowsANarrowMiss checks that a target missed by less
+// than two decimals show is not printed as its own threshold.
+func TestPrintTargetsShowsANarrowMiss(t *testing.T) {
+	var out strings.Builder
+	printTargets(&out, []target{
+		{What: "narrow miss", Got: 1.302, Want: 1.3, AtMost: true},
+		{What: "clear miss", Got: 1.5, Want: 1.3, AtMost: true},
+		{What: "met", Got: 1.298, Want: 1.3, AtMost: true, Met: true},
+	})
+	for _, want := range []string{"narrow miss  1.302  ≤ 1.30  MISSED", "clear miss   1.50   ≤ 1.30  MISSED", "met          1.30   ≤ 1.30  met"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("no %q in\n%s", want, out.String())
 		}
 	}
 }

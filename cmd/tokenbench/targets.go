@@ -113,7 +113,11 @@ func printTargets(w io.Writer, ts []target) {
 		if !t.Met {
 			verdict = "MISSED"
 		}
-		fmt.Fprintf(tw, "%s\t%.2f\t%s %.2f\t%s\n", t.What, t.Got, op, t.Want, verdict)
+		got := fmt.Sprintf("%.2f", t.Got)
+		if !t.Met && got == fmt.Sprintf("%.2f", t.Want) {
+			got = fmt.Sprintf("%.3f", t.Got) // missed by less than the rounding shows
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s %.2f\t%s\n", t.What, got, op, t.Want, verdict)
 	}
 	tw.Flush()
 }
