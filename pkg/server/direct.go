@@ -150,7 +150,9 @@ func (s *transportStream) SetTrailer(md metadata.MD) error {
 }
 
 // join adds md's values to into's, as metadata.Join does, without
-// copying into first: the stream's own MD, not shared until result.
+// copying into first: the stream's own MD, handed out by result once the
+// handler has returned (a handler does not set headers after it returns:
+// grpc's own transport refuses them then).
 func join(into, md metadata.MD) metadata.MD {
 	if into == nil {
 		into = make(metadata.MD, len(md))

@@ -49,7 +49,8 @@ func toStatus(ctx context.Context, logger *slog.Logger, method string, err error
 // unauthenticated is domain.ErrUnauthenticated's status, the answer to
 // every bad or missing credential: the same for all, so made once rather
 // than on each refusal (a flood of them is the cheapest attack on a token
-// service, and they should cost it as little as they can).
+// service, and they should cost it as little as they can). The status is
+// never changed once made (the gateway and grpc copy what they send).
 var unauthenticated = newStatus(context.Background(), slog.New(slog.DiscardHandler), "", domain.ErrUnauthenticated)
 
 // newStatus builds the status of a domain error (or of any other, as

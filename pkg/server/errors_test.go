@@ -8,8 +8,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/testing/protocmp"
 
 	"github.com/tokenservice/tokenservice/pkg/domain"
 )
@@ -47,5 +49,23 @@ func TestToStatus(t *testing.T) {
 		if got := strings.Contains(logs.String(), `"request_id":"req-123"`) && strings.Contains(logs.String(), "SQL syntax"); got != tc.logged {
 			t.Errorf("%v: logged with request id and detail = %v, want %v: %s", tc.err, got, tc.logged, logs.String())
 		}
+	}
+}
+
+// TestUnauthenticatedIsBuiltOnce checks that the status made once for
+// every refused credential is the one toStatus would build for it, details
+// included, and that toStatus hands out that one.
+func TestUnauthenticatedIsBuiltOnce(t *testing.T) {
+	ctx := context.Background()
+	logger := slog.New(slog.DiscardHandler)
+	built := status.Convert(newStatus(ctx, logger, "/m", domain.ErrUnauthenticated)).Proto()
+	if diff := cmp.Diff(built, status.Convert(unauthenticated).Proto(), protocmp.Transform()); diff != "" {
+		t.Errorf("the prebuilt status differs (-built +prebuilt):\n%s", diff)
+	}
+	if len(built.GetDetails()) == 0 {
+		t.Error("no ErrorInfo in the status of a refused credential")
+	}
+	if err := toStatus(ctx, logger, "/m", domain.ErrUnauthenticated); err != unauthenticated {
+		t.Errorf("toStatus built %v anew", err)
 	}
 }

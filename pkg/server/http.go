@@ -216,14 +216,14 @@ func withCORS(origins, passHeaders []string, h http.Handler) http.Handler {
 	if len(origins) == 0 {
 		return h
 	}
-	exposed := []string{"X-Request-Id", "Retry-After", "WWW-Authenticate"}
+	exposed := []string{requestIDHTTPHeader, "Retry-After", "WWW-Authenticate"}
 	for _, key := range passHeaders {
 		exposed = append(exposed, textproto.CanonicalMIMEHeaderKey(key))
 	}
 	return cors.New(cors.Options{
 		AllowedOrigins: origins,
 		AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodDelete},
-		AllowedHeaders: []string{"Authorization", "Content-Type", "X-Request-Id"},
+		AllowedHeaders: []string{"Authorization", "Content-Type", requestIDHTTPHeader},
 		ExposedHeaders: exposed,
 		MaxAge:         600,
 	}).Handler(h)

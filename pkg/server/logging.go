@@ -59,7 +59,9 @@ func logCalls(logger *slog.Logger) grpc.UnaryServerInterceptor {
 		if err != nil {
 			attrs = append(attrs, slog.String("grpc.error", err.Error()))
 		}
-		// Milliseconds with microseconds, as go-grpc-middleware writes them.
+		// Milliseconds with microseconds, as go-grpc-middleware writes
+		// them (it goes through a float32: above 16 s its last digit may
+		// differ from this).
 		ms := float64(time.Since(start).Microseconds()) / 1000
 		attrs = append(attrs, slog.String("grpc.time_ms", strconv.FormatFloat(ms, 'f', -1, 64)))
 		logger.LogAttrs(ctx, level, "finished call", attrs...)

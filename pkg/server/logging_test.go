@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
@@ -111,6 +113,48 @@ func TestValidRequestID(t *testing.T) {
 	} {
 		if got := validRequestID(id); got != want {
 			t.Errorf("validRequestID(%q) = %v, want %v", id, got, want)
+		}
+	}
+}
+
+// TestLogCallsWritesTheLibrarysLine checks logCalls against the
+// go-grpc-middleware interceptor it replaced, configured as it was: the
+// same keys and values (but the times), the same level, for success and
+// for each kind of failure.
+func TestLogCallsWritesTheLibrarysLine(t *testing.T) {
+	lineOf := func(interceptor func(*slog.Logger) grpc.UnaryServerInterceptor, err error) map[string]any {
+		t.Helper()
+		var logs bytes.Buffer
+		logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		ctx := peer.NewContext(context.WithValue(context.Background(), requestIDKey{}, "req-123"), inprocPeer)
+		ctx, cancel := context.WithTimeout(ctx, time.Hour)
+		defer cancel()
+		info := &grpc.UnaryServerInfo{FullMethod: "/priv.tokenservice.v1alpha1.TokenService/GetToken"}
+		_, _ = interceptor(logger)(ctx, "req", info, func(context.Context, any) (any, error) { return "resp", err })
+		var line map[string]any
+		if err := json.Unmarshal(logs.Bytes(), &line); err != nil {
+			t.Fatalf("%q: %v", logs.String(), err)
+		}
+		delete(line, "time")
+		delete(line, "grpc.time_ms")
+		delete(line, "grpc.start_time") // whole seconds: equal but for a tick
+		return line
+	}
+	library := func(l *slog.Logger) grpc.UnaryServerInterceptor {
+		return logging.UnaryServerInterceptor(
+			logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
+				l.Log(ctx, slog.Level(lvl), msg, fields...)
+			}),
+			logging.WithLogOnEvents(logging.FinishCall),
+			logging.WithFieldsFromContext(func(ctx context.Context) logging.Fields {
+				return logging.Fields{"request_id", requestIDFrom(ctx)}
+			}))
+	}
+	for _, err := range []error{nil, status.Error(codes.Unauthenticated, "invalid or missing credentials"),
+		status.Error(codes.PermissionDenied, "no"), status.Error(codes.Internal, "internal error")} {
+		want, got := lineOf(library, err), lineOf(logCalls, err)
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%v: the line differs from go-grpc-middleware's (-library +ours):\n%s", err, diff)
 		}
 	}
 }

@@ -35,7 +35,8 @@ import (
 // field as the client spelt it: an unknown path is a JSON 404, a known path
 // with another method 405 with Allow, a body that is not JSON 415, and an
 // unknown or ill-typed field or query parameter 400 with a
-// google.rpc.BadRequest. What passes goes to the gateway unchanged.
+// google.rpc.BadRequest. What passes goes to the gateway, its body as the
+// message decoded here (decodedBody).
 type restChecks struct {
 	routes  httprule.Table
 	gateway *runtime.ServeMux
@@ -145,9 +146,9 @@ func decode(route httprule.Route, vars map[string]string, body []byte) (proto.Me
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, true // an empty body is an empty message
 	}
-	desc := route.Method.Input()
-	if route.Body != "*" {
-		desc = desc.Fields().ByName(protoreflect.Name(route.Body)).Message()
+	desc := bodyMessage(route)
+	if desc == nil {
+		return nil, false
 	}
 	mt, err := protoregistry.GlobalTypes.FindMessageByName(desc.FullName())
 	if err != nil {
@@ -160,6 +161,27 @@ func decode(route httprule.Route, vars map[string]string, body []byte) (proto.Me
 	return msg, true
 }
 
+// bodyMessage is the message a route's body holds: the request ("*") or
+// the message field the rule names; nil if the rule names no message field.
+func bodyMessage(route httprule.Route) protoreflect.MessageDescriptor {
+	if route.Body == "*" {
+		return route.Method.Input()
+	}
+	if fd := route.Method.Input().Fields().ByName(protoreflect.Name(route.Body)); fd != nil {
+		return fd.Message()
+	}
+	return nil
+}
+
+// decodedBody is a request body with the message decode made of it: the
+// gateway's decoder (gatewayMarshaler.NewDecoder) takes the message.
+type decodedBody struct {
+	*bytes.Reader
+	msg proto.Message
+}
+
+func (decodedBody) Close() error { return nil }
+
 // checkBody checks a JSON body against the route's request message.
 func checkBody(route httprule.Route, vars map[string]string, body []byte) []*errdetails.BadRequest_FieldViolation {
 	if len(bytes.TrimSpace(body)) == 0 {
@@ -168,9 +190,12 @@ func checkBody(route httprule.Route, vars map[string]string, body []byte) []*err
 	if !json.Valid(body) {
 		return []*errdetails.BadRequest_FieldViolation{{Field: "body", Description: "is not valid JSON" + jsonErrorAt(body)}}
 	}
-	msg := route.Method.Input()
+	msg := bodyMessage(route)
+	if msg == nil {
+		return nil // no fields to name: the gateway's decoder speaks
+	}
 	if route.Body != "*" {
-		msg, vars = msg.Fields().ByName(protoreflect.Name(route.Body)).Message(), nil
+		vars = nil // the path's variables are the request's, not the body field's
 	}
 	return checkObject("", msg, vars, body)
 }
