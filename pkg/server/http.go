@@ -110,10 +110,10 @@ func withRequestID(h http.Handler) http.Handler {
 // the HTTP request's context.)
 func newGateway(table httprule.Table, passHeaders []string) *runtime.ServeMux {
 	return runtime.NewServeMux(
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, newGatewayMarshaler(&runtime.HTTPBodyMarshaler{Marshaler: &runtime.JSONPb{
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, newGatewayMarshaler(&runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{EmitDefaultValues: true},
 			UnmarshalOptions: gatewayUnmarshal,
-		}})),
+		})),
 		runtime.WithErrorHandler(errorHandler(table)),
 		// A path variable may hold any byte, escaped: %2F stays in its
 		// segment (grpc-httpjson-transcoding's rule, and httprule.Match's).

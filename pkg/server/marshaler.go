@@ -5,14 +5,18 @@ import (
 	"sync"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/genproto/googleapis/api/httpbody"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 )
 
-// gatewayMarshaler is the gateway's marshaler (protojson) with two savings
-// on the REST path: a request body restChecks has decoded (decodedBody) is
-// taken as decoded, not decoded again; and the JSON of the refusals it
+// gatewayMarshaler is the gateway's marshaler (protojson) with three
+// savings on the REST path: a request body restChecks has decoded
+// (decodedBody) is taken as decoded, not decoded again; a message is
+// encoded straight into the bytes returned (runtime.JSONPb encodes it,
+// then copies it into a bytes.Buffer); and the JSON of the refusals it
 // writes is remembered.
 //
 // A refusal (a bad credential above all) is written again and again, and
@@ -25,9 +29,10 @@ import (
 // maxErrorBodies bodies of at most maxErrorBodyBytes are kept, and the lot
 // is dropped when full.
 type gatewayMarshaler struct {
-	runtime.Marshaler
-	mu     sync.RWMutex
-	bodies map[string][]byte
+	runtime.Marshaler                          // runtime.HTTPBodyMarshaler over the JSONPb
+	encode            protojson.MarshalOptions // the JSONPb's
+	mu                sync.RWMutex
+	bodies            map[string][]byte
 }
 
 const (
@@ -43,8 +48,8 @@ var rememberedCodes = map[codes.Code]bool{
 	codes.Unavailable:       true,
 }
 
-func newGatewayMarshaler(m runtime.Marshaler) *gatewayMarshaler {
-	return &gatewayMarshaler{Marshaler: m, bodies: map[string][]byte{}}
+func newGatewayMarshaler(j *runtime.JSONPb) *gatewayMarshaler {
+	return &gatewayMarshaler{Marshaler: &runtime.HTTPBodyMarshaler{Marshaler: j}, encode: j.MarshalOptions, bodies: map[string][]byte{}}
 }
 
 // Marshal implements runtime.Marshaler. The gateway only writes the bytes
@@ -52,11 +57,11 @@ func newGatewayMarshaler(m runtime.Marshaler) *gatewayMarshaler {
 func (m *gatewayMarshaler) Marshal(v any) ([]byte, error) {
 	st, ok := v.(*spb.Status)
 	if !ok || !rememberedCodes[codes.Code(st.GetCode())] {
-		return m.Marshaler.Marshal(v)
+		return m.marshal(v)
 	}
 	wire, err := proto.MarshalOptions{Deterministic: true}.Marshal(st)
 	if err != nil || len(wire) > maxErrorBodyBytes {
-		return m.Marshaler.Marshal(v)
+		return m.marshal(v)
 	}
 	key := string(wire)
 	m.mu.RLock()
@@ -65,7 +70,7 @@ func (m *gatewayMarshaler) Marshal(v any) ([]byte, error) {
 	if ok {
 		return body, nil
 	}
-	body, err = m.Marshaler.Marshal(v)
+	body, err = m.marshal(v)
 	if err != nil || len(body) > maxErrorBodyBytes {
 		return body, err
 	}
@@ -76,6 +81,18 @@ func (m *gatewayMarshaler) Marshal(v any) ([]byte, error) {
 	m.bodies[key] = body
 	m.mu.Unlock()
 	return body, nil
+}
+
+// marshal encodes a message with protojson, as runtime.JSONPb does but
+// without its copy; anything else (an HttpBody, a value that is not a
+// message) is the wrapped marshaler's.
+func (m *gatewayMarshaler) marshal(v any) ([]byte, error) {
+	if p, ok := v.(proto.Message); ok {
+		if _, isBody := p.(*httpbody.HttpBody); !isBody {
+			return m.encode.Marshal(p)
+		}
+	}
+	return m.Marshaler.Marshal(v)
 }
 
 // NewDecoder implements runtime.Marshaler: a decodedBody's message is

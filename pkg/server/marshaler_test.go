@@ -9,9 +9,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/genproto/googleapis/api/httpbody"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
@@ -19,6 +21,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/testing/protocmp"
+	"google.golang.org/protobuf/types/known/timestamppb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	pb "github.com/tokenservice/tokenservice/gen/priv/tokenservice/v1alpha1"
@@ -160,4 +163,26 @@ func (c *recordingConn) Invoke(_ context.Context, _ string, args, _ any, _ ...gr
 
 func (c *recordingConn) NewStream(context.Context, *grpc.StreamDesc, string, ...grpc.CallOption) (grpc.ClientStream, error) {
 	return nil, status.Error(codes.Unimplemented, "no streams")
+}
+
+// TestGatewayMarshalerWritesWhatJSONPbWrites checks that encoding a
+// message without runtime.JSONPb's copy changes no byte of what clients
+// get, and that what is not a plain message is still the JSONPb's.
+func TestGatewayMarshalerWritesWhatJSONPbWrites(t *testing.T) {
+	j := &runtime.JSONPb{MarshalOptions: protojson.MarshalOptions{EmitDefaultValues: true}}
+	reference := &runtime.HTTPBodyMarshaler{Marshaler: j}
+	m := newGatewayMarshaler(j)
+	for _, v := range []any{
+		&pb.Token{Id: "abc", Note: "ci", Scopes: []string{"tokens:read"}, CreateTime: timestamppb.New(time.Date(2030, 1, 2, 3, 4, 5, 6, time.UTC))},
+		&pb.GetAccessTokenResponse{},
+		status.New(codes.NotFound, "token not found").Proto(),
+		&httpbody.HttpBody{ContentType: "text/plain", Data: []byte("raw")},
+		map[string]int{"not": 1},
+	} {
+		want, wantErr := reference.Marshal(v)
+		got, err := m.Marshal(v)
+		if !bytes.Equal(got, want) || (err == nil) != (wantErr == nil) {
+			t.Errorf("%T: %s, %v; the JSONPb writes %s, %v", v, got, err, want, wantErr)
+		}
+	}
 }
