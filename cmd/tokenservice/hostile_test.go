@@ -70,6 +70,7 @@ func TestHostileRESTInput(t *testing.T) {
 		{"an access token to exchange", "POST", "/v1alpha1/access-tokens", `{"token": "eyJhbGciOiJFUzI1NiJ9.e30.x"}`, json, "", 401, "the exchange takes an API token (tks_...), not an access token", "", ""},
 		{"no scheme", "GET", "/v1alpha1/tokens", "", "", tok, 401, `send the token as "Authorization: Bearer <token>"`, "", `WWW-Authenticate: Bearer realm="tokenservice", error="invalid_request", error_description="send the token as: Authorization: Bearer <token>"`},
 		{"basic auth", "GET", "/v1alpha1/tokens", "", "", "Basic YTpi", 401, `send the token as "Authorization: Bearer <token>"`, "", ""},
+		{"the scheme without a token", "GET", "/v1alpha1/tokens", "", "", "Bearer", 401, `send the token as "Authorization: Bearer <token>"`, "", `WWW-Authenticate: Bearer realm="tokenservice", error="invalid_request", error_description="send the token as: Authorization: Bearer <token>"`},
 		{"lower-case scheme", "GET", "/v1alpha1/tokens", "", "", "bearer " + tok, 200, "", "", ""},
 		{"wrong method", "PUT", "/v1alpha1/tokens", `{}`, json, bearer, 405, "PUT is not a method of /v1alpha1/tokens: use GET or POST", "", "Allow: GET, POST"},
 		{"wrong method on an id", "PATCH", "/v1alpha1/tokens/abc", `{}`, json, bearer, 405, "use DELETE or GET", "", "Allow: DELETE, GET"},

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
 
+	"github.com/tokenservice/tokenservice/pkg/bearer"
 	"github.com/tokenservice/tokenservice/pkg/domain"
 	"github.com/tokenservice/tokenservice/pkg/tokens"
 )
@@ -62,18 +63,14 @@ func (s *Server) AuthFuncOverride(ctx context.Context, _ string) (context.Contex
 // decides.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	authz := req.GetAttributes().GetRequest().GetHttp().GetHeaders()["authorization"]
-	scheme, credential, _ := strings.Cut(authz, " ")
-	if authz == "" {
-		return deny(http.StatusUnauthorized, codes.Unauthenticated, `Bearer realm="tokenservice"`), nil
+	isBearer, credential := bearer.Parse(authz)
+	if !isBearer || credential == "" {
+		return deny(http.StatusUnauthorized, codes.Unauthenticated, bearer.Refusal(authz)), nil
 	}
-	if !strings.EqualFold(scheme, "Bearer") || credential == "" {
-		return deny(http.StatusUnauthorized, codes.Unauthenticated,
-			`Bearer realm="tokenservice", error="invalid_request", error_description="send the token as: Authorization: Bearer <token>"`), nil
-	}
-	p, err := s.tokens.AuthenticateBearer(ctx, strings.TrimSpace(credential))
+	p, err := s.tokens.AuthenticateBearer(ctx, credential)
 	if err != nil {
 		if domain.KindOf(err) == domain.KindUnauthenticated {
-			return deny(http.StatusUnauthorized, codes.Unauthenticated, `Bearer realm="tokenservice", error="invalid_token"`), nil
+			return deny(http.StatusUnauthorized, codes.Unauthenticated, bearer.InvalidToken), nil
 		}
 		return nil, err // the database is away: UNAVAILABLE, and Envoy's failure mode decides
 	}
@@ -81,8 +78,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 	for _, scope := range required {
 		if !p.Allows(scope) {
 			// RFC 6750 §3.1.
-			return deny(http.StatusForbidden, codes.PermissionDenied,
-				`Bearer realm="tokenservice", error="insufficient_scope", scope="`+scope+`"`), nil
+			return deny(http.StatusForbidden, codes.PermissionDenied, bearer.InsufficientScope(bearer.Realm, scope)), nil
 		}
 	}
 	// The credential stays here: the upstream gets who the caller is, not

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/tokenservice/tokenservice/pkg/auth"
+	"github.com/tokenservice/tokenservice/pkg/bearer"
 	"github.com/tokenservice/tokenservice/pkg/domain"
 	"github.com/tokenservice/tokenservice/pkg/tokens"
 )
@@ -225,14 +226,11 @@ func (h *Handler) introspect(w http.ResponseWriter, r *http.Request) {
 // Failing, it answers 401 as §2.3 says: RFC 6750 §3's challenge for a
 // bearer, invalid_client for client credentials.
 func (h *Handler) authorizeIntrospection(r *http.Request, form url.Values) *oauthError {
-	authz := r.Header.Get("Authorization")
-	var credential string
-	bearer := hasScheme(authz, "Bearer")
-	if bearer {
+	isBearer, credential := bearer.Parse(r.Header.Get("Authorization"))
+	if isBearer {
 		if form.Get("client_id") != "" || form.Get("client_secret") != "" {
 			return errInvalidRequest("authenticate one way: a bearer or client credentials, not both")
 		}
-		credential = strings.TrimSpace(authz[len("Bearer"):])
 	} else {
 		secret, e := clientSecret(r, form)
 		if e != nil {
@@ -242,17 +240,16 @@ func (h *Handler) authorizeIntrospection(r *http.Request, form url.Values) *oaut
 	}
 	p, err := h.deps.Tokens.AuthenticateBearer(r.Context(), credential)
 	if err != nil {
-		if bearer && domain.KindOf(err) == domain.KindUnauthenticated {
-			return &oauthError{status: http.StatusUnauthorized, code: "invalid_token",
-				challenge: `Bearer realm="tokenservice", error="invalid_token"`}
+		if isBearer && domain.KindOf(err) == domain.KindUnauthenticated {
+			return &oauthError{status: http.StatusUnauthorized, code: "invalid_token", challenge: bearer.InvalidToken}
 		}
 		return h.fromDomain(r.Context(), err, IntrospectPath)
 	}
 	if !p.Allows(domain.ScopeIntrospect) {
-		if bearer {
+		if isBearer {
 			return &oauthError{status: http.StatusUnauthorized, code: "insufficient_scope",
 				description: "the credential lacks the introspect scope",
-				challenge:   `Bearer realm="tokenservice", error="insufficient_scope", scope="introspect"`}
+				challenge:   bearer.InsufficientScope(bearer.Realm, domain.ScopeIntrospect)}
 		}
 		return &oauthError{status: http.StatusUnauthorized, code: "invalid_client",
 			description: "the client lacks the introspect scope", challenge: basicChallenge}
@@ -353,10 +350,11 @@ func clientSecret(r *http.Request, form url.Values) (string, *oauthError) {
 // basicCredentials decodes an HTTP Basic Authorization header (RFC 7617),
 // undoing RFC 6749 §2.3.1's form-urlencoding of each part.
 func basicCredentials(authz string) (id, secret string, ok bool) {
-	if !hasScheme(authz, "Basic") {
+	scheme, credentials, _ := strings.Cut(authz, " ")
+	if !strings.EqualFold(scheme, "Basic") { // RFC 9110 §11.1: without case
 		return "", "", false
 	}
-	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(authz[len("Basic"):]))
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(credentials))
 	if err != nil {
 		return "", "", false
 	}
@@ -371,12 +369,6 @@ func basicCredentials(authz string) (id, secret string, ok bool) {
 		return "", "", false
 	}
 	return id, secret, true
-}
-
-// hasScheme reports whether an Authorization header uses scheme (RFC 9110
-// §11.1: case-insensitive), followed by a space.
-func hasScheme(authz, scheme string) bool {
-	return len(authz) > len(scheme) && strings.EqualFold(authz[:len(scheme)], scheme) && authz[len(scheme)] == ' '
 }
 
 // parseScope reads the scope parameter (RFC 6749 §3.3).

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/tokenservice/tokenservice"
+	"github.com/tokenservice/tokenservice/pkg/bearer"
 	"github.com/tokenservice/tokenservice/pkg/domain"
 	"github.com/tokenservice/tokenservice/pkg/httprule"
 	"github.com/tokenservice/tokenservice/third_party/swaggerui"
@@ -154,11 +155,11 @@ func errorHandler(table httprule.Table) runtime.ErrorHandlerFunc {
 		}
 		switch status.Code(err) {
 		case codes.Unauthenticated:
-			w = challengeWriter{ResponseWriter: w, challenge: bearerChallenge(r.Header.Get("Authorization"))}
+			w = challengeWriter{ResponseWriter: w, challenge: bearer.Refusal(r.Header.Get("Authorization"))}
 		case codes.PermissionDenied:
 			if scope, ok := insufficientScope(err); ok {
 				// RFC 6750 §3.1.
-				w = challengeWriter{ResponseWriter: w, challenge: `Bearer realm="tokenservice", error="insufficient_scope", scope="` + scope + `"`}
+				w = challengeWriter{ResponseWriter: w, challenge: bearer.InsufficientScope(bearer.Realm, scope)}
 			}
 		}
 		runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
@@ -174,28 +175,6 @@ func insufficientScope(err error) (string, bool) {
 		}
 	}
 	return "", false
-}
-
-// bearerChallenge is the RFC 6750 §3 challenge for a request's Authorization
-// header: without one, no error code; with another scheme than Bearer,
-// invalid_request saying how to send a token; else invalid_token. None says
-// more about a token than that it was not accepted.
-func bearerChallenge(authorization string) string {
-	const realm = `Bearer realm="tokenservice"`
-	switch {
-	case authorization == "":
-		return realm
-	case !hasBearerScheme(authorization):
-		return realm + `, error="invalid_request", error_description="send the token as: Authorization: Bearer <token>"`
-	}
-	return realm + `, error="invalid_token"`
-}
-
-// hasBearerScheme reports whether an Authorization header uses the Bearer
-// scheme (RFC 6750 §2.1; the scheme is case-insensitive, RFC 9110 §11.1).
-func hasBearerScheme(authorization string) bool {
-	scheme, _, _ := strings.Cut(authorization, " ")
-	return strings.EqualFold(scheme, "Bearer")
 }
 
 // challengeWriter sets WWW-Authenticate as the status is written: the

@@ -1,0 +1,69 @@
+// Package bearer reads bearer credentials from an Authorization header (RFC
+// 6750 §2.1) and words the WWW-Authenticate challenges that refuse them
+// (§3), one way for every door of the service that takes them: the REST
+// API, the OAuth endpoints and Envoy's external authorization. (pkg/verifier
+// has its own few lines for this: it imports nothing of this module.)
+package bearer
+
+import "strings"
+
+// Parse reports whether an Authorization header uses the Bearer scheme
+// (compared without case, RFC 9110 §11.1) and returns the token after it
+// ("Bearer" 1*SP b64token): "" when none follows, which §3.1 calls a
+// malformed request.
+func Parse(authorization string) (isBearer bool, token string) {
+	scheme, rest, _ := strings.Cut(authorization, " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		return false, ""
+	}
+	return true, strings.TrimSpace(rest)
+}
+
+// Challenge is a §3 challenge: the realm, then the error code and its
+// description when given. The values are quoted-strings (RFC 9110 §5.6.4).
+func Challenge(realm, code, description string) string {
+	c := `Bearer realm=` + quote(realm)
+	if code != "" {
+		c += `, error=` + quote(code)
+	}
+	if description != "" {
+		c += `, error_description=` + quote(description)
+	}
+	return c
+}
+
+// InsufficientScope is §3.1's challenge for a token that lacks the scope a
+// request needs, naming it.
+func InsufficientScope(realm, scope string) string {
+	return Challenge(realm, "insufficient_scope", "") + `, scope=` + quote(scope)
+}
+
+// Realm is tokenservice's own realm in its challenges.
+const Realm = "tokenservice"
+
+// The challenges tokenservice refuses a credential with, made once (every
+// refused request sends one): none sent (no error code, §3.1), one that is
+// not a bearer token or has no token (invalid_request, saying how to send
+// one), and a bearer token not accepted (invalid_token). None says more
+// about a token than that it was not accepted.
+var (
+	Missing        = Challenge(Realm, "", "")
+	InvalidRequest = Challenge(Realm, "invalid_request", "send the token as: Authorization: Bearer <token>")
+	InvalidToken   = Challenge(Realm, "invalid_token", "")
+)
+
+// Refusal is the challenge refusing a request, by its Authorization header.
+func Refusal(authorization string) string {
+	if authorization == "" {
+		return Missing
+	}
+	if isBearer, token := Parse(authorization); !isBearer || token == "" {
+		return InvalidRequest
+	}
+	return InvalidToken
+}
+
+var quoter = strings.NewReplacer(`\`, `\\`, `"`, `\"`)
+
+// quote makes s an RFC 9110 §5.6.4 quoted-string.
+func quote(s string) string { return `"` + quoter.Replace(s) + `"` }
