@@ -63,6 +63,28 @@ func startService(t *testing.T, db store.Config, extraEnv ...string) *service {
 	return s
 }
 
+// twoReplicas starts two services on one fresh MySQL database (the replicas
+// of a deployment share a database server; SQLite has none to share), each
+// caching tokens and users for ttl.
+func twoReplicas(t *testing.T, ttl time.Duration) (a, b *service) {
+	t.Helper()
+	db := storetest.MustConfig(t, "mysql")
+	return startService(t, db, "TOKENSERVICE_CACHE_TTL", ttl.String()), startService(t, db, "TOKENSERVICE_CACHE_TTL", ttl.String())
+}
+
+// waitFor polls done until it holds, failing the test if that takes more
+// than bound (plus half a second of slack) from since.
+func waitFor(t *testing.T, what string, bound time.Duration, since time.Time, done func() bool) {
+	t.Helper()
+	for !done() {
+		if time.Since(since) > bound+500*time.Millisecond {
+			t.Fatalf("waited %v for %s, want at most %v", time.Since(since).Round(time.Millisecond), what, bound)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("%s: %v", what, time.Since(since).Round(time.Millisecond))
+}
+
 // startServiceUnready is startService without waiting for the database.
 func startServiceUnready(t *testing.T, db store.Config, extraEnv ...string) *service {
 	t.Helper()

@@ -8,7 +8,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/tokenservice/tokenservice/gen/priv/tokenservice/v1alpha1"
-	"github.com/tokenservice/tokenservice/pkg/store/storetest"
 )
 
 // Two replicas on one database, each caching tokens for --cache-ttl: a token
@@ -16,9 +15,7 @@ import (
 // the TTL, both as an API token and through its access tokens.
 func TestRevocationReachesEveryReplicaWithinTheCacheTTL(t *testing.T) {
 	const ttl = time.Second
-	db := storetest.MustConfig(t, "mysql")
-	a := startService(t, db, "TOKENSERVICE_CACHE_TTL", ttl.String())
-	b := startService(t, db, "TOKENSERVICE_CACHE_TTL", ttl.String())
+	a, b := twoReplicas(t, ttl)
 	a.mustUser(t, "alice", "human")
 	ra, rb := rpc{t: t, c: a.grpcCaller()}, rpc{t: t, c: b.grpcCaller()}
 	owner := ra.login("alice")
@@ -67,9 +64,7 @@ func TestRevocationReachesEveryReplicaWithinTheCacheTTL(t *testing.T) {
 // replica that deleted it, within the cache TTL on the others.
 func TestUserDeletionReachesEveryReplicaWithinTheCacheTTL(t *testing.T) {
 	const ttl = time.Second
-	db := storetest.MustConfig(t, "mysql")
-	a := startService(t, db, "TOKENSERVICE_CACHE_TTL", ttl.String())
-	b := startService(t, db, "TOKENSERVICE_CACHE_TTL", ttl.String())
+	a, b := twoReplicas(t, ttl)
 	a.mustUser(t, "alice", "human")
 	botID := a.mustUser(t, "alice-ci", "machine:alice")
 	ra, rb := rpc{t: t, c: a.grpcCaller()}, rpc{t: t, c: b.grpcCaller()}

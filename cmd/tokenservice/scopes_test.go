@@ -370,9 +370,7 @@ func rotate(t *testing.T, c caller, bearer, id string, grace *durationpb.Duratio
 // the cache TTL.
 func TestRotationReachesTheOtherReplica(t *testing.T) {
 	const ttl = time.Second
-	db := storetest.MustConfig(t, "mysql")
-	a := startService(t, db, "TOKENSERVICE_CACHE_TTL", ttl.String())
-	b := startService(t, db, "TOKENSERVICE_CACHE_TTL", ttl.String())
+	a, b := twoReplicas(t, ttl)
 	a.mustUser(t, "hal", "human")
 	ra, rb := rpc{t: t, c: a.grpcCaller()}, rpc{t: t, c: b.grpcCaller()}
 	login := ra.login("hal")
@@ -392,19 +390,6 @@ func TestRotationReachesTheOtherReplica(t *testing.T) {
 		_, err := rb.exchange("", old)
 		return status.Code(err) == codes.Unauthenticated
 	})
-}
-
-// waitFor polls done until it holds, failing the test if that takes more
-// than bound (plus half a second of slack) from since.
-func waitFor(t *testing.T, what string, bound time.Duration, since time.Time, done func() bool) {
-	t.Helper()
-	for !done() {
-		if time.Since(since) > bound+500*time.Millisecond {
-			t.Fatalf("waited %v for %s, want at most %v", time.Since(since).Round(time.Millisecond), what, bound)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Logf("%s: %v", what, time.Since(since).Round(time.Millisecond))
 }
 
 // TestRotationHandsOutNoMoreThanTheCallerHolds: a narrow token cannot rotate

@@ -155,14 +155,7 @@ func TestStartingGateCoversEveryMethod(t *testing.T) {
 	}
 	// With an admin's bearer, so that authentication lets every call reach
 	// its method: none may be left unimplemented.
-	admin, err := a.Users().Create(ctx, users.Operator(), users.NewUser{Username: "root", Password: "a password long enough", Admin: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bearer, _, err := a.Tokens().CreateToken(ctx, &domain.Principal{User: admin, AllScopes: true}, tokens.CreateInput{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	bearer := mustBearer(t, a, users.NewUser{Username: "root", Password: "a password long enough", Admin: true})
 	for call, code := range callEvery(t, methods, conns, bearer) {
 		if code == codes.Unavailable || code == codes.Unimplemented || code == codes.Internal || code == codes.Unauthenticated ||
 			code == codes.PermissionDenied {
@@ -182,4 +175,20 @@ func TestKeyPropagationDelayIsChecked(t *testing.T) {
 	}
 	cfg.KeyRotation.PropagationDelay = 6 * time.Minute
 	apptest.MustStart(t, cfg)
+}
+
+// mustBearer creates the user and returns an API token of it with every
+// scope.
+func mustBearer(tb testing.TB, a *app.App, u users.NewUser) string {
+	tb.Helper()
+	ctx := context.Background()
+	user, err := a.Users().Create(ctx, users.Operator(), u)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	plaintext, _, err := a.Tokens().CreateToken(ctx, &domain.Principal{User: user, AllScopes: true}, tokens.CreateInput{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return plaintext
 }

@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/tokenservice/tokenservice/pkg/app/apptest"
-	"github.com/tokenservice/tokenservice/pkg/domain"
-	"github.com/tokenservice/tokenservice/pkg/tokens"
 	"github.com/tokenservice/tokenservice/pkg/users"
 )
 
@@ -34,14 +32,7 @@ func BenchmarkRESTHandler(b *testing.B) {
 	cfg.Cache.TTL = 5 * time.Second
 	a := apptest.MustStart(b, cfg)
 	ctx := context.Background()
-	user, err := a.Users().Create(ctx, users.Operator(), users.NewUser{Username: "bench", Password: "a password long enough"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	apiToken, _, err := a.Tokens().CreateToken(ctx, &domain.Principal{User: user, AllScopes: true}, tokens.CreateInput{})
-	if err != nil {
-		b.Fatal(err)
-	}
+	apiToken := mustBearer(b, a, users.NewUser{Username: "bench", Password: "a password long enough"})
 	x, err := a.Tokens().Exchange(ctx, apiToken, nil)
 	if err != nil {
 		b.Fatal(err)

@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -11,8 +10,6 @@ import (
 	"testing"
 
 	"github.com/tokenservice/tokenservice/pkg/app/apptest"
-	"github.com/tokenservice/tokenservice/pkg/domain"
-	"github.com/tokenservice/tokenservice/pkg/tokens"
 	"github.com/tokenservice/tokenservice/pkg/users"
 )
 
@@ -24,17 +21,8 @@ const fuzzPassword = "correct horse battery staple"
 // interceptor) and the token.
 func newFuzzHandler(f *testing.F) (http.Handler, string) {
 	f.Helper()
-	ctx := context.Background()
 	a := apptest.MustStart(f, apptest.Config(f, "sqlite"))
-	alice, err := a.Users().Create(ctx, users.Operator(), users.NewUser{Username: "alice", Password: fuzzPassword})
-	if err != nil {
-		f.Fatal(err)
-	}
-	plaintext, _, err := a.Tokens().CreateToken(ctx, &domain.Principal{User: alice, AllScopes: true}, tokens.CreateInput{})
-	if err != nil {
-		f.Fatal(err)
-	}
-	return a.Handler(), plaintext
+	return a.Handler(), mustBearer(f, a, users.NewUser{Username: "alice", Password: fuzzPassword})
 }
 
 // FuzzRESTRequest sends arbitrary methods, paths, bodies, content types and

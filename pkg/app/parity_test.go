@@ -22,10 +22,8 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/tokenservice/tokenservice/pkg/app/apptest"
-	"github.com/tokenservice/tokenservice/pkg/domain"
 	"github.com/tokenservice/tokenservice/pkg/gatewayclient"
 	"github.com/tokenservice/tokenservice/pkg/httprule"
-	"github.com/tokenservice/tokenservice/pkg/tokens"
 	"github.com/tokenservice/tokenservice/pkg/users"
 )
 
@@ -54,14 +52,7 @@ func TestInterceptorParity(t *testing.T) {
 	cfg.Server.MetricsAddr = "127.0.0.1:0"
 	a := apptest.MustStart(t, cfg)
 	ctx := context.Background()
-	admin, err := a.Users().Create(ctx, users.Operator(), users.NewUser{Username: "root", Password: "a password long enough", Admin: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bearer, _, err := a.Tokens().CreateToken(ctx, &domain.Principal{User: admin, AllScopes: true}, tokens.CreateInput{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	bearer := mustBearer(t, a, users.NewUser{Username: "root", Password: "a password long enough", Admin: true})
 	conn, err := grpc.NewClient(a.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
