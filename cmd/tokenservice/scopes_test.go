@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net/url"
 	"net/http"
 	"slices"
 	"strings"
@@ -431,6 +432,8 @@ func TestRemovedScopesStopWorking(t *testing.T) {
 	before.mustUser(t, "jon", "human")
 	a := rpc{t: t, c: before.grpcCaller()}
 	api := a.mustCreate("", &pb.CreateTokenRequest{Username: "jon", Password: password, Scopes: []string{"orders:read", "orders:write"}}).GetToken()
+	gateway := a.mustCreate("", &pb.CreateTokenRequest{Username: "jon", Password: password, Scopes: []string{"introspect"}}).GetToken()
+	access := exchangeScopes(t, before.grpcCaller(), api, nil).GetAccessToken()
 	if err := before.shutdown(); err != nil {
 		t.Fatal(err)
 	}
@@ -444,5 +447,12 @@ func TestRemovedScopesStopWorking(t *testing.T) {
 	wantCode(t, "asking for a removed scope", err, codes.InvalidArgument)
 	if r := envoyCheck(t, after, "Bearer "+api, "orders:write"); codes.Code(r.GetStatus().GetCode()) != codes.PermissionDenied {
 		t.Errorf("a route needing a removed scope: %v", r)
+	}
+	// A gateway that authorizes by introspection is told the scopes in force only.
+	for name, tok := range map[string]string{"the API token": api, "an access token minted before": access} {
+		_, body := postForm(t, after, "/oauth2/introspect", "Bearer "+gateway, url.Values{"token": {tok}})
+		if body["active"] != true || body["scope"] != "orders:read" {
+			t.Errorf("introspecting %s after orders:write was removed: %v, want active with scope orders:read", name, body)
+		}
 	}
 }

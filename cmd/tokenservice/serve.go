@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -83,6 +84,7 @@ func serveFlags(fs *pflag.FlagSet) *serveOptions {
 	fs.StringVar(&srv.Issuer, "issuer", "http://localhost:8080", "the access tokens' iss claim: this service's public base URL (jwks_uri is under it)")
 	fs.DurationVar(&srv.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
 	fs.StringVar(&o.audience, "audience", "", "the access tokens' aud claim (default: the issuer)")
+	fs.StringSliceVar(&cfg.Minter.Resources, "resources", nil, "comma-separated identifiers (absolute URIs) of the APIs an access token may be minted for alone (RFC 8707 resource: GetAccessToken's resource, the token endpoint's resource parameter); the token's aud is then that API's, so no other API accepts it")
 	fs.DurationVar(&cfg.KeyRotation.Period, "key-rotation-period", 30*24*time.Hour, "how often a new signing key is made (0: only by tokenservice keys rotate)")
 	fs.DurationVar(&cfg.KeyRotation.PropagationDelay, "key-propagation-delay", app.DefaultKeyPropagationDelay, "how long a new signing key is published before it signs: at least --jwks-max-age plus --key-reload-interval")
 	fs.DurationVar(&cfg.KeyReloadInterval, "key-reload-interval", time.Minute, "how often the signing keys are reloaded from the database (and a due rotation made)")
@@ -101,6 +103,7 @@ func serveFlags(fs *pflag.FlagSet) *serveOptions {
 	fs.IntVar(&cfg.Users.LoginAttemptsPerUserAndAddress, "login-attempts-per-user-and-address", 10, "password attempts allowed a minute per username from one client address (0: no limit)")
 	fs.IntVar(&cfg.Users.LoginAttemptsPerAddress, "login-attempts-per-address", 60, "password attempts allowed a minute per client address, whatever the username (0: no limit)")
 	fs.IntVar(&cfg.Users.LoginAttemptsPerUser, "login-attempts-per-user", 100, "password attempts allowed a minute per username from addresses it has not logged in from in the last 30 days; past them only the addresses it has get through (0: no limit)")
+	fs.IntVar(&cfg.Users.CreationsPerHour, "user-creations-per-hour", 30, "CreateUser attempts allowed an hour per caller, refused ones included: a taken username is told apart, so guessing them must cost (0: no limit)")
 	fs.IntVar(&cfg.MaxConcurrentPasswordHashes, "max-concurrent-password-hashes", runtime.NumCPU(), "argon2id verifications run at once (each takes 19 MiB); more wait")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate (chain) file: with --tls-key, serve REST and gRPC over TLS")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM private key file for --tls-cert")
@@ -141,6 +144,9 @@ func (o *serveOptions) build(ctx context.Context, getenv func(string) string, st
 	}
 	if cfg.Minter.Reuse < 0 || 2*cfg.Minter.Reuse > cfg.Minter.Lifetime {
 		return nil, fmt.Errorf("--access-token-reuse must be between 0 and half of --access-token-ttl")
+	}
+	if err := checkResources(cfg.Minter.Resources, cfg.Minter.Audience); err != nil {
+		return nil, fmt.Errorf("--resources: %w", err)
 	}
 	if err := tokens.CheckScopes(cfg.Tokens.Scopes); err != nil {
 		return nil, fmt.Errorf("--scopes: %w", err)
@@ -303,4 +309,19 @@ func readKEK(flag, path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %w", flag, err)
 	}
 	return kek, nil
+}
+
+// checkResources refuses a resource that is not an absolute URI without a
+// fragment (RFC 8707 §2), or that is the service's own audience.
+func checkResources(resources []string, audience string) error {
+	for _, r := range resources {
+		u, err := url.Parse(r)
+		if err != nil || !u.IsAbs() || u.Fragment != "" {
+			return fmt.Errorf("%q: a resource is an absolute URI without a fragment (RFC 8707 section 2), e.g. https://orders.example.com", r)
+		}
+		if r == audience {
+			return fmt.Errorf("%q is the service's own audience (--audience): name only the APIs behind your gateways", r)
+		}
+	}
+	return nil
 }

@@ -105,7 +105,7 @@ func (s *TokenServer) GetAccessToken(ctx context.Context, req *pb.GetAccessToken
 			return nil, err
 		}
 	}
-	x, err := s.deps.Tokens.Exchange(ctx, plaintext, req.GetScopes())
+	x, err := s.deps.Tokens.Exchange(ctx, tokens.ExchangeInput{APIToken: plaintext, Scopes: req.GetScopes(), Resource: req.GetResource()})
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tokenservice/tokenservice/pkg/app/apptest"
+	"github.com/tokenservice/tokenservice/pkg/tokens"
 	"github.com/tokenservice/tokenservice/pkg/users"
 )
 
@@ -33,7 +34,7 @@ func BenchmarkRESTHandler(b *testing.B) {
 	a := apptest.MustStart(b, cfg)
 	ctx := context.Background()
 	apiToken := mustBearer(b, a, users.NewUser{Username: "bench", Password: "a password long enough"})
-	x, err := a.Tokens().Exchange(ctx, apiToken, nil)
+	x, err := a.Tokens().Exchange(ctx, tokens.ExchangeInput{APIToken: apiToken})
 	if err != nil {
 		b.Fatal(err)
 	}

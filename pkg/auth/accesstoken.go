@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -36,6 +37,12 @@ type AccessClaims struct {
 	// before access tokens carried one.
 	Scopes   domain.Scopes
 	HasScope bool
+	// Audience is its aud: the minter's default audience or one of its
+	// resources.
+	Audience string
+	// SecretGeneration is the generation of the API token's secret it was
+	// minted from (0 for a token minted before access tokens carried one).
+	SecretGeneration int
 }
 
 type claims struct {
@@ -43,6 +50,21 @@ type claims struct {
 	ClientID string `json:"client_id"`
 	// Scope is RFC 9068 §2.2.3's: space-delimited, as RFC 8693 §4.2 has it.
 	Scope *string `json:"scope,omitempty"`
+	// SecretGeneration is a private claim (RFC 7519 §4.3): which of its API
+	// token's secrets it was minted from; absent for the first.
+	SecretGeneration int `json:"secret_gen,omitempty"`
+}
+
+// Grant is what an access token is minted with, beside its API token.
+type Grant struct {
+	Scopes domain.Scopes // which the caller has checked the API token holds
+	// SecretGeneration is the generation of the API token's secret the
+	// caller presented (its current one, or the one before it within a
+	// rotation's grace period).
+	SecretGeneration int
+	// Audience is the aud: "" for the minter's default, else one of its
+	// Resources (which the caller has checked).
+	Audience string
 }
 
 // Minter mints and verifies RFC 9068 JWT access tokens signed ES256.
@@ -53,16 +75,28 @@ type Minter struct {
 	// reusing one costs no signature check until it expires. Keyed by the
 	// whole token: a map lookup, where hashing it costs more than the rest.
 	verified *lru.Cache[string, AccessClaims]
-	// minted remembers the last access token minted for each API token, for
-	// cfg.Reuse.
-	minted *lru.Cache[string, minted]
+	// minted remembers the last access token minted for each API token
+	// and grant, for cfg.Reuse.
+	minted *lru.Cache[mintKey, minted]
+	// audiences are the aud values Verify accepts: the default and the
+	// resources.
+	audiences jwt.Audience
+}
+
+type mintKey struct {
+	tokenID, scope, audience string
+	generation               int
 }
 
 // MinterConfig says what the access tokens carry and how long they live.
 type MinterConfig struct {
-	Issuer   string        // iss
-	Audience string        // aud
-	Lifetime time.Duration // exp - iat, never past the API token's expiry
+	Issuer   string // iss
+	Audience string // aud, unless the exchange names a resource
+	// Resources are the other audiences an access token may be minted for
+	// (RFC 8707 resource indicators, the identifiers of the APIs behind
+	// the gateways), each its only aud.
+	Resources []string
+	Lifetime  time.Duration // exp - iat, never past the API token's expiry
 	// Reuse: an API token exchanged again within this time of its last mint
 	// gets the same access token (with the exp it already has) instead of a
 	// new signature. 0: mint every time.
@@ -84,31 +118,43 @@ const cacheSize = 10000
 // NewMinter returns a Minter signing with the keys in use in keys.
 func NewMinter(keys *KeyRing, cfg MinterConfig) *Minter {
 	verified, _ := lru.New[string, AccessClaims](cacheSize) // size > 0: cannot fail
-	mintedTokens, _ := lru.New[string, minted](cacheSize)
-	return &Minter{keys: keys, cfg: cfg, verified: verified, minted: mintedTokens}
+	mintedTokens, _ := lru.New[mintKey, minted](cacheSize)
+	audiences := append(jwt.Audience{cfg.Audience}, cfg.Resources...)
+	return &Minter{keys: keys, cfg: cfg, verified: verified, minted: mintedTokens, audiences: audiences}
 }
 
-// Mint returns an access token for the API token t carrying scopes (which
-// the caller has checked t holds), valid from now for the configured
-// lifetime but never past t's own expiry: the one minted for t and these
-// scopes less than Reuse ago by the key that signs now, if any, else a new one.
-func (m *Minter) Mint(t *domain.Token, scopes domain.Scopes, now time.Time) (AccessToken, error) {
+// IsResource reports whether aud is one of the resources tokens may be
+// minted for.
+func (m *Minter) IsResource(aud string) bool { return slices.Contains(m.cfg.Resources, aud) }
+
+// Resources returns the resources tokens may be minted for.
+func (m *Minter) Resources() []string { return m.cfg.Resources }
+
+// Audience returns the default audience: this service's own.
+func (m *Minter) Audience() string { return m.cfg.Audience }
+
+// Mint returns an access token for the API token t with grant g, valid from
+// now for the configured lifetime but never past t's own expiry: the one
+// minted for t and this grant less than Reuse ago by the key that signs now,
+// if any, else a new one.
+func (m *Minter) Mint(t *domain.Token, g Grant, now time.Time) (AccessToken, error) {
 	ks := m.keys.Current()
 	if ks == nil {
 		return AccessToken{}, errNoKeys
 	}
-	scope := scopes.String()
-	key := t.ID
-	if len(scopes) != len(t.Scopes) { // a subset: remembered apart
-		key += " " + scope
+	scope := g.Scopes.String()
+	aud := g.Audience
+	if aud == "" {
+		aud = m.cfg.Audience
 	}
+	key := mintKey{tokenID: t.ID, scope: scope, audience: aud, generation: g.SecretGeneration}
 	if m.cfg.Reuse > 0 {
 		if prev, ok := m.minted.Get(key); ok && prev.kid == ks.SigningKeyID() && !now.Before(prev.at) &&
 			now.Sub(prev.at) < m.cfg.Reuse && now.Before(prev.token.ExpireTime) {
 			return prev.token, nil
 		}
 	}
-	at, err := m.mint(ks, t, scope, now)
+	at, err := m.mint(ks, t, scope, aud, g.SecretGeneration, now)
 	if err == nil && m.cfg.Reuse > 0 {
 		m.minted.Add(key, minted{at: now, token: at, kid: ks.SigningKeyID()})
 	}
@@ -119,13 +165,13 @@ func (m *Minter) Mint(t *domain.Token, scopes domain.Scopes, now time.Time) (Acc
 // so the next exchange mints anew (after a secret rotation, say).
 func (m *Minter) Forget(id string) {
 	for _, key := range m.minted.Keys() {
-		if k, _, _ := strings.Cut(key, " "); k == id {
+		if key.tokenID == id {
 			m.minted.Remove(key)
 		}
 	}
 }
 
-func (m *Minter) mint(ks *KeySet, t *domain.Token, scope string, now time.Time) (AccessToken, error) {
+func (m *Minter) mint(ks *KeySet, t *domain.Token, scope, aud string, generation int, now time.Time) (AccessToken, error) {
 	exp := now.Add(m.cfg.Lifetime)
 	if !t.ExpireTime.IsZero() && t.ExpireTime.Before(exp) {
 		exp = t.ExpireTime
@@ -134,13 +180,14 @@ func (m *Minter) mint(ks *KeySet, t *domain.Token, scope string, now time.Time) 
 		Claims: jwt.Claims{
 			Issuer:   m.cfg.Issuer,
 			Subject:  t.UserID,
-			Audience: jwt.Audience{m.cfg.Audience},
+			Audience: jwt.Audience{aud},
 			Expiry:   jwt.NewNumericDate(exp),
 			IssuedAt: jwt.NewNumericDate(now),
 			ID:       rand.Text(),
 		},
-		ClientID: t.ID,
-		Scope:    &scope,
+		ClientID:         t.ID,
+		Scope:            &scope,
+		SecretGeneration: generation,
 	}
 	// Sign the JSON directly: jwt.Signed(...).Claims(c) would marshal, parse
 	// and marshal the claims again (a fifth of Mint's time).
@@ -209,12 +256,18 @@ func (m *Minter) verify(raw string, now time.Time) (AccessClaims, error) {
 	}
 	if err := c.ValidateWithLeeway(jwt.Expected{
 		Issuer:      m.cfg.Issuer,
-		AnyAudience: jwt.Audience{m.cfg.Audience},
+		AnyAudience: m.audiences,
 		Time:        now,
 	}, 0); err != nil {
 		return AccessClaims{}, domain.ErrUnauthenticated
 	}
-	ac := AccessClaims{UserID: c.Subject, TokenID: c.ClientID, KeyID: h.KeyID, Expiry: c.Expiry.Time(), JTI: c.ID}
+	// One aud, as this service mints them: a token naming several is
+	// not one of ours.
+	if len(c.Audience) != 1 || c.SecretGeneration < 0 {
+		return AccessClaims{}, domain.ErrUnauthenticated
+	}
+	ac := AccessClaims{UserID: c.Subject, TokenID: c.ClientID, KeyID: h.KeyID, Expiry: c.Expiry.Time(), JTI: c.ID,
+		Audience: c.Audience[0], SecretGeneration: c.SecretGeneration}
 	if c.IssuedAt != nil {
 		ac.Issued = c.IssuedAt.Time()
 	}

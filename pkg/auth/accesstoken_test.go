@@ -41,7 +41,7 @@ func mustKeySet(t testing.TB) *KeySet {
 func TestMintFollowsRFC9068(t *testing.T) {
 	m := mustMinter(t)
 	api := &domain.Token{ID: "tokTTTTTTTTTTTTT", UserID: "userUUUUUUUUUUUU"}
-	at, err := m.Mint(api, nil, now)
+	at, err := m.Mint(api, Grant{}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestMintFollowsRFC9068(t *testing.T) {
 func TestMintNeverOutlivesTheAPIToken(t *testing.T) {
 	m := mustMinter(t)
 	api := &domain.Token{ID: "tokTTTTTTTTTTTTT", UserID: "u", ExpireTime: now.Add(5 * time.Minute)}
-	at, err := m.Mint(api, nil, now)
+	at, err := m.Mint(api, Grant{}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,8 +86,8 @@ func TestVerifyRefuses(t *testing.T) {
 	m := mustMinter(t)
 	other := mustMinter(t)
 	api := &domain.Token{ID: "tokTTTTTTTTTTTTT", UserID: "u"}
-	good, _ := m.Mint(api, nil, now)
-	foreign, _ := other.Mint(api, nil, now)
+	good, _ := m.Mint(api, Grant{}, now)
+	foreign, _ := other.Mint(api, Grant{}, now)
 	signWith := func(key jose.SigningKey, c any, typ string) string {
 		s, err := jose.NewSigner(key, (&jose.SignerOptions{}).WithType(jose.ContentType(typ)))
 		if err != nil {
@@ -227,7 +227,7 @@ func mustDecode(t *testing.T, part string, v any) {
 // A remembered access token is still refused from its exp on.
 func TestVerifiedTokensAreRememberedOnlyUntilTheyExpire(t *testing.T) {
 	m := mustMinter(t)
-	at, err := m.Mint(&domain.Token{ID: "tokTTTTTTTTTTTTT", UserID: "u"}, nil, now)
+	at, err := m.Mint(&domain.Token{ID: "tokTTTTTTTTTTTTT", UserID: "u"}, Grant{}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +245,7 @@ func BenchmarkMint(b *testing.B) {
 	m := mustMinter(b)
 	api := &domain.Token{ID: "tokTTTTTTTTTTTTT", UserID: "userUUUUUUUUUUUU"}
 	for b.Loop() {
-		if _, err := m.Mint(api, nil, now); err != nil {
+		if _, err := m.Mint(api, Grant{}, now); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -257,7 +257,7 @@ func BenchmarkVerify(b *testing.B) {
 	b.Run("first use", func(b *testing.B) {
 		fresh := make([]string, 0, 1024)
 		for range cap(fresh) {
-			at, _ := m.Mint(api, nil, now)
+			at, _ := m.Mint(api, Grant{}, now)
 			fresh = append(fresh, at.JWT)
 		}
 		i := 0
@@ -270,7 +270,7 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	})
 	b.Run("reused", func(b *testing.B) {
-		at, _ := m.Mint(api, nil, now)
+		at, _ := m.Mint(api, Grant{}, now)
 		for b.Loop() {
 			if _, err := m.Verify(at.JWT, now); err != nil {
 				b.Fatal(err)
@@ -286,7 +286,7 @@ func TestMintReusesWithinTheWindow(t *testing.T) {
 	b := &domain.Token{ID: "tokBBBBBBBBBBBBB", UserID: "u"}
 	mint := func(tok *domain.Token, at time.Time) AccessToken {
 		t.Helper()
-		got, err := m.Mint(tok, nil, at)
+		got, err := m.Mint(tok, Grant{}, at)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -309,8 +309,8 @@ func TestMintReusesWithinTheWindow(t *testing.T) {
 
 	// Without reuse, every exchange signs anew.
 	m0 := NewMinter(KeyRingOf(ks), MinterConfig{Issuer: "https://issuer", Audience: "https://aud", Lifetime: 15 * time.Minute})
-	x, _ := m0.Mint(a, nil, now)
-	y, _ := m0.Mint(a, nil, now)
+	x, _ := m0.Mint(a, Grant{}, now)
+	y, _ := m0.Mint(a, Grant{}, now)
 	if x.JWT == y.JWT {
 		t.Error("Reuse 0 returned the same token twice")
 	}

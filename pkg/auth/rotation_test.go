@@ -68,7 +68,7 @@ func TestRotation(t *testing.T) {
 	if _, err := ring.Rotate(ctx, due.Add(time.Second), false); err != nil || len(store.keys) != 2 {
 		t.Fatalf("a second rotation in the same period: %v, %d keys", err, len(store.keys))
 	}
-	old, err := minter.Mint(tok, nil, due.Add(rot.PropagationDelay-30*time.Second))
+	old, err := minter.Mint(tok, Grant{}, due.Add(rot.PropagationDelay-30*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestRotation(t *testing.T) {
 	}
 	// Within the reuse window, but the old key's token is not handed out
 	// once the new key signs.
-	if fresh, _ := minter.Mint(tok, nil, active.Add(10*time.Second)); fresh.JWT == old.JWT {
+	if fresh, _ := minter.Mint(tok, Grant{}, active.Add(10*time.Second)); fresh.JWT == old.JWT {
 		t.Error("a token of the replaced key was reused after the new key started signing")
 	}
 	// The old key still verifies its tokens while they can be valid.

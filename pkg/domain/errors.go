@@ -58,8 +58,24 @@ const (
 	ReasonUnavailable          = "DATABASE_UNAVAILABLE"
 	ReasonInsufficientScope    = "INSUFFICIENT_SCOPE"     // the credential lacks a scope the call needs (RFC 6750 §3.1)
 	ReasonInvalidScope         = "INVALID_SCOPE"          // a scope asked for is unknown or more than the token holds (RFC 6749 §5.2)
+	ReasonInvalidTarget        = "INVALID_TARGET"         // a resource asked for is not one the server mints for (RFC 8707 §2)
 	ReasonUnsupportedTokenType = "UNSUPPORTED_TOKEN_TYPE" // a token this server does not revoke (RFC 7009 §2.2.1)
+	// ReasonLastingCredentialRequired: the call makes or changes a lasting
+	// credential, which takes an API token's current secret or a password.
+	ReasonLastingCredentialRequired = "LASTING_CREDENTIAL_REQUIRED"
+	ReasonTooManyUserCreations      = "TOO_MANY_USER_CREATIONS" // user creations limited; see Retry-After
 )
+
+// ErrAccessTokenCannotChange refuses an access token a call that makes or
+// changes a lasting credential (Principal.MayChangeCredentials).
+var ErrAccessTokenCannotChange = &Error{Kind: KindPermissionDenied, Reason: ReasonLastingCredentialRequired,
+	Message: "an access token cannot create, rotate or delete other tokens, or create, delete or change users: use an API token or a password"}
+
+// ErrReplacedSecret refuses a secret a rotation replaced (still within its
+// grace period), and the access tokens minted from it, a call that makes or
+// changes a lasting credential: during the grace period they may only read.
+var ErrReplacedSecret = &Error{Kind: KindPermissionDenied, Reason: ReasonLastingCredentialRequired,
+	Message: "this credential comes from a secret a rotation replaced: until its grace period ends it may only read; use the token's current secret or a password"}
 
 // InvalidField returns a KindInvalid error about one request field: its
 // message reads "field: description".

@@ -33,6 +33,11 @@ type Token struct {
 	// accepted until PreviousSecretExpireTime (a grace period); nil: none.
 	PreviousSecretHash       []byte
 	PreviousSecretExpireTime time.Time
+	// SecretGeneration counts the rotations of the token's secret: 0 for
+	// the secret it was created with. Access tokens carry the generation
+	// of the secret they were minted from, so a rotation can shut out
+	// those of the secret it replaced.
+	SecretGeneration int
 }
 
 // ActiveAt reports whether t can be used at now: not deleted and not expired.
@@ -56,13 +61,34 @@ type Principal struct {
 	// exp when the caller sent one, else TokenExpireTime.
 	TokenExpireTime time.Time
 	ExpireTime      time.Time
-	// PreviousSecret: the caller used its API token's previous secret,
-	// within the grace period a rotation gave it.
+	// PreviousSecret: the caller used its API token's previous secret, or
+	// an access token minted from it, within the grace period a rotation
+	// gave it.
 	PreviousSecret bool
+	// AccessToken: the caller sent an access token (not an API token or a
+	// password).
+	AccessToken bool
 }
 
 // Allows reports whether the caller's credential carries scope.
 func (p *Principal) Allows(scope string) bool { return p.AllScopes || p.Scopes.Has(scope) }
+
+// MayChangeCredentials returns nil if the caller's credential may make or
+// change lasting credentials: create, rotate or delete (another) API token,
+// create or delete users, change a password. A password or an API token's
+// current secret may; an access token may not (it is handed to every API
+// behind the gateways, which must not be able to turn it into a lasting
+// credential), nor may a secret a rotation replaced, nor an access token
+// minted from one (the rotation must shut out whoever leaked it).
+func (p *Principal) MayChangeCredentials() error {
+	switch {
+	case p.PreviousSecret:
+		return ErrReplacedSecret
+	case p.AccessToken:
+		return ErrAccessTokenCannotChange
+	}
+	return nil
+}
 
 // Cursor is a position in a listing: the last token of the previous page.
 type Cursor struct {

@@ -3,6 +3,7 @@ package domain
 import (
 	"regexp"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -46,6 +47,22 @@ func NormalizeUsername(name string) (string, error) {
 func ValidatePassword(field, p string) error {
 	if utf8.RuneCountInString(p) < MinPasswordLen || len(p) > MaxPasswordBytes {
 		return InvalidField(field, "must have at least %d characters and at most %d bytes", MinPasswordLen, MaxPasswordBytes)
+	}
+	return nil
+}
+
+// CheckText returns a KindInvalid error about field if s holds a control
+// character (Unicode's Cc: C0, DEL and C1, newlines and tabs included) or
+// is not valid UTF-8: free text is shown in terminals and tables, where
+// such characters would move the cursor, recolour the screen or forge rows.
+func CheckText(field, s string) error {
+	if !utf8.ValidString(s) {
+		return InvalidField(field, "must be valid UTF-8 text")
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return InvalidField(field, "must not contain control characters (such as newlines, tabs or escape sequences): one line of plain text")
+		}
 	}
 	return nil
 }

@@ -44,6 +44,7 @@ type Metrics struct {
 	checks            map[tokens.Check]map[tokens.Outcome]prometheus.Counter
 	passwords         map[users.PasswordOutcome]prometheus.Counter
 	limited           map[users.PasswordOutcome]prometheus.Counter
+	creationsLimited  prometheus.Counter
 	cacheReads        map[cache.Kind][2]prometheus.Counter // [miss, hit]
 	flushes           [2]prometheus.Counter                // [ok, error]
 	flushedTokens     prometheus.Counter
@@ -93,7 +94,8 @@ func New() *Metrics {
 		m.checks[tokens.CheckBearerAccessToken][o] = bearers.WithLabelValues("access_token", string(o))
 	}
 	passwords := f.counterVec("password_attempts_total", "Password attempts (logins, and old passwords given to change one), by outcome.", "outcome")
-	limits := f.counterVec("rate_limit_refusals_total", "Password attempts refused by a rate limit, by limit (address, user_and_address, user).", "limit")
+	limits := f.counterVec("rate_limit_refusals_total", "Attempts refused by a rate limit, by limit: password attempts (address, user_and_address, user) and user creations (user_creations).", "limit")
+	m.creationsLimited = limits.WithLabelValues("user_creations")
 	m.passwords, m.limited = map[users.PasswordOutcome]prometheus.Counter{}, map[users.PasswordOutcome]prometheus.Counter{}
 	for _, o := range []users.PasswordOutcome{users.PasswordOK, users.PasswordWrong, users.PasswordUnknownUser} {
 		m.passwords[o] = passwords.WithLabelValues(string(o))
@@ -208,6 +210,9 @@ func (m *Metrics) PasswordChecked(outcome users.PasswordOutcome) {
 		c.Inc()
 	}
 }
+
+// UserCreationLimited implements users.Observer.
+func (m *Metrics) UserCreationLimited() { m.creationsLimited.Inc() }
 
 // CacheRead implements cache.Observer.
 func (m *Metrics) CacheRead(kind cache.Kind, hit bool) {

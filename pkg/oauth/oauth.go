@@ -151,7 +151,8 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
-	x, err := h.deps.Tokens.Exchange(r.Context(), secret, scopes)
+	// RFC 8707 §2: the API the token is for becomes its aud.
+	x, err := h.deps.Tokens.Exchange(r.Context(), tokens.ExchangeInput{APIToken: secret, Scopes: scopes, Resource: form.Get("resource")})
 	if err != nil {
 		writeError(w, h.fromDomain(r.Context(), err, TokenPath))
 		return
@@ -216,6 +217,9 @@ func (h *Handler) introspect(w http.ResponseWriter, r *http.Request) {
 	}
 	if in.JTI != "" {
 		resp["jti"] = in.JTI
+	}
+	if in.Audience != "" { // §2.2's aud: whom an access token is for
+		resp["aud"] = in.Audience
 	}
 	writeJSON(w, http.StatusOK, resp)
 }
@@ -307,6 +311,12 @@ func (h *Handler) form(w http.ResponseWriter, r *http.Request) (url.Values, bool
 		return nil, false
 	}
 	for name, values := range form {
+		if len(values) > 1 && name == "resource" {
+			// RFC 8707 §2 allows several; this server mints a token for one.
+			writeError(w, &oauthError{status: http.StatusBadRequest, code: "invalid_target",
+				description: "one resource per request: an access token here is for one API"})
+			return nil, false
+		}
 		if len(values) > 1 {
 			writeError(w, errInvalidRequest("the parameter "+quote(name)+" is repeated"))
 			return nil, false
@@ -417,6 +427,8 @@ func (h *Handler) fromDomain(ctx context.Context, err error, endpoint string) *o
 		switch domain.ReasonOf(err) {
 		case domain.ReasonInvalidScope:
 			return &oauthError{status: http.StatusBadRequest, code: "invalid_scope", description: domain.MessageOf(err)}
+		case domain.ReasonInvalidTarget: // RFC 8707 §2
+			return &oauthError{status: http.StatusBadRequest, code: "invalid_target", description: domain.MessageOf(err)}
 		case domain.ReasonUnsupportedTokenType:
 			return &oauthError{status: http.StatusBadRequest, code: "unsupported_token_type", description: domain.MessageOf(err)}
 		}

@@ -133,6 +133,20 @@ func migrations() []*gormigrate.Migration {
 					Update("scopes", "tokens:read tokens:write users:read users:write").Error
 			},
 		},
+		{
+			// Which secret a token has: access tokens carry it, so a
+			// rotation shuts out those minted from the secret it replaced.
+			// Tokens rotated before it count as never rotated: the access
+			// tokens of their replaced secrets (15 minutes at most) are
+			// let through until they expire, as they were.
+			ID: "0008_tokens_secret_generation",
+			Migrate: func(tx *gorm.DB) error {
+				type tokens struct {
+					SecretGeneration int `gorm:"not null;default:0"`
+				}
+				return tx.Table("tokens").Migrator().AddColumn(&tokens{}, "SecretGeneration")
+			},
+		},
 	}
 }
 

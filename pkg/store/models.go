@@ -57,6 +57,7 @@ type tokenRow struct {
 	Scopes                   string       `gorm:"size:1024;not null"`
 	PreviousSecretHash       []byte       `gorm:"size:32"`
 	PreviousSecretExpireTime sql.NullTime `gorm:"precision:6"`
+	SecretGeneration         int          `gorm:"not null"`
 }
 
 func (tokenRow) TableName() string { return "tokens" }
@@ -75,6 +76,7 @@ func (r *tokenRow) toDomain() *domain.Token {
 
 		PreviousSecretHash:       r.PreviousSecretHash,
 		PreviousSecretExpireTime: fromNullTime(r.PreviousSecretExpireTime),
+		SecretGeneration:         r.SecretGeneration,
 	}
 }
 
@@ -91,6 +93,7 @@ func tokenToRow(t *domain.Token) *tokenRow {
 
 		PreviousSecretHash:       t.PreviousSecretHash,
 		PreviousSecretExpireTime: nullTime(t.PreviousSecretExpireTime),
+		SecretGeneration:         t.SecretGeneration,
 	}
 }
 

@@ -67,6 +67,7 @@ func (s *Store) RotateSecret(ctx context.Context, id string, hash []byte, previo
 			"previous_secret_hash":        gorm.Expr("secret_hash"),
 			"previous_secret_expire_time": nullTime(previousUntil),
 			"secret_hash":                 hash,
+			"secret_generation":           gorm.Expr("secret_generation + 1"),
 		})
 	if res.Error != nil {
 		return classify(res.Error, "token")

@@ -10,33 +10,40 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// Limiter allows each key perMinute attempts a minute, in bursts of up to
-// perMinute, remembering at most maxKeys keys (the least recently used are
-// forgotten first, which only ever lets a forgotten key start afresh).
+// Limiter allows each key n attempts a period, in bursts of up to n,
+// remembering at most maxKeys keys (the least recently used are forgotten
+// first, which only ever lets a forgotten key start afresh).
 type Limiter struct {
-	mu        sync.Mutex
-	perMinute int
-	keys      *lru.Cache[string, *rate.Limiter]
-	now       func() time.Time
+	mu     sync.Mutex
+	n      int
+	period time.Duration
+	keys   *lru.Cache[string, *rate.Limiter]
+	now    func() time.Time
 }
 
-// New returns a Limiter; perMinute <= 0 means no limit.
+// New returns a Limiter of perMinute attempts a minute; perMinute <= 0
+// means no limit.
 func New(perMinute, maxKeys int, now func() time.Time) *Limiter {
+	return NewPer(perMinute, time.Minute, maxKeys, now)
+}
+
+// NewPer returns a Limiter of n attempts a period; n <= 0 means no limit.
+func NewPer(n int, period time.Duration, maxKeys int, now func() time.Time) *Limiter {
 	keys, _ := lru.New[string, *rate.Limiter](max(maxKeys, 1))
-	return &Limiter{perMinute: perMinute, keys: keys, now: now}
+	return &Limiter{n: n, period: period, keys: keys, now: now}
 }
 
 // Allow takes one attempt for key. If none is left it takes nothing and
 // returns false with how long until the next one is.
 func (l *Limiter) Allow(key string) (ok bool, retryAfter time.Duration) {
-	if l.perMinute <= 0 {
+	if l.n <= 0 {
 		return true, 0
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	lim, found := l.keys.Get(key)
 	if !found {
-		lim = rate.NewLimiter(rate.Limit(float64(l.perMinute)/60), l.perMinute)
+		lim = rate.NewLimiter(rate.Limit(float64(l.n)/l.period.Seconds()), l.n)
 		l.keys.Add(key, lim)
 	}
 	now := l.now()

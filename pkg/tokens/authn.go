@@ -35,33 +35,66 @@ func (s *Service) authenticateBearer(ctx context.Context, check Check, bearer st
 		}
 		return p, outcome, err
 	}
-	claims, err := s.deps.Minter.Verify(bearer, s.deps.Clock())
+	t, claims, previous, outcome, err := s.accessToken(ctx, bearer)
 	if err != nil {
-		if strings.Count(bearer, ".") != 2 { // not even a compact JWS
-			return nil, OutcomeMalformed, domain.ErrUnauthenticated
-		}
+		return nil, outcome, err
+	}
+	// An access token minted for another API (RFC 8707) is that API's
+	// credential, not one for this service.
+	if claims.Audience != s.deps.Minter.Audience() {
 		return nil, OutcomeInvalid, domain.ErrUnauthenticated
 	}
-	// The access token is refused as soon as its API token is deleted or
-	// expired: this service checks; gateways verifying offline honour it
-	// until its exp.
-	t, err := s.deps.Tokens.TokenByID(ctx, claims.TokenID)
-	if err != nil {
-		return nil, failed(err, OutcomeRevoked), unauthenticated(err)
-	}
-	now := s.deps.Clock()
-	if t.UserID != claims.UserID { // signed by us, so never: but not trusted
-		return nil, OutcomeInvalid, domain.ErrUnauthenticated
-	}
-	if outcome := activeAt(t, now); outcome != OutcomeOK {
-		return nil, outcome, domain.ErrUnauthenticated
-	}
-	s.deps.LastUsed.Record(t.ID, now)
+	s.deps.LastUsed.Record(t.ID, s.deps.Clock())
 	scopes := t.Scopes // an access token minted before the scope claim
 	if claims.HasScope {
 		scopes = claims.Scopes
 	}
-	return s.principal(ctx, t, scopes, claims.Expiry)
+	p, outcome, err := s.principal(ctx, t, scopes, claims.Expiry)
+	if p != nil {
+		p.AccessToken, p.PreviousSecret = true, previous
+	}
+	return p, outcome, err
+}
+
+// accessToken checks an access token minted here: it verifies, and the API
+// token it was minted from is active and still has the secret it was minted
+// from, or had it before a rotation whose grace period is not over
+// (previous). The access tokens of a replaced secret are refused as a
+// deleted token's are: this service checks; gateways verifying offline
+// honour them until their exp.
+func (s *Service) accessToken(ctx context.Context, raw string) (t *domain.Token, _ auth.AccessClaims, previous bool, _ Outcome, _ error) {
+	now := s.deps.Clock()
+	claims, err := s.deps.Minter.Verify(raw, now)
+	if err != nil {
+		if strings.Count(raw, ".") != 2 { // not even a compact JWS
+			return nil, claims, false, OutcomeMalformed, domain.ErrUnauthenticated
+		}
+		return nil, claims, false, OutcomeInvalid, domain.ErrUnauthenticated
+	}
+	if t, err = s.deps.Tokens.TokenByID(ctx, claims.TokenID); err != nil {
+		return nil, claims, false, failed(err, OutcomeRevoked), unauthenticated(err)
+	}
+	if claims.SecretGeneration > t.SecretGeneration {
+		// Minted from a secret newer than the cached token's: another
+		// replica rotated it. Ask the database.
+		if t, err = s.deps.Tokens.FreshTokenByID(ctx, claims.TokenID); err != nil {
+			return nil, claims, false, failed(err, OutcomeRevoked), unauthenticated(err)
+		}
+	}
+	if t.UserID != claims.UserID { // signed by us, so never: but not trusted
+		return nil, claims, false, OutcomeInvalid, domain.ErrUnauthenticated
+	}
+	switch gen := claims.SecretGeneration; {
+	case gen == t.SecretGeneration:
+	case gen == t.SecretGeneration-1 && t.PreviousSecretHash != nil && now.Before(t.PreviousSecretExpireTime):
+		previous = true
+	default:
+		return nil, claims, false, OutcomeRevoked, domain.ErrUnauthenticated
+	}
+	if outcome := activeAt(t, now); outcome != OutcomeOK {
+		return nil, claims, false, outcome, domain.ErrUnauthenticated
+	}
+	return t, claims, previous, OutcomeOK, nil
 }
 
 // apiToken checks a plaintext API token: well formed with a valid checksum

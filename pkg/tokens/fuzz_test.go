@@ -16,7 +16,7 @@ func FuzzAuthenticateBearer(f *testing.F) {
 	k, _ := auth.NewSigningKey(rand.Reader, time.Now())
 	ks, _ := auth.NewKeySet([]*domain.SigningKey{k}, time.Now(), time.Hour)
 	minter := auth.NewMinter(auth.KeyRingOf(ks), auth.MinterConfig{Issuer: "iss", Audience: "aud", Lifetime: time.Minute})
-	at, _ := minter.Mint(&domain.Token{ID: "tokTTTTTTTTTTTTT", UserID: "u"}, nil, time.Now())
+	at, _ := minter.Mint(&domain.Token{ID: "tokTTTTTTTTTTTTT", UserID: "u"}, auth.Grant{}, time.Now())
 	api, _ := auth.NewAPIToken(rand.Reader)
 	svc := New(Config{}, Deps{Tokens: &countingTokens{}, Minter: minter, Clock: time.Now, Rand: rand.Reader})
 	for _, seed := range []string{at.JWT, api.String(), "", "a.b.c", "tks_", "eyJhbGciOiJub25lIn0.e30.", at.JWT + "."} {

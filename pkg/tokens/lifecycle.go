@@ -29,7 +29,7 @@ func (s *Service) RotateToken(ctx context.Context, caller *domain.Principal, id 
 	if !t.ActiveAt(now) {
 		return "", nil, errTokenNotFound
 	}
-	if err := s.mayRotate(caller, t); err != nil {
+	if err := s.mayActOn(caller, t, "rotate"); err != nil {
 		return "", nil, err
 	}
 	secret, err := auth.NewAPIToken(s.deps.Rand)
@@ -53,25 +53,25 @@ func (s *Service) RotateToken(ctx context.Context, caller *domain.Principal, id 
 	return plain.String(), t, nil
 }
 
-// mayRotate refuses a rotation that would hand the caller more than it
-// holds: the new secret of a token with a scope the caller's credential
-// lacks, or that outlives it (CreateToken's rules, which a rotation must
-// not get round); and the rotation of a token by its own previous secret,
-// which would take it back from the owner who rotated it.
-func (s *Service) mayRotate(caller *domain.Principal, t *domain.Token) error {
+// mayActOn refuses to rotate or delete (verb) a token with a credential
+// that could not have made it: an access token or a replaced secret (which
+// may make no lasting change), one lacking a scope of the token (a narrow,
+// leaked CI token must not take over or revoke its owner's broader ones),
+// or one that the token outlives. A password may act on any of its user's.
+// CreateToken's rules, which rotation and deletion must not get round.
+func (s *Service) mayActOn(caller *domain.Principal, t *domain.Token, verb string) error {
+	if err := caller.MayChangeCredentials(); err != nil {
+		return err
+	}
 	if caller.AllScopes {
 		return nil
 	}
-	if caller.PreviousSecret && caller.TokenID == t.ID {
-		return domain.Errorf(domain.KindPermissionDenied,
-			"this is the token's previous secret, replaced by a rotation: only its current secret (or a password) may rotate it again")
-	}
 	if missing := caller.Scopes.Missing(s.inForce(t.Scopes)); missing != "" {
-		return domain.InsufficientScope(missing, "the token you authenticate with lacks the scope %q of the token to rotate: rotate it with one that has all its scopes, or with a password", missing)
+		return domain.InsufficientScope(missing, "the token you authenticate with lacks the scope %q of the token to %s: %s it with one that has all its scopes, or with a password", missing, verb, verb)
 	}
 	if limit := caller.TokenExpireTime; !limit.IsZero() && (t.ExpireTime.IsZero() || t.ExpireTime.After(limit)) {
 		return domain.Errorf(domain.KindPermissionDenied,
-			"the token to rotate outlives the token you authenticate with: rotate it with one that lasts as long, or with a password")
+			"the token to %s outlives the token you authenticate with: %s it with one that lasts as long, or with a password", verb, verb)
 	}
 	return nil
 }
@@ -97,12 +97,9 @@ func (s *Service) RevokeByPossession(ctx context.Context, plaintext string) erro
 		if !s.cfg.RevokeAPITokenByAccessToken {
 			return ErrUnsupportedTokenType
 		}
-		claims, err := s.deps.Minter.Verify(plaintext, s.deps.Clock())
-		if err != nil {
-			return nil
-		}
-		if t, err = s.deps.Tokens.TokenByID(ctx, claims.TokenID); err != nil {
-			return ignoreUnauthenticated(unauthenticated(err))
+		var err error
+		if t, _, _, _, err = s.accessToken(ctx, plaintext); err != nil {
+			return ignoreUnauthenticated(err)
 		}
 	}
 	err := s.deps.Tokens.DeleteToken(ctx, t.ID, s.deps.Clock())
@@ -135,6 +132,7 @@ type Introspection struct {
 	IssuedAt  time.Time
 	ExpiresAt time.Time // zero: no expiry
 	JTI       string    // an access token's
+	Audience  string    // an access token's aud
 }
 
 // Introspect says whether a token, an API token or an access token, is
@@ -151,20 +149,12 @@ func (s *Service) Introspect(ctx context.Context, plaintext string) (Introspecti
 		if err != nil {
 			return Introspection{}, ignoreUnauthenticated(unauthenticated(err))
 		}
-		return Introspection{Active: true, Scopes: t.Scopes, ClientID: t.ID, Subject: t.UserID, Username: u.Username,
+		return Introspection{Active: true, Scopes: s.inForce(t.Scopes), ClientID: t.ID, Subject: t.UserID, Username: u.Username,
 			IssuedAt: t.CreateTime, ExpiresAt: t.ExpireTime}, nil
 	}
-	now := s.deps.Clock()
-	claims, err := s.deps.Minter.Verify(plaintext, now)
+	t, claims, _, _, err := s.accessToken(ctx, plaintext)
 	if err != nil {
-		return Introspection{}, nil
-	}
-	t, err := s.deps.Tokens.TokenByID(ctx, claims.TokenID)
-	if err != nil {
-		return Introspection{}, ignoreUnauthenticated(unauthenticated(err))
-	}
-	if t.UserID != claims.UserID || !t.ActiveAt(now) {
-		return Introspection{}, nil
+		return Introspection{}, ignoreUnauthenticated(err)
 	}
 	u, err := s.deps.Users.UserByID(ctx, t.UserID)
 	if err != nil {
@@ -174,6 +164,8 @@ func (s *Service) Introspect(ctx context.Context, plaintext string) (Introspecti
 	if claims.HasScope {
 		scopes = claims.Scopes
 	}
-	return Introspection{Active: true, AccessJWT: true, Scopes: scopes, ClientID: t.ID, Subject: t.UserID, Username: u.Username,
-		IssuedAt: claims.Issued, ExpiresAt: claims.Expiry, JTI: claims.JTI}, nil
+	// Only scopes in force: a gateway that authorizes by introspection
+	// must stop granting one the operator took out of --scopes.
+	return Introspection{Active: true, AccessJWT: true, Scopes: s.inForce(scopes), ClientID: t.ID, Subject: t.UserID, Username: u.Username,
+		IssuedAt: claims.Issued, ExpiresAt: claims.Expiry, JTI: claims.JTI, Audience: claims.Audience}, nil
 }

@@ -151,6 +151,12 @@ type CreateInput struct {
 // CreateToken creates an API token for in.UserID and returns its plaintext,
 // which is never available again, with its stored metadata.
 func (s *Service) CreateToken(ctx context.Context, caller *domain.Principal, in CreateInput) (string, *domain.Token, error) {
+	if err := caller.MayChangeCredentials(); err != nil {
+		return "", nil, err
+	}
+	if err := domain.CheckText("note", in.Note); err != nil {
+		return "", nil, err
+	}
 	owner, err := s.actingFor(ctx, caller, in.UserID)
 	if err != nil {
 		return "", nil, err
@@ -252,10 +258,18 @@ func (s *Service) GetToken(ctx context.Context, caller *domain.Principal, id str
 }
 
 // DeleteToken deletes a token the caller may see. Deleting a deleted token
-// succeeds. Once it returns, the token and access tokens minted from it are refused.
+// succeeds. Once it returns, the token and access tokens minted from it are
+// refused. A credential may always delete its own API token; another only
+// as it may rotate it (mayActOn).
 func (s *Service) DeleteToken(ctx context.Context, caller *domain.Principal, id string) error {
-	if _, err := s.visibleToken(ctx, caller, id); err != nil {
+	t, err := s.visibleToken(ctx, caller, id)
+	if err != nil {
 		return err
+	}
+	if t.ID != caller.TokenID {
+		if err := s.mayActOn(caller, t, "delete"); err != nil {
+			return err
+		}
 	}
 	return s.deps.Tokens.DeleteToken(ctx, id, s.deps.Clock())
 }
@@ -278,8 +292,9 @@ func (s *Service) ListTokens(ctx context.Context, caller *domain.Principal, in L
 		return nil, "", err
 	}
 	now := s.deps.Clock()
-	// A page token is good for the listing, user and direction it came from.
-	query := []string{"tokens", userID, strconv.FormatBool(in.Reverse), in.ExpireBefore.Format(time.RFC3339Nano)}
+	// A page token is good for the caller, listing, user, direction and
+	// filter it came from: no one else may continue another's listing.
+	query := []string{"tokens", caller.User.ID, userID, strconv.FormatBool(in.Reverse), in.ExpireBefore.Format(time.RFC3339Nano)}
 	return pagetoken.List(s.deps.Pages, in.PageSize, in.PageToken, query,
 		func(after *domain.Cursor, limit int) ([]*domain.Token, error) {
 			return s.deps.Tokens.ListTokens(ctx, domain.TokenQuery{UserID: userID, Now: now, Limit: limit, Reverse: in.Reverse,
@@ -303,27 +318,48 @@ type Exchanged struct {
 	APITokenExpireTime time.Time
 }
 
+// ExchangeInput is what an exchange asks for.
+type ExchangeInput struct {
+	APIToken string // the plaintext
+	// Scopes are the access token's; none: the API token's but the
+	// service's write scopes (WriteScopes), which are given only when
+	// asked for by name.
+	Scopes []string
+	// Resource is the API the access token is for (RFC 8707), its aud:
+	// one of the minter's resources; "": this service's own audience.
+	Resource string
+}
+
+// WriteScopes are the service's scopes an access token carries only when
+// an exchange names them: an access token is handed to every API behind
+// the gateways, and these are of no use to them.
+var WriteScopes = domain.NewScopes(domain.ScopeTokensWrite, domain.ScopeUsersWrite)
+
 // Exchange trades a plaintext API token for a signed access token carrying
-// the scopes asked for (none: all the API token's). The token must hold
-// each: more is refused with a KindInvalid error of ReasonInvalidScope.
+// the scopes asked for (none: all the API token's but WriteScopes). The
+// token must hold each: more is refused with a KindInvalid error of
+// ReasonInvalidScope; an unknown resource, with ReasonInvalidTarget.
 // GetAccessToken and the OAuth token endpoint both come here.
-func (s *Service) Exchange(ctx context.Context, plaintext string, scopes []string) (Exchanged, error) {
-	x, outcome, err := s.exchange(ctx, plaintext, scopes)
+func (s *Service) Exchange(ctx context.Context, in ExchangeInput) (Exchanged, error) {
+	x, outcome, err := s.exchange(ctx, in)
 	s.deps.Observer.CredentialChecked(CheckExchange, outcome)
 	return x, err
 }
 
-func (s *Service) exchange(ctx context.Context, plaintext string, asked []string) (Exchanged, Outcome, error) {
-	if !auth.LooksLikeAPIToken(plaintext) {
+func (s *Service) exchange(ctx context.Context, in ExchangeInput) (Exchanged, Outcome, error) {
+	if !auth.LooksLikeAPIToken(in.APIToken) {
 		return Exchanged{}, OutcomeMalformed, errNotAnAPIToken
 	}
-	t, _, outcome, err := s.apiToken(ctx, plaintext)
+	t, previous, outcome, err := s.apiToken(ctx, in.APIToken)
 	if err != nil {
 		return Exchanged{}, outcome, err
 	}
+	if in.Resource != "" && !s.deps.Minter.IsResource(in.Resource) {
+		return Exchanged{}, OutcomeOK, s.unknownResource(in.Resource)
+	}
 	held := s.inForce(t.Scopes)
-	scopes := held
-	if len(asked) > 0 {
+	scopes := withoutWriteScopes(held)
+	if asked := in.Scopes; len(asked) > 0 {
 		scopes = domain.NewScopes(asked...)
 		if missing := held.Missing(scopes); missing != "" {
 			if !s.known.Has(missing) {
@@ -335,12 +371,41 @@ func (s *Service) exchange(ctx context.Context, plaintext string, asked []string
 		}
 	}
 	now := s.deps.Clock()
-	at, err := s.deps.Minter.Mint(t, scopes, now)
+	g := auth.Grant{Scopes: scopes, SecretGeneration: t.SecretGeneration, Audience: in.Resource}
+	if previous {
+		g.SecretGeneration--
+	}
+	at, err := s.deps.Minter.Mint(t, g, now)
 	if err != nil {
 		return Exchanged{}, OutcomeError, domain.Wrap(domain.KindInternal, err, "minting access token")
 	}
 	s.deps.LastUsed.Record(t.ID, now)
 	return Exchanged{AccessToken: at, Scopes: scopes, APITokenExpireTime: t.ExpireTime}, OutcomeOK, nil
+}
+
+// withoutWriteScopes returns held less WriteScopes.
+func withoutWriteScopes(held domain.Scopes) domain.Scopes {
+	if !held.Has(domain.ScopeTokensWrite) && !held.Has(domain.ScopeUsersWrite) {
+		return held // no copy
+	}
+	out := make(domain.Scopes, 0, len(held))
+	for _, sc := range held {
+		if !WriteScopes.Has(sc) {
+			out = append(out, sc)
+		}
+	}
+	return out
+}
+
+func (s *Service) unknownResource(name string) error {
+	var e *domain.Error
+	if len(s.deps.Minter.Resources()) == 0 {
+		e = domain.InvalidField("resource", "this server mints access tokens for no other API (the operator declares them with --resources)")
+	} else {
+		e = domain.InvalidField("resource", "unknown resource %q: the resources are %s", name, strings.Join(s.deps.Minter.Resources(), ", "))
+	}
+	e.Reason = domain.ReasonInvalidTarget
+	return e
 }
 
 var errTokenNotFound = domain.Errorf(domain.KindNotFound, "token not found")

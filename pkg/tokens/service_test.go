@@ -38,7 +38,7 @@ func TestMalformedTokensAreRefusedBeforeAnyRead(t *testing.T) {
 		"truncated": s[:len(s)-1],
 		"checksum":  s[:len(s)-1] + otherDigit(s[len(s)-1]),
 	} {
-		if _, err := svc.Exchange(context.Background(), bad, nil); err != domain.ErrUnauthenticated {
+		if _, err := svc.Exchange(context.Background(), ExchangeInput{APIToken: bad}); err != domain.ErrUnauthenticated {
 			t.Errorf("%s: %v, want ErrUnauthenticated", name, err)
 		}
 		if _, err := svc.AuthenticateBearer(context.Background(), bad); err != domain.ErrUnauthenticated {
@@ -49,8 +49,8 @@ func TestMalformedTokensAreRefusedBeforeAnyRead(t *testing.T) {
 		t.Errorf("malformed tokens caused %d database reads, want 0", store.reads)
 	}
 	// The control: a well-formed token with a wrong secret is read, then refused.
-	wrong := auth.APIToken{ID: good.ID, Secret: good.Secret[:len(good.Secret)-1] + "x"}.String()
-	if _, err := svc.Exchange(context.Background(), wrong, nil); err != domain.ErrUnauthenticated || store.reads != 2 {
+	wrong := auth.APIToken{ID: good.ID, Secret: good.Secret[:len(good.Secret)-1] + otherDigit(good.Secret[len(good.Secret)-1])}.String()
+	if _, err := svc.Exchange(context.Background(), ExchangeInput{APIToken: wrong}); err != domain.ErrUnauthenticated || store.reads != 2 {
 		t.Errorf("wrong secret: %v after %d reads, want ErrUnauthenticated after 2 (the cached row, then the fresh one)", err, store.reads)
 	}
 }

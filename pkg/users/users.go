@@ -14,6 +14,7 @@ import (
 	"github.com/tokenservice/tokenservice/pkg/auth"
 	"github.com/tokenservice/tokenservice/pkg/domain"
 	"github.com/tokenservice/tokenservice/pkg/pagetoken"
+	"github.com/tokenservice/tokenservice/pkg/throttle"
 )
 
 // Config holds the service's tunables.
@@ -25,7 +26,10 @@ type Config struct {
 	LoginAttemptsPerUserAndAddress int // every attempt, per username and client address
 	LoginAttemptsPerAddress        int // every attempt, per client address
 	LoginAttemptsPerUser           int // per username, from addresses it has not logged in from lately
-
+	// CreationsPerHour bounds each caller's CreateUser attempts an hour,
+	// refused ones included, so that its conflicts cannot enumerate the
+	// usernames for free; 0: no limit.
+	CreationsPerHour int
 }
 
 // Deps are what the service works with.
@@ -38,9 +42,11 @@ type Deps struct {
 	Rand      io.Reader // crypto/rand.Reader in production
 }
 
-// Observer is told the outcome of each password attempt, for metrics.
+// Observer is told the outcome of each password attempt, and of user
+// creations refused by their limit, for metrics.
 type Observer interface {
 	PasswordChecked(PasswordOutcome)
+	UserCreationLimited()
 }
 
 // PasswordOutcome is how a password attempt ended. The client gets one
@@ -60,12 +66,15 @@ const (
 type noObserver struct{}
 
 func (noObserver) PasswordChecked(PasswordOutcome) {}
+func (noObserver) UserCreationLimited()            {}
 
 // Service implements the user operations.
 type Service struct {
 	deps   Deps
 	cfg    Config
 	logins logins
+	// creations limits each caller's CreateUser attempts (by user ID).
+	creations *throttle.Limiter
 }
 
 // New returns a Service.
@@ -73,7 +82,8 @@ func New(cfg Config, deps Deps) *Service {
 	if deps.Observer == nil {
 		deps.Observer = noObserver{}
 	}
-	return &Service{deps: deps, cfg: cfg, logins: newLogins(cfg, deps.Clock)}
+	return &Service{deps: deps, cfg: cfg, logins: newLogins(cfg, deps.Clock),
+		creations: throttle.NewPer(cfg.CreationsPerHour, time.Hour, maxTrackedKeys, deps.Clock)}
 }
 
 // Operator is the caller the server-side commands act as: whoever holds the
@@ -95,8 +105,20 @@ type NewUser struct {
 }
 
 // Create creates a user. An admin creates human users; any human creates
-// machine users, which it owns; a machine user creates none.
+// machine users, which it owns; a machine user creates none. Each caller's
+// attempts are limited (Config.CreationsPerHour; the operator's are not):
+// a taken username is told apart, so guessing them must cost.
 func (s *Service) Create(ctx context.Context, caller *domain.Principal, in NewUser) (*domain.User, error) {
+	if err := caller.MayChangeCredentials(); err != nil {
+		return nil, err
+	}
+	if caller.User.ID != "" {
+		if ok, wait := s.creations.Allow(caller.User.ID); !ok {
+			s.deps.Observer.UserCreationLimited()
+			return nil, &domain.Error{Kind: domain.KindResourceExhausted, Reason: domain.ReasonTooManyUserCreations, RetryAfter: wait,
+				Message: fmt.Sprintf("too many user creations: at most %d an hour (the server's --user-creations-per-hour); retry in %s", s.cfg.CreationsPerHour, wait.Round(time.Second))}
+		}
+	}
 	name, err := domain.NormalizeUsername(in.Username)
 	if err != nil {
 		return nil, err
@@ -244,7 +266,7 @@ func (s *Service) List(ctx context.Context, caller *domain.Principal, in ListInp
 		q.Username = name
 	}
 	// A page token is good for the listing, caller and filter it came from.
-	query := []string{"users", q.VisibleTo, strconv.FormatBool(caller.User.Admin), q.Username}
+	query := []string{"users", caller.User.ID, strconv.FormatBool(caller.User.Admin), q.Username}
 	return pagetoken.List(s.deps.Pages, in.PageSize, in.PageToken, query,
 		func(after *domain.Cursor, limit int) ([]*domain.User, error) {
 			q.After, q.Limit = after, limit
@@ -257,6 +279,9 @@ func (s *Service) List(ctx context.Context, caller *domain.Principal, in ListInp
 // machine users, an admin anyone), with its machine users, and revokes every
 // token of all of them, in one transaction.
 func (s *Service) Delete(ctx context.Context, caller *domain.Principal, id string) error {
+	if err := caller.MayChangeCredentials(); err != nil {
+		return err
+	}
 	u, err := s.Get(ctx, caller, id)
 	if err != nil {
 		return err
@@ -283,6 +308,9 @@ type PasswordChange struct {
 // password (checked as a login is: limited, one argon2id), or anyone's as an
 // admin. API tokens are left as they are.
 func (s *Service) ChangePassword(ctx context.Context, caller *domain.Principal, in PasswordChange) error {
+	if err := caller.MayChangeCredentials(); err != nil {
+		return err
+	}
 	u, err := s.Get(ctx, caller, in.UserID)
 	if err != nil {
 		return err

@@ -94,7 +94,7 @@ func TestExternalProgramAcceptsTheServiceTokens(t *testing.T) {
 		if apiToken, _, err = a.Tokens().CreateToken(t.Context(), &domain.Principal{User: alice, AllScopes: true}, tokens.CreateInput{}); err != nil {
 			t.Fatal(err)
 		}
-		x, err := a.Tokens().Exchange(t.Context(), apiToken, nil)
+		x, err := a.Tokens().Exchange(t.Context(), tokens.ExchangeInput{APIToken: apiToken})
 		at := x.AccessToken
 		if err != nil {
 			t.Fatal(err)
@@ -126,7 +126,7 @@ func TestExternalProgramAcceptsTheServiceTokens(t *testing.T) {
 
 	t.Run("second server, new signing key", func(t *testing.T) {
 		a := apptest.MustStart(t, cfg)
-		x, err := a.Tokens().Exchange(t.Context(), apiToken, nil)
+		x, err := a.Tokens().Exchange(t.Context(), tokens.ExchangeInput{APIToken: apiToken})
 		at := x.AccessToken
 		if err != nil {
 			t.Fatal(err)

@@ -702,8 +702,15 @@ type GetAccessTokenRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The API token. If empty, the API token in the Authorization header is used.
 	Token string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
-	// The access token's scopes, each one the API token holds. Empty: all of its scopes.
-	Scopes        []string `protobuf:"bytes,2,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	// The access token's scopes, each one the API token holds. Empty: all of
+	// its scopes but the service's write scopes (tokens:write, users:write),
+	// which an access token carries only when they are named here.
+	Scopes []string `protobuf:"bytes,2,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	// The API the access token is for (an RFC 8707 resource indicator): it
+	// becomes the token's only audience (aud), so the token is good for that
+	// API alone. One of the resources the operator declares (--resources).
+	// Empty: the service's own audience.
+	Resource      string `protobuf:"bytes,3,opt,name=resource,proto3" json:"resource,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -750,6 +757,13 @@ func (x *GetAccessTokenRequest) GetScopes() []string {
 		return x.Scopes
 	}
 	return nil
+}
+
+func (x *GetAccessTokenRequest) GetResource() string {
+	if x != nil {
+		return x.Resource
+	}
+	return ""
 }
 
 type GetAccessTokenResponse struct {
@@ -1483,10 +1497,11 @@ const file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDesc = "" +
 	"\fgrace_period\x18\x02 \x01(\v2\x19.google.protobuf.DurationB\x0e\xbaH\v\xaa\x01\b\"\x04\b\x80\xa3\x052\x00R\vgracePeriod:\x1d\x92A\x1a2\x18{\"gracePeriod\": \"3600s\"}\"j\n" +
 	"\x13RotateTokenResponse\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12=\n" +
-	"\bmetadata\x18\x02 \x01(\v2!.priv.tokenservice.v1alpha1.TokenR\bmetadata\"k\n" +
+	"\bmetadata\x18\x02 \x01(\v2!.priv.tokenservice.v1alpha1.TokenR\bmetadata\"\x91\x01\n" +
 	"\x15GetAccessTokenRequest\x12\x1e\n" +
 	"\x05token\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\x05token\x12)\n" +
-	"\x06scopes\x18\x02 \x03(\tB\x11\xbaH\x0e\x92\x01\v\x10@\"\ar\x05\x10\x01\x18\x80\x01R\x06scopes:\a\x92A\x042\x02{}\"\xaf\x01\n" +
+	"\x06scopes\x18\x02 \x03(\tB\x11\xbaH\x0e\x92\x01\v\x10@\"\ar\x05\x10\x01\x18\x80\x01R\x06scopes\x12$\n" +
+	"\bresource\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\bresource:\a\x92A\x042\x02{}\"\xaf\x01\n" +
 	"\x16GetAccessTokenResponse\x12!\n" +
 	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12;\n" +
 	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
