@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 	"google.golang.org/grpc/codes"
@@ -137,6 +138,11 @@ func TestAccessTokensForOneAPI(t *testing.T) {
 				}
 				_, err := a.list(resp.GetAccessToken(), &pb.ListTokensRequest{})
 				wantCode(t, "the orders API's token used here", err, codes.Unauthenticated)
+				for route, want := range map[string]codes.Code{"": codes.OK, orders: codes.OK, "https://billing.example.com": codes.Unauthenticated} {
+					if got := envoyCheckAudience(t, s, resp.GetAccessToken(), route); got != want {
+						t.Errorf("Envoy's Check of the orders token on a route for %q: %v, want %v", route, got, want)
+					}
+				}
 				_, body := postForm(t, s, "/oauth2/introspect", "Bearer "+api, url.Values{"token": {resp.GetAccessToken()}})
 				if body["active"] != true || body["aud"] != orders {
 					t.Errorf("introspection: %v, want active with aud %s", body, orders)
@@ -167,4 +173,23 @@ func TestAccessTokensForOneAPI(t *testing.T) {
 			})
 		}
 	})
+}
+
+// envoyCheckAudience asks Check about an access token on a route whose
+// tokenservice_audience is aud ("": none), and returns its code.
+func envoyCheckAudience(t *testing.T, s *service, token, aud string) codes.Code {
+	t.Helper()
+	req := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+			Method: "GET", Path: "/orders/42", Host: "api.example.com", Headers: map[string]string{"authorization": "Bearer " + token},
+		}},
+	}}
+	if aud != "" {
+		req.Attributes.ContextExtensions = map[string]string{"tokenservice_audience": aud}
+	}
+	resp, err := authv3.NewAuthorizationClient(s.grpcConn).Check(context.Background(), req)
+	if err != nil {
+		t.Fatalf("Check: %s", describe(err))
+	}
+	return codes.Code(resp.GetStatus().GetCode())
 }

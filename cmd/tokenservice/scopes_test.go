@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
-	"net/url"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"

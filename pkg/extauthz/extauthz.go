@@ -37,6 +37,12 @@ const (
 // separated by spaces or commas, a route's callers must hold.
 const ScopeExtension = "tokenservice_scopes"
 
+// AudienceExtension is the per-route context extension naming the audience
+// (one of the service's --resources, RFC 8707) a route's access tokens must
+// be minted for. Without it, an access token of any audience the service
+// mints for is accepted.
+const AudienceExtension = "tokenservice_audience"
+
 // Server implements authv3.AuthorizationServer.
 type Server struct {
 	authv3.UnimplementedAuthorizationServer
@@ -67,7 +73,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 	if !isBearer || credential == "" {
 		return deny(http.StatusUnauthorized, codes.Unauthenticated, bearer.Refusal(authz)), nil
 	}
-	p, err := s.tokens.AuthenticateBearer(ctx, credential)
+	p, err := s.tokens.AuthenticateBearerFor(ctx, credential, audience(req.GetAttributes().GetContextExtensions()[AudienceExtension]))
 	if err != nil {
 		if domain.KindOf(err) == domain.KindUnauthenticated {
 			return deny(http.StatusUnauthorized, codes.Unauthenticated, bearer.InvalidToken), nil
@@ -116,4 +122,13 @@ func deny(httpStatus int, code codes.Code, challenge string) *authv3.CheckRespon
 			Headers: []*corev3.HeaderValueOption{header("www-authenticate", challenge)},
 		}},
 	}
+}
+
+// audience is what a route's AudienceExtension asks: its value, or any of
+// the service's audiences.
+func audience(ext string) tokens.Audience {
+	if ext == "" {
+		return tokens.AnyAudience
+	}
+	return tokens.Audience(ext)
 }

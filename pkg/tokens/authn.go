@@ -9,20 +9,34 @@ import (
 	"github.com/tokenservice/tokenservice/pkg/domain"
 )
 
-// AuthenticateBearer resolves a bearer credential, an API token or an access
-// token minted by this service, to the caller. Every failure is the same
+// AuthenticateBearer resolves a bearer credential for this service's own
+// API, an API token or an access token minted by this service for its own
+// audience, to the caller. Every failure is the same
 // domain.ErrUnauthenticated.
 func (s *Service) AuthenticateBearer(ctx context.Context, bearer string) (*domain.Principal, error) {
+	return s.AuthenticateBearerFor(ctx, bearer, Audience(s.deps.Minter.Audience()))
+}
+
+// Audience is the aud an access token must have to be accepted.
+type Audience string
+
+// AnyAudience accepts an access token minted for any audience this service
+// mints for: its own and its resources.
+const AnyAudience Audience = ""
+
+// AuthenticateBearerFor is AuthenticateBearer for a gateway protecting
+// another API: an access token must have been minted for aud.
+func (s *Service) AuthenticateBearerFor(ctx context.Context, bearer string, aud Audience) (*domain.Principal, error) {
 	check := CheckBearerAccessToken
 	if auth.LooksLikeAPIToken(bearer) {
 		check = CheckBearerAPIToken
 	}
-	p, outcome, err := s.authenticateBearer(ctx, check, bearer)
+	p, outcome, err := s.authenticateBearer(ctx, check, bearer, aud)
 	s.deps.Observer.CredentialChecked(check, outcome)
 	return p, err
 }
 
-func (s *Service) authenticateBearer(ctx context.Context, check Check, bearer string) (*domain.Principal, Outcome, error) {
+func (s *Service) authenticateBearer(ctx context.Context, check Check, bearer string, aud Audience) (*domain.Principal, Outcome, error) {
 	if check == CheckBearerAPIToken {
 		t, previous, outcome, err := s.apiToken(ctx, bearer)
 		if err != nil {
@@ -39,9 +53,9 @@ func (s *Service) authenticateBearer(ctx context.Context, check Check, bearer st
 	if err != nil {
 		return nil, outcome, err
 	}
-	// An access token minted for another API (RFC 8707) is that API's
-	// credential, not one for this service.
-	if claims.Audience != s.deps.Minter.Audience() {
+	// An access token minted for one API (RFC 8707) is that API's
+	// credential, no other's.
+	if aud != AnyAudience && claims.Audience != string(aud) {
 		return nil, OutcomeInvalid, domain.ErrUnauthenticated
 	}
 	s.deps.LastUsed.Record(t.ID, s.deps.Clock())
