@@ -376,7 +376,8 @@ func TestRotationReachesTheOtherReplica(t *testing.T) {
 	ra, rb := rpc{t: t, c: a.grpcCaller()}, rpc{t: t, c: b.grpcCaller()}
 	login := ra.login("hal")
 	old := ra.mustCreate(login, &pb.CreateTokenRequest{}).GetToken()
-	if _, err := rb.exchange("", old); err != nil { // now cached on b
+	access, err := rb.exchange("", old) // now cached on b
+	if err != nil {
 		t.Fatal(describe(err))
 	}
 	fresh := rotate(t, a.grpcCaller(), login, idOf(old), nil).GetToken()
@@ -389,6 +390,10 @@ func TestRotationReachesTheOtherReplica(t *testing.T) {
 	})
 	waitFor(t, "the other replica to refuse the old secret", ttl, rotated, func() bool {
 		_, err := rb.exchange("", old)
+		return status.Code(err) == codes.Unauthenticated
+	})
+	waitFor(t, "the other replica to refuse the old secret's access token", ttl, rotated, func() bool {
+		_, err := rb.list(access.GetAccessToken(), &pb.ListTokensRequest{})
 		return status.Code(err) == codes.Unauthenticated
 	})
 }
