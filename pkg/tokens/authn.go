@@ -14,7 +14,7 @@ import (
 // audience, to the caller. Every failure is the same
 // domain.ErrUnauthenticated.
 func (s *Service) AuthenticateBearer(ctx context.Context, bearer string) (*domain.Principal, error) {
-	return s.AuthenticateBearerFor(ctx, bearer, Audience(s.deps.Minter.Audience()))
+	return s.AuthenticateBearerFor(ctx, bearer, ownAudience)
 }
 
 // Audience is the aud an access token must have to be accepted.
@@ -23,6 +23,10 @@ type Audience string
 // AnyAudience accepts an access token minted for any audience this service
 // mints for: its own and its resources.
 const AnyAudience Audience = ""
+
+// ownAudience is this service's own audience, looked up when an access
+// token is checked.
+const ownAudience Audience = "\x00own"
 
 // AuthenticateBearerFor is AuthenticateBearer for a gateway protecting
 // another API: an access token must have been minted for aud.
@@ -55,6 +59,9 @@ func (s *Service) authenticateBearer(ctx context.Context, check Check, bearer st
 	}
 	// An access token minted for one API (RFC 8707) is that API's
 	// credential, no other's.
+	if aud == ownAudience {
+		aud = Audience(s.deps.Minter.Audience())
+	}
 	if aud != AnyAudience && claims.Audience != string(aud) {
 		return nil, OutcomeInvalid, domain.ErrUnauthenticated
 	}
