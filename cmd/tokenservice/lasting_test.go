@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -154,6 +155,68 @@ func TestRotationShutsOutTheReplacedSecret(t *testing.T) {
 		if _, err := a.create(newest, &pb.CreateTokenRequest{}); err != nil {
 			t.Errorf("the newest secret: %s", describe(err))
 		}
+	})
+}
+
+// TestReplacedSecretCannotEndTheToken: within a rotation's grace period
+// the replaced secret (which may have leaked: that is why the owner
+// rotated) cannot delete the token, so the new secret lives on; nor do
+// introspection and Envoy's Check grant it the service's write scopes,
+// which it may not use. Revoking it (RFC 7009, by possession) ends its
+// grace period, not the token.
+func TestReplacedSecretCannotEndTheToken(t *testing.T) {
+	forEachScopedSetup(t, func(t *testing.T, s *service, c caller) {
+		user := "ned-" + c.name
+		s.mustUser(t, user, "human")
+		a := rpc{t: t, c: c}
+		login := a.login(user)
+		leaked := a.mustCreate(login, &pb.CreateTokenRequest{}).GetToken()
+		fresh := rotate(t, c, login, idOf(leaked), durationpb.New(time.Hour)).GetToken()
+		stillWorks := func(what string) {
+			t.Helper()
+			if _, err := a.get(fresh, idOf(fresh)); err != nil {
+				t.Fatalf("the new secret, after %s: %s", what, describe(err))
+			}
+		}
+
+		err := a.del(leaked, idOf(leaked))
+		wantCode(t, "the replaced secret deleting its own token", err, codes.PermissionDenied)
+		if reason(err) != "LASTING_CREDENTIAL_REQUIRED" {
+			t.Errorf("the refusal's reason: %q, want LASTING_CREDENTIAL_REQUIRED", reason(err))
+		}
+		stillWorks("the replaced secret tried to delete the token")
+
+		_, body := postForm(t, s, "/oauth2/introspect", "Bearer "+login, url.Values{"token": {leaked}})
+		if body["active"] != true {
+			t.Fatalf("the replaced secret within its grace period introspected as %v, want active", body)
+		}
+		scope, _ := body["scope"].(string)
+		for _, w := range []string{"tokens:write", "users:write"} {
+			if strings.Contains(" "+scope+" ", " "+w+" ") {
+				t.Errorf("introspection grants the replaced secret %s: scope %q", w, scope)
+			}
+		}
+		if !strings.Contains(scope, "tokens:read") {
+			t.Errorf("introspection of the replaced secret: scope %q, want tokens:read kept", scope)
+		}
+		resp := envoyCheck(t, s, "Bearer "+leaked, "")
+		for _, h := range resp.GetOkResponse().GetHeaders() {
+			if h.GetHeader().GetKey() == "x-tokenservice-scopes" && strings.Contains(h.GetHeader().GetValue(), "tokens:write") {
+				t.Errorf("Envoy's Check grants the replaced secret tokens:write: %q", h.GetHeader().GetValue())
+			}
+		}
+
+		minted := exchangeScopes(t, c, leaked, nil).GetAccessToken()
+		if resp, _ := postForm(t, s, "/oauth2/revoke", "", url.Values{"token": {leaked}}); resp.StatusCode != 200 {
+			t.Fatalf("revoking the replaced secret: %d", resp.StatusCode)
+		}
+		if _, err := a.get(leaked, idOf(leaked)); status.Code(err) != codes.Unauthenticated {
+			t.Errorf("the replaced secret after its revocation: %s, want Unauthenticated", describe(err))
+		}
+		if _, err := a.get(minted, idOf(leaked)); status.Code(err) != codes.Unauthenticated {
+			t.Errorf("an access token of the replaced secret after its revocation: %s, want Unauthenticated", describe(err))
+		}
+		stillWorks("the replaced secret was revoked")
 	})
 }
 

@@ -143,6 +143,13 @@ func TestAccessTokensForOneAPI(t *testing.T) {
 						t.Errorf("Envoy's Check of the orders token on a route for %q: %v, want %v", route, got, want)
 					}
 				}
+				// A route for one API takes that API's access tokens, not the
+				// lasting API token they come from; a route naming none takes it.
+				for route, want := range map[string]codes.Code{"": codes.OK, orders: codes.Unauthenticated} {
+					if got := envoyCheckAudience(t, s, api, route); got != want {
+						t.Errorf("Envoy's Check of the API token on a route for %q: %v, want %v", route, got, want)
+					}
+				}
 				_, body := postForm(t, s, "/oauth2/introspect", "Bearer "+api, url.Values{"token": {resp.GetAccessToken()}})
 				if body["active"] != true || body["aud"] != orders {
 					t.Errorf("introspection: %v, want active with aud %s", body, orders)

@@ -398,6 +398,31 @@ func TestRotationReachesTheOtherReplica(t *testing.T) {
 	})
 }
 
+// TestStaleReplicaCannotRotateBack: a replica whose cache still holds a
+// token as it was before a rotation on another replica does not let the
+// replaced secret rotate it (and so take the token from its owner): a
+// rotation changes the secret it was asked to change, or nothing.
+func TestStaleReplicaCannotRotateBack(t *testing.T) {
+	a, b := twoReplicas(t, time.Hour) // b's cache stays stale for the test
+	a.mustUser(t, "ike", "human")
+	ra, rb := rpc{t: t, c: a.grpcCaller()}, rpc{t: t, c: b.grpcCaller()}
+	login := ra.login("ike")
+	leaked := ra.mustCreate(login, &pb.CreateTokenRequest{}).GetToken()
+	if _, err := rb.get(leaked, idOf(leaked)); err != nil { // now cached on b
+		t.Fatal(describe(err))
+	}
+	fresh := rotate(t, a.grpcCaller(), login, idOf(leaked), nil).GetToken()
+	err := b.grpcCaller().call(context.Background(), pb.TokenService_RotateToken_FullMethodName, leaked,
+		&pb.RotateTokenRequest{TokenId: idOf(leaked)}, &pb.RotateTokenResponse{})
+	wantCode(t, "the replaced secret rotating the token on a stale replica", err, codes.Aborted)
+	if reason(err) != "SECRET_CHANGED" {
+		t.Errorf("the refusal's reason: %q, want SECRET_CHANGED", reason(err))
+	}
+	if _, err := ra.get(fresh, idOf(fresh)); err != nil {
+		t.Errorf("the owner's new secret after the attempt: %s", describe(err))
+	}
+}
+
 // TestRotationHandsOutNoMoreThanTheCallerHolds: a narrow token cannot rotate
 // (and so take over) a broader or longer-lived one, and a secret a rotation
 // replaced cannot rotate its token back; a grace period ends.
@@ -460,4 +485,14 @@ func TestRemovedScopesStopWorking(t *testing.T) {
 			t.Errorf("introspecting %s after orders:write was removed: %v, want active with scope orders:read", name, body)
 		}
 	}
+	// A token made while orders:write is out, with every scope in force,
+	// still lacks what the other token holds: it may not rotate it (its
+	// holder would have orders:write back when the operator restores it).
+	b := rpc{t: t, c: after.grpcCaller()}
+	narrow := b.mustCreate("", &pb.CreateTokenRequest{Username: "jon", Password: password,
+		Scopes: []string{"orders:read", "tokens:read", "tokens:write", "users:read", "users:write", "introspect"}}).GetToken()
+	err = after.grpcCaller().call(context.Background(), pb.TokenService_RotateToken_FullMethodName, narrow,
+		&pb.RotateTokenRequest{TokenId: idOf(api)}, &pb.RotateTokenResponse{})
+	wantCode(t, "a token without the removed scope rotating one that holds it", err, codes.PermissionDenied)
+	wantCode(t, "a token without the removed scope deleting one that holds it", b.del(narrow, idOf(api)), codes.PermissionDenied)
 }

@@ -147,8 +147,16 @@ func (c *Cache) FreshTokenByID(ctx context.Context, id string) (*domain.Token, e
 
 // RotateSecret implements domain.Tokens: the old secret stops working here
 // at once (unless given a grace period).
-func (c *Cache) RotateSecret(ctx context.Context, id string, hash []byte, previousUntil, now time.Time) error {
-	err := c.Store.RotateSecret(ctx, id, hash, previousUntil, now)
+func (c *Cache) RotateSecret(ctx context.Context, id string, fromGeneration int, hash []byte, previousUntil, now time.Time) error {
+	err := c.Store.RotateSecret(ctx, id, fromGeneration, hash, previousUntil, now)
+	c.forget(func() { c.tokens.Remove(id) })
+	return err
+}
+
+// EndGrace implements domain.Tokens: the replaced secret stops working
+// here at once.
+func (c *Cache) EndGrace(ctx context.Context, id string, generation int) error {
+	err := c.Store.EndGrace(ctx, id, generation)
 	c.forget(func() { c.tokens.Remove(id) })
 	return err
 }

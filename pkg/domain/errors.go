@@ -20,6 +20,7 @@ const (
 	KindPermissionDenied              // a valid credential that may not do this
 	KindUnavailable                   // a dependency (the database) is down: retry later
 	KindResourceExhausted             // too many attempts: retry later
+	KindAborted                       // a concurrent change came first: read again and retry
 )
 
 // Error is an error whose message is safe to show to the client. Its Kind says
@@ -64,7 +65,14 @@ const (
 	// credential, which takes an API token's current secret or a password.
 	ReasonLastingCredentialRequired = "LASTING_CREDENTIAL_REQUIRED"
 	ReasonTooManyUserCreations      = "TOO_MANY_USER_CREATIONS" // user creations limited; see Retry-After
+	ReasonSecretChanged             = "SECRET_CHANGED"          // another rotation of the token came first
 )
+
+// ErrSecretChanged refuses a rotation that another rotation of the same
+// token came before (the caller read the token before it, as a replica's
+// cache may have): AIP-193's ABORTED for a concurrency conflict.
+var ErrSecretChanged = &Error{Kind: KindAborted, Reason: ReasonSecretChanged,
+	Message: "the token's secret was rotated meanwhile: authenticate with its current secret and try again"}
 
 // ErrAccessTokenCannotChange refuses an access token a call that makes or
 // changes a lasting credential (Principal.MayChangeCredentials).

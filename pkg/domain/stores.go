@@ -48,10 +48,16 @@ type Tokens interface {
 	// deleted token keeps its first delete time. It returns a KindNotFound error
 	// if there is no such token.
 	DeleteToken(ctx context.Context, id string, at time.Time) error
-	// RotateSecret gives a live token a new secret hash, keeping the old
-	// one as its previous secret until previousUntil (zero: refused at
-	// once). It returns a KindNotFound error if there is no such live token.
-	RotateSecret(ctx context.Context, id string, hash []byte, previousUntil, now time.Time) error
+	// RotateSecret gives a live token whose secret is still of generation
+	// fromGeneration a new secret hash (and the next generation), keeping
+	// the old one as its previous secret until previousUntil (zero:
+	// refused at once). It returns a KindNotFound error if there is no such
+	// live token, ErrSecretChanged if another rotation came first.
+	RotateSecret(ctx context.Context, id string, fromGeneration int, hash []byte, previousUntil, now time.Time) error
+	// EndGrace drops the previous secret of a token whose secret is of
+	// generation generation: the replaced secret is refused from now on.
+	// Nothing happens if the token has moved on or is gone.
+	EndGrace(ctx context.Context, id string, generation int) error
 	// CountExpiring returns how many live tokens expire in [from, to).
 	CountExpiring(ctx context.Context, from, to time.Time) (int64, error)
 }

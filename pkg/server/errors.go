@@ -28,6 +28,7 @@ var kindCodes = map[domain.Kind]codes.Code{
 	domain.KindPermissionDenied:  codes.PermissionDenied,
 	domain.KindUnavailable:       codes.Unavailable,
 	domain.KindResourceExhausted: codes.ResourceExhausted,
+	domain.KindAborted:           codes.Aborted,
 }
 
 // toStatus is the one place an error becomes what the client sees. Domain

@@ -22,24 +22,43 @@ func TestRotateSecret(t *testing.T) {
 		old, fresh := []byte("0123456789abcdef0123456789abcdef"), []byte("fedcba9876543210fedcba9876543210")
 		mustCreateToken(t, s, &domain.Token{ID: "tok0000000000001", UserID: u.ID, SecretHash: old, CreateTime: base, Scopes: domain.ServiceScopes})
 		until := base.Add(time.Hour)
-		if err := s.RotateSecret(ctx, "tok0000000000001", fresh, until, base); err != nil {
+		if err := s.RotateSecret(ctx, "tok0000000000001", 0, fresh, until, base); err != nil {
 			t.Fatal(err)
 		}
 		got, err := s.TokenByID(ctx, "tok0000000000001")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if string(got.SecretHash) != string(fresh) || string(got.PreviousSecretHash) != string(old) || !got.PreviousSecretExpireTime.Equal(until) {
-			t.Errorf("after rotation: secret %q previous %q until %v; want %q, %q, %v",
-				got.SecretHash, got.PreviousSecretHash, got.PreviousSecretExpireTime, fresh, old, until)
+		if string(got.SecretHash) != string(fresh) || string(got.PreviousSecretHash) != string(old) || !got.PreviousSecretExpireTime.Equal(until) || got.SecretGeneration != 1 {
+			t.Errorf("after rotation: secret %q previous %q until %v generation %d; want %q, %q, %v, 1",
+				got.SecretHash, got.PreviousSecretHash, got.PreviousSecretExpireTime, got.SecretGeneration, fresh, old, until)
+		}
+		// A rotation from the generation before (a caller that read the
+		// token before the first rotation) changes nothing.
+		if err := s.RotateSecret(ctx, "tok0000000000001", 0, old, time.Time{}, base); err != domain.ErrSecretChanged {
+			t.Errorf("rotating from a past generation: %v, want ErrSecretChanged", err)
+		}
+		// Ending the grace of a past generation changes nothing; of the
+		// current one, drops the previous secret.
+		if err := s.EndGrace(ctx, "tok0000000000001", 0); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.TokenByID(ctx, "tok0000000000001"); string(got.SecretHash) != string(fresh) || got.PreviousSecretHash == nil {
+			t.Errorf("after a stale rotation and EndGrace(0): secret %q previous %q; want %q and the old one kept", got.SecretHash, got.PreviousSecretHash, fresh)
+		}
+		if err := s.EndGrace(ctx, "tok0000000000001", 1); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.TokenByID(ctx, "tok0000000000001"); string(got.SecretHash) != string(fresh) || got.PreviousSecretHash != nil || !got.PreviousSecretExpireTime.IsZero() {
+			t.Errorf("after EndGrace(1): secret %q previous %q until %v; want %q, none", got.SecretHash, got.PreviousSecretHash, got.PreviousSecretExpireTime, fresh)
 		}
 		if err := s.DeleteToken(ctx, "tok0000000000001", base); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.RotateSecret(ctx, "tok0000000000001", old, time.Time{}, base); domain.KindOf(err) != domain.KindNotFound {
+		if err := s.RotateSecret(ctx, "tok0000000000001", 1, old, time.Time{}, base); domain.KindOf(err) != domain.KindNotFound {
 			t.Errorf("rotating a deleted token: %v, want not found", err)
 		}
-		if err := s.RotateSecret(ctx, "tokNOSUCHTOKEN00", old, time.Time{}, base); domain.KindOf(err) != domain.KindNotFound {
+		if err := s.RotateSecret(ctx, "tokNOSUCHTOKEN00", 0, old, time.Time{}, base); domain.KindOf(err) != domain.KindNotFound {
 			t.Errorf("rotating an unknown token: %v, want not found", err)
 		}
 	})

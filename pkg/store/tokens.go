@@ -54,15 +54,17 @@ func (s *Store) FreshTokenByID(ctx context.Context, id string) (*domain.Token, e
 }
 
 // RotateSecret implements domain.Tokens.
-func (s *Store) RotateSecret(ctx context.Context, id string, hash []byte, previousUntil, now time.Time) error {
+func (s *Store) RotateSecret(ctx context.Context, id string, fromGeneration int, hash []byte, previousUntil, now time.Time) error {
 	db, cancel := s.bound(ctx)
 	defer cancel()
 	// GORM writes a map's columns in name order, and MySQL assigns left
 	// to right: previous_secret_hash takes the old secret_hash before
 	// secret_hash changes (SQL's own rule, and SQLite's, reads old values
-	// throughout). TestRotateSecret checks both.
+	// throughout). TestRotateSecret checks both. The generation makes it a
+	// compare-and-swap: a caller who read the token before another
+	// rotation (a replica's stale cache) rotates nothing.
 	res := db.Model(&tokenRow{}).
-		Where("id = ? AND delete_time IS NULL AND (expire_time IS NULL OR expire_time > ?)", id, now.UTC()).
+		Where("id = ? AND secret_generation = ? AND delete_time IS NULL AND (expire_time IS NULL OR expire_time > ?)", id, fromGeneration, now.UTC()).
 		Updates(map[string]any{
 			"previous_secret_hash":        gorm.Expr("secret_hash"),
 			"previous_secret_expire_time": nullTime(previousUntil),
@@ -72,10 +74,30 @@ func (s *Store) RotateSecret(ctx context.Context, id string, hash []byte, previo
 	if res.Error != nil {
 		return classify(res.Error, "token")
 	}
-	if res.RowsAffected == 0 {
-		return domain.Errorf(domain.KindNotFound, "token not found")
+	if res.RowsAffected == 1 {
+		return nil
 	}
-	return nil
+	var live int64
+	err := db.Model(&tokenRow{}).
+		Where("id = ? AND delete_time IS NULL AND (expire_time IS NULL OR expire_time > ?)", id, now.UTC()).
+		Count(&live).Error
+	switch {
+	case err != nil:
+		return classify(err, "token")
+	case live > 0:
+		return domain.ErrSecretChanged
+	}
+	return domain.Errorf(domain.KindNotFound, "token not found")
+}
+
+// EndGrace implements domain.Tokens.
+func (s *Store) EndGrace(ctx context.Context, id string, generation int) error {
+	db, cancel := s.bound(ctx)
+	defer cancel()
+	err := db.Model(&tokenRow{}).
+		Where("id = ? AND secret_generation = ?", id, generation).
+		Updates(map[string]any{"previous_secret_hash": nil, "previous_secret_expire_time": nil}).Error
+	return classify(err, "token")
 }
 
 // CountExpiring implements domain.Tokens; the tokens_expire_time index serves it.

@@ -37,21 +37,27 @@ func (s *Service) AuthenticateBearerFor(ctx context.Context, bearer string, aud 
 	}
 	p, outcome, err := s.authenticateBearer(ctx, check, bearer, aud)
 	s.deps.Observer.CredentialChecked(check, outcome)
+	if p != nil && p.PreviousSecret && aud != ownAudience {
+		// A gateway passes the scopes on: not those the service refuses.
+		p.Scopes = s.granted(p.Scopes, true)
+	}
 	return p, err
 }
 
 func (s *Service) authenticateBearer(ctx context.Context, check Check, bearer string, aud Audience) (*domain.Principal, Outcome, error) {
 	if check == CheckBearerAPIToken {
+		if aud != AnyAudience && aud != ownAudience {
+			// A gateway route that names the API it protects takes
+			// access tokens minted for that API, not the lasting API
+			// token itself.
+			return nil, OutcomeInvalid, domain.ErrUnauthenticated
+		}
 		t, previous, outcome, err := s.apiToken(ctx, bearer)
 		if err != nil {
 			return nil, outcome, err
 		}
 		s.deps.LastUsed.Record(t.ID, s.deps.Clock())
-		p, outcome, err := s.principal(ctx, t, t.Scopes, t.ExpireTime)
-		if p != nil {
-			p.PreviousSecret = previous
-		}
-		return p, outcome, err
+		return s.principal(ctx, t, t.Scopes, t.ExpireTime, previous)
 	}
 	t, claims, previous, outcome, err := s.accessToken(ctx, bearer)
 	if err != nil {
@@ -70,9 +76,9 @@ func (s *Service) authenticateBearer(ctx context.Context, check Check, bearer st
 	if claims.HasScope {
 		scopes = claims.Scopes
 	}
-	p, outcome, err := s.principal(ctx, t, scopes, claims.Expiry)
+	p, outcome, err := s.principal(ctx, t, scopes, claims.Expiry, previous)
 	if p != nil {
-		p.AccessToken, p.PreviousSecret = true, previous
+		p.AccessToken = true
 	}
 	return p, outcome, err
 }
@@ -197,13 +203,35 @@ func (s *Service) inForce(scopes domain.Scopes) domain.Scopes {
 	return out
 }
 
-// principal is the caller behind t, with the credential's scopes and expiry.
-func (s *Service) principal(ctx context.Context, t *domain.Token, scopes domain.Scopes, expire time.Time) (*domain.Principal, Outcome, error) {
+// principal is the caller behind t, with the credential's scopes and expiry;
+// previous: the credential is (or was minted from) a replaced secret.
+func (s *Service) principal(ctx context.Context, t *domain.Token, scopes domain.Scopes, expire time.Time, previous bool) (*domain.Principal, Outcome, error) {
 	u, err := s.deps.Users.UserByID(ctx, t.UserID)
 	if err != nil {
 		return nil, failed(err, OutcomeRevoked), unauthenticated(err)
 	}
-	return &domain.Principal{User: u, TokenID: t.ID, Scopes: s.inForce(scopes), TokenExpireTime: t.ExpireTime, ExpireTime: expire}, OutcomeOK, nil
+	// A replaced secret keeps its scopes here, so that a write is refused
+	// for what it is (domain.ErrReplacedSecret), not for a missing scope.
+	return &domain.Principal{User: u, TokenID: t.ID, Scopes: s.inForce(scopes), TokenExpireTime: t.ExpireTime, ExpireTime: expire,
+		PreviousSecret: previous}, OutcomeOK, nil
+}
+
+// granted is what a credential may do of scopes, as introspection and
+// Envoy's Check tell a gateway: those in force, and of a replaced secret's
+// (and its access tokens') none of the service's WriteScopes, which the
+// service refuses it, so that no gateway grants them either.
+func (s *Service) granted(scopes domain.Scopes, previous bool) domain.Scopes {
+	scopes = s.inForce(scopes)
+	if !previous || !scopes.Has(domain.ScopeTokensWrite) && !scopes.Has(domain.ScopeUsersWrite) {
+		return scopes
+	}
+	out := make(domain.Scopes, 0, len(scopes))
+	for _, sc := range scopes {
+		if !WriteScopes.Has(sc) {
+			out = append(out, sc)
+		}
+	}
+	return out
 }
 
 // unauthenticated turns a not-found into the one unauthenticated answer and

@@ -42,7 +42,9 @@ func (s *Service) RotateToken(ctx context.Context, caller *domain.Principal, id 
 	if grace > 0 {
 		previousUntil = now.Add(grace)
 	}
-	if err := s.deps.Tokens.RotateSecret(ctx, t.ID, hash, previousUntil, now); err != nil {
+	// From the generation the caller saw: if another rotation came first
+	// (on another replica, whose cache this one's may lag), none.
+	if err := s.deps.Tokens.RotateSecret(ctx, t.ID, t.SecretGeneration, hash, previousUntil, now); err != nil {
 		if domain.KindOf(err) == domain.KindNotFound {
 			return "", nil, errTokenNotFound
 		}
@@ -50,6 +52,7 @@ func (s *Service) RotateToken(ctx context.Context, caller *domain.Principal, id 
 	}
 	s.deps.Minter.Forget(t.ID)
 	t.PreviousSecretHash, t.PreviousSecretExpireTime, t.SecretHash = t.SecretHash, previousUntil, hash
+	t.SecretGeneration++
 	return plain.String(), t, nil
 }
 
@@ -66,7 +69,10 @@ func (s *Service) mayActOn(caller *domain.Principal, t *domain.Token, verb strin
 	if caller.AllScopes {
 		return nil
 	}
-	if missing := caller.Scopes.Missing(s.inForce(t.Scopes)); missing != "" {
+	// The token's stored scopes, not just those in force: one taken out
+	// of --scopes and put back must not have passed to a narrower token's
+	// holder meanwhile.
+	if missing := caller.Scopes.Missing(t.Scopes); missing != "" {
 		return domain.InsufficientScope(missing, "the token you authenticate with lacks the scope %q of the token to %s: %s it with one that has all its scopes, or with a password", missing, verb, verb)
 	}
 	if limit := caller.TokenExpireTime; !limit.IsZero() && (t.ExpireTime.IsZero() || t.ExpireTime.After(limit)) {
@@ -84,10 +90,13 @@ func (s *Service) mayActOn(caller *domain.Principal, t *domain.Token, verb strin
 // not valid is no error: the answer must not tell a prober which tokens
 // exist (§2.2).
 func (s *Service) RevokeByPossession(ctx context.Context, plaintext string) error {
-	var t *domain.Token
+	var (
+		t        *domain.Token
+		previous bool
+	)
 	if auth.LooksLikeAPIToken(plaintext) {
 		var err error
-		if t, _, _, err = s.apiToken(ctx, plaintext); err != nil {
+		if t, previous, _, err = s.apiToken(ctx, plaintext); err != nil {
 			return ignoreUnauthenticated(err)
 		}
 	} else {
@@ -98,9 +107,16 @@ func (s *Service) RevokeByPossession(ctx context.Context, plaintext string) erro
 			return ErrUnsupportedTokenType
 		}
 		var err error
-		if t, _, _, _, err = s.accessToken(ctx, plaintext); err != nil {
+		if t, _, previous, _, err = s.accessToken(ctx, plaintext); err != nil {
 			return ignoreUnauthenticated(err)
 		}
+	}
+	if previous {
+		// A secret a rotation replaced (or an access token of it): it
+		// stops working, its grace period over; the token and its new
+		// secret live on. Deleting the token would let whoever leaked
+		// the old secret lock its owner out.
+		return s.deps.Tokens.EndGrace(ctx, t.ID, t.SecretGeneration)
 	}
 	err := s.deps.Tokens.DeleteToken(ctx, t.ID, s.deps.Clock())
 	if domain.KindOf(err) == domain.KindNotFound {
@@ -141,7 +157,7 @@ type Introspection struct {
 // token's last-used time is left as it is.
 func (s *Service) Introspect(ctx context.Context, plaintext string) (Introspection, error) {
 	if auth.LooksLikeAPIToken(plaintext) {
-		t, _, _, err := s.apiToken(ctx, plaintext)
+		t, previous, _, err := s.apiToken(ctx, plaintext)
 		if err != nil {
 			return Introspection{}, ignoreUnauthenticated(err)
 		}
@@ -149,10 +165,10 @@ func (s *Service) Introspect(ctx context.Context, plaintext string) (Introspecti
 		if err != nil {
 			return Introspection{}, ignoreUnauthenticated(unauthenticated(err))
 		}
-		return Introspection{Active: true, Scopes: s.inForce(t.Scopes), ClientID: t.ID, Subject: t.UserID, Username: u.Username,
+		return Introspection{Active: true, Scopes: s.granted(t.Scopes, previous), ClientID: t.ID, Subject: t.UserID, Username: u.Username,
 			IssuedAt: t.CreateTime, ExpiresAt: t.ExpireTime}, nil
 	}
-	t, claims, _, _, err := s.accessToken(ctx, plaintext)
+	t, claims, previous, _, err := s.accessToken(ctx, plaintext)
 	if err != nil {
 		return Introspection{}, ignoreUnauthenticated(err)
 	}
@@ -166,6 +182,6 @@ func (s *Service) Introspect(ctx context.Context, plaintext string) (Introspecti
 	}
 	// Only scopes in force: a gateway that authorizes by introspection
 	// must stop granting one the operator took out of --scopes.
-	return Introspection{Active: true, AccessJWT: true, Scopes: s.inForce(scopes), ClientID: t.ID, Subject: t.UserID, Username: u.Username,
+	return Introspection{Active: true, AccessJWT: true, Scopes: s.granted(scopes, previous), ClientID: t.ID, Subject: t.UserID, Username: u.Username,
 		IssuedAt: claims.Issued, ExpiresAt: claims.Expiry, JTI: claims.JTI, Audience: claims.Audience}, nil
 }

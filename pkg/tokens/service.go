@@ -266,10 +266,15 @@ func (s *Service) DeleteToken(ctx context.Context, caller *domain.Principal, id 
 	if err != nil {
 		return err
 	}
-	if t.ID != caller.TokenID {
+	switch {
+	case t.ID != caller.TokenID:
 		if err := s.mayActOn(caller, t, "delete"); err != nil {
 			return err
 		}
+	case caller.PreviousSecret:
+		// A token may delete itself, but not with the secret a rotation
+		// replaced: that would lock the owner's new secret out.
+		return domain.ErrReplacedSecret
 	}
 	return s.deps.Tokens.DeleteToken(ctx, id, s.deps.Clock())
 }
