@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -250,5 +253,34 @@ func TestDeleteActsOnlyOnTokensTheCallerCouldMake(t *testing.T) {
 				t.Errorf("the full-scope lasting token deleting another: %s", describe(err))
 			}
 		}
+
+		// A password may act on any of its user's tokens, even one that
+		// outlives every token the user holds (a leaked lasting token when
+		// the CLI's login token expires in 30 days).
+		month := a.mustCreate(login, &pb.CreateTokenRequest{ExpireTime: timestamppb.New(time.Now().Add(30 * 24 * time.Hour))}).GetToken()
+		lasting := a.mustCreate(login, &pb.CreateTokenRequest{Note: "lasting"}).GetToken()
+		wantCode(t, "a 30-day token deleting a lasting one", a.del(month, idOf(lasting)), codes.PermissionDenied)
+		err = withPassword(c, user, password+"x", pb.TokenService_DeleteToken_FullMethodName, &pb.DeleteTokenRequest{TokenId: idOf(lasting)}, &pb.DeleteTokenResponse{})
+		wantCode(t, "deleting with a wrong password", err, codes.Unauthenticated)
+		rotated := &pb.RotateTokenResponse{}
+		if err := withPassword(c, user, password, pb.TokenService_RotateToken_FullMethodName, &pb.RotateTokenRequest{TokenId: idOf(lasting)}, rotated); err != nil {
+			t.Fatalf("rotating the lasting token with the password: %s", describe(err))
+		}
+		if err := withPassword(c, user, password, pb.TokenService_DeleteToken_FullMethodName, &pb.DeleteTokenRequest{TokenId: idOf(lasting)}, &pb.DeleteTokenResponse{}); err != nil {
+			t.Fatalf("deleting the lasting token with the password: %s", describe(err))
+		}
+		err = withPassword(c, user, password, pb.TokenService_GetToken_FullMethodName, &pb.GetTokenRequest{TokenId: idOf(month)}, &pb.GetTokenResponse{})
+		wantCode(t, "a password where only a bearer is taken", err, codes.Unauthenticated)
+		if _, err := a.get(rotated.GetToken(), idOf(lasting)); status.Code(err) != codes.Unauthenticated {
+			t.Errorf("the deleted token's new secret: %s, want Unauthenticated", describe(err))
+		}
 	})
+}
+
+// withPassword calls fullMethod with username and password as HTTP Basic
+// credentials (RFC 7617).
+func withPassword(c caller, username, password, fullMethod string, req, resp proto.Message) error {
+	basic := base64.StdEncoding.EncodeToString([]byte(username + ":" + password))
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Basic "+basic)
+	return c.conn.Invoke(ctx, fullMethod, req, resp)
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/base64"
 	"net"
 	"path"
 	"strings"
@@ -13,7 +14,6 @@ import (
 	"google.golang.org/grpc/peer"
 
 	"github.com/tokenservice/tokenservice/pkg/domain"
-	"github.com/tokenservice/tokenservice/pkg/tokens"
 )
 
 // policy says what a method asks of the caller: how it sends its
@@ -21,6 +21,11 @@ import (
 type policy struct {
 	bearer authPolicy
 	scope  string
+	// basic: the method also takes a password, as HTTP Basic credentials
+	// (RFC 7617) in the Authorization header: a password may do what any
+	// token of its user may, so an owner can act on a token that outlives
+	// every token they hold (a leaked lasting one).
+	basic bool
 }
 
 // authPolicy says what each method asks of the Authorization credential.
@@ -37,7 +42,7 @@ const (
 // it applies the method's policy, checks the credential's scope, tells the
 // client when its credential expires, and puts the caller in the context.
 // A method without a policy is refused, never open.
-func authenticate(ctx context.Context, svc *tokens.Service, fullMethod string, policies map[string]policy) (context.Context, error) {
+func authenticate(ctx context.Context, deps Deps, fullMethod string, policies map[string]policy) (context.Context, error) {
 	pol, ok := policies[fullMethod]
 	if !ok {
 		return nil, domain.ErrUnauthenticated
@@ -48,11 +53,23 @@ func authenticate(ctx context.Context, svc *tokens.Service, fullMethod string, p
 	if pol.bearer == bearerOptional && len(metadata.ValueFromIncomingContext(ctx, "authorization")) == 0 {
 		return ctx, nil
 	}
+	if pol.basic {
+		if username, password, ok, err := basicFromContext(ctx); ok || err != nil {
+			if err != nil {
+				return nil, err
+			}
+			p, err := deps.Users.AuthenticatePassword(ctx, username, password, clientAddr(ctx))
+			if err != nil {
+				return nil, err
+			}
+			return domain.NewContextWithPrincipal(ctx, p), nil
+		}
+	}
 	bearer, err := bearerFromContext(ctx)
 	if err != nil {
 		return nil, err
 	}
-	p, err := svc.AuthenticateBearer(ctx, bearer)
+	p, err := deps.Tokens.AuthenticateBearer(ctx, bearer)
 	if err != nil {
 		return nil, err
 	}
@@ -98,6 +115,30 @@ func bearerFromContext(ctx context.Context) (string, error) {
 	}
 	return "", domain.ErrUnauthenticated
 }
+
+// basicFromContext returns the username and password of an
+// "authorization: Basic ..." header (RFC 7617 §2: base64 of
+// "username:password"; the username has no colon), ok false if the
+// header is not Basic, and an unauthenticated error if it is but does
+// not decode.
+func basicFromContext(ctx context.Context) (username, password string, ok bool, _ error) {
+	encoded, err := auth.AuthFromMD(ctx, "basic")
+	if err != nil {
+		return "", "", false, nil
+	}
+	raw, err := base64.StdEncoding.DecodeString(encoded)
+	if err != nil {
+		return "", "", false, errBadBasic
+	}
+	username, password, found := strings.Cut(string(raw), ":")
+	if !found || username == "" {
+		return "", "", false, errBadBasic
+	}
+	return username, password, true, nil
+}
+
+var errBadBasic = &domain.Error{Kind: domain.KindUnauthenticated, Reason: domain.ReasonInvalidCredentials,
+	Message: domain.ErrUnauthenticated.Message + `: send a password as "Authorization: Basic <base64 of username:password>"`}
 
 var errNoBearerScheme = &domain.Error{Kind: domain.KindUnauthenticated, Reason: domain.ReasonInvalidCredentials,
 	Message: domain.ErrUnauthenticated.Message + `: send the token as "Authorization: Bearer <token>"`}

@@ -32,17 +32,17 @@ func NewTokenServer(deps Deps) *TokenServer { return &TokenServer{deps: deps} }
 
 // tokenPolicies says what each TokenService method asks of the bearer.
 var tokenPolicies = map[string]policy{
-	pb.TokenService_CreateToken_FullMethodName:    {bearerOptional, domain.ScopeTokensWrite}, // or a password
-	pb.TokenService_GetToken_FullMethodName:       {bearerRequired, domain.ScopeTokensRead},
-	pb.TokenService_ListTokens_FullMethodName:     {bearerRequired, domain.ScopeTokensRead},
-	pb.TokenService_DeleteToken_FullMethodName:    {bearerRequired, domain.ScopeTokensWrite},
-	pb.TokenService_RotateToken_FullMethodName:    {bearerRequired, domain.ScopeTokensWrite},
-	pb.TokenService_GetAccessToken_FullMethodName: {bearerInBody, ""}, // the API token is the credential
+	pb.TokenService_CreateToken_FullMethodName:    {bearerOptional, domain.ScopeTokensWrite, false}, // or a password (in the body)
+	pb.TokenService_GetToken_FullMethodName:       {bearerRequired, domain.ScopeTokensRead, false},
+	pb.TokenService_ListTokens_FullMethodName:     {bearerRequired, domain.ScopeTokensRead, false},
+	pb.TokenService_DeleteToken_FullMethodName:    {bearerRequired, domain.ScopeTokensWrite, true}, // or a password (Basic)
+	pb.TokenService_RotateToken_FullMethodName:    {bearerRequired, domain.ScopeTokensWrite, true}, // or a password (Basic)
+	pb.TokenService_GetAccessToken_FullMethodName: {bearerInBody, "", false},                       // the API token is the credential
 }
 
 // AuthFuncOverride authenticates calls to TokenService (see authenticate).
 func (s *TokenServer) AuthFuncOverride(ctx context.Context, fullMethod string) (context.Context, error) {
-	return authenticate(ctx, s.deps.Tokens, fullMethod, tokenPolicies)
+	return authenticate(ctx, s.deps, fullMethod, tokenPolicies)
 }
 
 // CreateToken implements pb.TokenServiceServer.

@@ -22,16 +22,16 @@ func NewUserServer(deps Deps) *UserServer { return &UserServer{deps: deps} }
 
 // userPolicies says what each UserService method asks of the bearer: every one takes one.
 var userPolicies = map[string]policy{
-	pb.UserService_CreateUser_FullMethodName:     {bearerRequired, domain.ScopeUsersWrite},
-	pb.UserService_GetUser_FullMethodName:        {bearerRequired, domain.ScopeUsersRead},
-	pb.UserService_ListUsers_FullMethodName:      {bearerRequired, domain.ScopeUsersRead},
-	pb.UserService_DeleteUser_FullMethodName:     {bearerRequired, domain.ScopeUsersWrite},
-	pb.UserService_ChangePassword_FullMethodName: {bearerRequired, domain.ScopeUsersWrite},
+	pb.UserService_CreateUser_FullMethodName:     {bearerRequired, domain.ScopeUsersWrite, false},
+	pb.UserService_GetUser_FullMethodName:        {bearerRequired, domain.ScopeUsersRead, false},
+	pb.UserService_ListUsers_FullMethodName:      {bearerRequired, domain.ScopeUsersRead, false},
+	pb.UserService_DeleteUser_FullMethodName:     {bearerRequired, domain.ScopeUsersWrite, false},
+	pb.UserService_ChangePassword_FullMethodName: {bearerRequired, domain.ScopeUsersWrite, false},
 }
 
 // AuthFuncOverride authenticates calls to UserService (see authenticate).
 func (s *UserServer) AuthFuncOverride(ctx context.Context, fullMethod string) (context.Context, error) {
-	return authenticate(ctx, s.deps.Tokens, fullMethod, userPolicies)
+	return authenticate(ctx, s.deps, fullMethod, userPolicies)
 }
 
 // CreateUser implements pb.UserServiceServer.

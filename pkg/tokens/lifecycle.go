@@ -73,11 +73,11 @@ func (s *Service) mayActOn(caller *domain.Principal, t *domain.Token, verb strin
 	// of --scopes and put back must not have passed to a narrower token's
 	// holder meanwhile.
 	if missing := caller.Scopes.Missing(t.Scopes); missing != "" {
-		return domain.InsufficientScope(missing, "the token you authenticate with lacks the scope %q of the token to %s: %s it with one that has all its scopes, or with a password", missing, verb, verb)
+		return domain.InsufficientScope(missing, "the token you authenticate with lacks the scope %q of the token to %s: %s it with one that has all its scopes, or with your password (HTTP Basic)", missing, verb, verb)
 	}
 	if limit := caller.TokenExpireTime; !limit.IsZero() && (t.ExpireTime.IsZero() || t.ExpireTime.After(limit)) {
 		return domain.Errorf(domain.KindPermissionDenied,
-			"the token to %s outlives the token you authenticate with: %s it with one that lasts as long, or with a password", verb, verb)
+			"the token to %s outlives the token you authenticate with: %s it with one that lasts as long, or with your password (HTTP Basic)", verb, verb)
 	}
 	return nil
 }

@@ -1544,7 +1544,7 @@ const file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDesc = "" +
 	"\auser_id\x18\x01 \x01(\tB\f\xe0A\x02\xbaH\x06r\x04\x10\x01\x18@R\x06userId\x12+\n" +
 	"\fold_password\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\voldPassword\x12.\n" +
 	"\fnew_password\x18\x03 \x01(\tB\v\xe0A\x02\xbaH\x05r\x03(\x80\bR\vnewPassword\"\x18\n" +
-	"\x16ChangePasswordResponse2\xf5&\n" +
+	"\x16ChangePasswordResponse2\x8f'\n" +
 	"\fTokenService\x12\xe8\v\n" +
 	"\vCreateToken\x12..priv.tokenservice.v1alpha1.CreateTokenRequest\x1a/.priv.tokenservice.v1alpha1.CreateTokenResponse\"\xf7\n" +
 	"\x92A\xd8\n" +
@@ -1593,8 +1593,8 @@ const file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDesc = "" +
 	"\x10application/json\x127{\"code\": 5, \"message\": \"user not found\", \"details\": []}b\f\n" +
 	"\n" +
 	"\n" +
-	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x12\x12\x10/v1alpha1/tokens\x90\x02\x01\x12\xed\x05\n" +
-	"\vDeleteToken\x12..priv.tokenservice.v1alpha1.DeleteTokenRequest\x1a/.priv.tokenservice.v1alpha1.DeleteTokenResponse\"\xfc\x04\x92A\xd2\x04J\xf4\x02\n" +
+	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x12\x12\x10/v1alpha1/tokens\x90\x02\x01\x12\xfa\x05\n" +
+	"\vDeleteToken\x12..priv.tokenservice.v1alpha1.DeleteTokenRequest\x1a/.priv.tokenservice.v1alpha1.DeleteTokenResponse\"\x89\x05\x92A\xdf\x04J\xf4\x02\n" +
 	"\x03403\x12\xec\x02\n" +
 	"AThe credential lacks the scope tokens:write (INSUFFICIENT_SCOPE).\x12\x16\n" +
 	"\x14\x1a\x12.google.rpc.Status\"\x8e\x02\n" +
@@ -1605,8 +1605,10 @@ const file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDesc = "" +
 	"\x10application/json\x128{\"code\": 5, \"message\": \"token not found\", \"details\": []}b\f\n" +
 	"\n" +
 	"\n" +
-	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x1d*\x1b/v1alpha1/tokens/{token_id}\x90\x02\x02\x12\xf9\x05\n" +
-	"\vRotateToken\x12..priv.tokenservice.v1alpha1.RotateTokenRequest\x1a/.priv.tokenservice.v1alpha1.RotateTokenResponse\"\x88\x05\x92A\xd7\x04J\xf4\x02\n" +
+	"\x06Bearer\x12\x00b\v\n" +
+	"\t\n" +
+	"\x05Basic\x12\x00\x82\xd3\xe4\x93\x02\x1d*\x1b/v1alpha1/tokens/{token_id}\x90\x02\x02\x12\x86\x06\n" +
+	"\vRotateToken\x12..priv.tokenservice.v1alpha1.RotateTokenRequest\x1a/.priv.tokenservice.v1alpha1.RotateTokenResponse\"\x95\x05\x92A\xe4\x04J\xf4\x02\n" +
 	"\x03403\x12\xec\x02\n" +
 	"AThe credential lacks the scope tokens:write (INSUFFICIENT_SCOPE).\x12\x16\n" +
 	"\x14\x1a\x12.google.rpc.Status\"\x8e\x02\n" +
@@ -1617,7 +1619,9 @@ const file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDesc = "" +
 	"\x10application/json\x128{\"code\": 5, \"message\": \"token not found\", \"details\": []}b\f\n" +
 	"\n" +
 	"\n" +
-	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02':\x01*\"\"/v1alpha1/tokens/{token_id}:rotate\x12\xcc\x03\n" +
+	"\x06Bearer\x12\x00b\v\n" +
+	"\t\n" +
+	"\x05Basic\x12\x00\x82\xd3\xe4\x93\x02':\x01*\"\"/v1alpha1/tokens/{token_id}:rotate\x12\xcc\x03\n" +
 	"\x0eGetAccessToken\x121.priv.tokenservice.v1alpha1.GetAccessTokenRequest\x1a2.priv.tokenservice.v1alpha1.GetAccessTokenResponse\"\xd2\x02\x92A\xac\x02J\x80\x02\n" +
 	"\x03415\x12\xf8\x01\n" +
 	"BThe body is not JSON: send it with Content-Type: application/json.\x12\x16\n" +
@@ -1704,7 +1708,7 @@ const file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDesc = "" +
 	"\x10application/json\x12\xa4\x02{\"code\": 8, \"message\": \"too many password attempts: retry after the time Retry-After gives\", \"details\": [{\"@type\": \"type.googleapis.com/google.rpc.ErrorInfo\", \"reason\": \"TOO_MANY_ATTEMPTS\", \"domain\": \"tokenservice\"}, {\"@type\": \"type.googleapis.com/google.rpc.RetryInfo\", \"retryDelay\": \"6s\"}]}b\f\n" +
 	"\n" +
 	"\n" +
-	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02-:\x01*\"(/v1alpha1/users/{user_id}:changePasswordB\xff\r\x92A\xa1\r\x12\xda\x01\n" +
+	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02-:\x01*\"(/v1alpha1/users/{user_id}:changePasswordB\xb8\x0f\x92A\xda\x0e\x12\xda\x01\n" +
 	"\rToken service\x12\xbe\x01Long-lived API tokens for machine-to-machine authentication, exchanged for short-lived signed JWT access tokens (RFC 9068, ES256) that gateways verify offline through /.well-known/jwks.json.2\bv1alpha12\x10application/json:\x10application/jsonR\xf8\x02\n" +
 	"\x03400\x12\xf0\x02\n" +
 	"hThe request is invalid: the message says what to fix; a google.rpc.BadRequest names each field at fault.\x12\x16\n" +
@@ -1717,7 +1721,9 @@ const file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDesc = "" +
 	"\x03503\x12\xbe\x02\n" +
 	"GThe service is starting or its database does not answer: retry shortly.\x12\x16\n" +
 	"\x14\x1a\x12.google.rpc.Status\"\xda\x01\n" +
-	"\x10application/json\x12\xc5\x01{\"code\": 14, \"message\": \"the database is unavailable: retry shortly\", \"details\": [{\"@type\": \"type.googleapis.com/google.rpc.ErrorInfo\", \"reason\": \"DATABASE_UNAVAILABLE\", \"domain\": \"tokenservice\"}]}Z\x98\x01\n" +
+	"\x10application/json\x12\xc5\x01{\"code\": 14, \"message\": \"the database is unavailable: retry shortly\", \"details\": [{\"@type\": \"type.googleapis.com/google.rpc.ErrorInfo\", \"reason\": \"DATABASE_UNAVAILABLE\", \"domain\": \"tokenservice\"}]}Z\xd1\x02\n" +
+	"\xb6\x01\n" +
+	"\x05Basic\x12\xac\x01\b\x01\x12\xa7\x01A person's username and password (RFC 7617), where an operation takes them instead of a bearer: deleting or rotating a token that outlives every token its owner holds.\n" +
 	"\x95\x01\n" +
 	"\x06Bearer\x12\x8a\x01\b\x02\x12uAn API token (tks_...) or an access token from POST /v1alpha1/access-tokens, sent as \"Authorization: Bearer <token>\".\x1a\rAuthorization \x02jc\n" +
 	"\fTokenService\x12SAPI tokens: create (shown once), list, get, delete, and exchange for access tokens.ja\n" +

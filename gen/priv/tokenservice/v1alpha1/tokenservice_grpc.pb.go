@@ -62,6 +62,11 @@ type TokenServiceClient interface {
 	ListTokens(ctx context.Context, in *ListTokensRequest, opts ...grpc.CallOption) (*ListTokensResponse, error)
 	// Delete an API token.
 	//
+	// With a bearer: a token may delete itself, and another of its user's
+	// that it could have made (it holds every scope of it and does not expire
+	// first; never with an access token or a secret a rotation replaced).
+	// With the user's password (HTTP Basic): any of its user's.
+	//
 	// Idempotent. Once it answers, the token and the access tokens minted from
 	// it are refused here (at once on this replica, within the cache TTL on
 	// others); gateways verifying offline accept those access tokens until
@@ -73,7 +78,8 @@ type TokenServiceClient interface {
 	// new plaintext is in the answer this once. The old secret is refused at
 	// once, or after `gracePeriod` (at most the server's
 	// `--max-rotation-grace-period`, 24 hours at most), here at once and on
-	// other replicas within the cache TTL.
+	// other replicas within the cache TTL. The same rule as DeleteToken says
+	// which credential may rotate which token.
 	RotateToken(ctx context.Context, in *RotateTokenRequest, opts ...grpc.CallOption) (*RotateTokenResponse, error)
 	// Exchange an API token for an access token.
 	//
@@ -180,6 +186,11 @@ type TokenServiceServer interface {
 	ListTokens(context.Context, *ListTokensRequest) (*ListTokensResponse, error)
 	// Delete an API token.
 	//
+	// With a bearer: a token may delete itself, and another of its user's
+	// that it could have made (it holds every scope of it and does not expire
+	// first; never with an access token or a secret a rotation replaced).
+	// With the user's password (HTTP Basic): any of its user's.
+	//
 	// Idempotent. Once it answers, the token and the access tokens minted from
 	// it are refused here (at once on this replica, within the cache TTL on
 	// others); gateways verifying offline accept those access tokens until
@@ -191,7 +202,8 @@ type TokenServiceServer interface {
 	// new plaintext is in the answer this once. The old secret is refused at
 	// once, or after `gracePeriod` (at most the server's
 	// `--max-rotation-grace-period`, 24 hours at most), here at once and on
-	// other replicas within the cache TTL.
+	// other replicas within the cache TTL. The same rule as DeleteToken says
+	// which credential may rotate which token.
 	RotateToken(context.Context, *RotateTokenRequest) (*RotateTokenResponse, error)
 	// Exchange an API token for an access token.
 	//
