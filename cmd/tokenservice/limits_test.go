@@ -27,15 +27,16 @@ func TestNotesRefuseControlCharacters(t *testing.T) {
 		login := a.login(user)
 		for name, note := range map[string]string{
 			"escape": "ci \x1b[31mred\x1b[0m", "bell": "ci\a", "newline": "ci\nfake row", "carriage return": "ci\rover",
-			"nul": "ci\x00", "tab": "a\tb", "C1": "ci\u009b31m", "delete": "ci\x7f",
+			"nul": "ci\x00", "tab": "a\tb", "C1": "ci\u009b31m", "delete": "ci\x7f", "line separator": "ci\u2028fake row",
+			"right-to-left override": "deploy\u202egpj.exe", "right-to-left isolate": "ci\u2067x\u2069",
 		} {
 			_, err := a.create(login, &pb.CreateTokenRequest{Note: note})
 			wantCode(t, "a note with a "+name, err, codes.InvalidArgument)
-			if msg := status.Convert(err).Message(); !strings.Contains(msg, "note") || !strings.Contains(msg, "control characters") {
-				t.Errorf("a note with a %s: message %q, want one naming the note and control characters", name, msg)
+			if msg := status.Convert(err).Message(); !strings.Contains(msg, "note") || !strings.Contains(msg, "control") {
+				t.Errorf("a note with a %s: message %q, want one naming the note and the controls", name, msg)
 			}
 		}
-		if _, err := a.create(login, &pb.CreateTokenRequest{Note: "CI: déploiement — prod ✓"}); err != nil {
+		if _, err := a.create(login, &pb.CreateTokenRequest{Note: "CI: déploiement — prod ✓ 👩\u200d💻"}); err != nil {
 			t.Errorf("a note of printable Unicode: %s", describe(err))
 		}
 	})

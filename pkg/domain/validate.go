@@ -52,16 +52,23 @@ func ValidatePassword(field, p string) error {
 }
 
 // CheckText returns a KindInvalid error about field if s holds a control
-// character (Unicode's Cc: C0, DEL and C1, newlines and tabs included) or
-// is not valid UTF-8: free text is shown in terminals and tables, where
-// such characters would move the cursor, recolour the screen or forge rows.
+// character (Unicode's Cc: C0, DEL and C1, newlines and tabs included), a
+// line or paragraph separator (U+2028, U+2029), a bidirectional control
+// (Unicode's Bidi_Control, U+202E and the like: they reorder what follows,
+// as in "Trojan Source", CVE-2021-42574) or is not valid UTF-8: free text is
+// shown in terminals and tables, where such characters would move the
+// cursor, recolour the screen, forge rows or disguise a name. Other format
+// characters (the zero-width joiner of an emoji sequence) pass.
 func CheckText(field, s string) error {
 	if !utf8.ValidString(s) {
 		return InvalidField(field, "must be valid UTF-8 text")
 	}
 	for _, r := range s {
-		if unicode.IsControl(r) {
+		switch {
+		case unicode.IsControl(r), r == '\u2028', r == '\u2029':
 			return InvalidField(field, "must not contain control characters (such as newlines, tabs or escape sequences): one line of plain text")
+		case unicode.Is(unicode.Bidi_Control, r):
+			return InvalidField(field, "must not contain bidirectional controls (U+202E and the like), which reorder how text is shown")
 		}
 	}
 	return nil
