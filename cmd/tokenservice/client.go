@@ -185,18 +185,18 @@ func (c *client) fail(err error) error {
 	st := status.Convert(err)
 	switch st.Code() {
 	case codes.Unauthenticated:
-		return &exitErr{code: exitCredentials, err: fmt.Errorf("%s: log in again (tokenservice login) or check %s", st.Message(), tokenVariable)}
+		return &exitErr{code: exitCredentials, err: fmt.Errorf("%s: log in again (tokenservice login) or check %s", safe(st.Message()), tokenVariable)}
 	case codes.PermissionDenied:
-		return &exitErr{code: exitCredentials, err: errors.New(st.Message())}
+		return &exitErr{code: exitCredentials, err: errors.New(safe(st.Message()))}
 	case codes.Unavailable, codes.DeadlineExceeded:
-		msg := st.Message()
+		msg := safe(st.Message())
 		if strings.Contains(msg, "server preface") {
 			// An HTTP/1 server answered: --addr names the REST port.
 			msg += " (is that the REST address? The CLI talks to the gRPC one, serve's --grpc-addr, 9090 by default)"
 		}
 		return &exitErr{code: exitUnreachable, err: fmt.Errorf("the server at %s did not answer: %s", c.addr, msg)}
 	}
-	return errors.New(st.Message())
+	return errors.New(safe(st.Message()))
 }
 
 // userID returns the ID of the user named: a username, or "me"; "" stays

@@ -110,7 +110,7 @@ func dbCreateUserCommand(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "created user %s with id %s\n", u.Username, u.ID)
+			fmt.Fprintf(e.stdout, "created user %s with id %s\n", safe(u.Username), safe(u.ID))
 			return nil
 		},
 	}
@@ -141,7 +141,7 @@ func dbListUsersCommand(e *env) *cobra.Command {
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tUSERNAME\tKIND\tOWNER\tADMIN\tCREATED")
 			for _, u := range all {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", u.ID, u.Username, kind(u.IsMachine()), names[u.OwnerID], u.Admin, u.CreateTime.Format(time.RFC3339))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", safe(u.ID), safe(u.Username), kind(u.IsMachine()), safe(names[u.OwnerID]), u.Admin, u.CreateTime.Format(time.RFC3339))
 			}
 			return tw.Flush()
 		},
@@ -169,7 +169,7 @@ func dbDeleteUserCommand(e *env) *cobra.Command {
 			if err := svc.Delete(ctx, op, u.ID); err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "deleted user %s, its machine users and their tokens\n", u.Username)
+			fmt.Fprintf(e.stdout, "deleted user %s, its machine users and their tokens\n", safe(u.Username))
 			return nil
 		},
 	}
@@ -187,7 +187,7 @@ func dbSetPasswordCommand(e *env) *cobra.Command {
 				return err
 			}
 			if u.IsMachine() {
-				return fmt.Errorf("%s is a machine user: machine users have no password, they authenticate with API tokens", u.Username)
+				return fmt.Errorf("%s is a machine user: machine users have no password, they authenticate with API tokens", safe(u.Username))
 			}
 			password, err := newPrompter(e).newPassword("New password")
 			if err != nil {
@@ -196,7 +196,7 @@ func dbSetPasswordCommand(e *env) *cobra.Command {
 			if err := svc.ChangePassword(ctx, op, users.PasswordChange{UserID: u.ID, NewPassword: password}); err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "password set for %s\n", u.Username)
+			fmt.Fprintf(e.stdout, "password set for %s\n", safe(u.Username))
 			return nil
 		},
 	}

@@ -74,8 +74,8 @@ login's token is deleted. Scripts can instead set TOKENSERVICE_TOKEN.`,
 			if previous != nil && previous.Addr == c.addr && previous.Token != "" {
 				revoke(cmd, c, previous.Token) // best effort: it is no longer kept anywhere
 			}
-			fmt.Fprintf(e.stdout, "Logged in to %s as %s (token %s, expires %s)\n", c.addr, username,
-				resp.GetMetadata().GetId(), when(resp.GetMetadata().GetExpireTime(), "never"))
+			fmt.Fprintf(e.stdout, "Logged in to %s as %s (token %s, expires %s)\n", c.addr, safe(username),
+				safe(resp.GetMetadata().GetId()), when(resp.GetMetadata().GetExpireTime(), "never"))
 			return nil
 		},
 	}

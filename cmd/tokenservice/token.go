@@ -72,8 +72,8 @@ func tokenCreateCommand(e *env) *cobra.Command {
 			return printJSON(e.stdout, false, resp)
 		}
 		md := resp.GetMetadata()
-		fmt.Fprintf(e.stderr, "Created token %s for user %s, scopes %s, expires %s. It is shown this once:\n", md.GetId(), md.GetUserId(),
-			strings.Join(md.GetScopes(), " "), when(md.GetExpireTime(), "never"))
+		fmt.Fprintf(e.stderr, "Created token %s for user %s, scopes %s, expires %s. It is shown this once:\n", safe(md.GetId()), safe(md.GetUserId()),
+			safeAll(md.GetScopes(), " "), when(md.GetExpireTime(), "never"))
 		_, err = fmt.Fprintln(e.stdout, resp.GetToken())
 		return err
 	})

@@ -139,9 +139,9 @@ func userDeleteCommand(e *env) *cobra.Command {
 			return c.fail(err)
 		}
 		if u.GetMachine() {
-			fmt.Fprintf(e.stdout, "deleted machine user %s and its tokens\n", u.GetUsername())
+			fmt.Fprintf(e.stdout, "deleted machine user %s and its tokens\n", safe(u.GetUsername()))
 		} else {
-			fmt.Fprintf(e.stdout, "deleted user %s, its machine users and all their tokens\n", u.GetUsername())
+			fmt.Fprintf(e.stdout, "deleted user %s, its machine users and all their tokens\n", safe(u.GetUsername()))
 		}
 		return nil
 	})
