@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -253,6 +254,7 @@ func (c *client) fail(err error) error {
 		return nil
 	}
 	st := status.Convert(err)
+	st = status.New(st.Code(), inCLIWords(st))
 	switch st.Code() {
 	case codes.Unauthenticated:
 		return &exitErr{code: exitCredentials, err: fmt.Errorf("%s: log in again (tokenservice login) or check %s", safe(st.Message()), tokenVariable)}
@@ -267,6 +269,46 @@ func (c *client) fail(err error) error {
 		return &exitErr{code: exitUnreachable, err: fmt.Errorf("the server at %s did not answer: %s", c.addr, msg)}
 	}
 	return errors.New(safe(st.Message()))
+}
+
+// flagOf names the API's request fields as the CLI's user knows them: the
+// flag (or argument) that fills each.
+var flagOf = map[string]string{
+	"expire_time":   "--expires-in",
+	"grace_period":  "--grace-period",
+	"note":          "--note",
+	"scopes":        "--scope",
+	"user_id":       "--user",
+	"expire_before": "--expiring-within",
+	"token_id":      "the token ID",
+	"username":      "the username",
+	"password":      "the password",
+	"new_password":  "the new password",
+	"old_password":  "the current password",
+}
+
+// inCLIWords returns a refusal's message with the fields it names (its
+// google.rpc.BadRequest) said as the CLI's flags: "--expires-in: must be in
+// the future", not "expire_time: ...".
+func inCLIWords(st *status.Status) string {
+	var parts []string
+	for _, d := range st.Details() {
+		br, ok := d.(*errdetails.BadRequest)
+		if !ok {
+			continue
+		}
+		for _, v := range br.GetFieldViolations() {
+			name, ok := flagOf[v.GetField()]
+			if !ok {
+				return st.Message()
+			}
+			parts = append(parts, name+": "+v.GetDescription())
+		}
+	}
+	if len(parts) == 0 {
+		return st.Message()
+	}
+	return strings.Join(parts, "; ")
 }
 
 // userID returns the ID of the user named: a username, or "me"; "" stays

@@ -44,6 +44,9 @@ type dbKey struct{}
 // --db-dsn or directory, and a fresh empty database would hide that.
 func withDatabase(cfg *store.Config, mayCreate bool, run func(*cobra.Command, []string) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
+		if err := checkDriver(cmd, cfg); err != nil {
+			return err
+		}
 		if path, _, _ := strings.Cut(strings.TrimPrefix(cfg.DSN, "file:"), "?"); cfg.Driver == store.DriverSQLite && !mayCreate {
 			if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 				return fmt.Errorf("no database at %s (--db-dsn, $TOKENSERVICE_DB_DSN): run this where serve keeps its data, or create it with tokenservice db migrate", path)
@@ -57,6 +60,15 @@ func withDatabase(cfg *store.Config, mayCreate bool, run func(*cobra.Command, []
 		cmd.SetContext(context.WithValue(cmd.Context(), dbKey{}, db))
 		return run(cmd, args)
 	}
+}
+
+// checkDriver refuses an unknown --db-driver as the usage error it is
+// (exit 2), before anything is opened.
+func checkDriver(cmd *cobra.Command, cfg *store.Config) error {
+	if cfg.Driver != store.DriverSQLite && cfg.Driver != store.DriverMySQL {
+		return usageError(cmd, "--db-driver %q: want %s or %s", safe(cfg.Driver), store.DriverSQLite, store.DriverMySQL)
+	}
+	return nil
 }
 
 func usersOf(cmd *cobra.Command) *users.Service {
@@ -100,6 +112,10 @@ func dbCreateUserCommand(e *env) *cobra.Command {
 			case owner != "":
 				return usageError(cmd, "--owner goes with --machine")
 			default:
+				// A taken username fails before a password is asked.
+				if _, err := svc.GetByUsername(ctx, op, argv[0]); err == nil {
+					return fmt.Errorf("a user %q exists already", argv[0])
+				}
 				password, err := newPrompter(e).newPassword("Password")
 				if err != nil {
 					return err

@@ -191,10 +191,7 @@ func whoamiCommand(e *env) *cobra.Command {
 			if err != nil {
 				return c.fail(err)
 			}
-			if asJSON {
-				return printJSON(e.stdout, false, resp.GetUser())
-			}
-			return printUsers(e.stdout, []*pb.User{resp.GetUser()})
+			return printUser(e, asJSON, resp)
 		},
 	}
 	o = clientFlags(cmd.Flags())

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,26 +19,25 @@ import (
 	pb "github.com/tokenservice/tokenservice/gen/priv/tokenservice/v1alpha1"
 )
 
-// printJSON writes messages as the REST API does (camelCase fields): one
-// object, or an array when list is set.
-func printJSON[M proto.Message](w io.Writer, list bool, msgs ...M) error {
-	raw := make([]json.RawMessage, len(msgs))
-	for i, m := range msgs {
-		b, err := protojson.Marshal(m)
-		if err != nil {
-			return err
-		}
-		raw[i] = b
-	}
-	var v any = raw
-	if !list {
-		v = raw[0]
-	}
-	b, err := json.MarshalIndent(v, "", "  ")
+// restJSON are the gateway's encoding options (pkg/server's JSONPb:
+// camelCase names, fields at their default values included), so that --json
+// prints what the REST API answers for the same call.
+var restJSON = protojson.MarshalOptions{EmitDefaultValues: true}
+
+// printJSON writes a response message as the REST API answers it, indented.
+// A listing is the whole list as one page: the response message with every
+// item and no next page token.
+func printJSON(w io.Writer, m proto.Message) error {
+	b, err := restJSON.Marshal(m)
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(w, "%s\n", b)
+	var out bytes.Buffer
+	if err := json.Indent(&out, b, "", "  "); err != nil {
+		return err
+	}
+	out.WriteByte('\n')
+	_, err = out.WriteTo(w)
 	return err
 }
 
