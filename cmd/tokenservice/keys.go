@@ -25,7 +25,7 @@ a restart.`
 	cfg := dbFlags(cmd.PersistentFlags())
 	cmd.AddCommand(keysRotateCommand(e), keysListCommand(e), keysDeleteCommand(e), keysResealCommand(e))
 	for _, sub := range cmd.Commands() {
-		sub.RunE = withDatabase(cfg, false, sub.RunE)
+		sub.RunE = withDatabase(cfg, sub.RunE)
 	}
 	return cmd
 }
