@@ -121,6 +121,8 @@ func TestErrorsNameTheFlags(t *testing.T) {
 			t.Errorf("tokenservice %s: exit %d, stderr %q (stdout %q); want a refusal naming %s and no field of the API", strings.Join(tc.args, " "), code, errOut, out, tc.flag)
 		}
 	}
+	sh.want(exitUsage, `--grace-period "soon": want a duration`, "", "token", "rotate", idOf(tok), "--grace-period", "soon")
+	sh.want(exitUsage, `--expiring-within "soon"`, "", "token", "list", "--expiring-within", "soon")
 }
 
 // A typo gets the commands it may have meant.

@@ -373,7 +373,8 @@ func loadCredentials(path string) (*savedCredentials, error) {
 		return nil, err
 	}
 	if mode := info.Mode().Perm(); mode&0o077 != 0 {
-		return nil, fmt.Errorf("%s is readable by others (mode %04o): refusing to use the token in it; log out (which deletes it) and log in again", path, mode)
+		return nil, fmt.Errorf("%s is readable by others (mode %04o): refusing to use the token or the address in it; "+
+			"log out (tokenservice logout --addr ADDR, naming the server you logged in to: it revokes the token and deletes the file) and log in again", path, mode)
 	}
 	return readCredentials(path)
 }
@@ -420,19 +421,20 @@ func saveCredentials(path string, c *savedCredentials) error {
 	return os.Rename(tmp.Name(), path)
 }
 
-// parseLifetime reads --expires-in: a Go duration, or whole days ("30d");
-// 0 means no expiry.
-func parseLifetime(s string) (time.Duration, error) {
+// parseLifetime reads a duration flag (flag is its name, for the message):
+// a Go duration, or whole days ("30d"); 0 means none.
+func parseLifetime(flag, s string) (time.Duration, error) {
+	bad := fmt.Errorf("%s %q: want a duration such as 30d, 12h or 90m", flag, s)
 	if days, ok := strings.CutSuffix(s, "d"); ok {
 		n, err := strconv.Atoi(days)
 		if err != nil || n < 0 {
-			return 0, fmt.Errorf("--expires-in %q: want a duration such as 30d, 12h or 90m", s)
+			return 0, bad
 		}
 		return time.Duration(n) * 24 * time.Hour, nil
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil || d < 0 {
-		return 0, fmt.Errorf("--expires-in %q: want a duration such as 30d, 12h or 90m", s)
+		return 0, bad
 	}
 	return d, nil
 }

@@ -28,7 +28,7 @@ login's token is deleted. Scripts can instead set TOKENSERVICE_TOKEN.`,
 		GroupID: groupClient,
 		Args:    args("USERNAME?"),
 		RunE: func(cmd *cobra.Command, argv []string) error {
-			lifetime, err := parseLifetime(expiresIn)
+			lifetime, err := parseLifetime("--expires-in", expiresIn)
 			if err != nil {
 				return usageError(cmd, "%v", err)
 			}

@@ -46,7 +46,7 @@ func tokenCreateCommand(e *env) *cobra.Command {
   CI_TOKEN=$(tokenservice token create --user ci-bot --note "CI pipeline" --scope orders:read)`,
 		Args: args(),
 	}, func(cmd *cobra.Command, c *client, _ []string) error {
-		lifetime, err := parseLifetime(expiresIn)
+		lifetime, err := parseLifetime("--expires-in", expiresIn)
 		if err != nil {
 			return usageError(cmd, "%v", err)
 		}
@@ -95,7 +95,7 @@ func tokenListCommand(e *env) *cobra.Command {
 	}, func(cmd *cobra.Command, c *client, _ []string) error {
 		var before *timestamppb.Timestamp
 		if expiring != "" {
-			within, err := parseLifetime(expiring)
+			within, err := parseLifetime("--expiring-within", expiring)
 			if err != nil || within <= 0 {
 				return usageError(cmd, "--expiring-within %q: give a duration such as 7d or 12h", expiring)
 			}
@@ -177,9 +177,9 @@ places that use it can be updated first.`,
 		Example: `  NEW=$(tokenservice token rotate 1VZZqwNuxHhj6QE7 --grace-period 1h)`,
 		Args:    tokenIDArg,
 	}, func(cmd *cobra.Command, c *client, argv []string) error {
-		period, err := parseLifetime(grace)
+		period, err := parseLifetime("--grace-period", grace)
 		if err != nil {
-			return usageError(cmd, "--grace-period: %v", err)
+			return usageError(cmd, "%v", err)
 		}
 		ctx, cancel := c.call(cmd.Context())
 		defer cancel()
