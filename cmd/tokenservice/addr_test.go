@@ -137,7 +137,8 @@ func TestLogoutSendsTheTokenOnlyWhereItWasSaved(t *testing.T) {
 		t.Fatal(err)
 	}
 	sh.want(exitUnreachable, "did not answer", "", "logout")
-	sh.want(exitUsage, "went over TLS", "", "logout", "--addr", im.addr)
+	sh.want(exitUsage, "went over TLS; its token was not sent and the credentials file is kept: run tokenservice logout --addr "+im.addr+" --tls", "", "logout", "--addr", im.addr)
+	sh.want(exitUnreachable, "did not answer", "", "logout", "--addr", im.addr, "--tls")
 	if got := im.received(); got != "" {
 		t.Fatalf("logout sent %q in plaintext after a TLS login", got)
 	}

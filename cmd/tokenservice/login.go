@@ -146,9 +146,13 @@ login is, nothing is sent and the file is kept: run logout again with the login'
 			if !saved.holdsTokenFor(d) {
 				why := "the login is to " + safe(saved.Addr) + ", not " + d.addr
 				if target, _, _ := parseAddr(saved.Addr); target == d.target {
-					why = "the login to " + safe(saved.Addr) + " went over TLS: add --tls or use https://"
+					why = "the login to " + safe(saved.Addr) + " went over TLS"
 				}
-				return usageError(cmd, "%s; its token was not sent and the credentials file is kept: run tokenservice logout --addr %s", why, safe(saved.Addr))
+				hint := "--addr " + safe(saved.Addr)
+				if saved.TLS {
+					hint += " --tls"
+				}
+				return usageError(cmd, "%s; its token was not sent and the credentials file is kept: run tokenservice logout %s", why, hint)
 			}
 			c := &client{addr: d.addr, tls: d.tls, stderr: e.stderr}
 			if err := o.dial(c, d.target); err != nil {
