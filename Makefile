@@ -119,6 +119,9 @@ check-generate: generate ## Fail if gen/, openapi/ or docs/api.md differ from wh
 .PHONY: tools
 tools: $(TOOL_STAMPS) ## Install the pinned tools into bin/.
 
+.PHONY: grpcurl
+grpcurl: $(GRPCURL) ## Install just the pinned grpcurl into bin/ (the quick start's gRPC calls need it).
+
 
 .PHONY: clean
 clean: ## Remove bin/ and the default SQLite database.

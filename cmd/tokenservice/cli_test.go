@@ -92,8 +92,8 @@ func TestClientWorkflow(t *testing.T) {
 			t.Fatalf("the credentials file holds %s", b)
 		}
 
-		var me pb.User
-		if err := protojson.Unmarshal([]byte(sh.must("", "whoami", "--json")), &me); err != nil || me.Username != "alice" || !me.Admin {
+		var me pb.GetUserResponse
+		if err := protojson.Unmarshal([]byte(sh.must("", "whoami", "--json")), &me); err != nil || me.GetUser().GetUsername() != "alice" || !me.GetUser().GetAdmin() {
 			t.Errorf("whoami --json: %v, %v", &me, err)
 		}
 		if out := sh.must("", "user", "create-machine", "ci-bot"); !strings.Contains(out, "ci-bot") || !strings.Contains(out, "machine") {
@@ -120,13 +120,12 @@ func TestClientWorkflow(t *testing.T) {
 		}
 
 		// Listing, showing and deleting.
-		var listed []json.RawMessage
-		var tok pb.Token
-		if err := json.Unmarshal([]byte(sh.must("", "token", "list", "--user", "ci-bot", "--json")), &listed); err != nil || len(listed) != 1 {
-			t.Fatalf("token list --user ci-bot --json: %s, %v", listed, err)
+		var listed pb.ListTokensResponse
+		if err := protojson.Unmarshal([]byte(sh.must("", "token", "list", "--user", "ci-bot", "--json")), &listed); err != nil || len(listed.GetTokens()) != 1 {
+			t.Fatalf("token list --user ci-bot --json: %v, %v", &listed, err)
 		}
-		if err := protojson.Unmarshal(listed[0], &tok); err != nil || tok.Id != idOf(botToken) || tok.Note != "CI pipeline" || tok.ExpireTime == nil {
-			t.Errorf("token list --user ci-bot --json: %s, %v", listed[0], err)
+		if tok := listed.GetTokens()[0]; tok.Id != idOf(botToken) || tok.Note != "CI pipeline" || tok.ExpireTime == nil {
+			t.Errorf("token list --user ci-bot --json: %v", tok)
 		}
 		if out := sh.must("", "token", "get", idOf(botToken)); !strings.Contains(out, "CI pipeline") || strings.Contains(out, botToken) {
 			t.Errorf("token get printed %q", out)

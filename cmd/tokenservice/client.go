@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -33,19 +35,24 @@ const defaultAddr = "localhost:9090"
 // tokenVariable holds an API token for scripts: it wins over a login's.
 const tokenVariable = "TOKENSERVICE_TOKEN"
 
+// defaultPort is the port an --addr without one means: serve's --grpc-addr default.
+const defaultPort = "9090"
+
 // clientOptions are the flags every client command takes.
 type clientOptions struct {
-	addr   string
-	tls    bool
-	caFile string
+	addr     string
+	tls      bool
+	caFile   string
+	insecure bool
 }
 
 func clientFlags(fs *pflag.FlagSet) *clientOptions {
 	o := &clientOptions{}
-	fs.StringVar(&o.addr, "addr", "", "the server's gRPC address: host:port, or https://host:port for TLS (default: the address logged in to, else "+defaultAddr+")")
+	fs.StringVar(&o.addr, "addr", "", "the server's gRPC address: host[:port] (port "+defaultPort+" if left out), or https://host[:port] for TLS (443) (default: the address logged in to, else "+defaultAddr+")")
 	fs.BoolVar(&o.tls, "tls", false, "use TLS even though --addr does not say https://")
 	fs.StringVar(&o.caFile, "tls-ca-file", "", "PEM file of the CA that signed the server's certificate (default: the system's)")
-	fromEnv(fs, "addr", "tls", "tls-ca-file")
+	fs.BoolVar(&o.insecure, "insecure", false, "allow plaintext (no TLS) to an address that is not this machine's: tokens and passwords then cross the network readable")
+	fromEnv(fs, "addr", "tls", "tls-ca-file", "insecure")
 	return o
 }
 
@@ -61,38 +68,89 @@ type client struct {
 	warned bool
 }
 
-// connect dials the server: --addr, else the login's, else defaultAddr. The
-// token is TOKENSERVICE_TOKEN's, else the login's if the login is to this
-// address; needToken refuses to go on without one (login and logout need none).
+// destination is where a client command goes.
+type destination struct {
+	addr   string // as given, or as saved
+	target string // host:port, for gRPC
+	tls    bool
+}
+
+// resolve decides where a command goes: --addr (or $TOKENSERVICE_ADDR),
+// else the login's address (saved, nil if there is none or it is not
+// trusted), else defaultAddr. TLS if --tls, https://, or the login's address
+// is used and the login went over TLS. Plaintext to an address that is not
+// this machine's is refused unless --insecure.
+func (o *clientOptions) resolve(saved *savedCredentials) (destination, error) {
+	d := destination{addr: o.addr, tls: o.tls}
+	if d.addr == "" && saved != nil {
+		d.addr, d.tls = saved.Addr, d.tls || saved.TLS
+	}
+	if d.addr == "" {
+		d.addr = defaultAddr
+	}
+	target, addrTLS, err := parseAddr(d.addr)
+	if err != nil {
+		return d, &exitErr{code: exitUsage, err: err, cmd: "tokenservice"}
+	}
+	d.target, d.tls = target, d.tls || addrTLS
+	if !d.tls && !o.insecure && !isLoopback(target) {
+		return d, &exitErr{code: exitUsage, cmd: "tokenservice", err: fmt.Errorf("refusing plaintext to %s: tokens and passwords would cross the network readable; "+
+			"use https://%s or --tls, or --insecure (%s=true) for a network you trust", d.addr, target, envName("insecure"))}
+	}
+	return d, nil
+}
+
+// holdsTokenFor reports whether the login's token may go to d: the server
+// it was saved for, over TLS if it came over TLS.
+func (saved *savedCredentials) holdsTokenFor(d destination) bool {
+	if saved == nil || saved.Token == "" {
+		return false
+	}
+	target, savedTLS, err := parseAddr(saved.Addr)
+	return err == nil && target == d.target && (d.tls || !(savedTLS || saved.TLS))
+}
+
+// isLoopback reports whether a host:port names this machine: a loopback IP,
+// or localhost (RFC 6761, section 6.3: it always resolves to loopback).
+func isLoopback(target string) bool {
+	host, _, err := net.SplitHostPort(target)
+	if err != nil {
+		return false
+	}
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// connect dials the server (see resolve). The token is TOKENSERVICE_TOKEN's,
+// else the login's if the login is to this address; needToken refuses to go
+// on without one (login needs none). The credentials file is trusted, for
+// its token and for its address, only if others cannot read or write it: a
+// file someone else could edit could point the next command's token at
+// their server.
 func (o *clientOptions) connect(e *env, needToken bool) (*client, error) {
 	path, err := credentialsPath(e.getenv)
 	if err != nil {
 		return nil, err
 	}
-	saved, _ := readCredentials(path) // for its address, which is no secret
-	c := &client{addr: o.addr, tls: o.tls, token: e.getenv(tokenVariable), stderr: e.stderr}
-	if c.addr == "" && saved != nil {
-		c.addr, c.tls = saved.Addr, c.tls || saved.TLS
-	}
-	if c.addr == "" {
-		c.addr = defaultAddr
-	}
-	target, addrTLS, err := parseAddr(c.addr)
+	envToken := e.getenv(tokenVariable)
+	saved, err := loadCredentials(path)
 	if err != nil {
-		return nil, &exitErr{code: exitUsage, err: err, cmd: "tokenservice"}
-	}
-	c.tls = c.tls || addrTLS
-	// The login's token goes only to the server it came from (another
-	// --addr must not receive it), never in plaintext if it came over TLS,
-	// and only from a file others cannot read.
-	if needToken && c.token == "" && saved != nil {
-		savedTarget, savedTLS, _ := parseAddr(saved.Addr)
-		if savedTarget == target && (c.tls || !(savedTLS || saved.TLS)) {
-			if saved, err = loadCredentials(path); err != nil {
-				return nil, err
-			}
-			c.token = saved.Token
+		if o.addr == "" || (needToken && envToken == "") {
+			return nil, err
 		}
+		saved = nil // neither its address nor its token is used
+	}
+	d, err := o.resolve(saved)
+	if err != nil {
+		return nil, err
+	}
+	c := &client{addr: d.addr, tls: d.tls, token: envToken, stderr: e.stderr}
+	if needToken && c.token == "" && saved.holdsTokenFor(d) {
+		c.token = saved.Token
 	}
 	if needToken && c.token == "" {
 		where := ""
@@ -101,32 +159,39 @@ func (o *clientOptions) connect(e *env, needToken bool) (*client, error) {
 		}
 		return nil, &exitErr{code: exitCredentials, err: fmt.Errorf("not logged in%s: run `tokenservice login`, or set %s", where, tokenVariable)}
 	}
+	return c, o.dial(c, d.target)
+}
+
+// dial connects c to target.
+func (o *clientOptions) dial(c *client, target string) error {
 	creds := insecure.NewCredentials()
 	if c.tls {
 		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 		if o.caFile != "" {
 			pem, err := os.ReadFile(o.caFile)
 			if err != nil {
-				return nil, fmt.Errorf("--tls-ca-file: %w", err)
+				return fmt.Errorf("--tls-ca-file: %w", err)
 			}
 			cfg.RootCAs = x509.NewCertPool()
 			if !cfg.RootCAs.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("--tls-ca-file: no PEM certificate in %s", o.caFile)
+				return fmt.Errorf("--tls-ca-file: no PEM certificate in %s", o.caFile)
 			}
 		}
 		creds = credentials.NewTLS(cfg)
 	}
+	var err error
 	if c.conn, err = grpc.NewClient(target, grpc.WithTransportCredentials(creds), grpc.WithUnaryInterceptor(c.warnOfExpiry)); err != nil {
-		return nil, &exitErr{code: exitUsage, err: fmt.Errorf("--addr %q: %w", c.addr, err), cmd: "tokenservice"}
+		return &exitErr{code: exitUsage, err: fmt.Errorf("--addr %q: %w", c.addr, err), cmd: "tokenservice"}
 	}
 	c.tokens, c.users = pb.NewTokenServiceClient(c.conn), pb.NewUserServiceClient(c.conn)
-	return c, nil
+	return nil
 }
 
-// parseAddr turns --addr into a gRPC target and whether it asks for TLS.
+// parseAddr turns --addr into a gRPC target and whether it asks for TLS. A
+// host without a port means serve's gRPC port; https:// without one, 443.
 func parseAddr(addr string) (target string, useTLS bool, err error) {
 	if !strings.Contains(addr, "://") {
-		return addr, false, nil
+		return withPort(addr, defaultPort), false, nil
 	}
 	u, err := url.Parse(addr)
 	if err != nil || u.Host == "" || (u.Path != "" && u.Path != "/") {
@@ -134,14 +199,20 @@ func parseAddr(addr string) (target string, useTLS bool, err error) {
 	}
 	switch u.Scheme {
 	case "https", "grpcs":
-		if u.Port() == "" {
-			return u.Host + ":443", true, nil
-		}
-		return u.Host, true, nil
+		return withPort(u.Host, "443"), true, nil
 	case "http", "grpc":
-		return u.Host, false, nil
+		return withPort(u.Host, defaultPort), false, nil
 	}
 	return "", false, fmt.Errorf("--addr %q: the scheme must be https:// (TLS) or http://", addr)
+}
+
+// withPort adds port to a host that has none ("host", "[::1]", "::1").
+func withPort(hostport, port string) string {
+	if _, _, err := net.SplitHostPort(hostport); err == nil {
+		return hostport
+	}
+	host := strings.TrimSuffix(strings.TrimPrefix(hostport, "["), "]")
+	return net.JoinHostPort(host, port)
 }
 
 func (c *client) close() { c.conn.Close() }
@@ -183,20 +254,61 @@ func (c *client) fail(err error) error {
 		return nil
 	}
 	st := status.Convert(err)
+	st = status.New(st.Code(), inCLIWords(st))
 	switch st.Code() {
 	case codes.Unauthenticated:
-		return &exitErr{code: exitCredentials, err: fmt.Errorf("%s: log in again (tokenservice login) or check %s", st.Message(), tokenVariable)}
+		return &exitErr{code: exitCredentials, err: fmt.Errorf("%s: log in again (tokenservice login) or check %s", safe(st.Message()), tokenVariable)}
 	case codes.PermissionDenied:
-		return &exitErr{code: exitCredentials, err: errors.New(st.Message())}
+		return &exitErr{code: exitCredentials, err: errors.New(safe(st.Message()))}
 	case codes.Unavailable, codes.DeadlineExceeded:
-		msg := st.Message()
+		msg := safe(st.Message())
 		if strings.Contains(msg, "server preface") {
 			// An HTTP/1 server answered: --addr names the REST port.
 			msg += " (is that the REST address? The CLI talks to the gRPC one, serve's --grpc-addr, 9090 by default)"
 		}
 		return &exitErr{code: exitUnreachable, err: fmt.Errorf("the server at %s did not answer: %s", c.addr, msg)}
 	}
-	return errors.New(st.Message())
+	return errors.New(safe(st.Message()))
+}
+
+// flagOf names the API's request fields as the CLI's user knows them: the
+// flag (or argument) that fills each.
+var flagOf = map[string]string{
+	"expire_time":   "--expires-in",
+	"grace_period":  "--grace-period",
+	"note":          "--note",
+	"scopes":        "--scope",
+	"user_id":       "--user",
+	"expire_before": "--expiring-within",
+	"token_id":      "the token ID",
+	"username":      "the username",
+	"password":      "the password",
+	"new_password":  "the new password",
+	"old_password":  "the current password",
+}
+
+// inCLIWords returns a refusal's message with the fields it names (its
+// google.rpc.BadRequest) said as the CLI's flags: "--expires-in: must be in
+// the future", not "expire_time: ...".
+func inCLIWords(st *status.Status) string {
+	var parts []string
+	for _, d := range st.Details() {
+		br, ok := d.(*errdetails.BadRequest)
+		if !ok {
+			continue
+		}
+		for _, v := range br.GetFieldViolations() {
+			name, ok := flagOf[v.GetField()]
+			if !ok {
+				return st.Message()
+			}
+			parts = append(parts, name+": "+v.GetDescription())
+		}
+	}
+	if len(parts) == 0 {
+		return st.Message()
+	}
+	return strings.Join(parts, "; ")
 }
 
 // userID returns the ID of the user named: a username, or "me"; "" stays
@@ -261,7 +373,8 @@ func loadCredentials(path string) (*savedCredentials, error) {
 		return nil, err
 	}
 	if mode := info.Mode().Perm(); mode&0o077 != 0 {
-		return nil, fmt.Errorf("%s is readable by others (mode %04o): refusing to use the token in it; log out (which deletes it) and log in again", path, mode)
+		return nil, fmt.Errorf("%s is readable by others (mode %04o): refusing to use the token or the address in it; "+
+			"log out (tokenservice logout --addr ADDR, naming the server you logged in to: it revokes the token and deletes the file) and log in again", path, mode)
 	}
 	return readCredentials(path)
 }
@@ -308,19 +421,20 @@ func saveCredentials(path string, c *savedCredentials) error {
 	return os.Rename(tmp.Name(), path)
 }
 
-// parseLifetime reads --expires-in: a Go duration, or whole days ("30d");
-// 0 means no expiry.
-func parseLifetime(s string) (time.Duration, error) {
+// parseLifetime reads a duration flag (flag is its name, for the message):
+// a Go duration, or whole days ("30d"); 0 means none.
+func parseLifetime(flag, s string) (time.Duration, error) {
+	bad := fmt.Errorf("%s %q: want a duration such as 30d, 12h or 90m", flag, s)
 	if days, ok := strings.CutSuffix(s, "d"); ok {
 		n, err := strconv.Atoi(days)
 		if err != nil || n < 0 {
-			return 0, fmt.Errorf("--expires-in %q: want a duration such as 30d, 12h or 90m", s)
+			return 0, bad
 		}
 		return time.Duration(n) * 24 * time.Hour, nil
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil || d < 0 {
-		return 0, fmt.Errorf("--expires-in %q: want a duration such as 30d, 12h or 90m", s)
+		return 0, bad
 	}
 	return d, nil
 }

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	mysqldriver "github.com/go-sql-driver/mysql"
 	"github.com/spf13/cobra"
 
 	"github.com/tokenservice/tokenservice/pkg/app"
@@ -25,13 +27,16 @@ import (
 // commands).
 func dbCommand(e *env) *cobra.Command {
 	cmd := group("db", "Work on the database directly: migrate, bootstrap the first admin, recover access", groupServer,
-		dbMigrateCommand(e), dbCreateUserCommand(e), dbListUsersCommand(e), dbDeleteUserCommand(e), dbSetPasswordCommand(e))
+		dbCreateUserCommand(e), dbListUsersCommand(e), dbDeleteUserCommand(e), dbSetPasswordCommand(e))
 	cmd.Long = `Work on the database directly, with serve's database flags: migrate it, bootstrap the
 first admin, recover a lost password. These commands never talk to a server; once an
 admin exists, manage users through the API (tokenservice user ...).`
 	cfg := dbFlags(cmd.PersistentFlags())
+	cmd.AddCommand(dbMigrateCommand(e, cfg))
 	for _, sub := range cmd.Commands() {
-		sub.RunE = withDatabase(cfg, sub.Name() == "migrate", sub.RunE)
+		if sub.Name() != "migrate" {
+			sub.RunE = withDatabase(cfg, sub.RunE)
+		}
 	}
 	return cmd
 }
@@ -39,19 +44,22 @@ admin exists, manage users through the API (tokenservice user ...).`
 // dbKey carries the open database to a db subcommand.
 type dbKey struct{}
 
-// withDatabase opens and migrates the database around run. Only migrate
-// may create an SQLite file: for the others a missing file is a wrong
+// withDatabase opens and migrates the database around run. The SQLite file
+// must exist (only db migrate creates one): a missing file is a wrong
 // --db-dsn or directory, and a fresh empty database would hide that.
-func withDatabase(cfg *store.Config, mayCreate bool, run func(*cobra.Command, []string) error) func(*cobra.Command, []string) error {
+func withDatabase(cfg *store.Config, run func(*cobra.Command, []string) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
-		if path, _, _ := strings.Cut(strings.TrimPrefix(cfg.DSN, "file:"), "?"); cfg.Driver == store.DriverSQLite && !mayCreate {
+		if err := checkDriver(cmd, cfg); err != nil {
+			return err
+		}
+		if path, _, _ := strings.Cut(strings.TrimPrefix(cfg.DSN, "file:"), "?"); cfg.Driver == store.DriverSQLite {
 			if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 				return fmt.Errorf("no database at %s (--db-dsn, $TOKENSERVICE_DB_DSN): run this where serve keeps its data, or create it with tokenservice db migrate", path)
 			}
 		}
 		db, err := app.OpenDatabase(cmd.Context(), *cfg)
 		if err != nil {
-			return err
+			return databaseError(cfg, err)
 		}
 		defer db.Close()
 		cmd.SetContext(context.WithValue(cmd.Context(), dbKey{}, db))
@@ -59,17 +67,102 @@ func withDatabase(cfg *store.Config, mayCreate bool, run func(*cobra.Command, []
 	}
 }
 
+// databaseError says why the database could not be opened: these commands
+// run for the database's operator, so the driver's own words are theirs to
+// read (the API's clients only ever get "unavailable"), with the DSN's
+// password taken out. An unreachable database is exit status 4.
+func databaseError(cfg *store.Config, err error) error {
+	msg := fmt.Errorf("cannot open the %s database %s: %s", cfg.Driver, databaseName(cfg), redactPassword(err.Error(), cfg))
+	if domain.KindOf(err) == domain.KindUnavailable {
+		return &exitErr{code: exitUnreachable, err: msg}
+	}
+	return msg
+}
+
+// databaseName names the database of cfg for a message, without its password.
+func databaseName(cfg *store.Config) string {
+	if cfg.Driver == store.DriverMySQL {
+		if c, err := mysqldriver.ParseDSN(cfg.DSN); err == nil {
+			return fmt.Sprintf("%q at %s (user %s)", c.DBName, c.Addr, c.User)
+		}
+		return "(--db-dsn)"
+	}
+	return "at " + cfg.DSN
+}
+
+// redactPassword replaces the MySQL DSN's password wherever it appears in
+// text: a driver's error can quote the DSN.
+func redactPassword(text string, cfg *store.Config) string {
+	if cfg.Driver != store.DriverMySQL {
+		return text
+	}
+	password := ""
+	if c, err := mysqldriver.ParseDSN(cfg.DSN); err == nil {
+		password = c.Passwd
+	} else if at := strings.LastIndex(cfg.DSN, "@"); at > 0 {
+		// Unparsable: [user[:password]@]..., so the password, if any, is
+		// between the first colon and the last @ before any "(".
+		if user, pw, ok := strings.Cut(cfg.DSN[:at], ":"); ok && !strings.Contains(user, "(") {
+			password = pw
+		}
+	}
+	if password == "" {
+		return text
+	}
+	return strings.ReplaceAll(text, password, "***")
+}
+
+// checkDriver refuses an unknown --db-driver as the usage error it is
+// (exit 2), before anything is opened.
+func checkDriver(cmd *cobra.Command, cfg *store.Config) error {
+	if cfg.Driver != store.DriverSQLite && cfg.Driver != store.DriverMySQL {
+		return usageError(cmd, "--db-driver %q: want %s or %s", safe(cfg.Driver), store.DriverSQLite, store.DriverMySQL)
+	}
+	return nil
+}
+
 func usersOf(cmd *cobra.Command) *users.Service {
 	return cmd.Context().Value(dbKey{}).(*app.Database).Users()
 }
 
-func dbMigrateCommand(e *env) *cobra.Command {
+func dbMigrateCommand(e *env, cfg *store.Config) *cobra.Command {
 	return &cobra.Command{
 		Use:   "migrate",
-		Short: "Apply the database migrations and exit (serve also applies them at start)",
-		Args:  args(),
+		Short: "Apply the database migrations and say which it applied (serve also applies them at start)",
+		Long: `Apply the database migrations and say which it applied, or that the schema was current.
+An SQLite file that does not exist is created (mode 0600). Serve applies them at start too.`,
+		Args: args(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintln(e.stdout, "database is up to date")
+			if err := checkDriver(cmd, cfg); err != nil {
+				return err
+			}
+			st, err := store.Open(*cfg)
+			if err != nil {
+				return databaseError(cfg, err)
+			}
+			defer st.Close()
+			before, err := st.AppliedMigrations(cmd.Context())
+			if err != nil {
+				return databaseError(cfg, err)
+			}
+			if err := st.Migrate(cmd.Context()); err != nil {
+				return databaseError(cfg, err)
+			}
+			// What this run found missing (a replica migrating at the same
+			// moment may have applied some of them).
+			all := store.MigrationIDs()
+			var applied []string
+			for _, id := range all {
+				if !slices.Contains(before, id) {
+					applied = append(applied, id)
+				}
+			}
+			current := all[len(all)-1]
+			if len(applied) == 0 {
+				fmt.Fprintf(e.stdout, "the schema was current (%s): no migration to apply\n", current)
+				return nil
+			}
+			fmt.Fprintf(e.stdout, "applied %d migrations: %s; the schema is now %s\n", len(applied), strings.Join(applied, ", "), current)
 			return nil
 		},
 	}
@@ -100,6 +193,10 @@ func dbCreateUserCommand(e *env) *cobra.Command {
 			case owner != "":
 				return usageError(cmd, "--owner goes with --machine")
 			default:
+				// A taken username fails before a password is asked.
+				if _, err := svc.GetByUsername(ctx, op, argv[0]); err == nil {
+					return fmt.Errorf("a user %q exists already", argv[0])
+				}
 				password, err := newPrompter(e).newPassword("Password")
 				if err != nil {
 					return err
@@ -110,7 +207,7 @@ func dbCreateUserCommand(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "created user %s with id %s\n", u.Username, u.ID)
+			fmt.Fprintf(e.stdout, "created user %s with id %s\n", safe(u.Username), safe(u.ID))
 			return nil
 		},
 	}
@@ -141,7 +238,7 @@ func dbListUsersCommand(e *env) *cobra.Command {
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tUSERNAME\tKIND\tOWNER\tADMIN\tCREATED")
 			for _, u := range all {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", u.ID, u.Username, kind(u.IsMachine()), names[u.OwnerID], u.Admin, u.CreateTime.Format(time.RFC3339))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", safe(u.ID), safe(u.Username), kind(u.IsMachine()), safe(names[u.OwnerID]), u.Admin, u.CreateTime.Format(time.RFC3339))
 			}
 			return tw.Flush()
 		},
@@ -169,7 +266,7 @@ func dbDeleteUserCommand(e *env) *cobra.Command {
 			if err := svc.Delete(ctx, op, u.ID); err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "deleted user %s, its machine users and their tokens\n", u.Username)
+			fmt.Fprintf(e.stdout, "deleted user %s, its machine users and their tokens\n", safe(u.Username))
 			return nil
 		},
 	}
@@ -187,7 +284,7 @@ func dbSetPasswordCommand(e *env) *cobra.Command {
 				return err
 			}
 			if u.IsMachine() {
-				return fmt.Errorf("%s is a machine user: machine users have no password, they authenticate with API tokens", u.Username)
+				return fmt.Errorf("%s is a machine user: machine users have no password, they authenticate with API tokens", safe(u.Username))
 			}
 			password, err := newPrompter(e).newPassword("New password")
 			if err != nil {
@@ -196,7 +293,7 @@ func dbSetPasswordCommand(e *env) *cobra.Command {
 			if err := svc.ChangePassword(ctx, op, users.PasswordChange{UserID: u.ID, NewPassword: password}); err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "password set for %s\n", u.Username)
+			fmt.Fprintf(e.stdout, "password set for %s\n", safe(u.Username))
 			return nil
 		},
 	}

@@ -25,7 +25,7 @@ a restart.`
 	cfg := dbFlags(cmd.PersistentFlags())
 	cmd.AddCommand(keysRotateCommand(e), keysListCommand(e), keysDeleteCommand(e), keysResealCommand(e))
 	for _, sub := range cmd.Commands() {
-		sub.RunE = withDatabase(cfg, false, sub.RunE)
+		sub.RunE = withDatabase(cfg, sub.RunE)
 	}
 	return cmd
 }
@@ -100,7 +100,7 @@ serve deletes it). It reads no private key, so it needs no key-encryption key.`,
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "KID\tSTATE\tCREATED\tSIGNS FROM")
 			for _, k := range states {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.ID, k.Status, k.CreateTime.Format(time.RFC3339), k.ActivateTime.Format(time.RFC3339))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", safe(k.ID), k.Status, k.CreateTime.Format(time.RFC3339), k.ActivateTime.Format(time.RFC3339))
 			}
 			return tw.Flush()
 		},

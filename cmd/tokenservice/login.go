@@ -28,7 +28,7 @@ login's token is deleted. Scripts can instead set TOKENSERVICE_TOKEN.`,
 		GroupID: groupClient,
 		Args:    args("USERNAME?"),
 		RunE: func(cmd *cobra.Command, argv []string) error {
-			lifetime, err := parseLifetime(expiresIn)
+			lifetime, err := parseLifetime("--expires-in", expiresIn)
 			if err != nil {
 				return usageError(cmd, "%v", err)
 			}
@@ -71,11 +71,11 @@ login's token is deleted. Scripts can instead set TOKENSERVICE_TOKEN.`,
 			if err := saveCredentials(path, &savedCredentials{Addr: c.addr, TLS: c.tls, Username: username, Token: resp.GetToken()}); err != nil {
 				return err
 			}
-			if previous != nil && previous.Addr == c.addr && previous.Token != "" {
+			if target, _, _ := parseAddr(c.addr); previous.holdsTokenFor(destination{addr: c.addr, target: target, tls: c.tls}) {
 				revoke(cmd, c, previous.Token) // best effort: it is no longer kept anywhere
 			}
-			fmt.Fprintf(e.stdout, "Logged in to %s as %s (token %s, expires %s)\n", c.addr, username,
-				resp.GetMetadata().GetId(), when(resp.GetMetadata().GetExpireTime(), "never"))
+			fmt.Fprintf(e.stdout, "Logged in to %s as %s (token %s, expires %s)\n", c.addr, safe(username),
+				safe(resp.GetMetadata().GetId()), when(resp.GetMetadata().GetExpireTime(), "never"))
 			return nil
 		},
 	}
@@ -84,16 +84,19 @@ login's token is deleted. Scripts can instead set TOKENSERVICE_TOKEN.`,
 	return cmd
 }
 
-// revoke deletes an API token with itself as the bearer; failures are ignored.
+// revoke deletes an API token with itself as the bearer; failures are
+// ignored by login, reported to logout. The expiry of a token being
+// deleted is not worth a warning.
 func revoke(cmd *cobra.Command, c *client, token string) error {
-	old := *c
-	old.token = token
-	ctx, cancel := old.call(cmd.Context())
-	defer cancel()
 	parsed, ok := auth.ParseAPIToken(token)
 	if !ok {
 		return status.Error(codes.Unauthenticated, "not an API token")
 	}
+	c.warned = true
+	old := *c
+	old.token = token
+	ctx, cancel := old.call(cmd.Context())
+	defer cancel()
 	_, err := c.tokens.DeleteToken(ctx, &pb.DeleteTokenRequest{TokenId: parsed.ID})
 	return err
 }
@@ -101,8 +104,13 @@ func revoke(cmd *cobra.Command, c *client, token string) error {
 func logoutCommand(e *env) *cobra.Command {
 	var o *clientOptions
 	cmd := &cobra.Command{
-		Use:     "logout",
-		Short:   "Delete the login's API token on the server, then the local copy",
+		Use:   "logout",
+		Short: "Delete the login's API token on the server, then the local copy",
+		Long: `Delete the login's API token on the server, then the credentials file. The token goes
+only where every command would send it: the address it was saved for (the file's, unless
+--addr or $TOKENSERVICE_ADDR names the same server), over TLS if the login was. If they
+name another server, or the file is readable by others and no --addr says where the
+login is, nothing is sent and the file is kept: run logout again with the login's --addr.`,
 		GroupID: groupClient,
 		Args:    args(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -111,7 +119,7 @@ func logoutCommand(e *env) *cobra.Command {
 				return err
 			}
 			// Read even a file others could read: all the more reason to
-			// revoke its token.
+			// revoke its token, but at an address the user names.
 			saved, err := readCredentials(path)
 			if errors.Is(err, os.ErrNotExist) {
 				fmt.Fprintln(e.stdout, "Not logged in.")
@@ -120,11 +128,34 @@ func logoutCommand(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if o.addr == "" {
-				o.addr = saved.Addr
+			if saved.Token == "" {
+				return os.Remove(path)
 			}
-			c, err := o.connect(e, false)
+			trusted := saved
+			if _, err := loadCredentials(path); err != nil {
+				if o.addr == "" {
+					return fmt.Errorf("%v; nor is the address in it trusted, so its token was not sent and the file is kept: "+
+						"run tokenservice logout --addr ADDR, naming the server you logged in to", err)
+				}
+				trusted = nil
+			}
+			d, err := o.resolve(trusted)
 			if err != nil {
+				return err
+			}
+			if !saved.holdsTokenFor(d) {
+				why := "the login is to " + safe(saved.Addr) + ", not " + d.addr
+				if target, _, _ := parseAddr(saved.Addr); target == d.target {
+					why = "the login to " + safe(saved.Addr) + " went over TLS"
+				}
+				hint := "--addr " + safe(saved.Addr)
+				if saved.TLS {
+					hint += " --tls"
+				}
+				return usageError(cmd, "%s; its token was not sent and the credentials file is kept: run tokenservice logout %s", why, hint)
+			}
+			c := &client{addr: d.addr, tls: d.tls, stderr: e.stderr}
+			if err := o.dial(c, d.target); err != nil {
 				return err
 			}
 			defer c.close()
@@ -136,7 +167,7 @@ func logoutCommand(e *env) *cobra.Command {
 			if err := os.Remove(path); err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "Logged out of %s.\n", saved.Addr)
+			fmt.Fprintf(e.stdout, "Logged out of %s.\n", safe(saved.Addr))
 			return nil
 		},
 	}
@@ -164,10 +195,7 @@ func whoamiCommand(e *env) *cobra.Command {
 			if err != nil {
 				return c.fail(err)
 			}
-			if asJSON {
-				return printJSON(e.stdout, false, resp.GetUser())
-			}
-			return printUsers(e.stdout, []*pb.User{resp.GetUser()})
+			return printUser(e, asJSON, resp)
 		},
 	}
 	o = clientFlags(cmd.Flags())

@@ -19,9 +19,9 @@ const (
 	exitError        = 1 // the request failed (refused by the server for another reason, a local file, ...)
 	exitUsage        = 2 // the command line is wrong
 	exitCredentials  = 3 // the server refused the credentials: not logged in, a bad token or password, not allowed
-	exitUnreachable  = 4 // the server did not answer
+	exitUnreachable  = 4 // the server (for db and keys, the database) did not answer
 	exitCodesSummary = `Exit status: 0 done; 1 failed; 2 usage error; 3 credentials refused (not logged in,
-wrong token or password, not allowed); 4 server unreachable.`
+wrong token or password, not allowed); 4 server (for db and keys: database) unreachable.`
 )
 
 // exitErr carries the exit code a failure ends the process with.
@@ -123,6 +123,7 @@ where the database is and open it directly.
 		loginCommand(e), logoutCommand(e), whoamiCommand(e), tokenCommand(e), userCommand(e),
 		serveCommand(e), dbCommand(e), keysCommand(e), healthcheckCommand(e),
 	)
+	root.SuggestionsMinimumDistance = suggestionDistance
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError(cmd, "%v", err) })
 	return root
 }
@@ -132,7 +133,11 @@ where the database is and open it directly.
 // its help and succeed).
 func noSubcommand(cmd *cobra.Command, args []string) error {
 	if len(args) > 0 {
-		return usageError(cmd, "unknown command %q for %q", args[0], cmd.CommandPath())
+		hint := ""
+		if near := cmd.SuggestionsFor(args[0]); len(near) > 0 {
+			hint = "; did you mean " + strings.Join(near, " or ") + "?"
+		}
+		return usageError(cmd, "unknown command %q for %q%s", args[0], cmd.CommandPath(), hint)
 	}
 	var names []string
 	for _, sub := range cmd.Commands() {
@@ -143,9 +148,14 @@ func noSubcommand(cmd *cobra.Command, args []string) error {
 	return usageError(cmd, "%q needs a command: %s", cmd.CommandPath(), strings.Join(names, ", "))
 }
 
+// suggestionDistance: a command name within two edits of a typo, or
+// starting with it, is suggested (cobra's usual distance; cobra applies it
+// only where it is set).
+const suggestionDistance = 2
+
 // group returns a command that only holds subcommands.
 func group(use, short, groupID string, subs ...*cobra.Command) *cobra.Command {
-	cmd := &cobra.Command{Use: use, Short: short, GroupID: groupID, Args: noSubcommand, RunE: noSubcommand}
+	cmd := &cobra.Command{Use: use, Short: short, GroupID: groupID, Args: noSubcommand, RunE: noSubcommand, SuggestionsMinimumDistance: suggestionDistance}
 	cmd.AddCommand(subs...)
 	return cmd
 }

@@ -34,6 +34,9 @@ func serveCommand(e *env) *cobra.Command {
 		GroupID: groupServer,
 		Args:    args(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkDriver(cmd, o.db); err != nil {
+				return err
+			}
 			a, err := o.build(cmd.Context(), e.getenv, e.stderr)
 			if err != nil {
 				return err

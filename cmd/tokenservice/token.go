@@ -46,7 +46,7 @@ func tokenCreateCommand(e *env) *cobra.Command {
   CI_TOKEN=$(tokenservice token create --user ci-bot --note "CI pipeline" --scope orders:read)`,
 		Args: args(),
 	}, func(cmd *cobra.Command, c *client, _ []string) error {
-		lifetime, err := parseLifetime(expiresIn)
+		lifetime, err := parseLifetime("--expires-in", expiresIn)
 		if err != nil {
 			return usageError(cmd, "%v", err)
 		}
@@ -69,11 +69,11 @@ func tokenCreateCommand(e *env) *cobra.Command {
 			return c.fail(err)
 		}
 		if asJSON {
-			return printJSON(e.stdout, false, resp)
+			return printJSON(e.stdout, resp)
 		}
 		md := resp.GetMetadata()
-		fmt.Fprintf(e.stderr, "Created token %s for user %s, scopes %s, expires %s. It is shown this once:\n", md.GetId(), md.GetUserId(),
-			strings.Join(md.GetScopes(), " "), when(md.GetExpireTime(), "never"))
+		fmt.Fprintf(e.stderr, "Created token %s for user %s, scopes %s, expires %s. It is shown this once:\n", safe(md.GetId()), safe(md.GetUserId()),
+			safeAll(md.GetScopes(), " "), when(md.GetExpireTime(), "never"))
 		_, err = fmt.Fprintln(e.stdout, resp.GetToken())
 		return err
 	})
@@ -81,7 +81,7 @@ func tokenCreateCommand(e *env) *cobra.Command {
 	cmd.Flags().StringVar(&expiresIn, "expires-in", "0", "lifetime: 30d, 12h, 90m, ...; 0 for none (or the server's maximum, or the expiry of the token you use)")
 	cmd.Flags().StringSliceVar(&scopes, "scope", nil, "a scope the token gets (repeat, or separate with commas); default: all of the token you use")
 	cmd.Flags().StringVar(&user, "user", "", "the token's user, by username: one of your machine users (anyone, for an admin); default you")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the token and its metadata as JSON")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the token and its metadata as JSON, as the REST API answers")
 	return cmd
 }
 
@@ -95,7 +95,7 @@ func tokenListCommand(e *env) *cobra.Command {
 	}, func(cmd *cobra.Command, c *client, _ []string) error {
 		var before *timestamppb.Timestamp
 		if expiring != "" {
-			within, err := parseLifetime(expiring)
+			within, err := parseLifetime("--expiring-within", expiring)
 			if err != nil || within <= 0 {
 				return usageError(cmd, "--expiring-within %q: give a duration such as 7d or 12h", expiring)
 			}
@@ -116,13 +116,13 @@ func tokenListCommand(e *env) *cobra.Command {
 			return err
 		}
 		if asJSON {
-			return printJSON(e.stdout, true, all...)
+			return printJSON(e.stdout, &pb.ListTokensResponse{Tokens: all})
 		}
 		return printTokens(e.stdout, all)
 	})
 	cmd.Flags().StringVar(&user, "user", "", "whose tokens, by username: yours by default, or one of your machine users'")
 	cmd.Flags().StringVar(&expiring, "expiring-within", "", "only tokens that expire within this time: 7d, 12h, ...")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array, as the REST API answers")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON, as the REST API answers (every page in one, nextPageToken empty)")
 	return cmd
 }
 
@@ -131,7 +131,7 @@ func tokenGetCommand(e *env) *cobra.Command {
 	cmd := withClient(e, &cobra.Command{
 		Use:   "get ID",
 		Short: "Show an API token's metadata (never its secret)",
-		Args:  args("ID"),
+		Args:  tokenIDArg,
 	}, func(cmd *cobra.Command, c *client, argv []string) error {
 		ctx, cancel := c.call(cmd.Context())
 		defer cancel()
@@ -140,7 +140,7 @@ func tokenGetCommand(e *env) *cobra.Command {
 			return c.fail(err)
 		}
 		if asJSON {
-			return printJSON(e.stdout, false, resp.GetToken())
+			return printJSON(e.stdout, resp)
 		}
 		return printTokens(e.stdout, []*pb.Token{resp.GetToken()})
 	})
@@ -152,7 +152,7 @@ func tokenDeleteCommand(e *env) *cobra.Command {
 	return withClient(e, &cobra.Command{
 		Use:   "delete ID",
 		Short: "Delete an API token: it, and access tokens minted from it, stop working here at once",
-		Args:  args("ID"),
+		Args:  tokenIDArg,
 	}, func(cmd *cobra.Command, c *client, argv []string) error {
 		ctx, cancel := c.call(cmd.Context())
 		defer cancel()
@@ -175,11 +175,11 @@ plaintext is printed this once on stdout. The old secret is refused at once, or 
 --grace-period (at most the server's --max-rotation-grace-period, 24h at most), so the
 places that use it can be updated first.`,
 		Example: `  NEW=$(tokenservice token rotate 1VZZqwNuxHhj6QE7 --grace-period 1h)`,
-		Args:    args("ID"),
+		Args:    tokenIDArg,
 	}, func(cmd *cobra.Command, c *client, argv []string) error {
-		period, err := parseLifetime(grace)
+		period, err := parseLifetime("--grace-period", grace)
 		if err != nil {
-			return usageError(cmd, "--grace-period: %v", err)
+			return usageError(cmd, "%v", err)
 		}
 		ctx, cancel := c.call(cmd.Context())
 		defer cancel()
@@ -188,7 +188,7 @@ places that use it can be updated first.`,
 			return c.fail(err)
 		}
 		if asJSON {
-			return printJSON(e.stdout, false, resp)
+			return printJSON(e.stdout, resp)
 		}
 		old := "is refused from now on"
 		if period > 0 {
@@ -201,7 +201,7 @@ places that use it can be updated first.`,
 		return keepLogin(e, c, argv[0], resp.GetToken())
 	})
 	cmd.Flags().StringVar(&grace, "grace-period", "0", "how long the old secret keeps working: 1h, 30m, ...; 0: refused at once")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the new token and its metadata as JSON")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the new token and its metadata as JSON, as the REST API answers")
 	return cmd
 }
 
@@ -231,6 +231,25 @@ signed access token, printed alone on stdout, for
 	})
 	cmd.Flags().StringSliceVar(&scopes, "scope", nil, "a scope the access token gets (repeat, or separate with commas); default: all of the API token's")
 	return cmd
+}
+
+// tokenIDArg takes one token ID, refusing a whole API token: the plaintext
+// is a secret, which a command line keeps in shell history and shows in ps,
+// and which the server would be sent as a path (and perhaps logged). It is
+// not echoed back either.
+func tokenIDArg(cmd *cobra.Command, argv []string) error {
+	if err := args("ID")(cmd, argv); err != nil {
+		return err
+	}
+	if !strings.HasPrefix(argv[0], auth.TokenPrefix) {
+		return nil
+	}
+	id := "characters 5-20 of the token"
+	if t, ok := auth.ParseAPIToken(argv[0]); ok {
+		id += ": " + t.ID
+	}
+	return usageError(cmd, "that is a whole API token, a secret, not its ID: give the ID (%s); nothing was sent, "+
+		"and if the token was typed where others can see it (shell history, a shared screen), rotate it", id)
 }
 
 // scopeFlag returns the --scope values, each split on spaces too (as OAuth

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	pb "github.com/tokenservice/tokenservice/gen/priv/tokenservice/v1alpha1"
 	"github.com/tokenservice/tokenservice/pkg/pagetoken"
@@ -33,17 +34,22 @@ func userCreateMachineCommand(e *env) *cobra.Command {
 		if err != nil {
 			return c.fail(err)
 		}
-		return printUser(e, asJSON, resp.GetUser())
+		return printUser(e, asJSON, resp)
 	})
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON, as the REST API answers")
 	return cmd
 }
 
-func printUser(e *env, asJSON bool, u *pb.User) error {
+// printUser prints the user a response holds: the response as JSON, as
+// the REST API answers, or a table row.
+func printUser(e *env, asJSON bool, resp interface {
+	proto.Message
+	GetUser() *pb.User
+}) error {
 	if asJSON {
-		return printJSON(e.stdout, false, u)
+		return printJSON(e.stdout, resp)
 	}
-	return printUsers(e.stdout, []*pb.User{u})
+	return printUsers(e.stdout, []*pb.User{resp.GetUser()})
 }
 
 func userCreateCommand(e *env) *cobra.Command {
@@ -53,6 +59,16 @@ func userCreateCommand(e *env) *cobra.Command {
 		Short: "Create a human user (admins only); the password comes from the terminal or stdin",
 		Args:  args("NAME"),
 	}, func(cmd *cobra.Command, c *client, argv []string) error {
+		notAdmin := &exitErr{code: exitCredentials, err: fmt.Errorf("only an admin may create human users; for a machine user: tokenservice user create-machine %s", safe(argv[0]))}
+		// Asked before the password is: no one types a password for a
+		// command bound to fail. The server checks again.
+		me, err := c.user(cmd.Context(), "me")
+		if err != nil {
+			return err
+		}
+		if !me.GetAdmin() {
+			return notAdmin
+		}
 		password, err := newPrompter(e).newPassword("Password for " + argv[0])
 		if err != nil {
 			return err
@@ -62,12 +78,12 @@ func userCreateCommand(e *env) *cobra.Command {
 		resp, err := c.users.CreateUser(ctx, &pb.CreateUserRequest{Username: argv[0], Password: password, Admin: admin})
 		if st := status.Convert(err); st.Code() == codes.PermissionDenied && strings.HasPrefix(st.Message(), "only an admin") {
 			// The server's words are the API's; say it in the CLI's.
-			return &exitErr{code: exitCredentials, err: fmt.Errorf("only an admin may create human users; for a machine user: tokenservice user create-machine %s", argv[0])}
+			return notAdmin
 		}
 		if err != nil {
 			return c.fail(err)
 		}
-		return printUser(e, asJSON, resp.GetUser())
+		return printUser(e, asJSON, resp)
 	})
 	// Never from the environment: an exported variable must not make every new user an admin.
 	cmd.Flags().BoolVar(&admin, "admin", false, "the new user is an admin (may act for any user)")
@@ -92,11 +108,11 @@ func userListCommand(e *env) *cobra.Command {
 			return err
 		}
 		if asJSON {
-			return printJSON(e.stdout, true, all...)
+			return printJSON(e.stdout, &pb.ListUsersResponse{Users: all})
 		}
 		return printUsers(e.stdout, all)
 	})
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array, as the REST API answers")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON, as the REST API answers (every page in one, nextPageToken empty)")
 	return cmd
 }
 
@@ -117,7 +133,7 @@ func userGetCommand(e *env) *cobra.Command {
 		if err != nil {
 			return c.fail(err)
 		}
-		return printUser(e, asJSON, resp.GetUser())
+		return printUser(e, asJSON, resp)
 	})
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON, as the REST API answers")
 	return cmd
@@ -139,9 +155,9 @@ func userDeleteCommand(e *env) *cobra.Command {
 			return c.fail(err)
 		}
 		if u.GetMachine() {
-			fmt.Fprintf(e.stdout, "deleted machine user %s and its tokens\n", u.GetUsername())
+			fmt.Fprintf(e.stdout, "deleted machine user %s and its tokens\n", safe(u.GetUsername()))
 		} else {
-			fmt.Fprintf(e.stdout, "deleted user %s, its machine users and all their tokens\n", u.GetUsername())
+			fmt.Fprintf(e.stdout, "deleted user %s, its machine users and all their tokens\n", safe(u.GetUsername()))
 		}
 		return nil
 	})
@@ -156,18 +172,28 @@ set another user's (NAME): asks only the new one. From stdin instead of a termin
 one password a line in that order. API tokens are left as they are.`,
 		Args: args("NAME?"),
 	}, func(cmd *cobra.Command, c *client, argv []string) error {
-		me, err := c.userID(cmd.Context(), "me")
+		// Whether the change may be made is checked before a password is
+		// asked: only a human user has one, and only an admin sets
+		// another's. The server checks again.
+		me, err := c.user(cmd.Context(), "me")
 		if err != nil {
 			return err
 		}
-		req := &pb.ChangePasswordRequest{UserId: me}
+		target := me
 		if len(argv) == 1 {
-			if req.UserId, err = c.userID(cmd.Context(), argv[0]); err != nil {
+			if target, err = c.user(cmd.Context(), argv[0]); err != nil {
 				return err
 			}
 		}
+		switch {
+		case target.GetMachine():
+			return fmt.Errorf("%s is a machine user: machine users have no password, they authenticate with API tokens", safe(target.GetUsername()))
+		case target.GetId() != me.GetId() && !me.GetAdmin():
+			return &exitErr{code: exitCredentials, err: fmt.Errorf("only an admin may set another user's password")}
+		}
+		req := &pb.ChangePasswordRequest{UserId: target.GetId()}
 		p := newPrompter(e)
-		if req.UserId == me {
+		if req.UserId == me.GetId() {
 			old, err := p.password("Current password")
 			if err != nil {
 				return err

@@ -160,6 +160,37 @@ func createTables(tx *gorm.DB, tables map[string]any) error {
 	return nil
 }
 
+// migrationsTable is where gormigrate records the migrations applied.
+const migrationsTable = "schema_migrations"
+
+// MigrationIDs returns the ID of every migration, oldest first: the last
+// is the schema Migrate brings a database to.
+func MigrationIDs() []string {
+	var ids []string
+	for _, m := range migrations() {
+		ids = append(ids, m.ID)
+	}
+	return ids
+}
+
+// AppliedMigrations returns the IDs of the migrations applied to the
+// database, oldest first: none for a fresh one. It returns a
+// domain.KindUnavailable error if the database cannot be reached.
+func (s *Store) AppliedMigrations(ctx context.Context) ([]string, error) {
+	db, cancel := s.bound(ctx)
+	defer cancel()
+	var ids []string
+	if !db.Migrator().HasTable(migrationsTable) {
+		// HasTable reports a failed query as "no table": ask the database
+		// once more, so that an unreachable one is an error, not "fresh".
+		return nil, classify(db.Exec("SELECT 1").Error, "schema")
+	}
+	if err := db.Table(migrationsTable).Order("id").Pluck("id", &ids).Error; err != nil {
+		return nil, classify(err, "schema")
+	}
+	return ids, nil
+}
+
 // Migrate brings the schema to the newest version. On MySQL it holds a named
 // lock, so replicas starting together migrate one at a time.
 func (s *Store) Migrate(ctx context.Context) error { return s.MigrateTo(ctx, "") }
@@ -186,7 +217,7 @@ func (s *Store) MigrateTo(ctx context.Context, id string) error {
 		db = db.Set("gorm:table_options", "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin").Session(&gorm.Session{})
 	}
 	opts := *gormigrate.DefaultOptions
-	opts.TableName = "schema_migrations"
+	opts.TableName = migrationsTable
 	m := gormigrate.New(db, &opts, migrations())
 	migrate := m.Migrate
 	if id != "" {
