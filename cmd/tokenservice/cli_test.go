@@ -468,4 +468,14 @@ func TestClientScopesRotationAndExpiry(t *testing.T) {
 		t.Errorf("rotating the login's token: exit %d, %q", code, stderr)
 	}
 	sh.must("", "whoami")
+
+	// The 3-day login cannot rotate or delete the lasting token; the
+	// password (asked for: username, then password) can.
+	sh.want(exitCredentials, "--password", "", "token", "delete", idOf(lasting))
+	sh.want(exitCredentials, "", "uma\nwrong password\n", "token", "delete", "--password", idOf(lasting))
+	if out := sh.must("uma\n"+password+"\n", "token", "rotate", "--password", idOf(lasting)); !auth.LooksLikeAPIToken(strings.TrimSpace(out)) {
+		t.Errorf("token rotate --password printed %q", out)
+	}
+	sh.must("uma\n"+password+"\n", "token", "delete", "--password", idOf(lasting))
+	noExpiry.want(exitCredentials, "", "", "whoami")
 }

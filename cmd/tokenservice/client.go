@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -62,6 +63,7 @@ type client struct {
 	tls    bool
 	conn   *grpc.ClientConn
 	token  string // "" if not logged in
+	basic  string // HTTP Basic credentials (RFC 7617) sent instead of the token, if set
 	tokens pb.TokenServiceClient
 	users  pb.UserServiceClient
 	stderr io.Writer
@@ -241,10 +243,18 @@ const callTimeout = 30 * time.Second
 // call returns a context for one call, carrying the API token.
 func (c *client) call(parent context.Context) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithTimeout(parent, callTimeout)
-	if c.token != "" {
+	if c.basic != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Basic "+c.basic)
+	} else if c.token != "" {
 		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+c.token)
 	}
 	return ctx, cancel
+}
+
+// usePassword makes the client's calls authenticate with a username and
+// password (HTTP Basic, RFC 7617) rather than its token.
+func (c *client) usePassword(username, password string) {
+	c.basic = base64.StdEncoding.EncodeToString([]byte(username + ":" + password))
 }
 
 // fail turns a call's error into what the user reads, with the exit code
@@ -259,7 +269,9 @@ func (c *client) fail(err error) error {
 	case codes.Unauthenticated:
 		return &exitErr{code: exitCredentials, err: fmt.Errorf("%s: log in again (tokenservice login) or check %s", safe(st.Message()), tokenVariable)}
 	case codes.PermissionDenied:
-		return &exitErr{code: exitCredentials, err: errors.New(safe(st.Message()))}
+		// The CLI sends a password as HTTP Basic when told --password.
+		msg := strings.ReplaceAll(safe(st.Message()), "your password (HTTP Basic)", "your password (--password)")
+		return &exitErr{code: exitCredentials, err: errors.New(msg)}
 	case codes.Unavailable, codes.DeadlineExceeded:
 		msg := safe(st.Message())
 		if strings.Contains(msg, "server preface") {

@@ -25,13 +25,33 @@ func tokenCommand(e *env) *cobra.Command {
 func withClient(e *env, cmd *cobra.Command, run func(cmd *cobra.Command, c *client, args []string) error) *cobra.Command {
 	o := clientFlags(cmd.Flags())
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		c, err := o.connect(e, true)
+		withPassword, _ := cmd.Flags().GetBool("password") // only where passwordFlag added it
+		c, err := o.connect(e, !withPassword)
 		if err != nil {
 			return err
 		}
 		defer c.close()
+		if withPassword {
+			p := newPrompter(e)
+			username, err := p.line("Username")
+			if err != nil {
+				return err
+			}
+			password, err := p.password("Password")
+			if err != nil {
+				return err
+			}
+			c.usePassword(username, password)
+		}
 		return run(cmd, c, args)
 	}
+	return cmd
+}
+
+// passwordFlag lets a command authenticate with the user's password (asked
+// for, or read from stdin: username, then password) instead of a token.
+func passwordFlag(cmd *cobra.Command) *cobra.Command {
+	cmd.Flags().Bool("password", false, "authenticate with your username and password (asked for) instead of your token: for a token that outlives, or has scopes beyond, the one you are logged in with")
 	return cmd
 }
 
@@ -149,7 +169,7 @@ func tokenGetCommand(e *env) *cobra.Command {
 }
 
 func tokenDeleteCommand(e *env) *cobra.Command {
-	return withClient(e, &cobra.Command{
+	return passwordFlag(withClient(e, &cobra.Command{
 		Use:   "delete ID",
 		Short: "Delete an API token: it, and access tokens minted from it, stop working here at once",
 		Args:  tokenIDArg,
@@ -161,7 +181,7 @@ func tokenDeleteCommand(e *env) *cobra.Command {
 		}
 		fmt.Fprintf(e.stdout, "deleted token %s\n", argv[0])
 		return nil
-	})
+	}))
 }
 
 func tokenRotateCommand(e *env) *cobra.Command {
@@ -200,6 +220,7 @@ places that use it can be updated first.`,
 		}
 		return keepLogin(e, c, argv[0], resp.GetToken())
 	})
+	passwordFlag(cmd)
 	cmd.Flags().StringVar(&grace, "grace-period", "0", "how long the old secret keeps working: 1h, 30m, ...; 0: refused at once")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the new token and its metadata as JSON, as the REST API answers")
 	return cmd
@@ -229,7 +250,7 @@ signed access token, printed alone on stdout, for
 		_, err = fmt.Fprintln(e.stdout, resp.GetAccessToken())
 		return err
 	})
-	cmd.Flags().StringSliceVar(&scopes, "scope", nil, "a scope the access token gets (repeat, or separate with commas); default: all of the API token's")
+	cmd.Flags().StringSliceVar(&scopes, "scope", nil, "a scope the access token gets (repeat, or separate with commas); default: all of the API token's but tokens:write and users:write, which it gets only when named")
 	return cmd
 }
 
