@@ -259,7 +259,8 @@ func getJSON(ctx context.Context, client *http.Client, url string, out any) erro
 }
 
 // maxLoggedBytes bounds what of a value the token's bearer chose (its kid,
-// its typ) reaches an error or a log line: a header may be megabytes.
+// its typ) reaches an error or a log line: a header may be megabytes, and
+// RFC 8725 §3.10 asks that received header values not be trusted.
 const maxLoggedBytes = 64
 
 // clip returns s cut to its first maxLoggedBytes bytes (at a character

@@ -149,8 +149,9 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 
 // checkURL refuses a URL to fetch keys from (or to discover them from)
 // that is not https://, but for http:// on a loopback host when allowed.
-// RFC 8414 §2 and OpenID Connect Discovery 1.0 §3: an issuer is an https
-// URL; RFC 8725 §3.10 leaves the trust in the keys to how they were got.
+// RFC 8414 §2: an issuer is an https URL; OpenID Connect Discovery 1.0
+// §7.1: the discovery document and the keys are fetched over TLS, since
+// whoever can change them in transit chooses the keys tokens are checked with.
 func checkURL(what, raw string, allowLoopback bool) error {
 	u, err := url.Parse(raw)
 	switch {

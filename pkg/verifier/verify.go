@@ -40,8 +40,9 @@ type accessTokenClaims struct {
 // ErrInvalidToken; the detail is for logs, not for the token's bearer.
 //
 // A token signed with a key the Verifier does not know makes it fetch the
-// keys again, at most once per Config.MinRefreshInterval, under ctx's values
-// (not its deadline: other requests may be waiting for the same fetch).
+// keys again, at most once per Config.MinRefreshInterval, with ctx's values
+// but not its deadline (other requests may be waiting for the same fetch):
+// Verify returns when ctx ends, and the fetch goes on.
 func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	// RFC 9068 §4 and RFC 8725 §3.1: the algorithm is fixed in advance.
 	// Parsing refuses any other alg, so "none", and HS256 keyed with the
