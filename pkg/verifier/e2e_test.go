@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenservice/tokenservice/pkg/app"
 	"github.com/tokenservice/tokenservice/pkg/app/apptest"
 	"github.com/tokenservice/tokenservice/pkg/auth"
 	"github.com/tokenservice/tokenservice/pkg/domain"
@@ -24,7 +25,9 @@ import (
 )
 
 // gatewayMain is a service outside this module protecting a handler with
-// the package, as the README shows: it answers with the token's subject.
+// the package, as the README shows (its audience and a scope required; the
+// service runs on loopback, in plaintext): it answers with the token's
+// subject.
 const gatewayMain = `package main
 
 import (
@@ -39,8 +42,8 @@ import (
 )
 
 func main() {
-	issuer := os.Args[1]
-	v, err := verifier.New(context.Background(), verifier.Config{Issuer: issuer, Audience: issuer})
+	issuer, audience := os.Args[1], os.Args[2]
+	v, err := verifier.New(context.Background(), verifier.Config{Issuer: issuer, Audience: audience, AllowInsecureLoopback: true})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -52,14 +55,15 @@ func main() {
 	log.Fatal(http.Serve(lis, v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		claims, _ := verifier.ClaimsFromContext(r.Context())
 		fmt.Fprint(w, claims.Subject)
-	}))))
+	}), verifier.RequireScopes("orders:read"))))
 }
 `
 
 // A program in its own module, importing the package as any service would,
-// accepts the live service's access tokens, refuses tampered and missing
-// ones, and keeps accepting them, old and new, after the service restarts
-// signing with a new key.
+// accepts the live service's access tokens minted for it with its scope,
+// refuses tampered and missing ones, those for another audience (401) and
+// those without its scope (403), and keeps accepting them, old and new,
+// after the service restarts signing with a new key.
 func TestExternalProgramAcceptsTheServiceTokens(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a program and starts the service twice")
@@ -79,6 +83,8 @@ func TestExternalProgramAcceptsTheServiceTokens(t *testing.T) {
 	cfg := apptest.Config(t, store.DriverSQLite) // the database outlives both servers
 	cfg.Server.HTTPAddr = addr
 	cfg.Server.Issuer, cfg.Minter.Issuer, cfg.Minter.Audience = issuer, issuer, issuer
+	const orders = "https://orders.example.test" // the program's audience
+	cfg.Minter.Resources, cfg.Tokens.Scopes = []string{orders}, []string{"orders:read"}
 
 	gw := &gateway{}
 	t.Cleanup(gw.stop) // it outlives the first server's subtest
@@ -94,18 +100,18 @@ func TestExternalProgramAcceptsTheServiceTokens(t *testing.T) {
 		if apiToken, _, err = a.Tokens().CreateToken(t.Context(), &domain.Principal{User: alice, AllScopes: true}, tokens.CreateInput{}); err != nil {
 			t.Fatal(err)
 		}
-		x, err := a.Tokens().Exchange(t.Context(), tokens.ExchangeInput{APIToken: apiToken})
-		at := x.AccessToken
-		if err != nil {
-			t.Fatal(err)
-		}
-		oldToken = at.JWT
-		gw.start(t, bin, issuer)
+		oldToken = exchange(t, a, tokens.ExchangeInput{APIToken: apiToken, Resource: orders})
+		gw.start(t, bin, issuer, orders)
 
-		gw.expect(t, "the service's token", "Bearer "+oldToken, http.StatusOK, "", subject)
+		gw.expect(t, "the service's token for the program", "Bearer "+oldToken, http.StatusOK, "", subject)
 		gw.expect(t, "a tampered token", "Bearer "+withSubject(t, oldToken, "someone-else"), http.StatusUnauthorized,
-			`Bearer realm="`+issuer+`", error="invalid_token"`, "Unauthorized\n")
-		gw.expect(t, "no token", "", http.StatusUnauthorized, `Bearer realm="`+issuer+`"`, "Unauthorized\n")
+			`Bearer realm="`+orders+`", error="invalid_token"`, "Unauthorized\n")
+		gw.expect(t, "no token", "", http.StatusUnauthorized, `Bearer realm="`+orders+`"`, "Unauthorized\n")
+		gw.expect(t, "a token for the service's own audience", "Bearer "+exchange(t, a, tokens.ExchangeInput{APIToken: apiToken}),
+			http.StatusUnauthorized, `Bearer realm="`+orders+`", error="invalid_token"`, "Unauthorized\n")
+		gw.expect(t, "a token for the program without its scope",
+			"Bearer "+exchange(t, a, tokens.ExchangeInput{APIToken: apiToken, Resource: orders, Scopes: []string{"tokens:read"}}),
+			http.StatusForbidden, `Bearer realm="`+orders+`", error="insufficient_scope", scope="orders:read"`, "Forbidden\n")
 	}) {
 		t.FailNow()
 	}
@@ -126,17 +132,23 @@ func TestExternalProgramAcceptsTheServiceTokens(t *testing.T) {
 
 	t.Run("second server, new signing key", func(t *testing.T) {
 		a := apptest.MustStart(t, cfg)
-		x, err := a.Tokens().Exchange(t.Context(), tokens.ExchangeInput{APIToken: apiToken})
-		at := x.AccessToken
-		if err != nil {
-			t.Fatal(err)
-		}
-		if kid := keyID(t, at.JWT); kid != newKey.ID {
+		at := exchange(t, a, tokens.ExchangeInput{APIToken: apiToken, Resource: orders})
+		if kid := keyID(t, at); kid != newKey.ID {
 			t.Fatalf("the new token's kid is %q, want the new key's %q", kid, newKey.ID)
 		}
-		gw.expect(t, "a token signed with the new key", "Bearer "+at.JWT, http.StatusOK, "", subject)
+		gw.expect(t, "a token signed with the new key", "Bearer "+at, http.StatusOK, "", subject)
 		gw.expect(t, "the token signed with the old key", "Bearer "+oldToken, http.StatusOK, "", subject)
 	})
+}
+
+// exchange returns the JWT of an access token the service mints for in.
+func exchange(t *testing.T, a *app.App, in tokens.ExchangeInput) string {
+	t.Helper()
+	x, err := a.Tokens().Exchange(t.Context(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x.AccessToken.JWT
 }
 
 // buildGateway writes gatewayMain as a module of its own that requires this
@@ -188,10 +200,11 @@ type gateway struct {
 	url string
 }
 
-// start runs the program for issuer and waits for the address it prints.
-func (g *gateway) start(t *testing.T, bin, issuer string) {
+// start runs the program for issuer and audience and waits for the address
+// it prints.
+func (g *gateway) start(t *testing.T, bin, issuer, audience string) {
 	t.Helper()
-	g.cmd = exec.Command(bin, issuer)
+	g.cmd = exec.Command(bin, issuer, audience)
 	g.cmd.Stderr = os.Stderr // log.Fatal's reason, if it fails
 	stdout, err := g.cmd.StdoutPipe()
 	if err != nil {

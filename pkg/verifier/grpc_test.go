@@ -3,6 +3,7 @@ package verifier_test
 import (
 	"context"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 
@@ -31,6 +32,12 @@ func (s *subjects) record(ctx context.Context) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.got = append(s.got, subject)
+}
+
+func (s *subjects) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.got)
 }
 
 func (s *subjects) last() string {
@@ -116,5 +123,71 @@ func checkCall(t *testing.T, name string, err error, wantCode codes.Code, seen *
 		t.Errorf("%s: the handler's context had subject %q, want user1", name, seen.last())
 	case wantCode != codes.OK && msg != "invalid access token" && msg != "a bearer token is required":
 		t.Errorf("%s: message %q says more than that the token was refused", name, msg)
+	}
+}
+
+// RequireScopes on the interceptors: a token without the scope fails with
+// PermissionDenied naming it, unary and streaming.
+func TestInterceptorsRequireScopes(t *testing.T) {
+	a := newTestKey(t)
+	ti := newTestIssuer(t, a)
+	v := ti.newVerifier(t, verifier.Config{})
+	seen := &subjects{}
+	srv := grpc.NewServer(
+		grpc.ChainUnaryInterceptor(v.UnaryServerInterceptor(verifier.RequireScopes("health:read")), func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			seen.record(ctx)
+			return h(ctx, req)
+		}),
+		grpc.ChainStreamInterceptor(v.StreamServerInterceptor(verifier.RequireScopes("health:read")), func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+			seen.record(ss.Context())
+			return h(srv, ss)
+		}),
+	)
+	healthpb.RegisterHealthServer(srv, health.NewServer())
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(lis)
+	t.Cleanup(srv.Stop)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	client := healthpb.NewHealthClient(conn)
+
+	for _, c := range []struct {
+		name     string
+		token    string
+		wantCode codes.Code
+	}{
+		{"the scope", ti.token(t, a, map[string]any{"scope": "other health:read"}), codes.OK},
+		{"another scope", ti.token(t, a, map[string]any{"scope": "health:write"}), codes.PermissionDenied},
+		{"no scope claim", ti.token(t, a, nil), codes.PermissionDenied},
+		{"an invalid token", "garbage", codes.Unauthenticated},
+	} {
+		ctx, cancel := context.WithCancel(metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+c.token))
+		before := seen.count()
+		_, unaryErr := client.Check(ctx, &healthpb.HealthCheckRequest{})
+		var streamErr error
+		stream, err := client.Watch(ctx, &healthpb.HealthCheckRequest{})
+		if err == nil {
+			_, err = stream.Recv()
+		}
+		streamErr = err
+		cancel()
+		for kind, err := range map[string]error{"unary": unaryErr, "stream": streamErr} {
+			if got := status.Code(err); got != c.wantCode {
+				t.Errorf("%s, %s: %v, want %v", c.name, kind, err, c.wantCode)
+			}
+			if c.wantCode == codes.PermissionDenied && !strings.Contains(status.Convert(err).Message(), "health:read") {
+				t.Errorf("%s, %s: message %q does not name the scope required", c.name, kind, status.Convert(err).Message())
+			}
+		}
+		served := seen.count() - before
+		if want := map[bool]int{true: 2, false: 0}[c.wantCode == codes.OK]; served != want {
+			t.Errorf("%s: %d calls reached the handler, want %d", c.name, served, want)
+		}
 	}
 }

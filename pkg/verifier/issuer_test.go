@@ -93,9 +93,11 @@ func (ti *testIssuer) fail(code int, body string) {
 const testAudience = "https://api.example.test"
 
 // newVerifier returns a Verifier of ti's tokens (cfg's Issuer and Audience
-// default to ti's), closed when the test ends.
+// default to ti's; ti serves http on 127.0.0.1, so AllowInsecureLoopback is
+// set), closed when the test ends.
 func (ti *testIssuer) newVerifier(t *testing.T, cfg verifier.Config) *verifier.Verifier {
 	t.Helper()
+	cfg.AllowInsecureLoopback = true
 	if cfg.Issuer == "" {
 		cfg.Issuer = ti.srv.URL
 	}

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-jose/go-jose/v4"
 )
@@ -28,48 +29,104 @@ type keyCache struct {
 	url         string
 	minInterval time.Duration
 	logger      *slog.Logger
+	// life ends at Close: fetches for an unknown kid, which outlive the
+	// request that caused them, end with it too.
+	life context.Context
+	wg   sync.WaitGroup
 
-	keys atomic.Pointer[map[string]*ecdsa.PublicKey]
+	// set is the key set in use; a fetch puts its own in use only if no
+	// fetch started after it has already done so (see refresh).
+	set      atomic.Pointer[keySet]
+	fetchSeq atomic.Uint64 // numbers the fetches in the order they start
 
-	// mu makes callers with an unknown kid wait for one fetch, then look
-	// again, instead of each fetching.
+	// mu makes callers with an unknown kid share one fetch instead of
+	// each fetching.
 	mu             sync.Mutex
-	lastKidRefresh time.Time // guarded by mu
+	lastKidRefresh time.Time   // guarded by mu
+	inflight       *kidRefresh // guarded by mu; nil when no fetch for an unknown kid runs
+}
+
+// keySet is a fetched key set and the number of the fetch that got it.
+type keySet struct {
+	seq  uint64
+	keys map[string]*ecdsa.PublicKey
+}
+
+// kidRefresh is a fetch caused by an unknown kid; done is closed when it
+// ends, with err set.
+type kidRefresh struct {
+	done chan struct{}
+	err  error
 }
 
 // key returns the public key with this kid, fetching the key set again if
 // it is unknown and no unknown kid caused a fetch in the last minInterval.
+// It returns when ctx ends even if the fetch goes on: the fetch is not the
+// request's, and other requests may be waiting for it.
 func (c *keyCache) key(ctx context.Context, kid string) (*ecdsa.PublicKey, error) {
 	if k, ok := c.lookup(kid); ok {
 		return k, nil
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if k, ok := c.lookup(kid); ok { // fetched while this caller waited
-		return k, nil
+	f := c.inflight
+	if f == nil {
+		// A fetch may have ended between the lookup above and the lock.
+		if k, ok := c.lookup(kid); ok {
+			c.mu.Unlock()
+			return k, nil
+		}
+		if since := time.Since(c.lastKidRefresh); since < c.minInterval {
+			c.mu.Unlock()
+			return nil, fmt.Errorf("%w: unknown kid %q (keys fetched for an unknown kid %s ago)", ErrInvalidToken, clip(kid), since.Round(time.Millisecond))
+		}
+		c.lastKidRefresh = time.Now()
+		f = c.startKidRefresh(ctx, kid)
 	}
-	if since := time.Since(c.lastKidRefresh); since < c.minInterval {
-		return nil, fmt.Errorf("%w: unknown kid %q (keys fetched for an unknown kid %s ago)", ErrInvalidToken, kid, since.Round(time.Millisecond))
-	}
-	c.lastKidRefresh = time.Now()
-	// The fetch does not end with this request: the requests waiting on mu
-	// depend on it, and a cancelled one would use up the interval.
-	if err := c.refresh(context.WithoutCancel(ctx)); err != nil {
-		c.logger.WarnContext(ctx, "verifier: refreshing keys for an unknown kid failed: keeping the keys it has", "kid", kid, "error", err)
-		return nil, fmt.Errorf("%w: unknown kid %q: %w", ErrInvalidToken, kid, err)
+	c.mu.Unlock()
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: unknown kid %q: gave up waiting for the keys: %w", ErrInvalidToken, clip(kid), context.Cause(ctx))
 	}
 	if k, ok := c.lookup(kid); ok {
 		return k, nil
 	}
-	return nil, fmt.Errorf("%w: unknown kid %q", ErrInvalidToken, kid)
+	if f.err != nil {
+		return nil, fmt.Errorf("%w: unknown kid %q: %w", ErrInvalidToken, clip(kid), f.err)
+	}
+	return nil, fmt.Errorf("%w: unknown kid %q", ErrInvalidToken, clip(kid))
+}
+
+// startKidRefresh starts a fetch for an unknown kid and makes it the one in
+// flight; c.mu must be held. The fetch keeps ctx's values but not its
+// deadline or cancellation (a cancelled request would use up the interval
+// for the others), and ends at Close.
+func (c *keyCache) startKidRefresh(ctx context.Context, kid string) *kidRefresh {
+	f := &kidRefresh{done: make(chan struct{})}
+	c.inflight = f
+	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(c.life, cancel)
+	c.wg.Go(func() {
+		defer cancel()
+		defer stop()
+		err := c.refresh(fctx)
+		if err != nil {
+			c.logger.WarnContext(fctx, "verifier: refreshing keys for an unknown kid failed: keeping the keys it has", "kid", clip(kid), "error", err)
+		}
+		c.mu.Lock()
+		f.err, c.inflight = err, nil
+		c.mu.Unlock()
+		close(f.done)
+	})
+	return f
 }
 
 func (c *keyCache) lookup(kid string) (*ecdsa.PublicKey, bool) {
-	keys := c.keys.Load()
-	if keys == nil {
+	set := c.set.Load()
+	if set == nil {
 		return nil, false
 	}
-	k, ok := (*keys)[kid]
+	k, ok := set.keys[kid]
 	return k, ok
 }
 
@@ -90,9 +147,13 @@ func (c *keyCache) run(ctx context.Context, interval time.Duration) {
 	}
 }
 
-// refresh fetches the key set and puts it in use; on any failure the keys
-// in use stay.
+// refresh fetches the key set and puts it in use, unless a fetch that
+// started after this one already did: a slow background fetch must not
+// bring back a key set older than the one a fetch for an unknown kid got
+// meanwhile (the newer key would be refused until the next fetch). On any
+// failure the keys in use stay.
 func (c *keyCache) refresh(ctx context.Context) error {
+	seq := c.fetchSeq.Add(1)
 	// RFC 7517 §5: {"keys": [JWK, ...]}. Each key is parsed on its own so
 	// that one of a type this package cannot use does not hide the rest.
 	var set struct {
@@ -112,8 +173,17 @@ func (c *keyCache) refresh(ctx context.Context) error {
 		// a fault, not a withdrawal of every key.
 		return fmt.Errorf("fetching JWKS %s: no ES256 signing key in it", c.url)
 	}
-	c.keys.Store(&keys)
-	return nil
+	next := &keySet{seq: seq, keys: keys}
+	for {
+		cur := c.set.Load()
+		if cur != nil && cur.seq > seq {
+			c.logger.DebugContext(ctx, "verifier: a key set fetched earlier arrived late: keeping the newer one")
+			return nil
+		}
+		if c.set.CompareAndSwap(cur, next) {
+			return nil
+		}
+	}
 }
 
 // es256Key returns the kid and key of a JWK usable for ES256 signatures
@@ -149,7 +219,7 @@ func discoverJWKS(ctx context.Context, client *http.Client, issuer string) (stri
 	// OpenID Connect Discovery 1.0 §4.3 (and RFC 8414 §3.3): the document
 	// must be the issuer's own, or another server's keys would be trusted.
 	if doc.Issuer != issuer {
-		return "", fmt.Errorf("discovering keys: %s names issuer %q, not %q", url, doc.Issuer, issuer)
+		return "", fmt.Errorf("discovering keys: %s names issuer %q, not %q", url, clip(doc.Issuer), issuer)
 	}
 	if doc.JWKSURI == "" {
 		return "", fmt.Errorf("discovering keys: %s has no jwks_uri", url)
@@ -186,4 +256,24 @@ func getJSON(ctx context.Context, client *http.Client, url string, out any) erro
 		return fmt.Errorf("GET %s: decoding body: %w", url, err)
 	}
 	return nil
+}
+
+// maxLoggedBytes bounds what of a value the token's bearer chose (its kid,
+// its typ) reaches an error or a log line: a header may be megabytes, and
+// RFC 8725 §3.10 asks that received header values not be trusted.
+const maxLoggedBytes = 64
+
+// clip returns s cut to its first maxLoggedBytes bytes (at a character
+// boundary), saying how long it was if it was longer. Errors quote it with
+// %q and slog quotes it itself, so control characters in it cannot forge a
+// log line or drive a terminal.
+func clip(s string) string {
+	if len(s) <= maxLoggedBytes {
+		return s
+	}
+	n := maxLoggedBytes
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return fmt.Sprintf("%s... (%d bytes)", s[:n], len(s))
 }

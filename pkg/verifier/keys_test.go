@@ -51,12 +51,14 @@ func TestNewFails(t *testing.T) {
 	t.Cleanup(impostor.Close)
 	for name, cfg := range map[string]verifier.Config{
 		"no issuer":                         {Audience: testAudience, JWKSURL: ti.srv.URL + "/keys"},
+		"a negative leeway":                 {Issuer: ti.srv.URL, Audience: testAudience, Leeway: new(-time.Second)},
 		"no audience":                       {Issuer: ti.srv.URL, JWKSURL: ti.srv.URL + "/keys"},
 		"discovery names another issuer":    {Issuer: impostor.URL, Audience: testAudience},
 		"no discovery document":             {Issuer: ti.srv.URL + "/nothing", Audience: testAudience},
 		"no key set":                        {Issuer: ti.srv.URL, Audience: testAudience, JWKSURL: ti.srv.URL + "/nothing"},
 		"a key set with no ES256 key in it": {Issuer: ti.srv.URL, Audience: testAudience, JWKSURL: ti.srv.URL + "/.well-known/openid-configuration"},
 	} {
+		cfg.AllowInsecureLoopback = true // ti is http on 127.0.0.1
 		if v, err := verifier.New(context.Background(), cfg); err == nil {
 			v.Close()
 			t.Errorf("%s: New succeeded", name)

@@ -82,3 +82,52 @@ func TestContextWithClaims(t *testing.T) {
 		t.Errorf("ClaimsFromContext of a bare context = %v, true; want false", got)
 	}
 }
+
+// RequireScopes serves only tokens granted every scope named; others get
+// 403 and an RFC 6750 §3.1 insufficient_scope challenge naming them, and a
+// token Verify refuses is still 401.
+func TestMiddlewareRequireScopes(t *testing.T) {
+	a := newTestKey(t)
+	ti := newTestIssuer(t, a)
+	v := ti.newVerifier(t, verifier.Config{})
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "served") })
+	read := v.Middleware(ok, verifier.RequireScopes("orders:read"))
+	readWrite := v.Middleware(ok, verifier.RequireScopes("orders:read"), verifier.RequireScopes("orders:write"))
+	withScope := func(scope any) string { return "Bearer " + ti.token(t, a, map[string]any{"scope": scope}) }
+	const realm = `Bearer realm="` + testAudience + `"`
+	for _, c := range []struct {
+		name          string
+		h             http.Handler
+		authorization string
+		wantCode      int
+		wantChallenge string
+	}{
+		{"the scope", read, withScope("orders:read"), http.StatusOK, ""},
+		{"the scope among others", read, withScope("users:read orders:read"), http.StatusOK, ""},
+		{"both scopes", readWrite, withScope("orders:write orders:read"), http.StatusOK, ""},
+		{"another scope", read, withScope("orders:write"), http.StatusForbidden,
+			realm + `, error="insufficient_scope", scope="orders:read"`},
+		{"a scope with the name as a prefix", read, withScope("orders:readall"), http.StatusForbidden,
+			realm + `, error="insufficient_scope", scope="orders:read"`},
+		{"no scope claim", read, withScope(nil), http.StatusForbidden,
+			realm + `, error="insufficient_scope", scope="orders:read"`},
+		{"one of two scopes", readWrite, withScope("orders:read"), http.StatusForbidden,
+			realm + `, error="insufficient_scope", scope="orders:read orders:write"`},
+		{"an invalid token", read, "Bearer garbage", http.StatusUnauthorized, realm + `, error="invalid_token"`},
+		{"no token", read, "", http.StatusUnauthorized, realm},
+	} {
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		if c.authorization != "" {
+			req.Header.Set("Authorization", c.authorization)
+		}
+		rec := httptest.NewRecorder()
+		c.h.ServeHTTP(rec, req)
+		if rec.Code != c.wantCode || rec.Header().Get("WWW-Authenticate") != c.wantChallenge {
+			t.Errorf("%s: %d, WWW-Authenticate %q; want %d, %q", c.name,
+				rec.Code, rec.Header().Get("WWW-Authenticate"), c.wantCode, c.wantChallenge)
+		}
+		if served := rec.Body.String() == "served"; served != (c.wantCode == http.StatusOK) {
+			t.Errorf("%s: served %t, body %q", c.name, served, rec.Body.String())
+		}
+	}
+}

@@ -24,6 +24,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
 	"sync"
 	"time"
 )
@@ -41,10 +44,18 @@ type Config struct {
 	// JWKSURL, if set, is where the keys are fetched, with no discovery.
 	JWKSURL string
 	// HTTPClient fetches the discovery document and the keys; nil: a client
-	// with a 10s timeout.
+	// with a 10s timeout. The Verifier uses a copy whose redirects stay on
+	// the origin of the URL fetched.
 	HTTPClient *http.Client
-	// Leeway is the clock skew allowed to exp, nbf and iat; 0: 30s.
-	Leeway time.Duration
+	// AllowInsecureLoopback lets Issuer and the JWKS URL be http:// on a
+	// loopback host (localhost, 127.0.0.0/8, ::1), for development and
+	// tests. Otherwise, and on any other host always, they must be
+	// https://: keys fetched in plaintext are keys anyone on the path
+	// chooses.
+	AllowInsecureLoopback bool
+	// Leeway is the clock skew allowed to exp, nbf and iat; nil: 30s
+	// (DefaultLeeway). Point it at 0 for none: Leeway: new(time.Duration(0)).
+	Leeway *time.Duration
 	// RefreshInterval is how often the keys are fetched in the background,
 	// so keys withdrawn by the issuer stop being trusted; 0: 5m, the
 	// issuer's default --jwks-max-age. The issuer publishes a new key its
@@ -98,37 +109,109 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		// would silently check nothing.
 		return nil, errors.New("verifier: Issuer and Audience are required")
 	}
+	if cfg.Leeway != nil && *cfg.Leeway < 0 {
+		return nil, errors.New("verifier: Leeway must not be negative")
+	}
+	if err := checkURL("Issuer", cfg.Issuer, cfg.AllowInsecureLoopback); err != nil {
+		return nil, err
+	}
 	cfg = withDefaults(cfg)
+	// The refresh outlives New's ctx (which bounds only the first fetch)
+	// but keeps its values.
+	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	keys := &keyCache{
 		client:      cfg.HTTPClient,
 		url:         cfg.JWKSURL,
 		minInterval: cfg.MinRefreshInterval,
 		logger:      cfg.Logger,
+		life:        bg,
 	}
 	if keys.url == "" {
 		url, err := discoverJWKS(ctx, cfg.HTTPClient, cfg.Issuer)
 		if err != nil {
+			stop()
 			return nil, fmt.Errorf("verifier: %w", err)
 		}
 		keys.url = url
 	}
+	if err := checkURL("the JWKS URL", keys.url, cfg.AllowInsecureLoopback); err != nil {
+		stop()
+		return nil, err
+	}
 	if err := keys.refresh(ctx); err != nil {
+		stop()
 		return nil, fmt.Errorf("verifier: %w", err)
 	}
-	// The refresh outlives New's ctx (which bounds only the first fetch)
-	// but keeps its values.
-	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	v := &Verifier{cfg: cfg, keys: keys, stop: stop}
 	v.wg.Go(func() { keys.run(bg, cfg.RefreshInterval) })
 	return v, nil
+}
+
+// checkURL refuses a URL to fetch keys from (or to discover them from)
+// that is not https://, but for http:// on a loopback host when allowed.
+// RFC 8414 §2: an issuer is an https URL; OpenID Connect Discovery 1.0
+// §7.1: the discovery document and the keys are fetched over TLS, since
+// whoever can change them in transit chooses the keys tokens are checked with.
+func checkURL(what, raw string, allowLoopback bool) error {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return fmt.Errorf("verifier: %s %q: %w", what, raw, err)
+	case u.Host == "":
+		return fmt.Errorf("verifier: %s %q is not an absolute URL", what, raw)
+	case u.Scheme == "https":
+		return nil
+	case u.Scheme == "http" && isLoopback(u.Hostname()):
+		if allowLoopback {
+			return nil
+		}
+		return fmt.Errorf("verifier: %s %q is http: set AllowInsecureLoopback to allow it on a loopback host", what, raw)
+	default:
+		return fmt.Errorf("verifier: %s %q is not https (http is allowed only on a loopback host, with AllowInsecureLoopback)", what, raw)
+	}
+}
+
+// isLoopback says whether host is localhost (RFC 6761 §6.3) or a loopback
+// IP address.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+// sameOriginRedirects returns a copy of client that follows a redirect
+// only to the origin (RFC 6454 §4: scheme, host and port) of the request it
+// began with: a discovery document or key set served from elsewhere would
+// be another server's keys. Past that, the client's own policy applies.
+func sameOriginRedirects(client *http.Client) *http.Client {
+	c := *client
+	next := client.CheckRedirect
+	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if first := via[0].URL; req.URL.Scheme != first.Scheme || req.URL.Host != first.Host {
+			return fmt.Errorf("refusing a redirect from %s to another origin, %s://%s", first.Redacted(), req.URL.Scheme, req.URL.Host)
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 { // net/http's default policy
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
+	return &c
 }
 
 func withDefaults(cfg Config) Config {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: defaultHTTPTimeout}
 	}
-	if cfg.Leeway <= 0 {
-		cfg.Leeway = DefaultLeeway
+	cfg.HTTPClient = sameOriginRedirects(cfg.HTTPClient)
+	if cfg.Leeway == nil {
+		cfg.Leeway = new(DefaultLeeway)
+	} else {
+		cfg.Leeway = new(*cfg.Leeway) // the caller's variable may change
 	}
 	if cfg.RefreshInterval <= 0 {
 		cfg.RefreshInterval = DefaultRefreshInterval
@@ -147,4 +230,5 @@ func withDefaults(cfg Config) Config {
 func (v *Verifier) Close() {
 	v.stop()
 	v.wg.Wait()
+	v.keys.wg.Wait() // fetches for an unknown kid
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -21,6 +22,9 @@ type Claims struct {
 	Expiry    time.Time
 	IssuedAt  time.Time
 	NotBefore time.Time // zero if the token has no nbf
+	// Scopes are the token's scope claim (RFC 9068 §2.2.3, RFC 8693 §4.2:
+	// space-separated), in its order; none if it has no scope.
+	Scopes []string
 	// Raw holds every claim as decoded JSON, for claims not named above.
 	Raw map[string]any
 }
@@ -29,14 +33,16 @@ type Claims struct {
 type accessTokenClaims struct {
 	jwt.Claims
 	ClientID string `json:"client_id"`
+	Scope    string `json:"scope"`
 }
 
 // Verify checks an access token and returns its claims. Every error wraps
 // ErrInvalidToken; the detail is for logs, not for the token's bearer.
 //
 // A token signed with a key the Verifier does not know makes it fetch the
-// keys again, at most once per Config.MinRefreshInterval, under ctx's values
-// (not its deadline: other requests may be waiting for the same fetch).
+// keys again, at most once per Config.MinRefreshInterval, with ctx's values
+// but not its deadline (other requests may be waiting for the same fetch):
+// Verify returns when ctx ends, and the fetch goes on.
 func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	// RFC 9068 §4 and RFC 8725 §3.1: the algorithm is fixed in advance.
 	// Parsing refuses any other alg, so "none", and HS256 keyed with the
@@ -52,7 +58,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	// RFC 9068 §4 (and RFC 8725 §3.11): explicit typing, so an ID token or
 	// any other JWT signed with the same key is not taken for an access token.
 	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); !isAccessTokenType(typ) {
-		return nil, fmt.Errorf("%w: typ %q is not at+jwt", ErrInvalidToken, typ)
+		return nil, fmt.Errorf("%w: typ %q is not at+jwt", ErrInvalidToken, clip(typ))
 	}
 	// RFC 7515 §4.1.4: the kid picks the key; this issuer always sets one.
 	if h.KeyID == "" {
@@ -79,6 +85,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 		Expiry:    c.Expiry.Time(),
 		IssuedAt:  c.IssuedAt.Time(),
 		NotBefore: c.NotBefore.Time(),
+		Scopes:    strings.Fields(c.Scope),
 		Raw:       raw,
 	}
 	return claims, nil
@@ -108,7 +115,7 @@ func (v *Verifier) checkClaims(c *accessTokenClaims, now time.Time) error {
 	case c.IssuedAt == nil:
 		return errors.New("no iat")
 	}
-	leeway := v.cfg.Leeway
+	leeway := *v.cfg.Leeway
 	// RFC 7519 §4.1.4: not accepted on or after exp (give or take the leeway).
 	if exp := c.Expiry.Time(); !now.Before(exp.Add(leeway)) {
 		return fmt.Errorf("expired at %s", exp.UTC().Format(time.RFC3339))
@@ -130,6 +137,11 @@ func (v *Verifier) checkClaims(c *accessTokenClaims, now time.Time) error {
 func isAccessTokenType(typ string) bool {
 	typ = strings.ToLower(typ)
 	return typ == "at+jwt" || typ == "application/at+jwt"
+}
+
+// HasScope says whether the token was granted scope.
+func (c *Claims) HasScope(scope string) bool {
+	return slices.Contains(c.Scopes, scope)
 }
 
 // claimsKey is the context key of the Claims the Middleware and the

@@ -24,7 +24,7 @@ func TestVerifyReturnsTheClaims(t *testing.T) {
 	ti := newTestIssuer(t, a)
 	v := ti.newVerifier(t, verifier.Config{})
 	now := time.Now().Unix()
-	token := ti.token(t, a, map[string]any{"iat": now - 5, "nbf": now - 5, "exp": now + 60, "scope": "read"})
+	token := ti.token(t, a, map[string]any{"iat": now - 5, "nbf": now - 5, "exp": now + 60, "scope": "read  orders:write"})
 
 	got, err := v.Verify(context.Background(), token)
 	if err != nil {
@@ -33,12 +33,16 @@ func TestVerifyReturnsTheClaims(t *testing.T) {
 	want := &verifier.Claims{
 		Subject: "user1", ClientID: "tok1", Issuer: ti.srv.URL, Audience: []string{testAudience}, ID: "jti1",
 		Expiry: time.Unix(now+60, 0), IssuedAt: time.Unix(now-5, 0), NotBefore: time.Unix(now-5, 0),
+		Scopes: []string{"read", "orders:write"},
 	}
 	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(verifier.Claims{}, "Raw")); diff != "" {
 		t.Errorf("Verify (-want +got):\n%s", diff)
 	}
-	if got.Raw["scope"] != "read" {
-		t.Errorf("Raw[scope] = %v, want read", got.Raw["scope"])
+	if got.Raw["scope"] != "read  orders:write" {
+		t.Errorf("Raw[scope] = %v, want the claim as it is", got.Raw["scope"])
+	}
+	if !got.HasScope("orders:write") || got.HasScope("orders") || got.HasScope("") {
+		t.Errorf("HasScope of %q answers wrong", got.Scopes)
 	}
 }
 
@@ -121,9 +125,31 @@ func TestVerifyRefuses(t *testing.T) {
 func TestVerifyLeeway(t *testing.T) {
 	a := newTestKey(t)
 	ti := newTestIssuer(t, a)
-	v := ti.newVerifier(t, verifier.Config{Leeway: time.Second})
+	v := ti.newVerifier(t, verifier.Config{Leeway: new(time.Second)})
 	now := time.Now().Unix()
 	if _, err := v.Verify(context.Background(), ti.token(t, a, map[string]any{"exp": now - 10, "iat": now - 70})); !errors.Is(err, verifier.ErrInvalidToken) {
 		t.Errorf("expired 10s ago with a 1s leeway: Verify = %v, want ErrInvalidToken", err)
+	}
+}
+
+// A zero Leeway is none, not the default: a token is refused from its exp
+// on, and before its nbf and iat.
+func TestVerifyZeroLeeway(t *testing.T) {
+	a := newTestKey(t)
+	ti := newTestIssuer(t, a)
+	none := ti.newVerifier(t, verifier.Config{Leeway: new(time.Duration(0))})
+	byDefault := ti.newVerifier(t, verifier.Config{})
+	now := time.Now().Unix()
+	for name, token := range map[string]string{
+		"expired 2s ago":  ti.token(t, a, map[string]any{"exp": now - 2, "iat": now - 60}),
+		"nbf 5s ahead":    ti.token(t, a, map[string]any{"nbf": now + 5}),
+		"issued 5s ahead": ti.token(t, a, map[string]any{"iat": now + 5}),
+	} {
+		if _, err := none.Verify(context.Background(), token); !errors.Is(err, verifier.ErrInvalidToken) {
+			t.Errorf("%s, no leeway: Verify = %v, want ErrInvalidToken", name, err)
+		}
+		if _, err := byDefault.Verify(context.Background(), token); err != nil {
+			t.Errorf("%s, the default leeway: %v", name, err)
+		}
 	}
 }
