@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -66,7 +65,16 @@ func (c restChecks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		msg, ok := decode(route, vars, body)
 		if !ok {
-			violations = append(violations, checkBody(route, vars, body)...)
+			found := checkBody(route, vars, body)
+			if len(found) == 0 {
+				// Nothing to name: decode it as the gateway would, and
+				// answer in plain words if that fails.
+				var err error
+				if msg, err = decodeBody(route, body); err != nil {
+					found = append(found, undecodable)
+				}
+			}
+			violations = append(violations, found...)
 		}
 		if msg != nil {
 			r.Body = decodedBody{Reader: bytes.NewReader(body), msg: msg}
@@ -146,19 +154,29 @@ func decode(route httprule.Route, vars map[string]string, body []byte) (proto.Me
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, true // an empty body is an empty message
 	}
+	msg, err := decodeBody(route, body)
+	return msg, err == nil && msg != nil
+}
+
+// decodeBody decodes body as the message route's body holds; the message
+// is nil for an empty body, or a route whose body holds no message.
+func decodeBody(route httprule.Route, body []byte) (proto.Message, error) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, nil
+	}
 	desc := bodyMessage(route)
 	if desc == nil {
-		return nil, false
+		return nil, nil
 	}
 	mt, err := protoregistry.GlobalTypes.FindMessageByName(desc.FullName())
 	if err != nil {
-		return nil, false
+		return nil, nil
 	}
 	msg := mt.New().Interface()
-	if gatewayUnmarshal.Unmarshal(body, msg) != nil {
-		return nil, false
+	if err := gatewayUnmarshal.Unmarshal(body, msg); err != nil {
+		return nil, err
 	}
-	return msg, true
+	return msg, nil
 }
 
 // bodyMessage is the message a route's body holds: the request ("*") or
@@ -181,128 +199,6 @@ type decodedBody struct {
 }
 
 func (decodedBody) Close() error { return nil }
-
-// checkBody checks a JSON body against the route's request message.
-func checkBody(route httprule.Route, vars map[string]string, body []byte) []*errdetails.BadRequest_FieldViolation {
-	if len(bytes.TrimSpace(body)) == 0 {
-		return nil // an empty body is an empty message
-	}
-	if !json.Valid(body) {
-		return []*errdetails.BadRequest_FieldViolation{{Field: "body", Description: "is not valid JSON" + jsonErrorAt(body)}}
-	}
-	msg := bodyMessage(route)
-	if msg == nil {
-		return nil // no fields to name: the gateway's decoder speaks
-	}
-	if route.Body != "*" {
-		vars = nil // the path's variables are the request's, not the body field's
-	}
-	return checkObject("", msg, vars, body)
-}
-
-// jsonErrorAt says where a JSON syntax error is, for people: line and column.
-func jsonErrorAt(body []byte) string {
-	var syntax *json.SyntaxError
-	if err := json.Unmarshal(body, new(any)); errors.As(err, &syntax) {
-		line := 1 + bytes.Count(body[:syntax.Offset], []byte("\n"))
-		col := int(syntax.Offset) - bytes.LastIndexByte(body[:syntax.Offset], '\n') - 1
-		return fmt.Sprintf(" (at line %d, column %d)", line, col)
-	}
-	return " (it ends too soon)"
-}
-
-// checkObject checks a JSON object's keys and values against a message.
-// vars are the route's path variables: fields of the top-level message that
-// the path gives, and the body may not.
-func checkObject(prefix string, msg protoreflect.MessageDescriptor, vars map[string]string, raw json.RawMessage) []*errdetails.BadRequest_FieldViolation {
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &obj); err != nil {
-		return []*errdetails.BadRequest_FieldViolation{{Field: strings.TrimSuffix(prefix, ".") + orBody(prefix), Description: "must be a JSON object"}}
-	}
-	var out []*errdetails.BadRequest_FieldViolation
-	for _, key := range sortedKeys(obj) {
-		fd := fieldByName(msg, key)
-		if fd == nil || inPath(vars, fd) {
-			out = append(out, &errdetails.BadRequest_FieldViolation{Field: prefix + key, Description: unknownField(msg, vars, key)})
-			continue
-		}
-		if desc := checkJSONValue(prefix+key, fd, obj[key], &out); desc != "" {
-			out = append(out, &errdetails.BadRequest_FieldViolation{Field: prefix + key, Description: desc})
-		}
-	}
-	return out
-}
-
-func orBody(prefix string) string {
-	if prefix == "" {
-		return "body"
-	}
-	return ""
-}
-
-// checkJSONValue says what is wrong with a field's JSON value ("" if
-// nothing), adding violations of nested fields to out.
-func checkJSONValue(name string, fd protoreflect.FieldDescriptor, raw json.RawMessage, out *[]*errdetails.BadRequest_FieldViolation) string {
-	if string(raw) == "null" {
-		return ""
-	}
-	if fd.IsList() {
-		var items []json.RawMessage
-		if json.Unmarshal(raw, &items) != nil {
-			return "must be a JSON array"
-		}
-		for i, item := range items {
-			if desc := checkScalar(fd, item); desc != "" {
-				*out = append(*out, &errdetails.BadRequest_FieldViolation{Field: fmt.Sprintf("%s[%d]", name, i), Description: desc})
-			}
-		}
-		return ""
-	}
-	if fd.Kind() == protoreflect.MessageKind && !isWellKnown(fd.Message()) {
-		*out = append(*out, checkObject(name+".", fd.Message(), nil, raw)...)
-		return ""
-	}
-	return checkScalar(fd, raw)
-}
-
-func isWellKnown(m protoreflect.MessageDescriptor) bool {
-	return m.FullName().Parent() == "google.protobuf"
-}
-
-// checkScalar says what is wrong with a scalar (or well-known type) value.
-func checkScalar(fd protoreflect.FieldDescriptor, raw json.RawMessage) string {
-	var s string
-	isString := json.Unmarshal(raw, &s) == nil
-	switch fd.Kind() {
-	case protoreflect.StringKind:
-		if !isString {
-			return "must be a string"
-		}
-	case protoreflect.BoolKind:
-		var b bool
-		if json.Unmarshal(raw, &b) != nil {
-			return "must be true or false"
-		}
-	case protoreflect.Uint32Kind, protoreflect.Int32Kind, protoreflect.Uint64Kind, protoreflect.Int64Kind:
-		text := string(raw)
-		if isString { // protojson takes 64-bit integers as strings too
-			text = s
-		}
-		if _, desc := parseInteger(fd.Kind(), text); desc != "" {
-			return desc
-		}
-	case protoreflect.MessageKind:
-		if fd.Message().FullName() == "google.protobuf.Timestamp" {
-			if _, err := time.Parse(time.RFC3339Nano, s); !isString || err != nil {
-				return timestampHint
-			}
-		}
-	}
-	return ""
-}
-
-// timestampHint says what a time looks like in this API.
-const timestampHint = "must be a time in RFC 3339 form, in UTC or with an offset, such as 2030-01-02T15:04:05Z"
 
 // parseInteger parses an integer field's text and says, if it does not fit,
 // what the field takes.
