@@ -71,7 +71,7 @@ func TestHostileRESTInput(t *testing.T) {
 		{"XML body", "POST", "/v1alpha1/tokens", `<note/>`, "application/xml", bearer, 415, "Content-Type: application/json", "", "Accept: application/json"},
 		{"octet-stream body", "POST", "/v1alpha1/access-tokens", `{}`, "application/octet-stream", "", 415, "must be JSON", "", ""},
 		{"form body", "POST", "/v1alpha1/tokens", `note=x`, "application/x-www-form-urlencoded", bearer, 415, "must be JSON", "", ""},
-		{"negative page size", "GET", "/v1alpha1/tokens?pageSize=-1", "", "", bearer, 400, "pageSize: must be a whole number: 0 (or none) for pages of 50, at most 250", "pageSize", ""},
+		{"negative page size", "GET", "/v1alpha1/tokens?pageSize=-1", "", "", bearer, 400, "pageSize: must be a whole number: 0 (or none) for pages of 50; more than 250 is taken as 250", "pageSize", ""},
 		{"non-numeric page size", "GET", "/v1alpha1/tokens?pageSize=ten", "", "", bearer, 400, "must be a whole number", "pageSize", ""},
 		{"non-boolean reverse", "GET", "/v1alpha1/tokens?reverse=maybe", "", "", bearer, 400, "reverse: must be true or false", "reverse", ""},
 		{"misspelt query parameter", "GET", "/v1alpha1/tokens?pagesize=1", "", "", bearer, 400, "pagesize: is not a query parameter of this method (did you mean pageSize?)", "pagesize", ""},
@@ -92,6 +92,8 @@ func TestHostileRESTInput(t *testing.T) {
 		{"lower-case scheme", "GET", "/v1alpha1/tokens", "", "", "bearer " + tok, 200, "", "", ""},
 		{"wrong method", "PUT", "/v1alpha1/tokens", `{}`, json, bearer, 405, "PUT is not a method of /v1alpha1/tokens: use GET or POST", "", "Allow: GET, POST"},
 		{"wrong method on an id", "PATCH", "/v1alpha1/tokens/abc", `{}`, json, bearer, 405, "use DELETE or GET", "", "Allow: DELETE, GET"},
+		{"misspelt custom method", "POST", "/v1alpha1/tokens/abc:rotat", `{}`, json, bearer, 404, ":rotat is not a custom method of /v1alpha1/tokens/abc; it has POST :rotate", "", ""},
+		{"custom method in another case", "POST", "/v1alpha1/users/me:changepassword", `{}`, json, bearer, 404, ":changepassword is not a custom method of /v1alpha1/users/me; it has POST :changePassword", "", ""},
 		{"unknown API path", "GET", "/v1alpha1/nope", "", "", bearer, 404, "no such path: /v1alpha1/nope", "", ""},
 		{"unknown path", "GET", "/v2/tokens", "", "", bearer, 404, "no such path: /v2/tokens", "", ""},
 	}

@@ -44,6 +44,8 @@ type restChecks struct {
 func (c restChecks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	route, vars, found, allowed := c.routes.Find(r.Method, r.URL.EscapedPath())
 	switch {
+	case !found && c.unknownCustomMethod(w, r):
+		return
 	case !found && len(allowed) > 0:
 		w.Header().Set("Allow", strings.Join(allowed, ", "))
 		c.fail(w, r, http.StatusMethodNotAllowed, status.New(codes.Unimplemented,
@@ -83,13 +85,42 @@ func (c restChecks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if r.URL.RawQuery != "" {
-		violations = append(violations, checkQuery(route, vars, r.URL.Query())...)
+		query := r.URL.Query()
+		violations = append(violations, checkQuery(route, vars, query)...)
+		if len(violations) == 0 && clampPageSize(query) {
+			r.URL.RawQuery = query.Encode()
+		}
 	}
 	if len(violations) > 0 {
 		c.fail(w, r, http.StatusBadRequest, badRequest(violations))
 		return
 	}
 	c.gateway.ServeHTTP(w, r)
+}
+
+// unknownCustomMethod answers, with a 404 naming the custom methods
+// (AIP-136) the path has, a request whose last segment names another one,
+// a misspelt ":rotat" say, and reports whether it did. Without it such a
+// path is the resource's own ({token_id} takes "abc:rotat"), whose methods
+// a 405 would offer.
+func (c restChecks) unknownCustomMethod(w http.ResponseWriter, r *http.Request) bool {
+	path := r.URL.EscapedPath()
+	customs := c.routes.CustomMethods(path)
+	if len(customs) == 0 {
+		return false
+	}
+	known := make([]string, len(customs))
+	for i, route := range customs {
+		if strings.HasSuffix(path, route.CustomMethod()) {
+			return false // a known one, with another HTTP method: 405
+		}
+		known[i] = route.Verb + " " + route.CustomMethod()
+	}
+	sort.Strings(known)
+	i := strings.LastIndexByte(path, ':')
+	c.fail(w, r, http.StatusNotFound, status.New(codes.NotFound, fmt.Sprintf("%s is not a custom method of %s; it has %s",
+		path[i:], path[:i], strings.Join(known, ", "))))
+	return true
 }
 
 // notFound answers a path the API does not have with the API's JSON error.
@@ -255,8 +286,8 @@ func inPath(vars map[string]string, fd protoreflect.FieldDescriptor) bool {
 
 func checkQueryValue(fd protoreflect.FieldDescriptor, v string) string {
 	if fd.Name() == "page_size" {
-		if _, err := strconv.ParseUint(v, 10, 32); err != nil {
-			return fmt.Sprintf("must be a whole number: 0 (or none) for pages of %d, at most %d (more is taken as %d)",
+		if !wholeNumber(v) {
+			return fmt.Sprintf("must be a whole number: 0 (or none) for pages of %d; more than %d is taken as %d",
 				pagetoken.DefaultPageSize, pagetoken.MaxPageSize, pagetoken.MaxPageSize)
 		}
 		return ""
@@ -277,6 +308,31 @@ func checkQueryValue(fd protoreflect.FieldDescriptor, v string) string {
 		}
 	}
 	return ""
+}
+
+// wholeNumber reports whether v is digits only, as many as there are.
+func wholeNumber(v string) bool {
+	for i := range len(v) {
+		if v[i] < '0' || v[i] > '9' {
+			return false
+		}
+	}
+	return v != ""
+}
+
+// clampPageSize takes a page size too large for the field (uint32) as the
+// maximum, as AIP-158 has a page size above the maximum coerced to it (the
+// service clamps those that fit), and reports whether it changed query.
+func clampPageSize(query url.Values) bool {
+	changed := false
+	for _, key := range []string{"pageSize", "page_size"} {
+		for i, v := range query[key] {
+			if _, err := strconv.ParseUint(v, 10, 32); err != nil && wholeNumber(v) {
+				query[key][i], changed = strconv.Itoa(pagetoken.MaxPageSize), true
+			}
+		}
+	}
+	return changed
 }
 
 // fieldByName finds a field by its JSON name or its proto name, as protojson does.
