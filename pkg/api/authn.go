@@ -2,15 +2,12 @@ package api
 
 import (
 	"context"
-	"net"
 	"path"
-	"strings"
 	"time"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/peer"
 
 	"github.com/tokenservice/tokenservice/pkg/domain"
 	"github.com/tokenservice/tokenservice/pkg/tokens"
@@ -101,25 +98,3 @@ func bearerFromContext(ctx context.Context) (string, error) {
 
 var errNoBearerScheme = &domain.Error{Kind: domain.KindUnauthenticated, Reason: domain.ReasonInvalidCredentials,
 	Message: domain.ErrUnauthenticated.Message + `: send the token as "Authorization: Bearer <token>"`}
-
-// clientAddr returns the caller's IP address. Over gRPC it is the peer's.
-// Over REST the in-process gateway is the peer, and it appends the HTTP
-// client's address last to x-forwarded-for, so the last entry is taken: a
-// client-supplied X-Forwarded-For can only add entries before it.
-func clientAddr(ctx context.Context) string {
-	p, ok := peer.FromContext(ctx)
-	if !ok || p.Addr == nil {
-		return ""
-	}
-	if p.Addr.Network() == "inproc" {
-		if xff := metadata.ValueFromIncomingContext(ctx, "x-forwarded-for"); len(xff) > 0 {
-			last := xff[len(xff)-1]
-			return strings.TrimSpace(last[strings.LastIndexByte(last, ',')+1:])
-		}
-		return ""
-	}
-	if host, _, err := net.SplitHostPort(p.Addr.String()); err == nil {
-		return host
-	}
-	return p.Addr.String()
-}

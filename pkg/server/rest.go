@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"mime"
 	"net/http"
@@ -24,6 +25,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/tokenservice/tokenservice/pkg/calllog"
 	"github.com/tokenservice/tokenservice/pkg/httprule"
 	"github.com/tokenservice/tokenservice/pkg/pagetoken"
 )
@@ -36,9 +38,14 @@ import (
 // unknown or ill-typed field or query parameter 400 with a
 // google.rpc.BadRequest. What passes goes to the gateway, its body as the
 // message decoded here (decodedBody).
+//
+// A request it answers never reaches the interceptors, so it logs it
+// itself, as logRequests does: one "finished request" line naming the
+// client.
 type restChecks struct {
 	routes  httprule.Table
 	gateway *runtime.ServeMux
+	logger  *slog.Logger
 }
 
 func (c restChecks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -133,6 +140,11 @@ func (c restChecks) notFound(w http.ResponseWriter, r *http.Request) {
 func (c restChecks) fail(w http.ResponseWriter, r *http.Request, httpStatus int, st *status.Status) {
 	_, marshaler := runtime.MarshalerForRequest(c.gateway, r)
 	runtime.HTTPError(r.Context(), c.gateway, marshaler, w, r, &runtime.HTTPStatusError{HTTPStatus: httpStatus, Err: st.Err()})
+	if c.logger != nil && c.logger.Enabled(r.Context(), slog.LevelInfo) {
+		c.logger.LogAttrs(r.Context(), slog.LevelInfo, "finished request", slog.String("request_id", r.Header.Get(requestIDHTTPHeader)),
+			slog.String("client.address", calllog.RequestAddr(r)), slog.String("http.method", r.Method),
+			slog.String("http.path", r.URL.EscapedPath()), slog.Int("http.status", httpStatus), slog.String("error", st.Message()))
+	}
 }
 
 // badRequest is an INVALID_ARGUMENT naming each field at fault.
