@@ -73,6 +73,8 @@ func TestHostileRESTInput(t *testing.T) {
 		{"form body", "POST", "/v1alpha1/tokens", `note=x`, "application/x-www-form-urlencoded", bearer, 415, "must be JSON", "", ""},
 		{"negative page size", "GET", "/v1alpha1/tokens?pageSize=-1", "", "", bearer, 400, "pageSize: must be a whole number: 0 (or none) for pages of 50; more than 250 is taken as 250", "pageSize", ""},
 		{"non-numeric page size", "GET", "/v1alpha1/tokens?pageSize=ten", "", "", bearer, 400, "must be a whole number", "pageSize", ""},
+		{"time before year 1 in the query", "GET", "/v1alpha1/tokens?expireBefore=0000-01-01T00:00:00Z", "", "", bearer, 400, "expireBefore: must be a time in RFC 3339 form", "expireBefore", ""},
+		{"time without an offset in the query", "GET", "/v1alpha1/tokens?expireBefore=2030-01-01T00:00:00", "", "", bearer, 400, "expireBefore: must be a time in RFC 3339 form", "expireBefore", ""},
 		{"non-boolean reverse", "GET", "/v1alpha1/tokens?reverse=maybe", "", "", bearer, 400, "reverse: must be true or false", "reverse", ""},
 		{"misspelt query parameter", "GET", "/v1alpha1/tokens?pagesize=1", "", "", bearer, 400, "pagesize: is not a query parameter of this method (did you mean pageSize?)", "pagesize", ""},
 		{"mistyped query parameter", "GET", "/v1alpha1/tokens?pageSiz=1", "", "", bearer, 400, "(did you mean pageSize?)", "pageSiz", ""},

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,7 +14,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -313,10 +313,10 @@ func checkQueryValue(fd protoreflect.FieldDescriptor, v string) string {
 		_, desc := parseInteger(fd.Kind(), v)
 		return desc
 	case protoreflect.MessageKind:
-		if fd.Message().FullName() == "google.protobuf.Timestamp" {
-			if _, err := time.Parse(time.RFC3339Nano, v); err != nil {
-				return timestampHint
-			}
+		if isWellKnown(fd.Message()) {
+			// As the gateway reads it: the value as a JSON string.
+			quoted, _ := json.Marshal(v) // a string: cannot fail
+			return checkWellKnown(fd.Message(), quoted)
 		}
 	}
 	return ""
