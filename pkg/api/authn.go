@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"encoding/base64"
-	"net"
 	"path"
 	"strings"
 	"time"
@@ -11,8 +10,8 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/peer"
 
+	"github.com/tokenservice/tokenservice/pkg/calllog"
 	"github.com/tokenservice/tokenservice/pkg/domain"
 )
 
@@ -58,7 +57,8 @@ func authenticate(ctx context.Context, deps Deps, fullMethod string, policies ma
 			if err != nil {
 				return nil, err
 			}
-			p, err := deps.Users.AuthenticatePassword(ctx, username, password, clientAddr(ctx))
+			calllog.SetUsername(ctx, username)
+			p, err := deps.Users.AuthenticatePassword(ctx, username, password, calllog.ClientAddr(ctx))
 			if err != nil {
 				return nil, err
 			}
@@ -142,25 +142,3 @@ var errBadBasic = &domain.Error{Kind: domain.KindUnauthenticated, Reason: domain
 
 var errNoBearerScheme = &domain.Error{Kind: domain.KindUnauthenticated, Reason: domain.ReasonInvalidCredentials,
 	Message: domain.ErrUnauthenticated.Message + `: send the token as "Authorization: Bearer <token>"`}
-
-// clientAddr returns the caller's IP address. Over gRPC it is the peer's.
-// Over REST the in-process gateway is the peer, and it appends the HTTP
-// client's address last to x-forwarded-for, so the last entry is taken: a
-// client-supplied X-Forwarded-For can only add entries before it.
-func clientAddr(ctx context.Context) string {
-	p, ok := peer.FromContext(ctx)
-	if !ok || p.Addr == nil {
-		return ""
-	}
-	if p.Addr.Network() == "inproc" {
-		if xff := metadata.ValueFromIncomingContext(ctx, "x-forwarded-for"); len(xff) > 0 {
-			last := xff[len(xff)-1]
-			return strings.TrimSpace(last[strings.LastIndexByte(last, ',')+1:])
-		}
-		return ""
-	}
-	if host, _, err := net.SplitHostPort(p.Addr.String()); err == nil {
-		return host
-	}
-	return p.Addr.String()
-}

@@ -6,6 +6,7 @@ package api
 import (
 	"context"
 
+	"github.com/tokenservice/tokenservice/pkg/calllog"
 	"github.com/tokenservice/tokenservice/pkg/domain"
 	"github.com/tokenservice/tokenservice/pkg/tokens"
 	"github.com/tokenservice/tokenservice/pkg/users"
@@ -54,8 +55,9 @@ func (s *TokenServer) CreateToken(ctx context.Context, req *pb.CreateTokenReques
 	case caller == nil && req.GetUsername() == "":
 		return nil, domain.ErrUnauthenticated
 	case caller == nil:
+		calllog.SetUsername(ctx, req.GetUsername())
 		var err error
-		if caller, err = s.deps.Users.AuthenticatePassword(ctx, req.GetUsername(), req.GetPassword(), clientAddr(ctx)); err != nil {
+		if caller, err = s.deps.Users.AuthenticatePassword(ctx, req.GetUsername(), req.GetPassword(), calllog.ClientAddr(ctx)); err != nil {
 			return nil, err
 		}
 	}

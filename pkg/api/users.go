@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 
+	"github.com/tokenservice/tokenservice/pkg/calllog"
 	"github.com/tokenservice/tokenservice/pkg/domain"
 	"github.com/tokenservice/tokenservice/pkg/users"
 
@@ -78,11 +79,15 @@ func (s *UserServer) DeleteUser(ctx context.Context, req *pb.DeleteUserRequest) 
 // ChangePassword implements pb.UserServiceServer.
 func (s *UserServer) ChangePassword(ctx context.Context, req *pb.ChangePasswordRequest) (*pb.ChangePasswordResponse, error) {
 	caller := domain.PrincipalFromContext(ctx)
+	id := userID(caller, req.GetUserId())
+	if req.GetOldPassword() != "" && id == caller.User.ID {
+		calllog.SetUsername(ctx, caller.User.Username) // the old password is checked for one's own only
+	}
 	err := s.deps.Users.ChangePassword(ctx, caller, users.PasswordChange{
-		UserID:      userID(caller, req.GetUserId()),
+		UserID:      id,
 		OldPassword: req.GetOldPassword(),
 		NewPassword: req.GetNewPassword(),
-		ClientAddr:  clientAddr(ctx),
+		ClientAddr:  calllog.ClientAddr(ctx),
 	})
 	if err != nil {
 		return nil, err

@@ -127,8 +127,11 @@ func query(m proto.Message) (url.Values, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Numbers as protojson wrote them: as float64s, 1000000 would print 1e+06.
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
 	var fields map[string]any
-	if err := json.Unmarshal(b, &fields); err != nil {
+	if err := dec.Decode(&fields); err != nil {
 		return nil, err
 	}
 	var add func(key string, v any)

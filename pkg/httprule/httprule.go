@@ -158,6 +158,31 @@ func (t Table) Find(verb, escapedPath string) (route Route, vars map[string]stri
 	return Route{}, nil, false, allowed
 }
 
+// CustomMethods returns the routes with a custom method (AIP-136) whose
+// path escapedPath has, but for the custom method its last segment names:
+// for /v1alpha1/tokens/abc:rotat, the route of /v1alpha1/tokens/{token_id}:rotate.
+// None if the last segment names no custom method (has no ':').
+func (t Table) CustomMethods(escapedPath string) []Route {
+	i := strings.LastIndexByte(escapedPath, ':')
+	if i < 0 || i < strings.LastIndexByte(escapedPath, '/') {
+		return nil
+	}
+	var out []Route
+	for _, r := range t {
+		if r.suffix == "" {
+			continue
+		}
+		if _, ok := r.Match(escapedPath[:i] + r.suffix); ok {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// CustomMethod returns the route's custom method with its ':' (":rotate"),
+// or "" if it has none.
+func (r Route) CustomMethod() string { return r.suffix }
+
 // ByMethod returns the route of a method, by its full name.
 func (t Table) ByMethod(fullMethod string) (Route, bool) {
 	for _, r := range t {

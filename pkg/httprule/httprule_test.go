@@ -50,3 +50,30 @@ func TestFind(t *testing.T) {
 		}
 	}
 }
+
+// TestCustomMethods checks which custom methods a path with another one
+// has: those of the path its last segment's ':' ends.
+func TestCustomMethods(t *testing.T) {
+	table := httprule.ForServices(pb.TokenService_ServiceDesc.ServiceName, pb.UserService_ServiceDesc.ServiceName)
+	for _, tc := range []struct {
+		path string
+		want []string
+	}{
+		{"/v1alpha1/tokens/abc:rotat", []string{"POST /v1alpha1/tokens/{token_id}:rotate"}},
+		{"/v1alpha1/tokens/abc:rotate", []string{"POST /v1alpha1/tokens/{token_id}:rotate"}},
+		{"/v1alpha1/users/me:changepassword", []string{"POST /v1alpha1/users/{user_id}:changePassword"}},
+		{"/v1alpha1/tokens/abc", nil},
+		{"/v1alpha1/tokens:rotate", nil},
+		{"/v1alpha1/tokens/:rotate", nil},
+		{"/v1alpha1/tokens/a:b/c", nil},
+		{"/v1alpha1/nothing/abc:rotate", nil},
+	} {
+		var got []string
+		for _, r := range table.CustomMethods(tc.path) {
+			got = append(got, r.Verb+" "+r.Template)
+		}
+		if !slices.Equal(tc.want, got) {
+			t.Errorf("%s: custom methods %v, want %v", tc.path, got, tc.want)
+		}
+	}
+}

@@ -8,7 +8,6 @@
 package oauth
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/tokenservice/tokenservice/pkg/auth"
 	"github.com/tokenservice/tokenservice/pkg/bearer"
+	"github.com/tokenservice/tokenservice/pkg/calllog"
 	"github.com/tokenservice/tokenservice/pkg/domain"
 	"github.com/tokenservice/tokenservice/pkg/tokens"
 )
@@ -154,7 +154,7 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 	// RFC 8707 §2: the API the token is for becomes its aud.
 	x, err := h.deps.Tokens.Exchange(r.Context(), tokens.ExchangeInput{APIToken: secret, Scopes: scopes, Resource: form.Get("resource")})
 	if err != nil {
-		writeError(w, h.fromDomain(r.Context(), err, TokenPath))
+		writeError(w, h.fromDomain(r, err, TokenPath))
 		return
 	}
 	// RFC 6749 §5.1: expires_in is the lifetime in seconds; the time left,
@@ -189,7 +189,7 @@ func (h *Handler) introspect(w http.ResponseWriter, r *http.Request) {
 	}
 	in, err := h.deps.Tokens.Introspect(r.Context(), token)
 	if err != nil {
-		writeError(w, h.fromDomain(r.Context(), err, IntrospectPath))
+		writeError(w, h.fromDomain(r, err, IntrospectPath))
 		return
 	}
 	if !in.Active {
@@ -247,7 +247,7 @@ func (h *Handler) authorizeIntrospection(r *http.Request, form url.Values) *oaut
 		if isBearer && domain.KindOf(err) == domain.KindUnauthenticated {
 			return &oauthError{status: http.StatusUnauthorized, code: "invalid_token", challenge: bearer.InvalidToken}
 		}
-		return h.fromDomain(r.Context(), err, IntrospectPath)
+		return h.fromDomain(r, err, IntrospectPath)
 	}
 	if !p.Allows(domain.ScopeIntrospect) {
 		if isBearer {
@@ -279,7 +279,7 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request) {
 	// Client credentials, if a client sends them, are not checked: the
 	// token is its own proof, and a scanner reporting a leak has none.
 	if err := h.deps.Tokens.RevokeByPossession(r.Context(), token); err != nil {
-		writeError(w, h.fromDomain(r.Context(), err, RevokePath))
+		writeError(w, h.fromDomain(r, err, RevokePath))
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
@@ -418,8 +418,9 @@ func errInvalidRequest(description string) *oauthError {
 	return &oauthError{status: http.StatusBadRequest, code: "invalid_request", description: description}
 }
 
-// fromDomain maps a service error to the endpoint's answer.
-func (h *Handler) fromDomain(ctx context.Context, err error, endpoint string) *oauthError {
+// fromDomain maps a service error to the endpoint's answer, logging the
+// server's faults with the request id and the client's address.
+func (h *Handler) fromDomain(r *http.Request, err error, endpoint string) *oauthError {
 	switch domain.KindOf(err) {
 	case domain.KindUnauthenticated:
 		return errInvalidClient
@@ -434,11 +435,16 @@ func (h *Handler) fromDomain(ctx context.Context, err error, endpoint string) *o
 		}
 		return errInvalidRequest(domain.MessageOf(err))
 	case domain.KindUnavailable:
-		h.deps.Logger.WarnContext(ctx, "request failed", "endpoint", endpoint, "error", err.Error())
+		h.logFailure(r, slog.LevelWarn, endpoint, err)
 		return errUnavailable
 	}
-	h.deps.Logger.ErrorContext(ctx, "request failed", "endpoint", endpoint, "error", err.Error())
+	h.logFailure(r, slog.LevelError, endpoint, err)
 	return errServer
+}
+
+func (h *Handler) logFailure(r *http.Request, level slog.Level, endpoint string, err error) {
+	h.deps.Logger.Log(r.Context(), level, "request failed", "request_id", r.Header.Get("X-Request-Id"),
+		"client.address", calllog.RequestAddr(r), "endpoint", endpoint, "error", err.Error())
 }
 
 func writeError(w http.ResponseWriter, e *oauthError) {

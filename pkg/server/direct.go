@@ -12,6 +12,8 @@ import (
 	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/tokenservice/tokenservice/pkg/calllog"
 )
 
 // directConn is the gateway's way to the services: a
@@ -51,11 +53,11 @@ func (c *directConn) register(desc *grpc.ServiceDesc, impl any) {
 }
 
 // inprocAddr is the peer address the services see for a REST call; its
-// network, "inproc", tells them to take the client's address from the
-// X-Forwarded-For the gateway appends.
+// network, calllog.InprocNetwork, tells calllog.ClientAddr to take the
+// client's address from the X-Forwarded-For the gateway appends.
 type inprocAddr struct{}
 
-func (inprocAddr) Network() string { return "inproc" }
+func (inprocAddr) Network() string { return calllog.InprocNetwork }
 func (inprocAddr) String() string  { return "0" }
 
 var inprocPeer = &peer.Peer{Addr: inprocAddr{}}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/tokenservice/tokenservice"
 	"github.com/tokenservice/tokenservice/pkg/bearer"
+	"github.com/tokenservice/tokenservice/pkg/calllog"
 	"github.com/tokenservice/tokenservice/pkg/domain"
 	"github.com/tokenservice/tokenservice/pkg/httprule"
 	"github.com/tokenservice/tokenservice/third_party/swaggerui"
@@ -39,7 +40,7 @@ var docsFS embed.FS
 // routes lists every HTTP route the service serves. Every response carries
 // X-Request-Id; a path the service does not have gets the API's JSON 404.
 func (s *Server) routes(gateway *runtime.ServeMux, table httprule.Table) http.Handler {
-	api := restChecks{routes: table, gateway: gateway}
+	api := restChecks{routes: table, gateway: gateway, logger: s.Logger}
 	mux := http.NewServeMux()
 	mux.Handle("/v1alpha1/", limitBody(api))
 	mux.HandleFunc("/", api.notFound)
@@ -60,8 +61,9 @@ func (s *Server) routes(gateway *runtime.ServeMux, table httprule.Table) http.Ha
 }
 
 // logRequests logs each request h answers, as the interceptors log each
-// call: one line, under the request id, with the status and the time taken.
-// Nothing of the body or the Authorization header is logged.
+// call: one line, under the request id, with the client's address
+// (calllog.RequestAddr), the status and the time taken. Nothing of the body
+// or the Authorization header is logged.
 func logRequests(logger *slog.Logger, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -72,7 +74,7 @@ func logRequests(logger *slog.Logger, h http.Handler) http.Handler {
 			level = slog.LevelError
 		}
 		logger.Log(r.Context(), level, "finished request", "request_id", r.Header.Get(requestIDHTTPHeader),
-			"http.method", r.Method, "http.path", r.URL.Path, "http.status", sw.status,
+			"client.address", calllog.RequestAddr(r), "http.method", r.Method, "http.path", r.URL.Path, "http.status", sw.status,
 			"time_ms", float64(time.Since(start).Microseconds())/1000)
 	})
 }

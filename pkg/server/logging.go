@@ -12,6 +12,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+
+	"github.com/tokenservice/tokenservice/pkg/calllog"
 )
 
 // logCalls logs each call when it finishes, as one "finished call" line
@@ -19,7 +21,11 @@ import (
 // (protocol, grpc.component, grpc.service, grpc.method, grpc.method_type,
 // peer.address, grpc.start_time, grpc.request.deadline, grpc.code,
 // grpc.error, grpc.time_ms; the level by code from
-// logging.DefaultServerCodeToLevel), led by the request id and the trace id.
+// logging.DefaultServerCodeToLevel), led by the request id and the trace id,
+// and naming the source: client.address, the client's IP address as
+// calllog.ClientAddr has it (the HTTP client's for a REST call, whose
+// transport peer is the in-process gateway), and for a password attempt
+// user.name, the username tried.
 //
 // It is ours rather than that interceptor because that one builds, formats
 // and merges (quadratically) its fields on every call, before it knows the
@@ -29,6 +35,10 @@ import (
 func logCalls(logger *slog.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		start := time.Now()
+		var username func() string
+		if carriesPassword(req) {
+			ctx, username = calllog.WithAttempt(ctx)
+		}
 		resp, err := handler(ctx, req)
 		code := status.Code(err)
 		level := slog.Level(logging.DefaultServerCodeToLevel(code))
@@ -36,7 +46,7 @@ func logCalls(logger *slog.Logger) grpc.UnaryServerInterceptor {
 			return resp, err
 		}
 		service, method, _ := strings.Cut(strings.TrimPrefix(info.FullMethod, "/"), "/")
-		attrs := make([]slog.Attr, 0, 14)
+		attrs := make([]slog.Attr, 0, 16)
 		attrs = append(attrs, slog.String("request_id", requestIDFrom(ctx)))
 		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
 			attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()))
@@ -48,8 +58,19 @@ func logCalls(logger *slog.Logger) grpc.UnaryServerInterceptor {
 			slog.String("grpc.method", method),
 			slog.String("grpc.method_type", "unary"),
 		)
+		client := calllog.ClientAddr(ctx)
 		if p, ok := peer.FromContext(ctx); ok {
-			attrs = append(attrs, slog.String("peer.address", p.Addr.String()))
+			addr := p.Addr.String()
+			if p.Addr.Network() == calllog.InprocNetwork {
+				addr = client // the gateway's peer, the HTTP client (it has no port)
+			}
+			attrs = append(attrs, slog.String("peer.address", addr))
+		}
+		attrs = append(attrs, slog.String("client.address", client))
+		if username != nil {
+			if name := username(); name != "" {
+				attrs = append(attrs, slog.String("user.name", name))
+			}
 		}
 		attrs = append(attrs, slog.String("grpc.start_time", start.Format(time.RFC3339)))
 		if d, ok := ctx.Deadline(); ok {
@@ -67,4 +88,21 @@ func logCalls(logger *slog.Logger) grpc.UnaryServerInterceptor {
 		logger.LogAttrs(ctx, level, "finished call", attrs...)
 		return resp, err
 	}
+}
+
+// carriesPassword reports whether a request carries a password to check
+// (CreateToken's password, ChangePassword's old password): a password
+// attempt, whose log line names the username tried. CreateUser's password
+// is a new one, and names none.
+func carriesPassword(req any) bool {
+	switch r := req.(type) {
+	case interface{ GetOldPassword() string }:
+		return r.GetOldPassword() != ""
+	case interface {
+		GetUsername() string
+		GetPassword() string
+	}:
+		return r.GetPassword() != ""
+	}
+	return false
 }

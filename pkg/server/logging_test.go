@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,8 +14,13 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+
+	"github.com/tokenservice/tokenservice/pkg/calllog"
+
+	pb "github.com/tokenservice/tokenservice/gen/priv/tokenservice/v1alpha1"
 )
 
 // TestLogCalls checks the line each call leaves: written at the level its
@@ -41,6 +48,8 @@ func TestLogCalls(t *testing.T) {
 		logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: tc.minLevel}))
 		ctx := context.WithValue(context.Background(), requestIDKey{}, "req-123")
 		ctx = peer.NewContext(ctx, inprocPeer)
+		// A REST call: the client's own header, then the gateway's entry.
+		ctx = metadata.NewIncomingContext(ctx, metadata.Pairs("x-forwarded-for", "198.51.100.7, 203.0.113.9"))
 		ctx, cancel := context.WithTimeout(ctx, time.Minute)
 		info := &grpc.UnaryServerInfo{FullMethod: "/pkg.Service/Method"}
 		_, err := logCalls(logger)(ctx, "req", info, func(context.Context, any) (any, error) { return "resp", tc.err })
@@ -61,7 +70,7 @@ func TestLogCalls(t *testing.T) {
 		want := map[string]any{
 			"level": tc.wantLevel, "msg": "finished call", "request_id": "req-123",
 			"protocol": "grpc", "grpc.component": "server", "grpc.service": "pkg.Service", "grpc.method": "Method",
-			"grpc.method_type": "unary", "peer.address": "0", "grpc.code": status.Code(tc.err).String(),
+			"grpc.method_type": "unary", "peer.address": "203.0.113.9", "client.address": "203.0.113.9", "grpc.code": status.Code(tc.err).String(),
 		}
 		if tc.err != nil {
 			want["grpc.error"] = tc.err.Error()
@@ -78,6 +87,43 @@ func TestLogCalls(t *testing.T) {
 		}
 		if _, ok := line["grpc.error"]; ok && tc.err == nil {
 			t.Errorf("a successful call logged grpc.error: %v", line)
+		}
+	}
+}
+
+// TestLogCallsNamesTheUsernameTried checks that a password attempt's line
+// names the username its handler says it tried, and never the password;
+// a call without a password names none.
+func TestLogCallsNamesTheUsernameTried(t *testing.T) {
+	cases := []struct {
+		req  any
+		want string // user.name; "": none
+	}{
+		{&pb.CreateTokenRequest{Username: "mallory", Password: "hunter2hunter2"}, "mallory"},
+		{&pb.ChangePasswordRequest{UserId: "me", OldPassword: "hunter2hunter2", NewPassword: "another one"}, "mallory"},
+		{&pb.CreateTokenRequest{Note: "with a bearer"}, ""},
+	}
+	for _, tc := range cases {
+		var logs bytes.Buffer
+		logger := slog.New(slog.NewJSONHandler(&logs, nil))
+		ctx := peer.NewContext(context.Background(), &peer.Peer{Addr: &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 4242}})
+		info := &grpc.UnaryServerInfo{FullMethod: "/pkg.Service/Method"}
+		_, _ = logCalls(logger)(ctx, tc.req, info, func(ctx context.Context, _ any) (any, error) {
+			calllog.SetUsername(ctx, "mallory")
+			return nil, status.Error(codes.Unauthenticated, "invalid or missing credentials")
+		})
+		var line map[string]any
+		if err := json.Unmarshal(logs.Bytes(), &line); err != nil {
+			t.Fatalf("%T: %q is not one JSON line: %v", tc.req, logs.String(), err)
+		}
+		if got, _ := line["user.name"].(string); got != tc.want {
+			t.Errorf("%T: user.name %q, want %q", tc.req, got, tc.want)
+		}
+		if line["peer.address"] != "192.0.2.1:4242" || line["client.address"] != "192.0.2.1" {
+			t.Errorf("%T: peer.address %v, client.address %v; want 192.0.2.1:4242 and 192.0.2.1", tc.req, line["peer.address"], line["client.address"])
+		}
+		if strings.Contains(logs.String(), "hunter2") {
+			t.Errorf("%T: the line has the password: %s", tc.req, logs.String())
 		}
 	}
 }
@@ -119,14 +165,15 @@ func TestValidRequestID(t *testing.T) {
 
 // TestLogCallsWritesTheLibrarysLine checks logCalls against the
 // go-grpc-middleware interceptor it replaced, configured as it was: the
-// same keys and values (but the times), the same level, for success and
-// for each kind of failure.
+// same keys and values (but the times, and client.address, which is ours),
+// the same level, for success and for each kind of failure.
 func TestLogCallsWritesTheLibrarysLine(t *testing.T) {
 	lineOf := func(interceptor func(*slog.Logger) grpc.UnaryServerInterceptor, err error) map[string]any {
 		t.Helper()
 		var logs bytes.Buffer
 		logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-		ctx := peer.NewContext(context.WithValue(context.Background(), requestIDKey{}, "req-123"), inprocPeer)
+		ctx := peer.NewContext(context.WithValue(context.Background(), requestIDKey{}, "req-123"),
+			&peer.Peer{Addr: &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 4242}})
 		ctx, cancel := context.WithTimeout(ctx, time.Hour)
 		defer cancel()
 		info := &grpc.UnaryServerInfo{FullMethod: "/priv.tokenservice.v1alpha1.TokenService/GetToken"}
@@ -153,6 +200,10 @@ func TestLogCallsWritesTheLibrarysLine(t *testing.T) {
 	for _, err := range []error{nil, status.Error(codes.Unauthenticated, "invalid or missing credentials"),
 		status.Error(codes.PermissionDenied, "no"), status.Error(codes.Internal, "internal error")} {
 		want, got := lineOf(library, err), lineOf(logCalls, err)
+		if got["client.address"] != "192.0.2.1" {
+			t.Errorf("%v: client.address %v, want 192.0.2.1", err, got["client.address"])
+		}
+		delete(got, "client.address")
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("%v: the line differs from go-grpc-middleware's (-library +ours):\n%s", err, diff)
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"mime"
 	"net/http"
@@ -13,7 +14,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -25,6 +25,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/tokenservice/tokenservice/pkg/calllog"
 	"github.com/tokenservice/tokenservice/pkg/httprule"
 	"github.com/tokenservice/tokenservice/pkg/pagetoken"
 )
@@ -37,14 +38,21 @@ import (
 // unknown or ill-typed field or query parameter 400 with a
 // google.rpc.BadRequest. What passes goes to the gateway, its body as the
 // message decoded here (decodedBody).
+//
+// A request it answers never reaches the interceptors, so it logs it
+// itself, as logRequests does: one "finished request" line naming the
+// client.
 type restChecks struct {
 	routes  httprule.Table
 	gateway *runtime.ServeMux
+	logger  *slog.Logger
 }
 
 func (c restChecks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	route, vars, found, allowed := c.routes.Find(r.Method, r.URL.EscapedPath())
 	switch {
+	case !found && c.unknownCustomMethod(w, r):
+		return
 	case !found && len(allowed) > 0:
 		w.Header().Set("Allow", strings.Join(allowed, ", "))
 		c.fail(w, r, http.StatusMethodNotAllowed, status.New(codes.Unimplemented,
@@ -66,7 +74,16 @@ func (c restChecks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		msg, ok := decode(route, vars, body)
 		if !ok {
-			violations = append(violations, checkBody(route, vars, body)...)
+			found := checkBody(route, vars, body)
+			if len(found) == 0 {
+				// Nothing to name: decode it as the gateway would, and
+				// answer in plain words if that fails.
+				var err error
+				if msg, err = decodeBody(route, body); err != nil {
+					found = append(found, undecodable)
+				}
+			}
+			violations = append(violations, found...)
 		}
 		if msg != nil {
 			r.Body = decodedBody{Reader: bytes.NewReader(body), msg: msg}
@@ -75,13 +92,42 @@ func (c restChecks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if r.URL.RawQuery != "" {
-		violations = append(violations, checkQuery(route, vars, r.URL.Query())...)
+		query := r.URL.Query()
+		violations = append(violations, checkQuery(route, vars, query)...)
+		if len(violations) == 0 && clampPageSize(query) {
+			r.URL.RawQuery = query.Encode()
+		}
 	}
 	if len(violations) > 0 {
 		c.fail(w, r, http.StatusBadRequest, badRequest(violations))
 		return
 	}
 	c.gateway.ServeHTTP(w, r)
+}
+
+// unknownCustomMethod answers, with a 404 naming the custom methods
+// (AIP-136) the path has, a request whose last segment names another one,
+// a misspelt ":rotat" say, and reports whether it did. Without it such a
+// path is the resource's own ({token_id} takes "abc:rotat"), whose methods
+// a 405 would offer.
+func (c restChecks) unknownCustomMethod(w http.ResponseWriter, r *http.Request) bool {
+	path := r.URL.EscapedPath()
+	customs := c.routes.CustomMethods(path)
+	if len(customs) == 0 {
+		return false
+	}
+	known := make([]string, len(customs))
+	for i, route := range customs {
+		if strings.HasSuffix(path, route.CustomMethod()) {
+			return false // a known one, with another HTTP method: 405
+		}
+		known[i] = route.Verb + " " + route.CustomMethod()
+	}
+	sort.Strings(known)
+	i := strings.LastIndexByte(path, ':')
+	c.fail(w, r, http.StatusNotFound, status.New(codes.NotFound, fmt.Sprintf("%s is not a custom method of %s; it has %s",
+		path[i:], path[:i], strings.Join(known, ", "))))
+	return true
 }
 
 // notFound answers a path the API does not have with the API's JSON error.
@@ -94,6 +140,11 @@ func (c restChecks) notFound(w http.ResponseWriter, r *http.Request) {
 func (c restChecks) fail(w http.ResponseWriter, r *http.Request, httpStatus int, st *status.Status) {
 	_, marshaler := runtime.MarshalerForRequest(c.gateway, r)
 	runtime.HTTPError(r.Context(), c.gateway, marshaler, w, r, &runtime.HTTPStatusError{HTTPStatus: httpStatus, Err: st.Err()})
+	if c.logger != nil && c.logger.Enabled(r.Context(), slog.LevelInfo) {
+		c.logger.LogAttrs(r.Context(), slog.LevelInfo, "finished request", slog.String("request_id", r.Header.Get(requestIDHTTPHeader)),
+			slog.String("client.address", calllog.RequestAddr(r)), slog.String("http.method", r.Method),
+			slog.String("http.path", r.URL.EscapedPath()), slog.Int("http.status", httpStatus), slog.String("error", st.Message()))
+	}
 }
 
 // badRequest is an INVALID_ARGUMENT naming each field at fault.
@@ -146,19 +197,29 @@ func decode(route httprule.Route, vars map[string]string, body []byte) (proto.Me
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, true // an empty body is an empty message
 	}
+	msg, err := decodeBody(route, body)
+	return msg, err == nil && msg != nil
+}
+
+// decodeBody decodes body as the message route's body holds; the message
+// is nil for an empty body, or a route whose body holds no message.
+func decodeBody(route httprule.Route, body []byte) (proto.Message, error) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, nil
+	}
 	desc := bodyMessage(route)
 	if desc == nil {
-		return nil, false
+		return nil, nil
 	}
 	mt, err := protoregistry.GlobalTypes.FindMessageByName(desc.FullName())
 	if err != nil {
-		return nil, false
+		return nil, nil
 	}
 	msg := mt.New().Interface()
-	if gatewayUnmarshal.Unmarshal(body, msg) != nil {
-		return nil, false
+	if err := gatewayUnmarshal.Unmarshal(body, msg); err != nil {
+		return nil, err
 	}
-	return msg, true
+	return msg, nil
 }
 
 // bodyMessage is the message a route's body holds: the request ("*") or
@@ -181,128 +242,6 @@ type decodedBody struct {
 }
 
 func (decodedBody) Close() error { return nil }
-
-// checkBody checks a JSON body against the route's request message.
-func checkBody(route httprule.Route, vars map[string]string, body []byte) []*errdetails.BadRequest_FieldViolation {
-	if len(bytes.TrimSpace(body)) == 0 {
-		return nil // an empty body is an empty message
-	}
-	if !json.Valid(body) {
-		return []*errdetails.BadRequest_FieldViolation{{Field: "body", Description: "is not valid JSON" + jsonErrorAt(body)}}
-	}
-	msg := bodyMessage(route)
-	if msg == nil {
-		return nil // no fields to name: the gateway's decoder speaks
-	}
-	if route.Body != "*" {
-		vars = nil // the path's variables are the request's, not the body field's
-	}
-	return checkObject("", msg, vars, body)
-}
-
-// jsonErrorAt says where a JSON syntax error is, for people: line and column.
-func jsonErrorAt(body []byte) string {
-	var syntax *json.SyntaxError
-	if err := json.Unmarshal(body, new(any)); errors.As(err, &syntax) {
-		line := 1 + bytes.Count(body[:syntax.Offset], []byte("\n"))
-		col := int(syntax.Offset) - bytes.LastIndexByte(body[:syntax.Offset], '\n') - 1
-		return fmt.Sprintf(" (at line %d, column %d)", line, col)
-	}
-	return " (it ends too soon)"
-}
-
-// checkObject checks a JSON object's keys and values against a message.
-// vars are the route's path variables: fields of the top-level message that
-// the path gives, and the body may not.
-func checkObject(prefix string, msg protoreflect.MessageDescriptor, vars map[string]string, raw json.RawMessage) []*errdetails.BadRequest_FieldViolation {
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &obj); err != nil {
-		return []*errdetails.BadRequest_FieldViolation{{Field: strings.TrimSuffix(prefix, ".") + orBody(prefix), Description: "must be a JSON object"}}
-	}
-	var out []*errdetails.BadRequest_FieldViolation
-	for _, key := range sortedKeys(obj) {
-		fd := fieldByName(msg, key)
-		if fd == nil || inPath(vars, fd) {
-			out = append(out, &errdetails.BadRequest_FieldViolation{Field: prefix + key, Description: unknownField(msg, vars, key)})
-			continue
-		}
-		if desc := checkJSONValue(prefix+key, fd, obj[key], &out); desc != "" {
-			out = append(out, &errdetails.BadRequest_FieldViolation{Field: prefix + key, Description: desc})
-		}
-	}
-	return out
-}
-
-func orBody(prefix string) string {
-	if prefix == "" {
-		return "body"
-	}
-	return ""
-}
-
-// checkJSONValue says what is wrong with a field's JSON value ("" if
-// nothing), adding violations of nested fields to out.
-func checkJSONValue(name string, fd protoreflect.FieldDescriptor, raw json.RawMessage, out *[]*errdetails.BadRequest_FieldViolation) string {
-	if string(raw) == "null" {
-		return ""
-	}
-	if fd.IsList() {
-		var items []json.RawMessage
-		if json.Unmarshal(raw, &items) != nil {
-			return "must be a JSON array"
-		}
-		for i, item := range items {
-			if desc := checkScalar(fd, item); desc != "" {
-				*out = append(*out, &errdetails.BadRequest_FieldViolation{Field: fmt.Sprintf("%s[%d]", name, i), Description: desc})
-			}
-		}
-		return ""
-	}
-	if fd.Kind() == protoreflect.MessageKind && !isWellKnown(fd.Message()) {
-		*out = append(*out, checkObject(name+".", fd.Message(), nil, raw)...)
-		return ""
-	}
-	return checkScalar(fd, raw)
-}
-
-func isWellKnown(m protoreflect.MessageDescriptor) bool {
-	return m.FullName().Parent() == "google.protobuf"
-}
-
-// checkScalar says what is wrong with a scalar (or well-known type) value.
-func checkScalar(fd protoreflect.FieldDescriptor, raw json.RawMessage) string {
-	var s string
-	isString := json.Unmarshal(raw, &s) == nil
-	switch fd.Kind() {
-	case protoreflect.StringKind:
-		if !isString {
-			return "must be a string"
-		}
-	case protoreflect.BoolKind:
-		var b bool
-		if json.Unmarshal(raw, &b) != nil {
-			return "must be true or false"
-		}
-	case protoreflect.Uint32Kind, protoreflect.Int32Kind, protoreflect.Uint64Kind, protoreflect.Int64Kind:
-		text := string(raw)
-		if isString { // protojson takes 64-bit integers as strings too
-			text = s
-		}
-		if _, desc := parseInteger(fd.Kind(), text); desc != "" {
-			return desc
-		}
-	case protoreflect.MessageKind:
-		if fd.Message().FullName() == "google.protobuf.Timestamp" {
-			if _, err := time.Parse(time.RFC3339Nano, s); !isString || err != nil {
-				return timestampHint
-			}
-		}
-	}
-	return ""
-}
-
-// timestampHint says what a time looks like in this API.
-const timestampHint = "must be a time in RFC 3339 form, in UTC or with an offset, such as 2030-01-02T15:04:05Z"
 
 // parseInteger parses an integer field's text and says, if it does not fit,
 // what the field takes.
@@ -359,8 +298,8 @@ func inPath(vars map[string]string, fd protoreflect.FieldDescriptor) bool {
 
 func checkQueryValue(fd protoreflect.FieldDescriptor, v string) string {
 	if fd.Name() == "page_size" {
-		if _, err := strconv.ParseUint(v, 10, 32); err != nil {
-			return fmt.Sprintf("must be a whole number: 0 (or none) for pages of %d, at most %d (more is taken as %d)",
+		if !wholeNumber(v) {
+			return fmt.Sprintf("must be a whole number: 0 (or none) for pages of %d; more than %d is taken as %d",
 				pagetoken.DefaultPageSize, pagetoken.MaxPageSize, pagetoken.MaxPageSize)
 		}
 		return ""
@@ -374,13 +313,38 @@ func checkQueryValue(fd protoreflect.FieldDescriptor, v string) string {
 		_, desc := parseInteger(fd.Kind(), v)
 		return desc
 	case protoreflect.MessageKind:
-		if fd.Message().FullName() == "google.protobuf.Timestamp" {
-			if _, err := time.Parse(time.RFC3339Nano, v); err != nil {
-				return timestampHint
-			}
+		if isWellKnown(fd.Message()) {
+			// As the gateway reads it: the value as a JSON string.
+			quoted, _ := json.Marshal(v) // a string: cannot fail
+			return checkWellKnown(fd.Message(), quoted)
 		}
 	}
 	return ""
+}
+
+// wholeNumber reports whether v is digits only, as many as there are.
+func wholeNumber(v string) bool {
+	for i := range len(v) {
+		if v[i] < '0' || v[i] > '9' {
+			return false
+		}
+	}
+	return v != ""
+}
+
+// clampPageSize takes a page size too large for the field (uint32) as the
+// maximum, as AIP-158 has a page size above the maximum coerced to it (the
+// service clamps those that fit), and reports whether it changed query.
+func clampPageSize(query url.Values) bool {
+	changed := false
+	for _, key := range []string{"pageSize", "page_size"} {
+		for i, v := range query[key] {
+			if _, err := strconv.ParseUint(v, 10, 32); err != nil && wholeNumber(v) {
+				query[key][i], changed = strconv.Itoa(pagetoken.MaxPageSize), true
+			}
+		}
+	}
+	return changed
 }
 
 // fieldByName finds a field by its JSON name or its proto name, as protojson does.

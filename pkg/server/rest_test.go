@@ -2,6 +2,7 @@ package server
 
 import (
 	"testing"
+	"unicode/utf8"
 
 	"github.com/tokenservice/tokenservice/pkg/httprule"
 )
@@ -55,24 +56,33 @@ func TestDecodesVouchesOnlyForCleanBodies(t *testing.T) {
 
 // FuzzDecodes checks, for any body, that one decode vouches only for what
 // checkBody finds nothing in: the shortcut never lets past a body the
-// field-by-field check would have named.
+// field-by-field check would have named. And the other way: every body the
+// gateway's decoder refuses, checkBody explains, naming a field, so no
+// client reads protojson's own text (readJSONBody refuses invalid UTF-8
+// before either looks).
 func FuzzDecodes(f *testing.F) {
 	for _, seed := range []string{``, `{}`, `{"note":"x"}`, `{"note":1}`, `{"expireTime":"2030-01-02T15:04:05Z"}`,
-		`{"scopes":["a","b"]}`, `{"expire_time":{"seconds":1}}`, `{"userId":"u","user_id":"u"}`, `{"token":"t","scopes":null}`} {
+		`{"scopes":["a","b"]}`, `{"expire_time":{"seconds":1}}`, `{"userId":"u","user_id":"u"}`, `{"token":"t","scopes":null}`,
+		`{"note":"a","note":"b"}`, `{"scopes":[null]}`, `{"note":"\ud800"}`, `{"note":"\udc00\ud800"}`, `null`,
+		`{"gracePeriod":"1h"}`, `{"gracePeriod":3600}`, `{"expireTime":"2030-01-02T15:04:05"}`, `{"machine":"true"}`} {
 		f.Add("/v1alpha1/tokens", seed)
 		f.Add("/v1alpha1/access-tokens", seed)
 		f.Add("/v1alpha1/users", seed)
+		f.Add("/v1alpha1/tokens/abc:rotate", seed)
 	}
 	table := httprule.All()
 	f.Fuzz(func(t *testing.T, path, body string) {
 		route, vars, found, _ := table.Find("POST", path)
-		if !found || route.Body == "" {
+		if !found || route.Body == "" || !utf8.ValidString(body) {
 			return
 		}
 		if _, ok := decode(route, vars, []byte(body)); ok {
 			if v := checkBody(route, vars, []byte(body)); len(v) > 0 {
 				t.Errorf("POST %s %q decodes, but checkBody names %v", path, body, v)
 			}
+		}
+		if _, err := decodeBody(route, []byte(body)); err != nil && len(checkBody(route, vars, []byte(body))) == 0 {
+			t.Errorf("POST %s %q: protojson refuses it (%v), but checkBody names nothing", path, body, err)
 		}
 	})
 }
