@@ -99,11 +99,12 @@ func TestSwaggerUIInABrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = chromedp.Do(ctx,
-		// Authorize with the token alone.
+		// Authorize with the token alone (the Bearer scheme; Basic, for a
+		// password, is the other).
 		chromedp.Click(css("button.authorize")),
-		chromedp.WaitVisible(css(".modal-ux input")),
-		chromedp.SendKeys(css(".modal-ux input"), token),
-		chromedp.Click(css(".modal-ux .auth-btn-wrapper button.authorize")),
+		chromedp.WaitVisible(css(".modal-ux #auth-bearer-value")),
+		chromedp.SendKeys(css(".modal-ux #auth-bearer-value"), token),
+		chromedp.Click(css(".modal-ux .auth-container:has(#auth-bearer-value) .auth-btn-wrapper button.authorize")),
 		chromedp.Click(css(".modal-ux button.btn-done")),
 		tryOut("ListTokens"),
 		tryOut("CreateToken"),
