@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -44,9 +43,13 @@ type dbKey struct{}
 // --db-dsn or directory, and a fresh empty database would hide that.
 func withDatabase(cfg *store.Config, mayCreate bool, run func(*cobra.Command, []string) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
-		if path, _, _ := strings.Cut(strings.TrimPrefix(cfg.DSN, "file:"), "?"); cfg.Driver == store.DriverSQLite && !mayCreate {
-			if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-				return fmt.Errorf("no database at %s (--db-dsn, $TOKENSERVICE_DB_DSN): run this where serve keeps its data, or create it with tokenservice db migrate", path)
+		if cfg.Driver == store.DriverSQLite && !mayCreate {
+			file, err := store.ParseSQLiteDSN(cfg.DSN)
+			if err != nil {
+				return err
+			}
+			if _, err := os.Stat(file.Path); file.Path != "" && errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("no database at %s (--db-dsn, $TOKENSERVICE_DB_DSN): run this where serve keeps its data, or create it with tokenservice db migrate", file.Path)
 			}
 		}
 		db, err := app.OpenDatabase(cmd.Context(), *cfg)
