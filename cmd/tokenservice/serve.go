@@ -298,19 +298,6 @@ func (k *kekFiles) load() (kek []byte, old [][]byte, err error) {
 	return kek, old, nil
 }
 
-// readKEK reads a key-encryption key file.
-func readKEK(flag, path string) ([]byte, error) {
-	text, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", flag, err)
-	}
-	kek, err := auth.ParseKeyEncryptionKey(text)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", flag, err)
-	}
-	return kek, nil
-}
-
 // checkResources refuses a resource that is not an absolute URI without a
 // fragment (RFC 8707 §2), or that is the service's own audience.
 func checkResources(resources []string, audience string) error {
