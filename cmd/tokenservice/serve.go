@@ -268,7 +268,7 @@ func checkKeyTiming(propagation, jwksMaxAge, reload time.Duration) error {
 // one being replaced, which only opens (see tokenservice keys reseal).
 type kekFiles struct{ current, old string }
 
-const kekFileHelp = "a file holding 32 random bytes in base64 (openssl rand -base64 32): signing keys and server secrets are stored encrypted under it, so a database dump alone cannot mint tokens; keep it out of the database and its backups"
+const kekFileHelp = "a file holding 32 random bytes in base64 (openssl rand -base64 32), mode 0600 (one other users may read is refused): signing keys and server secrets are stored encrypted under it, so a database dump alone cannot mint tokens; keep it out of the database and its backups"
 
 func kekFlags(fs *pflag.FlagSet, help string) *kekFiles {
 	k := &kekFiles{}
