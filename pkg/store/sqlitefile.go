@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/url"
 	"os"
 	"strings"
@@ -96,4 +97,25 @@ func createPrivate(dsn string) error {
 		return fmt.Errorf("creating the SQLite database: %w", err)
 	}
 	return f.Close()
+}
+
+// warnIfExposed logs a warning for each of the SQLite database's files
+// (the database, -wal, -shm, -journal) that every user may read: made by an
+// earlier version from a file: DSN, or by hand. Its mode is the operator's
+// to change, so this only says so; a group-readable file passes (a
+// Kubernetes volume's fsGroup makes one on purpose).
+func warnIfExposed(dsn string, logger *slog.Logger) {
+	file, err := ParseSQLiteDSN(dsn)
+	if err != nil || file.Path == "" || logger == nil {
+		return
+	}
+	for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
+		path := file.Path + suffix
+		info, err := os.Stat(path)
+		if err != nil || info.Mode().Perm()&0o007 == 0 {
+			continue
+		}
+		logger.Warn(fmt.Sprintf("%s may be read by every user: it holds password hashes and, unless sealed, the signing keys; run chmod 600 %s", path, path),
+			"path", path, "mode", fmt.Sprintf("%04o", info.Mode().Perm()))
+	}
 }

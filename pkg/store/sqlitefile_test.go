@@ -3,11 +3,14 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -138,5 +141,33 @@ func mustBePrivate(t *testing.T, path string) {
 	}
 	if mode := info.Mode().Perm(); mode != 0o600 {
 		t.Errorf("%s has mode %04o, want 0600", path, mode)
+	}
+}
+
+// A database file every user may read (made by an earlier version from a
+// file: DSN, or by hand) keeps its mode, the operator's to change, but
+// opening it logs a warning naming the file and the fix. A group-readable
+// one passes: a Kubernetes volume's fsGroup makes one on purpose.
+func TestSQLiteFileReadableByAllIsReported(t *testing.T) {
+	for mode, warn := range map[os.FileMode]bool{0o600: false, 0o640: false, 0o644: true, 0o604: true} {
+		path := filepath.Join(t.TempDir(), "old.db")
+		if err := os.WriteFile(path, nil, mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(path, mode); err != nil { // whatever the umask
+			t.Fatal(err)
+		}
+		var logs bytes.Buffer
+		s, err := store.Open(store.Config{Driver: store.DriverSQLite, DSN: "file:" + path, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		if got := strings.Contains(logs.String(), "chmod 600 "+path); got != warn {
+			t.Errorf("a database of mode %04o: warned %v, want %v:\n%s", mode, got, warn, logs.String())
+		}
+		if info, err := os.Stat(path); err != nil || info.Mode().Perm() != mode {
+			t.Errorf("the database's mode changed: %v, %v", info, err)
+		}
 	}
 }

@@ -56,7 +56,8 @@ type Config struct {
 	// UNAVAILABLE instead of holding them. 0: DefaultQueryTimeout.
 	QueryTimeout time.Duration
 	// Logger receives the MySQL driver's own messages (it reports a
-	// dropped connection before returning the error); nil drops them.
+	// dropped connection before returning the error) and, for SQLite, a
+	// warning about database files every user may read; nil drops them.
 	Logger *slog.Logger
 	// TracerProvider, if set, traces every database call: a span with the
 	// statement, never its values (they carry secret hashes).
@@ -80,6 +81,7 @@ func Open(cfg Config) (*Store, error) {
 		if err := createPrivate(cfg.DSN); err != nil {
 			return nil, err
 		}
+		warnIfExposed(cfg.DSN, cfg.Logger)
 		dialector = sqlite.Open(sqliteDSN(cfg.DSN))
 	case DriverMySQL:
 		dsn, err := mysqlDSN(cfg.DSN)
