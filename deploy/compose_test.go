@@ -291,3 +291,19 @@ func mustAbs(t *testing.T, path string) string {
 	}
 	return abs
 }
+
+// TestComposeKeyFileOwner: Compose bind-mounts the key file with its host
+// owner and mode, and serve refuses a file other users may read (0600 is
+// the mode), so tokenservice runs as the uid TOKENSERVICE_UID names, the
+// file's owner; without it as the image's nonroot user.
+func TestComposeKeyFileOwner(t *testing.T) {
+	for uid, want := range map[string]string{"": "65532", "1000": "1000"} {
+		p, err := loadCompose(".", map[string]string{"TOKENSERVICE_UID": uid})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := service(t, p, "tokenservice").User; got != want {
+			t.Errorf("TOKENSERVICE_UID=%q: tokenservice runs as %q, want %q", uid, got, want)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"os"
+	"strings"
 	"testing"
 
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
@@ -44,5 +45,36 @@ func TestEnvoyFilters(t *testing.T) {
 		} else if err := v.ValidateAll(); err != nil {
 			t.Errorf("%s: %v", file, err)
 		}
+	}
+}
+
+// TestEnvoyUnderscoreAdvice: the connection manager setting the ext_authz
+// example recommends is in its comment as written here, and is valid
+// Envoy configuration.
+func TestEnvoyUnderscoreAdvice(t *testing.T) {
+	const snippet = "common_http_protocol_options:\n  headers_with_underscores_action: REJECT_REQUEST\n"
+	raw, err := os.ReadFile("envoy-ext-authz.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var commented strings.Builder
+	for _, line := range strings.Split(snippet, "\n") {
+		if line != "" {
+			commented.WriteString("#   " + line + "\n")
+		}
+	}
+	if !strings.Contains(string(raw), commented.String()) {
+		t.Errorf("envoy-ext-authz.yaml does not recommend, as a comment:\n%s", commented.String())
+	}
+	js, err := yaml.YAMLToJSON([]byte(snippet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m hcm.HttpConnectionManager
+	if err := protojson.Unmarshal(js, &m); err != nil {
+		t.Fatalf("the advice is not HttpConnectionManager configuration: %v", err)
+	}
+	if got := m.GetCommonHttpProtocolOptions().GetHeadersWithUnderscoresAction().String(); got != "REJECT_REQUEST" {
+		t.Errorf("headers_with_underscores_action %s", got)
 	}
 }

@@ -52,9 +52,13 @@ func withDatabase(cfg *store.Config, run func(*cobra.Command, []string) error) f
 		if err := checkDriver(cmd, cfg); err != nil {
 			return err
 		}
-		if path, _, _ := strings.Cut(strings.TrimPrefix(cfg.DSN, "file:"), "?"); cfg.Driver == store.DriverSQLite {
-			if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-				return fmt.Errorf("no database at %s (--db-dsn, $TOKENSERVICE_DB_DSN): run this where serve keeps its data, or create it with tokenservice db migrate", path)
+		if cfg.Driver == store.DriverSQLite {
+			file, err := store.ParseSQLiteDSN(cfg.DSN)
+			if err != nil {
+				return err
+			}
+			if _, err := os.Stat(file.Path); file.Path != "" && errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("no database at %s (--db-dsn, $TOKENSERVICE_DB_DSN): run this where serve keeps its data, or create it with tokenservice db migrate", file.Path)
 			}
 		}
 		db, err := app.OpenDatabase(cmd.Context(), *cfg)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -18,7 +19,7 @@ import (
 // extensions.
 func envoyCheck(t *testing.T, s *service, authorization, routeScopes string) *authv3.CheckResponse {
 	t.Helper()
-	headers := map[string]string{":method": "GET", ":path": "/orders/42", "x-tokenservice-user-id": "someone-else"}
+	headers := map[string]string{":method": "GET", ":path": "/orders/42", "x-tokenservice-user-id": "someone-else", "x_tokenservice_user_id": "someone-else"}
 	if authorization != "" {
 		headers["authorization"] = authorization
 	}
@@ -82,8 +83,26 @@ func TestEnvoyExternalAuthorization(t *testing.T) {
 			if h["x-tokenservice-user-id"].GetAppendAction() != corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD {
 				t.Errorf("%s: the identity headers do not replace a client's", name)
 			}
-			if removed := resp.GetOkResponse().GetHeadersToRemove(); !slices.Contains(removed, "authorization") {
+			removed := resp.GetOkResponse().GetHeadersToRemove()
+			if !slices.Contains(removed, "authorization") {
 				t.Errorf("%s: the upstream would get the credential (headers to remove: %v)", name, removed)
+			}
+			// Nor its x_tokenservice_user_id, or any other spelling with
+			// underscores of a header set here: an upstream that reads
+			// headers CGI-style (HTTP_X_TOKENSERVICE_USER_ID) takes it for
+			// the real one.
+			if len(h) != 4 {
+				t.Errorf("%s: identity headers %v, want 4", name, h)
+			}
+			for set := range h {
+				for _, lookalike := range []string{strings.ReplaceAll(set, "-", "_"), strings.Replace(set, "-", "_", 1), "x-" + strings.ReplaceAll(set[2:], "-", "_")} {
+					if !slices.Contains(removed, lookalike) {
+						t.Errorf("%s: sets %s but leaves a client's %s (headers to remove: %v)", name, set, lookalike, removed)
+					}
+				}
+				if slices.Contains(removed, set) {
+					t.Errorf("%s: both sets and removes %s", name, set)
+				}
 			}
 		}
 

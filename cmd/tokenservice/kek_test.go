@@ -5,7 +5,9 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/base64"
+	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -187,5 +189,59 @@ func TestUnreadableKeysMakeTheReplicaUnready(t *testing.T) {
 	t.Logf("not ready %v after the keys became unreadable", took.Round(10*time.Millisecond))
 	if got := scrape(t, "http://"+s.app.MetricsAddr()+"/metrics")[series("tokenservice_signing_key_reload_failures_total")]; got < 1 {
 		t.Errorf("tokenservice_signing_key_reload_failures_total = %v", got)
+	}
+}
+
+// A key-encryption key file other users may read is refused by every
+// command that reads one, naming the file and the fix; its owner alone
+// may read it, or, for a root-owned file, its group too (a Kubernetes
+// Secret volume with defaultMode 0440 and fsGroup).
+func TestKeyEncryptionKeyFileMustBePrivate(t *testing.T) {
+	db := storetest.MustConfig(t, "sqlite")
+	op := &shell{t: t, env: map[string]string{"TOKENSERVICE_DB_DRIVER": db.Driver, "TOKENSERVICE_DB_DSN": db.DSN}}
+	op.must("", "db", "migrate")
+	root := os.Getuid() == 0
+	for _, c := range []struct {
+		mode fs.FileMode
+		uid  int // -1: the test's own user
+		ok   bool
+	}{
+		{0o600, -1, true},
+		{0o400, -1, true},
+		{0o644, -1, false},
+		{0o604, -1, false},
+		{0o640, 65532, false}, // group-readable, not root's
+		{0o640, -1, root},     // group-readable: only root's file may be
+		{0o440, 0, true},
+		{0o444, 0, false},
+	} {
+		t.Run(fmt.Sprintf("%04o uid %d", c.mode, c.uid), func(t *testing.T) {
+			kek := mustKEKFile(t)
+			if c.uid >= 0 && c.uid != os.Getuid() {
+				if !root {
+					t.Skip("needs root to give the file another owner")
+				}
+				if err := os.Chown(kek, c.uid, -1); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.Chmod(kek, c.mode); err != nil {
+				t.Fatal(err)
+			}
+			if c.ok {
+				op.must("", "keys", "reseal", "--key-encryption-key-file", kek)
+				return
+			}
+			op.want(exitError, "--key-encryption-key-file: "+kek+" may be read by other users", "", "keys", "reseal", "--key-encryption-key-file", kek)
+			op.want(exitError, "run chmod 600 "+kek, "", "keys", "reseal", "--key-encryption-key-file", mustKEKFile(t), "--old-key-encryption-key-file", kek)
+			env := map[string]string{"TOKENSERVICE_HTTP_ADDR": "127.0.0.1:0", "TOKENSERVICE_GRPC_ADDR": "127.0.0.1:0", "TOKENSERVICE_METRICS_ADDR": "127.0.0.1:0",
+				"TOKENSERVICE_DB_DRIVER": db.Driver, "TOKENSERVICE_DB_DSN": db.DSN, "TOKENSERVICE_KEY_ENCRYPTION_KEY_FILE": kek}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			err := run(ctx, []string{"tokenservice", "serve"}, func(k string) string { return env[k] }, strings.NewReader(""), io.Discard, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), "chmod 600 "+kek) {
+				t.Errorf("serve with a key file of mode %04o: %v, want a refusal saying chmod 600", c.mode, err)
+			}
+		})
 	}
 }

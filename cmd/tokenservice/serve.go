@@ -271,7 +271,7 @@ func checkKeyTiming(propagation, jwksMaxAge, reload time.Duration) error {
 // one being replaced, which only opens (see tokenservice keys reseal).
 type kekFiles struct{ current, old string }
 
-const kekFileHelp = "a file holding 32 random bytes in base64 (openssl rand -base64 32): signing keys and server secrets are stored encrypted under it, so a database dump alone cannot mint tokens; keep it out of the database and its backups"
+const kekFileHelp = "a file holding 32 random bytes in base64 (openssl rand -base64 32), mode 0600 (one other users may read is refused): signing keys and server secrets are stored encrypted under it, so a database dump alone cannot mint tokens; keep it out of the database and its backups"
 
 func kekFlags(fs *pflag.FlagSet, help string) *kekFiles {
 	k := &kekFiles{}
@@ -299,19 +299,6 @@ func (k *kekFiles) load() (kek []byte, old [][]byte, err error) {
 		old = append(old, o)
 	}
 	return kek, old, nil
-}
-
-// readKEK reads a key-encryption key file.
-func readKEK(flag, path string) ([]byte, error) {
-	text, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", flag, err)
-	}
-	kek, err := auth.ParseKeyEncryptionKey(text)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", flag, err)
-	}
-	return kek, nil
 }
 
 // checkResources refuses a resource that is not an absolute URI without a

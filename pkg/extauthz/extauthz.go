@@ -10,6 +10,7 @@ package extauthz
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -24,7 +25,11 @@ import (
 )
 
 // The headers the upstream gets for an allowed request. They replace any
-// the client sent, so a client cannot pass itself off as someone else.
+// the client sent, so a client cannot pass itself off as someone else; the
+// same names with underscores for dashes (x_tokenservice_user_id) are
+// removed too, since Envoy passes such headers on by default and CGI-style
+// upstreams (WSGI, Rack, PHP: HTTP_X_TOKENSERVICE_USER_ID) read both
+// spellings as one header.
 const (
 	HeaderUserID   = "x-tokenservice-user-id"
 	HeaderUsername = "x-tokenservice-username"
@@ -47,12 +52,36 @@ const AudienceExtension = "tokenservice_audience"
 type Server struct {
 	authv3.UnimplementedAuthorizationServer
 	tokens *tokens.Service
+	// lookalikes holds, for each identity header, its other spellings.
+	lookalikes map[string][]string
 }
 
 var _ authv3.AuthorizationServer = (*Server)(nil)
 
 // New returns a Server checking credentials with svc.
-func New(svc *tokens.Service) *Server { return &Server{tokens: svc} }
+func New(svc *tokens.Service) *Server {
+	lookalikes := map[string][]string{}
+	for _, h := range []string{HeaderUserID, HeaderUsername, HeaderScopes, HeaderTokenID} {
+		lookalikes[h] = slices.DeleteFunc(spellings(h), func(s string) bool { return s == h })
+	}
+	return &Server{tokens: svc, lookalikes: lookalikes}
+}
+
+// spellings returns name with each dash as a dash or an underscore, every
+// combination: every header an upstream that folds the two takes for name.
+// Envoy matches header names without regard to case, so case needs none.
+func spellings(name string) []string {
+	out := []string{name}
+	for i := range len(name) {
+		if name[i] != '-' {
+			continue
+		}
+		for _, s := range out {
+			out = append(out, s[:i]+"_"+s[i+1:])
+		}
+	}
+	return out
+}
 
 // AuthFuncOverride leaves Check's own call unauthenticated: its caller is
 // the proxy, and the credential it checks is the one in the request it
@@ -95,6 +124,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 	for _, h := range [][2]string{
 		{HeaderUserID, p.User.ID}, {HeaderUsername, p.User.Username}, {HeaderScopes, p.Scopes.String()}, {HeaderTokenID, p.TokenID},
 	} {
+		ok.HeadersToRemove = append(ok.HeadersToRemove, s.lookalikes[h[0]]...)
 		if h[1] == "" {
 			ok.HeadersToRemove = append(ok.HeadersToRemove, h[0])
 			continue

@@ -6,11 +6,8 @@ package store
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"os"
 	"strings"
 	"time"
 
@@ -49,7 +46,8 @@ var (
 // Config says which database to open.
 type Config struct {
 	Driver string // DriverSQLite or DriverMySQL
-	// DSN: for SQLite a file path; for MySQL a go-sql-driver DSN
+	// DSN: for SQLite a file path or a file: URI (see ParseSQLiteDSN);
+	// for MySQL a go-sql-driver DSN
 	// (user:password@tcp(host:port)/dbname). Never logged.
 	DSN          string
 	MaxOpenConns int // MySQL only; 0: 32
@@ -58,7 +56,8 @@ type Config struct {
 	// UNAVAILABLE instead of holding them. 0: DefaultQueryTimeout.
 	QueryTimeout time.Duration
 	// Logger receives the MySQL driver's own messages (it reports a
-	// dropped connection before returning the error); nil drops them.
+	// dropped connection before returning the error) and, for SQLite, a
+	// warning about database files every user may read; nil drops them.
 	Logger *slog.Logger
 	// TracerProvider, if set, traces every database call: a span with the
 	// statement, never its values (they carry secret hashes).
@@ -82,6 +81,7 @@ func Open(cfg Config) (*Store, error) {
 		if err := createPrivate(cfg.DSN); err != nil {
 			return nil, err
 		}
+		warnIfExposed(cfg.DSN, cfg.Logger)
 		dialector = sqlite.Open(sqliteDSN(cfg.DSN))
 	case DriverMySQL:
 		dsn, err := mysqlDSN(cfg.DSN)
@@ -178,25 +178,6 @@ func (s *Store) Ping(ctx context.Context) error {
 // foreign keys on. Transactions begin IMMEDIATE, taking the write lock
 // first: one that reads, then writes (AddSigningKey) waits its turn behind
 // another process's instead of failing with SQLITE_BUSY.
-// createPrivate creates the SQLite file, if it is missing, readable by its
-// owner only: it holds password hashes and (unless sealed) signing keys,
-// and SQLite gives its -wal and -shm files the same mode. An existing file
-// keeps the mode the operator gave it.
-func createPrivate(dsn string) error {
-	path, _, _ := strings.Cut(dsn, "?")
-	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") {
-		return nil
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, fs.ErrExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("creating the SQLite database: %w", err)
-	}
-	return f.Close()
-}
-
 func sqliteDSN(path string) string {
 	sep := "?"
 	if strings.Contains(path, "?") {
