@@ -113,6 +113,12 @@ func serveFlags(fs *pflag.FlagSet) *serveOptions {
 	fs.DurationVar(&lim.IdleTimeout, "http-idle-timeout", 2*time.Minute, "how long an idle keep-alive connection is kept")
 	fs.UintVar(&o.streams, "grpc-max-concurrent-streams", 1000, "gRPC streams one connection may have open at once")
 	fs.IntVar(&lim.MaxRecvMsgBytes, "grpc-max-recv-bytes", 1<<20, "the largest gRPC request message accepted")
+	fs.DurationVar(&lim.GRPCConnectionTimeout, "grpc-connection-timeout", 10*time.Second, "the longest a new gRPC connection may take to finish its handshake (TLS and HTTP/2 preface); one that says nothing is closed after it")
+	fs.DurationVar(&lim.GRPCMaxConnectionIdle, "grpc-max-connection-idle", 2*time.Minute, "a gRPC connection with no call for this long is closed (the client reconnects when it needs to)")
+	const connsHelp = "at once; more wait until one closes (0: a share of the open-file limit, see the README)"
+	fs.IntVar(&lim.MaxHTTPConns, "http-max-connections", 0, "connections --http-addr keeps open "+connsHelp)
+	fs.IntVar(&lim.MaxGRPCConns, "grpc-max-connections", 0, "connections --grpc-addr keeps open "+connsHelp)
+	fs.IntVar(&lim.MaxMetricsConns, "metrics-max-connections", 0, "connections --metrics-addr keeps open "+connsHelp)
 	fs.IntVar(&o.gcPercent, "gc-percent", 400, "the Go collector's GOGC: heap growth before a collection, in percent of the live heap (0: Go's default; GOGC in the environment wins)")
 	fs.Int64Var(&o.memoryLimitMiB, "memory-limit-mib", 64, "the Go runtime's soft memory limit, MiB (0: none; GOMEMLIMIT in the environment wins)")
 	o.kek = kekFlags(fs, kekFileHelp)
@@ -153,6 +159,9 @@ func (o *serveOptions) build(ctx context.Context, getenv func(string) string, st
 	}
 	if cfg.Tokens.MaxRotationGracePeriod < 0 || cfg.Tokens.MaxRotationGracePeriod > tokens.MaxGracePeriod {
 		return nil, fmt.Errorf("--max-rotation-grace-period must be between 0 and 24h")
+	}
+	if err := checkConnLimits(cfg.Server.Limits); err != nil {
+		return nil, err
 	}
 	if err := checkKeyTiming(cfg.KeyRotation.PropagationDelay, cfg.Server.JWKSMaxAge, cfg.KeyReloadInterval); err != nil {
 		return nil, err
@@ -254,6 +263,22 @@ func tuneGC(percent int, limitMiB int64) {
 	if os.Getenv("GOMEMLIMIT") == "" && limitMiB > 0 {
 		debug.SetMemoryLimit(limitMiB << 20)
 	}
+}
+
+// checkConnLimits refuses negative connection caps and timeouts, which
+// would otherwise silently take the defaults.
+func checkConnLimits(l server.Limits) error {
+	for flag, v := range map[string]int{"--http-max-connections": l.MaxHTTPConns, "--grpc-max-connections": l.MaxGRPCConns, "--metrics-max-connections": l.MaxMetricsConns} {
+		if v < 0 {
+			return fmt.Errorf("%s must be 0 (a share of the open-file limit) or more", flag)
+		}
+	}
+	for flag, v := range map[string]time.Duration{"--grpc-connection-timeout": l.GRPCConnectionTimeout, "--grpc-max-connection-idle": l.GRPCMaxConnectionIdle} {
+		if v <= 0 {
+			return fmt.Errorf("%s must be positive", flag)
+		}
+	}
+	return nil
 }
 
 // checkKeyTiming is auth.CheckPropagation, saying which flags set what.
