@@ -81,7 +81,7 @@ func serveFlags(fs *pflag.FlagSet) *serveOptions {
 	srv, lim := &cfg.Server, &cfg.Server.Limits
 	fs.StringVar(&srv.HTTPAddr, "http-addr", ":8080", "REST, /docs, /openapi.json, /.well-known/* and health: listen address")
 	fs.StringVar(&srv.GRPCAddr, "grpc-addr", ":9090", "gRPC listen address")
-	fs.StringVar(&srv.Issuer, "issuer", "http://localhost:8080", "the access tokens' iss claim: this service's public base URL (jwks_uri is under it)")
+	fs.StringVar(&srv.Issuer, "issuer", "", "the access tokens' iss claim: this service's public base URL (jwks_uri is under it) (default: from --http-addr, http://localhost:<its port>, or its host if it names one; https with --tls-cert)")
 	fs.DurationVar(&srv.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
 	fs.StringVar(&o.audience, "audience", "", "the access tokens' aud claim (default: the issuer)")
 	fs.StringSliceVar(&cfg.Minter.Resources, "resources", nil, "comma-separated identifiers (absolute URIs) of the APIs an access token may be minted for alone (RFC 8707 resource: GetAccessToken's resource, the token endpoint's resource parameter); the token's aud is then that API's, so no other API accepts it")
@@ -137,10 +137,23 @@ func serveFlags(fs *pflag.FlagSet) *serveOptions {
 }
 
 // build checks the options and builds the application, listening.
-func (o *serveOptions) build(ctx context.Context, getenv func(string) string, stderr io.Writer) (*app.App, error) {
+func (o *serveOptions) build(ctx context.Context, getenv func(string) string, stderr io.Writer) (_ *app.App, err error) {
 	cfg := o.cfg
 	cfg.Store = *o.db
 	cfg.Server.Limits.MaxConcurrentStreams = uint32(min(o.streams, 1<<31))
+	explicitIssuer := cfg.Server.Issuer != ""
+	if !explicitIssuer {
+		if cfg.Server.Issuer, cfg.Server.HTTPListener, err = issuerFromHTTPAddr(cfg.Server.HTTPAddr, o.tlsCert != ""); err != nil {
+			return nil, err
+		}
+		if lis := cfg.Server.HTTPListener; lis != nil {
+			defer func() {
+				if err != nil {
+					lis.Close()
+				}
+			}()
+		}
+	}
 	cfg.Minter.Issuer, cfg.Minter.Audience = cfg.Server.Issuer, o.audience
 	if cfg.Minter.Audience == "" {
 		cfg.Minter.Audience = cfg.Server.Issuer
@@ -214,6 +227,13 @@ func (o *serveOptions) build(ctx context.Context, getenv func(string) string, st
 	}
 	if cfg.KeyEncryptionKey == nil {
 		logger.Warn("signing keys and server secrets are stored unencrypted in the database: set --key-encryption-key-file")
+	}
+	if explicitIssuer {
+		if msg := issuerPortMismatch(cfg.Server.Issuer, cfg.Server.HTTPAddr, a.HTTPAddr()); msg != "" {
+			logger.Warn(msg)
+		}
+	} else {
+		logger.Info("issuer derived from --http-addr; set --issuer to the URL clients reach this service at", "issuer", cfg.Server.Issuer)
 	}
 	return a, nil
 }

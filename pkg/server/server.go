@@ -19,6 +19,7 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/net/netutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
@@ -33,7 +34,11 @@ import (
 
 // Config holds the server's settings.
 type Config struct {
-	HTTPAddr        string // e.g. ":8080"; "127.0.0.1:0" picks a free port
+	HTTPAddr string // e.g. ":8080"; "127.0.0.1:0" picks a free port
+	// HTTPListener, if set, is served instead of listening on HTTPAddr: a
+	// caller that must know the port of "127.0.0.1:0" before the server is
+	// built (for the issuer) listens itself. The server closes it.
+	HTTPListener    net.Listener
 	GRPCAddr        string
 	Issuer          string // the access tokens' iss, and the base of jwks_uri
 	ShutdownTimeout time.Duration
@@ -258,7 +263,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	if s.grpcLis, err = listen(cfg.GRPCAddr, limits.MaxGRPCConns); err != nil {
 		return nil, fmt.Errorf("listening for gRPC: %w", err)
 	}
-	if s.httpLis, err = listen(cfg.HTTPAddr, limits.MaxHTTPConns); err != nil {
+	if cfg.HTTPListener != nil {
+		s.httpLis = netutil.LimitListener(cfg.HTTPListener, limits.MaxHTTPConns)
+	} else if s.httpLis, err = listen(cfg.HTTPAddr, limits.MaxHTTPConns); err != nil {
 		s.grpcLis.Close()
 		return nil, fmt.Errorf("listening for HTTP: %w", err)
 	}
