@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jwt"
+	"github.com/spf13/pflag"
 
 	"github.com/tokenservice/tokenservice/pkg/store/storetest"
 )
@@ -107,5 +109,37 @@ func TestIssuerFollowsTheHTTPAddress(t *testing.T) {
 	wrong := startService(t, db, "TOKENSERVICE_ISSUER", "http://localhost:8080")
 	if !strings.Contains(wrong.logs.String(), "--issuer http://localhost:8080 names port 8080, but REST is served on port") {
 		t.Errorf("an issuer on the wrong port was not warned about:\n%s", wrong.logs)
+	}
+}
+
+// The README's quick start on other ports sets every listening address that
+// is on by default, and names the issuer that follows from them.
+func TestREADMEOtherPorts(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	_, line, ok := strings.Cut(readme, "\nbin/tokenservice serve --http-addr")
+	if !ok {
+		t.Fatal("README.md has no `bin/tokenservice serve --http-addr ...` line")
+	}
+	line, _, _ = strings.Cut("--http-addr"+line, "\n")
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	o := serveFlags(fs)
+	if err := fs.Parse(strings.Fields(line)); err != nil {
+		t.Fatalf("README's serve line %q: %v", line, err)
+	}
+	fs.VisitAll(func(f *pflag.Flag) {
+		if strings.HasSuffix(f.Name, "-addr") && f.Value.Type() == "string" && f.DefValue != "" && !f.Changed {
+			t.Errorf("README's serve line %q leaves --%s at its default %s", line, f.Name, f.DefValue)
+		}
+	})
+	issuer, err := defaultIssuer(o.cfg.Server.HTTPAddr, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "here `" + issuer + "`"; !strings.Contains(readme, want) {
+		t.Errorf("README.md does not name the issuer of its serve line: %q", want)
 	}
 }
