@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"net"
 
 	"golang.org/x/net/netutil"
@@ -47,6 +48,21 @@ func processFileLimit() int {
 		return int(min(n, maxFileLimit))
 	}
 	return fallbackFileLimit
+}
+
+// capsOverFileLimit says what is wrong, or "", when the connection caps
+// (set by hand) leave fewer descriptors than fileHeadroom under the
+// open-file limit nofile: a flood could then exhaust them after all.
+func capsOverFileLimit(l Limits, metrics bool, nofile int) string {
+	sum := l.MaxHTTPConns + l.MaxGRPCConns
+	if metrics {
+		sum += l.MaxMetricsConns
+	}
+	if room := nofile - fileHeadroom(nofile); sum > room {
+		return fmt.Sprintf("the connection caps (--http-max-connections %d, --grpc-max-connections %d, --metrics-max-connections %d) add up to more than the %d the open-file limit of %d leaves: a flood of connections can exhaust the file descriptors; lower them or raise the limit (ulimit -n)",
+			l.MaxHTTPConns, l.MaxGRPCConns, l.MaxMetricsConns, max(room, 0), nofile)
+	}
+	return ""
 }
 
 // listen listens on addr, keeping at most max connections open at once.

@@ -35,6 +35,24 @@ func TestDefaultConnCaps(t *testing.T) {
 	}
 }
 
+func TestCapsOverFileLimit(t *testing.T) {
+	caps := defaultConnCaps(1024)
+	def := Limits{MaxHTTPConns: caps.http, MaxGRPCConns: caps.grpc, MaxMetricsConns: caps.metrics}
+	if msg := capsOverFileLimit(def, true, 1024); msg != "" {
+		t.Errorf("the default caps are warned about: %s", msg)
+	}
+	high := def
+	high.MaxHTTPConns = 2000
+	if msg := capsOverFileLimit(high, true, 1024); msg == "" {
+		t.Error("a cap over the open-file limit is not warned about")
+	}
+	metricsOff := def
+	metricsOff.MaxMetricsConns = 1000
+	if msg := capsOverFileLimit(metricsOff, false, 1024); msg != "" {
+		t.Errorf("the cap of a metrics listener that is off is counted: %s", msg)
+	}
+}
+
 // A gRPC connection that never sends the HTTP/2 preface is closed after
 // the connection timeout, and one that has had no call for the maximum idle
 // time after that (grpc-go's defaults: 120s, and never).

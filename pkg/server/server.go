@@ -195,6 +195,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	gate := startingGate(gated, deps.Started)
 	interceptors := unaryChain(logger, validator, gate, observe("grpc"))
 	limits := cfg.Limits.withDefaults()
+	if msg := capsOverFileLimit(limits, cfg.MetricsAddr != "" && deps.Metrics != nil, processFileLimit()); msg != "" {
+		logger.Warn(msg)
+	}
 
 	s := &Server{Deps: deps, cfg: cfg, limits: limits, health: health.NewServer()}
 	grpcOpts := []grpc.ServerOption{
