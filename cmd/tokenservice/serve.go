@@ -84,7 +84,7 @@ func serveFlags(fs *pflag.FlagSet) *serveOptions {
 	srv, lim := &cfg.Server, &cfg.Server.Limits
 	fs.StringVar(&srv.HTTPAddr, "http-addr", ":8080", "REST, /docs, /openapi.json, /.well-known/* and health: listen address")
 	fs.StringVar(&srv.GRPCAddr, "grpc-addr", ":9090", "gRPC listen address")
-	fs.StringVar(&srv.Issuer, "issuer", "http://localhost:8080", "the access tokens' iss claim: this service's public base URL (jwks_uri is under it)")
+	fs.StringVar(&srv.Issuer, "issuer", "", "the access tokens' iss claim: this service's public base URL (jwks_uri is under it) (default: from --http-addr, http://localhost:<its port>, or its host if it names one; https with --tls-cert)")
 	fs.DurationVar(&srv.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
 	fs.StringVar(&o.audience, "audience", "", "the access tokens' aud claim (default: the issuer)")
 	fs.StringSliceVar(&cfg.Minter.Resources, "resources", nil, "comma-separated identifiers (absolute URIs) of the APIs an access token may be minted for alone (RFC 8707 resource: GetAccessToken's resource, the token endpoint's resource parameter); the token's aud is then that API's, so no other API accepts it")
@@ -116,6 +116,12 @@ func serveFlags(fs *pflag.FlagSet) *serveOptions {
 	fs.DurationVar(&lim.IdleTimeout, "http-idle-timeout", 2*time.Minute, "how long an idle keep-alive connection is kept")
 	fs.UintVar(&o.streams, "grpc-max-concurrent-streams", 1000, "gRPC streams one connection may have open at once")
 	fs.IntVar(&lim.MaxRecvMsgBytes, "grpc-max-recv-bytes", 1<<20, "the largest gRPC request message accepted")
+	fs.DurationVar(&lim.GRPCConnectionTimeout, "grpc-connection-timeout", 10*time.Second, "the longest a new gRPC connection may take to finish its handshake (TLS and HTTP/2 preface); one that says nothing is closed after it")
+	fs.DurationVar(&lim.GRPCMaxConnectionIdle, "grpc-max-connection-idle", 2*time.Minute, "a gRPC connection with no call for this long is closed (the client reconnects when it needs to)")
+	const connsHelp = "at once; more wait until one closes (0: a share of the open-file limit, see the README)"
+	fs.IntVar(&lim.MaxHTTPConns, "http-max-connections", 0, "connections --http-addr keeps open "+connsHelp)
+	fs.IntVar(&lim.MaxGRPCConns, "grpc-max-connections", 0, "connections --grpc-addr keeps open "+connsHelp)
+	fs.IntVar(&lim.MaxMetricsConns, "metrics-max-connections", 0, "connections --metrics-addr keeps open "+connsHelp)
 	fs.IntVar(&o.gcPercent, "gc-percent", 400, "the Go collector's GOGC: heap growth before a collection, in percent of the live heap (0: Go's default; GOGC in the environment wins)")
 	fs.Int64Var(&o.memoryLimitMiB, "memory-limit-mib", 64, "the Go runtime's soft memory limit, MiB (0: none; GOMEMLIMIT in the environment wins)")
 	o.kek = kekFlags(fs, kekFileHelp)
@@ -134,10 +140,23 @@ func serveFlags(fs *pflag.FlagSet) *serveOptions {
 }
 
 // build checks the options and builds the application, listening.
-func (o *serveOptions) build(ctx context.Context, getenv func(string) string, stderr io.Writer) (*app.App, error) {
+func (o *serveOptions) build(ctx context.Context, getenv func(string) string, stderr io.Writer) (_ *app.App, err error) {
 	cfg := o.cfg
 	cfg.Store = *o.db
 	cfg.Server.Limits.MaxConcurrentStreams = uint32(min(o.streams, 1<<31))
+	explicitIssuer := cfg.Server.Issuer != ""
+	if !explicitIssuer {
+		if cfg.Server.Issuer, cfg.Server.HTTPListener, err = issuerFromHTTPAddr(cfg.Server.HTTPAddr, o.tlsCert != ""); err != nil {
+			return nil, err
+		}
+		if lis := cfg.Server.HTTPListener; lis != nil {
+			defer func() {
+				if err != nil {
+					lis.Close()
+				}
+			}()
+		}
+	}
 	cfg.Minter.Issuer, cfg.Minter.Audience = cfg.Server.Issuer, o.audience
 	if cfg.Minter.Audience == "" {
 		cfg.Minter.Audience = cfg.Server.Issuer
@@ -156,6 +175,9 @@ func (o *serveOptions) build(ctx context.Context, getenv func(string) string, st
 	}
 	if cfg.Tokens.MaxRotationGracePeriod < 0 || cfg.Tokens.MaxRotationGracePeriod > tokens.MaxGracePeriod {
 		return nil, fmt.Errorf("--max-rotation-grace-period must be between 0 and 24h")
+	}
+	if err := checkConnLimits(cfg.Server.Limits); err != nil {
+		return nil, err
 	}
 	if err := checkKeyTiming(cfg.KeyRotation.PropagationDelay, cfg.Server.JWKSMaxAge, cfg.KeyReloadInterval); err != nil {
 		return nil, err
@@ -209,6 +231,13 @@ func (o *serveOptions) build(ctx context.Context, getenv func(string) string, st
 	if cfg.KeyEncryptionKey == nil {
 		logger.Warn("signing keys and server secrets are stored unencrypted in the database: set --key-encryption-key-file")
 	}
+	if explicitIssuer {
+		if msg := issuerPortMismatch(cfg.Server.Issuer, cfg.Server.HTTPAddr, a.HTTPAddr()); msg != "" {
+			logger.Warn(msg)
+		}
+	} else {
+		logger.Info("issuer derived from --http-addr; set --issuer to the URL clients reach this service at", "issuer", cfg.Server.Issuer)
+	}
 	return a, nil
 }
 
@@ -257,6 +286,22 @@ func tuneGC(percent int, limitMiB int64) {
 	if os.Getenv("GOMEMLIMIT") == "" && limitMiB > 0 {
 		debug.SetMemoryLimit(limitMiB << 20)
 	}
+}
+
+// checkConnLimits refuses negative connection caps and timeouts, which
+// would otherwise silently take the defaults.
+func checkConnLimits(l server.Limits) error {
+	for flag, v := range map[string]int{"--http-max-connections": l.MaxHTTPConns, "--grpc-max-connections": l.MaxGRPCConns, "--metrics-max-connections": l.MaxMetricsConns} {
+		if v < 0 {
+			return fmt.Errorf("%s must be 0 (a share of the open-file limit) or more", flag)
+		}
+	}
+	for flag, v := range map[string]time.Duration{"--grpc-connection-timeout": l.GRPCConnectionTimeout, "--grpc-max-connection-idle": l.GRPCMaxConnectionIdle} {
+		if v <= 0 {
+			return fmt.Errorf("%s must be positive", flag)
+		}
+	}
+	return nil
 }
 
 // checkKeyTiming is auth.CheckPropagation, saying which flags set what.

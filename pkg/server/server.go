@@ -19,10 +19,12 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/net/netutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/stats"
 
@@ -32,7 +34,11 @@ import (
 
 // Config holds the server's settings.
 type Config struct {
-	HTTPAddr        string // e.g. ":8080"; "127.0.0.1:0" picks a free port
+	HTTPAddr string // e.g. ":8080"; "127.0.0.1:0" picks a free port
+	// HTTPListener, if set, is served instead of listening on HTTPAddr: a
+	// caller that must know the port of "127.0.0.1:0" before the server is
+	// built (for the issuer) listens itself. The server closes it.
+	HTTPListener    net.Listener
 	GRPCAddr        string
 	Issuer          string // the access tokens' iss, and the base of jwks_uri
 	ShutdownTimeout time.Duration
@@ -60,6 +66,18 @@ type Limits struct {
 	IdleTimeout          time.Duration // default 2m: a keep-alive connection between requests
 	MaxConcurrentStreams uint32        // default 1000: gRPC streams per connection
 	MaxRecvMsgBytes      int           // default 1 MiB: one gRPC request message
+	// GRPCConnectionTimeout (default 10s) bounds a new gRPC connection's
+	// handshake, TLS and HTTP/2 preface included: a connection that says
+	// nothing is closed after it (grpc-go's own default is 120s).
+	GRPCConnectionTimeout time.Duration
+	// GRPCMaxConnectionIdle (default 2m) closes a gRPC connection that has
+	// had no call for that long (grpc-go's own default: never).
+	GRPCMaxConnectionIdle time.Duration
+	// MaxHTTPConns, MaxGRPCConns and MaxMetricsConns cap the connections
+	// each listener keeps open at once (default: shares of the process's
+	// open-file limit, see defaultConnCaps), so that a flood of idle
+	// connections on one port cannot use up the descriptors the others need.
+	MaxHTTPConns, MaxGRPCConns, MaxMetricsConns int
 }
 
 func (l Limits) withDefaults() Limits {
@@ -78,6 +96,17 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxRecvMsgBytes <= 0 {
 		l.MaxRecvMsgBytes = 1 << 20
 	}
+	def(&l.GRPCConnectionTimeout, 10*time.Second)
+	def(&l.GRPCMaxConnectionIdle, 2*time.Minute)
+	caps := defaultConnCaps(processFileLimit())
+	defInt := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defInt(&l.MaxHTTPConns, caps.http)
+	defInt(&l.MaxGRPCConns, caps.grpc)
+	defInt(&l.MaxMetricsConns, caps.metrics)
 	return l
 }
 
@@ -134,6 +163,7 @@ var ErrStarting = &domain.Error{Kind: domain.KindUnavailable, Reason: domain.Rea
 type Server struct {
 	Deps
 	cfg        Config
+	limits     Limits
 	grpcServer *grpc.Server
 	health     *health.Server
 	httpServer *http.Server
@@ -165,12 +195,21 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	gate := startingGate(gated, deps.Started)
 	interceptors := unaryChain(logger, validator, gate, observe("grpc"))
 	limits := cfg.Limits.withDefaults()
+	if msg := capsOverFileLimit(limits, cfg.MetricsAddr != "" && deps.Metrics != nil, processFileLimit()); msg != "" {
+		logger.Warn(msg)
+	}
 
-	s := &Server{Deps: deps, cfg: cfg, health: health.NewServer()}
+	s := &Server{Deps: deps, cfg: cfg, limits: limits, health: health.NewServer()}
 	grpcOpts := []grpc.ServerOption{
 		grpc.UnaryInterceptor(interceptors),
 		grpc.MaxRecvMsgSize(limits.MaxRecvMsgBytes),
 		grpc.MaxConcurrentStreams(limits.MaxConcurrentStreams),
+		grpc.ConnectionTimeout(limits.GRPCConnectionTimeout),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: limits.GRPCMaxConnectionIdle}),
+		// Clients may ping every 10s (grpc-go's minimum client keepalive
+		// time), with or without calls in flight; faster pingers are sent
+		// GOAWAY. Pings alone do not keep a connection from being idle.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	}
 	if cfg.TLS != nil {
 		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
@@ -224,10 +263,12 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 
-	if s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+	if s.grpcLis, err = listen(cfg.GRPCAddr, limits.MaxGRPCConns); err != nil {
 		return nil, fmt.Errorf("listening for gRPC: %w", err)
 	}
-	if s.httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+	if cfg.HTTPListener != nil {
+		s.httpLis = netutil.LimitListener(cfg.HTTPListener, limits.MaxHTTPConns)
+	} else if s.httpLis, err = listen(cfg.HTTPAddr, limits.MaxHTTPConns); err != nil {
 		s.grpcLis.Close()
 		return nil, fmt.Errorf("listening for HTTP: %w", err)
 	}
@@ -237,7 +278,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 		s.httpLis = tls.NewListener(s.httpLis, httpTLS)
 	}
 	if cfg.MetricsAddr != "" && deps.Metrics != nil {
-		if s.metricsLis, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+		if s.metricsLis, err = listen(cfg.MetricsAddr, limits.MaxMetricsConns); err != nil {
 			s.Close()
 			return nil, fmt.Errorf("listening for metrics: %w", err)
 		}
@@ -293,7 +334,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() { s.watchHealth(ctx) })
-	s.Logger.InfoContext(ctx, "serving", "http", s.HTTPAddr(), "grpc", s.GRPCAddr(), "metrics", s.MetricsAddr())
+	s.Logger.InfoContext(ctx, "serving", "http", s.HTTPAddr(), "grpc", s.GRPCAddr(), "metrics", s.MetricsAddr(),
+		slog.Group("max_connections", "http", s.limits.MaxHTTPConns, "grpc", s.limits.MaxGRPCConns, "metrics", s.limits.MaxMetricsConns))
 
 	var serveErr error
 	select {
