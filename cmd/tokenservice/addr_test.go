@@ -42,8 +42,8 @@ func TestParseAddr(t *testing.T) {
 
 func TestIsLoopback(t *testing.T) {
 	for target, want := range map[string]bool{
-		"localhost:9090": true, "LOCALHOST:9090": true, "api.localhost:9090": true, "127.0.0.1:9090": true, "127.9.9.9:1": true, "[::1]:9090": true,
-		"10.0.0.7:9090": false, "tokens.example.com:9090": false, "localhost.example.com:9090": false, "[::]:9090": false, "0.0.0.0:9090": false,
+		"localhost:9090": true, "LOCALHOST:9090": true, "127.0.0.1:9090": true, "127.9.9.9:1": true, "[::1]:9090": true,
+		"10.0.0.7:9090": false, "tokens.example.com:9090": false, "localhost.example.com:9090": false, "api.localhost:9090": false, "[::]:9090": false, "0.0.0.0:9090": false,
 	} {
 		if got := isLoopback(target); got != want {
 			t.Errorf("isLoopback(%q) = %v, want %v", target, got, want)

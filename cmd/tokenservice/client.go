@@ -113,14 +113,15 @@ func (saved *savedCredentials) holdsTokenFor(d destination) bool {
 }
 
 // isLoopback reports whether a host:port names this machine: a loopback IP,
-// or localhost (RFC 6761, section 6.3: it always resolves to loopback).
+// or "localhost" itself (RFC 6761, section 6.3), which /etc/hosts answers.
+// Not its subdomains (dev.localhost): only some resolvers keep those on
+// this machine, others ask the network's DNS, which may answer anything.
 func isLoopback(target string) bool {
 	host, _, err := net.SplitHostPort(target)
 	if err != nil {
 		return false
 	}
-	host = strings.TrimSuffix(strings.ToLower(host), ".")
-	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
 		return true
 	}
 	ip := net.ParseIP(host)

@@ -421,6 +421,21 @@ func TestStaleReplicaCannotRotateBack(t *testing.T) {
 	if _, err := ra.get(fresh, idOf(fresh)); err != nil {
 		t.Errorf("the owner's new secret after the attempt: %s", describe(err))
 	}
+
+	// Nor does that replica let the replaced secret make a lasting token
+	// for the hour its cache would: a call that makes or changes lasting
+	// credentials checks the token against the database (at most a
+	// second old).
+	other := ra.mustCreate(login, &pb.CreateTokenRequest{}).GetToken()
+	cached := time.Now()
+	if _, err := rb.get(other, idOf(other)); err != nil {
+		t.Fatal(describe(err))
+	}
+	rotate(t, a.grpcCaller(), login, idOf(other), nil)
+	waitFor(t, "the stale replica to refuse the replaced secret a new token", time.Second, cached, func() bool {
+		_, err := rb.create(other, &pb.CreateTokenRequest{})
+		return status.Code(err) == codes.Unauthenticated
+	})
 }
 
 // TestRotationHandsOutNoMoreThanTheCallerHolds: a narrow token cannot rotate

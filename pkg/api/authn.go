@@ -2,17 +2,17 @@ package api
 
 import (
 	"context"
-	"encoding/base64"
 	"path"
-	"strings"
 	"time"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/tokenservice/tokenservice/pkg/bearer"
 	"github.com/tokenservice/tokenservice/pkg/calllog"
 	"github.com/tokenservice/tokenservice/pkg/domain"
+	"github.com/tokenservice/tokenservice/pkg/tokens"
 )
 
 // policy says what a method asks of the caller: how it sends its
@@ -52,24 +52,9 @@ func authenticate(ctx context.Context, deps Deps, fullMethod string, policies ma
 	if pol.bearer == bearerOptional && len(metadata.ValueFromIncomingContext(ctx, "authorization")) == 0 {
 		return ctx, nil
 	}
-	if pol.basic {
-		if username, password, ok, err := basicFromContext(ctx); ok || err != nil {
-			if err != nil {
-				return nil, err
-			}
-			calllog.SetUsername(ctx, username)
-			p, err := deps.Users.AuthenticatePassword(ctx, username, password, calllog.ClientAddr(ctx))
-			if err != nil {
-				return nil, err
-			}
-			return domain.NewContextWithPrincipal(ctx, p), nil
-		}
-	}
-	bearer, err := bearerFromContext(ctx)
-	if err != nil {
-		return nil, err
-	}
-	p, err := deps.Tokens.AuthenticateBearer(ctx, bearer)
+	// The methods that need a write scope are those that make or change
+	// lasting credentials.
+	p, err := caller(ctx, deps, pol.basic, tokens.WriteScopes.Has(pol.scope))
 	if err != nil {
 		return nil, err
 	}
@@ -116,29 +101,41 @@ func bearerFromContext(ctx context.Context) (string, error) {
 	return "", domain.ErrUnauthenticated
 }
 
-// basicFromContext returns the username and password of an
-// "authorization: Basic ..." header (RFC 7617 §2: base64 of
-// "username:password"; the username has no colon), ok false if the
-// header is not Basic, and an unauthenticated error if it is but does
-// not decode.
-func basicFromContext(ctx context.Context) (username, password string, ok bool, _ error) {
-	encoded, err := auth.AuthFromMD(ctx, "basic")
+// caller resolves the request's Authorization credential: a bearer, or, if
+// basic, a username and password as HTTP Basic credentials (RFC 7617).
+// changes: the call makes or changes lasting credentials, so an API token
+// is checked against the database, not a cache.
+func caller(ctx context.Context, deps Deps, basic, changes bool) (*domain.Principal, error) {
+	authorization := metadata.ValueFromIncomingContext(ctx, "authorization")
+	if len(authorization) != 1 {
+		return nil, domain.ErrUnauthenticated
+	}
+	isBasic, username, password, ok := bearer.ParseBasic(authorization[0])
+	switch {
+	case isBasic && !basic:
+		return nil, errBasicNotTaken
+	case isBasic && (!ok || username == ""):
+		return nil, errBadBasic
+	case isBasic:
+		calllog.SetUsername(ctx, username)
+		return deps.Users.AuthenticatePassword(ctx, username, password, calllog.ClientAddr(ctx))
+	}
+	token, err := bearerFromContext(ctx)
 	if err != nil {
-		return "", "", false, nil
+		return nil, err
 	}
-	raw, err := base64.StdEncoding.DecodeString(encoded)
-	if err != nil {
-		return "", "", false, errBadBasic
+	if changes {
+		return deps.Tokens.AuthenticateBearerToChange(ctx, token)
 	}
-	username, password, found := strings.Cut(string(raw), ":")
-	if !found || username == "" {
-		return "", "", false, errBadBasic
-	}
-	return username, password, true, nil
+	return deps.Tokens.AuthenticateBearer(ctx, token)
 }
 
-var errBadBasic = &domain.Error{Kind: domain.KindUnauthenticated, Reason: domain.ReasonInvalidCredentials,
-	Message: domain.ErrUnauthenticated.Message + `: send a password as "Authorization: Basic <base64 of username:password>"`}
+var (
+	errBadBasic = &domain.Error{Kind: domain.KindUnauthenticated, Reason: domain.ReasonInvalidCredentials,
+		Message: domain.ErrUnauthenticated.Message + `: send a password as "Authorization: Basic <base64 of username:password>"`}
+	errBasicNotTaken = &domain.Error{Kind: domain.KindUnauthenticated, Reason: domain.ReasonInvalidCredentials,
+		Message: domain.ErrUnauthenticated.Message + `: this method takes no password as HTTP Basic (CreateToken takes one in its body): send the token as "Authorization: Bearer <token>"`}
+)
 
 var errNoBearerScheme = &domain.Error{Kind: domain.KindUnauthenticated, Reason: domain.ReasonInvalidCredentials,
 	Message: domain.ErrUnauthenticated.Message + `: send the token as "Authorization: Bearer <token>"`}

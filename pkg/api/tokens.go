@@ -33,12 +33,12 @@ func NewTokenServer(deps Deps) *TokenServer { return &TokenServer{deps: deps} }
 
 // tokenPolicies says what each TokenService method asks of the bearer.
 var tokenPolicies = map[string]policy{
-	pb.TokenService_CreateToken_FullMethodName:    {bearerOptional, domain.ScopeTokensWrite, false}, // or a password (in the body)
-	pb.TokenService_GetToken_FullMethodName:       {bearerRequired, domain.ScopeTokensRead, false},
-	pb.TokenService_ListTokens_FullMethodName:     {bearerRequired, domain.ScopeTokensRead, false},
-	pb.TokenService_DeleteToken_FullMethodName:    {bearerRequired, domain.ScopeTokensWrite, true}, // or a password (Basic)
-	pb.TokenService_RotateToken_FullMethodName:    {bearerRequired, domain.ScopeTokensWrite, true}, // or a password (Basic)
-	pb.TokenService_GetAccessToken_FullMethodName: {bearerInBody, "", false},                       // the API token is the credential
+	pb.TokenService_CreateToken_FullMethodName:    {bearer: bearerOptional, scope: domain.ScopeTokensWrite}, // or a password (in the body)
+	pb.TokenService_GetToken_FullMethodName:       {bearer: bearerRequired, scope: domain.ScopeTokensRead},
+	pb.TokenService_ListTokens_FullMethodName:     {bearer: bearerRequired, scope: domain.ScopeTokensRead},
+	pb.TokenService_DeleteToken_FullMethodName:    {bearer: bearerRequired, scope: domain.ScopeTokensWrite, basic: true}, // or a password (Basic)
+	pb.TokenService_RotateToken_FullMethodName:    {bearer: bearerRequired, scope: domain.ScopeTokensWrite, basic: true}, // or a password (Basic)
+	pb.TokenService_GetAccessToken_FullMethodName: {bearer: bearerInBody, scope: ""},                                     // the API token is the credential
 }
 
 // AuthFuncOverride authenticates calls to TokenService (see authenticate).

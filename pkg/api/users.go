@@ -23,11 +23,11 @@ func NewUserServer(deps Deps) *UserServer { return &UserServer{deps: deps} }
 
 // userPolicies says what each UserService method asks of the bearer: every one takes one.
 var userPolicies = map[string]policy{
-	pb.UserService_CreateUser_FullMethodName:     {bearerRequired, domain.ScopeUsersWrite, false},
-	pb.UserService_GetUser_FullMethodName:        {bearerRequired, domain.ScopeUsersRead, false},
-	pb.UserService_ListUsers_FullMethodName:      {bearerRequired, domain.ScopeUsersRead, false},
-	pb.UserService_DeleteUser_FullMethodName:     {bearerRequired, domain.ScopeUsersWrite, false},
-	pb.UserService_ChangePassword_FullMethodName: {bearerRequired, domain.ScopeUsersWrite, false},
+	pb.UserService_CreateUser_FullMethodName:     {bearer: bearerRequired, scope: domain.ScopeUsersWrite},
+	pb.UserService_GetUser_FullMethodName:        {bearer: bearerRequired, scope: domain.ScopeUsersRead},
+	pb.UserService_ListUsers_FullMethodName:      {bearer: bearerRequired, scope: domain.ScopeUsersRead},
+	pb.UserService_DeleteUser_FullMethodName:     {bearer: bearerRequired, scope: domain.ScopeUsersWrite},
+	pb.UserService_ChangePassword_FullMethodName: {bearer: bearerRequired, scope: domain.ScopeUsersWrite},
 }
 
 // AuthFuncOverride authenticates calls to UserService (see authenticate).

@@ -1,11 +1,15 @@
 // Package bearer reads bearer credentials from an Authorization header (RFC
-// 6750 §2.1) and words the WWW-Authenticate challenges that refuse them
-// (§3), one way for every door of the service that takes them: the REST
-// API, the OAuth endpoints and Envoy's external authorization. (pkg/verifier
-// has its own few lines for this: it imports nothing of this module.)
+// 6750 §2.1), and the Basic credentials (RFC 7617) some of the same doors
+// take, and words the WWW-Authenticate challenges that refuse them (§3),
+// one way for every door of the service that takes them: the REST API, the
+// OAuth endpoints and Envoy's external authorization. (pkg/verifier has its
+// own few lines for this: it imports nothing of this module.)
 package bearer
 
-import "strings"
+import (
+	"encoding/base64"
+	"strings"
+)
 
 // Parse reports whether an Authorization header uses the Bearer scheme
 // (compared without case, RFC 9110 §11.1) and returns the token after it
@@ -17,6 +21,23 @@ func Parse(authorization string) (isBearer bool, token string) {
 		return false, ""
 	}
 	return true, strings.TrimSpace(rest)
+}
+
+// ParseBasic reports whether an Authorization header uses the Basic scheme
+// (RFC 7617, compared without case) and returns its user-id and password
+// (base64 of "user-id:password", §2: the user-id holds no colon); ok is
+// false when it is Basic but does not decode to that.
+func ParseBasic(authorization string) (isBasic bool, userID, password string, ok bool) {
+	scheme, rest, _ := strings.Cut(authorization, " ")
+	if !strings.EqualFold(scheme, "Basic") {
+		return false, "", "", false
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(rest))
+	if err != nil {
+		return true, "", "", false
+	}
+	userID, password, ok = strings.Cut(string(raw), ":")
+	return true, userID, password, ok
 }
 
 // Challenge is a §3 challenge: the realm, then the error code and its
@@ -54,7 +75,9 @@ var (
 
 // Refusal is the challenge refusing a request, by its Authorization header.
 func Refusal(authorization string) string {
-	if authorization == "" {
+	if isBasic, _, _, ok := ParseBasic(authorization); authorization == "" || isBasic && ok {
+		// A refused password: the Bearer challenge with no error (a Basic
+		// challenge would have a browser prompt for, and keep, a password).
 		return Missing
 	}
 	if isBearer, token := Parse(authorization); !isBearer || token == "" {

@@ -33,6 +33,7 @@ func TestChallenges(t *testing.T) {
 	for got, want := range map[string]string{
 		Refusal(""):                               `Bearer realm="tokenservice"`,
 		Refusal("Basic abc"):                      `Bearer realm="tokenservice", error="invalid_request", error_description="send the token as: Authorization: Bearer <token>"`,
+		Refusal("Basic YWxpY2U6cHc="):             `Bearer realm="tokenservice"`, // a refused password: no Basic challenge, no error
 		Refusal("Bearer"):                         `Bearer realm="tokenservice", error="invalid_request", error_description="send the token as: Authorization: Bearer <token>"`,
 		Refusal("tks_abc"):                        `Bearer realm="tokenservice", error="invalid_request", error_description="send the token as: Authorization: Bearer <token>"`,
 		Refusal("Bearer wrong"):                   `Bearer realm="tokenservice", error="invalid_token"`,
@@ -42,6 +43,25 @@ func TestChallenges(t *testing.T) {
 	} {
 		if got != want {
 			t.Errorf("got  %s\nwant %s", got, want)
+		}
+	}
+}
+
+func TestParseBasic(t *testing.T) {
+	for in, want := range map[string]struct {
+		isBasic, ok    bool
+		user, password string
+	}{
+		"Basic YWxpY2U6cDpx":  {true, true, "alice", "p:q"}, // alice:p:q: the password may hold colons
+		"basic YWxpY2U6":      {true, true, "alice", ""},
+		"Basic YWxpY2U=":      {true, false, "", ""}, // alice: no colon
+		"Basic !!":            {true, false, "", ""},
+		"Bearer YWxpY2U6cDpx": {false, false, "", ""},
+		"":                    {false, false, "", ""},
+	} {
+		isBasic, user, password, ok := ParseBasic(in)
+		if isBasic != want.isBasic || ok != want.ok || ok && (user != want.user || password != want.password) {
+			t.Errorf("ParseBasic(%q) = %t %q %q %t, want %+v", in, isBasic, user, password, ok, want)
 		}
 	}
 }

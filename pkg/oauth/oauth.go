@@ -8,7 +8,6 @@
 package oauth
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -360,18 +359,11 @@ func clientSecret(r *http.Request, form url.Values) (string, *oauthError) {
 // basicCredentials decodes an HTTP Basic Authorization header (RFC 7617),
 // undoing RFC 6749 §2.3.1's form-urlencoding of each part.
 func basicCredentials(authz string) (id, secret string, ok bool) {
-	scheme, credentials, _ := strings.Cut(authz, " ")
-	if !strings.EqualFold(scheme, "Basic") { // RFC 9110 §11.1: without case
+	isBasic, user, pass, ok := bearer.ParseBasic(authz)
+	if !isBasic || !ok {
 		return "", "", false
 	}
-	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(credentials))
-	if err != nil {
-		return "", "", false
-	}
-	user, pass, ok := strings.Cut(string(raw), ":")
-	if !ok {
-		return "", "", false
-	}
+	var err error
 	if id, err = url.QueryUnescape(user); err != nil {
 		return "", "", false
 	}

@@ -17,6 +17,21 @@ func (s *Service) AuthenticateBearer(ctx context.Context, bearer string) (*domai
 	return s.AuthenticateBearerFor(ctx, bearer, ownAudience)
 }
 
+// AuthenticateBearerToChange is AuthenticateBearer for a call that makes
+// or changes lasting credentials: an API token is checked against the
+// database (FreshTokenByID: at most a second old), not a cached copy that
+// may predate a rotation on another replica, so the secret it replaced
+// cannot pass for current there for the cache's TTL.
+func (s *Service) AuthenticateBearerToChange(ctx context.Context, bearer string) (*domain.Principal, error) {
+	check := CheckBearerAccessToken
+	if auth.LooksLikeAPIToken(bearer) {
+		check = CheckBearerAPIToken
+	}
+	p, outcome, err := s.authenticateBearer(ctx, check, bearer, ownAudience, s.deps.Tokens.FreshTokenByID)
+	s.deps.Observer.CredentialChecked(check, outcome)
+	return p, err
+}
+
 // Audience is the aud an access token must have to be accepted.
 type Audience string
 
@@ -35,16 +50,19 @@ func (s *Service) AuthenticateBearerFor(ctx context.Context, bearer string, aud 
 	if auth.LooksLikeAPIToken(bearer) {
 		check = CheckBearerAPIToken
 	}
-	p, outcome, err := s.authenticateBearer(ctx, check, bearer, aud)
+	p, outcome, err := s.authenticateBearer(ctx, check, bearer, aud, s.deps.Tokens.TokenByID)
 	s.deps.Observer.CredentialChecked(check, outcome)
 	if p != nil && p.PreviousSecret && aud != ownAudience {
 		// A gateway passes the scopes on: not those the service refuses.
-		p.Scopes = s.granted(p.Scopes, true)
+		p.Scopes = withoutWriteScopes(p.Scopes) // in force already
 	}
 	return p, err
 }
 
-func (s *Service) authenticateBearer(ctx context.Context, check Check, bearer string, aud Audience) (*domain.Principal, Outcome, error) {
+// tokenReader reads a token: TokenByID (cached) or FreshTokenByID.
+type tokenReader func(ctx context.Context, id string) (*domain.Token, error)
+
+func (s *Service) authenticateBearer(ctx context.Context, check Check, bearer string, aud Audience, read tokenReader) (*domain.Principal, Outcome, error) {
 	if check == CheckBearerAPIToken {
 		if aud != AnyAudience && aud != ownAudience {
 			// A gateway route that names the API it protects takes
@@ -52,7 +70,7 @@ func (s *Service) authenticateBearer(ctx context.Context, check Check, bearer st
 			// token itself.
 			return nil, OutcomeInvalid, domain.ErrUnauthenticated
 		}
-		t, previous, outcome, err := s.apiToken(ctx, bearer)
+		t, previous, outcome, err := s.readAPIToken(ctx, bearer, read)
 		if err != nil {
 			return nil, outcome, err
 		}
@@ -130,11 +148,16 @@ func (s *Service) accessToken(ctx context.Context, raw string) (t *domain.Token,
 // tokens) nor its expiry. previous says the secret was the one a rotation
 // replaced, still within its grace period.
 func (s *Service) apiToken(ctx context.Context, plaintext string) (t *domain.Token, previous bool, _ Outcome, _ error) {
+	return s.readAPIToken(ctx, plaintext, s.deps.Tokens.TokenByID)
+}
+
+// readAPIToken is apiToken reading the token with read.
+func (s *Service) readAPIToken(ctx context.Context, plaintext string, read tokenReader) (t *domain.Token, previous bool, _ Outcome, _ error) {
 	parsed, ok := auth.ParseAPIToken(plaintext)
 	if !ok {
 		return nil, false, OutcomeMalformed, domain.ErrUnauthenticated
 	}
-	t, err := s.deps.Tokens.TokenByID(ctx, parsed.ID)
+	t, err := read(ctx, parsed.ID)
 	if err != nil {
 		return nil, false, failed(err, OutcomeUnknown), unauthenticated(err)
 	}
@@ -216,22 +239,16 @@ func (s *Service) principal(ctx context.Context, t *domain.Token, scopes domain.
 		PreviousSecret: previous}, OutcomeOK, nil
 }
 
-// granted is what a credential may do of scopes, as introspection and
-// Envoy's Check tell a gateway: those in force, and of a replaced secret's
-// (and its access tokens') none of the service's WriteScopes, which the
-// service refuses it, so that no gateway grants them either.
+// granted is what a credential may do of scopes, as an exchange mints it
+// and introspection and Envoy's Check tell a gateway: those in force, and
+// of a replaced secret's (and its access tokens') none of the service's
+// WriteScopes, which the service refuses it, so that no gateway or verifier
+// grants them either.
 func (s *Service) granted(scopes domain.Scopes, previous bool) domain.Scopes {
-	scopes = s.inForce(scopes)
-	if !previous || !scopes.Has(domain.ScopeTokensWrite) && !scopes.Has(domain.ScopeUsersWrite) {
-		return scopes
+	if scopes = s.inForce(scopes); previous {
+		return withoutWriteScopes(scopes)
 	}
-	out := make(domain.Scopes, 0, len(scopes))
-	for _, sc := range scopes {
-		if !WriteScopes.Has(sc) {
-			out = append(out, sc)
-		}
-	}
-	return out
+	return scopes
 }
 
 // unauthenticated turns a not-found into the one unauthenticated answer and

@@ -3,6 +3,7 @@ package tokens
 import (
 	"context"
 	"crypto/rand"
+	"strings"
 	"testing"
 	"time"
 
@@ -122,5 +123,13 @@ func TestExchangeLeavesOutTheWriteScopes(t *testing.T) {
 	c, err := minter.Verify(x.AccessToken.JWT, time.Now())
 	if err != nil || c.SecretGeneration != 4 {
 		t.Errorf("the previous secret's access token: generation %d (%v), want 4", c.SecretGeneration, err)
+	}
+	// The replaced secret is given no write scope, even named: an offline
+	// verifier would grant what the service refuses it.
+	for _, w := range WriteScopes {
+		_, err = svc.Exchange(context.Background(), ExchangeInput{APIToken: previous, Scopes: []string{w}})
+		if domain.ReasonOf(err) != domain.ReasonInvalidScope || !strings.Contains(err.Error(), "rotation replaced") {
+			t.Errorf("the previous secret naming %s: %v, want INVALID_SCOPE saying the secret was replaced", w, err)
+		}
 	}
 }

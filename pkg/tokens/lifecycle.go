@@ -86,7 +86,9 @@ func (s *Service) mayActOn(caller *domain.Principal, t *domain.Token, verb strin
 // other credential: holding it is the proof (RFC 7009 §2.1; as a secret
 // scanner or a person who pasted a token somewhere public needs). An API
 // token is deleted; an access token deletes the API token it was minted
-// from if the operator allows it, else ErrUnsupportedTokenType. Anything
+// from if the operator allows it, else ErrUnsupportedTokenType. A secret a
+// rotation replaced (or an access token of it) ends its grace period
+// instead: the token and its new secret live on. Anything
 // not valid is no error: the answer must not tell a prober which tokens
 // exist (§2.2).
 func (s *Service) RevokeByPossession(ctx context.Context, plaintext string) error {

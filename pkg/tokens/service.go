@@ -259,8 +259,8 @@ func (s *Service) GetToken(ctx context.Context, caller *domain.Principal, id str
 
 // DeleteToken deletes a token the caller may see. Deleting a deleted token
 // succeeds. Once it returns, the token and access tokens minted from it are
-// refused. A credential may always delete its own API token; another only
-// as it may rotate it (mayActOn).
+// refused. A token may delete itself, unless the caller holds the secret
+// a rotation replaced; another only as it may rotate it (mayActOn).
 func (s *Service) DeleteToken(ctx context.Context, caller *domain.Principal, id string) error {
 	t, err := s.visibleToken(ctx, caller, id)
 	if err != nil {
@@ -362,7 +362,7 @@ func (s *Service) exchange(ctx context.Context, in ExchangeInput) (Exchanged, Ou
 	if in.Resource != "" && !s.deps.Minter.IsResource(in.Resource) {
 		return Exchanged{}, OutcomeOK, s.unknownResource(in.Resource)
 	}
-	held := s.inForce(t.Scopes)
+	held := s.granted(t.Scopes, previous)
 	scopes := withoutWriteScopes(held)
 	if asked := in.Scopes; len(asked) > 0 {
 		scopes = domain.NewScopes(asked...)
@@ -371,6 +371,9 @@ func (s *Service) exchange(ctx context.Context, in ExchangeInput) (Exchanged, Ou
 				return Exchanged{}, OutcomeOK, s.unknownScope(missing)
 			}
 			e := domain.InvalidField("scopes", "the API token lacks the scope %q: it has %s", missing, held)
+			if previous && s.inForce(t.Scopes).Has(missing) {
+				e = domain.InvalidField("scopes", "a secret a rotation replaced is not given %q (it may only read until its grace period ends): use the token's current secret", missing)
+			}
 			e.Reason = domain.ReasonInvalidScope
 			return Exchanged{}, OutcomeOK, e
 		}
@@ -390,7 +393,7 @@ func (s *Service) exchange(ctx context.Context, in ExchangeInput) (Exchanged, Ou
 
 // withoutWriteScopes returns held less WriteScopes.
 func withoutWriteScopes(held domain.Scopes) domain.Scopes {
-	if !held.Has(domain.ScopeTokensWrite) && !held.Has(domain.ScopeUsersWrite) {
+	if !slices.ContainsFunc(held, WriteScopes.Has) {
 		return held // no copy
 	}
 	out := make(domain.Scopes, 0, len(held))

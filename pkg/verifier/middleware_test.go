@@ -93,6 +93,7 @@ func TestMiddlewareRequireScopes(t *testing.T) {
 	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "served") })
 	read := v.Middleware(ok, verifier.RequireScopes("orders:read"))
 	readWrite := v.Middleware(ok, verifier.RequireScopes("orders:read"), verifier.RequireScopes("orders:write"))
+	spaced := v.Middleware(ok, verifier.RequireScopes("orders:read orders:write"))
 	withScope := func(scope any) string { return "Bearer " + ti.token(t, a, map[string]any{"scope": scope}) }
 	const realm = `Bearer realm="` + testAudience + `"`
 	for _, c := range []struct {
@@ -112,6 +113,9 @@ func TestMiddlewareRequireScopes(t *testing.T) {
 		{"no scope claim", read, withScope(nil), http.StatusForbidden,
 			realm + `, error="insufficient_scope", scope="orders:read"`},
 		{"one of two scopes", readWrite, withScope("orders:read"), http.StatusForbidden,
+			realm + `, error="insufficient_scope", scope="orders:read orders:write"`},
+		{"two scopes named in one string", spaced, withScope("orders:write orders:read"), http.StatusOK, ""},
+		{"one of two scopes named in one string", spaced, withScope("orders:read"), http.StatusForbidden,
 			realm + `, error="insufficient_scope", scope="orders:read orders:write"`},
 		{"an invalid token", read, "Bearer garbage", http.StatusUnauthorized, realm + `, error="invalid_token"`},
 		{"no token", read, "", http.StatusUnauthorized, realm},

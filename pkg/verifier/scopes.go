@@ -17,9 +17,14 @@ type requirements struct {
 // granted every one of scopes (in their scope claim, RFC 9068 §2.2.3).
 // Others get 403 with an RFC 6750 §3.1 insufficient_scope challenge naming
 // the scopes required (over gRPC, PermissionDenied naming them). Several
-// RequireScopes add up.
+// RequireScopes add up. An argument may name several, space-separated, as
+// a scope claim does: RequireScopes("orders:read orders:write").
 func RequireScopes(scopes ...string) Option {
-	return func(r *requirements) { r.scopes = append(r.scopes, scopes...) }
+	return func(r *requirements) {
+		for _, s := range scopes {
+			r.scopes = append(r.scopes, strings.Fields(s)...)
+		}
+	}
 }
 
 func newRequirements(opts []Option) requirements {

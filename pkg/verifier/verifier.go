@@ -53,9 +53,10 @@ type Config struct {
 	// https://: keys fetched in plaintext are keys anyone on the path
 	// chooses.
 	AllowInsecureLoopback bool
-	// Leeway is the clock skew allowed to exp, nbf and iat; nil: 30s
-	// (DefaultLeeway). Point it at 0 for none: Leeway: new(time.Duration(0)).
-	Leeway *time.Duration
+	// Leeway is the clock skew allowed to exp, nbf and iat; 0: 30s
+	// (DefaultLeeway); negative (NoLeeway): none, as net.Dialer's KeepAlive
+	// says "off".
+	Leeway time.Duration
 	// RefreshInterval is how often the keys are fetched in the background,
 	// so keys withdrawn by the issuer stop being trusted; 0: 5m, the
 	// issuer's default --jwks-max-age. The issuer publishes a new key its
@@ -77,6 +78,8 @@ type Config struct {
 const (
 	// DefaultLeeway is Config.Leeway's default.
 	DefaultLeeway = 30 * time.Second
+	// NoLeeway, as Config.Leeway, allows no clock skew at all.
+	NoLeeway time.Duration = -1
 	// DefaultRefreshInterval is Config.RefreshInterval's default.
 	DefaultRefreshInterval = 5 * time.Minute
 	// DefaultMinRefreshInterval is Config.MinRefreshInterval's default.
@@ -108,9 +111,6 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		// Both are checked in every token (RFC 9068 §4): an empty one
 		// would silently check nothing.
 		return nil, errors.New("verifier: Issuer and Audience are required")
-	}
-	if cfg.Leeway != nil && *cfg.Leeway < 0 {
-		return nil, errors.New("verifier: Leeway must not be negative")
 	}
 	if err := checkURL("Issuer", cfg.Issuer, cfg.AllowInsecureLoopback); err != nil {
 		return nil, err
@@ -208,10 +208,11 @@ func withDefaults(cfg Config) Config {
 		cfg.HTTPClient = &http.Client{Timeout: defaultHTTPTimeout}
 	}
 	cfg.HTTPClient = sameOriginRedirects(cfg.HTTPClient)
-	if cfg.Leeway == nil {
-		cfg.Leeway = new(DefaultLeeway)
-	} else {
-		cfg.Leeway = new(*cfg.Leeway) // the caller's variable may change
+	switch {
+	case cfg.Leeway == 0:
+		cfg.Leeway = DefaultLeeway
+	case cfg.Leeway < 0:
+		cfg.Leeway = 0
 	}
 	if cfg.RefreshInterval <= 0 {
 		cfg.RefreshInterval = DefaultRefreshInterval

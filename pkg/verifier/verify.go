@@ -115,7 +115,7 @@ func (v *Verifier) checkClaims(c *accessTokenClaims, now time.Time) error {
 	case c.IssuedAt == nil:
 		return errors.New("no iat")
 	}
-	leeway := *v.cfg.Leeway
+	leeway := v.cfg.Leeway
 	// RFC 7519 §4.1.4: not accepted on or after exp (give or take the leeway).
 	if exp := c.Expiry.Time(); !now.Before(exp.Add(leeway)) {
 		return fmt.Errorf("expired at %s", exp.UTC().Format(time.RFC3339))

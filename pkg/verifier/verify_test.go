@@ -125,19 +125,19 @@ func TestVerifyRefuses(t *testing.T) {
 func TestVerifyLeeway(t *testing.T) {
 	a := newTestKey(t)
 	ti := newTestIssuer(t, a)
-	v := ti.newVerifier(t, verifier.Config{Leeway: new(time.Second)})
+	v := ti.newVerifier(t, verifier.Config{Leeway: time.Second})
 	now := time.Now().Unix()
 	if _, err := v.Verify(context.Background(), ti.token(t, a, map[string]any{"exp": now - 10, "iat": now - 70})); !errors.Is(err, verifier.ErrInvalidToken) {
 		t.Errorf("expired 10s ago with a 1s leeway: Verify = %v, want ErrInvalidToken", err)
 	}
 }
 
-// A zero Leeway is none, not the default: a token is refused from its exp
+// NoLeeway is none, not the default: a token is refused from its exp
 // on, and before its nbf and iat.
 func TestVerifyZeroLeeway(t *testing.T) {
 	a := newTestKey(t)
 	ti := newTestIssuer(t, a)
-	none := ti.newVerifier(t, verifier.Config{Leeway: new(time.Duration(0))})
+	none := ti.newVerifier(t, verifier.Config{Leeway: verifier.NoLeeway})
 	byDefault := ti.newVerifier(t, verifier.Config{})
 	now := time.Now().Unix()
 	for name, token := range map[string]string{

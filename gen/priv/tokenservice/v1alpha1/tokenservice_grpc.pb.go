@@ -65,7 +65,8 @@ type TokenServiceClient interface {
 	// With a bearer: a token may delete itself, and another of its user's
 	// that it could have made (it holds every scope of it and does not expire
 	// first; never with an access token or a secret a rotation replaced).
-	// With the user's password (HTTP Basic): any of its user's.
+	// With a password (HTTP Basic): any token that password's user may see (its
+	// own, its machine users'; an admin's, anyone's).
 	//
 	// Idempotent. Once it answers, the token and the access tokens minted from
 	// it are refused here (at once on this replica, within the cache TTL on
@@ -189,7 +190,8 @@ type TokenServiceServer interface {
 	// With a bearer: a token may delete itself, and another of its user's
 	// that it could have made (it holds every scope of it and does not expire
 	// first; never with an access token or a secret a rotation replaced).
-	// With the user's password (HTTP Basic): any of its user's.
+	// With a password (HTTP Basic): any token that password's user may see (its
+	// own, its machine users'; an admin's, anyone's).
 	//
 	// Idempotent. Once it answers, the token and the access tokens minted from
 	// it are refused here (at once on this replica, within the cache TTL on
