@@ -114,7 +114,10 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer dropDB()
 	// Every login comes from 127.0.0.1: no per-address login limit; and no token
 	// quota: the list user gets --list-tokens tokens.
-	env := append(dbEnv, "TOKENSERVICE_ACCESS_TOKEN_TTL=2h", "TOKENSERVICE_LOGIN_ATTEMPTS_PER_ADDRESS=0", "TOKENSERVICE_MAX_TOKENS_PER_USER=0")
+	// One issuer for every server: each listens on its own free port, and
+	// without --issuer the issuer follows the HTTP port, so the seed
+	// server's access tokens would not be the measured server's.
+	env := append(dbEnv, "TOKENSERVICE_ISSUER=http://tokenbench.test", "TOKENSERVICE_ACCESS_TOKEN_TTL=2h", "TOKENSERVICE_LOGIN_ATTEMPTS_PER_ADDRESS=0", "TOKENSERVICE_MAX_TOKENS_PER_USER=0")
 	// The server-side commands, as an operator would: the database, then the users.
 	for _, args := range [][]string{{"db", "migrate"}, {"db", "create-user", "alice"}, {"db", "create-user", "lister"}} {
 		cmd := exec.CommandContext(ctx, cfg.bin, args...)
