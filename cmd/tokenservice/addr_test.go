@@ -155,7 +155,7 @@ func TestLogoutSendsTheTokenOnlyWhereItWasSaved(t *testing.T) {
 	}
 	sh.want(exitError, "nor is the address in it trusted", "", "logout")
 	script := &shell{t: t, env: map[string]string{"XDG_CONFIG_HOME": sh.env["XDG_CONFIG_HOME"], "TOKENSERVICE_TOKEN": saved.Token}}
-	script.want(exitError, "readable by others", "", "whoami")
+	script.want(exitError, "readable or writable by others", "", "whoami")
 	if got := im.received(); got != "" {
 		t.Fatalf("a token went to the address of a file others may write: %q", got)
 	}

@@ -186,7 +186,7 @@ func TestCredentialsFileMustBePrivate(t *testing.T) {
 		if err := os.Chmod(path, mode); err != nil {
 			t.Fatal(err)
 		}
-		sh.want(exitError, "readable by others", "", "whoami")
+		sh.want(exitError, "readable or writable by others", "", "whoami")
 	}
 	// Logging in again replaces such a file with a private one, revoking its token.
 	b, _ := os.ReadFile(path)
@@ -472,10 +472,10 @@ func TestClientScopesRotationAndExpiry(t *testing.T) {
 	// The 3-day login cannot rotate or delete the lasting token; the
 	// password (asked for: username, then password) can.
 	sh.want(exitCredentials, "--password", "", "token", "delete", idOf(lasting))
-	sh.want(exitCredentials, "", "uma\nwrong password\n", "token", "delete", "--password", idOf(lasting))
-	if out := sh.must("uma\n"+password+"\n", "token", "rotate", "--password", idOf(lasting)); !auth.LooksLikeAPIToken(strings.TrimSpace(out)) {
+	sh.want(exitCredentials, "", "wrong password\n", "token", "delete", "--password", idOf(lasting))
+	if out := sh.must(password+"\n", "token", "rotate", "--password", idOf(lasting)); !auth.LooksLikeAPIToken(strings.TrimSpace(out)) { // the login's username
 		t.Errorf("token rotate --password printed %q", out)
 	}
-	sh.must("uma\n"+password+"\n", "token", "delete", "--password", idOf(lasting))
+	script.must("uma\n"+password+"\n", "token", "delete", "--password", idOf(lasting)) // no login: the username is asked for too
 	noExpiry.want(exitCredentials, "", "", "whoami")
 }

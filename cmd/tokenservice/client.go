@@ -59,15 +59,16 @@ func clientFlags(fs *pflag.FlagSet) *clientOptions {
 
 // client is a connection to the server, with the caller's API token.
 type client struct {
-	addr   string // as given: host:port or https://host:port
-	tls    bool
-	conn   *grpc.ClientConn
-	token  string // "" if not logged in
-	basic  string // HTTP Basic credentials (RFC 7617) sent instead of the token, if set
-	tokens pb.TokenServiceClient
-	users  pb.UserServiceClient
-	stderr io.Writer
-	warned bool
+	addr     string // as given: host:port or https://host:port
+	tls      bool
+	conn     *grpc.ClientConn
+	token    string // "" if not logged in
+	username string // the login's, if the login is to this server
+	basic    string // HTTP Basic credentials (RFC 7617) sent instead of the token, if set
+	tokens   pb.TokenServiceClient
+	users    pb.UserServiceClient
+	stderr   io.Writer
+	warned   bool
 }
 
 // destination is where a client command goes.
@@ -152,8 +153,11 @@ func (o *clientOptions) connect(e *env, needToken bool) (*client, error) {
 		return nil, err
 	}
 	c := &client{addr: d.addr, tls: d.tls, token: envToken, stderr: e.stderr}
-	if needToken && c.token == "" && saved.holdsTokenFor(d) {
-		c.token = saved.Token
+	if saved.holdsTokenFor(d) {
+		c.username = saved.Username
+		if needToken && c.token == "" {
+			c.token = saved.Token
+		}
 	}
 	if needToken && c.token == "" {
 		where := ""
@@ -386,7 +390,7 @@ func loadCredentials(path string) (*savedCredentials, error) {
 		return nil, err
 	}
 	if mode := info.Mode().Perm(); mode&0o077 != 0 {
-		return nil, fmt.Errorf("%s is readable by others (mode %04o): refusing to use the token or the address in it; "+
+		return nil, fmt.Errorf("%s is readable or writable by others (mode %04o): refusing to use the token or the address in it; "+
 			"log out (tokenservice logout --addr ADDR, naming the server you logged in to: it revokes the token and deletes the file) and log in again", path, mode)
 	}
 	return readCredentials(path)

@@ -109,7 +109,7 @@ func logoutCommand(e *env) *cobra.Command {
 		Long: `Delete the login's API token on the server, then the credentials file. The token goes
 only where every command would send it: the address it was saved for (the file's, unless
 --addr or $TOKENSERVICE_ADDR names the same server), over TLS if the login was. If they
-name another server, or the file is readable by others and no --addr says where the
+name another server, or the file is readable or writable by others and no --addr says where the
 login is, nothing is sent and the file is kept: run logout again with the login's --addr.`,
 		GroupID: groupClient,
 		Args:    args(),

@@ -50,7 +50,7 @@ func printJSON(w io.Writer, m proto.Message) error {
 func safe(s string) string {
 	clean := true
 	for _, r := range s {
-		if r == utf8.RuneError || !unicode.IsPrint(r) {
+		if r == utf8.RuneError || !shown(r) {
 			clean = false
 			break
 		}
@@ -64,7 +64,7 @@ func safe(s string) string {
 		switch {
 		case r == utf8.RuneError && n <= 1:
 			fmt.Fprintf(&b, `\x%02x`, s[i])
-		case unicode.IsPrint(r):
+		case shown(r):
 			b.WriteString(s[i : i+n])
 		default:
 			q := strconv.QuoteRuneToASCII(r) // '\x1b', '\n', '\u202e'
@@ -73,6 +73,14 @@ func safe(s string) string {
 		i += n
 	}
 	return b.String()
+}
+
+// shown reports whether safe prints r as it is: a printable character, a
+// space, or the zero-width joiner of an emoji sequence (the API accepts
+// these in free text: domain.CheckText). Controls, bidirectional controls
+// and the other format characters are escaped.
+func shown(r rune) bool {
+	return unicode.IsPrint(r) || unicode.Is(unicode.Zs, r) || r == '\u200d'
 }
 
 // safeAll is safe for each of a list, joined by sep.

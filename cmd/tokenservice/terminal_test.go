@@ -18,6 +18,9 @@ func TestSafe(t *testing.T) {
 		"\u009b31m":             `\u009b31m`,
 		"\x9b":                  `\x9b`,
 		"bad\xffutf8":           `bad\xffutf8`,
+		"ci 👩\u200d💻\u00a0ok":   "ci 👩\u200d💻\u00a0ok", // what the API accepts prints as it is
+		"zero\u200bwidth":       `zero\u200bwidth`,
+		"line\u2028sep":         `line\u2028sep`,
 	} {
 		if got := safe(in); got != want {
 			t.Errorf("safe(%q) = %q, want %q", in, got, want)

@@ -25,19 +25,21 @@ func tokenCommand(e *env) *cobra.Command {
 func withClient(e *env, cmd *cobra.Command, run func(cmd *cobra.Command, c *client, args []string) error) *cobra.Command {
 	o := clientFlags(cmd.Flags())
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		withPassword, _ := cmd.Flags().GetBool("password") // only where passwordFlag added it
-		c, err := o.connect(e, !withPassword)
+		byPassword, _ := cmd.Flags().GetBool("password") // only where passwordFlag added it
+		c, err := o.connect(e, !byPassword)
 		if err != nil {
 			return err
 		}
 		defer c.close()
-		if withPassword {
+		if byPassword {
 			p := newPrompter(e)
-			username, err := p.line("Username")
-			if err != nil {
-				return err
+			username := c.username // the login's, if it is to this server
+			if username == "" {
+				if username, err = p.line("Username"); err != nil {
+					return err
+				}
 			}
-			password, err := p.password("Password")
+			password, err := p.password("Password for " + safe(username))
 			if err != nil {
 				return err
 			}
@@ -49,9 +51,10 @@ func withClient(e *env, cmd *cobra.Command, run func(cmd *cobra.Command, c *clie
 }
 
 // passwordFlag lets a command authenticate with the user's password (asked
-// for, or read from stdin: username, then password) instead of a token.
+// for, or read from stdin: the username, unless logged in to this server,
+// then the password) instead of a token.
 func passwordFlag(cmd *cobra.Command) *cobra.Command {
-	cmd.Flags().Bool("password", false, "authenticate with your username and password (asked for) instead of your token: for a token that outlives, or has scopes beyond, the one you are logged in with")
+	cmd.Flags().Bool("password", false, "authenticate with your password (asked for; the username too, unless logged in) instead of your token: for a token that outlives, or has scopes beyond, the one you are logged in with")
 	return cmd
 }
 

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"testing"
 	"time"
@@ -35,7 +36,7 @@ func TestRotateSecret(t *testing.T) {
 		}
 		// A rotation from the generation before (a caller that read the
 		// token before the first rotation) changes nothing.
-		if err := s.RotateSecret(ctx, "tok0000000000001", 0, old, time.Time{}, base); err != domain.ErrSecretChanged {
+		if err := s.RotateSecret(ctx, "tok0000000000001", 0, old, time.Time{}, base); !errors.Is(err, domain.ErrSecretChanged) {
 			t.Errorf("rotating from a past generation: %v, want ErrSecretChanged", err)
 		}
 		// Ending the grace of a past generation changes nothing; of the
