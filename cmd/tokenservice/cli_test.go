@@ -472,10 +472,25 @@ func TestClientScopesRotationAndExpiry(t *testing.T) {
 	// The 3-day login cannot rotate or delete the lasting token; the
 	// password (asked for: username, then password) can.
 	sh.want(exitCredentials, "--password", "", "token", "delete", idOf(lasting))
-	sh.want(exitCredentials, "", "wrong password\n", "token", "delete", "--password", idOf(lasting))
+	sh.want(exitCredentials, "wrong username or password", "wrong password\n", "token", "delete", "--password", idOf(lasting))
 	if out := sh.must(password+"\n", "token", "rotate", "--password", idOf(lasting)); !auth.LooksLikeAPIToken(strings.TrimSpace(out)) { // the login's username
 		t.Errorf("token rotate --password printed %q", out)
 	}
 	script.must("uma\n"+password+"\n", "token", "delete", "--password", idOf(lasting)) // no login: the username is asked for too
 	noExpiry.want(exitCredentials, "", "", "whoami")
+}
+
+// TestCLISaysWhenToRetryAPassword: past the password limits the CLI says
+// how long to wait (the server's RetryInfo), not to read a Retry-After
+// header its user never sees; a wrong --password is a wrong password, not
+// a stale login.
+func TestCLISaysWhenToRetryAPassword(t *testing.T) {
+	s := startService(t, storetest.MustConfig(t, "sqlite"), "TOKENSERVICE_LOGIN_ATTEMPTS_PER_USER_AND_ADDRESS", "1")
+	s.mustUser(t, "vic", "human")
+	sh := s.newShell(t)
+	sh.want(exitCredentials, "wrong username or password", "vic\nnot the password\n", "token", "delete", "--password", "AAAAAAAAAAAAAAAA")
+	_, stderr, code := sh.run("vic\n"+password+"\n", "token", "delete", "--password", "AAAAAAAAAAAAAAAA")
+	if code != exitError || !strings.Contains(stderr, "too many password attempts: retry in ") || strings.Contains(stderr, "Retry-After") {
+		t.Errorf("past the limit: exit %d, %q; want exit %d saying when to retry", code, stderr, exitError)
+	}
 }

@@ -268,11 +268,23 @@ func (c *client) fail(err error) error {
 	if err == nil {
 		return nil
 	}
-	st := status.Convert(err)
-	st = status.New(st.Code(), inCLIWords(st))
+	orig := status.Convert(err)
+	st := status.New(orig.Code(), inCLIWords(orig))
 	switch st.Code() {
 	case codes.Unauthenticated:
+		if c.basic != "" { // --password: the login is not what was refused
+			return &exitErr{code: exitCredentials, err: errors.New("wrong username or password")}
+		}
 		return &exitErr{code: exitCredentials, err: fmt.Errorf("%s: log in again (tokenservice login) or check %s", safe(st.Message()), tokenVariable)}
+	case codes.ResourceExhausted:
+		// The server's words point at Retry-After, which a CLI user does
+		// not see: say the wait its RetryInfo carries.
+		for _, d := range orig.Details() {
+			if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay() != nil && strings.Contains(st.Message(), "Retry-After") {
+				msg, _, _ := strings.Cut(safe(st.Message()), ": retry after")
+				return fmt.Errorf("%s: retry in %s", msg, ri.GetRetryDelay().AsDuration().Round(time.Second))
+			}
+		}
 	case codes.PermissionDenied:
 		// The CLI sends a password as HTTP Basic when told --password.
 		msg := strings.ReplaceAll(safe(st.Message()), "your password (HTTP Basic)", "your password (--password)")

@@ -75,15 +75,24 @@ var (
 
 // Refusal is the challenge refusing a request, by its Authorization header.
 func Refusal(authorization string) string {
-	if isBasic, _, _, ok := ParseBasic(authorization); authorization == "" || isBasic && ok {
-		// A refused password: the Bearer challenge with no error (a Basic
-		// challenge would have a browser prompt for, and keep, a password).
+	if authorization == "" {
 		return Missing
 	}
 	if isBearer, token := Parse(authorization); !isBearer || token == "" {
 		return InvalidRequest
 	}
 	return InvalidToken
+}
+
+// PasswordRefusal is Refusal for a door that also takes a password as HTTP
+// Basic credentials (the REST API's DeleteToken and RotateToken): a refused
+// password gets the Bearer challenge with no error, not a Basic challenge,
+// which would have a browser prompt for a password and keep it.
+func PasswordRefusal(authorization string) string {
+	if isBasic, _, _, ok := ParseBasic(authorization); isBasic && ok {
+		return Missing
+	}
+	return Refusal(authorization)
 }
 
 var quoter = strings.NewReplacer(`\`, `\\`, `"`, `\"`)

@@ -33,7 +33,8 @@ func TestChallenges(t *testing.T) {
 	for got, want := range map[string]string{
 		Refusal(""):                               `Bearer realm="tokenservice"`,
 		Refusal("Basic abc"):                      `Bearer realm="tokenservice", error="invalid_request", error_description="send the token as: Authorization: Bearer <token>"`,
-		Refusal("Basic YWxpY2U6cHc="):             `Bearer realm="tokenservice"`, // a refused password: no Basic challenge, no error
+		PasswordRefusal("Basic YWxpY2U6cHc="):     `Bearer realm="tokenservice"`, // a refused password: no Basic challenge, no error
+		PasswordRefusal("Bearer wrong"):           `Bearer realm="tokenservice", error="invalid_token"`,
 		Refusal("Bearer"):                         `Bearer realm="tokenservice", error="invalid_request", error_description="send the token as: Authorization: Bearer <token>"`,
 		Refusal("tks_abc"):                        `Bearer realm="tokenservice", error="invalid_request", error_description="send the token as: Authorization: Bearer <token>"`,
 		Refusal("Bearer wrong"):                   `Bearer realm="tokenservice", error="invalid_token"`,

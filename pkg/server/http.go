@@ -157,7 +157,7 @@ func errorHandler(table httprule.Table) runtime.ErrorHandlerFunc {
 		}
 		switch status.Code(err) {
 		case codes.Unauthenticated:
-			w = challengeWriter{ResponseWriter: w, challenge: bearer.Refusal(r.Header.Get("Authorization"))}
+			w = challengeWriter{ResponseWriter: w, challenge: bearer.PasswordRefusal(r.Header.Get("Authorization"))}
 		case codes.PermissionDenied:
 			if scope, ok := insufficientScope(err); ok {
 				// RFC 6750 §3.1.
