@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -65,6 +66,15 @@ func TestRequestLinesNameTheClient(t *testing.T) {
 		_, err = users.ChangePassword(metadata.AppendToOutgoingContext(grpcCtx("grpc-old-password"), "authorization", "Bearer "+tok),
 			&pb.ChangePasswordRequest{UserId: "me", OldPassword: wrongPassword, NewPassword: "a new password of lena's"})
 		wantCode(t, "a wrong old password", err, codes.PermissionDenied)
+		basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("lena:"+wrongPassword))
+		_, err = tokens.DeleteToken(metadata.AppendToOutgoingContext(grpcCtx("grpc-basic"), "authorization", basic), &pb.DeleteTokenRequest{TokenId: idOf(tok)})
+		wantCode(t, "a wrong password as HTTP Basic", err, codes.Unauthenticated)
+		req, _ := http.NewRequest("DELETE", s.httpURL+"/v1alpha1/tokens/"+idOf(tok), nil)
+		req.Header.Set("X-Request-Id", "rest-basic")
+		req.Header.Set("Authorization", basic)
+		if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("a wrong password as HTTP Basic over REST: %v %v", resp, err)
+		}
 
 		for _, tc := range []struct {
 			id, msg, user string
@@ -77,6 +87,8 @@ func TestRequestLinesNameTheClient(t *testing.T) {
 			{"grpc-call", "finished call", "", true},
 			{"grpc-password", "finished call", "lena", true},
 			{"grpc-old-password", "finished call", "lena", true},
+			{"grpc-basic", "finished call", "lena", true},
+			{"rest-basic", "finished call", "lena", false},
 		} {
 			line := logLine(t, s, tc.id, tc.msg)
 			if line == nil {

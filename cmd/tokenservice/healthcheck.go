@@ -70,7 +70,7 @@ set), so a container's healthcheck needs no arguments.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&url, "url", "http://127.0.0.1:8080", "the serve's HTTP base URL (default: from TOKENSERVICE_HTTP_ADDR and TOKENSERVICE_TLS_CERT, else this)")
+	cmd.Flags().StringVar(&url, "url", "http://127.0.0.1:8080", "the serve's HTTP base URL; when not given, made from TOKENSERVICE_HTTP_ADDR and TOKENSERVICE_TLS_CERT if set")
 	cmd.Flags().StringVar(&caFile, "tls-ca-file", "", "PEM file of the CA that signed serve's certificate (default: the system's)")
 	cmd.Flags().BoolVar(&live, "live", false, "ask /healthz (the process is up) instead of /readyz (it can serve)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 3*time.Second, "how long to wait for the answer")

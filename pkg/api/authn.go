@@ -114,7 +114,9 @@ func caller(ctx context.Context, deps Deps, basic, changes bool) (*domain.Princi
 	switch {
 	case isBasic && !basic:
 		return nil, errBasicNotTaken
-	case isBasic && (!ok || username == ""):
+	case isBasic && (!ok || username == "" || len(username) > maxUsernameBytes || len(password) > domain.MaxPasswordBytes):
+		// None of these can be anyone's: refused before any check or log
+		// line (which would carry a username of any length).
 		return nil, errBadBasic
 	case isBasic:
 		calllog.SetUsername(ctx, username)
@@ -129,6 +131,9 @@ func caller(ctx context.Context, deps Deps, basic, changes bool) (*domain.Princi
 	}
 	return deps.Tokens.AuthenticateBearer(ctx, token)
 }
+
+// maxUsernameBytes is the longest a username may be (domain.NormalizeUsername).
+const maxUsernameBytes = 64
 
 var (
 	errBadBasic = &domain.Error{Kind: domain.KindUnauthenticated, Reason: domain.ReasonInvalidCredentials,

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/base64"
+	"strings"
 	"testing"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2/options"
@@ -63,6 +64,8 @@ func TestCallerRefusesBadBasicCredentials(t *testing.T) {
 		"not base64":             {"Basic !!!", true, errBadBasic},
 		"no colon":               {basic("alice"), true, errBadBasic},
 		"no username":            {basic(":secret"), true, errBadBasic},
+		"a username too long":    {basic(strings.Repeat("u", 65) + ":secret"), true, errBadBasic},
+		"a password too long":    {basic("alice:" + strings.Repeat("p", domain.MaxPasswordBytes+1)), true, errBadBasic},
 		"Basic where none taken": {basic("alice:secret"), false, errBasicNotTaken},
 		"two credentials":        {"", true, domain.ErrUnauthenticated},
 	} {

@@ -10,6 +10,7 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
@@ -36,7 +37,7 @@ func logCalls(logger *slog.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		start := time.Now()
 		var username func() string
-		if carriesPassword(req) {
+		if carriesPassword(ctx, req) {
 			ctx, username = calllog.WithAttempt(ctx)
 		}
 		resp, err := handler(ctx, req)
@@ -94,7 +95,11 @@ func logCalls(logger *slog.Logger) grpc.UnaryServerInterceptor {
 // (CreateToken's password, ChangePassword's old password): a password
 // attempt, whose log line names the username tried. CreateUser's password
 // is a new one, and names none.
-func carriesPassword(req any) bool {
+func carriesPassword(ctx context.Context, req any) bool {
+	// DeleteToken and RotateToken take a password as HTTP Basic credentials.
+	if a := metadata.ValueFromIncomingContext(ctx, "authorization"); len(a) == 1 && len(a[0]) > 6 && strings.EqualFold(a[0][:6], "basic ") {
+		return true
+	}
 	switch r := req.(type) {
 	case interface{ GetOldPassword() string }:
 		return r.GetOldPassword() != ""

@@ -3,6 +3,7 @@ package users
 import (
 	"context"
 	"net/netip"
+	"strings"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -61,6 +62,10 @@ func addressKey(addr string) string {
 	return p.String()
 }
 
+// maxUsernameKey bounds what a malformed username counts as in the limits:
+// a valid one is at most 64 bytes.
+const maxUsernameKey = 64
+
 func tooMany(wait time.Duration) error {
 	return &domain.Error{Kind: domain.KindResourceExhausted, RetryAfter: wait, Reason: domain.ReasonTooManyAttempts,
 		Message: "too many password attempts: retry after the time Retry-After gives"}
@@ -107,10 +112,13 @@ func (s *Service) AuthenticatePassword(ctx context.Context, username, password, 
 }
 
 func (s *Service) authenticatePassword(ctx context.Context, username, password, clientAddr string) (*domain.Principal, PasswordOutcome, error) {
-	// A malformed username is an unknown one: same limits, same work, same answer.
+	// A malformed username is an unknown one: same limits, same work, same
+	// answer; counted by its first maxUsernameKey bytes, copied, so a huge
+	// one (HTTP Basic takes any length) neither grows the limiters' keys nor
+	// keeps its request's memory alive in them.
 	name, malformed := domain.NormalizeUsername(username)
 	if malformed != nil {
-		name = username
+		name = strings.Clone(username[:min(len(username), maxUsernameKey)])
 	}
 	address := addressKey(clientAddr)
 	if limited, err := s.logins.allow(name, address); err != nil {
@@ -126,7 +134,15 @@ func (s *Service) authenticatePassword(ctx context.Context, username, password, 
 			return nil, "", err
 		}
 	}
+	// A password longer than any can be is wrong, after the same work as
+	// any other: argon2id over its first MaxPasswordBytes, not over all of
+	// what the client sent.
+	tooLong := len(password) > domain.MaxPasswordBytes
+	if tooLong {
+		password = password[:domain.MaxPasswordBytes]
+	}
 	ok, err := s.deps.Passwords.Verify(ctx, password, hash)
+	ok = ok && !tooLong
 	if ctx.Err() != nil {
 		return nil, "", domain.Wrap(domain.KindUnavailable, ctx.Err(), "too busy to check the password: retry later")
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -166,5 +167,35 @@ func TestIPv6AddressesCountByTheirSlash64(t *testing.T) {
 		if want := map[bool]domain.Kind{true: domain.KindResourceExhausted, false: domain.KindUnauthenticated}[i == 3]; domain.KindOf(err) != want {
 			t.Errorf("attempt %d from a new address of one /64: %v", i+1, err)
 		}
+	}
+}
+
+// TestHugeCredentialsCostNoMore: a password attempt with a huge username or
+// password (HTTP Basic takes any length) costs one argon2id over at most
+// MaxPasswordBytes, is refused like any wrong one, and is counted by a
+// bounded key: two huge names alike in their first 64 bytes are one name
+// to the limits.
+func TestHugeCredentialsCostNoMore(t *testing.T) {
+	derived, longest := 0, 0
+	pw, hash := countingPasswords(t, &derived)
+	derive := pw.Derive
+	pw.Derive = func(p, s []byte, tm, m uint32, th uint8, n uint32) []byte {
+		longest = max(longest, len(p))
+		return derive(p, s, tm, m, th, n)
+	}
+	svc := New(Config{LoginAttemptsPerUserAndAddress: 1}, Deps{Users: oneUser{u: &domain.User{ID: "u", Username: "alice", PasswordHash: hash}},
+		Passwords: pw, Clock: time.Now, Rand: rand.Reader})
+	huge := strings.Repeat("u", 1<<20)
+	if _, err := svc.AuthenticatePassword(context.Background(), "alice", "right password"+huge, "10.0.0.1"); err != domain.ErrUnauthenticated {
+		t.Errorf("the right password with a megabyte after it: %v, want ErrUnauthenticated", err)
+	}
+	if derived != 1 || longest > domain.MaxPasswordBytes {
+		t.Errorf("a megabyte password: %d derivations over up to %d bytes, want 1 over at most %d", derived, longest, domain.MaxPasswordBytes)
+	}
+	if _, err := svc.AuthenticatePassword(context.Background(), huge+"a", "wrong password", "10.0.0.2"); err != domain.ErrUnauthenticated {
+		t.Fatalf("a megabyte username: %v", err)
+	}
+	if _, err := svc.AuthenticatePassword(context.Background(), huge+"b", "wrong password", "10.0.0.2"); domain.KindOf(err) != domain.KindResourceExhausted {
+		t.Errorf("a second megabyte username alike in its first 64 bytes: %v, want the per-name limit", err)
 	}
 }
