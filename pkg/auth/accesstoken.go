@@ -65,6 +65,10 @@ type Grant struct {
 	// Audience is the aud: "" for the minter's default, else one of its
 	// Resources (which the caller has checked).
 	Audience string
+	// NotAfter, if set, is the latest exp: the end of the grace period of
+	// the replaced secret the caller presented, so that no access token
+	// of it outlives its grace at the gateways that verify offline.
+	NotAfter time.Time
 }
 
 // Minter mints and verifies RFC 9068 JWT access tokens signed ES256.
@@ -154,7 +158,7 @@ func (m *Minter) Mint(t *domain.Token, g Grant, now time.Time) (AccessToken, err
 			return prev.token, nil
 		}
 	}
-	at, err := m.mint(ks, t, scope, aud, g.SecretGeneration, now)
+	at, err := m.mint(ks, t, scope, aud, g, now)
 	if err == nil && m.cfg.Reuse > 0 {
 		m.minted.Add(key, minted{at: now, token: at, kid: ks.SigningKeyID()})
 	}
@@ -171,10 +175,13 @@ func (m *Minter) Forget(id string) {
 	}
 }
 
-func (m *Minter) mint(ks *KeySet, t *domain.Token, scope, aud string, generation int, now time.Time) (AccessToken, error) {
+func (m *Minter) mint(ks *KeySet, t *domain.Token, scope, aud string, g Grant, now time.Time) (AccessToken, error) {
 	exp := now.Add(m.cfg.Lifetime)
 	if !t.ExpireTime.IsZero() && t.ExpireTime.Before(exp) {
 		exp = t.ExpireTime
+	}
+	if !g.NotAfter.IsZero() && g.NotAfter.Before(exp) {
+		exp = g.NotAfter
 	}
 	c := claims{
 		Claims: jwt.Claims{
@@ -187,7 +194,7 @@ func (m *Minter) mint(ks *KeySet, t *domain.Token, scope, aud string, generation
 		},
 		ClientID:         t.ID,
 		Scope:            &scope,
-		SecretGeneration: generation,
+		SecretGeneration: g.SecretGeneration,
 	}
 	// Sign the JSON directly: jwt.Signed(...).Claims(c) would marshal, parse
 	// and marshal the claims again (a fifth of Mint's time).

@@ -145,6 +145,13 @@ func (c *Cache) FreshTokenByID(ctx context.Context, id string) (*domain.Token, e
 	return c.TokenByID(ctx, id)
 }
 
+// CurrentTokenByID implements domain.Tokens: it reads the store every
+// time and caches the answer in place of what was cached.
+func (c *Cache) CurrentTokenByID(ctx context.Context, id string) (*domain.Token, error) {
+	c.tokens.Remove(id)
+	return c.TokenByID(ctx, id)
+}
+
 // RotateSecret implements domain.Tokens: the old secret stops working here
 // at once (unless given a grace period).
 func (c *Cache) RotateSecret(ctx context.Context, id string, fromGeneration int, hash []byte, previousUntil, now time.Time) error {

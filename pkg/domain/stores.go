@@ -42,6 +42,11 @@ type Tokens interface {
 	// a cached answer may be out of date (another replica rotated the
 	// token's secret).
 	FreshTokenByID(ctx context.Context, id string) (*Token, error)
+	// CurrentTokenByID is TokenByID read from the database every time,
+	// with no reuse of a read however recent: for calls that make or
+	// change lasting credentials, which must not act on a copy that
+	// predates a rotation or deletion elsewhere.
+	CurrentTokenByID(ctx context.Context, id string) (*Token, error)
 	// ListTokens returns up to q.Limit active tokens in (create time, id) order.
 	ListTokens(ctx context.Context, q TokenQuery) ([]*Token, error)
 	// DeleteToken marks the token deleted at the given time; deleting a

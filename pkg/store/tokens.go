@@ -53,6 +53,11 @@ func (s *Store) FreshTokenByID(ctx context.Context, id string) (*domain.Token, e
 	return s.TokenByID(ctx, id)
 }
 
+// CurrentTokenByID implements domain.Tokens: the store has no cache.
+func (s *Store) CurrentTokenByID(ctx context.Context, id string) (*domain.Token, error) {
+	return s.TokenByID(ctx, id)
+}
+
 // RotateSecret implements domain.Tokens.
 func (s *Store) RotateSecret(ctx context.Context, id string, fromGeneration int, hash []byte, previousUntil, now time.Time) error {
 	db, cancel := s.bound(ctx)

@@ -18,16 +18,17 @@ func (s *Service) AuthenticateBearer(ctx context.Context, bearer string) (*domai
 }
 
 // AuthenticateBearerToChange is AuthenticateBearer for a call that makes
-// or changes lasting credentials: an API token is checked against the
-// database (FreshTokenByID: at most a second old), not a cached copy that
-// may predate a rotation on another replica, so the secret it replaced
-// cannot pass for current there for the cache's TTL.
+// or changes lasting credentials: the token (an API token, or the one an
+// access token was minted from) is read from the database
+// (CurrentTokenByID), not a cached copy that may predate a rotation or a
+// deletion on another replica, so a replaced secret or its access tokens
+// cannot pass for current there.
 func (s *Service) AuthenticateBearerToChange(ctx context.Context, bearer string) (*domain.Principal, error) {
 	check := CheckBearerAccessToken
 	if auth.LooksLikeAPIToken(bearer) {
 		check = CheckBearerAPIToken
 	}
-	p, outcome, err := s.authenticateBearer(ctx, check, bearer, ownAudience, s.deps.Tokens.FreshTokenByID)
+	p, outcome, err := s.authenticateBearer(ctx, check, bearer, ownAudience, s.deps.Tokens.CurrentTokenByID)
 	s.deps.Observer.CredentialChecked(check, outcome)
 	return p, err
 }
@@ -59,7 +60,7 @@ func (s *Service) AuthenticateBearerFor(ctx context.Context, bearer string, aud 
 	return p, err
 }
 
-// tokenReader reads a token: TokenByID (cached) or FreshTokenByID.
+// tokenReader reads a token: TokenByID (cached) or CurrentTokenByID.
 type tokenReader func(ctx context.Context, id string) (*domain.Token, error)
 
 func (s *Service) authenticateBearer(ctx context.Context, check Check, bearer string, aud Audience, read tokenReader) (*domain.Principal, Outcome, error) {
@@ -77,7 +78,7 @@ func (s *Service) authenticateBearer(ctx context.Context, check Check, bearer st
 		s.deps.LastUsed.Record(t.ID, s.deps.Clock())
 		return s.principal(ctx, t, t.Scopes, t.ExpireTime, previous)
 	}
-	t, claims, previous, outcome, err := s.accessToken(ctx, bearer)
+	t, claims, previous, outcome, err := s.readAccessToken(ctx, bearer, read)
 	if err != nil {
 		return nil, outcome, err
 	}
@@ -108,6 +109,11 @@ func (s *Service) authenticateBearer(ctx context.Context, check Check, bearer st
 // deleted token's are: this service checks; gateways verifying offline
 // honour them until their exp.
 func (s *Service) accessToken(ctx context.Context, raw string) (t *domain.Token, _ auth.AccessClaims, previous bool, _ Outcome, _ error) {
+	return s.readAccessToken(ctx, raw, s.deps.Tokens.TokenByID)
+}
+
+// readAccessToken is accessToken reading its API token with read.
+func (s *Service) readAccessToken(ctx context.Context, raw string, read tokenReader) (t *domain.Token, _ auth.AccessClaims, previous bool, _ Outcome, _ error) {
 	now := s.deps.Clock()
 	claims, err := s.deps.Minter.Verify(raw, now)
 	if err != nil {
@@ -116,7 +122,7 @@ func (s *Service) accessToken(ctx context.Context, raw string) (t *domain.Token,
 		}
 		return nil, claims, false, OutcomeInvalid, domain.ErrUnauthenticated
 	}
-	if t, err = s.deps.Tokens.TokenByID(ctx, claims.TokenID); err != nil {
+	if t, err = read(ctx, claims.TokenID); err != nil {
 		return nil, claims, false, failed(err, OutcomeRevoked), unauthenticated(err)
 	}
 	if claims.SecretGeneration > t.SecretGeneration {

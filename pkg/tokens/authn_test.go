@@ -124,6 +124,17 @@ func TestExchangeLeavesOutTheWriteScopes(t *testing.T) {
 	if err != nil || c.SecretGeneration != 4 {
 		t.Errorf("the previous secret's access token: generation %d (%v), want 4", c.SecretGeneration, err)
 	}
+	// It expires with the grace period (an hour; the minter would give it
+	// a minute): shorten the grace and mint again.
+	tok.PreviousSecretExpireTime = now.Add(10 * time.Second)
+	minter.Forget(tok.ID)
+	x, err = svc.Exchange(context.Background(), ExchangeInput{APIToken: previous})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !x.AccessToken.ExpireTime.Equal(tok.PreviousSecretExpireTime.Truncate(time.Second)) {
+		t.Errorf("the previous secret's access token expires %v, want with its grace period, %v", x.AccessToken.ExpireTime, tok.PreviousSecretExpireTime)
+	}
 	// The replaced secret is given no write scope, even named: an offline
 	// verifier would grant what the service refuses it.
 	for _, w := range WriteScopes {

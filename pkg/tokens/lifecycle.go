@@ -98,7 +98,7 @@ func (s *Service) RevokeByPossession(ctx context.Context, plaintext string) erro
 	)
 	if auth.LooksLikeAPIToken(plaintext) {
 		var err error
-		if t, previous, _, err = s.apiToken(ctx, plaintext); err != nil {
+		if t, previous, _, err = s.readAPIToken(ctx, plaintext, s.deps.Tokens.CurrentTokenByID); err != nil {
 			return ignoreUnauthenticated(err)
 		}
 	} else {
@@ -109,7 +109,7 @@ func (s *Service) RevokeByPossession(ctx context.Context, plaintext string) erro
 			return ErrUnsupportedTokenType
 		}
 		var err error
-		if t, _, previous, _, err = s.accessToken(ctx, plaintext); err != nil {
+		if t, _, previous, _, err = s.readAccessToken(ctx, plaintext, s.deps.Tokens.CurrentTokenByID); err != nil {
 			return ignoreUnauthenticated(err)
 		}
 	}

@@ -382,6 +382,7 @@ func (s *Service) exchange(ctx context.Context, in ExchangeInput) (Exchanged, Ou
 	g := auth.Grant{Scopes: scopes, SecretGeneration: t.SecretGeneration, Audience: in.Resource}
 	if previous {
 		g.SecretGeneration--
+		g.NotAfter = t.PreviousSecretExpireTime
 	}
 	at, err := s.deps.Minter.Mint(t, g, now)
 	if err != nil {
