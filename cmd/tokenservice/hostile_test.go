@@ -79,6 +79,7 @@ func TestHostileRESTInput(t *testing.T) {
 		{"misspelt query parameter", "GET", "/v1alpha1/tokens?pagesize=1", "", "", bearer, 400, "pagesize: is not a query parameter of this method (did you mean pageSize?)", "pagesize", ""},
 		{"mistyped query parameter", "GET", "/v1alpha1/tokens?pageSiz=1", "", "", bearer, 400, "(did you mean pageSize?)", "pageSiz", ""},
 		{"unknown query parameter", "GET", "/v1alpha1/users?admin=true", "", "", bearer, 400, "admin: is not a query parameter of this method; the parameters are pageSize, pageToken, username", "admin", ""},
+		{"a huge unknown query parameter, named clipped", "GET", "/v1alpha1/users?" + strings.Repeat("p", 100000) + "=1", "", "", bearer, 400, strings.Repeat("p", 64) + "…: is not a query parameter", strings.Repeat("p", 64) + "…", ""},
 		{"a query on a body method", "POST", "/v1alpha1/tokens?note=x", `{}`, json, bearer, 400, "its fields go in the JSON body", "note", ""},
 		{"a path field in the query", "GET", "/v1alpha1/tokens/abc?tokenId=def", "", "", bearer, 400, "tokenId: is not a query parameter of this method, which takes none", "tokenId", ""},
 		{"repeated query parameter", "GET", "/v1alpha1/tokens?pageSize=1&pageSize=2", "", "", bearer, 400, "pageSize: must be given once", "pageSize", ""},

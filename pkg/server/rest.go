@@ -274,9 +274,12 @@ func checkQuery(route httprule.Route, vars map[string]string, query url.Values) 
 	var out []*errdetails.BadRequest_FieldViolation
 	msg := route.Method.Input()
 	for _, key := range sortedKeys(query) {
+		if len(out) == maxQueryViolations {
+			break // enough to fix the request by; a flood of names gets no bigger answer
+		}
 		fd := fieldByPath(msg, key)
 		if fd == nil || inPath(vars, fd) || route.Body == "*" || string(fd.Name()) == route.Body {
-			out = append(out, &errdetails.BadRequest_FieldViolation{Field: key, Description: unknownQuery(route, vars, key)})
+			out = append(out, &errdetails.BadRequest_FieldViolation{Field: clipName(key), Description: unknownQuery(route, vars, key)})
 			continue
 		}
 		for _, v := range query[key] {
@@ -289,6 +292,26 @@ func checkQuery(route httprule.Route, vars map[string]string, query url.Values) 
 		}
 	}
 	return out
+}
+
+// maxQueryViolations bounds the query parameters one answer names.
+const maxQueryViolations = 10
+
+// maxNameBytes bounds a client's parameter name as an answer (and the
+// log) repeats it: no field's name is near it.
+const maxNameBytes = 64
+
+// clipName is a client's parameter name as an answer repeats it: cut to
+// maxNameBytes (on a rune boundary), marked as cut.
+func clipName(name string) string {
+	if len(name) <= maxNameBytes {
+		return name
+	}
+	cut := maxNameBytes
+	for cut > 0 && !utf8.RuneStart(name[cut]) {
+		cut--
+	}
+	return name[:cut] + "…"
 }
 
 func inPath(vars map[string]string, fd protoreflect.FieldDescriptor) bool {
@@ -405,6 +428,9 @@ func jsonNames(msg protoreflect.MessageDescriptor, vars map[string]string, bodyF
 // letters, case and underscores aside, are at most two edits away (and
 // fewer than a third of them), if there is exactly one closest.
 func didYouMean(names []string, key string) string {
+	if len(key) > maxNameBytes {
+		return "" // far from every name; and the distance costs len(key) times each name
+	}
 	fold := func(s string) string { return strings.ToLower(strings.ReplaceAll(s, "_", "")) }
 	best, bestDist, ties := "", 3, 0
 	for _, n := range names {
