@@ -44,8 +44,18 @@ func toStatus(ctx context.Context, logger *slog.Logger, method string, err error
 	if _, ok := status.FromError(err); ok {
 		return err // already a status: from grpc itself
 	}
+	if ctx.Err() != nil && domain.KindOf(err) == domain.KindUnavailable {
+		// The client's own deadline (grpc-timeout) ran out, or it went
+		// away: the database did not fail, and the answer must not say
+		// it did, nor log or count it as a server error (the error-ratio
+		// alert counts DeadlineExceeded). The client has stopped waiting.
+		return errClientGone
+	}
 	return newStatus(ctx, logger, method, err)
 }
+
+// errClientGone answers a call whose client stopped waiting first.
+var errClientGone = status.Error(codes.Canceled, "the request's deadline passed, or its client went away, before it was answered")
 
 // unauthenticated is domain.ErrUnauthenticated's status, the answer to
 // every bad or missing credential: the same for all, so made once rather

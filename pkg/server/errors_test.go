@@ -52,6 +52,30 @@ func TestToStatus(t *testing.T) {
 	}
 }
 
+// TestTheClientsDeadlineIsNoDatabaseOutage: a database read that failed
+// because the client's own deadline passed (or it went away) is answered
+// Canceled, not logged as an error, and not Unavailable, whose count drives
+// the error alerts; with the client still waiting it is the outage it is.
+func TestTheClientsDeadlineIsNoDatabaseOutage(t *testing.T) {
+	unavailable := domain.Wrap(domain.KindUnavailable, context.DeadlineExceeded, "the database is unavailable: retry shortly")
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, tc := range []struct {
+		ctx    context.Context
+		code   codes.Code
+		logged bool
+	}{
+		{gone, codes.Canceled, false},
+		{context.Background(), codes.Unavailable, true},
+	} {
+		var logs bytes.Buffer
+		st := status.Convert(toStatus(tc.ctx, slog.New(slog.NewJSONHandler(&logs, nil)), "/m", unavailable))
+		if st.Code() != tc.code || (logs.Len() > 0) != tc.logged {
+			t.Errorf("client gone %v: %v, logged %v; want %v, logged %v", tc.ctx.Err() != nil, st.Code(), logs.Len() > 0, tc.code, tc.logged)
+		}
+	}
+}
+
 // TestUnauthenticatedIsBuiltOnce checks that the status made once for
 // every refused credential is the one toStatus would build for it, details
 // included, and that toStatus hands out that one.
