@@ -48,8 +48,10 @@ func kekFileProblem(path string, info fs.FileInfo) error {
 	if !ok {
 		return nil
 	}
-	if mode&0o007 != 0 || mode&0o070 != 0 && uid != 0 {
-		return fmt.Errorf("%s may be read by other users (mode %04o): run chmod 600 %s (only a root-owned file may be readable by its group, as a Kubernetes Secret mounted with defaultMode 0440 and fsGroup is)", path, mode, path)
+	// Others: nothing. The group: at most read, of a root-owned file
+	// (a group that may write may replace the key).
+	if mode&0o007 != 0 || mode&0o070 != 0 && (uid != 0 || mode&0o030 != 0) {
+		return fmt.Errorf("%s may be read by other users (mode %04o): run chmod 600 %s (only a root-owned file may be readable, and no more, by its group, as a Kubernetes Secret mounted with defaultMode 0440 and fsGroup is)", path, mode, path)
 	}
 	return nil
 }

@@ -214,6 +214,8 @@ func TestKeyEncryptionKeyFileMustBePrivate(t *testing.T) {
 		{0o640, -1, root},     // group-readable: only root's file may be
 		{0o440, 0, true},
 		{0o444, 0, false},
+		{0o660, 0, false}, // group-writable: the group could replace the key
+		{0o460, 0, false},
 	} {
 		t.Run(fmt.Sprintf("%04o uid %d", c.mode, c.uid), func(t *testing.T) {
 			kek := mustKEKFile(t)

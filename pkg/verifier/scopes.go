@@ -18,7 +18,8 @@ type requirements struct {
 // Others get 403 with an RFC 6750 §3.1 insufficient_scope challenge naming
 // the scopes required (over gRPC, PermissionDenied naming them). Several
 // RequireScopes add up. An argument may name several, space-separated, as
-// a scope claim does: RequireScopes("orders:read orders:write").
+// a scope claim does: RequireScopes("orders:read orders:write"). Naming
+// none (or only empty strings) requires none.
 func RequireScopes(scopes ...string) Option {
 	return func(r *requirements) {
 		for _, s := range scopes {
