@@ -169,7 +169,7 @@ func TestClientExitCodes(t *testing.T) {
 	sh.want(exitError, "token not found", "", "token", "get", "nosuchtoken00000")
 	// (With a token of its own: the login's goes only to its server.)
 	script := &shell{t: t, env: map[string]string{"HOME": t.TempDir(), "TOKENSERVICE_TOKEN": "tks_AAAAAAAAAAAAAAAA_x"}}
-	script.want(exitUnreachable, "did not answer", "", "whoami", "--addr", "127.0.0.1:1")
+	script.want(exitUnreachable, "did not answer: nothing listens there (connection refused)", "", "whoami", "--addr", "127.0.0.1:1")
 	script.want(exitUnreachable, "is that the REST address?", "", "whoami", "--addr", strings.TrimPrefix(s.httpURL, "http://"))
 	s.mustUser(t, "dave", "human")
 	sh.want(exitError, "no user \"dave\" that you may see", "", "token", "list", "--user", "dave")

@@ -291,9 +291,12 @@ func (c *client) fail(err error) error {
 		return &exitErr{code: exitCredentials, err: errors.New(msg)}
 	case codes.Unavailable, codes.DeadlineExceeded:
 		msg := safe(st.Message())
-		if strings.Contains(msg, "server preface") {
+		switch {
+		case strings.Contains(msg, "server preface"):
 			// An HTTP/1 server answered: --addr names the REST port.
-			msg += " (is that the REST address? The CLI talks to the gRPC one, serve's --grpc-addr, 9090 by default)"
+			msg = "it does not speak gRPC (is that the REST address? The CLI talks to the gRPC one, serve's --grpc-addr, 9090 by default)"
+		case strings.Contains(msg, "connection refused"):
+			msg = "nothing listens there (connection refused): is serve running, and is --addr (or TOKENSERVICE_ADDR) its --grpc-addr?"
 		}
 		return &exitErr{code: exitUnreachable, err: fmt.Errorf("the server at %s did not answer: %s", c.addr, msg)}
 	}
