@@ -105,6 +105,11 @@ func main() {
 		check("RotateToken's new plaintext", fmt.Errorf("%+v", rotated.Payload))
 	}
 
+	// The token deletes itself with its new secret (the replaced one may
+	// only read until its grace period ends).
+	if err == nil {
+		bearer = httptransport.APIKeyAuth("Authorization", "header", "Bearer "+rotated.Payload.Token)
+	}
 	_, err = c.TokenServiceDeleteToken(ts.NewTokenServiceDeleteTokenParams().WithTokenID(id), bearer)
 	check("DeleteToken", err)
 

@@ -93,6 +93,11 @@ func main() {
 	rotated, err := c.TokenServiceRotateTokenWithResponse(ctx, id, client.RotateTokenBody{GracePeriod: &grace})
 	check("RotateToken", err == nil && rotated.JSON200 != nil && *rotated.JSON200.Metadata.Id == id && *rotated.JSON200.Token != token, describe(rotated, err))
 
+	// The token deletes itself with its new secret (the replaced one may
+	// only read until its grace period ends).
+	if rotated != nil && rotated.JSON200 != nil {
+		token = *rotated.JSON200.Token
+	}
 	deleted, err := c.TokenServiceDeleteTokenWithResponse(ctx, id)
 	check("DeleteToken", err == nil && deleted.JSON200 != nil, describe(deleted, err))
 	// Errors arrive as the document's Status, under their documented status.
