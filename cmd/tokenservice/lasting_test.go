@@ -136,6 +136,7 @@ func TestRotationShutsOutTheReplacedSecret(t *testing.T) {
 		minted := exchangeScopes(t, c, graced, serviceWriteScopes).GetAccessToken()
 		rotated := time.Now()
 		newest := rotate(t, c, login, idOf(graced), durationpb.New(grace)).GetToken()
+		answered := time.Now() // the grace period ends by answered+grace: it began before the answer
 		resp := &pb.GetAccessTokenResponse{}
 		err := c.call(context.Background(), pb.TokenService_GetAccessToken_FullMethodName, "",
 			&pb.GetAccessTokenRequest{Token: graced, Scopes: []string{"tokens:write"}}, resp)
@@ -164,7 +165,7 @@ func TestRotationShutsOutTheReplacedSecret(t *testing.T) {
 		if time.Since(rotated) >= grace {
 			t.Fatalf("the checks within the grace period took %v, past it", time.Since(rotated))
 		}
-		time.Sleep(time.Until(rotated.Add(grace)))
+		time.Sleep(time.Until(answered.Add(grace)))
 		wantRefused("an access token minted before, after the grace period", minted)
 		wantRefused("an access token minted during the grace period, after it", during)
 		if _, err := a.create(newest, &pb.CreateTokenRequest{}); err != nil {
