@@ -225,7 +225,7 @@ func checkWellKnown(md protoreflect.MessageDescriptor, raw json.RawMessage) stri
 // 8259 §8.2), which protojson refuses and encoding/json quietly makes
 // U+FFFD.
 func loneSurrogate(raw []byte) bool {
-	escaped := func(i int) (rune, bool) { // the \uXXXX at raw[i:]
+	escaped := func(i int) (rune, bool) { // the \u escape (four hex digits) at raw[i:]
 		if i+6 > len(raw) || raw[i] != '\\' || raw[i+1] != 'u' {
 			return 0, false
 		}
