@@ -37,3 +37,33 @@ func TestScalingQuotesPerformanceFigures(t *testing.T) {
 		t.Error("docs/scaling.md cites docs/performance.md nowhere: the check checks nothing")
 	}
 }
+
+// Every package under pkg/ is on the map: docs/architecture.md and the
+// README's layout table both name it.
+func TestArchitectureNamesEveryPackage(t *testing.T) {
+	arch, err := os.ReadFile("docs/architecture.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, layout, _ := strings.Cut(string(readme), "\n## Layout\n")
+	entries, err := os.ReadDir("pkg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		name := "`pkg/" + e.Name() + "`"
+		if !strings.Contains(string(arch), name) {
+			t.Errorf("docs/architecture.md does not name %s", name)
+		}
+		if !strings.Contains(layout, "| "+name+" |") {
+			t.Errorf("the README's layout table has no row for %s", name)
+		}
+	}
+}
