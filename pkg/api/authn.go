@@ -5,7 +5,6 @@ import (
 	"path"
 	"time"
 
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
@@ -89,16 +88,16 @@ func insufficientScope(scope, fullMethod string) error {
 // bearerFromContext returns the credential of an "authorization: Bearer ..."
 // header, or the one unauthenticated error.
 func bearerFromContext(ctx context.Context) (string, error) {
-	bearer, err := auth.AuthFromMD(ctx, "bearer")
-	if err == nil && bearer != "" {
-		return bearer, nil
+	authorization := metadata.ValueFromIncomingContext(ctx, "authorization")
+	if len(authorization) == 0 {
+		return "", domain.ErrUnauthenticated
 	}
-	if len(metadata.ValueFromIncomingContext(ctx, "authorization")) > 0 {
-		// A credential without the Bearer scheme: saying how to send one
-		// tells a prober nothing about any token.
-		return "", errNoBearerScheme
+	if isBearer, token := bearer.Parse(authorization[0]); isBearer && token != "" {
+		return token, nil
 	}
-	return "", domain.ErrUnauthenticated
+	// A credential without the Bearer scheme: saying how to send one
+	// tells a prober nothing about any token.
+	return "", errNoBearerScheme
 }
 
 // caller resolves the request's Authorization credential: a bearer, or, if

@@ -95,18 +95,6 @@ func superseded(k *domain.SigningKey, keys []*domain.SigningKey, now time.Time, 
 	return false
 }
 
-// LoadKeys reads the signing keys from the store, creating the first one if
-// there is none (it signs at once: there is nothing to sign instead), so
-// every replica on one database signs with the same keys, and returns them
-// as they are at now (see NewKeySet).
-func LoadKeys(ctx context.Context, store domain.Keys, rnd io.Reader, now time.Time, verifyFor time.Duration) (*KeySet, error) {
-	keys, err := loadKeys(ctx, store, rnd, now)
-	if err != nil {
-		return nil, err
-	}
-	return NewKeySet(keys, now, verifyFor)
-}
-
 func loadKeys(ctx context.Context, store domain.Keys, rnd io.Reader, now time.Time) ([]*domain.SigningKey, error) {
 	keys, err := store.SigningKeys(ctx)
 	if err != nil || len(keys) > 0 {

@@ -1,5 +1,6 @@
-// Package domain holds tokenservice's plain types (User, Token, AccessToken),
-// its error kinds and the interfaces of the stores that keep them. It imports
+// Package domain holds tokenservice's plain types (User, Token, Principal,
+// SigningKey, scopes), its error kinds and the interfaces of the stores
+// that keep them, and the rules on usernames, passwords and free text. It imports
 // nothing of the transport or the database: the api package converts protos to
 // and from these types, the store package converts database rows.
 package domain

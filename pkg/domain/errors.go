@@ -92,16 +92,6 @@ func InvalidField(field, format string, args ...any) *Error {
 	return &Error{Kind: KindInvalid, Message: field + ": " + d, Fields: []FieldViolation{{Field: field, Description: d}}}
 }
 
-// WithField returns err, when it is a KindInvalid Error without fields,
-// as being about field; any other error as it is.
-func WithField(err error, field string) error {
-	var e *Error
-	if !errors.As(err, &e) || e.Kind != KindInvalid || len(e.Fields) > 0 {
-		return err
-	}
-	return InvalidField(field, "%s", e.Message)
-}
-
 func (e *Error) Error() string {
 	if e.Err != nil {
 		return fmt.Sprintf("%s: %v", e.Message, e.Err)

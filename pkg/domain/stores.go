@@ -38,9 +38,10 @@ type Tokens interface {
 	// TokenByID returns the token, deleted or not, or a KindNotFound error.
 	// It may answer from a cache.
 	TokenByID(ctx context.Context, id string) (*Token, error)
-	// FreshTokenByID is TokenByID read from the database itself, for when
-	// a cached answer may be out of date (another replica rotated the
-	// token's secret).
+	// FreshTokenByID is TokenByID read from the database, for when a cached
+	// answer may be out of date (another replica rotated the token's
+	// secret); a cache may answer with a read at most a second old, so that
+	// wrong secrets sent for a known token cost at most one read a second.
 	FreshTokenByID(ctx context.Context, id string) (*Token, error)
 	// CurrentTokenByID is TokenByID read from the database every time,
 	// with no reuse of a read however recent: for calls that make or

@@ -17,8 +17,8 @@ import (
 	"github.com/tokenservice/tokenservice/pkg/domain"
 )
 
-// codes maps each domain error kind to its gRPC code; the gateway maps those
-// to HTTP statuses (400, 401, 403, 404, 409, 429, 503, 500).
+// kindCodes maps each domain error kind to its gRPC code; the gateway maps
+// those to HTTP statuses (400, 401, 403, 404, 409, 429, 503, 500).
 var kindCodes = map[domain.Kind]codes.Code{
 	domain.KindInternal:          codes.Internal,
 	domain.KindInvalid:           codes.InvalidArgument,

@@ -210,8 +210,8 @@ func withCORS(origins, passHeaders []string, h http.Handler) http.Handler {
 	}).Handler(h)
 }
 
-// limitBody refuses bodies over MaxBodyBytes: the gateway's decoder then
-// fails and answers 400.
+// limitBody bounds a body at MaxBodyBytes: reading more fails, and
+// readJSONBody (rest.go) answers 400 saying the body is too large.
 func limitBody(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
