@@ -75,6 +75,10 @@ test: $(GRPCURL) $(SWAGGER) $(OAPI_CODEGEN) $(NODE_OAUTH_CLIENT) chromium build 
 	cd deploy && $(GO) test -count=1 ./... # Compose, kustomize and monitoring files: a module of their own
 	scripts/readme-session.sh
 
+.PHONY: test-fast
+test-fast: ## The quick loop: every package's tests but cmd/tokenservice's end-to-end suite, on SQLite alone (no MySQL needed; make test runs everything).
+	TOKENSERVICE_TEST_WITHOUT_MYSQL=1 $(GO) test $$($(GO) list ./... | grep -v /cmd/tokenservice$$)
+
 FUZZTIME ?= 30s
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME (default 30s); their seed corpora run in `make test`.
