@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"buf.build/go/protovalidate"
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
+	grpcauth "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -38,7 +38,7 @@ func unaryChain(logger *slog.Logger, validator protovalidate.Validator, gate, ob
 		errorInterceptor(logger),
 		gate,
 		// Services without an AuthFuncOverride (health, reflection) are open.
-		auth.UnaryServerInterceptor(func(ctx context.Context) (context.Context, error) { return ctx, nil }),
+		grpcauth.UnaryServerInterceptor(func(ctx context.Context) (context.Context, error) { return ctx, nil }),
 		validation(validator),
 	)
 }

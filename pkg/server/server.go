@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"buf.build/go/protovalidate"
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
+	grpcauth "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/net/netutil"
@@ -114,7 +114,7 @@ func (l Limits) withDefaults() Limits {
 type Service struct {
 	Desc *grpc.ServiceDesc
 	// Impl implements Desc.HandlerType and go-grpc-middleware's
-	// auth.ServiceAuthFuncOverride, which authenticates its calls: a service
+	// grpcauth.ServiceAuthFuncOverride, which authenticates its calls: a service
 	// must say how, so none is open by omission.
 	Impl any
 	// RegisterGateway registers the service's REST routes on mux, calling
@@ -182,7 +182,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	}
 	gated := map[string]bool{}
 	for _, svc := range deps.Services {
-		if _, ok := svc.Impl.(auth.ServiceAuthFuncOverride); !ok {
+		if _, ok := svc.Impl.(grpcauth.ServiceAuthFuncOverride); !ok {
 			return nil, fmt.Errorf("service %s has no AuthFuncOverride: every service says how its calls are authenticated", svc.Desc.ServiceName)
 		}
 		gated[svc.Desc.ServiceName] = true
