@@ -18,6 +18,7 @@ GO_SWAGGER_VERSION   := v0.36.7
 OAPI_CODEGEN_VERSION := v2.8.2
 PROTOC_GEN_DOC       := v1.5.1
 HEY_VERSION          := v0.1.4
+STATICCHECK_VERSION  := v0.8.2
 
 # One stamp per tool and version: bumping a pin reinstalls just that tool.
 TOOLS := \
@@ -30,7 +31,8 @@ TOOLS := \
   github.com/go-swagger/go-swagger/cmd/swagger@$(GO_SWAGGER_VERSION) \
   github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen@$(OAPI_CODEGEN_VERSION) \
   github.com/pseudomuto/protoc-gen-doc/cmd/protoc-gen-doc@$(PROTOC_GEN_DOC) \
-  github.com/rakyll/hey@$(HEY_VERSION)
+  github.com/rakyll/hey@$(HEY_VERSION) \
+  honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 stamp = $(BIN)/.stamps/$(subst /,_,$(1))
 TOOL_STAMPS := $(foreach t,$(TOOLS),$(call stamp,$(t)))
 $(foreach t,$(TOOLS),$(eval $(call stamp,$(t)): ; $(GO) install $(t) && mkdir -p $(BIN)/.stamps && touch $$@))
@@ -39,6 +41,7 @@ SWAGGER := $(call stamp,github.com/go-swagger/go-swagger/cmd/swagger@$(GO_SWAGGE
 OAPI_CODEGEN := $(call stamp,github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen@$(OAPI_CODEGEN_VERSION))
 BUF := $(call stamp,github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION))
 HEY := $(call stamp,github.com/rakyll/hey@$(HEY_VERSION))
+STATICCHECK := $(call stamp,honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION))
 
 # The MySQL database the tests use; CI sets the same. Tests fail (never skip)
 # when it cannot be reached.
@@ -100,9 +103,10 @@ bench: build $(HEY) ## Load-test a real server (cmd/tokenbench, MySQL by default
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 .PHONY: lint
-lint: $(BUF) ## buf lint, go vet and gofmt.
+lint: $(BUF) $(STATICCHECK) ## buf lint, go vet, staticcheck and gofmt.
 	$(BIN)/buf lint
 	$(GO) vet ./...
+	$(BIN)/staticcheck ./...
 	cd deploy && $(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
 

@@ -138,17 +138,6 @@ func startServiceUnready(t *testing.T, db store.Config, extraEnv ...string) *ser
 	return s
 }
 
-// cli runs a tokenservice subcommand with the service's environment.
-func (s *service) cli(t *testing.T, stdin string, args ...string) (string, error) {
-	t.Helper()
-	var out, errOut bytes.Buffer
-	err := run(context.Background(), append([]string{"tokenservice"}, args...), s.getenv, strings.NewReader(stdin), &out, &errOut)
-	if err != nil {
-		return out.String() + errOut.String(), err
-	}
-	return out.String(), nil
-}
-
 // mustUser creates a user through the users service, as the server-side
 // bootstrap command and the API do, and returns its ID. kind is "human",
 // "admin" or "machine:<owner username>".
