@@ -169,20 +169,31 @@ func (o *clientOptions) connect(e *env, needToken bool) (*client, error) {
 	return c, o.dial(c, d.target)
 }
 
+// tlsConfig is the client side of TLS: the system's roots, or those of
+// caFile (--tls-ca-file) if given.
+func tlsConfig(caFile string) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile == "" {
+		return cfg, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-ca-file: %w", err)
+	}
+	cfg.RootCAs = x509.NewCertPool()
+	if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--tls-ca-file: no PEM certificate in %s", caFile)
+	}
+	return cfg, nil
+}
+
 // dial connects c to target.
 func (o *clientOptions) dial(c *client, target string) error {
 	creds := insecure.NewCredentials()
 	if c.tls {
-		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-		if o.caFile != "" {
-			pem, err := os.ReadFile(o.caFile)
-			if err != nil {
-				return fmt.Errorf("--tls-ca-file: %w", err)
-			}
-			cfg.RootCAs = x509.NewCertPool()
-			if !cfg.RootCAs.AppendCertsFromPEM(pem) {
-				return fmt.Errorf("--tls-ca-file: no PEM certificate in %s", o.caFile)
-			}
+		cfg, err := tlsConfig(o.caFile)
+		if err != nil {
+			return err
 		}
 		creds = credentials.NewTLS(cfg)
 	}

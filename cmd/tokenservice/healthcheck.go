@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -35,15 +32,11 @@ set), so a container's healthcheck needs no arguments.`,
 			}
 			client := http.DefaultClient
 			if caFile != "" {
-				pem, err := os.ReadFile(caFile)
+				cfg, err := tlsConfig(caFile)
 				if err != nil {
-					return fmt.Errorf("--tls-ca-file: %w", err)
+					return err
 				}
-				pool := x509.NewCertPool()
-				if !pool.AppendCertsFromPEM(pem) {
-					return fmt.Errorf("--tls-ca-file: no PEM certificate in %s", caFile)
-				}
-				client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+				client = &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}
 			}
 			target := url + "/readyz"
 			if live {
