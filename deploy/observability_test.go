@@ -44,7 +44,7 @@ var contract = map[string]map[string][]string{
 		"outcome":    {"ok", "malformed", "unknown", "wrong_secret", "invalid", "revoked", "expired", "error"},
 	},
 	"tokenservice_password_attempts_total":   {"outcome": {"ok", "wrong_password", "unknown_user", "limited"}},
-	"tokenservice_rate_limit_refusals_total": {"limit": {"address", "user_and_address", "user"}},
+	"tokenservice_rate_limit_refusals_total": {"limit": {"address", "user_and_address", "user", "user_creations"}},
 	"tokenservice_cache_reads_total":         {"cache": {"tokens", "users"}, "result": {"hit", "miss"}},
 	"tokenservice_last_used_flushes_total":   {"result": {"ok", "error"}},
 	"tokenservice_signing_key_age_seconds":   {},
