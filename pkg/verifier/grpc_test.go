@@ -50,16 +50,17 @@ func (s *subjects) last() string {
 }
 
 // startHealthServer serves the gRPC health service behind v's
-// interceptors, and returns a client of it and what its handlers saw.
-func startHealthServer(t *testing.T, v *verifier.Verifier) (healthpb.HealthClient, *subjects) {
+// interceptors (with opts), and returns a client of it and what its
+// handlers saw.
+func startHealthServer(t *testing.T, v *verifier.Verifier, opts ...verifier.Option) (healthpb.HealthClient, *subjects) {
 	t.Helper()
 	seen := &subjects{}
 	srv := grpc.NewServer(
-		grpc.ChainUnaryInterceptor(v.UnaryServerInterceptor(), func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		grpc.ChainUnaryInterceptor(v.UnaryServerInterceptor(opts...), func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 			seen.record(ctx)
 			return h(ctx, req)
 		}),
-		grpc.ChainStreamInterceptor(v.StreamServerInterceptor(), func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+		grpc.ChainStreamInterceptor(v.StreamServerInterceptor(opts...), func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 			seen.record(ss.Context())
 			return h(srv, ss)
 		}),
@@ -132,30 +133,7 @@ func TestInterceptorsRequireScopes(t *testing.T) {
 	a := newTestKey(t)
 	ti := newTestIssuer(t, a)
 	v := ti.newVerifier(t, verifier.Config{})
-	seen := &subjects{}
-	srv := grpc.NewServer(
-		grpc.ChainUnaryInterceptor(v.UnaryServerInterceptor(verifier.RequireScopes("health:read")), func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-			seen.record(ctx)
-			return h(ctx, req)
-		}),
-		grpc.ChainStreamInterceptor(v.StreamServerInterceptor(verifier.RequireScopes("health:read")), func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-			seen.record(ss.Context())
-			return h(srv, ss)
-		}),
-	)
-	healthpb.RegisterHealthServer(srv, health.NewServer())
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(lis)
-	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	client := healthpb.NewHealthClient(conn)
+	client, seen := startHealthServer(t, v, verifier.RequireScopes("health:read"))
 
 	for _, c := range []struct {
 		name     string
