@@ -115,9 +115,9 @@ SPEC_V2 := openapi/priv/tokenservice/v1alpha1/tokenservice.swagger.json
 SPEC_V3 := openapi/priv/tokenservice/v1alpha1/tokenservice.openapi.json
 
 generate: tools ## Regenerate gen/, openapi/ (OpenAPI 2, then 3 from it) and docs/api.md from proto/.
-	rm -rf gen openapi docs/api.md
+	rm -rf gen openapi docs/api.md $(BIN)/openapiv2
 	PATH="$(BIN):$$PATH" $(BIN)/buf generate
-	$(GO) run ./tools/openapiv3 $(SPEC_V2) $(SPEC_V3) proto/priv/tokenservice/v1alpha1/oauth2.openapi.yaml
+	$(GO) run ./tools/openapiv3 $(BIN)/openapiv2 priv/tokenservice/v1alpha1/api.swagger.json $(SPEC_V2) $(SPEC_V3) proto/priv/tokenservice/v1alpha1/oauth2.openapi.yaml
 
 .PHONY: check-generate
 check-generate: generate ## Fail if gen/, openapi/ or docs/api.md differ from what `make generate` makes.

@@ -16,11 +16,14 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/tokenservice/tokenservice/gen/priv/tokenservice/v1alpha1"
+	"github.com/tokenservice/tokenservice/pkg/access"
+	"github.com/tokenservice/tokenservice/pkg/app/apptest"
 	"github.com/tokenservice/tokenservice/pkg/store/storetest"
 )
 
@@ -95,81 +98,44 @@ func TestABearerCannotMintMoreThanItHas(t *testing.T) {
 	})
 }
 
-// methodScopes is the README's table of the scope each method needs.
-var methodScopes = map[string]string{
-	pb.TokenService_CreateToken_FullMethodName:   "tokens:write",
-	pb.TokenService_GetToken_FullMethodName:      "tokens:read",
-	pb.TokenService_ListTokens_FullMethodName:    "tokens:read",
-	pb.TokenService_DeleteToken_FullMethodName:   "tokens:write",
-	pb.TokenService_RotateToken_FullMethodName:   "tokens:write",
-	pb.UserService_CreateUser_FullMethodName:     "users:write",
-	pb.UserService_GetUser_FullMethodName:        "users:read",
-	pb.UserService_ListUsers_FullMethodName:      "users:read",
-	pb.UserService_DeleteUser_FullMethodName:     "users:write",
-	pb.UserService_ChangePassword_FullMethodName: "users:write",
-}
-
-// TestEveryMethodChecksItsScope calls every method that takes a bearer
-// with a token lacking its scope (refused, naming it) and with one holding
-// only that scope (let through to the method itself).
+// TestEveryMethodChecksItsScope calls every method whose access rule (in
+// its proto: pkg/access) names a scope with a token lacking it (refused,
+// naming it) and with one holding only that scope (let through to the
+// method itself).
 func TestEveryMethodChecksItsScope(t *testing.T) {
+	rules, err := access.Rules()
+	if err != nil {
+		t.Fatal(err)
+	}
 	forEachScopedSetup(t, func(t *testing.T, s *service, c caller) {
 		s.mustUser(t, "carol-"+c.name, "admin")
 		a := rpc{t: t, c: c}
 		login := a.login("carol-" + c.name)
-		for _, desc := range []grpc.ServiceDesc{pb.TokenService_ServiceDesc, pb.UserService_ServiceDesc} {
-			for _, m := range desc.Methods {
-				method := "/" + desc.ServiceName + "/" + m.MethodName
-				if method == pb.TokenService_GetAccessToken_FullMethodName {
-					continue // the API token in the request is the credential
-				}
-				scope, ok := methodScopes[method]
-				if !ok {
-					t.Errorf("%s: no scope in the test's table: add it to the README's too", method)
-					continue
-				}
-				req, resp := requestFor(method)
-				others := a.mustCreate(login, &pb.CreateTokenRequest{Scopes: otherScopes(scope)}).GetToken()
-				err := c.call(context.Background(), method, others, req, resp)
-				wantCode(t, method+" without "+scope, err, codes.PermissionDenied)
-				if !strings.Contains(status.Convert(err).Message(), `"`+scope+`"`) || reason(err) != "INSUFFICIENT_SCOPE" {
-					t.Errorf("%s without %s: %s, want the scope named and INSUFFICIENT_SCOPE", method, scope, describe(err))
-				}
-				only := a.mustCreate(login, &pb.CreateTokenRequest{Scopes: []string{scope}}).GetToken()
-				if err := c.call(context.Background(), method, only, req, resp); status.Code(err) == codes.PermissionDenied && reason(err) == "INSUFFICIENT_SCOPE" {
-					t.Errorf("%s with %s: %s, want it let through", method, scope, describe(err))
-				}
+		for _, r := range rules {
+			if r.Scope == "" || r.Credential == access.APIToken {
+				continue // the API token in the request is the credential
+			}
+			md, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(strings.ReplaceAll(strings.TrimPrefix(r.Method, "/"), "/", ".")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := apptest.MinimalRequest(t, md.(protoreflect.MethodDescriptor))
+			resp, err := protoregistry.GlobalTypes.FindMessageByName(md.(protoreflect.MethodDescriptor).Output().FullName())
+			if err != nil {
+				t.Fatal(err)
+			}
+			others := a.mustCreate(login, &pb.CreateTokenRequest{Scopes: otherScopes(r.Scope)}).GetToken()
+			err = c.call(context.Background(), r.Method, others, req, resp.New().Interface())
+			wantCode(t, r.Method+" without "+r.Scope, err, codes.PermissionDenied)
+			if !strings.Contains(status.Convert(err).Message(), `"`+r.Scope+`"`) || reason(err) != "INSUFFICIENT_SCOPE" {
+				t.Errorf("%s without %s: %s, want the scope named and INSUFFICIENT_SCOPE", r.Method, r.Scope, describe(err))
+			}
+			only := a.mustCreate(login, &pb.CreateTokenRequest{Scopes: []string{r.Scope}}).GetToken()
+			if err := c.call(context.Background(), r.Method, only, req, resp.New().Interface()); status.Code(err) == codes.PermissionDenied && reason(err) == "INSUFFICIENT_SCOPE" {
+				t.Errorf("%s with %s: %s, want it let through", r.Method, r.Scope, describe(err))
 			}
 		}
 	})
-}
-
-// requestFor returns a request for method that reaches the method's own
-// checks, and a response to decode into.
-func requestFor(method string) (proto.Message, proto.Message) {
-	switch method {
-	case pb.TokenService_CreateToken_FullMethodName:
-		return &pb.CreateTokenRequest{}, &pb.CreateTokenResponse{}
-	case pb.TokenService_GetToken_FullMethodName:
-		return &pb.GetTokenRequest{TokenId: "x"}, &pb.GetTokenResponse{}
-	case pb.TokenService_ListTokens_FullMethodName:
-		return &pb.ListTokensRequest{}, &pb.ListTokensResponse{}
-	case pb.TokenService_DeleteToken_FullMethodName:
-		return &pb.DeleteTokenRequest{TokenId: "x"}, &pb.DeleteTokenResponse{}
-	case pb.TokenService_RotateToken_FullMethodName:
-		return &pb.RotateTokenRequest{TokenId: "x"}, &pb.RotateTokenResponse{}
-	case pb.UserService_CreateUser_FullMethodName:
-		return &pb.CreateUserRequest{Username: "x" + strings.ToLower(time.Now().Format("150405.000000")), Machine: true}, &pb.CreateUserResponse{}
-	case pb.UserService_GetUser_FullMethodName:
-		return &pb.GetUserRequest{UserId: "me"}, &pb.GetUserResponse{}
-	case pb.UserService_ListUsers_FullMethodName:
-		return &pb.ListUsersRequest{}, &pb.ListUsersResponse{}
-	case pb.UserService_DeleteUser_FullMethodName:
-		return &pb.DeleteUserRequest{UserId: "x"}, &pb.DeleteUserResponse{}
-	case pb.UserService_ChangePassword_FullMethodName:
-		return &pb.ChangePasswordRequest{UserId: "x", NewPassword: "another long password"}, &pb.ChangePasswordResponse{}
-	}
-	panic("no request for " + method)
 }
 
 // otherScopes returns every scope the scope tests' servers know but one.

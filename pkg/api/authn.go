@@ -2,64 +2,77 @@ package api
 
 import (
 	"context"
-	"path"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/tokenservice/tokenservice/pkg/access"
 	"github.com/tokenservice/tokenservice/pkg/bearer"
 	"github.com/tokenservice/tokenservice/pkg/calllog"
 	"github.com/tokenservice/tokenservice/pkg/domain"
 	"github.com/tokenservice/tokenservice/pkg/tokens"
 )
 
-// policy says what a method asks of the caller: how it sends its
-// credential and the scope that credential must carry ("" for none).
-type policy struct {
-	bearer authPolicy
-	scope  string
-	// basic: the method also takes a password, as HTTP Basic credentials
-	// (RFC 7617) in the Authorization header: a password may do what any
-	// token of its user may, so an owner can act on a token that outlives
-	// every token they hold (a leaked lasting one).
-	basic bool
+// Guard authenticates the calls of the API's services by the access rule
+// each method declares in the protos (pkg/access): the server calls its
+// Authenticate before every handler, on both the gRPC and the in-process
+// REST path.
+type Guard struct {
+	deps  Deps
+	rules map[string]access.Rule // by full method name
 }
 
-// authPolicy says what each method asks of the Authorization credential.
-type authPolicy int
+// NewGuard returns the Guard of the API's services, or an error naming a
+// method that declares no access rule.
+func NewGuard(deps Deps) (*Guard, error) {
+	rules, err := access.Rules()
+	if err != nil {
+		return nil, err
+	}
+	return newGuard(deps, rules), nil
+}
 
-const (
-	bearerRequired authPolicy = iota // the caller must present a bearer
-	bearerOptional                   // a bearer, if present, must be valid (the method takes a password otherwise)
-	bearerInBody                     // the handler reads the credential itself (GetAccessToken)
-)
+func newGuard(deps Deps, rules []access.Rule) *Guard {
+	g := &Guard{deps: deps, rules: map[string]access.Rule{}}
+	for _, r := range rules {
+		g.rules[r.Method] = r
+	}
+	return g
+}
 
-// authenticate implements the auth interceptor's per-service override
-// (go-grpc-middleware calls it on both the gRPC and the in-process REST path):
-// it applies the method's policy, checks the credential's scope, tells the
-// client when its credential expires, and puts the caller in the context.
-// A method without a policy is refused, never open.
-func authenticate(ctx context.Context, deps Deps, fullMethod string, policies map[string]policy) (context.Context, error) {
-	pol, ok := policies[fullMethod]
+// Authenticate applies the method's rule: it resolves the caller's
+// credential, checks its scope (and that it is an admin's, where the method
+// asks), tells the client when the credential expires, and puts the caller
+// in the context. A method without a rule is refused, never open.
+func (g *Guard) Authenticate(ctx context.Context, fullMethod string) (context.Context, error) {
+	rule, ok := g.rules[fullMethod]
 	if !ok {
 		return nil, domain.ErrUnauthenticated
 	}
-	if pol.bearer == bearerInBody {
+	switch rule.Credential {
+	case access.None, access.APIToken: // the handler reads the API token itself
 		return ctx, nil
-	}
-	if pol.bearer == bearerOptional && len(metadata.ValueFromIncomingContext(ctx, "authorization")) == 0 {
-		return ctx, nil
+	case access.BearerOrPasswordInBody:
+		if len(metadata.ValueFromIncomingContext(ctx, "authorization")) == 0 {
+			return ctx, nil // the handler checks the password in the body
+		}
+	case access.Bearer:
+	default:
+		return nil, domain.ErrUnauthenticated
 	}
 	// The methods that need a write scope are those that make or change
 	// lasting credentials.
-	p, err := caller(ctx, deps, pol.basic, tokens.WriteScopes.Has(pol.scope))
+	p, err := caller(ctx, g.deps, rule.Basic, tokens.WriteScopes.Has(rule.Scope))
 	if err != nil {
 		return nil, err
 	}
 	setExpirationHeader(ctx, p.ExpireTime)
-	if pol.scope != "" && !p.Allows(pol.scope) {
-		return nil, insufficientScope(pol.scope, fullMethod)
+	if rule.Scope != "" && !p.Allows(rule.Scope) {
+		return nil, domain.InsufficientScope(rule.Scope, "%s", access.InsufficientScopeMessage(rule.Scope, fullMethod))
+	}
+	if rule.AdminOnly && !p.User.Admin {
+		return nil, &domain.Error{Kind: domain.KindPermissionDenied, Reason: domain.ReasonAdminRequired, Message: access.AdminRequiredMessage(fullMethod)}
 	}
 	return domain.NewContextWithPrincipal(ctx, p), nil
 }
@@ -77,12 +90,6 @@ func setExpirationHeader(ctx context.Context, at time.Time) {
 	if !at.IsZero() {
 		_ = grpc.SetHeader(ctx, metadata.Pairs(TokenExpirationHeader, at.UTC().Format(time.RFC3339)))
 	}
-}
-
-// insufficientScope is RFC 6750 §3.1's insufficient_scope, as a
-// PERMISSION_DENIED naming the scope.
-func insufficientScope(scope, fullMethod string) error {
-	return domain.InsufficientScope(scope, "the credential lacks the scope %q, which %s needs: use a token that has it", scope, path.Base(fullMethod))
 }
 
 // bearerFromContext returns the credential of an "authorization: Bearer ..."

@@ -31,21 +31,6 @@ var _ pb.TokenServiceServer = (*TokenServer)(nil)
 // NewTokenServer returns a TokenServer.
 func NewTokenServer(deps Deps) *TokenServer { return &TokenServer{deps: deps} }
 
-// tokenPolicies says what each TokenService method asks of the bearer.
-var tokenPolicies = map[string]policy{
-	pb.TokenService_CreateToken_FullMethodName:    {bearer: bearerOptional, scope: domain.ScopeTokensWrite}, // or a password (in the body)
-	pb.TokenService_GetToken_FullMethodName:       {bearer: bearerRequired, scope: domain.ScopeTokensRead},
-	pb.TokenService_ListTokens_FullMethodName:     {bearer: bearerRequired, scope: domain.ScopeTokensRead},
-	pb.TokenService_DeleteToken_FullMethodName:    {bearer: bearerRequired, scope: domain.ScopeTokensWrite, basic: true}, // or a password (Basic)
-	pb.TokenService_RotateToken_FullMethodName:    {bearer: bearerRequired, scope: domain.ScopeTokensWrite, basic: true}, // or a password (Basic)
-	pb.TokenService_GetAccessToken_FullMethodName: {bearer: bearerInBody, scope: ""},                                     // the API token is the credential
-}
-
-// AuthFuncOverride authenticates calls to TokenService (see authenticate).
-func (s *TokenServer) AuthFuncOverride(ctx context.Context, fullMethod string) (context.Context, error) {
-	return authenticate(ctx, s.deps, fullMethod, tokenPolicies)
-}
-
 // CreateToken implements pb.TokenServiceServer.
 func (s *TokenServer) CreateToken(ctx context.Context, req *pb.CreateTokenRequest) (*pb.CreateTokenResponse, error) {
 	caller := domain.PrincipalFromContext(ctx)

@@ -21,20 +21,6 @@ var _ pb.UserServiceServer = (*UserServer)(nil)
 // NewUserServer returns a UserServer.
 func NewUserServer(deps Deps) *UserServer { return &UserServer{deps: deps} }
 
-// userPolicies says what each UserService method asks of the bearer: every one takes one.
-var userPolicies = map[string]policy{
-	pb.UserService_CreateUser_FullMethodName:     {bearer: bearerRequired, scope: domain.ScopeUsersWrite},
-	pb.UserService_GetUser_FullMethodName:        {bearer: bearerRequired, scope: domain.ScopeUsersRead},
-	pb.UserService_ListUsers_FullMethodName:      {bearer: bearerRequired, scope: domain.ScopeUsersRead},
-	pb.UserService_DeleteUser_FullMethodName:     {bearer: bearerRequired, scope: domain.ScopeUsersWrite},
-	pb.UserService_ChangePassword_FullMethodName: {bearer: bearerRequired, scope: domain.ScopeUsersWrite},
-}
-
-// AuthFuncOverride authenticates calls to UserService (see authenticate).
-func (s *UserServer) AuthFuncOverride(ctx context.Context, fullMethod string) (context.Context, error) {
-	return authenticate(ctx, s.deps, fullMethod, userPolicies)
-}
-
 // CreateUser implements pb.UserServiceServer.
 func (s *UserServer) CreateUser(ctx context.Context, req *pb.CreateUserRequest) (*pb.CreateUserResponse, error) {
 	u, err := s.deps.Users.Create(ctx, domain.PrincipalFromContext(ctx), createUserInput(req))

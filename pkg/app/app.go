@@ -16,8 +16,6 @@ import (
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
-	"google.golang.org/grpc"
 
 	"github.com/tokenservice/tokenservice/pkg/api"
 	"github.com/tokenservice/tokenservice/pkg/auth"
@@ -164,6 +162,11 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		Clock: now, Rand: rand.Reader})
 
 	apiDeps := api.Deps{Tokens: a.tokens, Users: a.users}
+	guard, err := api.NewGuard(apiDeps)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	endpoints := oauth.New(cfg.Server.Issuer, oauth.Deps{Tokens: a.tokens, Started: a.started.Load, Logger: cfg.Logger, Clock: now})
 	a.server, err = server.New(ctx, cfg.Server, server.Deps{
 		Logger:          cfg.Logger,
@@ -175,23 +178,13 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		TracerProvider:  cfg.TracerProvider,
 		Routes:          endpoints.Routes(),
 		ResponseHeaders: []string{api.TokenExpirationHeader},
-		Services: []server.Service{{
-			Desc: &pb.TokenService_ServiceDesc,
-			Impl: api.NewTokenServer(apiDeps),
-			RegisterGateway: func(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error {
-				return pb.RegisterTokenServiceHandlerClient(ctx, mux, pb.NewTokenServiceClient(conn))
-			},
-		}, {
-			Desc: &pb.UserService_ServiceDesc,
-			Impl: api.NewUserServer(apiDeps),
-			RegisterGateway: func(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error {
-				return pb.RegisterUserServiceHandlerClient(ctx, mux, pb.NewUserServiceClient(conn))
-			},
-		}, {
-			// For Envoy's ext_authz filter: gRPC only.
-			Desc: &authv3.Authorization_ServiceDesc,
-			Impl: extauthz.New(a.tokens),
-		}},
+		Services: []server.Service{
+			// One line per service of the API; each method's access rule is in its proto.
+			{Desc: &pb.TokenService_ServiceDesc, Impl: api.NewTokenServer(apiDeps), Authenticate: guard.Authenticate, RegisterGateway: server.Gateway(pb.RegisterTokenServiceHandlerClient, pb.NewTokenServiceClient)},
+			{Desc: &pb.UserService_ServiceDesc, Impl: api.NewUserServer(apiDeps), Authenticate: guard.Authenticate, RegisterGateway: server.Gateway(pb.RegisterUserServiceHandlerClient, pb.NewUserServiceClient)},
+			// Envoy's ext_authz filter, over gRPC only: it checks the credential of the request it describes.
+			{Desc: &authv3.Authorization_ServiceDesc, Impl: extauthz.New(a.tokens), Authenticate: server.Unauthenticated},
+		},
 	})
 	if err != nil {
 		st.Close()

@@ -2,22 +2,23 @@ package app_test
 
 import (
 	"context"
+	"encoding/base64"
 	"net/http"
-	"slices"
+	"strings"
 	"testing"
 	"time"
 
-	"google.golang.org/genproto/googleapis/api/annotations"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
+	"github.com/tokenservice/tokenservice/pkg/access"
 	"github.com/tokenservice/tokenservice/pkg/app"
 	"github.com/tokenservice/tokenservice/pkg/app/apptest"
 	"github.com/tokenservice/tokenservice/pkg/domain"
@@ -67,31 +68,22 @@ func fullName(m protoreflect.MethodDescriptor) string {
 	return "/" + string(m.Parent().FullName()) + "/" + string(m.Name())
 }
 
-// minimalRequest returns a request for m with its required string fields
-// (the REST path's ids among them) set, and nothing else.
-func minimalRequest(t *testing.T, m protoreflect.MethodDescriptor) proto.Message {
-	t.Helper()
-	in, err := protoregistry.GlobalTypes.FindMessageByName(m.Input().FullName())
-	if err != nil {
-		t.Fatal(err)
-	}
-	req := in.New()
-	fields := req.Descriptor().Fields()
-	for i := range fields.Len() {
-		fd := fields.Get(i)
-		behaviors, _ := proto.GetExtension(fd.Options(), annotations.E_FieldBehavior).([]annotations.FieldBehavior)
-		if fd.Kind() == protoreflect.StringKind && slices.Contains(behaviors, annotations.FieldBehavior_REQUIRED) {
-			req.Set(fd, protoreflect.ValueOfString("x"))
-		}
-	}
-	return req.Interface()
-}
-
-// callEvery calls every method, with a minimal request and bearer (if
-// any), over gRPC and REST, and returns the codes by transport and method.
-func callEvery(t *testing.T, methods []protoreflect.MethodDescriptor, conns map[string]grpc.ClientConnInterface, bearer string) map[string]codes.Code {
+// callEvery calls every method, with a minimal request and the
+// Authorization header (if any), over gRPC and REST, and returns the codes by
+// transport and method.
+func callEvery(t *testing.T, methods []protoreflect.MethodDescriptor, conns map[string]grpc.ClientConnInterface, authorization string) map[string]codes.Code {
 	t.Helper()
 	got := map[string]codes.Code{}
+	for call, err := range callEveryErr(t, methods, conns, authorization) {
+		got[call] = status.Code(err)
+	}
+	return got
+}
+
+// callEveryErr is callEvery returning the errors.
+func callEveryErr(t *testing.T, methods []protoreflect.MethodDescriptor, conns map[string]grpc.ClientConnInterface, authorization string) map[string]error {
+	t.Helper()
+	got := map[string]error{}
 	for transport, conn := range conns {
 		for _, m := range methods {
 			if _, ok := httprule.All().ByMethod(fullName(m)); !ok && transport == "rest" {
@@ -102,12 +94,12 @@ func callEvery(t *testing.T, methods []protoreflect.MethodDescriptor, conns map[
 				t.Fatal(err)
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			if bearer != "" {
-				ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+bearer)
+			if authorization != "" {
+				ctx = metadata.AppendToOutgoingContext(ctx, "authorization", authorization)
 			}
-			err = conn.Invoke(ctx, fullName(m), minimalRequest(t, m), out.New().Interface())
+			err = conn.Invoke(ctx, fullName(m), apptest.MinimalRequest(t, m), out.New().Interface())
 			cancel()
-			got[transport+" "+fullName(m)] = status.Code(err)
+			got[transport+" "+fullName(m)] = err
 		}
 	}
 	return got
@@ -156,7 +148,7 @@ func TestStartingGateCoversEveryMethod(t *testing.T) {
 	// With an admin's bearer, so that authentication lets every call reach
 	// its method: none may be left unimplemented.
 	bearer := mustBearer(t, a, users.NewUser{Username: "root", Password: "a password long enough", Admin: true})
-	for call, code := range callEvery(t, methods, conns, bearer) {
+	for call, code := range callEvery(t, methods, conns, "Bearer "+bearer) {
 		if code == codes.Unavailable || code == codes.Unimplemented || code == codes.Internal || code == codes.Unauthenticated ||
 			code == codes.PermissionDenied {
 			t.Errorf("%s once ready, as an admin: %v: the call did not reach a working implementation", call, code)
@@ -177,18 +169,106 @@ func TestKeyPropagationDelayIsChecked(t *testing.T) {
 	apptest.MustStart(t, cfg)
 }
 
-// mustBearer creates the user and returns an API token of it with every
-// scope.
-func mustBearer(tb testing.TB, a *app.App, u users.NewUser) string {
+// mustBearer creates the user and returns an API token of it with the
+// scopes (none: every scope).
+func mustBearer(tb testing.TB, a *app.App, u users.NewUser, scopes ...string) string {
 	tb.Helper()
 	ctx := context.Background()
 	user, err := a.Users().Create(ctx, users.Operator(), u)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	plaintext, _, err := a.Tokens().CreateToken(ctx, &domain.Principal{User: user, AllScopes: true}, tokens.CreateInput{})
+	plaintext, _, err := a.Tokens().CreateToken(ctx, &domain.Principal{User: user, AllScopes: true}, tokens.CreateInput{Scopes: scopes})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	return plaintext
+}
+
+// TestEveryMethodKeepsItsAccessRule walks every method the server serves,
+// over gRPC and REST, and checks each against the access rule its proto
+// declares (pkg/access): without a credential, only a public method is
+// reached; with a credential lacking the method's scope, the call is
+// refused naming it (INSUFFICIENT_SCOPE); a method only an admin may call
+// refuses anyone else; a password as HTTP Basic is taken only where the rule
+// says. A method added to a proto is walked with no change here.
+func TestEveryMethodKeepsItsAccessRule(t *testing.T) {
+	a := apptest.MustStart(t, apptest.Config(t, "sqlite"))
+	conn, err := grpc.NewClient(a.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conns := map[string]grpc.ClientConnInterface{"grpc": conn, "rest": gatewayclient.New("http://"+a.HTTPAddr(), http.DefaultClient)}
+	rules := map[string]access.Rule{}
+	var methods []protoreflect.MethodDescriptor
+	for _, m := range servedMethods(t, conn) {
+		if m.Parent().ParentFile().Package() != access.Package {
+			continue // Envoy's ext_authz: its caller is the proxy
+		}
+		r, err := access.Of(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rules[fullName(m)] = r
+		methods = append(methods, m)
+	}
+	if len(methods) < 5 {
+		t.Fatalf("the server serves only %d of the API's methods", len(methods))
+	}
+	ruleOf := func(call string) access.Rule {
+		_, method, _ := strings.Cut(call, " ")
+		return rules[method]
+	}
+
+	for call, err := range callEveryErr(t, methods, conns, "") {
+		if public := ruleOf(call).Credential == access.None; public == (status.Code(err) == codes.Unauthenticated) {
+			t.Errorf("%s without a credential: %v (public: %t)", call, err, public)
+		}
+	}
+
+	// A token with a scope no method of the API needs.
+	narrow := mustBearer(t, a, users.NewUser{Username: "narrow", Password: "a password long enough"}, domain.ScopeIntrospect)
+	for call, err := range callEveryErr(t, methods, conns, "Bearer "+narrow) {
+		r := ruleOf(call)
+		switch {
+		case r.Scope != "" && r.Credential != access.APIToken:
+			if reason := reasonOf(err); status.Code(err) != codes.PermissionDenied || reason != domain.ReasonInsufficientScope ||
+				!strings.Contains(status.Convert(err).Message(), r.Scope) {
+				t.Errorf("%s without its scope %s: %v (reason %q), want PERMISSION_DENIED naming it", call, r.Scope, err, reason)
+			}
+		case r.Credential != access.APIToken && status.Code(err) == codes.Unauthenticated:
+			t.Errorf("%s needs no scope, yet a valid token was refused: %v", call, err)
+		}
+	}
+
+	person := mustBearer(t, a, users.NewUser{Username: "person", Password: "a password long enough"})
+	for call, err := range callEveryErr(t, methods, conns, "Bearer "+person) {
+		if r := ruleOf(call); r.AdminOnly && reasonOf(err) != domain.ReasonAdminRequired {
+			t.Errorf("%s, only an admin's, called by another: %v", call, err)
+		}
+	}
+
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("person:a wrong password"))
+	for call, err := range callEveryErr(t, methods, conns, basic) {
+		r := ruleOf(call)
+		msg := status.Convert(err).Message()
+		switch {
+		case r.Credential == access.None || r.Credential == access.APIToken:
+		case r.Basic && (status.Code(err) != codes.Unauthenticated || strings.Contains(msg, "takes no password")):
+			t.Errorf("%s takes a password as HTTP Basic; a wrong one: %v, want UNAUTHENTICATED", call, err)
+		case !r.Basic && !strings.Contains(msg, "takes no password"):
+			t.Errorf("%s takes no password as HTTP Basic, yet was sent one: %v, want told so", call, err)
+		}
+	}
+}
+
+// reasonOf returns the google.rpc.ErrorInfo reason of a status error.
+func reasonOf(err error) string {
+	for _, d := range status.Convert(err).Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok {
+			return info.GetReason()
+		}
+	}
+	return ""
 }

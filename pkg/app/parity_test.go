@@ -79,7 +79,7 @@ func TestInterceptorParity(t *testing.T) {
 				t.Fatal(err)
 			}
 			callCtx := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+bearer, "x-request-id", id)
-			err = conns[transport].Invoke(callCtx, fullName(m), minimalRequest(t, m), out.New().Interface())
+			err = conns[transport].Invoke(callCtx, fullName(m), apptest.MinimalRequest(t, m), out.New().Interface())
 			codesBy[transport] = status.Code(err)
 			if !loggedCall(logs.jsonLines(), id, string(m.Name())) {
 				t.Errorf("%s over %s: no log line with its request id %s and method", fullName(m), transport, id)

@@ -66,6 +66,7 @@ const (
 	ReasonLastingCredentialRequired = "LASTING_CREDENTIAL_REQUIRED"
 	ReasonTooManyUserCreations      = "TOO_MANY_USER_CREATIONS" // user creations limited; see Retry-After
 	ReasonSecretChanged             = "SECRET_CHANGED"          // another rotation of the token came first
+	ReasonAdminRequired             = "ADMIN_REQUIRED"          // a method only an admin may call
 )
 
 // ErrSecretChanged refuses a rotation that another rotation of the same

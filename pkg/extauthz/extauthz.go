@@ -83,14 +83,6 @@ func spellings(name string) []string {
 	return out
 }
 
-// AuthFuncOverride leaves Check's own call unauthenticated: its caller is
-// the proxy, and the credential it checks is the one in the request it
-// describes. It tells whoever holds a token no more than whose it is and
-// its scopes.
-func (s *Server) AuthFuncOverride(ctx context.Context, _ string) (context.Context, error) {
-	return ctx, nil
-}
-
 // Check implements authv3.AuthorizationServer: OK with the caller's
 // identity as headers, or a denial Envoy sends to the client as it is (401
 // with an RFC 6750 challenge, or 403 for a scope the route needs). A

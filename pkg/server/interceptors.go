@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"buf.build/go/protovalidate"
-	grpcauth "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -21,7 +20,7 @@ import (
 // metrics (observe, if not nil: it sees the status the client gets, a panic's
 // included), panics to errors, request id, logging, error mapping, the
 // starting gate, authentication, validation.
-func unaryChain(logger *slog.Logger, validator protovalidate.Validator, gate, observe grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
+func unaryChain(logger *slog.Logger, validator protovalidate.Validator, gate, authn, observe grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
 	if observe == nil {
 		observe = func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 			return handler(ctx, req)
@@ -37,10 +36,24 @@ func unaryChain(logger *slog.Logger, validator protovalidate.Validator, gate, ob
 		logCalls(logger),
 		errorInterceptor(logger),
 		gate,
-		// Services without an AuthFuncOverride (health, reflection) are open.
-		grpcauth.UnaryServerInterceptor(func(ctx context.Context) (context.Context, error) { return ctx, nil }),
+		authn,
 		validation(validator),
 	)
+}
+
+// authentication authenticates each call by its service's Authenticate
+// (Service), found by the call's full method name; the services the server
+// adds itself (health, reflection) are open.
+func authentication(authenticators map[string]func(context.Context, string) (context.Context, error)) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if authenticate := authenticators[serviceOf(info.FullMethod)]; authenticate != nil {
+			var err error
+			if ctx, err = authenticate(ctx, info.FullMethod); err != nil {
+				return nil, err
+			}
+		}
+		return handler(ctx, req)
+	}
 }
 
 // startingGate answers every method of the gated services with ErrStarting

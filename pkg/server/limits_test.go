@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -42,21 +41,12 @@ func (s *slowService) GetToken(ctx context.Context, _ *pb.GetTokenRequest) (*pb.
 	return &pb.GetTokenResponse{}, nil
 }
 
-// openService lets every call of a test service through authentication.
-type openService struct{ pb.TokenServiceServer }
-
-func (openService) AuthFuncOverride(ctx context.Context, _ string) (context.Context, error) {
-	return ctx, nil
-}
-
 // testDeps serves impl as TokenService.
 func testDeps(impl any) Deps {
 	return Deps{
 		Logger: slog.New(slog.DiscardHandler),
-		Services: []Service{{Desc: &pb.TokenService_ServiceDesc, Impl: impl,
-			RegisterGateway: func(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error {
-				return pb.RegisterTokenServiceHandlerClient(ctx, mux, pb.NewTokenServiceClient(conn))
-			}}},
+		Services: []Service{{Desc: &pb.TokenService_ServiceDesc, Impl: impl, Authenticate: Unauthenticated,
+			RegisterGateway: Gateway(pb.RegisterTokenServiceHandlerClient, pb.NewTokenServiceClient)}},
 		Started: func() bool { return true },
 		Ready:   func(context.Context) error { return nil },
 		JWKS:    func() []byte { return []byte("{}") },
@@ -72,7 +62,7 @@ func startLimited(t *testing.T, impl pb.TokenServiceServer, limits Limits) *Serv
 	ctx, cancel := context.WithCancel(context.Background())
 	cfg := testConfig
 	cfg.Limits = limits
-	srv, err := New(ctx, cfg, testDeps(openService{impl}))
+	srv, err := New(ctx, cfg, testDeps(impl))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +178,9 @@ func TestGRPCLimits(t *testing.T) {
 // A service that does not say how its calls are authenticated is refused:
 // it would be open to anyone.
 func TestEveryServiceSaysHowItAuthenticates(t *testing.T) {
-	if _, err := New(context.Background(), testConfig, testDeps(&pb.UnimplementedTokenServiceServer{})); err == nil || !strings.Contains(err.Error(), "AuthFuncOverride") {
-		t.Errorf("New with a service without AuthFuncOverride: %v, want refused", err)
+	deps := testDeps(&pb.UnimplementedTokenServiceServer{})
+	deps.Services[0].Authenticate = nil
+	if _, err := New(context.Background(), testConfig, deps); err == nil || !strings.Contains(err.Error(), "Authenticate") {
+		t.Errorf("New with a service without Authenticate: %v, want refused", err)
 	}
 }

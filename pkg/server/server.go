@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"buf.build/go/protovalidate"
-	grpcauth "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/net/netutil"
@@ -113,15 +112,32 @@ func (l Limits) withDefaults() Limits {
 // Service is one gRPC service, served over gRPC and REST.
 type Service struct {
 	Desc *grpc.ServiceDesc
-	// Impl implements Desc.HandlerType and go-grpc-middleware's
-	// grpcauth.ServiceAuthFuncOverride, which authenticates its calls: a service
-	// must say how, so none is open by omission.
+	// Impl implements Desc.HandlerType.
 	Impl any
+	// Authenticate authenticates each call of the service before its
+	// handler runs, by the method's full name ("/pkg.Service/Method"): it
+	// returns the context the handler gets (with the caller in it) or the
+	// error the client gets. Required: a service must say how its calls
+	// are authenticated, so none is open by omission.
+	Authenticate func(ctx context.Context, fullMethod string) (context.Context, error)
 	// RegisterGateway registers the service's REST routes on mux, calling
-	// through conn: the generated Register<Service>HandlerClient; nil for a
-	// service served over gRPC only (Envoy's external authorization).
+	// through conn (see Gateway); nil for a service served over gRPC only
+	// (Envoy's external authorization).
 	RegisterGateway func(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error
 }
+
+// Gateway returns a Service's RegisterGateway made of the generated
+// Register<Service>HandlerClient and New<Service>Client.
+func Gateway[C any](register func(context.Context, *runtime.ServeMux, C) error, newClient func(grpc.ClientConnInterface) C) func(context.Context, *runtime.ServeMux, grpc.ClientConnInterface) error {
+	return func(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error {
+		return register(ctx, mux, newClient(conn))
+	}
+}
+
+// Unauthenticated is the Authenticate of a service that authenticates
+// nothing at the door (Envoy's external authorization, whose caller is the
+// proxy and which checks the credential of the request it describes).
+func Unauthenticated(ctx context.Context, _ string) (context.Context, error) { return ctx, nil }
 
 // Deps are what the server serves.
 type Deps struct {
@@ -181,19 +197,22 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 		return nil, fmt.Errorf("creating validator: %w", err)
 	}
 	gated := map[string]bool{}
+	authenticators := map[string]func(context.Context, string) (context.Context, error){}
 	for _, svc := range deps.Services {
-		if _, ok := svc.Impl.(grpcauth.ServiceAuthFuncOverride); !ok {
-			return nil, fmt.Errorf("service %s has no AuthFuncOverride: every service says how its calls are authenticated", svc.Desc.ServiceName)
+		if svc.Authenticate == nil {
+			return nil, fmt.Errorf("service %s has no Authenticate: every service says how its calls are authenticated", svc.Desc.ServiceName)
 		}
 		gated[svc.Desc.ServiceName] = true
+		authenticators[svc.Desc.ServiceName] = svc.Authenticate
 	}
+	authn := authentication(authenticators)
 	logger := deps.Logger
 	observe := func(string) grpc.UnaryServerInterceptor { return nil }
 	if deps.ObserveRPC != nil {
 		observe = deps.ObserveRPC
 	}
 	gate := startingGate(gated, deps.Started)
-	interceptors := unaryChain(logger, validator, gate, observe("grpc"))
+	interceptors := unaryChain(logger, validator, gate, authn, observe("grpc"))
 	limits := cfg.Limits.withDefaults()
 	if msg := capsOverFileLimit(limits, cfg.MetricsAddr != "" && deps.Metrics != nil, processFileLimit()); msg != "" {
 		logger.Warn(msg)
@@ -224,7 +243,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	if deps.TracerProvider != nil {
 		sh = rpcTracing(deps.TracerProvider, trace.SpanKindInternal)
 	}
-	channel := newDirectConn(unaryChain(logger, validator, gate, observe("rest")), sh)
+	channel := newDirectConn(unaryChain(logger, validator, gate, authn, observe("rest")), sh)
 	var names []string
 	for _, svc := range deps.Services {
 		names = append(names, svc.Desc.ServiceName)

@@ -4,8 +4,14 @@ package apptest
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
+
+	"google.golang.org/genproto/googleapis/api/annotations"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/tokenservice/tokenservice/pkg/app"
 	"github.com/tokenservice/tokenservice/pkg/auth"
@@ -50,4 +56,24 @@ func MustStart(tb testing.TB, cfg app.Config) *app.App {
 		}
 	}
 	return a
+}
+
+// MinimalRequest returns a request for m with its required string fields
+// (the REST path's ids among them) set, and nothing else.
+func MinimalRequest(t testing.TB, m protoreflect.MethodDescriptor) proto.Message {
+	t.Helper()
+	in, err := protoregistry.GlobalTypes.FindMessageByName(m.Input().FullName())
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := in.New()
+	fields := req.Descriptor().Fields()
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		behaviors, _ := proto.GetExtension(fd.Options(), annotations.E_FieldBehavior).([]annotations.FieldBehavior)
+		if fd.Kind() == protoreflect.StringKind && slices.Contains(behaviors, annotations.FieldBehavior_REQUIRED) {
+			req.Set(fd, protoreflect.ValueOfString("x"))
+		}
+	}
+	return req.Interface()
 }

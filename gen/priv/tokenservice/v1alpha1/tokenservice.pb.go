@@ -1444,7 +1444,7 @@ var File_priv_tokenservice_v1alpha1_tokenservice_proto protoreflect.FileDescript
 
 const file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDesc = "" +
 	"\n" +
-	"-priv/tokenservice/v1alpha1/tokenservice.proto\x12\x1apriv.tokenservice.v1alpha1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\xda\x02\n" +
+	"-priv/tokenservice/v1alpha1/tokenservice.proto\x12\x1apriv.tokenservice.v1alpha1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$priv/tokenservice/v1alpha1/api.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\xda\x02\n" +
 	"\x05Token\x12\x13\n" +
 	"\x02id\x18\x01 \x01(\tB\x03\xe0A\x03R\x02id\x12@\n" +
 	"\vcreate_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
@@ -1544,190 +1544,25 @@ const file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDesc = "" +
 	"\auser_id\x18\x01 \x01(\tB\f\xe0A\x02\xbaH\x06r\x04\x10\x01\x18@R\x06userId\x12+\n" +
 	"\fold_password\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\voldPassword\x12.\n" +
 	"\fnew_password\x18\x03 \x01(\tB\v\xe0A\x02\xbaH\x05r\x03(\x80\bR\vnewPassword\"\x18\n" +
-	"\x16ChangePasswordResponse2\x8f'\n" +
-	"\fTokenService\x12\xe8\v\n" +
-	"\vCreateToken\x12..priv.tokenservice.v1alpha1.CreateTokenRequest\x1a/.priv.tokenservice.v1alpha1.CreateTokenResponse\"\xf7\n" +
-	"\x92A\xd8\n" +
-	"J\x9a\x03\n" +
-	"\x03403\x12\x92\x03\n" +
-	"\xd8\x01The caller may not act for that user (only itself or a machine user it owns; an admin: anyone), or its credential lacks the scope the operation needs (INSUFFICIENT_SCOPE): tokens:write to create, tokens:read to list.\x12\x16\n" +
-	"\x14\x1a\x12.google.rpc.Status\"\x9c\x01\n" +
-	"\x10application/json\x12\x87\x01{\"code\": 7, \"message\": \"you may act only for yourself or a machine user you own (leave the user ID empty for yourself)\", \"details\": []}J\xa1\x01\n" +
-	"\x03404\x12\x99\x01\n" +
-	"2No such user (an admin naming an unknown user ID).\x12\x16\n" +
-	"\x14\x1a\x12.google.rpc.Status\"K\n" +
-	"\x10application/json\x127{\"code\": 5, \"message\": \"user not found\", \"details\": []}J\x80\x02\n" +
-	"\x03415\x12\xf8\x01\n" +
-	"BThe body is not JSON: send it with Content-Type: application/json.\x12\x16\n" +
-	"\x14\x1a\x12.google.rpc.Status\"\x99\x01\n" +
-	"\x10application/json\x12\x84\x01{\"code\": 3, \"message\": \"the request body must be JSON, sent with Content-Type: application/json, not \\\"text/plain\\\"\", \"details\": []}J\xe8\x03\n" +
-	"\x03429\x12\xe0\x03\n" +
-	"\x89\x01Too many password attempts (see Retry-After and the google.rpc.RetryInfo), or the user has the most live tokens allowed (QUOTA_EXCEEDED).\x12\x16\n" +
-	"\x14\x1a\x12.google.rpc.Status\"\xb9\x02\n" +
-	"\x10application/json\x12\xa4\x02{\"code\": 8, \"message\": \"too many password attempts: retry after the time Retry-After gives\", \"details\": [{\"@type\": \"type.googleapis.com/google.rpc.ErrorInfo\", \"reason\": \"TOO_MANY_ATTEMPTS\", \"domain\": \"tokenservice\"}, {\"@type\": \"type.googleapis.com/google.rpc.RetryInfo\", \"retryDelay\": \"6s\"}]}b\f\n" +
+	"\x16ChangePasswordResponse2\xb6\x15\n" +
+	"\fTokenService\x12\xbd\a\n" +
+	"\vCreateToken\x12..priv.tokenservice.v1alpha1.CreateTokenRequest\x1a/.priv.tokenservice.v1alpha1.CreateTokenResponse\"\xcc\x06ʥ\x19\xac\x06\b\x03\x12\ftokens:write*\xee\x01\b\x93\x03\x12_The caller may not act for that user (only itself or a machine user it owns; an admin: anyone).\x1a\x87\x01{\"code\": 7, \"message\": \"you may act only for yourself or a machine user you own (leave the user ID empty for yourself)\", \"details\": []}*p\b\x94\x03\x122No such user (an admin naming an unknown user ID).\x1a7{\"code\": 5, \"message\": \"user not found\", \"details\": []}*\xb6\x03\b\xad\x03\x12\x89\x01Too many password attempts (see Retry-After and the google.rpc.RetryInfo), or the user has the most live tokens allowed (QUOTA_EXCEEDED).\x1a\xa4\x02{\"code\": 8, \"message\": \"too many password attempts: retry after the time Retry-After gives\", \"details\": [{\"@type\": \"type.googleapis.com/google.rpc.ErrorInfo\", \"reason\": \"TOO_MANY_ATTEMPTS\", \"domain\": \"tokenservice\"}, {\"@type\": \"type.googleapis.com/google.rpc.RetryInfo\", \"retryDelay\": \"6s\"}]}\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1alpha1/tokens\x12\xbe\x02\n" +
+	"\bGetToken\x12+.priv.tokenservice.v1alpha1.GetTokenRequest\x1a,.priv.tokenservice.v1alpha1.GetTokenResponse\"\xd6\x01ʥ\x19\xab\x01\b\x02\x12\vtokens:read*\x99\x01\b\x94\x03\x12ZNo such token, or not one the caller may see: the same answer, so existence does not leak.\x1a8{\"code\": 5, \"message\": \"token not found\", \"details\": []}\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1alpha1/tokens/{token_id}\x90\x02\x01\x12\x80\x04\n" +
 	"\n" +
+	"ListTokens\x12-.priv.tokenservice.v1alpha1.ListTokensRequest\x1a..priv.tokenservice.v1alpha1.ListTokensResponse\"\x92\x03ʥ\x19\xf2\x02\b\x02\x12\vtokens:read*\xee\x01\b\x93\x03\x12_The caller may not act for that user (only itself or a machine user it owns; an admin: anyone).\x1a\x87\x01{\"code\": 7, \"message\": \"you may act only for yourself or a machine user you own (leave the user ID empty for yourself)\", \"details\": []}*p\b\x94\x03\x122No such user (an admin naming an unknown user ID).\x1a7{\"code\": 5, \"message\": \"user not found\", \"details\": []}\x82\xd3\xe4\x93\x02\x12\x12\x10/v1alpha1/tokens\x90\x02\x01\x12\xca\x02\n" +
+	"\vDeleteToken\x12..priv.tokenservice.v1alpha1.DeleteTokenRequest\x1a/.priv.tokenservice.v1alpha1.DeleteTokenResponse\"\xd9\x01ʥ\x19\xae\x01\b\x02\x12\ftokens:write\x18\x01*\x99\x01\b\x94\x03\x12ZNo such token, or not one the caller may see: the same answer, so existence does not leak.\x1a8{\"code\": 5, \"message\": \"token not found\", \"details\": []}\x82\xd3\xe4\x93\x02\x1d*\x1b/v1alpha1/tokens/{token_id}\x90\x02\x02\x12\xd6\x02\n" +
+	"\vRotateToken\x12..priv.tokenservice.v1alpha1.RotateTokenRequest\x1a/.priv.tokenservice.v1alpha1.RotateTokenResponse\"\xe5\x01ʥ\x19\xb3\x01\b\x02\x12\ftokens:write\x18\x01*\x9e\x01\b\x94\x03\x12_No such live token, or not one the caller may see: the same answer, so existence does not leak.\x1a8{\"code\": 5, \"message\": \"token not found\", \"details\": []}\x82\xd3\xe4\x93\x02':\x01*\"\"/v1alpha1/tokens/{token_id}:rotate\x12\xa1\x01\n" +
+	"\x0eGetAccessToken\x121.priv.tokenservice.v1alpha1.GetAccessTokenRequest\x1a2.priv.tokenservice.v1alpha1.GetAccessTokenResponse\"(ʥ\x19\x02\b\x04\x82\xd3\xe4\x93\x02\x1c:\x01*\"\x17/v1alpha1/access-tokens\x1aX\x92AU\x12SAPI tokens: create (shown once), list, get, delete, and exchange for access tokens.2\xcc\x14\n" +
+	"\vUserService\x12\xe2\a\n" +
 	"\n" +
-	"\x06Bearer\x12\x00j\x19\n" +
-	"\x13x-security-optional\x12\x02 \x01\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1alpha1/tokens\x12\xdf\x05\n" +
-	"\bGetToken\x12+.priv.tokenservice.v1alpha1.GetTokenRequest\x1a,.priv.tokenservice.v1alpha1.GetTokenResponse\"\xf7\x04\x92A\xcd\x04J\xef\x02\n" +
-	"\x03403\x12\xe7\x02\n" +
-	"@The credential lacks the scope tokens:read (INSUFFICIENT_SCOPE).\x12\x16\n" +
-	"\x14\x1a\x12.google.rpc.Status\"\x8a\x02\n" +
-	"\x10application/json\x12\xf5\x01{\"code\": 7, \"message\": \"the credential lacks the scope \\\"tokens:read\\\", which GetToken needs: use a token that has it\", \"details\": [{\"@type\": \"type.googleapis.com/google.rpc.ErrorInfo\", \"reason\": \"INSUFFICIENT_SCOPE\", \"domain\": \"tokenservice\"}]}J\xca\x01\n" +
-	"\x03404\x12\xc2\x01\n" +
-	"ZNo such token, or not one the caller may see: the same answer, so existence does not leak.\x12\x16\n" +
-	"\x14\x1a\x12.google.rpc.Status\"L\n" +
-	"\x10application/json\x128{\"code\": 5, \"message\": \"token not found\", \"details\": []}b\f\n" +
+	"CreateUser\x12-.priv.tokenservice.v1alpha1.CreateUserRequest\x1a..priv.tokenservice.v1alpha1.CreateUserResponse\"\xf4\x06ʥ\x19\xd5\x06\b\x02\x12\vusers:write*\xdb\x01\b\x93\x03\x12VOnly an admin creates human users or names another owner; a machine user creates none.\x1a~{\"code\": 7, \"message\": \"only an admin may create human users; anyone may create machine users (machine: true)\", \"details\": []}*\x98\x02\b\x99\x03\x12;The username is taken (usernames are unique ignoring case).\x1a\xd5\x01{\"code\": 6, \"message\": \"username \\\"ci-bot\\\" is taken (usernames are unique ignoring case)\", \"details\": [{\"@type\": \"type.googleapis.com/google.rpc.ErrorInfo\", \"reason\": \"USERNAME_TAKEN\", \"domain\": \"tokenservice\"}]}*\xca\x02\b\xad\x03\x12>The owner has the most machine users allowed (QUOTA_EXCEEDED).\x1a\x84\x02{\"code\": 8, \"message\": \"the owner has 100 machine users, the most allowed (the server's --max-machine-users-per-owner): delete one first\", \"details\": [{\"@type\": \"type.googleapis.com/google.rpc.ErrorInfo\", \"reason\": \"QUOTA_EXCEEDED\", \"domain\": \"tokenservice\"}]}\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1alpha1/users\x12\x87\x02\n" +
+	"\aGetUser\x12*.priv.tokenservice.v1alpha1.GetUserRequest\x1a+.priv.tokenservice.v1alpha1.GetUserResponse\"\xa2\x01ʥ\x19z\b\x02\x12\n" +
+	"users:read*j\b\x94\x03\x12,No such user, or not one the caller may see.\x1a7{\"code\": 5, \"message\": \"user not found\", \"details\": []}\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1alpha1/users/{user_id}\x90\x02\x01\x12\x96\x01\n" +
+	"\tListUsers\x12,.priv.tokenservice.v1alpha1.ListUsersRequest\x1a-.priv.tokenservice.v1alpha1.ListUsersResponse\",ʥ\x19\x0e\b\x02\x12\n" +
+	"users:read\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1alpha1/users\x90\x02\x01\x12\x91\x02\n" +
 	"\n" +
-	"\n" +
-	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1alpha1/tokens/{token_id}\x90\x02\x01\x12\xdc\x05\n" +
-	"\n" +
-	"ListTokens\x12-.priv.tokenservice.v1alpha1.ListTokensRequest\x1a..priv.tokenservice.v1alpha1.ListTokensResponse\"\xee\x04\x92A\xcf\x04J\x9a\x03\n" +
-	"\x03403\x12\x92\x03\n" +
-	"\xd8\x01The caller may not act for that user (only itself or a machine user it owns; an admin: anyone), or its credential lacks the scope the operation needs (INSUFFICIENT_SCOPE): tokens:write to create, tokens:read to list.\x12\x16\n" +
-	"\x14\x1a\x12.google.rpc.Status\"\x9c\x01\n" +
-	"\x10application/json\x12\x87\x01{\"code\": 7, \"message\": \"you may act only for yourself or a machine user you own (leave the user ID empty for yourself)\", \"details\": []}J\xa1\x01\n" +
-	"\x03404\x12\x99\x01\n" +
-	"2No such user (an admin naming an unknown user ID).\x12\x16\n" +
-	"\x14\x1a\x12.google.rpc.Status\"K\n" +
-	"\x10application/json\x127{\"code\": 5, \"message\": \"user not found\", \"details\": []}b\f\n" +
-	"\n" +
-	"\n" +
-	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x12\x12\x10/v1alpha1/tokens\x90\x02\x01\x12\xfa\x05\n" +
-	"\vDeleteToken\x12..priv.tokenservice.v1alpha1.DeleteTokenRequest\x1a/.priv.tokenservice.v1alpha1.DeleteTokenResponse\"\x89\x05\x92A\xdf\x04J\xf4\x02\n" +
-	"\x03403\x12\xec\x02\n" +
-	"AThe credential lacks the scope tokens:write (INSUFFICIENT_SCOPE).\x12\x16\n" +
-	"\x14\x1a\x12.google.rpc.Status\"\x8e\x02\n" +
-	"\x10application/json\x12\xf9\x01{\"code\": 7, \"message\": \"the credential lacks the scope \\\"tokens:write\\\", which DeleteToken needs: use a token that has it\", \"details\": [{\"@type\": \"type.googleapis.com/google.rpc.ErrorInfo\", \"reason\": \"INSUFFICIENT_SCOPE\", \"domain\": \"tokenservice\"}]}J\xca\x01\n" +
-	"\x03404\x12\xc2\x01\n" +
-	"ZNo such token, or not one the caller may see: the same answer, so existence does not leak.\x12\x16\n" +
-	"\x14\x1a\x12.google.rpc.Status\"L\n" +
-	"\x10application/json\x128{\"code\": 5, \"message\": \"token not found\", \"details\": []}b\f\n" +
-	"\n" +
-	"\n" +
-	"\x06Bearer\x12\x00b\v\n" +
-	"\t\n" +
-	"\x05Basic\x12\x00\x82\xd3\xe4\x93\x02\x1d*\x1b/v1alpha1/tokens/{token_id}\x90\x02\x02\x12\x86\x06\n" +
-	"\vRotateToken\x12..priv.tokenservice.v1alpha1.RotateTokenRequest\x1a/.priv.tokenservice.v1alpha1.RotateTokenResponse\"\x95\x05\x92A\xe4\x04J\xf4\x02\n" +
-	"\x03403\x12\xec\x02\n" +
-	"AThe credential lacks the scope tokens:write (INSUFFICIENT_SCOPE).\x12\x16\n" +
-	"\x14\x1a\x12.google.rpc.Status\"\x8e\x02\n" +
-	"\x10application/json\x12\xf9\x01{\"code\": 7, \"message\": \"the credential lacks the scope \\\"tokens:write\\\", which RotateToken needs: use a token that has it\", \"details\": [{\"@type\": \"type.googleapis.com/google.rpc.ErrorInfo\", \"reason\": \"INSUFFICIENT_SCOPE\", \"domain\": \"tokenservice\"}]}J\xcf\x01\n" +
-	"\x03404\x12\xc7\x01\n" +
-	"_No such live token, or not one the caller may see: the same answer, so existence does not leak.\x12\x16\n" +
-	"\x14\x1a\x12.google.rpc.Status\"L\n" +
-	"\x10application/json\x128{\"code\": 5, \"message\": \"token not found\", \"details\": []}b\f\n" +
-	"\n" +
-	"\n" +
-	"\x06Bearer\x12\x00b\v\n" +
-	"\t\n" +
-	"\x05Basic\x12\x00\x82\xd3\xe4\x93\x02':\x01*\"\"/v1alpha1/tokens/{token_id}:rotate\x12\xcc\x03\n" +
-	"\x0eGetAccessToken\x121.priv.tokenservice.v1alpha1.GetAccessTokenRequest\x1a2.priv.tokenservice.v1alpha1.GetAccessTokenResponse\"\xd2\x02\x92A\xac\x02J\x80\x02\n" +
-	"\x03415\x12\xf8\x01\n" +
-	"BThe body is not JSON: send it with Content-Type: application/json.\x12\x16\n" +
-	"\x14\x1a\x12.google.rpc.Status\"\x99\x01\n" +
-	"\x10application/json\x12\x84\x01{\"code\": 3, \"message\": \"the request body must be JSON, sent with Content-Type: application/json, not \\\"text/plain\\\"\", \"details\": []}b\f\n" +
-	"\n" +
-	"\n" +
-	"\x06Bearer\x12\x00j\x19\n" +
-	"\x13x-security-optional\x12\x02 \x01\x82\xd3\xe4\x93\x02\x1c:\x01*\"\x17/v1alpha1/access-tokens2\xe2$\n" +
-	"\vUserService\x12\xbe\v\n" +
-	"\n" +
-	"CreateUser\x12-.priv.tokenservice.v1alpha1.CreateUserRequest\x1a..priv.tokenservice.v1alpha1.CreateUserResponse\"\xd0\n" +
-	"\x92A\xb2\n" +
-	"J\xd2\x02\n" +
-	"\x03403\x12\xca\x02\n" +
-	"\x9a\x01Only an admin creates human users or names another owner; a machine user creates none; or the credential lacks the scope users:write (INSUFFICIENT_SCOPE).\x12\x16\n" +
-	"\x14\x1a\x12.google.rpc.Status\"\x92\x01\n" +
-	"\x10application/json\x12~{\"code\": 7, \"message\": \"only an admin may create human users; anyone may create machine users (machine: true)\", \"details\": []}J\xca\x02\n" +
-	"\x03409\x12\xc2\x02\n" +
-	";The username is taken (usernames are unique ignoring case).\x12\x16\n" +
-	"\x14\x1a\x12.google.rpc.Status\"\xea\x01\n" +
-	"\x10application/json\x12\xd5\x01{\"code\": 6, \"message\": \"username \\\"ci-bot\\\" is taken (usernames are unique ignoring case)\", \"details\": [{\"@type\": \"type.googleapis.com/google.rpc.ErrorInfo\", \"reason\": \"USERNAME_TAKEN\", \"domain\": \"tokenservice\"}]}J\x80\x02\n" +
-	"\x03415\x12\xf8\x01\n" +
-	"BThe body is not JSON: send it with Content-Type: application/json.\x12\x16\n" +
-	"\x14\x1a\x12.google.rpc.Status\"\x99\x01\n" +
-	"\x10application/json\x12\x84\x01{\"code\": 3, \"message\": \"the request body must be JSON, sent with Content-Type: application/json, not \\\"text/plain\\\"\", \"details\": []}J\xfc\x02\n" +
-	"\x03429\x12\xf4\x02\n" +
-	">The owner has the most machine users allowed (QUOTA_EXCEEDED).\x12\x16\n" +
-	"\x14\x1a\x12.google.rpc.Status\"\x99\x02\n" +
-	"\x10application/json\x12\x84\x02{\"code\": 8, \"message\": \"the owner has 100 machine users, the most allowed (the server's --max-machine-users-per-owner): delete one first\", \"details\": [{\"@type\": \"type.googleapis.com/google.rpc.ErrorInfo\", \"reason\": \"QUOTA_EXCEEDED\", \"domain\": \"tokenservice\"}]}b\f\n" +
-	"\n" +
-	"\n" +
-	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1alpha1/users\x12\xa8\x05\n" +
-	"\aGetUser\x12*.priv.tokenservice.v1alpha1.GetUserRequest\x1a+.priv.tokenservice.v1alpha1.GetUserResponse\"\xc3\x04\x92A\x9b\x04J\xec\x02\n" +
-	"\x03403\x12\xe4\x02\n" +
-	"?The credential lacks the scope users:read (INSUFFICIENT_SCOPE).\x12\x16\n" +
-	"\x14\x1a\x12.google.rpc.Status\"\x88\x02\n" +
-	"\x10application/json\x12\xf3\x01{\"code\": 7, \"message\": \"the credential lacks the scope \\\"users:read\\\", which GetUser needs: use a token that has it\", \"details\": [{\"@type\": \"type.googleapis.com/google.rpc.ErrorInfo\", \"reason\": \"INSUFFICIENT_SCOPE\", \"domain\": \"tokenservice\"}]}J\x9b\x01\n" +
-	"\x03404\x12\x93\x01\n" +
-	",No such user, or not one the caller may see.\x12\x16\n" +
-	"\x14\x1a\x12.google.rpc.Status\"K\n" +
-	"\x10application/json\x127{\"code\": 5, \"message\": \"user not found\", \"details\": []}b\f\n" +
-	"\n" +
-	"\n" +
-	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1alpha1/users/{user_id}\x90\x02\x01\x12\x88\x04\n" +
-	"\tListUsers\x12,.priv.tokenservice.v1alpha1.ListUsersRequest\x1a-.priv.tokenservice.v1alpha1.ListUsersResponse\"\x9d\x03\x92A\xff\x02J\xee\x02\n" +
-	"\x03403\x12\xe6\x02\n" +
-	"?The credential lacks the scope users:read (INSUFFICIENT_SCOPE).\x12\x16\n" +
-	"\x14\x1a\x12.google.rpc.Status\"\x8a\x02\n" +
-	"\x10application/json\x12\xf5\x01{\"code\": 7, \"message\": \"the credential lacks the scope \\\"users:read\\\", which ListUsers needs: use a token that has it\", \"details\": [{\"@type\": \"type.googleapis.com/google.rpc.ErrorInfo\", \"reason\": \"INSUFFICIENT_SCOPE\", \"domain\": \"tokenservice\"}]}b\f\n" +
-	"\n" +
-	"\n" +
-	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1alpha1/users\x90\x02\x01\x12\xb6\x05\n" +
-	"\n" +
-	"DeleteUser\x12-.priv.tokenservice.v1alpha1.DeleteUserRequest\x1a..priv.tokenservice.v1alpha1.DeleteUserResponse\"\xc8\x04\x92A\xa0\x04J\xf1\x02\n" +
-	"\x03403\x12\xe9\x02\n" +
-	"@The credential lacks the scope users:write (INSUFFICIENT_SCOPE).\x12\x16\n" +
-	"\x14\x1a\x12.google.rpc.Status\"\x8c\x02\n" +
-	"\x10application/json\x12\xf7\x01{\"code\": 7, \"message\": \"the credential lacks the scope \\\"users:write\\\", which DeleteUser needs: use a token that has it\", \"details\": [{\"@type\": \"type.googleapis.com/google.rpc.ErrorInfo\", \"reason\": \"INSUFFICIENT_SCOPE\", \"domain\": \"tokenservice\"}]}J\x9b\x01\n" +
-	"\x03404\x12\x93\x01\n" +
-	",No such user, or not one the caller may see.\x12\x16\n" +
-	"\x14\x1a\x12.google.rpc.Status\"K\n" +
-	"\x10application/json\x127{\"code\": 5, \"message\": \"user not found\", \"details\": []}b\f\n" +
-	"\n" +
-	"\n" +
-	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02\x1b*\x19/v1alpha1/users/{user_id}\x90\x02\x02\x12\xa2\n" +
-	"\n" +
-	"\x0eChangePassword\x121.priv.tokenservice.v1alpha1.ChangePasswordRequest\x1a2.priv.tokenservice.v1alpha1.ChangePasswordResponse\"\xa8\t\x92A\xf1\bJ\x95\x02\n" +
-	"\x03403\x12\x8d\x02\n" +
-	"\x80\x01The old password given is not the caller's current password, or the credential lacks the scope users:write (INSUFFICIENT_SCOPE).\x12\x16\n" +
-	"\x14\x1a\x12.google.rpc.Status\"p\n" +
-	"\x10application/json\x12\\{\"code\": 7, \"message\": \"the old password given is not your current password\", \"details\": []}J\x9b\x01\n" +
-	"\x03404\x12\x93\x01\n" +
-	",No such user, or not one the caller may see.\x12\x16\n" +
-	"\x14\x1a\x12.google.rpc.Status\"K\n" +
-	"\x10application/json\x127{\"code\": 5, \"message\": \"user not found\", \"details\": []}J\x80\x02\n" +
-	"\x03415\x12\xf8\x01\n" +
-	"BThe body is not JSON: send it with Content-Type: application/json.\x12\x16\n" +
-	"\x14\x1a\x12.google.rpc.Status\"\x99\x01\n" +
-	"\x10application/json\x12\x84\x01{\"code\": 3, \"message\": \"the request body must be JSON, sent with Content-Type: application/json, not \\\"text/plain\\\"\", \"details\": []}J\xa7\x03\n" +
-	"\x03429\x12\x9f\x03\n" +
-	"IToo many password attempts: see Retry-After and the google.rpc.RetryInfo.\x12\x16\n" +
-	"\x14\x1a\x12.google.rpc.Status\"\xb9\x02\n" +
-	"\x10application/json\x12\xa4\x02{\"code\": 8, \"message\": \"too many password attempts: retry after the time Retry-After gives\", \"details\": [{\"@type\": \"type.googleapis.com/google.rpc.ErrorInfo\", \"reason\": \"TOO_MANY_ATTEMPTS\", \"domain\": \"tokenservice\"}, {\"@type\": \"type.googleapis.com/google.rpc.RetryInfo\", \"retryDelay\": \"6s\"}]}b\f\n" +
-	"\n" +
-	"\n" +
-	"\x06Bearer\x12\x00\x82\xd3\xe4\x93\x02-:\x01*\"(/v1alpha1/users/{user_id}:changePasswordB\xb8\x0f\x92A\xda\x0e\x12\xda\x01\n" +
-	"\rToken service\x12\xbe\x01Long-lived API tokens for machine-to-machine authentication, exchanged for short-lived signed JWT access tokens (RFC 9068, ES256) that gateways verify offline through /.well-known/jwks.json.2\bv1alpha12\x10application/json:\x10application/jsonR\xf8\x02\n" +
-	"\x03400\x12\xf0\x02\n" +
-	"hThe request is invalid: the message says what to fix; a google.rpc.BadRequest names each field at fault.\x12\x16\n" +
-	"\x14\x1a\x12.google.rpc.Status\"\xeb\x01\n" +
-	"\x10application/json\x12\xd6\x01{\"code\": 3, \"message\": \"expireTime: must be in the future\", \"details\": [{\"@type\": \"type.googleapis.com/google.rpc.BadRequest\", \"fieldViolations\": [{\"field\": \"expireTime\", \"description\": \"must be in the future\"}]}]}R\xf6\x02\n" +
-	"\x03401\x12\xee\x02\n" +
-	"\x83\x01No valid credential (missing, malformed, wrong, expired or deleted: one answer for all), with a WWW-Authenticate: Bearer challenge.\x12\x16\n" +
-	"\x14\x1a\x12.google.rpc.Status\"\xcd\x01\n" +
-	"\x10application/json\x12\xb8\x01{\"code\": 16, \"message\": \"invalid or missing credentials\", \"details\": [{\"@type\": \"type.googleapis.com/google.rpc.ErrorInfo\", \"reason\": \"INVALID_CREDENTIALS\", \"domain\": \"tokenservice\"}]}R\xc6\x02\n" +
-	"\x03503\x12\xbe\x02\n" +
-	"GThe service is starting or its database does not answer: retry shortly.\x12\x16\n" +
-	"\x14\x1a\x12.google.rpc.Status\"\xda\x01\n" +
-	"\x10application/json\x12\xc5\x01{\"code\": 14, \"message\": \"the database is unavailable: retry shortly\", \"details\": [{\"@type\": \"type.googleapis.com/google.rpc.ErrorInfo\", \"reason\": \"DATABASE_UNAVAILABLE\", \"domain\": \"tokenservice\"}]}Z\xd1\x02\n" +
-	"\xb6\x01\n" +
-	"\x05Basic\x12\xac\x01\b\x01\x12\xa7\x01A person's username and password (RFC 7617), where an operation takes them instead of a bearer: deleting or rotating a token that outlives every token its owner holds.\n" +
-	"\x95\x01\n" +
-	"\x06Bearer\x12\x8a\x01\b\x02\x12uAn API token (tks_...) or an access token from POST /v1alpha1/access-tokens, sent as \"Authorization: Bearer <token>\".\x1a\rAuthorization \x02jc\n" +
-	"\fTokenService\x12SAPI tokens: create (shown once), list, get, delete, and exchange for access tokens.ja\n" +
-	"\vUserService\x12RUsers and the machine users they own: create, list, get, delete, change passwords.ZXgithub.com/tokenservice/tokenservice/gen/priv/tokenservice/v1alpha1;tokenservicev1alpha1b\x06proto3"
+	"DeleteUser\x12-.priv.tokenservice.v1alpha1.DeleteUserRequest\x1a..priv.tokenservice.v1alpha1.DeleteUserResponse\"\xa3\x01ʥ\x19{\b\x02\x12\vusers:write*j\b\x94\x03\x12,No such user, or not one the caller may see.\x1a7{\"code\": 5, \"message\": \"user not found\", \"details\": []}\x82\xd3\xe4\x93\x02\x1b*\x19/v1alpha1/users/{user_id}\x90\x02\x02\x12\xc7\x06\n" +
+	"\x0eChangePassword\x121.priv.tokenservice.v1alpha1.ChangePasswordRequest\x1a2.priv.tokenservice.v1alpha1.ChangePasswordResponse\"\xcd\x05ʥ\x19\x95\x05\b\x02\x12\vusers:write*\x9f\x01\b\x93\x03\x12<The old password given is not the caller's current password.\x1a\\{\"code\": 7, \"message\": \"the old password given is not your current password\", \"details\": []}*j\b\x94\x03\x12,No such user, or not one the caller may see.\x1a7{\"code\": 5, \"message\": \"user not found\", \"details\": []}*\xf5\x02\b\xad\x03\x12IToo many password attempts: see Retry-After and the google.rpc.RetryInfo.\x1a\xa4\x02{\"code\": 8, \"message\": \"too many password attempts: retry after the time Retry-After gives\", \"details\": [{\"@type\": \"type.googleapis.com/google.rpc.ErrorInfo\", \"reason\": \"TOO_MANY_ATTEMPTS\", \"domain\": \"tokenservice\"}, {\"@type\": \"type.googleapis.com/google.rpc.RetryInfo\", \"retryDelay\": \"6s\"}]}\x82\xd3\xe4\x93\x02-:\x01*\"(/v1alpha1/users/{user_id}:changePassword\x1aW\x92AT\x12RUsers and the machine users they own: create, list, get, delete, change passwords.BZZXgithub.com/tokenservice/tokenservice/gen/priv/tokenservice/v1alpha1;tokenservicev1alpha1b\x06proto3"
 
 var (
 	file_priv_tokenservice_v1alpha1_tokenservice_proto_rawDescOnce sync.Once
@@ -1820,6 +1655,7 @@ func file_priv_tokenservice_v1alpha1_tokenservice_proto_init() {
 	if File_priv_tokenservice_v1alpha1_tokenservice_proto != nil {
 		return
 	}
+	file_priv_tokenservice_v1alpha1_api_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

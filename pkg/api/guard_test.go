@@ -1,0 +1,96 @@
+package api_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"google.golang.org/grpc/metadata"
+
+	"github.com/tokenservice/tokenservice/pkg/access"
+	"github.com/tokenservice/tokenservice/pkg/api"
+	"github.com/tokenservice/tokenservice/pkg/app/apptest"
+	"github.com/tokenservice/tokenservice/pkg/domain"
+	"github.com/tokenservice/tokenservice/pkg/tokens"
+	"github.com/tokenservice/tokenservice/pkg/users"
+)
+
+// TestEveryMethodDeclaresARule: every method of every service in the
+// protos declares its access rule, so NewGuard (and the server) starts.
+func TestEveryMethodDeclaresARule(t *testing.T) {
+	rules, err := access.Rules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	methods := 0
+	for _, svc := range access.Services() {
+		methods += svc.Methods().Len()
+	}
+	if methods == 0 || len(rules) != methods {
+		t.Errorf("%d rules for %d methods", len(rules), methods)
+	}
+}
+
+// TestGuardAppliesTheRule: each kind of rule, with each kind of caller, on
+// real services (SQLite), including rules no method declares yet (public,
+// admin-only).
+func TestGuardAppliesTheRule(t *testing.T) {
+	a := apptest.MustStart(t, apptest.Config(t, "sqlite"))
+	ctx := context.Background()
+	token := func(u users.NewUser, scopes ...string) string {
+		user, err := a.Users().Create(ctx, users.Operator(), u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plaintext, _, err := a.Tokens().CreateToken(ctx, &domain.Principal{User: user, AllScopes: true}, tokens.CreateInput{Scopes: scopes})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return "Bearer " + plaintext
+	}
+	admin := token(users.NewUser{Username: "root", Password: "a password long enough", Admin: true})
+	reader := token(users.NewUser{Username: "reader", Password: "a password long enough"}, domain.ScopeTokensRead)
+
+	const m = "/priv.tokenservice.v1alpha1.Trial/"
+	guard := api.NewGuardOf(api.Deps{Tokens: a.Tokens(), Users: a.Users()},
+		access.Rule{Method: m + "Public", Credential: access.None},
+		access.Rule{Method: m + "Exchange", Credential: access.APIToken},
+		access.Rule{Method: m + "Create", Credential: access.BearerOrPasswordInBody, Scope: domain.ScopeTokensWrite},
+		access.Rule{Method: m + "Read", Credential: access.Bearer, Scope: domain.ScopeTokensRead},
+		access.Rule{Method: m + "Write", Credential: access.Bearer, Scope: domain.ScopeTokensWrite},
+		access.Rule{Method: m + "Admin", Credential: access.Bearer, AdminOnly: true},
+	)
+	for _, tc := range []struct {
+		method, authorization string
+		wantReason            string // "" for no error
+		wantCaller            bool
+	}{
+		{"Undeclared", admin, domain.ReasonInvalidCredentials, false},
+		{"Public", "", "", false},
+		{"Exchange", "", "", false}, // the handler reads the API token
+		{"Create", "", "", false},   // the handler checks the password in the body
+		{"Create", reader, domain.ReasonInsufficientScope, false},
+		{"Create", admin, "", true},
+		{"Read", "", domain.ReasonInvalidCredentials, false},
+		{"Read", "Bearer tks_not_a_token", domain.ReasonInvalidCredentials, false},
+		{"Read", reader, "", true},
+		{"Write", reader, domain.ReasonInsufficientScope, false},
+		{"Admin", reader, domain.ReasonAdminRequired, false},
+		{"Admin", admin, "", true},
+	} {
+		ctx := context.Background()
+		if tc.authorization != "" {
+			ctx = metadata.NewIncomingContext(ctx, metadata.Pairs("authorization", tc.authorization))
+		}
+		got, err := guard.Authenticate(ctx, m+tc.method)
+		var e *domain.Error
+		switch {
+		case tc.wantReason == "" && err != nil:
+			t.Errorf("%s %.12q: %v, want let through", tc.method, tc.authorization, err)
+		case tc.wantReason != "" && (!errors.As(err, &e) || e.Reason != tc.wantReason):
+			t.Errorf("%s %.12q: %v, want reason %s", tc.method, tc.authorization, err, tc.wantReason)
+		case err == nil && (domain.PrincipalFromContext(got) != nil) != tc.wantCaller:
+			t.Errorf("%s %.12q: caller in the context %v, want %t", tc.method, tc.authorization, domain.PrincipalFromContext(got), tc.wantCaller)
+		}
+	}
+}
