@@ -114,15 +114,16 @@ lint: $(BUF) $(STATICCHECK) ## buf lint, go vet, staticcheck and gofmt.
 SPEC_V2 := openapi/priv/tokenservice/v1alpha1/tokenservice.swagger.json
 SPEC_V3 := openapi/priv/tokenservice/v1alpha1/tokenservice.openapi.json
 
-generate: tools ## Regenerate gen/, openapi/ (OpenAPI 2, then 3 from it) and docs/api.md from proto/.
+generate: tools ## Regenerate gen/, openapi/ (OpenAPI 2, then 3 from it), docs/api.md and the README's API tables from proto/.
 	rm -rf gen openapi docs/api.md $(BIN)/openapiv2
 	PATH="$(BIN):$$PATH" $(BIN)/buf generate
 	$(GO) run ./tools/openapiv3 $(BIN)/openapiv2 priv/tokenservice/v1alpha1/api.swagger.json $(SPEC_V2) $(SPEC_V3) proto/priv/tokenservice/v1alpha1/oauth2.openapi.yaml
+	$(GO) run ./tools/apitable README.md
 
 .PHONY: check-generate
-check-generate: generate ## Fail if gen/, openapi/ or docs/api.md differ from what `make generate` makes.
+check-generate: generate ## Fail if gen/, openapi/, docs/api.md or the README's tables differ from what `make generate` makes.
 	@git add -N gen openapi docs/api.md >/dev/null 2>&1 || true
-	@if ! git diff --quiet -- gen openapi docs/api.md; then git diff --stat -- gen openapi docs/api.md; echo "gen/, openapi/ or docs/api.md is stale: run make generate and commit"; exit 1; fi
+	@if ! git diff --quiet -- gen openapi docs/api.md README.md; then git diff --stat -- gen openapi docs/api.md README.md; echo "gen/, openapi/, docs/api.md or the README's tables are stale: run make generate and commit"; exit 1; fi
 
 .PHONY: tools
 tools: $(TOOL_STAMPS) ## Install the pinned tools into bin/.

@@ -5,11 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
 
-	"github.com/tokenservice/tokenservice/pkg/access"
 	"github.com/tokenservice/tokenservice/pkg/auth"
 	"github.com/tokenservice/tokenservice/pkg/domain"
 	"github.com/tokenservice/tokenservice/pkg/pagetoken"
@@ -94,60 +92,6 @@ func TestREADMEVerifierExampleCompiles(t *testing.T) {
 	for _, line := range strings.Split(strings.TrimSpace(block), "\n") {
 		if !strings.Contains(string(example), strings.TrimSpace(line)) {
 			t.Errorf("README's verifier example line %q is not in pkg/verifier/example_test.go", line)
-		}
-	}
-}
-
-// The README's API and Scopes tables say what each method's access rule in
-// the protos says (pkg/access): every method has a row in the API table
-// whose scope cell names its scope (or "none"), and the Scopes table lists,
-// for each scope a method needs, exactly the methods that need it (notes in
-// parentheses aside).
-func TestREADMETablesFollowTheAccessRules(t *testing.T) {
-	readme, err := os.ReadFile("README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rules, err := access.Rules()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rows := map[string][]string{} // first cell -> cells
-	for _, line := range strings.Split(string(readme), "\n") {
-		if !strings.HasPrefix(line, "| ") {
-			continue
-		}
-		cells := strings.Split(strings.Trim(line, "| "), " | ")
-		rows[strings.TrimSpace(cells[0])] = cells
-	}
-	byScope := map[string][]string{}
-	for _, r := range rules {
-		row, ok := rows[r.Name()]
-		if !ok || len(row) < 4 {
-			t.Errorf("the README's API table has no row for %s", r.Name())
-			continue
-		}
-		want := "none"
-		if r.Scope != "" {
-			want = "`" + r.Scope + "`"
-			byScope[r.Scope] = append(byScope[r.Scope], r.Name())
-		}
-		if scope := row[len(row)-1]; !strings.HasPrefix(scope, want) {
-			t.Errorf("the README says %s needs %s; its proto says %s", r.Name(), scope, want)
-		}
-	}
-	notes := regexp.MustCompile(`\s*\([^)]*\)`)
-	for scope, methods := range byScope {
-		row, ok := rows["`"+scope+"`"]
-		if !ok || len(row) != 2 {
-			t.Errorf("the README's Scopes table has no row for %s", scope)
-			continue
-		}
-		listed := strings.Split(notes.ReplaceAllString(row[1], ""), ", ")
-		slices.Sort(listed)
-		slices.Sort(methods)
-		if !slices.Equal(listed, methods) {
-			t.Errorf("the README's Scopes table says %s lets a credential call %v; the protos say %v", scope, listed, methods)
 		}
 	}
 }
