@@ -10,11 +10,9 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -22,7 +20,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	mysqldriver "github.com/go-sql-driver/mysql"
@@ -112,54 +109,99 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer dropDB()
+	env := serverEnv(dbEnv)
+	if err := createUsers(ctx, cfg.bin, env); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "seeding %d tokens on %s...\n", cfg.listTokens, cfg.driver)
+	fix, err := seedOnFirstServer(ctx, cfg, env, work)
+	if err != nil {
+		return err
+	}
+	srv, debugAddr, err := startMeasuredServer(ctx, cfg, env, work)
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	time.Sleep(time.Second)
+	summary := idleSummary(cfg, srv)
+	c, err := newClients(srv, 4)
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	b := &bench{ctx: ctx, cfg: cfg, env: env, work: work, srv: srv, debugAddr: debugAddr, c: c, fix: fix, stderr: stderr}
+	if err := b.runAll(summary); err != nil {
+		return err
+	}
+	b.results.relateToReferences()
+	summary["peak_rss_mib"] = round1(srv.memMiB("VmHWM"))
+	report(stdout, b.results, summary, cfg.sweep)
+	return b.results.failures()
+}
+
+// serverEnv is the environment of every server the bench runs, on the
+// database dbEnv names.
+func serverEnv(dbEnv []string) []string {
 	// Every login comes from 127.0.0.1: no per-address login limit; and no token
 	// quota: the list user gets --list-tokens tokens.
 	// One issuer for every server: each listens on its own free port, and
 	// without --issuer the issuer follows the HTTP port, so the seed
 	// server's access tokens would not be the measured server's.
-	env := append(dbEnv, "TOKENSERVICE_ISSUER=http://tokenbench.test", "TOKENSERVICE_ACCESS_TOKEN_TTL=2h", "TOKENSERVICE_LOGIN_ATTEMPTS_PER_ADDRESS=0", "TOKENSERVICE_MAX_TOKENS_PER_USER=0")
-	// The server-side commands, as an operator would: the database, then the users.
+	return append(dbEnv, "TOKENSERVICE_ISSUER=http://tokenbench.test", "TOKENSERVICE_ACCESS_TOKEN_TTL=2h", "TOKENSERVICE_LOGIN_ATTEMPTS_PER_ADDRESS=0", "TOKENSERVICE_MAX_TOKENS_PER_USER=0")
+}
+
+// createUsers runs the server-side commands, as an operator would: the
+// database, then the users.
+func createUsers(ctx context.Context, bin string, env []string) error {
 	for _, args := range [][]string{{"db", "migrate"}, {"db", "create-user", "alice"}, {"db", "create-user", "lister"}} {
-		cmd := exec.CommandContext(ctx, cfg.bin, args...)
+		cmd := exec.CommandContext(ctx, bin, args...)
 		cmd.Env = append(os.Environ(), env...)
 		cmd.Stdin = strings.NewReader(benchPassword + "\n")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("%s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
+	return nil
+}
 
-	// Seed on a first server, then measure a restart on the existing database.
-	fmt.Fprintf(stderr, "seeding %d tokens on %s...\n", cfg.listTokens, cfg.driver)
+// seedOnFirstServer seeds the fixture on a server of its own, stopped
+// after: what is measured is a restart on the existing database.
+func seedOnFirstServer(ctx context.Context, cfg *config, env []string, work string) (*fixture, error) {
 	srv, err := startServer(ctx, cfg.bin, env, filepath.Join(work, "seed.log"))
 	if err != nil {
-		return err
-	}
-	c, err := newClients(srv, 1)
-	if err != nil {
-		return err
-	}
-	fix, err := seed(ctx, c, cfg.listTokens)
-	c.close()
-	srv.stop()
-	if err != nil {
-		return err
-	}
-	var extra []string
-	if cfg.profile != "" {
-		debugAddr, err := freeAddr()
-		if err != nil {
-			return err
-		}
-		extra = append(extra, "--debug-addr", debugAddr)
-		cfg.profile += "@" + debugAddr
-	}
-	srv, err = startServer(ctx, cfg.bin, env, filepath.Join(work, "serve.log"), extra...)
-	if err != nil {
-		return err
+		return nil, err
 	}
 	defer srv.stop()
-	time.Sleep(time.Second)
-	summary := map[string]any{
+	c, err := newClients(srv, 1)
+	if err != nil {
+		return nil, err
+	}
+	defer c.close()
+	return seed(ctx, c, cfg.listTokens)
+}
+
+// startMeasuredServer starts the server the scenarios run against, with a
+// debug listener, whose address it returns, when -profile asks for a
+// profile.
+func startMeasuredServer(ctx context.Context, cfg *config, env []string, work string) (srv *server, debugAddr string, err error) {
+	var extra []string
+	if cfg.profile != "" {
+		if debugAddr, err = freeAddr(); err != nil {
+			return nil, "", err
+		}
+		extra = append(extra, "--debug-addr", debugAddr)
+	}
+	if srv, err = startServer(ctx, cfg.bin, env, filepath.Join(work, "serve.log"), extra...); err != nil {
+		return nil, "", err
+	}
+	return srv, debugAddr, nil
+}
+
+// idleSummary starts the run's summary: the settings, and the measured
+// server's start-up time and memory before any load.
+func idleSummary(cfg *config, srv *server) map[string]any {
+	return map[string]any{
 		"driver":                cfg.driver,
 		"startup_to_ready_ms":   srv.ready.Milliseconds(),
 		"idle_rss_mib":          round1(srv.memMiB("VmRSS")),
@@ -167,170 +209,6 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		"duration_s":            cfg.duration.Seconds(),
 		"list_user_token_count": cfg.listTokens,
 	}
-
-	var results []result
-	measure := func(name, transport string, conc int, do op) result {
-		fmt.Fprintf(stderr, "%s over %s at %d...\n", name, transport, conc)
-		var profiled chan error
-		if want, addr, _ := strings.Cut(cfg.profile, "@"); want == name+"/"+transport {
-			profiled = make(chan error, 1)
-			go func() { profiled <- fetchProfile(ctx, addr, cfg.duration, cfg.profileOut) }()
-		}
-		r := run(ctx, srv.cpuSeconds, conc, cfg.duration, do)
-		if profiled != nil {
-			if err := <-profiled; err != nil {
-				fmt.Fprintf(stderr, "profile: %v\n", err)
-			} else {
-				fmt.Fprintf(stderr, "profile written to %s\n", cfg.profileOut)
-			}
-		}
-		r.Scenario, r.Transport = name, transport
-		results = append(results, r)
-		return r
-	}
-	c, err = newClients(srv, 4)
-	if err != nil {
-		return err
-	}
-	defer c.close()
-	ceiling := map[string]float64{}
-	for _, sc := range scenarios {
-		if cfg.only != nil && !cfg.only[sc.name] && sc.name != "ceiling" && sc.name != "noop-401" {
-			continue
-		}
-		rest := measure(sc.name, "rest", cfg.concurrency, sc.rest(fix, c))
-		grpc := measure(sc.name, "grpc", cfg.concurrency, sc.grpc(fix, c))
-		if sc.name == "ceiling" {
-			ceiling["rest"], ceiling["grpc"] = rest.RPS, grpc.RPS
-		}
-		results[len(results)-2].RESTOfGRPC = ratio(rest.RPS, grpc.RPS)
-	}
-	if cfg.hey != "" {
-		fmt.Fprintf(stderr, "ceiling over rest with hey at %d...\n", cfg.concurrency)
-		h, err := runHey(ctx, cfg.hey, srv.httpURL+"/healthz", cfg.concurrency, cfg.duration, srv.cpuSeconds)
-		if err != nil {
-			return err
-		}
-		h.Scenario, h.Transport = "ceiling-hey", "rest"
-		results = append(results, h)
-		summary["hey_ceiling_rps"] = round1(h.RPS)
-		summary["tokenbench_ceiling_of_hey"] = ratio(ceiling["rest"], h.RPS)
-	}
-	for _, sc := range oauthScenarios {
-		if cfg.only == nil || cfg.only[sc.name] {
-			measure(sc.name, "rest", cfg.concurrency, sc.rest(fix, c))
-		}
-	}
-	exchange := scenarioNamed("exchange")
-	if cfg.only == nil || cfg.only["exchange"] {
-		for _, conc := range cfg.sweep {
-			r := measure("exchange-sweep", "rest", conc, exchange.rest(fix, c))
-			g := measure("exchange-sweep", "grpc", conc, exchange.grpc(fix, c))
-			results[len(results)-2].RESTOfGRPC = ratio(r.RPS, g.RPS)
-		}
-	}
-	if cfg.only == nil || cfg.only["exchange"] {
-		// Last-used tracking costs (almost) nothing: the same exchange on a
-		// second server with tracking off, alternating to share the drift.
-		off, cOff, err := startVariant(ctx, cfg.bin, env, filepath.Join(work, "serve-off.log"), "--last-used-flush-interval", "0")
-		if err != nil {
-			return err
-		}
-		var on, offRPS []float64
-		for range 2 {
-			r := measure("exchange-lastused-on", "rest", cfg.concurrency, exchange.rest(fix, c))
-			o := run(ctx, off.cpuSeconds, cfg.concurrency, cfg.duration, exchange.rest(fix, cOff))
-			o.Scenario, o.Transport = "exchange-lastused-off", "rest"
-			results = append(results, o)
-			on, offRPS = append(on, r.RPS), append(offRPS, o.RPS)
-		}
-		cOff.close()
-		off.stop()
-		summary["lastused_on_of_off"] = ratio(on[0]+on[1], offRPS[0]+offRPS[1])
-
-		// Exchange with a new signature every time (--access-token-reuse 0):
-		// what a client that exchanges each API token once costs.
-		mint, cMint, err := startVariant(ctx, cfg.bin, env, filepath.Join(work, "serve-mint.log"), "--access-token-reuse", "0")
-		if err != nil {
-			return err
-		}
-		for _, tr := range []struct {
-			name string
-			do   op
-		}{{"rest", exchange.rest(fix, cMint)}, {"grpc", exchange.grpc(fix, cMint)}} {
-			fmt.Fprintf(stderr, "exchange-no-reuse over %s at %d...\n", tr.name, cfg.concurrency)
-			r := run(ctx, mint.cpuSeconds, cfg.concurrency, cfg.duration, tr.do)
-			r.Scenario, r.Transport = "exchange-no-reuse", tr.name
-			results = append(results, r)
-		}
-		results[len(results)-2].RESTOfGRPC = ratio(results[len(results)-2].RPS, results[len(results)-1].RPS)
-		cMint.close()
-		mint.stop()
-	}
-	noop := map[string]float64{}
-	for _, r := range results {
-		if r.Scenario == "noop-401" {
-			noop[r.Transport] = r.RPS
-		}
-	}
-	for i := range results {
-		if results[i].Scenario != "ceiling" {
-			results[i].OfCeiling = ratio(results[i].RPS, ceiling[results[i].Transport])
-		}
-		if results[i].Scenario != "ceiling" && results[i].Scenario != "noop-401" {
-			results[i].OfNoop = ratio(results[i].RPS, noop[results[i].Transport])
-		}
-	}
-	summary["peak_rss_mib"] = round1(srv.memMiB("VmHWM"))
-
-	ts := targets(results, summary, cfg.sweep)
-	printTable(stdout, results)
-	fmt.Fprintf(stdout, "\nstart-up to ready %v ms; idle RSS %v MiB; peak RSS %v MiB\n\n",
-		summary["startup_to_ready_ms"], summary["idle_rss_mib"], summary["peak_rss_mib"])
-	printTargets(stdout, ts)
-	fmt.Fprintln(stdout)
-	enc := json.NewEncoder(stdout)
-	for _, r := range results {
-		enc.Encode(r)
-	}
-	enc.Encode(map[string]any{"summary": summary})
-	for _, t := range ts {
-		enc.Encode(t)
-	}
-	var errs int
-	for _, r := range results {
-		errs += r.Errors
-	}
-	if errs > 0 {
-		return fmt.Errorf("%d requests failed (the first error of each scenario is in its JSON line)", errs)
-	}
-	return nil
-}
-
-func ratio(a, b float64) float64 {
-	if b == 0 {
-		return 0
-	}
-	return float64(int(a/b*100+0.5)) / 100
-}
-
-func round1(f float64) float64 { return float64(int(f*10+0.5)) / 10 }
-
-func printTable(w io.Writer, results []result) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\ttransport\tconc\treq/s\tp50 ms\tp99 ms\terrors\tof ceiling\tof no-op\tREST/gRPC\tCPU s/1k req\tclient CPU s/1k\t")
-	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.2f\t%.2f\t%d\t%s\t%s\t%s\t%.3f\t%.3f\t\n", r.Scenario, r.Transport, r.Concurrency,
-			r.RPS, r.P50ms, r.P99ms, r.Errors, blankZero(r.OfCeiling), blankZero(r.OfNoop), blankZero(r.RESTOfGRPC), r.CPUPer1k, r.ClientCPUPer1k)
-	}
-	tw.Flush()
-}
-
-func blankZero(f float64) string {
-	if f == 0 {
-		return ""
-	}
-	return fmt.Sprintf("%.2f", f)
 }
 
 // database creates the bench's database and returns the server environment
@@ -362,52 +240,4 @@ func database(cfg *config, work string) ([]string, func(), error) {
 	}
 	dsn.DBName = name
 	return []string{"TOKENSERVICE_DB_DRIVER=mysql", "TOKENSERVICE_DB_DSN=" + dsn.FormatDSN()}, drop, nil
-}
-
-// fetchProfile takes a CPU profile of the server for the measured part of a run.
-func fetchProfile(ctx context.Context, debugAddr string, d time.Duration, out string) error {
-	time.Sleep(d / 5) // the warm-up
-	secs := max(int(d.Seconds()), 1)
-	req, err := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", debugAddr, secs), nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	f, err := os.Create(out)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-func scenarioNamed(name string) scenario {
-	for _, sc := range scenarios {
-		if sc.name == name {
-			return sc
-		}
-	}
-	panic("no scenario " + name)
-}
-
-// startVariant starts another server on the same database with extra flags,
-// and its clients.
-func startVariant(ctx context.Context, bin string, env []string, logPath string, flags ...string) (*server, *clients, error) {
-	srv, err := startServer(ctx, bin, env, logPath, flags...)
-	if err != nil {
-		return nil, nil, err
-	}
-	c, err := newClients(srv, 4)
-	if err != nil {
-		srv.stop()
-		return nil, nil, err
-	}
-	return srv, c, nil
 }

@@ -27,7 +27,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/tokenservice/tokenservice/gen/priv/tokenservice/v1alpha1"
-	"github.com/tokenservice/tokenservice/pkg/api"
+	"github.com/tokenservice/tokenservice/pkg/bearer"
 )
 
 // defaultAddr is where a client looks for the server when nothing says otherwise.
@@ -243,7 +243,7 @@ const expiryWarning = 7 * 24 * time.Hour
 func (c *client) warnOfExpiry(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 	var header metadata.MD
 	err := invoker(ctx, method, req, reply, cc, append(opts, grpc.Header(&header))...)
-	if v := header.Get(api.TokenExpirationHeader); len(v) == 1 && !c.warned {
+	if v := header.Get(bearer.TokenExpirationHeader); len(v) == 1 && !c.warned {
 		if at, perr := time.Parse(time.RFC3339, v[0]); perr == nil && time.Until(at) < expiryWarning {
 			c.warned = true
 			fmt.Fprintf(c.stderr, "warning: the token this command uses expires %s (in %s): log in again before then (tokenservice login), or make its replacement (tokenservice token create)\n",

@@ -157,45 +157,8 @@ func (o *serveOptions) build(ctx context.Context, getenv func(string) string, st
 			}()
 		}
 	}
-	cfg.Minter.Issuer, cfg.Minter.Audience = cfg.Server.Issuer, o.audience
-	if cfg.Minter.Audience == "" {
-		cfg.Minter.Audience = cfg.Server.Issuer
-	}
-	if cfg.Minter.Lifetime <= 0 {
-		return nil, fmt.Errorf("--access-token-ttl must be positive")
-	}
-	if cfg.Minter.Reuse < 0 || 2*cfg.Minter.Reuse > cfg.Minter.Lifetime {
-		return nil, fmt.Errorf("--access-token-reuse must be between 0 and half of --access-token-ttl")
-	}
-	if err := checkResources(cfg.Minter.Resources, cfg.Minter.Audience); err != nil {
-		return nil, fmt.Errorf("--resources: %w", err)
-	}
-	if err := tokens.CheckScopes(cfg.Tokens.Scopes); err != nil {
-		return nil, fmt.Errorf("--scopes: %w", err)
-	}
-	if cfg.Tokens.MaxRotationGracePeriod < 0 || cfg.Tokens.MaxRotationGracePeriod > tokens.MaxGracePeriod {
-		return nil, fmt.Errorf("--max-rotation-grace-period must be between 0 and 24h")
-	}
-	if err := checkConnLimits(cfg.Server.Limits); err != nil {
+	if err := o.checkSettings(&cfg); err != nil {
 		return nil, err
-	}
-	if err := checkKeyTiming(cfg.KeyRotation.PropagationDelay, cfg.Server.JWKSMaxAge, cfg.KeyReloadInterval); err != nil {
-		return nil, err
-	}
-	for _, origin := range strings.Split(o.corsOrigins, ",") {
-		if origin = strings.TrimSpace(origin); origin != "" {
-			cfg.Server.CORSOrigins = append(cfg.Server.CORSOrigins, origin)
-		}
-	}
-	if (o.tlsCert == "") != (o.tlsKey == "") {
-		return nil, fmt.Errorf("--tls-cert and --tls-key go together")
-	}
-	if o.tlsCert != "" {
-		cert, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
-		if err != nil {
-			return nil, fmt.Errorf("loading the TLS certificate: %w", err)
-		}
-		cfg.Server.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	tuneGC(o.gcPercent, o.memoryLimitMiB)
 	logger, err := o.logger(stderr)
@@ -205,9 +168,6 @@ func (o *serveOptions) build(ctx context.Context, getenv func(string) string, st
 	cfg.Logger = logger
 	if cfg.KeyEncryptionKey, cfg.OldKeyEncryptionKeys, err = o.kek.load(); err != nil {
 		return nil, err
-	}
-	if cfg.Server.MetricsAddr == "off" {
-		cfg.Server.MetricsAddr = ""
 	}
 	if o.debugAddr != "" {
 		if err := startDebug(ctx, o.debugAddr, logger); err != nil {
@@ -239,6 +199,93 @@ func (o *serveOptions) build(ctx context.Context, getenv func(string) string, st
 		logger.Info("issuer derived from --http-addr; set --issuer to the URL clients reach this service at", "issuer", cfg.Server.Issuer)
 	}
 	return a, nil
+}
+
+// checkSettings checks serve's flags, group by group, and derives into cfg
+// the settings they imply: all that comes before the logger, the
+// key-encryption key and the listeners other than the issuer's. The first
+// error wins, in the order serve has always reported them.
+func (o *serveOptions) checkSettings(cfg *app.Config) error {
+	if err := o.checkMinter(&cfg.Minter, cfg.Server.Issuer); err != nil {
+		return err
+	}
+	if err := checkTokenRules(cfg.Tokens); err != nil {
+		return err
+	}
+	if err := checkConnLimits(cfg.Server.Limits); err != nil {
+		return err
+	}
+	if err := checkKeyTiming(cfg.KeyRotation.PropagationDelay, cfg.Server.JWKSMaxAge, cfg.KeyReloadInterval); err != nil {
+		return err
+	}
+	cfg.Server.CORSOrigins = splitOrigins(o.corsOrigins)
+	tlsConfig, err := o.loadTLS()
+	if err != nil {
+		return err
+	}
+	cfg.Server.TLS = tlsConfig
+	if cfg.Server.MetricsAddr == "off" {
+		cfg.Server.MetricsAddr = ""
+	}
+	return nil
+}
+
+// checkMinter derives the access tokens' issuer and audience (by default,
+// the issuer) into m and checks their lifetime, reuse and resources.
+func (o *serveOptions) checkMinter(m *auth.MinterConfig, issuer string) error {
+	m.Issuer, m.Audience = issuer, o.audience
+	if m.Audience == "" {
+		m.Audience = issuer
+	}
+	if m.Lifetime <= 0 {
+		return fmt.Errorf("--access-token-ttl must be positive")
+	}
+	if m.Reuse < 0 || 2*m.Reuse > m.Lifetime {
+		return fmt.Errorf("--access-token-reuse must be between 0 and half of --access-token-ttl")
+	}
+	if err := checkResources(m.Resources, m.Audience); err != nil {
+		return fmt.Errorf("--resources: %w", err)
+	}
+	return nil
+}
+
+// checkTokenRules checks the API token rules' flags: the extra scopes and
+// the rotation grace period's cap.
+func checkTokenRules(t tokens.Config) error {
+	if err := tokens.CheckScopes(t.Scopes); err != nil {
+		return fmt.Errorf("--scopes: %w", err)
+	}
+	if t.MaxRotationGracePeriod < 0 || t.MaxRotationGracePeriod > tokens.MaxGracePeriod {
+		return fmt.Errorf("--max-rotation-grace-period must be between 0 and 24h")
+	}
+	return nil
+}
+
+// splitOrigins is --cors-origins as a list, blanks dropped: nil if none.
+func splitOrigins(list string) []string {
+	var origins []string
+	for _, origin := range strings.Split(list, ",") {
+		if origin = strings.TrimSpace(origin); origin != "" {
+			origins = append(origins, origin)
+		}
+	}
+	return origins
+}
+
+// loadTLS loads --tls-cert and --tls-key, which go together: nil if
+// neither is set.
+func (o *serveOptions) loadTLS() (*tls.Config, error) {
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		return nil, fmt.Errorf("--tls-cert and --tls-key go together")
+	}
+	if o.tlsCert == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
+	if err != nil {
+		return nil, fmt.Errorf("loading the TLS certificate: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
 // dbFlags are the database flags of serve and the db commands.

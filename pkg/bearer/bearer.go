@@ -11,6 +11,14 @@ import (
 	"strings"
 )
 
+// TokenExpirationHeader is the response header (gRPC response metadata; the
+// gateway passes it on as the REST header Tokenservice-Token-Expiration) that
+// tells a client when the credential it sent expires (RFC 3339, UTC), so it
+// can replace it before then; absent for a credential that does not expire.
+// It lives here, not in pkg/api, so that the client CLI can read it without
+// importing the server.
+const TokenExpirationHeader = "tokenservice-token-expiration"
+
 // Parse reports whether an Authorization header uses the Bearer scheme
 // (compared without case, RFC 9110 §11.1) and returns the token after it
 // ("Bearer" 1*SP b64token): "" when none follows, which §3.1 calls a

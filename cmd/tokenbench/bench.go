@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// bench is one run against the measured server: the scenarios, the
+// comparisons with servers set otherwise, and their results.
+type bench struct {
+	ctx       context.Context
+	cfg       *config
+	env       []string // every server's environment
+	work      string   // the run's directory, for the servers' logs
+	srv       *server  // the measured server
+	debugAddr string   // its profiler, with -profile
+	c         *clients // its clients
+	fix       *fixture
+	stderr    io.Writer // progress
+	results   results
+}
+
+// runAll measures, in order: the scenarios over both transports, the
+// ceiling with hey (with -hey), the OAuth endpoints, then exchange at each
+// sweep concurrency, with last-used tracking on and off, and without
+// access token reuse. It adds to summary what it compares.
+func (b *bench) runAll(summary map[string]any) error {
+	b.measureScenarios()
+	if b.cfg.hey != "" {
+		if err := b.checkCeilingWithHey(summary); err != nil {
+			return err
+		}
+	}
+	b.measureOAuth()
+	if !b.wants("exchange") {
+		return nil
+	}
+	b.measureExchangeSweep()
+	if err := b.compareLastUsed(summary); err != nil {
+		return err
+	}
+	return b.measureNoReuse()
+}
+
+// wants reports whether -scenarios asks for the named scenario.
+func (b *bench) wants(name string) bool { return b.cfg.only == nil || b.cfg.only[name] }
+
+// measure runs one scenario on the measured server, taking a CPU profile of
+// it meanwhile if -profile names it, and records the result.
+func (b *bench) measure(name, transport string, conc int, do op) *result {
+	fmt.Fprintf(b.stderr, "%s over %s at %d...\n", name, transport, conc)
+	var profiled chan error
+	if b.cfg.profile != "" && b.cfg.profile == name+"/"+transport {
+		profiled = make(chan error, 1)
+		go func() { profiled <- fetchProfile(b.ctx, b.debugAddr, b.cfg.duration, b.cfg.profileOut) }()
+	}
+	r := run(b.ctx, b.srv.cpuSeconds, conc, b.cfg.duration, do)
+	if profiled != nil {
+		if err := <-profiled; err != nil {
+			fmt.Fprintf(b.stderr, "profile: %v\n", err)
+		} else {
+			fmt.Fprintf(b.stderr, "profile written to %s\n", b.cfg.profileOut)
+		}
+	}
+	return b.results.add(name, transport, r)
+}
+
+// measureBoth measures a scenario over REST, then over gRPC, and sets the
+// REST result's throughput of the gRPC one's.
+func (b *bench) measureBoth(name string, conc int, rest, grpc op) {
+	r := b.measure(name, "rest", conc, rest)
+	g := b.measure(name, "grpc", conc, grpc)
+	r.RESTOfGRPC = ratio(r.RPS, g.RPS)
+}
+
+// measureScenarios measures the scenarios -scenarios names, and always the
+// references the others are compared with (ceiling, noop-401).
+func (b *bench) measureScenarios() {
+	for _, sc := range scenarios {
+		if b.wants(sc.name) || sc.name == "ceiling" || sc.name == "noop-401" {
+			b.measureBoth(sc.name, b.cfg.concurrency, sc.rest(b.fix, b.c), sc.grpc(b.fix, b.c))
+		}
+	}
+}
+
+// checkCeilingWithHey measures the REST ceiling with hey, an independent
+// load generator, to show tokenbench's own is not held down by tokenbench.
+func (b *bench) checkCeilingWithHey(summary map[string]any) error {
+	fmt.Fprintf(b.stderr, "ceiling over rest with hey at %d...\n", b.cfg.concurrency)
+	h, err := runHey(b.ctx, b.cfg.hey, b.srv.httpURL+"/healthz", b.cfg.concurrency, b.cfg.duration, b.srv.cpuSeconds)
+	if err != nil {
+		return err
+	}
+	hey := b.results.add("ceiling-hey", "rest", h)
+	summary["hey_ceiling_rps"] = round1(hey.RPS)
+	summary["tokenbench_ceiling_of_hey"] = ratio(b.results.rps("ceiling", "rest"), hey.RPS)
+	return nil
+}
+
+// measureOAuth measures the OAuth endpoints -scenarios names, over REST.
+func (b *bench) measureOAuth() {
+	for _, sc := range oauthScenarios {
+		if b.wants(sc.name) {
+			b.measure(sc.name, "rest", b.cfg.concurrency, sc.rest(b.fix, b.c))
+		}
+	}
+}
+
+// measureExchangeSweep measures exchange at each -sweep concurrency.
+func (b *bench) measureExchangeSweep() {
+	exchange := scenarioNamed("exchange")
+	for _, conc := range b.cfg.sweep {
+		b.measureBoth("exchange-sweep", conc, exchange.rest(b.fix, b.c), exchange.grpc(b.fix, b.c))
+	}
+}
+
+// compareLastUsed shows that last-used tracking costs (almost) nothing: the
+// same exchange on a second server with tracking off, alternating with the
+// measured server to share the drift.
+func (b *bench) compareLastUsed(summary map[string]any) error {
+	off, cOff, err := startVariant(b.ctx, b.cfg.bin, b.env, filepath.Join(b.work, "serve-off.log"), "--last-used-flush-interval", "0")
+	if err != nil {
+		return err
+	}
+	defer off.stop()
+	defer cOff.close()
+	exchange := scenarioNamed("exchange")
+	var onRPS, offRPS float64
+	for range 2 {
+		onRPS += b.measure("exchange-lastused-on", "rest", b.cfg.concurrency, exchange.rest(b.fix, b.c)).RPS
+		o := run(b.ctx, off.cpuSeconds, b.cfg.concurrency, b.cfg.duration, exchange.rest(b.fix, cOff))
+		offRPS += b.results.add("exchange-lastused-off", "rest", o).RPS
+	}
+	summary["lastused_on_of_off"] = ratio(onRPS, offRPS)
+	return nil
+}
+
+// measureNoReuse measures exchange with a new signature every time
+// (--access-token-reuse 0), on a server of its own: what a client that
+// exchanges each API token once costs.
+func (b *bench) measureNoReuse() error {
+	mint, cMint, err := startVariant(b.ctx, b.cfg.bin, b.env, filepath.Join(b.work, "serve-mint.log"), "--access-token-reuse", "0")
+	if err != nil {
+		return err
+	}
+	defer mint.stop()
+	defer cMint.close()
+	exchange := scenarioNamed("exchange")
+	measure := func(transport string, do op) *result {
+		fmt.Fprintf(b.stderr, "exchange-no-reuse over %s at %d...\n", transport, b.cfg.concurrency)
+		return b.results.add("exchange-no-reuse", transport, run(b.ctx, mint.cpuSeconds, b.cfg.concurrency, b.cfg.duration, do))
+	}
+	r := measure("rest", exchange.rest(b.fix, cMint))
+	g := measure("grpc", exchange.grpc(b.fix, cMint))
+	r.RESTOfGRPC = ratio(r.RPS, g.RPS)
+	return nil
+}
+
+// fetchProfile takes a CPU profile of the server for the measured part of a run.
+func fetchProfile(ctx context.Context, debugAddr string, d time.Duration, out string) error {
+	time.Sleep(d / 5) // the warm-up
+	secs := max(int(d.Seconds()), 1)
+	req, err := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", debugAddr, secs), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(out)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func scenarioNamed(name string) scenario {
+	for _, sc := range scenarios {
+		if sc.name == name {
+			return sc
+		}
+	}
+	panic("no scenario " + name)
+}
+
+// startVariant starts another server on the same database with extra flags,
+// and its clients.
+func startVariant(ctx context.Context, bin string, env []string, logPath string, flags ...string) (*server, *clients, error) {
+	srv, err := startServer(ctx, bin, env, logPath, flags...)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := newClients(srv, 4)
+	if err != nil {
+		srv.stop()
+		return nil, nil, err
+	}
+	return srv, c, nil
+}

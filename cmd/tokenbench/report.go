@@ -1,0 +1,117 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+)
+
+// results are a run's measurements in the order they were taken, which is
+// the order they are reported in. Each is added once and then reached
+// through the pointer add returned, or by its scenario and transport.
+type results []*result
+
+// add records r as the measurement of scenario over transport and returns
+// it, for the ratios set on it later.
+func (rs *results) add(scenario, transport string, r result) *result {
+	r.Scenario, r.Transport = scenario, transport
+	*rs = append(*rs, &r)
+	return &r
+}
+
+// rps is the throughput of the first measurement of scenario over
+// transport; 0 if there is none.
+func (rs results) rps(scenario, transport string) float64 {
+	for _, r := range rs {
+		if r.Scenario == scenario && r.Transport == transport {
+			return r.RPS
+		}
+	}
+	return 0
+}
+
+// relateToReferences sets each result's throughput of the ceiling and of
+// noop-401 over the same transport (not on the references themselves).
+func (rs results) relateToReferences() {
+	for _, r := range rs {
+		if r.Scenario != "ceiling" {
+			r.OfCeiling = ratio(r.RPS, rs.rps("ceiling", r.Transport))
+		}
+		if r.Scenario != "ceiling" && r.Scenario != "noop-401" {
+			r.OfNoop = ratio(r.RPS, rs.rps("noop-401", r.Transport))
+		}
+	}
+}
+
+// values returns the results as values, in order.
+func (rs results) values() []result {
+	vs := make([]result, len(rs))
+	for i, r := range rs {
+		vs[i] = *r
+	}
+	return vs
+}
+
+// failures returns an error counting the failed requests; nil if none.
+func (rs results) failures() error {
+	var errs int
+	for _, r := range rs {
+		errs += r.Errors
+	}
+	if errs > 0 {
+		return fmt.Errorf("%d requests failed (the first error of each scenario is in its JSON line)", errs)
+	}
+	return nil
+}
+
+// report prints the results as a table, the server's start-up and memory,
+// the performance targets, and then all of it again as JSON lines: one per
+// result, the summary, one per target.
+func report(w io.Writer, rs results, summary map[string]any, sweep []int) {
+	vs := rs.values()
+	ts := targets(vs, summary, sweep)
+	printTable(w, vs)
+	fmt.Fprintf(w, "\nstart-up to ready %v ms; idle RSS %v MiB; peak RSS %v MiB\n\n",
+		summary["startup_to_ready_ms"], summary["idle_rss_mib"], summary["peak_rss_mib"])
+	printTargets(w, ts)
+	fmt.Fprintln(w)
+	enc := json.NewEncoder(w)
+	for _, r := range vs {
+		enc.Encode(r)
+	}
+	enc.Encode(map[string]any{"summary": summary})
+	for _, t := range ts {
+		enc.Encode(t)
+	}
+}
+
+// ratio is a of b, to two decimals; 0 when b is.
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(int(a/b*100+0.5)) / 100
+}
+
+// round1 rounds f to one decimal.
+func round1(f float64) float64 { return float64(int(f*10+0.5)) / 10 }
+
+// printTable prints one row per result, ratios that do not apply blank.
+func printTable(w io.Writer, results []result) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\ttransport\tconc\treq/s\tp50 ms\tp99 ms\terrors\tof ceiling\tof no-op\tREST/gRPC\tCPU s/1k req\tclient CPU s/1k\t")
+	for _, r := range results {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.2f\t%.2f\t%d\t%s\t%s\t%s\t%.3f\t%.3f\t\n", r.Scenario, r.Transport, r.Concurrency,
+			r.RPS, r.P50ms, r.P99ms, r.Errors, blankZero(r.OfCeiling), blankZero(r.OfNoop), blankZero(r.RESTOfGRPC), r.CPUPer1k, r.ClientCPUPer1k)
+	}
+	tw.Flush()
+}
+
+// blankZero formats a ratio, or nothing for 0 (it does not apply).
+func blankZero(f float64) string {
+	if f == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.2f", f)
+}
