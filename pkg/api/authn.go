@@ -77,18 +77,12 @@ func (g *Guard) Authenticate(ctx context.Context, fullMethod string) (context.Co
 	return domain.NewContextWithPrincipal(ctx, p), nil
 }
 
-// TokenExpirationHeader carries, on every authenticated answer (gRPC
-// response metadata; the gateway passes it on as the REST header
-// Tokenservice-Token-Expiration), when the caller's credential expires (RFC
-// 3339, UTC); absent for one that does not.
-const TokenExpirationHeader = "tokenservice-token-expiration"
-
 // setExpirationHeader tells the client when its credential expires, as
 // GitHub's GitHub-Authentication-Token-Expiration does, so it learns of the
 // end before it comes. A zero time (no expiry) sends nothing.
 func setExpirationHeader(ctx context.Context, at time.Time) {
 	if !at.IsZero() {
-		_ = grpc.SetHeader(ctx, metadata.Pairs(TokenExpirationHeader, at.UTC().Format(time.RFC3339)))
+		_ = grpc.SetHeader(ctx, metadata.Pairs(bearer.TokenExpirationHeader, at.UTC().Format(time.RFC3339)))
 	}
 }
 

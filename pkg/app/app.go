@@ -19,6 +19,7 @@ import (
 
 	"github.com/tokenservice/tokenservice/pkg/api"
 	"github.com/tokenservice/tokenservice/pkg/auth"
+	"github.com/tokenservice/tokenservice/pkg/bearer"
 	"github.com/tokenservice/tokenservice/pkg/cache"
 	"github.com/tokenservice/tokenservice/pkg/domain"
 	"go.opentelemetry.io/otel/trace"
@@ -177,7 +178,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		ObserveRPC:      a.metrics.UnaryServerInterceptor,
 		TracerProvider:  cfg.TracerProvider,
 		Routes:          endpoints.Routes(),
-		ResponseHeaders: []string{api.TokenExpirationHeader},
+		ResponseHeaders: []string{bearer.TokenExpirationHeader},
 		Services: []server.Service{
 			// One line per service of the API; each method's access rule is in its proto.
 			{Desc: &pb.TokenService_ServiceDesc, Impl: api.NewTokenServer(apiDeps), Authenticate: guard.Authenticate, RegisterGateway: server.Gateway(pb.RegisterTokenServiceHandlerClient, pb.NewTokenServiceClient)},
