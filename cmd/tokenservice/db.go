@@ -183,7 +183,7 @@ func dbCreateUserCommand(e *env) *cobra.Command {
 		Args: args("NAME"),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			ctx, svc, op := cmd.Context(), usersOf(cmd), users.Operator()
-			in := users.NewUser{Username: argv[0], Admin: admin, Machine: machine}
+			in := users.CreateInput{Username: argv[0], Admin: admin, Machine: machine}
 			switch {
 			case machine:
 				if owner == "" {

@@ -144,13 +144,13 @@ func startServiceUnready(t *testing.T, db store.Config, extraEnv ...string) *ser
 func (s *service) mustUser(t *testing.T, name, kind string) string {
 	t.Helper()
 	ctx, op := context.Background(), users.Operator()
-	in := users.NewUser{Username: name, Password: password, Admin: kind == "admin"}
+	in := users.CreateInput{Username: name, Password: password, Admin: kind == "admin"}
 	if owner, ok := strings.CutPrefix(kind, "machine:"); ok {
 		o, err := s.app.Users().GetByUsername(ctx, op, owner)
 		if err != nil {
 			t.Fatalf("owner %s: %v", owner, err)
 		}
-		in = users.NewUser{Username: name, Machine: true, OwnerID: o.ID}
+		in = users.CreateInput{Username: name, Machine: true, OwnerID: o.ID}
 	}
 	u, err := s.app.Users().Create(ctx, op, in)
 	if err != nil {

@@ -28,7 +28,7 @@ func tokenToProto(t *domain.Token) *pb.Token {
 	}
 }
 
-func createInput(req *pb.CreateTokenRequest) tokens.CreateInput {
+func createTokenInput(req *pb.CreateTokenRequest) tokens.CreateInput {
 	return tokens.CreateInput{UserID: req.GetUserId(), Note: req.GetNote(), ExpireTime: timeFromProto(req.GetExpireTime()),
 		Scopes: req.GetScopes()}
 }
@@ -53,8 +53,8 @@ func userToProto(u *domain.User) *pb.User {
 	}
 }
 
-func createUserInput(req *pb.CreateUserRequest) users.NewUser {
-	return users.NewUser{Username: req.GetUsername(), Password: req.GetPassword(), Admin: req.GetAdmin(),
+func createUserInput(req *pb.CreateUserRequest) users.CreateInput {
+	return users.CreateInput{Username: req.GetUsername(), Password: req.GetPassword(), Admin: req.GetAdmin(),
 		Machine: req.GetMachine(), OwnerID: req.GetOwnerId()}
 }
 

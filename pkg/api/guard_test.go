@@ -37,19 +37,19 @@ func TestEveryMethodDeclaresARule(t *testing.T) {
 func TestGuardAppliesTheRule(t *testing.T) {
 	a := apptest.MustStart(t, apptest.Config(t, "sqlite"))
 	ctx := context.Background()
-	token := func(u users.NewUser, scopes ...string) string {
+	token := func(u users.CreateInput, scopes ...string) string {
 		user, err := a.Users().Create(ctx, users.Operator(), u)
 		if err != nil {
 			t.Fatal(err)
 		}
-		plaintext, _, err := a.Tokens().CreateToken(ctx, &domain.Principal{User: user, AllScopes: true}, tokens.CreateInput{Scopes: scopes})
+		plaintext, _, err := a.Tokens().Create(ctx, &domain.Principal{User: user, AllScopes: true}, tokens.CreateInput{Scopes: scopes})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return "Bearer " + plaintext
 	}
-	admin := token(users.NewUser{Username: "root", Password: "a password long enough", Admin: true})
-	reader := token(users.NewUser{Username: "reader", Password: "a password long enough"}, domain.ScopeTokensRead)
+	admin := token(users.CreateInput{Username: "root", Password: "a password long enough", Admin: true})
+	reader := token(users.CreateInput{Username: "reader", Password: "a password long enough"}, domain.ScopeTokensRead)
 
 	const m = "/priv.tokenservice.v1alpha1.Trial/"
 	guard := api.NewGuardOf(api.Deps{Tokens: a.Tokens(), Users: a.Users()},

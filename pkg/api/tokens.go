@@ -46,7 +46,7 @@ func (s *TokenServer) CreateToken(ctx context.Context, req *pb.CreateTokenReques
 			return nil, err
 		}
 	}
-	plaintext, t, err := s.deps.Tokens.CreateToken(ctx, caller, createInput(req))
+	plaintext, t, err := s.deps.Tokens.Create(ctx, caller, createTokenInput(req))
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +55,7 @@ func (s *TokenServer) CreateToken(ctx context.Context, req *pb.CreateTokenReques
 
 // GetToken implements pb.TokenServiceServer.
 func (s *TokenServer) GetToken(ctx context.Context, req *pb.GetTokenRequest) (*pb.GetTokenResponse, error) {
-	t, err := s.deps.Tokens.GetToken(ctx, domain.PrincipalFromContext(ctx), req.GetTokenId())
+	t, err := s.deps.Tokens.Get(ctx, domain.PrincipalFromContext(ctx), req.GetTokenId())
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +64,7 @@ func (s *TokenServer) GetToken(ctx context.Context, req *pb.GetTokenRequest) (*p
 
 // ListTokens implements pb.TokenServiceServer.
 func (s *TokenServer) ListTokens(ctx context.Context, req *pb.ListTokensRequest) (*pb.ListTokensResponse, error) {
-	toks, next, err := s.deps.Tokens.ListTokens(ctx, domain.PrincipalFromContext(ctx), listTokensInput(req))
+	toks, next, err := s.deps.Tokens.List(ctx, domain.PrincipalFromContext(ctx), listTokensInput(req))
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +77,7 @@ func (s *TokenServer) ListTokens(ctx context.Context, req *pb.ListTokensRequest)
 
 // DeleteToken implements pb.TokenServiceServer.
 func (s *TokenServer) DeleteToken(ctx context.Context, req *pb.DeleteTokenRequest) (*pb.DeleteTokenResponse, error) {
-	if err := s.deps.Tokens.DeleteToken(ctx, domain.PrincipalFromContext(ctx), req.GetTokenId()); err != nil {
+	if err := s.deps.Tokens.Delete(ctx, domain.PrincipalFromContext(ctx), req.GetTokenId()); err != nil {
 		return nil, err
 	}
 	return &pb.DeleteTokenResponse{}, nil
@@ -102,7 +102,7 @@ func (s *TokenServer) GetAccessToken(ctx context.Context, req *pb.GetAccessToken
 
 // RotateToken implements pb.TokenServiceServer.
 func (s *TokenServer) RotateToken(ctx context.Context, req *pb.RotateTokenRequest) (*pb.RotateTokenResponse, error) {
-	plaintext, t, err := s.deps.Tokens.RotateToken(ctx, domain.PrincipalFromContext(ctx), req.GetTokenId(), durationFromProto(req.GetGracePeriod()))
+	plaintext, t, err := s.deps.Tokens.Rotate(ctx, domain.PrincipalFromContext(ctx), req.GetTokenId(), durationFromProto(req.GetGracePeriod()))
 	if err != nil {
 		return nil, err
 	}

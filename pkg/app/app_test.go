@@ -147,7 +147,7 @@ func TestStartingGateCoversEveryMethod(t *testing.T) {
 	}
 	// With an admin's bearer, so that authentication lets every call reach
 	// its method: none may be left unimplemented.
-	bearer := mustBearer(t, a, users.NewUser{Username: "root", Password: "a password long enough", Admin: true})
+	bearer := mustBearer(t, a, users.CreateInput{Username: "root", Password: "a password long enough", Admin: true})
 	for call, code := range callEvery(t, methods, conns, "Bearer "+bearer) {
 		if code == codes.Unavailable || code == codes.Unimplemented || code == codes.Internal || code == codes.Unauthenticated ||
 			code == codes.PermissionDenied {
@@ -171,14 +171,14 @@ func TestKeyPropagationDelayIsChecked(t *testing.T) {
 
 // mustBearer creates the user and returns an API token of it with the
 // scopes (none: every scope).
-func mustBearer(tb testing.TB, a *app.App, u users.NewUser, scopes ...string) string {
+func mustBearer(tb testing.TB, a *app.App, u users.CreateInput, scopes ...string) string {
 	tb.Helper()
 	ctx := context.Background()
 	user, err := a.Users().Create(ctx, users.Operator(), u)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	plaintext, _, err := a.Tokens().CreateToken(ctx, &domain.Principal{User: user, AllScopes: true}, tokens.CreateInput{Scopes: scopes})
+	plaintext, _, err := a.Tokens().Create(ctx, &domain.Principal{User: user, AllScopes: true}, tokens.CreateInput{Scopes: scopes})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -228,7 +228,7 @@ func TestEveryMethodKeepsItsAccessRule(t *testing.T) {
 	}
 
 	// A token with a scope no method of the API needs.
-	narrow := mustBearer(t, a, users.NewUser{Username: "narrow", Password: "a password long enough"}, domain.ScopeIntrospect)
+	narrow := mustBearer(t, a, users.CreateInput{Username: "narrow", Password: "a password long enough"}, domain.ScopeIntrospect)
 	for call, err := range callEveryErr(t, methods, conns, "Bearer "+narrow) {
 		r := ruleOf(call)
 		switch {
@@ -242,7 +242,7 @@ func TestEveryMethodKeepsItsAccessRule(t *testing.T) {
 		}
 	}
 
-	person := mustBearer(t, a, users.NewUser{Username: "person", Password: "a password long enough"})
+	person := mustBearer(t, a, users.CreateInput{Username: "person", Password: "a password long enough"})
 	for call, err := range callEveryErr(t, methods, conns, "Bearer "+person) {
 		if r := ruleOf(call); r.AdminOnly && reasonOf(err) != domain.ReasonAdminRequired {
 			t.Errorf("%s, only an admin's, called by another: %v", call, err)

@@ -50,7 +50,7 @@ func TestOneTraceFromRESTToTheDatabase(t *testing.T) {
 	cfg.Logger = slog.New(slog.NewJSONHandler(logs, nil))
 	a := apptest.MustStart(t, cfg)
 	const password = "correct horse battery staple"
-	if _, err := a.Users().Create(context.Background(), users.Operator(), users.NewUser{Username: "alice", Password: password}); err != nil {
+	if _, err := a.Users().Create(context.Background(), users.Operator(), users.CreateInput{Username: "alice", Password: password}); err != nil {
 		t.Fatal(err)
 	}
 	exporter.Reset()

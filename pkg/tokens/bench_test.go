@@ -61,7 +61,7 @@ func BenchmarkListTokensDeepPage(b *testing.B) {
 			cfg := apptest.Config(b, driver)
 			a := apptest.MustStart(b, cfg)
 			ctx := context.Background()
-			u, err := a.Users().Create(ctx, users.Operator(), users.NewUser{Username: "lister", Password: "bench password"})
+			u, err := a.Users().Create(ctx, users.Operator(), users.CreateInput{Username: "lister", Password: "bench password"})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -73,7 +73,7 @@ func BenchmarkListTokensDeepPage(b *testing.B) {
 			tokensOf := map[int]string{1: ""}
 			next := ""
 			for page := 1; page < deepPage; page++ {
-				toks, nt, err := svc.ListTokens(ctx, caller, tokens.ListInput{PageSize: pageSize, PageToken: next})
+				toks, nt, err := svc.List(ctx, caller, tokens.ListInput{PageSize: pageSize, PageToken: next})
 				if err != nil || len(toks) != pageSize || nt == "" {
 					b.Fatalf("page %d: %d tokens, next %q, %v", page, len(toks), nt, err)
 				}
@@ -84,7 +84,7 @@ func BenchmarkListTokensDeepPage(b *testing.B) {
 			for _, page := range []int{1, deepPage} {
 				b.Run(fmt.Sprintf("page=%d", page), func(b *testing.B) {
 					for b.Loop() {
-						toks, _, err := svc.ListTokens(ctx, caller, tokens.ListInput{PageSize: pageSize, PageToken: tokensOf[page]})
+						toks, _, err := svc.List(ctx, caller, tokens.ListInput{PageSize: pageSize, PageToken: tokensOf[page]})
 						if err != nil || len(toks) != pageSize {
 							b.Fatalf("%d tokens, %v", len(toks), err)
 						}

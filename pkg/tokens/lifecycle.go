@@ -9,12 +9,12 @@ import (
 	"github.com/tokenservice/tokenservice/pkg/domain"
 )
 
-// RotateToken gives a token the caller may see a new secret and returns
+// Rotate gives a token the caller may see a new secret and returns
 // the new plaintext, shown this once: the same ID, note, scopes, owner and
 // expiry. The old secret is refused at once, or after grace (at most the
 // configured MaxRotationGracePeriod): here at once, on other replicas
 // within the cache TTL, as a deletion is.
-func (s *Service) RotateToken(ctx context.Context, caller *domain.Principal, id string, grace time.Duration) (string, *domain.Token, error) {
+func (s *Service) Rotate(ctx context.Context, caller *domain.Principal, id string, grace time.Duration) (string, *domain.Token, error) {
 	if grace < 0 {
 		return "", nil, domain.InvalidField("grace_period", "must not be negative")
 	}
@@ -61,7 +61,7 @@ func (s *Service) RotateToken(ctx context.Context, caller *domain.Principal, id 
 // may make no lasting change), one lacking a scope of the token (a narrow,
 // leaked CI token must not take over or revoke its owner's broader ones),
 // or one that the token outlives. A password may act on any of its user's.
-// CreateToken's rules, which rotation and deletion must not get round.
+// Create's rules, which rotation and deletion must not get round.
 func (s *Service) mayActOn(caller *domain.Principal, t *domain.Token, verb string) error {
 	if err := caller.MayChangeCredentials(); err != nil {
 		return err

@@ -138,7 +138,7 @@ func New(cfg Config, deps Deps) *Service {
 // the operator's.
 func (s *Service) KnownScopes() domain.Scopes { return s.known }
 
-// CreateInput is what a caller asks of CreateToken.
+// CreateInput is what a caller asks of Create.
 type CreateInput struct {
 	UserID     string // empty: the caller
 	Note       string
@@ -148,9 +148,9 @@ type CreateInput struct {
 	Scopes []string
 }
 
-// CreateToken creates an API token for in.UserID and returns its plaintext,
+// Create creates an API token for in.UserID and returns its plaintext,
 // which is never available again, with its stored metadata.
-func (s *Service) CreateToken(ctx context.Context, caller *domain.Principal, in CreateInput) (string, *domain.Token, error) {
+func (s *Service) Create(ctx context.Context, caller *domain.Principal, in CreateInput) (string, *domain.Token, error) {
 	if err := caller.MayChangeCredentials(); err != nil {
 		return "", nil, err
 	}
@@ -244,9 +244,9 @@ func (s *Service) unknownScope(name string) error {
 	return e
 }
 
-// GetToken returns a token the caller may see (its own or its machine users',
+// Get returns a token the caller may see (its own or its machine users',
 // or any for an admin), or a not-found error, so existence does not leak.
-func (s *Service) GetToken(ctx context.Context, caller *domain.Principal, id string) (*domain.Token, error) {
+func (s *Service) Get(ctx context.Context, caller *domain.Principal, id string) (*domain.Token, error) {
 	t, err := s.visibleToken(ctx, caller, id)
 	if err != nil {
 		return nil, err
@@ -257,11 +257,11 @@ func (s *Service) GetToken(ctx context.Context, caller *domain.Principal, id str
 	return t, nil
 }
 
-// DeleteToken deletes a token the caller may see. Deleting a deleted token
+// Delete deletes a token the caller may see. Deleting a deleted token
 // succeeds. Once it returns, the token and access tokens minted from it are
 // refused. A token may delete itself, unless the caller holds the secret
 // a rotation replaced; another only as it may rotate it (mayActOn).
-func (s *Service) DeleteToken(ctx context.Context, caller *domain.Principal, id string) error {
+func (s *Service) Delete(ctx context.Context, caller *domain.Principal, id string) error {
 	t, err := s.visibleToken(ctx, caller, id)
 	if err != nil {
 		return err
@@ -279,7 +279,7 @@ func (s *Service) DeleteToken(ctx context.Context, caller *domain.Principal, id 
 	return s.deps.Tokens.DeleteToken(ctx, id, s.deps.Clock())
 }
 
-// ListInput is what a caller asks of ListTokens.
+// ListInput is what a caller asks of List.
 type ListInput struct {
 	UserID    string // empty: the caller
 	PageSize  int    // 0: pagetoken.DefaultPageSize; clamped to pagetoken.MaxPageSize
@@ -289,9 +289,9 @@ type ListInput struct {
 	ExpireBefore time.Time
 }
 
-// ListTokens returns one page of a user's active tokens and the token of the
+// List returns one page of a user's active tokens and the token of the
 // next page ("" on the last page).
-func (s *Service) ListTokens(ctx context.Context, caller *domain.Principal, in ListInput) ([]*domain.Token, string, error) {
+func (s *Service) List(ctx context.Context, caller *domain.Principal, in ListInput) ([]*domain.Token, string, error) {
 	userID, err := s.actingFor(ctx, caller, in.UserID)
 	if err != nil {
 		return nil, "", err

@@ -93,8 +93,8 @@ func Operator() *domain.Principal {
 	return &domain.Principal{User: &domain.User{Username: "(operator)", Admin: true}, AllScopes: true}
 }
 
-// NewUser is what a caller asks of Create.
-type NewUser struct {
+// CreateInput is what a caller asks of Create.
+type CreateInput struct {
 	Username string
 	Password string // human users only
 	Admin    bool   // human users only
@@ -108,7 +108,7 @@ type NewUser struct {
 // machine users, which it owns; a machine user creates none. Each caller's
 // attempts are limited (Config.CreationsPerHour; the operator's are not):
 // a taken username is told apart, so guessing them must cost.
-func (s *Service) Create(ctx context.Context, caller *domain.Principal, in NewUser) (*domain.User, error) {
+func (s *Service) Create(ctx context.Context, caller *domain.Principal, in CreateInput) (*domain.User, error) {
 	if err := caller.MayChangeCredentials(); err != nil {
 		return nil, err
 	}

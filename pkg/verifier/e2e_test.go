@@ -92,12 +92,12 @@ func TestExternalProgramAcceptsTheServiceTokens(t *testing.T) {
 	// Each server runs in a subtest: MustStart stops it as the subtest ends.
 	if !t.Run("first server", func(t *testing.T) {
 		a := apptest.MustStart(t, cfg)
-		alice, err := a.Users().Create(t.Context(), users.Operator(), users.NewUser{Username: "alice", Password: "correct horse battery staple"})
+		alice, err := a.Users().Create(t.Context(), users.Operator(), users.CreateInput{Username: "alice", Password: "correct horse battery staple"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		subject = alice.ID
-		if apiToken, _, err = a.Tokens().CreateToken(t.Context(), &domain.Principal{User: alice, AllScopes: true}, tokens.CreateInput{}); err != nil {
+		if apiToken, _, err = a.Tokens().Create(t.Context(), &domain.Principal{User: alice, AllScopes: true}, tokens.CreateInput{}); err != nil {
 			t.Fatal(err)
 		}
 		oldToken = exchange(t, a, tokens.ExchangeInput{APIToken: apiToken, Resource: orders})
