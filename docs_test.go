@@ -38,8 +38,8 @@ func TestScalingQuotesPerformanceFigures(t *testing.T) {
 	}
 }
 
-// Every package under pkg/ is on the map: docs/architecture.md and the
-// README's layout table both name it.
+// Every package under pkg/ and internal/ is on the map: docs/architecture.md
+// and the README's layout table both name it.
 func TestArchitectureNamesEveryPackage(t *testing.T) {
 	arch, err := os.ReadFile("docs/architecture.md")
 	if err != nil {
@@ -50,20 +50,22 @@ func TestArchitectureNamesEveryPackage(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, layout, _ := strings.Cut(string(readme), "\n## Layout\n")
-	entries, err := os.ReadDir("pkg")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if !e.IsDir() {
-			continue
+	for _, dir := range []string{"pkg", "internal"} {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
 		}
-		name := "`pkg/" + e.Name() + "`"
-		if !strings.Contains(string(arch), name) {
-			t.Errorf("docs/architecture.md does not name %s", name)
-		}
-		if !strings.Contains(layout, "| "+name+" |") {
-			t.Errorf("the README's layout table has no row for %s", name)
+		for _, e := range entries {
+			if !e.IsDir() {
+				continue
+			}
+			name := "`" + dir + "/" + e.Name() + "`"
+			if !strings.Contains(string(arch), name) {
+				t.Errorf("docs/architecture.md does not name %s", name)
+			}
+			if !strings.Contains(layout, "| "+name+" |") {
+				t.Errorf("the README's layout table has no row for %s", name)
+			}
 		}
 	}
 }

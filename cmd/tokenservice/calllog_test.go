@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
@@ -115,9 +114,8 @@ func TestRequestLinesNameTheClient(t *testing.T) {
 func logLine(t *testing.T, s *service, id, msg string) map[string]any {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		for _, text := range strings.Split(s.logs.String(), "\n") {
-			var line map[string]any
-			if json.Unmarshal([]byte(text), &line) == nil && line["request_id"] == id && line["msg"] == msg {
+		for _, line := range s.logs.JSONLines() {
+			if line["request_id"] == id && line["msg"] == msg {
 				return line
 			}
 		}

@@ -23,6 +23,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/tokenservice/tokenservice/internal/testlog"
 )
 
 // serveNofileEnv, set, makes TestServeProcess run serve under that open-file limit.
@@ -80,7 +82,7 @@ func startServeProcess(t *testing.T, nofile int) servedAddrs {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	served := make(chan servedAddrs, 1)
 	drained := make(chan struct{})
 	go func() {

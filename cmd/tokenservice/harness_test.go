@@ -25,6 +25,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tokenservice/tokenservice"
+	"github.com/tokenservice/tokenservice/internal/testlog"
 	"github.com/tokenservice/tokenservice/pkg/app"
 	"github.com/tokenservice/tokenservice/pkg/gatewayclient"
 	"github.com/tokenservice/tokenservice/pkg/store"
@@ -41,7 +42,7 @@ type service struct {
 	httpURL  string
 	grpcAddr string
 	grpcConn *grpc.ClientConn
-	logs     *syncBuffer
+	logs     *testlog.Buffer // the server's log lines
 	// shutdown ends serve's context, as SIGTERM does, and returns what Run
 	// returned; a second call returns the same.
 	shutdown func() error
@@ -105,7 +106,7 @@ func startServiceUnready(t *testing.T, db store.Config, extraEnv ...string) *ser
 	for i := 0; i+1 < len(extraEnv); i += 2 {
 		env[extraEnv[i]] = extraEnv[i+1]
 	}
-	s := &service{t: t, env: env, logs: &syncBuffer{}}
+	s := &service{t: t, env: env, logs: &testlog.Buffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := newServeApp(ctx, nil, s.getenv, s.logs)
 	if err != nil {
@@ -160,24 +161,6 @@ func (s *service) mustUser(t *testing.T, name, kind string) string {
 }
 
 const password = "correct horse battery staple"
-
-// syncBuffer collects the server's log lines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // caller reaches the service over one transport: the gRPC connection, or
 // gatewayclient over REST, whose routes come from the proto's HTTP

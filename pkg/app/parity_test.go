@@ -3,7 +3,6 @@ package app_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,23 +20,12 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
+	"github.com/tokenservice/tokenservice/internal/testlog"
 	"github.com/tokenservice/tokenservice/pkg/app/apptest"
 	"github.com/tokenservice/tokenservice/pkg/gatewayclient"
 	"github.com/tokenservice/tokenservice/pkg/httprule"
 	"github.com/tokenservice/tokenservice/pkg/users"
 )
-
-// jsonLines returns the JSON log lines written to l.
-func (l *lockedBuffer) jsonLines() []map[string]any {
-	var out []map[string]any
-	for _, line := range strings.Split(l.String(), "\n") {
-		var m map[string]any
-		if json.Unmarshal([]byte(line), &m) == nil {
-			out = append(out, m)
-		}
-	}
-	return out
-}
 
 // TestInterceptorParity calls every method the REST gateway serves, over
 // gRPC and over REST, with one request id each, and checks that the one
@@ -46,9 +34,9 @@ func (l *lockedBuffer) jsonLines() []map[string]any {
 // log line (request id and logging interceptors), and the call counted
 // under its transport (metrics). The REST hop changing what runs fails it.
 func TestInterceptorParity(t *testing.T) {
-	logs := &lockedBuffer{}
+	logger, logs := testlog.NewJSON(slog.LevelInfo)
 	cfg := apptest.Config(t, "sqlite")
-	cfg.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+	cfg.Logger = logger
 	cfg.Server.MetricsAddr = "127.0.0.1:0"
 	a := apptest.MustStart(t, cfg)
 	ctx := context.Background()
@@ -81,7 +69,7 @@ func TestInterceptorParity(t *testing.T) {
 			callCtx := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+bearer, "x-request-id", id)
 			err = conns[transport].Invoke(callCtx, fullName(m), apptest.MinimalRequest(t, m), out.New().Interface())
 			codesBy[transport] = status.Code(err)
-			if !loggedCall(logs.jsonLines(), id, string(m.Name())) {
+			if !loggedCall(logs.JSONLines(), id, string(m.Name())) {
 				t.Errorf("%s over %s: no log line with its request id %s and method", fullName(m), transport, id)
 			}
 		}

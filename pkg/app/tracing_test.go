@@ -1,42 +1,23 @@
 package app_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/tokenservice/tokenservice/internal/testlog"
 	"github.com/tokenservice/tokenservice/pkg/app/apptest"
 	"github.com/tokenservice/tokenservice/pkg/auth"
 	"github.com/tokenservice/tokenservice/pkg/users"
 )
-
-// lockedBuffer is a log sink safe for the server's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // A REST request carrying a W3C traceparent gives one trace, the client's:
 // the HTTP request's span, the RPC's under it, the database calls' under
@@ -46,8 +27,8 @@ func TestOneTraceFromRESTToTheDatabase(t *testing.T) {
 	exporter := tracetest.NewInMemoryExporter()
 	cfg := apptest.Config(t, "mysql")
 	cfg.TracerProvider = sdktrace.NewTracerProvider(sdktrace.WithSyncer(exporter))
-	logs := &lockedBuffer{}
-	cfg.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+	logger, logs := testlog.NewJSON(slog.LevelInfo)
+	cfg.Logger = logger
 	a := apptest.MustStart(t, cfg)
 	const password = "correct horse battery staple"
 	if _, err := a.Users().Create(context.Background(), users.Operator(), users.CreateInput{Username: "alice", Password: password}); err != nil {

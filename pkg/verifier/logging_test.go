@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/tokenservice/tokenservice/internal/testlog"
 	"github.com/tokenservice/tokenservice/pkg/verifier"
 )
 
@@ -18,7 +19,7 @@ import (
 func TestHugeHeaderValuesAreNotLoggedWhole(t *testing.T) {
 	a := newTestKey(t)
 	ti := newTestIssuer(t, a)
-	log := &syncBuffer{}
+	log := &testlog.Buffer{}
 	v := ti.newVerifier(t, verifier.Config{Logger: slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	ti.fail(http.StatusInternalServerError, "down") // the fetch for the unknown kid fails: a warning
 	const size = 1 << 20

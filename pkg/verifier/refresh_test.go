@@ -1,16 +1,15 @@
 package verifier_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/tokenservice/tokenservice/internal/testlog"
 	"github.com/tokenservice/tokenservice/pkg/verifier"
 )
 
@@ -62,7 +61,7 @@ func TestFailedRefreshKeepsTheKeys(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			a := newTestKey(t)
 			ti := newTestIssuer(t, a)
-			log := &syncBuffer{}
+			log := &testlog.Buffer{} // the background refresh writes to it while the test reads
 			v := ti.newVerifier(t, verifier.Config{RefreshInterval: 10 * time.Millisecond, MinRefreshInterval: time.Millisecond,
 				Logger: slog.New(slog.NewTextHandler(log, nil))})
 			ctx := context.Background()
@@ -110,23 +109,4 @@ func TestUnknownKidRefreshOutlivesTheRequest(t *testing.T) {
 	if got := ti.jwksFetches.Load(); got != 2 {
 		t.Errorf("%d key set fetches, want 2 (New and the unknown kid)", got)
 	}
-}
-
-// syncBuffer is a bytes.Buffer that the background refresh may write to
-// while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
