@@ -95,6 +95,31 @@ type App struct {
 // New builds the application and opens its listeners. It does not touch
 // the database: Run brings the services up when the database answers.
 func New(ctx context.Context, cfg Config) (*App, error) {
+	cfg, err := withDefaults(cfg)
+	if err != nil {
+		return nil, err
+	}
+	passwords, err := auth.NewPasswords(cfg.PasswordParams, rand.Reader, cfg.MaxConcurrentPasswordHashes)
+	if err != nil {
+		return nil, err
+	}
+	a, err := openStoreAndKeys(cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.registerMetrics()
+	a.buildRules(passwords)
+	if a.server, err = a.buildServer(ctx); err != nil {
+		a.store.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// withDefaults fills in what cfg leaves unset, and refuses a key
+// propagation delay too short for gateways to fetch a new key before it
+// signs (auth.CheckPropagation).
+func withDefaults(cfg Config) (Config, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -111,17 +136,20 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		cfg.KeyRotation.PropagationDelay = DefaultKeyPropagationDelay
 	}
 	if err := auth.CheckPropagation(cfg.KeyRotation.PropagationDelay, cfg.Server.JWKSMaxAge, cfg.KeyReloadInterval); err != nil {
-		return nil, err
+		return cfg, err
 	}
 	if cfg.KeyRotation.VerifyFor <= 0 {
 		cfg.KeyRotation.VerifyFor = auth.VerifyFor(cfg.Minter.Lifetime, cfg.KeyReloadInterval)
 	}
-	passwords, err := auth.NewPasswords(cfg.PasswordParams, rand.Reader, cfg.MaxConcurrentPasswordHashes)
-	if err != nil {
-		return nil, err
-	}
 	cfg.Store.Logger = cfg.Logger
 	cfg.Store.TracerProvider = cfg.TracerProvider
+	return cfg, nil
+}
+
+// openStoreAndKeys opens the store (without reaching the database), seals
+// what it keeps of keys and secrets if a key-encryption key is configured,
+// and sets up the signing key ring over it; the keys are loaded at start.
+func openStoreAndKeys(cfg Config) (*App, error) {
 	st, err := store.Open(cfg.Store)
 	if err != nil {
 		return nil, err
@@ -133,11 +161,15 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 			return nil, err
 		}
 	}
-	a.cfg = cfg
 	a.keys = auth.NewKeyRing(a.secrets, rand.Reader, cfg.KeyRotation)
+	return a, nil
+}
 
+// registerMetrics makes the metrics and registers those read on scrape:
+// the database pool, the signing key's age, the tokens about to expire.
+func (a *App) registerMetrics() {
 	a.metrics = metrics.New()
-	a.metrics.RegisterDB(st.DB())
+	a.metrics.RegisterDB(a.store.DB())
 	a.metrics.RegisterSigningKey(func() (time.Time, bool) {
 		ks := a.keys.Current()
 		if ks == nil {
@@ -145,9 +177,13 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		}
 		return ks.SigningKeyActivation(), true
 	})
+	a.metrics.RegisterExpiringTokens(a.store.CountExpiring, now)
+}
 
-	a.metrics.RegisterExpiringTokens(st.CountExpiring, now)
-
+// buildRules builds the token and user rules over the store (through the
+// cache, if it has a TTL), and the last-used recorder, if configured.
+func (a *App) buildRules(passwords *auth.Passwords) {
+	cfg, st := a.cfg, a.store
 	var data cache.Store = st
 	if cfg.Cache.TTL > 0 {
 		data = cache.New(st, cfg.Cache, time.Now, a.metrics)
@@ -161,15 +197,19 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	a.tokens = tokens.New(cfg.Tokens, tokensDeps)
 	a.users = users.New(cfg.Users, users.Deps{Users: data, Passwords: passwords, Pages: a.pages, Observer: a.metrics,
 		Clock: now, Rand: rand.Reader})
+}
 
+// buildServer builds the doors onto the rules (the API's services, the
+// OAuth endpoints) and the server that serves them, with its listeners.
+func (a *App) buildServer(ctx context.Context) (*server.Server, error) {
+	cfg := a.cfg
 	apiDeps := api.Deps{Tokens: a.tokens, Users: a.users}
 	guard, err := api.NewGuard(apiDeps)
 	if err != nil {
-		st.Close()
 		return nil, err
 	}
 	endpoints := oauth.New(cfg.Server.Issuer, oauth.Deps{Tokens: a.tokens, Started: a.started.Load, Logger: cfg.Logger, Clock: now})
-	a.server, err = server.New(ctx, cfg.Server, server.Deps{
+	return server.New(ctx, cfg.Server, server.Deps{
 		Logger:          cfg.Logger,
 		Started:         a.started.Load,
 		Ready:           a.Ready,
@@ -179,19 +219,20 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		TracerProvider:  cfg.TracerProvider,
 		Routes:          endpoints.Routes(),
 		ResponseHeaders: []string{bearer.TokenExpirationHeader},
-		Services: []server.Service{
-			// One line per service of the API; each method's access rule is in its proto.
-			{Desc: &pb.TokenService_ServiceDesc, Impl: api.NewTokenServer(apiDeps), Authenticate: guard.Authenticate, RegisterGateway: server.Gateway(pb.RegisterTokenServiceHandlerClient, pb.NewTokenServiceClient)},
-			{Desc: &pb.UserService_ServiceDesc, Impl: api.NewUserServer(apiDeps), Authenticate: guard.Authenticate, RegisterGateway: server.Gateway(pb.RegisterUserServiceHandlerClient, pb.NewUserServiceClient)},
-			// Envoy's ext_authz filter, over gRPC only: it checks the credential of the request it describes.
-			{Desc: &authv3.Authorization_ServiceDesc, Impl: extauthz.New(a.tokens), Authenticate: server.Unauthenticated},
-		},
+		Services:        a.services(apiDeps, guard),
 	})
-	if err != nil {
-		st.Close()
-		return nil, err
+}
+
+// services lists the services of the API, served over gRPC and (those
+// with a RegisterGateway) REST: adding a service is one line here. Each
+// method's access rule is in its proto.
+func (a *App) services(apiDeps api.Deps, guard *api.Guard) []server.Service {
+	return []server.Service{
+		{Desc: &pb.TokenService_ServiceDesc, Impl: api.NewTokenServer(apiDeps), Authenticate: guard.Authenticate, RegisterGateway: server.Gateway(pb.RegisterTokenServiceHandlerClient, pb.NewTokenServiceClient)},
+		{Desc: &pb.UserService_ServiceDesc, Impl: api.NewUserServer(apiDeps), Authenticate: guard.Authenticate, RegisterGateway: server.Gateway(pb.RegisterUserServiceHandlerClient, pb.NewUserServiceClient)},
+		// Envoy's ext_authz filter, over gRPC only: it checks the credential of the request it describes.
+		{Desc: &authv3.Authorization_ServiceDesc, Impl: extauthz.New(a.tokens), Authenticate: server.Unauthenticated},
 	}
-	return a, nil
 }
 
 // now is the services' clock: UTC, to the microsecond the database keeps.

@@ -211,7 +211,7 @@ func withCORS(origins, passHeaders []string, h http.Handler) http.Handler {
 }
 
 // limitBody bounds a body at MaxBodyBytes: reading more fails, and
-// readJSONBody (rest.go) answers 400 saying the body is too large.
+// readJSONBody (bodydecode.go) answers 400 saying the body is too large.
 func limitBody(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)

@@ -192,6 +192,34 @@ type Server struct {
 
 // New builds the server around the services and opens its listeners.
 func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
+	interceptors, err := interceptorChain(deps)
+	if err != nil {
+		return nil, err
+	}
+	limits := cfg.Limits.withDefaults()
+	if msg := capsOverFileLimit(limits, cfg.MetricsAddr != "" && deps.Metrics != nil, processFileLimit()); msg != "" {
+		deps.Logger.Warn(msg)
+	}
+	s := &Server{Deps: deps, cfg: cfg, limits: limits, health: health.NewServer()}
+	s.grpcServer = grpc.NewServer(s.grpcOptions(interceptors("grpc"))...)
+	gateway, table, err := s.registerServices(ctx, s.inProcessChannel(interceptors("rest")))
+	if err != nil {
+		return nil, err
+	}
+	s.registerHealth()
+	reflection.Register(s.grpcServer)
+	s.httpServer = s.newHTTPServer(gateway, table)
+	s.metricsServer = s.newMetricsServer()
+	if err := s.openListeners(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// interceptorChain returns the interceptor chain (unaryChain) for calls
+// coming by a transport ("grpc", "rest"): the same on both, but for the
+// metrics' transport label. It refuses a service without an Authenticate.
+func interceptorChain(deps Deps) (func(transport string) grpc.UnaryServerInterceptor, error) {
 	validator, err := protovalidate.New()
 	if err != nil {
 		return nil, fmt.Errorf("creating validator: %w", err)
@@ -206,107 +234,140 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 		authenticators[svc.Desc.ServiceName] = svc.Authenticate
 	}
 	authn := authentication(authenticators)
-	logger := deps.Logger
-	observe := func(string) grpc.UnaryServerInterceptor { return nil }
-	if deps.ObserveRPC != nil {
-		observe = deps.ObserveRPC
-	}
 	gate := startingGate(gated, deps.Started)
-	interceptors := unaryChain(logger, validator, gate, authn, observe("grpc"))
-	limits := cfg.Limits.withDefaults()
-	if msg := capsOverFileLimit(limits, cfg.MetricsAddr != "" && deps.Metrics != nil, processFileLimit()); msg != "" {
-		logger.Warn(msg)
-	}
+	return func(transport string) grpc.UnaryServerInterceptor {
+		var observe grpc.UnaryServerInterceptor
+		if deps.ObserveRPC != nil {
+			observe = deps.ObserveRPC(transport)
+		}
+		return unaryChain(deps.Logger, validator, gate, authn, observe)
+	}, nil
+}
 
-	s := &Server{Deps: deps, cfg: cfg, limits: limits, health: health.NewServer()}
-	grpcOpts := []grpc.ServerOption{
+// grpcOptions are the gRPC server's options: the interceptor chain, the
+// limits and keepalive policy, and TLS and tracing when configured.
+func (s *Server) grpcOptions(interceptors grpc.UnaryServerInterceptor) []grpc.ServerOption {
+	opts := []grpc.ServerOption{
 		grpc.UnaryInterceptor(interceptors),
-		grpc.MaxRecvMsgSize(limits.MaxRecvMsgBytes),
-		grpc.MaxConcurrentStreams(limits.MaxConcurrentStreams),
-		grpc.ConnectionTimeout(limits.GRPCConnectionTimeout),
-		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: limits.GRPCMaxConnectionIdle}),
+		grpc.MaxRecvMsgSize(s.limits.MaxRecvMsgBytes),
+		grpc.MaxConcurrentStreams(s.limits.MaxConcurrentStreams),
+		grpc.ConnectionTimeout(s.limits.GRPCConnectionTimeout),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: s.limits.GRPCMaxConnectionIdle}),
 		// Clients may ping every 10s (grpc-go's minimum client keepalive
 		// time), with or without calls in flight; faster pingers are sent
 		// GOAWAY. Pings alone do not keep a connection from being idle.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	}
-	if cfg.TLS != nil {
-		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
+	if s.cfg.TLS != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(s.cfg.TLS)))
 	}
-	if deps.TracerProvider != nil {
-		grpcOpts = append(grpcOpts, grpc.StatsHandler(rpcTracing(deps.TracerProvider, trace.SpanKindServer)))
+	if s.TracerProvider != nil {
+		opts = append(opts, grpc.StatsHandler(rpcTracing(s.TracerProvider, trace.SpanKindServer)))
 	}
-	s.grpcServer = grpc.NewServer(grpcOpts...)
-	// The gateway calls the services directly (directConn): no network
-	// hop, no goroutine, and the same interceptor chain as gRPC clients get.
+	return opts
+}
+
+// inProcessChannel is the channel the gateway calls the services through
+// (directConn): no network hop, no goroutine, and the same interceptor
+// chain as gRPC clients get.
+func (s *Server) inProcessChannel(interceptors grpc.UnaryServerInterceptor) *directConn {
 	var sh stats.Handler
-	if deps.TracerProvider != nil {
-		sh = rpcTracing(deps.TracerProvider, trace.SpanKindInternal)
+	if s.TracerProvider != nil {
+		sh = rpcTracing(s.TracerProvider, trace.SpanKindInternal)
 	}
-	channel := newDirectConn(unaryChain(logger, validator, gate, authn, observe("rest")), sh)
+	return newDirectConn(interceptors, sh)
+}
+
+// registerServices registers each service with the gRPC server and, if it
+// has a RegisterGateway, with channel and the REST gateway; it returns the
+// gateway and the services' REST routes.
+func (s *Server) registerServices(ctx context.Context, channel *directConn) (*runtime.ServeMux, httprule.Table, error) {
 	var names []string
-	for _, svc := range deps.Services {
+	for _, svc := range s.Services {
 		names = append(names, svc.Desc.ServiceName)
 	}
 	table := httprule.ForServices(names...)
-	gateway := newGateway(table, deps.ResponseHeaders)
-	for _, svc := range deps.Services {
+	gateway := newGateway(table, s.ResponseHeaders)
+	for _, svc := range s.Services {
 		s.grpcServer.RegisterService(svc.Desc, svc.Impl)
 		if svc.RegisterGateway == nil {
 			continue
 		}
 		channel.register(svc.Desc, svc.Impl)
 		if err := svc.RegisterGateway(ctx, gateway, channel); err != nil {
-			return nil, fmt.Errorf("registering %s with the gateway: %w", svc.Desc.ServiceName, err)
+			return nil, nil, fmt.Errorf("registering %s with the gateway: %w", svc.Desc.ServiceName, err)
 		}
 	}
+	return gateway, table, nil
+}
+
+// registerHealth registers the gRPC health service. Every service is known
+// to it from the start, not serving until watchHealth finds it ready: a
+// check made before Serve's first look gets NOT_SERVING, not NotFound.
+func (s *Server) registerHealth() {
 	healthpb.RegisterHealthServer(s.grpcServer, s.health)
-	// Every service is known to the health service from the start, not
-	// serving until watchHealth finds it ready: a check made before Serve's
-	// first look gets NOT_SERVING, not NotFound.
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
-	for _, svc := range deps.Services {
+	for _, svc := range s.Services {
 		s.health.SetServingStatus(svc.Desc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
 	}
-	reflection.Register(s.grpcServer)
-	handler := withCORS(cfg.CORSOrigins, deps.ResponseHeaders, s.routes(gateway, table))
-	if deps.TracerProvider != nil {
-		handler = httpTracing(deps.TracerProvider, handler)
-	}
-	s.httpServer = &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: limits.ReadHeaderTimeout,
-		ReadTimeout:       limits.ReadTimeout,
-		WriteTimeout:      limits.WriteTimeout,
-		IdleTimeout:       limits.IdleTimeout,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
+}
 
-	if s.grpcLis, err = listen(cfg.GRPCAddr, limits.MaxGRPCConns); err != nil {
-		return nil, fmt.Errorf("listening for gRPC: %w", err)
+// newHTTPServer builds the HTTP server of the routes (REST through gateway
+// among them), with CORS, tracing when configured, and the limits.
+func (s *Server) newHTTPServer(gateway *runtime.ServeMux, table httprule.Table) *http.Server {
+	handler := withCORS(s.cfg.CORSOrigins, s.ResponseHeaders, s.routes(gateway, table))
+	if s.TracerProvider != nil {
+		handler = httpTracing(s.TracerProvider, handler)
 	}
-	if cfg.HTTPListener != nil {
-		s.httpLis = netutil.LimitListener(cfg.HTTPListener, limits.MaxHTTPConns)
-	} else if s.httpLis, err = listen(cfg.HTTPAddr, limits.MaxHTTPConns); err != nil {
+	return &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: s.limits.ReadHeaderTimeout,
+		ReadTimeout:       s.limits.ReadTimeout,
+		WriteTimeout:      s.limits.WriteTimeout,
+		IdleTimeout:       s.limits.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(s.Logger.Handler(), slog.LevelWarn),
+	}
+}
+
+// newMetricsServer builds the server of /metrics on a port of its own, or
+// returns nil without a MetricsAddr (or metrics).
+func (s *Server) newMetricsServer() *http.Server {
+	if s.cfg.MetricsAddr == "" || s.Metrics == nil {
+		return nil
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.Metrics)
+	return &http.Server{Handler: mux, ReadHeaderTimeout: s.limits.ReadHeaderTimeout, ReadTimeout: s.limits.ReadTimeout,
+		WriteTimeout: s.limits.WriteTimeout, IdleTimeout: s.limits.IdleTimeout, ErrorLog: s.httpServer.ErrorLog}
+}
+
+// openListeners opens the gRPC, HTTP (over TLS if configured) and, with a
+// metrics server, metrics listeners, each capped at its connection limit
+// (or takes Config.HTTPListener for HTTP). On failure it closes those it
+// opened.
+func (s *Server) openListeners() error {
+	var err error
+	if s.grpcLis, err = listen(s.cfg.GRPCAddr, s.limits.MaxGRPCConns); err != nil {
+		return fmt.Errorf("listening for gRPC: %w", err)
+	}
+	if s.cfg.HTTPListener != nil {
+		s.httpLis = netutil.LimitListener(s.cfg.HTTPListener, s.limits.MaxHTTPConns)
+	} else if s.httpLis, err = listen(s.cfg.HTTPAddr, s.limits.MaxHTTPConns); err != nil {
 		s.grpcLis.Close()
-		return nil, fmt.Errorf("listening for HTTP: %w", err)
+		return fmt.Errorf("listening for HTTP: %w", err)
 	}
-	if cfg.TLS != nil {
-		httpTLS := cfg.TLS.Clone()
+	if s.cfg.TLS != nil {
+		httpTLS := s.cfg.TLS.Clone()
 		httpTLS.NextProtos = []string{"h2", "http/1.1"}
 		s.httpLis = tls.NewListener(s.httpLis, httpTLS)
 	}
-	if cfg.MetricsAddr != "" && deps.Metrics != nil {
-		if s.metricsLis, err = listen(cfg.MetricsAddr, limits.MaxMetricsConns); err != nil {
+	if s.metricsServer != nil {
+		if s.metricsLis, err = listen(s.cfg.MetricsAddr, s.limits.MaxMetricsConns); err != nil {
 			s.Close()
-			return nil, fmt.Errorf("listening for metrics: %w", err)
+			return fmt.Errorf("listening for metrics: %w", err)
 		}
-		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", deps.Metrics)
-		s.metricsServer = &http.Server{Handler: mux, ReadHeaderTimeout: limits.ReadHeaderTimeout, ReadTimeout: limits.ReadTimeout,
-			WriteTimeout: limits.WriteTimeout, IdleTimeout: limits.IdleTimeout, ErrorLog: s.httpServer.ErrorLog}
 	}
-	return s, nil
+	return nil
 }
 
 // MetricsAddr returns the address /metrics listens on, or "" if none.
