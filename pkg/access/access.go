@@ -118,8 +118,16 @@ func Of(md protoreflect.MethodDescriptor) (Rule, error) {
 	default:
 		return Rule{}, fmt.Errorf("%s declares the credential %v: choose one", method, a.GetCredential())
 	}
-	if r.Credential == None && (r.Scope != "" || r.Basic || r.AdminOnly) {
+	// The guard checks no scope, password or admin where it does not
+	// resolve the caller itself: a rule asking for one there would be
+	// silently unenforced, so it is refused.
+	switch {
+	case r.Credential == None && (r.Scope != "" || r.Basic || r.AdminOnly):
 		return Rule{}, fmt.Errorf("%s is public (CREDENTIAL_NONE) yet asks for a scope, a password or an admin", method)
+	case r.Credential == APIToken && (r.Scope != "" || r.Basic || r.AdminOnly):
+		return Rule{}, fmt.Errorf("%s reads its API token itself (CREDENTIAL_API_TOKEN): the guard cannot check a scope, a password or an admin for it", method)
+	case r.Credential == BearerOrPasswordInBody && (r.Basic || r.AdminOnly):
+		return Rule{}, fmt.Errorf("%s takes a password in its body (CREDENTIAL_BEARER_OR_PASSWORD_IN_BODY): the guard cannot check HTTP Basic or an admin for it", method)
 	}
 	for _, e := range a.GetErrors() {
 		r.Errors = append(r.Errors, ErrorAnswer{Status: int(e.GetStatus()), Description: e.GetDescription(), Example: e.GetExample()})

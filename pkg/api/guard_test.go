@@ -15,22 +15,6 @@ import (
 	"github.com/tokenservice/tokenservice/pkg/users"
 )
 
-// TestEveryMethodDeclaresARule: every method of every service in the
-// protos declares its access rule, so NewGuard (and the server) starts.
-func TestEveryMethodDeclaresARule(t *testing.T) {
-	rules, err := access.Rules()
-	if err != nil {
-		t.Fatal(err)
-	}
-	methods := 0
-	for _, svc := range access.Services() {
-		methods += svc.Methods().Len()
-	}
-	if methods == 0 || len(rules) != methods {
-		t.Errorf("%d rules for %d methods", len(rules), methods)
-	}
-}
-
 // TestGuardAppliesTheRule: each kind of rule, with each kind of caller, on
 // real services (SQLite), including rules no method declares yet (public,
 // admin-only).

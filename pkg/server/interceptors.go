@@ -11,8 +11,11 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/tokenservice/tokenservice/pkg/domain"
 )
 
 // unaryChain is the one interceptor chain, outermost first, that every call
@@ -42,15 +45,20 @@ func unaryChain(logger *slog.Logger, validator protovalidate.Validator, gate, au
 }
 
 // authentication authenticates each call by its service's Authenticate
-// (Service), found by the call's full method name; the services the server
-// adds itself (health, reflection) are open.
+// (Service), found by the call's full method name. Of the services the
+// server adds itself, the health service is open; any other call is refused,
+// so a service registered some other way is never open by omission.
 func authentication(authenticators map[string]func(context.Context, string) (context.Context, error)) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if authenticate := authenticators[serviceOf(info.FullMethod)]; authenticate != nil {
+		service := serviceOf(info.FullMethod)
+		switch authenticate := authenticators[service]; {
+		case authenticate != nil:
 			var err error
 			if ctx, err = authenticate(ctx, info.FullMethod); err != nil {
 				return nil, err
 			}
+		case service != healthpb.Health_ServiceDesc.ServiceName:
+			return nil, domain.ErrUnauthenticated
 		}
 		return handler(ctx, req)
 	}

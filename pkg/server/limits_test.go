@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/tokenservice/tokenservice/gen/priv/tokenservice/v1alpha1"
+	"github.com/tokenservice/tokenservice/pkg/domain"
 )
 
 // slowService holds each GetToken until release is closed, counting how
@@ -182,5 +183,32 @@ func TestEveryServiceSaysHowItAuthenticates(t *testing.T) {
 	deps.Services[0].Authenticate = nil
 	if _, err := New(context.Background(), testConfig, deps); err == nil || !strings.Contains(err.Error(), "Authenticate") {
 		t.Errorf("New with a service without Authenticate: %v, want refused", err)
+	}
+}
+
+// A unary call reaches its handler only through its service's
+// Authenticate; of the services without one, only health is open.
+func TestAuthenticationFailsClosed(t *testing.T) {
+	refused := errors.New("refused")
+	authn := authentication(map[string]func(context.Context, string) (context.Context, error){
+		"p.Mapped": func(ctx context.Context, method string) (context.Context, error) {
+			if method == "/p.Mapped/Refused" {
+				return nil, refused
+			}
+			return ctx, nil
+		},
+	})
+	handler := func(context.Context, any) (any, error) { return "reached", nil }
+	for method, want := range map[string]error{
+		"/p.Mapped/Allowed":                nil,
+		"/p.Mapped/Refused":                refused,
+		"/grpc.health.v1.Health/Check":     nil,
+		"/p.Unmapped/Get":                  domain.ErrUnauthenticated,
+		"/grpc.health.v1.Health.Other/Get": domain.ErrUnauthenticated,
+	} {
+		got, err := authn(context.Background(), nil, &grpc.UnaryServerInfo{FullMethod: method}, handler)
+		if err != want || (err == nil && got != "reached") {
+			t.Errorf("%s: %v, %v; want %v", method, got, err, want)
+		}
 	}
 }
