@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,15 +36,15 @@ import (
 // hand here. A histogram family is read as its _bucket (with le), _sum and
 // _count series. Prometheus adds up to the targets, and job and instance to
 // every series.
-var contract = contractOf(mustFamilies())
-
-func mustFamilies() []metrics.Family {
+// theContract is the metric contract, computed once on first use (a
+// failure to compute it fails the checks that need it, not the package).
+var theContract = sync.OnceValues(func() (map[string]map[string][]string, error) {
 	families, err := metrics.Families()
 	if err != nil {
-		panic(fmt.Sprintf("metrics.Families: %v", err))
+		return nil, fmt.Errorf("metrics.Families: %w", err)
 	}
-	return families
-}
+	return contractOf(families), nil
+})
 
 func contractOf(families []metrics.Family) map[string]map[string][]string {
 	c := map[string]map[string][]string{"up": {}}
@@ -92,6 +93,10 @@ var promqlParser = parser.NewParser(parser.Options{})
 // has, every value matched is one the label takes. It returns the metrics
 // the expression reads.
 func checkQuery(expr string) ([]string, error) {
+	contract, err := theContract()
+	if err != nil {
+		return nil, err
+	}
 	e, err := promqlParser.ParseExpr(expr)
 	if err != nil {
 		return nil, err

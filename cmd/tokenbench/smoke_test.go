@@ -19,6 +19,9 @@ const heyVersion = "v0.1.4"
 // The harness itself, end to end and briefly, so `make bench` cannot rot
 // unnoticed: a real server on SQLite, every scenario, a JSON line each.
 func TestTokenbenchRunsEveryScenario(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs every scenario against a server (half a minute): make test runs it, make test-fast (-short) does not")
+	}
 	bin := filepath.Join(t.TempDir(), "tokenservice")
 	if out, err := exec.Command("go", "build", "-o", bin, "../tokenservice").CombinedOutput(); err != nil {
 		t.Fatalf("building tokenservice: %v\n%s", err, out)

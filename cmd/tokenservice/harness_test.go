@@ -89,6 +89,9 @@ func waitFor(t *testing.T, what string, bound time.Duration, since time.Time, do
 // startServiceUnready is startService without waiting for the database.
 func startServiceUnready(t *testing.T, db store.Config, extraEnv ...string) *service {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a server: make test runs it, make test-fast (-short) does not")
+	}
 	env := map[string]string{
 		"TOKENSERVICE_DB_DRIVER":    db.Driver,
 		"TOKENSERVICE_DB_DSN":       db.DSN,

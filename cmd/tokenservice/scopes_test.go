@@ -11,7 +11,6 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -149,14 +148,7 @@ func otherScopes(but string) []string {
 	return out
 }
 
-func reason(err error) string {
-	for _, d := range status.Convert(err).Details() {
-		if info, ok := d.(*errdetails.ErrorInfo); ok {
-			return info.GetReason()
-		}
-	}
-	return ""
-}
+func reason(err error) string { return apptest.Reason(err) }
 
 func TestAccessTokensCarryAndLimitScopes(t *testing.T) {
 	forEachScopedSetup(t, func(t *testing.T, s *service, c caller) {

@@ -49,6 +49,9 @@ type Rule struct {
 	Basic bool
 	// AdminOnly: only an admin may call the method.
 	AdminOnly bool
+	// ChangesCredentials: the method makes or changes lasting credentials,
+	// so the caller's API token is read from the database, not a cache.
+	ChangesCredentials bool
 	// Errors are the error answers the method declares beyond those every
 	// method gives and those the rule implies (see the proto's Access).
 	Errors []ErrorAnswer
@@ -80,8 +83,8 @@ func Services() []protoreflect.ServiceDescriptor {
 	return services
 }
 
-// Rules returns the rule of every method of the API's services, in
-// declaration order, or an error naming a method that declares none (or an
+// Rules returns the rule of every method of the API's services (services
+// by name, methods in declaration order), or an error naming a method that declares none (or an
 // unknown credential): the server refuses to start with one, rather than
 // serve a method nobody said how to authenticate.
 func Rules() ([]Rule, error) {
@@ -105,7 +108,7 @@ func Of(md protoreflect.MethodDescriptor) (Rule, error) {
 		return Rule{}, fmt.Errorf("%s declares no access rule: give it option (%s) = {credential: ...}", method, pb.E_Access.TypeDescriptor().FullName())
 	}
 	a := proto.GetExtension(md.Options(), pb.E_Access).(*pb.Access)
-	r := Rule{Method: method, Scope: a.GetScope(), Basic: a.GetBasic(), AdminOnly: a.GetAdminOnly()}
+	r := Rule{Method: method, Scope: a.GetScope(), Basic: a.GetBasic(), AdminOnly: a.GetAdminOnly(), ChangesCredentials: a.GetChangesCredentials()}
 	switch a.GetCredential() {
 	case pb.Credential_CREDENTIAL_NONE:
 		r.Credential = None
@@ -122,9 +125,9 @@ func Of(md protoreflect.MethodDescriptor) (Rule, error) {
 	// resolve the caller itself: a rule asking for one there would be
 	// silently unenforced, so it is refused.
 	switch {
-	case r.Credential == None && (r.Scope != "" || r.Basic || r.AdminOnly):
+	case r.Credential == None && (r.Scope != "" || r.Basic || r.AdminOnly || r.ChangesCredentials):
 		return Rule{}, fmt.Errorf("%s is public (CREDENTIAL_NONE) yet asks for a scope, a password or an admin", method)
-	case r.Credential == APIToken && (r.Scope != "" || r.Basic || r.AdminOnly):
+	case r.Credential == APIToken && (r.Scope != "" || r.Basic || r.AdminOnly || r.ChangesCredentials):
 		return Rule{}, fmt.Errorf("%s reads its API token itself (CREDENTIAL_API_TOKEN): the guard cannot check a scope, a password or an admin for it", method)
 	case r.Credential == BearerOrPasswordInBody && (r.Basic || r.AdminOnly):
 		return Rule{}, fmt.Errorf("%s takes a password in its body (CREDENTIAL_BEARER_OR_PASSWORD_IN_BODY): the guard cannot check HTTP Basic or an admin for it", method)

@@ -15,22 +15,29 @@ import (
 	"github.com/tokenservice/tokenservice/pkg/users"
 )
 
+// TestWriteScopesReadTheDatabase: every method needing a scope an access
+// token gets only when named (tokens.WriteScopes) makes or changes lasting
+// credentials, and its rule says so, so the caller's token is read from the
+// database, not a replica's cache.
+func TestWriteScopesReadTheDatabase(t *testing.T) {
+	rules, err := access.Rules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rules {
+		if tokens.WriteScopes.Has(r.Scope) && !r.ChangesCredentials {
+			t.Errorf("%s needs %s but does not declare changes_credentials", r.Name(), r.Scope)
+		}
+	}
+}
+
 // TestGuardAppliesTheRule: each kind of rule, with each kind of caller, on
 // real services (SQLite), including rules no method declares yet (public,
 // admin-only).
 func TestGuardAppliesTheRule(t *testing.T) {
 	a := apptest.MustStart(t, apptest.Config(t, "sqlite"))
-	ctx := context.Background()
 	token := func(u users.CreateInput, scopes ...string) string {
-		user, err := a.Users().Create(ctx, users.Operator(), u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		plaintext, _, err := a.Tokens().Create(ctx, &domain.Principal{User: user, AllScopes: true}, tokens.CreateInput{Scopes: scopes})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return "Bearer " + plaintext
+		return "Bearer " + apptest.MustUserToken(t, a, u, scopes...)
 	}
 	admin := token(users.CreateInput{Username: "root", Password: "a password long enough", Admin: true})
 	reader := token(users.CreateInput{Username: "reader", Password: "a password long enough"}, domain.ScopeTokensRead)

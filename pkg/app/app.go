@@ -231,7 +231,7 @@ func (a *App) services(apiDeps api.Deps, guard *api.Guard) []server.Service {
 		{Desc: &pb.TokenService_ServiceDesc, Impl: api.NewTokenServer(apiDeps), Authenticate: guard.Authenticate, RegisterGateway: server.Gateway(pb.RegisterTokenServiceHandlerClient, pb.NewTokenServiceClient)},
 		{Desc: &pb.UserService_ServiceDesc, Impl: api.NewUserServer(apiDeps), Authenticate: guard.Authenticate, RegisterGateway: server.Gateway(pb.RegisterUserServiceHandlerClient, pb.NewUserServiceClient)},
 		// Envoy's ext_authz filter, over gRPC only: it checks the credential of the request it describes.
-		{Desc: &authv3.Authorization_ServiceDesc, Impl: extauthz.New(a.tokens), Authenticate: server.Unauthenticated},
+		{Desc: &authv3.Authorization_ServiceDesc, Impl: extauthz.New(a.tokens), Authenticate: server.NoAuthentication},
 	}
 }
 

@@ -33,7 +33,7 @@ func BenchmarkRESTHandler(b *testing.B) {
 	cfg.Cache.TTL = 5 * time.Second
 	a := apptest.MustStart(b, cfg)
 	ctx := context.Background()
-	apiToken := mustBearer(b, a, users.CreateInput{Username: "bench", Password: "a password long enough"})
+	apiToken := apptest.MustUserToken(b, a, users.CreateInput{Username: "bench", Password: "a password long enough"})
 	x, err := a.Tokens().Exchange(ctx, tokens.ExchangeInput{APIToken: apiToken})
 	if err != nil {
 		b.Fatal(err)

@@ -22,7 +22,7 @@ const fuzzPassword = "correct horse battery staple"
 func newFuzzHandler(f *testing.F) (http.Handler, string) {
 	f.Helper()
 	a := apptest.MustStart(f, apptest.Config(f, "sqlite"))
-	return a.Handler(), mustBearer(f, a, users.CreateInput{Username: "alice", Password: fuzzPassword})
+	return a.Handler(), apptest.MustUserToken(f, a, users.CreateInput{Username: "alice", Password: fuzzPassword})
 }
 
 // FuzzRESTRequest sends arbitrary methods, paths, bodies, content types and

@@ -40,7 +40,7 @@ func TestInterceptorParity(t *testing.T) {
 	cfg.Server.MetricsAddr = "127.0.0.1:0"
 	a := apptest.MustStart(t, cfg)
 	ctx := context.Background()
-	bearer := mustBearer(t, a, users.CreateInput{Username: "root", Password: "a password long enough", Admin: true})
+	bearer := apptest.MustUserToken(t, a, users.CreateInput{Username: "root", Password: "a password long enough", Admin: true})
 	conn, err := grpc.NewClient(a.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)

@@ -105,7 +105,7 @@ func TestObservationsStayInTheFamilies(t *testing.T) {
 	m.SigningKeyAdded()
 	m.SigningKeyReloadFailed()
 
-	mfs, err := m.Registry().Gather()
+	mfs, err := m.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}

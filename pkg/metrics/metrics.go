@@ -138,9 +138,6 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
-// Registry returns the registry the metrics are in.
-func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
-
 // UnaryServerInterceptor counts and times each RPC, labelled with the
 // transport it came by.
 func (m *Metrics) UnaryServerInterceptor(transport string) grpc.UnaryServerInterceptor {

@@ -46,7 +46,7 @@ func (s *slowService) GetToken(ctx context.Context, _ *pb.GetTokenRequest) (*pb.
 func testDeps(impl any) Deps {
 	return Deps{
 		Logger: slog.New(slog.DiscardHandler),
-		Services: []Service{{Desc: &pb.TokenService_ServiceDesc, Impl: impl, Authenticate: Unauthenticated,
+		Services: []Service{{Desc: &pb.TokenService_ServiceDesc, Impl: impl, Authenticate: NoAuthentication,
 			RegisterGateway: Gateway(pb.RegisterTokenServiceHandlerClient, pb.NewTokenServiceClient)}},
 		Started: func() bool { return true },
 		Ready:   func(context.Context) error { return nil },

@@ -134,10 +134,10 @@ func Gateway[C any](register func(context.Context, *runtime.ServeMux, C) error, 
 	}
 }
 
-// Unauthenticated is the Authenticate of a service that authenticates
+// NoAuthentication is the Authenticate of a service that authenticates
 // nothing at the door (Envoy's external authorization, whose caller is the
 // proxy and which checks the credential of the request it describes).
-func Unauthenticated(ctx context.Context, _ string) (context.Context, error) { return ctx, nil }
+func NoAuthentication(ctx context.Context, _ string) (context.Context, error) { return ctx, nil }
 
 // Deps are what the server serves.
 type Deps struct {

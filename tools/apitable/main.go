@@ -16,6 +16,8 @@ import (
 	"slices"
 	"strings"
 
+	"google.golang.org/protobuf/reflect/protoreflect"
+
 	"github.com/tokenservice/tokenservice/pkg/access"
 	"github.com/tokenservice/tokenservice/pkg/httprule"
 )
@@ -88,31 +90,29 @@ func methodTable(rules []access.Rule, routes httprule.Table) string {
 		if r.Scope != "" {
 			scope = "`" + r.Scope + "`"
 		}
-		fmt.Fprintf(&b, "| %s | `%s %s` | %s | %s |\n", r.Name(), route.Verb, jsonNames(route.Template), credential(r), scope)
+		fmt.Fprintf(&b, "| %s | `%s %s` | %s | %s |\n", r.Name(), route.Verb, restTemplate(route), credential(r), scope)
 	}
 	return b.String()
 }
 
-// jsonNames writes a route template's variables as the REST API names
-// them: {token_id} as {tokenId}.
-func jsonNames(template string) string {
+// restTemplate writes a route's template with its variables named as the
+// REST API names them (the fields' JSON names): {token_id} as {tokenId}.
+func restTemplate(route httprule.Route) string {
 	var b strings.Builder
-	inVar, upper := false, false
-	for _, c := range template {
-		switch {
-		case c == '{':
-			inVar = true
-		case c == '}':
-			inVar = false
-		case inVar && c == '_':
-			upper = true
-			continue
-		case upper:
-			c, upper = []rune(strings.ToUpper(string(c)))[0], false
+	rest := route.Template
+	for {
+		open, end := strings.IndexByte(rest, '{'), strings.IndexByte(rest, '}')
+		if open < 0 || end < open {
+			b.WriteString(rest)
+			return b.String()
 		}
-		b.WriteRune(c)
+		name := rest[open+1 : end]
+		if f := route.Method.Input().Fields().ByName(protoreflect.Name(name)); f != nil {
+			name = f.JSONName()
+		}
+		b.WriteString(rest[:open] + "{" + name + "}")
+		rest = rest[end+1:]
 	}
-	return b.String()
 }
 
 func credential(r access.Rule) string {

@@ -5,6 +5,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/tokenservice/tokenservice/pkg/httprule"
 )
 
 // The README's tables are those the protos' access rules make: a method
@@ -32,14 +34,19 @@ func TestREADMEIsCurrent(t *testing.T) {
 	}
 }
 
-func TestJSONNames(t *testing.T) {
-	for in, want := range map[string]string{
-		"/v1alpha1/tokens/{token_id}:rotate": "/v1alpha1/tokens/{tokenId}:rotate",
-		"/v1/{a_b_c}/x_y":                    "/v1/{aBC}/x_y",
-		"/v1/tokens":                         "/v1/tokens",
+// Route variables are named as REST clients send them: the fields' JSON names.
+func TestRESTTemplate(t *testing.T) {
+	for method, want := range map[string]string{
+		"/priv.tokenservice.v1alpha1.TokenService/RotateToken":   "/v1alpha1/tokens/{tokenId}:rotate",
+		"/priv.tokenservice.v1alpha1.UserService/ChangePassword": "/v1alpha1/users/{userId}:changePassword",
+		"/priv.tokenservice.v1alpha1.TokenService/ListTokens":    "/v1alpha1/tokens",
 	} {
-		if got := jsonNames(in); got != want {
-			t.Errorf("jsonNames(%q) = %q, want %q", in, got, want)
+		route, ok := httprule.All().ByMethod(method)
+		if !ok {
+			t.Fatalf("no route for %s", method)
+		}
+		if got := restTemplate(route); got != want {
+			t.Errorf("%s: %q, want %q", method, got, want)
 		}
 	}
 }

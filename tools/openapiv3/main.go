@@ -42,7 +42,10 @@ import (
 	"github.com/getkin/kin-openapi/openapi2conv"
 	"github.com/getkin/kin-openapi/openapi3"
 
+	"google.golang.org/grpc/codes"
+
 	"github.com/tokenservice/tokenservice/pkg/access"
+	"github.com/tokenservice/tokenservice/pkg/domain"
 )
 
 func main() {
@@ -179,10 +182,10 @@ var (
 	invalid = errorAnswer{400, "The request is invalid: the message says what to fix; a google.rpc.BadRequest names each field at fault.",
 		`{"code": 3, "message": "expireTime: must be in the future", "details": [{"@type": "type.googleapis.com/google.rpc.BadRequest", "fieldViolations": [{"field": "expireTime", "description": "must be in the future"}]}]}`}
 	unavailable = errorAnswer{503, "The service is starting or its database does not answer: retry shortly.",
-		`{"code": 14, "message": "the database is unavailable: retry shortly", "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "DATABASE_UNAVAILABLE", "domain": "tokenservice"}]}`}
+		errorExample(codes.Unavailable, "the database is unavailable: retry shortly", domain.ReasonUnavailable)}
 	notJSON = errorAnswer{415, "The body is not JSON: send it with Content-Type: application/json.",
 		`{"code": 3, "message": "the request body must be JSON, sent with Content-Type: application/json, not \"text/plain\"", "details": []}`}
-	unauthenticatedExample = `{"code": 16, "message": "invalid or missing credentials", "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "INVALID_CREDENTIALS", "domain": "tokenservice"}]}`
+	unauthenticatedExample = errorExample(codes.Unauthenticated, domain.ErrUnauthenticated.Message, domain.ReasonInvalidCredentials)
 )
 
 type errorAnswer struct {
@@ -292,13 +295,13 @@ func forbidden(r access.Rule) (errorAnswer, bool) {
 	if r.Scope != "" {
 		reasons = append(reasons, fmt.Sprintf("the credential lacks the scope %s (INSUFFICIENT_SCOPE)", r.Scope))
 		if example == "" {
-			example = errorExample(7, access.InsufficientScopeMessage(r.Scope, r.Method), "INSUFFICIENT_SCOPE")
+			example = errorExample(codes.PermissionDenied, access.InsufficientScopeMessage(r.Scope, r.Method), domain.ReasonInsufficientScope)
 		}
 	}
 	if r.AdminOnly {
 		reasons = append(reasons, "the caller is not an admin (ADMIN_REQUIRED)")
 		if example == "" {
-			example = errorExample(7, access.AdminRequiredMessage(r.Method), "ADMIN_REQUIRED")
+			example = errorExample(codes.PermissionDenied, access.AdminRequiredMessage(r.Method), domain.ReasonAdminRequired)
 		}
 	}
 	if len(reasons) == 0 {
@@ -308,8 +311,9 @@ func forbidden(r access.Rule) (errorAnswer, bool) {
 	return errorAnswer{403, strings.ToUpper(d[:1]) + d[1:] + ".", example}, true
 }
 
-func errorExample(code int, message, reason string) string {
-	b, _ := json.Marshal(map[string]any{"code": code, "message": message, "details": []any{map[string]string{
+// errorExample is the google.rpc.Status the server answers with, as JSON.
+func errorExample(code codes.Code, message, reason string) string {
+	b, _ := json.Marshal(map[string]any{"code": int(code), "message": message, "details": []any{map[string]string{
 		"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason, "domain": "tokenservice"}}})
 	return string(b)
 }

@@ -9,14 +9,19 @@ import (
 	"time"
 
 	"google.golang.org/genproto/googleapis/api/annotations"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/tokenservice/tokenservice/pkg/app"
 	"github.com/tokenservice/tokenservice/pkg/auth"
+	"github.com/tokenservice/tokenservice/pkg/domain"
 	"github.com/tokenservice/tokenservice/pkg/server"
 	"github.com/tokenservice/tokenservice/pkg/store/storetest"
+	"github.com/tokenservice/tokenservice/pkg/tokens"
+	"github.com/tokenservice/tokenservice/pkg/users"
 )
 
 // Config returns a configuration for tests: a fresh database for driver,
@@ -76,4 +81,30 @@ func MinimalRequest(t testing.TB, m protoreflect.MethodDescriptor) proto.Message
 		}
 	}
 	return req.Interface()
+}
+
+// MustUserToken creates the user (as the operator) and an API token of it
+// with the scopes (none: every scope), and returns the token's plaintext.
+func MustUserToken(tb testing.TB, a *app.App, u users.CreateInput, scopes ...string) string {
+	tb.Helper()
+	ctx := context.Background()
+	user, err := a.Users().Create(ctx, users.Operator(), u)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	plaintext, _, err := a.Tokens().Create(ctx, &domain.Principal{User: user, AllScopes: true}, tokens.CreateInput{Scopes: scopes})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return plaintext
+}
+
+// Reason returns the google.rpc.ErrorInfo reason of a status error, or "".
+func Reason(err error) string {
+	for _, d := range status.Convert(err).Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok {
+			return info.GetReason()
+		}
+	}
+	return ""
 }

@@ -111,6 +111,12 @@ type Access struct {
 	Basic bool `protobuf:"varint,3,opt,name=basic,proto3" json:"basic,omitempty"`
 	// Only an admin may call the method.
 	AdminOnly bool `protobuf:"varint,4,opt,name=admin_only,json=adminOnly,proto3" json:"admin_only,omitempty"`
+	// The method makes or changes lasting credentials (tokens, users,
+	// passwords): the caller's API token is read from the database, never a
+	// replica's cache, so a token deleted or rotated through another replica
+	// cannot act here. A method needing a write scope (tokens:write,
+	// users:write) must say so (pkg/access checks).
+	ChangesCredentials bool `protobuf:"varint,6,opt,name=changes_credentials,json=changesCredentials,proto3" json:"changes_credentials,omitempty"`
 	// The error answers the method gives beyond those every method gives (400
 	// invalid, 503 unavailable) and those the rule implies (401 without a
 	// valid credential, 403 without the scope, 415 for a body not JSON).
@@ -173,6 +179,13 @@ func (x *Access) GetBasic() bool {
 func (x *Access) GetAdminOnly() bool {
 	if x != nil {
 		return x.AdminOnly
+	}
+	return false
+}
+
+func (x *Access) GetChangesCredentials() bool {
+	if x != nil {
+		return x.ChangesCredentials
 	}
 	return false
 }
@@ -272,7 +285,7 @@ var File_priv_tokenservice_v1alpha1_api_proto protoreflect.FileDescriptor
 
 const file_priv_tokenservice_v1alpha1_api_proto_rawDesc = "" +
 	"\n" +
-	"$priv/tokenservice/v1alpha1/api.proto\x12\x1apriv.tokenservice.v1alpha1\x1a google/protobuf/descriptor.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\xdc\x01\n" +
+	"$priv/tokenservice/v1alpha1/api.proto\x12\x1apriv.tokenservice.v1alpha1\x1a google/protobuf/descriptor.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\x8d\x02\n" +
 	"\x06Access\x12F\n" +
 	"\n" +
 	"credential\x18\x01 \x01(\x0e2&.priv.tokenservice.v1alpha1.CredentialR\n" +
@@ -280,7 +293,8 @@ const file_priv_tokenservice_v1alpha1_api_proto_rawDesc = "" +
 	"\x05scope\x18\x02 \x01(\tR\x05scope\x12\x14\n" +
 	"\x05basic\x18\x03 \x01(\bR\x05basic\x12\x1d\n" +
 	"\n" +
-	"admin_only\x18\x04 \x01(\bR\tadminOnly\x12?\n" +
+	"admin_only\x18\x04 \x01(\bR\tadminOnly\x12/\n" +
+	"\x13changes_credentials\x18\x06 \x01(\bR\x12changesCredentials\x12?\n" +
 	"\x06errors\x18\x05 \x03(\v2'.priv.tokenservice.v1alpha1.ErrorAnswerR\x06errors\"a\n" +
 	"\vErrorAnswer\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\x05R\x06status\x12 \n" +

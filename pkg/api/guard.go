@@ -11,7 +11,6 @@ import (
 	"github.com/tokenservice/tokenservice/pkg/bearer"
 	"github.com/tokenservice/tokenservice/pkg/calllog"
 	"github.com/tokenservice/tokenservice/pkg/domain"
-	"github.com/tokenservice/tokenservice/pkg/tokens"
 )
 
 // Guard authenticates the calls of the API's services by the access rule
@@ -61,9 +60,7 @@ func (g *Guard) Authenticate(ctx context.Context, fullMethod string) (context.Co
 	default:
 		return nil, domain.ErrUnauthenticated
 	}
-	// The methods that need a write scope are those that make or change
-	// lasting credentials.
-	p, err := caller(ctx, g.deps, rule.Basic, tokens.WriteScopes.Has(rule.Scope))
+	p, err := caller(ctx, g.deps, rule)
 	if err != nil {
 		return nil, err
 	}
@@ -101,18 +98,20 @@ func bearerFromContext(ctx context.Context) (string, error) {
 	return "", errNoBearerScheme
 }
 
-// caller resolves the request's Authorization credential: a bearer, or, if
-// basic, a username and password as HTTP Basic credentials (RFC 7617).
-// changes: the call makes or changes lasting credentials, so an API token
-// is checked against the database, not a cache.
-func caller(ctx context.Context, deps Deps, basic, changes bool) (*domain.Principal, error) {
+// caller resolves the request's Authorization credential: a bearer, or,
+// where the rule takes one, a username and password as HTTP Basic
+// credentials (RFC 7617). For a method that changes credentials an API
+// token is checked against the database, not a cache.
+func caller(ctx context.Context, deps Deps, rule access.Rule) (*domain.Principal, error) {
 	authorization := metadata.ValueFromIncomingContext(ctx, "authorization")
 	if len(authorization) != 1 {
 		return nil, domain.ErrUnauthenticated
 	}
 	isBasic, username, password, ok := bearer.ParseBasic(authorization[0])
 	switch {
-	case isBasic && !basic:
+	case isBasic && !rule.Basic && rule.Credential == access.BearerOrPasswordInBody:
+		return nil, errBasicNotTakenInBody
+	case isBasic && !rule.Basic:
 		return nil, errBasicNotTaken
 	case isBasic && (!ok || username == "" || len(username) > maxUsernameBytes || len(password) > domain.MaxPasswordBytes):
 		// None of these can be anyone's: refused before any check or log
@@ -126,7 +125,7 @@ func caller(ctx context.Context, deps Deps, basic, changes bool) (*domain.Princi
 	if err != nil {
 		return nil, err
 	}
-	if changes {
+	if rule.ChangesCredentials {
 		return deps.Tokens.AuthenticateBearerToChange(ctx, token)
 	}
 	return deps.Tokens.AuthenticateBearer(ctx, token)
@@ -139,7 +138,9 @@ var (
 	errBadBasic = &domain.Error{Kind: domain.KindUnauthenticated, Reason: domain.ReasonInvalidCredentials,
 		Message: domain.ErrUnauthenticated.Message + `: send a password as "Authorization: Basic <base64 of username:password>"`}
 	errBasicNotTaken = &domain.Error{Kind: domain.KindUnauthenticated, Reason: domain.ReasonInvalidCredentials,
-		Message: domain.ErrUnauthenticated.Message + `: this method takes no password as HTTP Basic (CreateToken takes one in its body): send the token as "Authorization: Bearer <token>"`}
+		Message: domain.ErrUnauthenticated.Message + `: this method takes no password as HTTP Basic: send the token as "Authorization: Bearer <token>"`}
+	errBasicNotTakenInBody = &domain.Error{Kind: domain.KindUnauthenticated, Reason: domain.ReasonInvalidCredentials,
+		Message: domain.ErrUnauthenticated.Message + `: this method takes no password as HTTP Basic (it takes one in its body): send the token as "Authorization: Bearer <token>"`}
 )
 
 var errNoBearerScheme = &domain.Error{Kind: domain.KindUnauthenticated, Reason: domain.ReasonInvalidCredentials,
