@@ -42,6 +42,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi2conv"
 	"github.com/getkin/kin-openapi/openapi3"
 
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc/codes"
 
 	"github.com/tokenservice/tokenservice/pkg/access"
@@ -241,6 +242,9 @@ func applyRules(doc *openapi2.T, rules []access.Rule) error {
 					if err := json.Unmarshal([]byte(a.sample), &v); err != nil {
 						return fmt.Errorf("%s: answer %s's example is not JSON: %w", r.Method, key, err)
 					}
+					if err := checkExampleCode(a.status, v); err != nil {
+						return fmt.Errorf("%s: answer %s's example: %w", r.Method, key, err)
+					}
 					resp.Examples = map[string]any{"application/json": v}
 				}
 				op.Responses.Set(key, resp)
@@ -249,6 +253,21 @@ func applyRules(doc *openapi2.T, rules []access.Rule) error {
 	}
 	if _, ok := doc.Definitions["Status"]; !ok {
 		return fmt.Errorf("no definition of google.rpc.Status: protoc-gen-openapiv2 writes one with its default errors (buf.gen.yaml)")
+	}
+	return nil
+}
+
+// checkExampleCode checks that an example google.rpc.Status carries the
+// gRPC code the gateway answers the HTTP status for (runtime.HTTPStatusFromCode),
+// or, for a 415, which the REST checks answer before the gateway, INVALID_ARGUMENT.
+func checkExampleCode(httpStatus int, example any) error {
+	code, _ := example.(map[string]any)["code"].(float64)
+	got := runtime.HTTPStatusFromCode(codes.Code(code))
+	if codes.Code(code) == codes.InvalidArgument && httpStatus == 415 {
+		got = 415
+	}
+	if got != httpStatus {
+		return fmt.Errorf("its code %v is answered with HTTP %d, not %d", codes.Code(code), got, httpStatus)
 	}
 	return nil
 }

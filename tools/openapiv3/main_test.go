@@ -113,3 +113,25 @@ func TestApplyRules(t *testing.T) {
 		t.Errorf("an operation without a rule: %v", err)
 	}
 }
+
+// An example whose code the gateway would not answer with its status is
+// refused: a 404 declared with a PERMISSION_DENIED body is a typo.
+func TestApplyRulesChecksExampleCodes(t *testing.T) {
+	dir := t.TempDir()
+	writePart(t, dir, "api.swagger.json", `{"swagger": "2.0", "info": {"title": "T", "version": "v"},
+		"paths": {"/v1/one": {"get": `+op("One_Get")+`}}, "definitions": {"Status": {"type": "object"}}}`)
+	for example, ok := range map[string]bool{
+		`{"code": 5, "message": "not found"}`: true,
+		`{"code": 7, "message": "denied"}`:    false,
+	} {
+		doc, err := mergeParts(dir, "api.swagger.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = applyRules(doc, []access.Rule{{Method: "/p.One/Get", Credential: access.Bearer,
+			Errors: []access.ErrorAnswer{{Status: 404, Description: "No such thing.", Example: example}}}})
+		if (err == nil) != ok {
+			t.Errorf("a 404 with the example %s: %v", example, err)
+		}
+	}
+}
