@@ -169,15 +169,14 @@ func openStoreAndKeys(cfg Config) (*App, error) {
 // the database pool, the signing key's age, the tokens about to expire.
 func (a *App) registerMetrics() {
 	a.metrics = metrics.New()
-	a.metrics.RegisterDB(a.store.DB())
-	a.metrics.RegisterSigningKey(func() (time.Time, bool) {
-		ks := a.keys.Current()
-		if ks == nil {
-			return time.Time{}, false
-		}
-		return ks.SigningKeyActivation(), true
-	})
-	a.metrics.RegisterExpiringTokens(a.store.CountExpiring, now)
+	a.metrics.Register(metrics.Sources{DB: a.store.DB(), CountExpiring: a.store.CountExpiring, Clock: now,
+		SigningKeyActivated: func() (time.Time, bool) {
+			ks := a.keys.Current()
+			if ks == nil {
+				return time.Time{}, false
+			}
+			return ks.SigningKeyActivation(), true
+		}})
 }
 
 // buildRules builds the token and user rules over the store (through the

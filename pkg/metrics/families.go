@@ -29,8 +29,9 @@ type Family struct {
 var rpcLabels = []string{"grpc_service", "grpc_method", "grpc_type", "grpc_code"}
 
 // Families returns the metric families the service serves, sorted by name:
-// read from a scrape of a Metrics with every collector registered as the
-// app registers them and one call answered over each transport, so that the
+// read from a scrape of a Metrics with its collectors registered as the app
+// registers them (Register, over stand-in sources) and one call answered
+// over each transport, so that the
 // list cannot drift from the code. (A histogram's family is one name; a
 // scrape shows it as its _bucket, _sum and _count series.)
 func Families() ([]Family, error) {
@@ -39,9 +40,8 @@ func Families() ([]Family, error) {
 	// collector only reads db.Stats.
 	db := sql.OpenDB(noDB{})
 	defer db.Close()
-	m.RegisterDB(db)
-	m.RegisterSigningKey(func() (time.Time, bool) { return time.Time{}, false })
-	m.RegisterExpiringTokens(func(context.Context, time.Time, time.Time) (int64, error) { return 0, nil }, time.Now)
+	m.Register(Sources{DB: db, SigningKeyActivated: func() (time.Time, bool) { return time.Time{}, false },
+		CountExpiring: func(context.Context, time.Time, time.Time) (int64, error) { return 0, nil }, Clock: time.Now})
 	m.Handler() // registers promhttp's own error counter
 	info := &grpc.UnaryServerInfo{FullMethod: "/families.Service/Call"}
 	for _, transport := range []string{TransportGRPC, TransportREST} {

@@ -145,48 +145,54 @@ func (m *Metrics) UnaryServerInterceptor(transport string) grpc.UnaryServerInter
 	return m.rpcs.UnaryServerInterceptor(grpcprom.WithLabelsFromContext(func(context.Context) prometheus.Labels { return labels }))
 }
 
-// RegisterDB adds the database pool's metrics (connections open, in use,
-// idle, waits), from database/sql's statistics.
-func (m *Metrics) RegisterDB(db *sql.DB) {
-	m.reg.MustRegister(collectors.NewDBStatsCollector(db, namespace))
+// Sources are what the collectors read at each scrape.
+type Sources struct {
+	// DB: the pool's metrics (connections open, in use, idle, waits), from
+	// database/sql's statistics.
+	DB *sql.DB
+	// SigningKeyActivated: when the key that signs started signing (false
+	// while none is loaded): an alert on its age catches a rotation that
+	// stopped.
+	SigningKeyActivated func() (time.Time, bool)
+	// CountExpiring: the live API tokens that expire between from and to
+	// (an indexed count), read with Clock for the tokens expiring within
+	// ExpiringWithin.
+	CountExpiring func(ctx context.Context, from, to time.Time) (int64, error)
+	Clock         func() time.Time
 }
 
-// RegisterSigningKey adds the age of the key that signs, from when it
-// started signing: an alert on it catches a rotation that stopped.
-func (m *Metrics) RegisterSigningKey(activated func() (time.Time, bool)) {
+// Register adds the collectors that read the sources: the one list of
+// them, which the app and Families both use.
+func (m *Metrics) Register(s Sources) {
+	m.reg.MustRegister(collectors.NewDBStatsCollector(s.DB, namespace))
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: namespace, Name: "signing_key_age_seconds",
 		Help: "Seconds since the key that signs access tokens started signing.",
 	}, func() float64 {
-		at, ok := activated()
+		at, ok := s.SigningKeyActivated()
 		if !ok {
 			return 0
 		}
 		return time.Since(at).Seconds()
 	}))
-}
-
-// ExpiringWithin is the horizon of the expiring-tokens gauge.
-const ExpiringWithin = 7 * 24 * time.Hour
-
-// RegisterExpiringTokens adds the count of live API tokens that expire
-// within ExpiringWithin, read at each scrape (an indexed count; NaN when
-// the database does not answer in time).
-func (m *Metrics) RegisterExpiringTokens(count func(ctx context.Context, from, to time.Time) (int64, error), clock func() time.Time) {
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: namespace, Name: "api_tokens_expiring_soon",
 		Help: "Live API tokens that expire within the next 7 days.",
 	}, func() float64 {
+		// NaN when the database does not answer in time.
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		now := clock()
-		n, err := count(ctx, now, now.Add(ExpiringWithin))
+		now := s.Clock()
+		n, err := s.CountExpiring(ctx, now, now.Add(ExpiringWithin))
 		if err != nil {
 			return math.NaN()
 		}
 		return float64(n)
 	}))
 }
+
+// ExpiringWithin is the horizon of the expiring-tokens gauge.
+const ExpiringWithin = 7 * 24 * time.Hour
 
 // TokenCreated implements tokens.Observer.
 func (m *Metrics) TokenCreated() { m.tokensCreated.Inc() }
