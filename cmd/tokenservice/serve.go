@@ -157,7 +157,7 @@ func (o *serveOptions) build(ctx context.Context, getenv func(string) string, st
 			}()
 		}
 	}
-	if err := o.checkSettings(&cfg); err != nil {
+	if err := o.applySettings(&cfg); err != nil {
 		return nil, err
 	}
 	tuneGC(o.gcPercent, o.memoryLimitMiB)
@@ -201,11 +201,11 @@ func (o *serveOptions) build(ctx context.Context, getenv func(string) string, st
 	return a, nil
 }
 
-// checkSettings checks serve's flags, group by group, and derives into cfg
+// applySettings checks serve's flags, group by group, and derives into cfg
 // the settings they imply: all that comes before the logger, the
 // key-encryption key and the listeners other than the issuer's. The first
 // error wins, in the order serve has always reported them.
-func (o *serveOptions) checkSettings(cfg *app.Config) error {
+func (o *serveOptions) applySettings(cfg *app.Config) error {
 	if err := o.checkMinter(&cfg.Minter, cfg.Server.Issuer); err != nil {
 		return err
 	}

@@ -55,7 +55,7 @@ func TestServeRefusesBadFlags(t *testing.T) {
 	}
 }
 
-// TestServeDerivesSettings checks what checkSettings fills in from the
+// TestServeDerivesSettings checks what applySettings fills in from the
 // flags: the audience from the issuer, the CORS origins as a list, the
 // metrics listener turned off.
 func TestServeDerivesSettings(t *testing.T) {
@@ -66,7 +66,7 @@ func TestServeDerivesSettings(t *testing.T) {
 	}
 	cfg := o.cfg
 	cfg.Server.Issuer = "https://tokens.example"
-	if err := o.checkSettings(&cfg); err != nil {
+	if err := o.applySettings(&cfg); err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Minter.Issuer != "https://tokens.example" || cfg.Minter.Audience != "https://tokens.example" {
@@ -82,6 +82,6 @@ func TestServeDerivesSettings(t *testing.T) {
 		t.Error("TLS configured without --tls-cert")
 	}
 	if !slices.Equal(o.cfg.Server.CORSOrigins, nil) {
-		t.Error("checkSettings changed the options' own config")
+		t.Error("applySettings changed the options' own config")
 	}
 }
