@@ -2,16 +2,26 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"errors"
 	"fmt"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/go-gormigrate/gormigrate/v2"
+	mysqldriver "github.com/go-sql-driver/mysql"
 	"gorm.io/gorm"
+
+	"github.com/tokenservice/tokenservice/pkg/domain"
 )
 
 // migrations are the schema's versions, applied in order and recorded in the
-// schema_migrations table. Never edit one that has shipped: append a new one.
+// schema_migrations table. Never change what one that has shipped does:
+// append a new one. Each step checks what is there before it adds it
+// (createTables, addColumn, createIndex; updates that match only the rows
+// still to change), so a migration cut off halfway is completed by the next.
 // Each declares the tables it creates with its own frozen structs, so later
 // changes to the rows in models.go cannot change what an old migration does.
 func migrations() []*gormigrate.Migration {
@@ -59,7 +69,7 @@ func migrations() []*gormigrate.Migration {
 				type tokens struct {
 					LastUsedTime sql.NullTime `gorm:"precision:6"`
 				}
-				return tx.Table("tokens").Migrator().AddColumn(&tokens{}, "LastUsedTime")
+				return addColumn(tx, "tokens", &tokens{}, "LastUsedTime")
 			},
 		},
 		{
@@ -81,7 +91,7 @@ func migrations() []*gormigrate.Migration {
 					ID         string    `gorm:"primaryKey;size:16;index:users_list,priority:2"`
 					CreateTime time.Time `gorm:"not null;precision:6;index:users_list,priority:1"`
 				}
-				return tx.Table("users").Migrator().CreateIndex(&users{}, "users_list")
+				return createIndex(tx, "users", &users{}, "users_list")
 			},
 		},
 		{
@@ -92,7 +102,7 @@ func migrations() []*gormigrate.Migration {
 				type signingKeys struct {
 					ActivateTime sql.NullTime `gorm:"precision:6"`
 				}
-				return tx.Table("signing_keys").Migrator().AddColumn(&signingKeys{}, "ActivateTime")
+				return addColumn(tx, "signing_keys", &signingKeys{}, "ActivateTime")
 			},
 		},
 		{
@@ -120,13 +130,12 @@ func migrations() []*gormigrate.Migration {
 					PreviousSecretExpireTime sql.NullTime `gorm:"precision:6"`
 					ExpireTime               sql.NullTime `gorm:"precision:6;index:tokens_expire_time"`
 				}
-				m := tx.Table("tokens").Migrator()
 				for _, col := range []string{"Scopes", "PreviousSecretHash", "PreviousSecretExpireTime"} {
-					if err := m.AddColumn(&tokens{}, col); err != nil {
+					if err := addColumn(tx, "tokens", &tokens{}, col); err != nil {
 						return fmt.Errorf("adding tokens.%s: %w", col, err)
 					}
 				}
-				if err := m.CreateIndex(&tokens{}, "tokens_expire_time"); err != nil {
+				if err := createIndex(tx, "tokens", &tokens{}, "tokens_expire_time"); err != nil {
 					return err
 				}
 				return tx.Table("tokens").Where("scopes = ''").
@@ -144,20 +153,43 @@ func migrations() []*gormigrate.Migration {
 				type tokens struct {
 					SecretGeneration int `gorm:"not null;default:0"`
 				}
-				return tx.Table("tokens").Migrator().AddColumn(&tokens{}, "SecretGeneration")
+				return addColumn(tx, "tokens", &tokens{}, "SecretGeneration")
 			},
 		},
 	}
 }
 
-// createTables creates each named table from its frozen struct.
+// createTables creates each named table from its frozen struct, but those
+// there already (a migration cut off after some of its DDL, which MySQL
+// commits statement by statement).
 func createTables(tx *gorm.DB, tables map[string]any) error {
 	for name, model := range tables {
+		if tx.Migrator().HasTable(name) {
+			continue
+		}
 		if err := tx.Table(name).Migrator().CreateTable(model); err != nil {
 			return fmt.Errorf("creating %s: %w", name, err)
 		}
 	}
 	return nil
+}
+
+// addColumn adds a column but one there already (see createTables).
+func addColumn(tx *gorm.DB, table string, model any, field string) error {
+	m := tx.Table(table).Migrator()
+	if m.HasColumn(model, field) {
+		return nil
+	}
+	return m.AddColumn(model, field)
+}
+
+// createIndex creates an index but one there already (see createTables).
+func createIndex(tx *gorm.DB, table string, model any, name string) error {
+	m := tx.Table(table).Migrator()
+	if m.HasIndex(model, name) {
+		return nil
+	}
+	return m.CreateIndex(model, name)
 }
 
 // migrationsTable is where gormigrate records the migrations applied.
@@ -191,26 +223,23 @@ func (s *Store) AppliedMigrations(ctx context.Context) ([]string, error) {
 	return ids, nil
 }
 
-// Migrate brings the schema to the newest version. On MySQL it holds a named
-// lock, so replicas starting together migrate one at a time.
+// Migrate brings the schema to the newest version. Replicas starting
+// together take turns (a lease, migrationLease), and a schema a cut-off
+// migration left half applied is completed: every step checks what is there
+// before it adds it.
 func (s *Store) Migrate(ctx context.Context) error { return s.MigrateTo(ctx, "") }
 
 // MigrateTo brings the schema to the version whose ID is given ("": the
 // newest), as Migrate does: the upgrade tests stop at an old version, write
 // rows as that version did, and migrate on.
 func (s *Store) MigrateTo(ctx context.Context, id string) error {
+	release, err := s.takeMigrationLease(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 	db := s.db.WithContext(ctx)
 	if s.driver == DriverMySQL {
-		conn, err := s.sqlDB.Conn(ctx)
-		if err != nil {
-			return classify(err, "database")
-		}
-		defer conn.Close()
-		var got sql.NullInt64
-		if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK('tokenservice_migrate', 60)").Scan(&got); err != nil || got.Int64 != 1 {
-			return fmt.Errorf("taking the migration lock: %w", classify(err, "lock"))
-		}
-		defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT RELEASE_LOCK('tokenservice_migrate')")
 		// Session: Set returns a shared statement, on which gormigrate's
 		// queries would pile up their WHERE clauses (the second migration
 		// then looks unapplied).
@@ -227,4 +256,129 @@ func (s *Store) MigrateTo(ctx context.Context, id string) error {
 		return fmt.Errorf("migrating: %w", classify(err, "schema"))
 	}
 	return nil
+}
+
+// The migration lease: one row of migration_lease that every migrator
+// writes to take it, so that on a multi-primary cluster (Galera), where a
+// named lock (GET_LOCK) holds on one node only, the writes conflict and one
+// wins. Its holder renews it while migrating; one that dies loses it when
+// it expires, and the next migrator takes it over.
+const (
+	leaseTable   = "migration_lease"
+	leaseTTL     = 30 * time.Second
+	leaseRenewal = 10 * time.Second
+	leaseWait    = time.Minute // how long a migrator waits for another's lease
+)
+
+// takeMigrationLease waits until it holds the migration lease, renews it
+// until release is called, and then gives it up. It fails, naming the
+// holder, when another holds it for longer than leaseWait (or ctx ends).
+func (s *Store) takeMigrationLease(ctx context.Context) (release func(), err error) {
+	if err := s.db.WithContext(ctx).Exec(s.leaseTableDDL()).Error; err != nil {
+		return nil, fmt.Errorf("creating the migration lease: %w", classify(err, "schema"))
+	}
+	me := "migrator-" + rand.Text()[:12]
+	if host, err := os.Hostname(); err == nil && len(host) <= 40 {
+		me = host + "-" + rand.Text()[:12]
+	}
+	deadline := time.Now().Add(leaseWait)
+	var holder string // another migrator that holds it
+	var until time.Time
+	for {
+		h, u, err := s.claimLease(ctx, me)
+		switch {
+		case err == nil && h == me:
+			return s.keepLease(me), nil
+		case err == nil:
+			holder, until = h, u
+		case ctx.Err() == nil && leaseConflict(err):
+		case holder == "":
+			return nil, fmt.Errorf("taking the migration lease: %w", classify(err, "lock"))
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			if holder == "" {
+				return nil, fmt.Errorf("taking the migration lease: %w", classify(ctx.Err(), "lock"))
+			}
+			return nil, &domain.Error{Kind: domain.KindUnavailable, Reason: domain.ReasonUnavailable,
+				Message: fmt.Sprintf("another migrator (%s) holds the migration lease until %s: retry once it is done", holder, until.UTC().Format(time.RFC3339))}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// claimLease writes the lease row, taking the lease if it is free, expired
+// or already ours, and returns who holds it (err: the write's, a conflict
+// among them, which the caller retries).
+func (s *Store) claimLease(ctx context.Context, me string) (holder string, until time.Time, err error) {
+	db, cancel := s.bound(ctx)
+	defer cancel()
+	now := time.Now().UTC()
+	var claim string
+	var args []any
+	if s.driver == DriverMySQL {
+		// The database's clock, which every replica shares; MySQL applies
+		// the assignments left to right, so the second reads the first's
+		// holder: both test the old expiry.
+		claim = "INSERT INTO " + leaseTable + " (name, holder, expire_time) VALUES ('migrate', ?, NOW(6) + INTERVAL ? MICROSECOND) " +
+			"ON DUPLICATE KEY UPDATE expire_time = IF(expire_time < NOW(6) OR holder = VALUES(holder), VALUES(expire_time), expire_time), " +
+			"holder = IF(expire_time = VALUES(expire_time), VALUES(holder), holder)"
+		args = []any{me, leaseTTL.Microseconds()}
+	} else {
+		claim = "INSERT INTO " + leaseTable + " (name, holder, expire_time) VALUES ('migrate', ?, ?) " +
+			"ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expire_time = excluded.expire_time " +
+			"WHERE " + leaseTable + ".expire_time < ? OR " + leaseTable + ".holder = excluded.holder"
+		args = []any{me, now.Add(leaseTTL), now}
+	}
+	if err := db.Exec(claim, args...).Error; err != nil {
+		return "", time.Time{}, err
+	}
+	row := db.Raw("SELECT holder, expire_time FROM "+leaseTable+" WHERE name = 'migrate'").Row()
+	err = row.Scan(&holder, &until)
+	return holder, until, err
+}
+
+// keepLease renews the lease until the returned release is called, which
+// gives it up.
+func (s *Store) keepLease(me string) (release func()) {
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(leaseRenewal):
+				_, _, _ = s.claimLease(context.Background(), me)
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-stopped
+		_ = s.db.Exec("DELETE FROM "+leaseTable+" WHERE name = 'migrate' AND holder = ?", me).Error
+	}
+}
+
+// leaseConflict reports whether err is another migrator's write of the
+// lease winning: a deadlock or lock wait (on Galera, a certification
+// failure), or SQLite's busy database. The claim is tried again.
+func leaseConflict(err error) bool {
+	var myErr *mysqldriver.MySQLError
+	if errors.As(err, &myErr) {
+		return myErr.Number == 1213 || myErr.Number == 1205
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "database is locked") || strings.Contains(msg, "SQLITE_BUSY")
+}
+
+func (s *Store) leaseTableDDL() string {
+	if s.driver == DriverMySQL {
+		return "CREATE TABLE IF NOT EXISTS " + leaseTable + " (name VARCHAR(64) NOT NULL PRIMARY KEY, holder VARCHAR(64) NOT NULL, " +
+			"expire_time DATETIME(6) NOT NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+	}
+	return "CREATE TABLE IF NOT EXISTS " + leaseTable + " (name TEXT NOT NULL PRIMARY KEY, holder TEXT NOT NULL, expire_time DATETIME NOT NULL)"
 }
