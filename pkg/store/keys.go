@@ -40,7 +40,8 @@ func (s *Store) AddSigningKey(ctx context.Context, k *domain.SigningKey, ifNoneS
 		return false, classify(err, "signing key")
 	}
 	added := false
-	err := db.Transaction(func(tx *gorm.DB) error {
+	err := s.transaction(db, func(tx *gorm.DB) error {
+		added = false
 		if err := s.lock(tx, keysLock); err != nil {
 			return err
 		}
@@ -108,7 +109,8 @@ func (s *Store) RewriteSealed(ctx context.Context, rewrite func(v domain.SealedV
 		rewriteErr = err
 		return out, err
 	}
-	err := db.Transaction(func(tx *gorm.DB) error {
+	err := s.transaction(db, func(tx *gorm.DB) error {
+		n, rewriteErr = 0, nil
 		if err := s.lock(tx, keysLock); err != nil {
 			return err
 		}
@@ -151,13 +153,13 @@ func (s *Store) RewriteSealed(ctx context.Context, rewrite func(v domain.SealedV
 	return n, nil
 }
 
-// lock takes the named row of the locks table until tx ends. SQLite
+// lock takes the named row of the locks table until tx ends, by writing it
+// (see lockUser: a write conflicts across a cluster's nodes). SQLite
 // transactions begin IMMEDIATE (see sqliteDSN): they hold the database's
 // write lock already.
 func (s *Store) lock(tx *gorm.DB, name string) error {
 	if s.driver != DriverMySQL {
 		return nil
 	}
-	var held []string
-	return tx.Raw("SELECT name FROM locks WHERE name = ? FOR UPDATE", name).Scan(&held).Error
+	return tx.Exec("UPDATE locks SET lock_version = lock_version + 1 WHERE name = ?", name).Error
 }

@@ -4,14 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/go-gormigrate/gormigrate/v2"
-	mysqldriver "github.com/go-sql-driver/mysql"
 	"gorm.io/gorm"
 
 	"github.com/tokenservice/tokenservice/pkg/domain"
@@ -154,6 +152,25 @@ func migrations() []*gormigrate.Migration {
 					SecretGeneration int `gorm:"not null;default:0"`
 				}
 				return addColumn(tx, "tokens", &tokens{}, "SecretGeneration")
+			},
+		},
+		{
+			// Rows a transaction takes to take turns (a user's, for its
+			// quotas and deletion; a lock's) are written, not only read
+			// FOR UPDATE: on a multi-primary cluster (Galera) a row lock
+			// holds on one node, but two writes of one row conflict
+			// across nodes, and one of the transactions is refused.
+			ID: "0009_lock_versions",
+			Migrate: func(tx *gorm.DB) error {
+				type row struct {
+					LockVersion int64 `gorm:"not null;default:0"`
+				}
+				for _, table := range []string{"users", "locks"} {
+					if err := addColumn(tx, table, &row{}, "LockVersion"); err != nil {
+						return fmt.Errorf("adding %s.lock_version: %w", table, err)
+					}
+				}
+				return nil
 			},
 		},
 	}
@@ -367,9 +384,8 @@ func (s *Store) keepLease(me string) (release func()) {
 // lease winning: a deadlock or lock wait (on Galera, a certification
 // failure), or SQLite's busy database. The claim is tried again.
 func leaseConflict(err error) bool {
-	var myErr *mysqldriver.MySQLError
-	if errors.As(err, &myErr) {
-		return myErr.Number == 1213 || myErr.Number == 1205
+	if lostConflict(err) {
+		return true
 	}
 	msg := err.Error()
 	return strings.Contains(msg, "database is locked") || strings.Contains(msg, "SQLITE_BUSY")

@@ -114,7 +114,7 @@ type secretRow struct {
 
 func (secretRow) TableName() string { return "server_secrets" }
 
-// lockRow is a row transactions hold (SELECT ... FOR UPDATE) to take turns.
+// lockRow is a row transactions write (lock_version) to take turns.
 type lockRow struct {
 	Name string `gorm:"primaryKey;size:64"`
 }

@@ -16,7 +16,7 @@ import (
 func (s *Store) CreateToken(ctx context.Context, t *domain.Token, maxLive int) error {
 	db, cancel := s.bound(ctx)
 	defer cancel()
-	err := db.Transaction(func(tx *gorm.DB) error {
+	err := s.transaction(db, func(tx *gorm.DB) error {
 		if err := s.lockUser(tx, t.UserID); err != nil {
 			return err
 		}
@@ -189,7 +189,7 @@ func (s *Store) WriteLastUsed(ctx context.Context, uses map[string]time.Time) er
 	}
 	db, cancel := s.bound(ctx)
 	defer cancel()
-	err := db.Transaction(func(tx *gorm.DB) error {
+	err := s.transaction(db, func(tx *gorm.DB) error {
 		for at, ids := range byTime {
 			for len(ids) > 0 {
 				n := min(len(ids), lastUsedBatch)

@@ -19,7 +19,7 @@ func (s *Store) CreateUser(ctx context.Context, u *domain.User, maxOwned int) er
 	if u.OwnerID == "" {
 		return classify(db.Create(row).Error, "user")
 	}
-	err := db.Transaction(func(tx *gorm.DB) error {
+	err := s.transaction(db, func(tx *gorm.DB) error {
 		if err := s.lockUser(tx, u.OwnerID); err != nil {
 			return err
 		}
@@ -40,17 +40,26 @@ func (s *Store) CreateUser(ctx context.Context, u *domain.User, maxOwned int) er
 var errUserNotFound = domain.Errorf(domain.KindNotFound, "user not found")
 
 // lockUser takes the user's row for the rest of the transaction, or returns
-// not found. On MySQL, FOR UPDATE waits for any other transaction holding
-// it; the plain reads that follow then see what those committed (InnoDB
-// takes a transaction's snapshot at its first non-locking read, which comes
-// after the lock). A SQLite transaction has the database to itself.
+// not found. On MySQL it writes the row (lock_version), which waits for any
+// other transaction holding it, and which a multi-primary cluster (Galera)
+// certifies against another node's write of the same row, where a read FOR
+// UPDATE would lock one node only; the plain reads that follow then see
+// what those committed (InnoDB takes a transaction's snapshot at its first
+// non-locking read, which comes after the lock). A SQLite transaction has
+// the database to itself.
 func (s *Store) lockUser(tx *gorm.DB, id string) error {
-	q := "SELECT id FROM users WHERE id = ?"
 	if s.driver == DriverMySQL {
-		q += " FOR UPDATE"
+		res := tx.Exec("UPDATE users SET lock_version = lock_version + 1 WHERE id = ?", id)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return errUserNotFound
+		}
+		return nil
 	}
 	var got []string
-	if err := tx.Raw(q, id).Scan(&got).Error; err != nil {
+	if err := tx.Raw("SELECT id FROM users WHERE id = ?", id).Scan(&got).Error; err != nil {
 		return err
 	}
 	if len(got) == 0 {
@@ -120,7 +129,7 @@ func (s *Store) DeleteUser(ctx context.Context, id string) ([]string, error) {
 	db, cancel := s.bound(ctx)
 	defer cancel()
 	var ids []string
-	err := db.Transaction(func(tx *gorm.DB) error {
+	err := s.transaction(db, func(tx *gorm.DB) error {
 		if err := s.lockUser(tx, id); err != nil {
 			return err
 		}

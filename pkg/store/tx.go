@@ -1,0 +1,44 @@
+package store
+
+import (
+	"errors"
+	"math/rand/v2"
+	"time"
+
+	mysqldriver "github.com/go-sql-driver/mysql"
+	"gorm.io/gorm"
+)
+
+// transactionAttempts bounds how often a transaction that lost a conflict
+// is run again, and conflictBackoff is the first pause between attempts
+// (doubled each time, with jitter): a few milliseconds in all.
+const (
+	transactionAttempts = 5
+	conflictBackoff     = 2 * time.Millisecond
+)
+
+// transaction runs fn in a transaction, and runs it again, a few times after
+// a short pause, when it lost a conflict: a deadlock, or, on a
+// multi-primary cluster (Galera), a certification failure, which the server
+// reports as a deadlock (1213) at any statement or at commit. fn must set
+// what it returns afresh each time it runs. Any other error, or the last
+// attempt's, is returned as it is.
+func (s *Store) transaction(db *gorm.DB, fn func(tx *gorm.DB) error) error {
+	backoff := conflictBackoff
+	for attempt := 1; ; attempt++ {
+		err := db.Transaction(fn)
+		if err == nil || attempt == transactionAttempts || !lostConflict(err) || db.Statement.Context.Err() != nil {
+			return err
+		}
+		time.Sleep(backoff/2 + rand.N(backoff))
+		backoff *= 2
+	}
+}
+
+// lostConflict reports whether err is a transaction's lost conflict with
+// another: a deadlock (on Galera, also a certification failure) or a lock
+// wait timeout.
+func lostConflict(err error) bool {
+	var myErr *mysqldriver.MySQLError
+	return errors.As(err, &myErr) && (myErr.Number == 1213 || myErr.Number == 1205)
+}
