@@ -121,4 +121,3 @@ func TestConcurrentMigrations(t *testing.T) {
 		}
 	})
 }
-

@@ -335,7 +335,7 @@ func (s *Store) claimLease(ctx context.Context, me string) (holder string, until
 	if err := db.Exec(claim, args...).Error; err != nil {
 		return "", time.Time{}, err
 	}
-	row := db.Raw("SELECT holder, expire_time FROM "+leaseTable+" WHERE name = 'migrate'").Row()
+	row := db.Raw("SELECT holder, expire_time FROM " + leaseTable + " WHERE name = 'migrate'").Row()
 	err = row.Scan(&holder, &until)
 	return holder, until, err
 }
