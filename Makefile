@@ -81,7 +81,7 @@ galera-packages: ## Install Debian's haproxy, galera-4, rsync and mariadb-server
 	  [ -r /usr/lib/galera/libgalera_smm.so ] || missing="$$missing galera-4"; \
 	  command -v rsync >/dev/null || missing="$$missing rsync"; \
 	  command -v mariadbd >/dev/null || missing="$$missing mariadb-server"; \
-	  [ -z "$$missing" ] || { $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends $$missing; }
+	  [ -z "$$missing" ] || { $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends $$missing; } >&2
 
 .PHONY: galera-up
 galera-up: galera-packages ## Start the three-node Galera cluster and HAProxy (bin/galera), wait until Synced, print the DSNs to export.
