@@ -98,6 +98,18 @@ start_node() {
   # --defaults-file keeps /etc/mysql (the standalone server's) out of it.
   $SUDO setsid "$(command -v mariadbd)" --defaults-file="$d/my.cnf" "$@" \
     </dev/null >>"$d/stdout.log" 2>&1 &
+  LAUNCHED=$!
+}
+
+# wait_node n seconds: until node n is Synced; fails at once if it died.
+wait_node() {
+  local i
+  for ((i = 0; i < $2 * 4; i++)); do
+    synced "$1" && return 0
+    kill -0 "$LAUNCHED" 2>/dev/null || return 1
+    sleep 0.25
+  done
+  return 1
 }
 
 wait_for() { # wait_for what seconds command...
@@ -162,7 +174,7 @@ up() {
       die "mariadb-install-db failed: see $(node_dir 1)/install.log"
     log "bootstrapping node1"
     start_node 1 --wsrep-new-cluster
-    wait_for "node1" 60 synced 1 || die "node1 did not bootstrap: see $(node_dir 1)/error.log"
+    wait_node 1 60 || die "node1 did not bootstrap: see $(node_dir 1)/error.log"
     # root over TCP without a password, as on the standalone server; haproxy's
     # mysql-check logs in as a user with no rights.
     q 1 "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1';
@@ -175,7 +187,7 @@ up() {
       log "starting node$n (joining)"
       start_node "$n"
       # one joiner at a time: a donor serves one SST
-      wait_for "node$n" 120 synced "$n" || die "node$n did not join: see $(node_dir "$n")/error.log"
+      wait_node "$n" 120 || die "node$n did not join: see $(node_dir "$n")/error.log"
     fi
   done
   wait_for "the cluster" "$UP_TIMEOUT" all_synced || { status >&2; die "the cluster did not reach ${#NODES[@]} Synced nodes"; }
