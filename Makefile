@@ -73,8 +73,32 @@ NODE_OAUTH_CLIENT := scripts/oauth-client-node/node_modules/.package-lock.json
 $(NODE_OAUTH_CLIENT): scripts/oauth-client-node/package-lock.json
 	cd scripts/oauth-client-node && npm ci --no-audit --no-fund
 
-test: $(GRPCURL) $(SWAGGER) $(OAPI_CODEGEN) $(NODE_OAUTH_CLIENT) chromium build ## Run unit and integration tests (SQLite and MySQL, HTTP and gRPC) with -race, the deploy/ tests, then the README session.
-	$(GO) test -race -count=1 ./...
+# The Galera cluster in the tests (issue 19): Debian's MariaDB, Galera and
+# HAProxy, three nodes and a balancer on ports of their own (scripts/galera.sh).
+.PHONY: galera-packages
+galera-packages: ## Install Debian's haproxy, galera-4, rsync and mariadb-server for the Galera cluster, unless they are there.
+	@missing=; command -v haproxy >/dev/null || missing="$$missing haproxy"; \
+	  [ -r /usr/lib/galera/libgalera_smm.so ] || missing="$$missing galera-4"; \
+	  command -v rsync >/dev/null || missing="$$missing rsync"; \
+	  command -v mariadbd >/dev/null || missing="$$missing mariadb-server"; \
+	  [ -z "$$missing" ] || { $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends $$missing; } >&2
+
+.PHONY: galera-up
+galera-up: galera-packages ## Start the three-node Galera cluster and HAProxy (bin/galera), wait until Synced, print the DSNs to export.
+	@scripts/galera.sh up
+
+.PHONY: galera-down
+galera-down: ## Stop the Galera cluster and HAProxy.
+	@scripts/galera.sh down
+
+# The Galera cluster runs for the whole Go test run (any package's Galera
+# tests use it) and is stopped however the run ends; a cluster that cannot
+# start fails make test.
+test: $(GRPCURL) $(SWAGGER) $(OAPI_CODEGEN) $(NODE_OAUTH_CLIENT) chromium galera-packages build ## Run unit and integration tests (SQLite, MySQL and a Galera cluster, HTTP and gRPC) with -race, the deploy/ tests, then the README session.
+	@trap 'scripts/galera.sh down' EXIT; \
+	  galera=$$(scripts/galera.sh up) || { echo "make test: the Galera cluster did not start"; exit 1; }; \
+	  eval "$$galera"; echo "$$galera"; \
+	  echo $(GO) test -race -count=1 ./...; $(GO) test -race -count=1 ./...
 	cd deploy && $(GO) test -count=1 ./... # Compose, kustomize and monitoring files: a module of their own
 	scripts/readme-session.sh
 

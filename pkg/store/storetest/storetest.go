@@ -81,6 +81,17 @@ func mustMySQLDatabase(tb testing.TB) string {
 	if err != nil {
 		tb.Fatalf("%s: %v", MySQLDSNEnv, err)
 	}
+	cfg.DBName = mustCreateDatabase(tb, cfg)
+	return cfg.FormatDSN()
+}
+
+// mustCreateDatabase creates a randomly named database on the server cfg
+// names (its DBName aside) and returns the name; the database is dropped
+// through the same server when the test ends.
+func mustCreateDatabase(tb testing.TB, cfg *mysqldriver.Config) string {
+	tb.Helper()
+	cfg = cfg.Clone()
+	cfg.DBName = ""
 	admin, err := sql.Open("mysql", cfg.FormatDSN())
 	if err != nil {
 		tb.Fatalf("opening MySQL: %v", err)
@@ -101,8 +112,7 @@ func mustMySQLDatabase(tb testing.TB) string {
 			tb.Errorf("dropping %s: %v", name, err)
 		}
 	})
-	cfg.DBName = name
-	return cfg.FormatDSN()
+	return name
 }
 
 // ForEachDriver runs f as a subtest per backend.
