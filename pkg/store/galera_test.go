@@ -2,12 +2,15 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	mysqldriver "github.com/go-sql-driver/mysql"
 
+	"github.com/tokenservice/tokenservice/pkg/domain"
 	"github.com/tokenservice/tokenservice/pkg/store"
 	"github.com/tokenservice/tokenservice/pkg/store/storetest"
 )
@@ -85,4 +88,107 @@ func addr(t *testing.T, cfg store.Config) string {
 		t.Fatal(err)
 	}
 	return c.Addr
+}
+
+// galeraStores opens a store on each node of a fresh, migrated database on
+// the cluster.
+func galeraStores(t *testing.T) []*store.Store {
+	t.Helper()
+	g := storetest.MustGalera(t)
+	var stores []*store.Store
+	for _, cfg := range g.Nodes {
+		s, err := store.Open(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		if err := s.Migrate(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		stores = append(stores, s)
+	}
+	return stores
+}
+
+// Quotas hold with their callers spread over the nodes: the owner's row is
+// written (lock_version), so two nodes' creates conflict and one runs again
+// after the other committed, where a read FOR UPDATE locked one node only
+// (150 creates with a quota of 50 left 52 live tokens).
+func TestQuotasHoldAcrossNodes(t *testing.T) {
+	stores := galeraStores(t)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	owner := &domain.User{ID: "galeraowner00000", Username: "galera-owner", CreateTime: now}
+	if err := stores[0].CreateUser(ctx, owner, 0); err != nil {
+		t.Fatal(err)
+	}
+	// Every node applies the owner's row before the burst (a node applies
+	// the others' writes on its own time: without wsrep_sync_wait, a read
+	// there right after a commit elsewhere may not see it).
+	for _, s := range stores {
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if _, err := s.UserByID(ctx, owner.ID); err == nil {
+				break
+			} else if time.Now().After(deadline) {
+				t.Fatalf("the owner is not on every node after 5 s: %v", err)
+			}
+		}
+	}
+	const limit, tries = 20, 60
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*tries)
+	for i := range tries {
+		s := stores[i%len(stores)]
+		wg.Go(func() {
+			errs <- s.CreateToken(ctx, &domain.Token{ID: fmt.Sprintf("g%015d", i), UserID: owner.ID, SecretHash: make([]byte, 32), CreateTime: now}, limit)
+		})
+		wg.Go(func() {
+			errs <- s.CreateUser(ctx, &domain.User{ID: fmt.Sprintf("m%015d", i), Username: fmt.Sprintf("galera-bot-%d", i), OwnerID: owner.ID, CreateTime: now}, limit)
+		})
+	}
+	wg.Wait()
+	close(errs)
+	created, refused := 0, 0
+	for err := range errs {
+		switch {
+		case err == nil:
+			created++
+		case err == domain.ErrLimitReached:
+			refused++
+		default:
+			t.Errorf("a create: %v (a lost conflict must be run again, not returned)", err)
+		}
+	}
+	if created != 2*limit || refused != 2*(tries-limit) {
+		t.Errorf("%d created and %d refused across three nodes, want %d and %d", created, refused, 2*limit, 2*(tries-limit))
+	}
+}
+
+// One username, created at once on every node: one create wins, the others
+// are told it is taken (a unique key Galera certifies), none fails otherwise.
+func TestUsernamesStayUniqueAcrossNodes(t *testing.T) {
+	stores := galeraStores(t)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	var wg sync.WaitGroup
+	errs := make([]error, 3*len(stores))
+	for i := range errs {
+		s := stores[i%len(stores)]
+		wg.Go(func() {
+			errs[i] = s.CreateUser(ctx, &domain.User{ID: fmt.Sprintf("u%015d", i), Username: "same-name", CreateTime: now}, 0)
+		})
+	}
+	wg.Wait()
+	won := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			won++
+		case domain.KindOf(err) != domain.KindConflict:
+			t.Errorf("a create of a taken username: %v, want a conflict", err)
+		}
+	}
+	if won != 1 {
+		t.Errorf("%d creates of one username succeeded, want 1", won)
+	}
 }

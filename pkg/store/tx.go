@@ -10,11 +10,13 @@ import (
 )
 
 // transactionAttempts bounds how often a transaction that lost a conflict
-// is run again, and conflictBackoff is the first pause between attempts
-// (doubled each time, with jitter): a few milliseconds in all.
+// is run again; conflictBackoff is the first pause between attempts,
+// doubled each time up to maxConflictBackoff, with jitter: under a burst of
+// writes to one row from every node of a cluster, about a second at most.
 const (
-	transactionAttempts = 5
+	transactionAttempts = 12
 	conflictBackoff     = 2 * time.Millisecond
+	maxConflictBackoff  = 100 * time.Millisecond
 )
 
 // transaction runs fn in a transaction, and runs it again, a few times after
@@ -31,7 +33,7 @@ func (s *Store) transaction(db *gorm.DB, fn func(tx *gorm.DB) error) error {
 			return err
 		}
 		time.Sleep(backoff/2 + rand.N(backoff))
-		backoff *= 2
+		backoff = min(2*backoff, maxConflictBackoff)
 	}
 }
 

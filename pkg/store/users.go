@@ -17,7 +17,9 @@ func (s *Store) CreateUser(ctx context.Context, u *domain.User, maxOwned int) er
 	defer cancel()
 	row := userToRow(u)
 	if u.OwnerID == "" {
-		return classify(db.Create(row).Error, "user")
+		// In a transaction only to be run again if it loses a conflict
+		// (on Galera, another node's insert of the same username).
+		return classify(s.transaction(db, func(tx *gorm.DB) error { return tx.Create(row).Error }), "user")
 	}
 	err := s.transaction(db, func(tx *gorm.DB) error {
 		if err := s.lockUser(tx, u.OwnerID); err != nil {
