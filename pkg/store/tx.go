@@ -29,7 +29,10 @@ func (s *Store) transaction(db *gorm.DB, fn func(tx *gorm.DB) error) error {
 	backoff := conflictBackoff
 	for attempt := 1; ; attempt++ {
 		err := db.Transaction(fn)
-		if err == nil || attempt == transactionAttempts || !lostConflict(err) || db.Statement.Context.Err() != nil {
+		if err == nil || attempt == transactionAttempts || !lostConflict(err) {
+			return err
+		}
+		if ctx := db.Statement.Context; ctx != nil && ctx.Err() != nil {
 			return err
 		}
 		time.Sleep(backoff/2 + rand.N(backoff))
