@@ -192,3 +192,60 @@ func TestUsernamesStayUniqueAcrossNodes(t *testing.T) {
 		t.Errorf("%d creates of one username succeeded, want 1", won)
 	}
 }
+
+// One token rotated from one generation on every node at once: one rotation
+// wins, the others are told another came first (SECRET_CHANGED); then
+// deleted on every node at once: every delete succeeds. A write that loses
+// a conflict is run again, never returned as a database error.
+func TestRotationsAndDeletesAcrossNodes(t *testing.T) {
+	stores := galeraStores(t)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	owner := &domain.User{ID: "galerarot0000000", Username: "galera-rot", CreateTime: now}
+	if err := stores[0].CreateUser(ctx, owner, 0); err != nil {
+		t.Fatal(err)
+	}
+	tok := &domain.Token{ID: "galeratoken00000", UserID: owner.ID, SecretHash: make([]byte, 32), CreateTime: now}
+	if err := stores[0].CreateToken(ctx, tok, 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range stores { // on every node before the burst
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if _, err := s.TokenByID(ctx, tok.ID); err == nil {
+				break
+			} else if time.Now().After(deadline) {
+				t.Fatalf("the token is not on every node after 5 s: %v", err)
+			}
+		}
+	}
+
+	burst := func(f func(s *store.Store) error) []error {
+		errs := make([]error, 3*len(stores))
+		var wg sync.WaitGroup
+		for i := range errs {
+			s := stores[i%len(stores)]
+			wg.Go(func() { errs[i] = f(s) })
+		}
+		wg.Wait()
+		return errs
+	}
+	won := 0
+	for _, err := range burst(func(s *store.Store) error {
+		return s.RotateSecret(ctx, tok.ID, 0, make([]byte, 32), now.Add(time.Hour), time.Now().UTC())
+	}) {
+		switch {
+		case err == nil:
+			won++
+		case err != domain.ErrSecretChanged:
+			t.Errorf("a rotation from a generation another rotated first: %v, want SECRET_CHANGED", err)
+		}
+	}
+	if won != 1 {
+		t.Errorf("%d rotations from one generation succeeded, want 1", won)
+	}
+	for _, err := range burst(func(s *store.Store) error { return s.DeleteToken(ctx, tok.ID, time.Now()) }) {
+		if err != nil {
+			t.Errorf("a delete of a token deleted at once on other nodes: %v, want done (idempotent)", err)
+		}
+	}
+}

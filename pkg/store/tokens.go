@@ -68,22 +68,27 @@ func (s *Store) RotateSecret(ctx context.Context, id string, fromGeneration int,
 	// throughout). TestRotateSecret checks both. The generation makes it a
 	// compare-and-swap: a caller who read the token before another
 	// rotation (a replica's stale cache) rotates nothing.
-	res := db.Model(&tokenRow{}).
-		Where("id = ? AND secret_generation = ? AND delete_time IS NULL AND (expire_time IS NULL OR expire_time > ?)", id, fromGeneration, now.UTC()).
-		Updates(map[string]any{
-			"previous_secret_hash":        gorm.Expr("secret_hash"),
-			"previous_secret_expire_time": nullTime(previousUntil),
-			"secret_hash":                 hash,
-			"secret_generation":           gorm.Expr("secret_generation + 1"),
-		})
-	if res.Error != nil {
-		return classify(res.Error, "token")
+	var rotated int64
+	err := s.transaction(db, func(tx *gorm.DB) error {
+		res := tx.Model(&tokenRow{}).
+			Where("id = ? AND secret_generation = ? AND delete_time IS NULL AND (expire_time IS NULL OR expire_time > ?)", id, fromGeneration, now.UTC()).
+			Updates(map[string]any{
+				"previous_secret_hash":        gorm.Expr("secret_hash"),
+				"previous_secret_expire_time": nullTime(previousUntil),
+				"secret_hash":                 hash,
+				"secret_generation":           gorm.Expr("secret_generation + 1"),
+			})
+		rotated = res.RowsAffected
+		return res.Error
+	})
+	if err != nil {
+		return classify(err, "token")
 	}
-	if res.RowsAffected == 1 {
+	if rotated == 1 {
 		return nil
 	}
 	var live int64
-	err := db.Model(&tokenRow{}).
+	err = db.Model(&tokenRow{}).
 		Where("id = ? AND delete_time IS NULL AND (expire_time IS NULL OR expire_time > ?)", id, now.UTC()).
 		Count(&live).Error
 	switch {
@@ -99,9 +104,11 @@ func (s *Store) RotateSecret(ctx context.Context, id string, fromGeneration int,
 func (s *Store) EndGrace(ctx context.Context, id string, generation int) error {
 	db, cancel := s.bound(ctx)
 	defer cancel()
-	err := db.Model(&tokenRow{}).
-		Where("id = ? AND secret_generation = ?", id, generation).
-		Updates(map[string]any{"previous_secret_hash": nil, "previous_secret_expire_time": nil}).Error
+	err := s.transaction(db, func(tx *gorm.DB) error {
+		return tx.Model(&tokenRow{}).
+			Where("id = ? AND secret_generation = ?", id, generation).
+			Updates(map[string]any{"previous_secret_hash": nil, "previous_secret_expire_time": nil}).Error
+	})
 	return classify(err, "token")
 }
 
@@ -142,13 +149,18 @@ func (s *Store) ListTokens(ctx context.Context, q domain.TokenQuery) ([]*domain.
 func (s *Store) DeleteToken(ctx context.Context, id string, at time.Time) error {
 	db, cancel := s.bound(ctx)
 	defer cancel()
-	res := db.Model(&tokenRow{}).
-		Where("id = ? AND delete_time IS NULL", id).
-		Update("delete_time", at.UTC())
-	if res.Error != nil {
-		return classify(res.Error, "token")
+	var deleted int64
+	err := s.transaction(db, func(tx *gorm.DB) error {
+		res := tx.Model(&tokenRow{}).
+			Where("id = ? AND delete_time IS NULL", id).
+			Update("delete_time", at.UTC())
+		deleted = res.RowsAffected
+		return res.Error
+	})
+	if err != nil {
+		return classify(err, "token")
 	}
-	if res.RowsAffected == 0 {
+	if deleted == 0 {
 		// Already deleted (keep its first delete time) or no such token.
 		_, err := s.TokenByID(ctx, id)
 		return err

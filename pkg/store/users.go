@@ -117,11 +117,16 @@ func (s *Store) ListUsers(ctx context.Context, q domain.UserQuery) ([]*domain.Us
 func (s *Store) SetPasswordHash(ctx context.Context, userID, hash string) error {
 	db, cancel := s.bound(ctx)
 	defer cancel()
-	res := db.Model(&userRow{}).Where("id = ?", userID).Update("password_hash", nullString(hash))
-	if res.Error == nil && res.RowsAffected == 0 {
+	var changed int64
+	err := s.transaction(db, func(tx *gorm.DB) error {
+		res := tx.Model(&userRow{}).Where("id = ?", userID).Update("password_hash", nullString(hash))
+		changed = res.RowsAffected
+		return res.Error
+	})
+	if err == nil && changed == 0 {
 		return domain.Errorf(domain.KindNotFound, "user not found")
 	}
-	return classify(res.Error, "user")
+	return classify(err, "user")
 }
 
 // DeleteUser implements domain.Users. It holds the user's row first, so a
