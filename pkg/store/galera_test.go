@@ -110,6 +110,24 @@ func galeraStores(t *testing.T) []*store.Store {
 	return stores
 }
 
+// onEveryNode waits until read succeeds on every node (at most 5 s each):
+// a node applies the others' writes on its own time, so a row committed on
+// one may not be readable on another yet.
+func onEveryNode(t *testing.T, stores []*store.Store, what string, read func(*store.Store) error) {
+	t.Helper()
+	for _, s := range stores {
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			err := read(s)
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s is not on every node after 5 s: %v", what, err)
+			}
+		}
+	}
+}
+
 // Quotas hold with their callers spread over the nodes: the owner's row is
 // written (lock_version), so two nodes' creates conflict and one runs again
 // after the other committed, where a read FOR UPDATE locked one node only
@@ -125,15 +143,7 @@ func TestQuotasHoldAcrossNodes(t *testing.T) {
 	// Every node applies the owner's row before the burst (a node applies
 	// the others' writes on its own time: without wsrep_sync_wait, a read
 	// there right after a commit elsewhere may not see it).
-	for _, s := range stores {
-		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-			if _, err := s.UserByID(ctx, owner.ID); err == nil {
-				break
-			} else if time.Now().After(deadline) {
-				t.Fatalf("the owner is not on every node after 5 s: %v", err)
-			}
-		}
-	}
+	onEveryNode(t, stores, "the owner", func(s *store.Store) error { _, err := s.UserByID(ctx, owner.ID); return err })
 	const limit, tries = 20, 60
 	var wg sync.WaitGroup
 	errs := make(chan error, 2*tries)
@@ -209,15 +219,7 @@ func TestRotationsAndDeletesAcrossNodes(t *testing.T) {
 	if err := stores[0].CreateToken(ctx, tok, 0); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range stores { // on every node before the burst
-		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-			if _, err := s.TokenByID(ctx, tok.ID); err == nil {
-				break
-			} else if time.Now().After(deadline) {
-				t.Fatalf("the token is not on every node after 5 s: %v", err)
-			}
-		}
-	}
+	onEveryNode(t, stores, "the token", func(s *store.Store) error { _, err := s.TokenByID(ctx, tok.ID); return err })
 
 	burst := func(f func(s *store.Store) error) []error {
 		errs := make([]error, 3*len(stores))
