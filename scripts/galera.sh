@@ -13,16 +13,22 @@
 # Both up and down are idempotent. A cold up (no node running) starts from
 # fresh data directories: the tests create their own databases, and a fresh
 # cluster never needs a grastate.dat edited to bootstrap.
+#
+# GALERA_DIR (default bin/galera) and GALERA_PORT_BASE (default 13300: the
+# balancer there, the nodes' SQL ports 6 to 8 above it, their replication
+# ports 1267 and up above it) let a second cluster run beside the first: the
+# failover test kills a node of a cluster of its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DIR=$PWD/bin/galera
+DIR=${GALERA_DIR:-$PWD/bin/galera}
 NODES=(1 2 3)
-LB_PORT=13300
-sql_port()  { echo $((13305 + $1)); }          # 13306 13307 13308
-wsrep_port() { echo $((14557 + 10 * $1)); }    # 14567 14577 14587
-ist_port()  { echo $((14558 + 10 * $1)); }     # 14568 14578 14588
-sst_port()  { echo $((14559 + 10 * $1)); }     # 14569 14579 14589
+BASE=${GALERA_PORT_BASE:-13300}
+LB_PORT=$BASE
+sql_port()  { echo $((BASE + 5 + $1)); }            # 13306 13307 13308
+wsrep_port() { echo $((BASE + 1257 + 10 * $1)); }   # 14567 14577 14587
+ist_port()  { echo $((BASE + 1258 + 10 * $1)); }    # 14568 14578 14588
+sst_port()  { echo $((BASE + 1259 + 10 * $1)); }    # 14569 14579 14589
 PROVIDER=${GALERA_PROVIDER:-/usr/lib/galera/libgalera_smm.so}
 UP_TIMEOUT=${GALERA_UP_TIMEOUT:-180}
 
@@ -74,7 +80,7 @@ innodb_autoinc_lock_mode=2
 innodb_flush_log_at_trx_commit=2
 wsrep_on=ON
 wsrep_provider=$PROVIDER
-wsrep_cluster_name=tokenservice_test
+wsrep_cluster_name=tokenservice_test_$BASE
 wsrep_cluster_address=$(gcomm)
 wsrep_node_name=node$n
 wsrep_node_address=127.0.0.1:$(wsrep_port "$n")
@@ -130,6 +136,8 @@ write_haproxy_cfg() {
     cat <<EOF
 global
     maxconn 2000
+    # "show servers state" here says when a node is marked down
+    stats socket $DIR/haproxy.sock mode 600 level admin
 defaults
     mode tcp
     timeout connect 2s
