@@ -170,6 +170,10 @@ func openStoreAndKeys(cfg Config) (*App, error) {
 func (a *App) registerMetrics() {
 	a.metrics = metrics.New()
 	a.metrics.Register(metrics.Sources{DB: a.store.DB(), CountExpiring: a.store.CountExpiring, Clock: now,
+		Transactions: func() metrics.TransactionCounts {
+			s := a.store.TransactionStats()
+			return metrics.TransactionCounts{Begun: s.Transactions, Conflicts: s.Conflicts, GaveUp: s.GaveUp}
+		},
 		SigningKeyActivated: func() (time.Time, bool) {
 			ks := a.keys.Current()
 			if ks == nil {

@@ -41,7 +41,8 @@ func Families() ([]Family, error) {
 	db := sql.OpenDB(noDB{})
 	defer db.Close()
 	m.Register(Sources{DB: db, SigningKeyActivated: func() (time.Time, bool) { return time.Time{}, false },
-		CountExpiring: func(context.Context, time.Time, time.Time) (int64, error) { return 0, nil }, Clock: time.Now})
+		CountExpiring: func(context.Context, time.Time, time.Time) (int64, error) { return 0, nil }, Clock: time.Now,
+		Transactions: func() TransactionCounts { return TransactionCounts{} }})
 	m.Handler() // registers promhttp's own error counter
 	info := &grpc.UnaryServerInfo{FullMethod: "/families.Service/Call"}
 	for _, transport := range []string{TransportGRPC, TransportREST} {

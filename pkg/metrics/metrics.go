@@ -159,6 +159,16 @@ type Sources struct {
 	// ExpiringWithin.
 	CountExpiring func(ctx context.Context, from, to time.Time) (int64, error)
 	Clock         func() time.Time
+	// Transactions: the store's write transactions so far, and how often
+	// they lost a conflict (on Galera, a certification failure).
+	Transactions func() TransactionCounts
+}
+
+// TransactionCounts are the store's counts of its write transactions.
+type TransactionCounts struct {
+	Begun     uint64 // each transaction once, however often it ran
+	Conflicts uint64 // attempts that lost a conflict, then ran again or gave up
+	GaveUp    uint64 // transactions that lost a conflict on every attempt
 }
 
 // Register adds the collectors that read the sources: the one list of
@@ -189,6 +199,20 @@ func (m *Metrics) Register(s Sources) {
 		}
 		return float64(n)
 	}))
+	for _, c := range []struct {
+		name, help string
+		count      func(TransactionCounts) uint64
+	}{
+		{"db_transactions_total", "Write transactions begun, each counted once however often it ran.",
+			func(c TransactionCounts) uint64 { return c.Begun }},
+		{"db_transaction_conflicts_total", "Attempts of a write transaction that lost a conflict (a deadlock; on Galera, a certification failure) and ran again or gave up.",
+			func(c TransactionCounts) uint64 { return c.Conflicts }},
+		{"db_transactions_given_up_total", "Write transactions that lost a conflict on every attempt: the caller was told to retry (UNAVAILABLE).",
+			func(c TransactionCounts) uint64 { return c.GaveUp }},
+	} {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: namespace, Name: c.name, Help: c.help},
+			func() float64 { return float64(c.count(s.Transactions())) }))
+	}
 }
 
 // ExpiringWithin is the horizon of the expiring-tokens gauge.

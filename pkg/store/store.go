@@ -34,6 +34,7 @@ type Store struct {
 	sqlDB        *sql.DB
 	driver       string
 	queryTimeout time.Duration
+	txStats      txCounters
 }
 
 var (

@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	mysqldriver "github.com/go-sql-driver/mysql"
@@ -26,10 +27,16 @@ const (
 // what it returns afresh each time it runs. Any other error, or the last
 // attempt's, is returned as it is.
 func (s *Store) transaction(db *gorm.DB, fn func(tx *gorm.DB) error) error {
+	s.txStats.transactions.Add(1)
 	backoff := conflictBackoff
 	for attempt := 1; ; attempt++ {
 		err := db.Transaction(fn)
-		if err == nil || attempt == transactionAttempts || !lostConflict(err) {
+		if err == nil || !lostConflict(err) {
+			return err
+		}
+		s.txStats.conflicts.Add(1)
+		if attempt == transactionAttempts {
+			s.txStats.gaveUp.Add(1)
 			return err
 		}
 		if ctx := db.Statement.Context; ctx != nil && ctx.Err() != nil {
@@ -46,4 +53,24 @@ func (s *Store) transaction(db *gorm.DB, fn func(tx *gorm.DB) error) error {
 func lostConflict(err error) bool {
 	var myErr *mysqldriver.MySQLError
 	return errors.As(err, &myErr) && (myErr.Number == 1213 || myErr.Number == 1205)
+}
+
+// TransactionStats counts the store's write transactions since it opened.
+type TransactionStats struct {
+	Transactions uint64 // write transactions begun (each counted once, however often it ran)
+	Conflicts    uint64 // attempts that lost a conflict (each one ran again, or gave up)
+	GaveUp       uint64 // transactions that lost a conflict on every attempt
+}
+
+type txCounters struct{ transactions, conflicts, gaveUp atomic.Uint64 }
+
+// TransactionStats returns the counts so far: on a multi-primary cluster,
+// Conflicts over Transactions is the share of writes that lost a
+// certification and ran again.
+func (s *Store) TransactionStats() TransactionStats {
+	return TransactionStats{
+		Transactions: s.txStats.transactions.Load(),
+		Conflicts:    s.txStats.conflicts.Load(),
+		GaveUp:       s.txStats.gaveUp.Load(),
+	}
 }

@@ -32,7 +32,7 @@ func TestTransactionRetriesLostConflicts(t *testing.T) {
 		"conflicts every time":     {99, deadlock, transactionAttempts, deadlock},
 		"another error":            {99, other, 1, other},
 	} {
-		runs := 0
+		runs, before := 0, s.TransactionStats()
 		err := s.transaction(s.db.WithContext(context.Background()), func(*gorm.DB) error {
 			runs++
 			if runs <= tc.fails {
@@ -42,6 +42,18 @@ func TestTransactionRetriesLostConflicts(t *testing.T) {
 		})
 		if runs != tc.wantRuns || !errors.Is(err, tc.wantError) {
 			t.Errorf("%s: ran %d times, %v; want %d, %v", name, runs, err, tc.wantRuns, tc.wantError)
+		}
+		wantConflicts, wantGaveUp := uint64(0), uint64(0)
+		if tc.failWith == deadlock {
+			wantConflicts = uint64(min(tc.fails, transactionAttempts))
+			if tc.wantError != nil {
+				wantGaveUp = 1
+			}
+		}
+		after := s.TransactionStats()
+		if got, want := (TransactionStats{after.Transactions - before.Transactions, after.Conflicts - before.Conflicts, after.GaveUp - before.GaveUp}),
+			(TransactionStats{1, wantConflicts, wantGaveUp}); got != want {
+			t.Errorf("%s: counted %+v, want %+v", name, got, want)
 		}
 	}
 }
