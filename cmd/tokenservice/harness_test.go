@@ -233,6 +233,10 @@ func (s *service) restCaller(t *testing.T) caller {
 			!strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="insufficient_scope", scope="`) {
 			t.Errorf("%s %s: 403 INSUFFICIENT_SCOPE without an insufficient_scope challenge: %q", req.Method, req.URL, resp.Header.Get("WWW-Authenticate"))
 		}
+		// RFC 9110 §10.2.3: a 503 says when to come back.
+		if resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") == "" {
+			t.Errorf("%s %s: 503 without Retry-After", req.Method, req.URL)
+		}
 		if leak := internals(st.Message); leak != "" {
 			t.Errorf("%s %s: the error answer speaks of %s: %s", req.Method, req.URL, leak, st.Message)
 		}

@@ -81,7 +81,11 @@ func newStatus(ctx context.Context, logger *slog.Logger, method string, err erro
 	if reason := domain.ReasonOf(err); reason != "" && kind != domain.KindInternal {
 		details = append(details, &errdetails.ErrorInfo{Reason: reason, Domain: errorDomain, Metadata: domain.MetadataOf(err)})
 	}
-	if wait := domain.RetryAfterOf(err); wait > 0 {
+	wait := domain.RetryAfterOf(err)
+	if wait == 0 && kind == domain.KindUnavailable {
+		wait = unavailableRetryAfter
+	}
+	if wait > 0 {
 		secs := int((wait + time.Second - 1) / time.Second)
 		_ = grpc.SetHeader(ctx, metadata.Pairs(retryAfterHeader, strconv.Itoa(secs)))
 		details = append(details, &errdetails.RetryInfo{RetryDelay: durationpb.New(time.Duration(secs) * time.Second)})
@@ -98,6 +102,11 @@ func newStatus(ctx context.Context, logger *slog.Logger, method string, err erro
 	}
 	return st.Err()
 }
+
+// unavailableRetryAfter is when a client may retry an UNAVAILABLE answer
+// that names no time of its own (the database dropped or did not answer,
+// a cluster node failed over): RFC 9110 §10.2.3's Retry-After on the 503.
+const unavailableRetryAfter = time.Second
 
 // errorDomain is the ErrorInfo domain of this service's reasons (AIP-193).
 const errorDomain = "tokenservice"

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/testing/protocmp"
@@ -72,6 +75,30 @@ func TestTheClientsDeadlineIsNoDatabaseOutage(t *testing.T) {
 		st := status.Convert(toStatus(tc.ctx, slog.New(slog.NewJSONHandler(&logs, nil)), "/m", unavailable))
 		if st.Code() != tc.code || (logs.Len() > 0) != tc.logged {
 			t.Errorf("client gone %v: %v, logged %v; want %v, logged %v", tc.ctx.Err() != nil, st.Code(), logs.Len() > 0, tc.code, tc.logged)
+		}
+	}
+}
+
+// Every UNAVAILABLE answer says when to retry (the gateway sends it as
+// Retry-After on the 503): one that names no time of its own, a database
+// that dropped or a cluster node that failed over, says a second.
+func TestUnavailableSaysWhenToRetry(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want time.Duration
+	}{
+		{domain.Wrap(domain.KindUnavailable, io.ErrUnexpectedEOF, "the database is unavailable: retry shortly"), time.Second},
+		{&domain.Error{Kind: domain.KindUnavailable, Message: "busy", RetryAfter: 7 * time.Second}, 7 * time.Second},
+		{domain.Errorf(domain.KindNotFound, "token not found"), 0},
+	} {
+		var got time.Duration
+		for _, d := range status.Convert(toStatus(context.Background(), slog.New(slog.DiscardHandler), "/m", tc.err)).Details() {
+			if ri, ok := d.(*errdetails.RetryInfo); ok {
+				got = ri.GetRetryDelay().AsDuration()
+			}
+		}
+		if got != tc.want {
+			t.Errorf("%v: RetryInfo %v, want %v", tc.err, got, tc.want)
 		}
 	}
 }

@@ -182,7 +182,7 @@ const statusSchema = "#/definitions/Status"
 var (
 	invalid = errorAnswer{400, "The request is invalid: the message says what to fix; a google.rpc.BadRequest names each field at fault.",
 		`{"code": 3, "message": "expireTime: must be in the future", "details": [{"@type": "type.googleapis.com/google.rpc.BadRequest", "fieldViolations": [{"field": "expireTime", "description": "must be in the future"}]}]}`}
-	unavailable = errorAnswer{503, "The service is starting or its database does not answer: retry shortly.",
+	unavailable = errorAnswer{503, "The service is starting or its database does not answer: retry after the seconds Retry-After (and the google.rpc.RetryInfo) gives.",
 		errorExample(codes.Unavailable, "the database is unavailable: retry shortly", domain.ReasonUnavailable)}
 	notJSON = errorAnswer{415, "The body is not JSON: send it with Content-Type: application/json.",
 		`{"code": 3, "message": "the request body must be JSON, sent with Content-Type: application/json, not \"text/plain\"", "details": []}`}
