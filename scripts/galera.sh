@@ -131,23 +131,44 @@ synced() { [ "$(wsrep "$1" wsrep_local_state_comment)" = Synced ]; }
 sized() { [ "$(wsrep "$1" wsrep_cluster_size)" = "${#NODES[@]}" ]; }
 all_synced() { local n; for n in "${NODES[@]}"; do running "$n" && synced "$n" && sized "$n" || return 1; done; }
 
+# The balancer's health check, what clustercheck does: a node takes queries
+# only when it is Synced (wsrep_local_state 4). One that takes logins but
+# is joining, a donor, or cut off from the majority (non-Primary, which
+# answers every query with error 1047) is taken out of the rotation.
+# HAProxy runs it with the server's address and port as $3 and $4.
+write_haproxy_check() {
+  cat >"$DIR/synced-check.sh" <<'EOF'
+#!/bin/sh
+state=$(mariadb --no-defaults --connect-timeout=1 -h"$3" -P"$4" -uhaproxy -N -B \
+  -e "SHOW GLOBAL STATUS LIKE 'wsrep_local_state'" 2>/dev/null | cut -f2)
+[ "$state" = 4 ]
+EOF
+  chmod 755 "$DIR/synced-check.sh"
+}
+
 write_haproxy_cfg() {
+  write_haproxy_check
   {
     cat <<EOF
 global
     maxconn 2000
     # "show servers state" here says when a node is marked down
     stats socket $DIR/haproxy.sock mode 600 level admin
+    external-check
+    insecure-fork-wanted
 defaults
     mode tcp
     timeout connect 2s
     timeout client 10m
     timeout server 10m
+    timeout check 2s
     retries 2
 listen galera
     bind 127.0.0.1:$LB_PORT
     balance roundrobin
-    option mysql-check user haproxy post-41
+    option external-check
+    external-check path "/usr/bin:/bin"
+    external-check command $DIR/synced-check.sh
 EOF
     for n in "${NODES[@]}"; do
       echo "    server node$n 127.0.0.1:$(sql_port "$n") check inter 1s fall 2 rise 2"

@@ -57,6 +57,7 @@ func isUnavailable(err error) bool {
 // transientMySQLErrors are server errors that say "not now" rather than
 // "not this query": a retry may succeed.
 var transientMySQLErrors = map[uint16]bool{
+	1047: true, // ER_UNKNOWN_COM_ERROR: a Galera node not Primary or not yet synced ("WSREP has not yet prepared node for application use")
 	1040: true, // ER_CON_COUNT_ERROR: too many connections
 	1053: true, // ER_SERVER_SHUTDOWN
 	1205: true, // ER_LOCK_WAIT_TIMEOUT

@@ -6,6 +6,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -163,12 +164,17 @@ func (s *Store) Close() error { return s.sqlDB.Close() }
 // DB returns the connection pool, for its statistics.
 func (s *Store) DB() *sql.DB { return s.sqlDB }
 
-// Ping reports whether the database answers.
+// Ping reports whether the database answers queries: it reads a table,
+// since a Galera node cut off from the majority (non-Primary) still answers
+// a ping and a SELECT 1, and fails every read of a table (error 1047).
+// It is meant for readiness, after Migrate.
 func (s *Store) Ping(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.queryTimeout)
 	defer cancel()
-	if err := s.sqlDB.PingContext(ctx); err != nil {
-		return &domain.Error{Kind: domain.KindUnavailable, Err: err, Reason: domain.ReasonUnavailable,
+	var one int
+	err := s.sqlDB.QueryRowContext(ctx, "SELECT 1 FROM "+migrationsTable+" LIMIT 1").Scan(&one)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return &domain.Error{Kind: domain.KindUnavailable, Err: redact(err), Reason: domain.ReasonUnavailable,
 			Message: "the database is unavailable: retry shortly"}
 	}
 	return nil

@@ -44,15 +44,37 @@ func MustGalera(tb testing.TB) Galera {
 	if len(lb) != 1 {
 		tb.Fatalf("%s: want one DSN, got %d", GaleraLBDSNEnv, len(lb))
 	}
+	return galeraDatabase(tb, nodes, lb[0])
+}
+
+// GaleraOn is MustGalera on the cluster whose nodes and balancer the DSNs
+// name: a cluster a test started for itself, to kill or cut its nodes.
+func GaleraOn(tb testing.TB, nodeDSNs []string, lbDSN string) Galera {
+	tb.Helper()
+	var nodes []*mysqldriver.Config
+	for _, dsn := range append(nodeDSNs, lbDSN) {
+		cfg, err := mysqldriver.ParseDSN(dsn)
+		if err != nil {
+			tb.Fatalf("Galera DSN: %v", err)
+		}
+		nodes = append(nodes, cfg)
+	}
+	return galeraDatabase(tb, nodes[:len(nodeDSNs)], nodes[len(nodeDSNs)])
+}
+
+func galeraDatabase(tb testing.TB, nodes []*mysqldriver.Config, lb *mysqldriver.Config) Galera {
+	tb.Helper()
 	name := mustCreateDatabase(tb, nodes[0])
 	var g Galera
 	for _, cfg := range nodes {
 		mustSeeDatabase(tb, cfg, name)
+		cfg = cfg.Clone()
 		cfg.DBName = name
 		g.Nodes = append(g.Nodes, store.Config{Driver: store.DriverMySQL, DSN: cfg.FormatDSN()})
 	}
-	lb[0].DBName = name
-	g.LB = store.Config{Driver: store.DriverMySQL, DSN: lb[0].FormatDSN()}
+	lb = lb.Clone()
+	lb.DBName = name
+	g.LB = store.Config{Driver: store.DriverMySQL, DSN: lb.FormatDSN()}
 	return g
 }
 
