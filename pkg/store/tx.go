@@ -10,22 +10,27 @@ import (
 	"gorm.io/gorm"
 )
 
-// transactionAttempts bounds how often a transaction that lost a conflict
-// is run again; conflictBackoff is the first pause between attempts,
-// doubled each time up to maxConflictBackoff, with jitter: under a burst of
-// writes to one row from every node of a cluster, about a second at most.
+// A transaction that lost a conflict runs again after a pause that starts
+// at conflictBackoff and doubles up to maxConflictBackoff, with jitter, for
+// as long as its deadline leaves time (every store call has one: the query
+// timeout), and at most transactionAttempts times. Under a burst of writes
+// to one row from every node of a cluster (120 creates for one user at
+// once, as TestQuotasHoldAcrossNodes makes), an unlucky transaction can
+// lose a dozen rounds in a row: giving up after a fixed dozen failed about
+// one run in 40; the deadline is the bound that matters to the caller.
 const (
-	transactionAttempts = 12
+	transactionAttempts = 100
 	conflictBackoff     = 2 * time.Millisecond
 	maxConflictBackoff  = 100 * time.Millisecond
 )
 
-// transaction runs fn in a transaction, and runs it again, a few times after
-// a short pause, when it lost a conflict: a deadlock, or, on a
-// multi-primary cluster (Galera), a certification failure, which the server
-// reports as a deadlock (1213) at any statement or at commit. fn must set
-// what it returns afresh each time it runs. Any other error, or the last
-// attempt's, is returned as it is.
+// transaction runs fn in a transaction, and runs it again, after a short
+// pause, when it lost a conflict: a deadlock, or, on a multi-primary
+// cluster (Galera), a certification failure, which the server reports as a
+// deadlock (1213) at any statement or at commit. fn must set what it
+// returns afresh each time it runs. Any other error, or the last attempt's
+// (its deadline too near for another, or the attempts spent), is returned
+// as it is.
 func (s *Store) transaction(db *gorm.DB, fn func(tx *gorm.DB) error) error {
 	s.txStats.transactions.Add(1)
 	backoff := conflictBackoff
@@ -35,16 +40,28 @@ func (s *Store) transaction(db *gorm.DB, fn func(tx *gorm.DB) error) error {
 			return err
 		}
 		s.txStats.conflicts.Add(1)
-		if attempt == transactionAttempts {
+		pause := backoff/2 + rand.N(backoff)
+		if attempt == transactionAttempts || !timeLeft(db, pause) {
 			s.txStats.gaveUp.Add(1)
 			return err
 		}
-		if ctx := db.Statement.Context; ctx != nil && ctx.Err() != nil {
-			return err
-		}
-		time.Sleep(backoff/2 + rand.N(backoff))
+		time.Sleep(pause)
 		backoff = min(2*backoff, maxConflictBackoff)
 	}
+}
+
+// timeLeft reports whether db's context leaves time for a pause and one
+// more attempt (the pause again).
+func timeLeft(db *gorm.DB, pause time.Duration) bool {
+	ctx := db.Statement.Context
+	if ctx == nil {
+		return true
+	}
+	if ctx.Err() != nil {
+		return false
+	}
+	deadline, ok := ctx.Deadline()
+	return !ok || time.Until(deadline) > 2*pause
 }
 
 // lostConflict reports whether err is a transaction's lost conflict with

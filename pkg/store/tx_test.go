@@ -5,13 +5,14 @@ import (
 	"errors"
 	"path/filepath"
 	"testing"
+	"time"
 
 	mysqldriver "github.com/go-sql-driver/mysql"
 	"gorm.io/gorm"
 )
 
 // A transaction that lost a conflict (a deadlock; on Galera, a certification
-// failure) runs again, a bounded number of times; any other error is
+// failure) runs again while its deadline leaves time; any other error is
 // returned at once.
 func TestTransactionRetriesLostConflicts(t *testing.T) {
 	s, err := Open(Config{Driver: DriverSQLite, DSN: filepath.Join(t.TempDir(), "tx.db")})
@@ -21,31 +22,41 @@ func TestTransactionRetriesLostConflicts(t *testing.T) {
 	defer s.Close()
 	deadlock := &mysqldriver.MySQLError{Number: 1213, Message: "Deadlock found when trying to get lock; try restarting transaction"}
 	other := errors.New("not a conflict")
+	const deadline = 300 * time.Millisecond // a short one; DefaultQueryTimeout otherwise
 	for name, tc := range map[string]struct {
 		fails     int // the first fails attempts return failWith
 		failWith  error
-		wantRuns  int
+		wantRuns  int // 0: as many as the deadline leaves time for, more than 3
 		wantError error
+		timeout   time.Duration
 	}{
-		"succeeds at once":         {0, nil, 1, nil},
-		"two conflicts, then done": {2, deadlock, 3, nil},
-		"conflicts every time":     {99, deadlock, transactionAttempts, deadlock},
-		"another error":            {99, other, 1, other},
+		"succeeds at once":             {0, nil, 1, nil, 0},
+		"two conflicts, then done":     {2, deadlock, 3, nil, 0},
+		"a dozen conflicts, then done": {12, deadlock, 13, nil, 0},
+		"conflicts until the deadline": {transactionAttempts, deadlock, 0, deadlock, deadline},
+		"another error":                {99, other, 1, other, 0},
 	} {
-		runs, before := 0, s.TransactionStats()
-		err := s.transaction(s.db.WithContext(context.Background()), func(*gorm.DB) error {
+		if tc.timeout == 0 {
+			tc.timeout = DefaultQueryTimeout
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), tc.timeout)
+		runs, before, start := 0, s.TransactionStats(), time.Now()
+		err := s.transaction(s.db.WithContext(ctx), func(*gorm.DB) error {
 			runs++
 			if runs <= tc.fails {
 				return tc.failWith
 			}
 			return nil
 		})
-		if runs != tc.wantRuns || !errors.Is(err, tc.wantError) {
-			t.Errorf("%s: ran %d times, %v; want %d, %v", name, runs, err, tc.wantRuns, tc.wantError)
+		took := time.Since(start)
+		cancel()
+		if tc.wantRuns == 0 && (runs <= 3 || runs >= tc.fails || took > deadline) ||
+			tc.wantRuns != 0 && runs != tc.wantRuns || !errors.Is(err, tc.wantError) {
+			t.Errorf("%s: ran %d times in %v, %v; want %d (0: until the %v deadline), %v", name, runs, took, err, tc.wantRuns, deadline, tc.wantError)
 		}
 		wantConflicts, wantGaveUp := uint64(0), uint64(0)
 		if tc.failWith == deadlock {
-			wantConflicts = uint64(min(tc.fails, transactionAttempts))
+			wantConflicts = uint64(min(tc.fails, runs))
 			if tc.wantError != nil {
 				wantGaveUp = 1
 			}
