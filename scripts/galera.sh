@@ -163,6 +163,7 @@ defaults
     timeout server 10m
     timeout check 2s
     retries 2
+    option redispatch
 listen galera
     bind 127.0.0.1:$LB_PORT
     balance roundrobin

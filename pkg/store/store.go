@@ -95,6 +95,9 @@ func Open(cfg Config) (*Store, error) {
 		if err != nil {
 			return nil, fmt.Errorf("invalid MySQL DSN: %w", redact(err))
 		}
+		if _, set := dsn.Params[syncWaitVariable]; !set {
+			connector = causalReads{connector}
+		}
 		precision := 6
 		dialector = mysql.New(mysql.Config{
 			Conn:                     sql.OpenDB(connector),
