@@ -65,11 +65,18 @@ func timeLeft(db *gorm.DB, pause time.Duration) bool {
 }
 
 // lostConflict reports whether err is a transaction's lost conflict with
-// another: a deadlock (on Galera, also a certification failure) or a lock
-// wait timeout.
+// another: a deadlock (on Galera, also a certification failure), a lock
+// wait timeout, or TiDB's write conflict (9007, its optimistic mode's
+// answer at commit; its default pessimistic mode answers 1213 and 1205).
 func lostConflict(err error) bool {
 	var myErr *mysqldriver.MySQLError
-	return errors.As(err, &myErr) && (myErr.Number == 1213 || myErr.Number == 1205)
+	return errors.As(err, &myErr) && conflictErrors[myErr.Number]
+}
+
+var conflictErrors = map[uint16]bool{
+	1205: true, // ER_LOCK_WAIT_TIMEOUT
+	1213: true, // ER_LOCK_DEADLOCK, and Galera's certification failure
+	9007: true, // TiDB's ErrWriteConflict
 }
 
 // TransactionStats counts the store's write transactions since it opened.

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -66,5 +67,19 @@ func TestTransactionRetriesLostConflicts(t *testing.T) {
 			(TransactionStats{1, wantConflicts, wantGaveUp}); got != want {
 			t.Errorf("%s: counted %+v, want %+v", name, got, want)
 		}
+	}
+}
+
+// The errors that mean "run it again": MySQL's and Galera's deadlock, a lock
+// wait timeout, TiDB's write conflict; not a duplicate key or a lost
+// connection (which may have committed).
+func TestLostConflict(t *testing.T) {
+	for number, want := range map[uint16]bool{1213: true, 1205: true, 9007: true, 1062: false, 1047: false, 2013: false} {
+		if got := lostConflict(fmt.Errorf("wrapped: %w", &mysqldriver.MySQLError{Number: number})); got != want {
+			t.Errorf("error %d: lost conflict %v, want %v", number, got, want)
+		}
+	}
+	if lostConflict(errors.New("1213")) {
+		t.Error("a plain error is no lost conflict")
 	}
 }
