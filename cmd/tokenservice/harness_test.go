@@ -110,6 +110,17 @@ func startServiceUnready(t *testing.T, db store.Config, extraEnv ...string) *ser
 		env[extraEnv[i]] = extraEnv[i+1]
 	}
 	s := &service{t: t, env: env, logs: &testlog.Buffer{}}
+	t.Cleanup(func() {
+		// A failed test shows what the server logged as internal errors:
+		// the answers only say "internal error".
+		if t.Failed() {
+			for _, line := range s.logs.JSONLines() {
+				if line["code"] == codes.Internal.String() {
+					t.Logf("the server logged: %v", line)
+				}
+			}
+		}
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := newServeApp(ctx, nil, s.getenv, s.logs)
 	if err != nil {

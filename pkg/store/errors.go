@@ -48,6 +48,9 @@ func isUnavailable(err error) bool {
 		errors.Is(err, context.Canceled) ||
 		errors.Is(err, driver.ErrBadConn) ||
 		errors.Is(err, sql.ErrConnDone) ||
+		// database/sql rolled the transaction back when its deadline
+		// passed between statements: the commit then answers this
+		errors.Is(err, sql.ErrTxDone) ||
 		errors.Is(err, mysqldriver.ErrInvalidConn) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.As(err, &netErr) ||
