@@ -98,7 +98,7 @@ test: $(GRPCURL) $(SWAGGER) $(OAPI_CODEGEN) $(NODE_OAUTH_CLIENT) chromium galera
 	@trap 'scripts/galera.sh down' EXIT; \
 	  galera=$$(scripts/galera.sh up) || { echo "make test: the Galera cluster did not start"; exit 1; }; \
 	  eval "$$galera"; echo "$$galera"; \
-	  echo $(GO) test -race -count=1 ./...; $(GO) test -race -count=1 ./...
+	  echo $(GO) test -race -count=1 -timeout 30m ./...; $(GO) test -race -count=1 -timeout 30m ./...
 	cd deploy && $(GO) test -count=1 ./... # Compose, kustomize and monitoring files: a module of their own
 	scripts/readme-session.sh
 
