@@ -190,7 +190,7 @@ func TestReplicasStartedAtOnceOnGaleraAllBecomeReady(t *testing.T) {
 // is written to take turns (lock_version): a read FOR UPDATE locked one node
 // only, and 150 creates with a quota of 50 left 52 tokens.
 func TestQuotasHoldAcrossReplicasOnGalera(t *testing.T) {
-	const maxTokens, maxMachines, tokenTries, machineTries = 10, 6, 30, 18
+	const maxTokens, maxMachines, tokenTries, machineTries = 10, 6, 45, 30
 	rs, g := galeraReplicas(t, "TOKENSERVICE_MAX_TOKENS_PER_USER", fmt.Sprint(maxTokens),
 		"TOKENSERVICE_MAX_MACHINE_USERS_PER_OWNER", fmt.Sprint(maxMachines), "TOKENSERVICE_USER_CREATIONS_PER_HOUR", "0")
 	ownerID := rs[0].mustUser(t, "quinn", "human")
@@ -375,8 +375,8 @@ func TestDeletesLeaveNoOrphanAcrossReplicasOnGalera(t *testing.T) {
 // Last-used times under cross-node conflicts: the three replicas use the
 // same tokens all the time and flush their last-used times every 100 ms, so
 // their batches write the same rows on three nodes at once. No flush fails
-// (a lost conflict is run again), and every node ends with each token's
-// latest use, never an earlier one.
+// (a lost conflict is run again), every node ends with each token's latest
+// use, and a batch of earlier uses written after a later one leaves it.
 func TestLastUsedFlushesAcrossReplicasOnGalera(t *testing.T) {
 	const tokens, useFor = 20, 3500 * time.Millisecond
 	rs, g := galeraReplicas(t, "TOKENSERVICE_LAST_USED_FLUSH_INTERVAL", "100ms", "TOKENSERVICE_CACHE_TTL", "1m")
@@ -447,8 +447,66 @@ func TestLastUsedFlushesAcrossReplicasOnGalera(t *testing.T) {
 			}
 		}
 	}
+	// A batch written after a newer one does not move a time back: a
+	// replica that flushes every 3 s (through the balancer) holds an
+	// earlier use of each token while replica 0 writes a later one; its
+	// batch, written after, leaves the later one.
+	slow := startService(t, g.LB, "TOKENSERVICE_LAST_USED_FLUSH_INTERVAL", "3s", "TOKENSERVICE_CACHE_TTL", "1m")
+	onEveryReplica(t, []*service{slow}, "the tokens", func(_ int, s *service) error {
+		for _, tok := range toks {
+			if _, err := (rpc{t, s.grpcCaller()}).get(tok, idOf(tok)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	flushes := func() float64 {
+		return scrape(t, "http://"+slow.app.MetricsAddr()+"/metrics")[series("tokenservice_last_used_flushes_total", "result", "ok")]
+	}
+	useAll := func(s *service) time.Time {
+		at := time.Now()
+		for _, tok := range toks {
+			if _, err := (rpc{t, s.grpcCaller()}).get(tok, idOf(tok)); err != nil {
+				t.Fatalf("using a token: %s", describe(err))
+			}
+		}
+		return at.UTC().Truncate(time.Second)
+	}
+	// Just after one of its flushes (the uses above), the slow replica
+	// uses every token; once the clock has passed that second, replica 0
+	// does, and its flush reaches every node.
+	before := flushes()
+	waitFor(t, "the slow replica's flush", 5*time.Second, time.Now(), func() bool { return flushes() > before })
+	earlier := useAll(slow)
+	for time.Now().UTC().Truncate(time.Second).Equal(earlier) {
+		time.Sleep(10 * time.Millisecond) // the clock's next second
+	}
+	later := useAll(rs[0])
+	storedOnEveryNode := func(want time.Time) bool {
+		for _, db := range dbs {
+			for _, tok := range toks {
+				var got sql.NullTime
+				if err := db.QueryRow("SELECT last_used_time FROM tokens WHERE id = ?", idOf(tok)).Scan(&got); err != nil {
+					t.Fatal(err)
+				}
+				if !got.Valid || !got.Time.Equal(want) {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	waitFor(t, "replica 0's later uses on every node", 2*time.Second, time.Now(), func() bool { return storedOnEveryNode(later) })
+	if flushes() != before+1 {
+		t.Fatalf("the slow replica flushed before replica 0's later uses were written: the machine is too slow for this check")
+	}
+	waitFor(t, "the slow replica's batch of earlier uses", 5*time.Second, time.Now(), func() bool { return flushes() > before+1 })
+	if !storedOnEveryNode(later) {
+		t.Errorf("a batch of uses at %v written after one at %v moved the tokens' last-used times back", earlier, later)
+	}
+
 	conflicts := 0.0
-	for i, s := range rs {
+	for i, s := range append(rs, slow) {
 		m := scrape(t, "http://"+s.app.MetricsAddr()+"/metrics")
 		if e := m[series("tokenservice_last_used_flushes_total", "result", "error")]; e != 0 {
 			t.Errorf("replica %d: %v last-used flushes failed, want none (a lost conflict is run again)", i, e)
@@ -458,5 +516,5 @@ func TestLastUsedFlushesAcrossReplicasOnGalera(t *testing.T) {
 		}
 		conflicts += m["tokenservice_db_transaction_conflicts_total{}"]
 	}
-	t.Logf("%v write transactions lost a conflict and ran again, over the three replicas", conflicts)
+	t.Logf("%v write transactions lost a conflict and ran again, over the replicas", conflicts)
 }
