@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -379,13 +380,15 @@ func TestDeletesLeaveNoOrphanAcrossReplicasOnGalera(t *testing.T) {
 }
 
 // Last-used times under cross-node conflicts: the three replicas use the
-// same tokens all the time and flush their last-used times every 100 ms, so
+// same tokens all the time and flush their last-used times every 20 ms, so
 // their batches write the same rows on three nodes at once. No flush fails
 // (a lost conflict is run again), every node ends with each token's latest
 // use, and a batch of earlier uses written after a later one leaves it.
 func TestLastUsedFlushesAcrossReplicasOnGalera(t *testing.T) {
-	const tokens, useFor = 20, 3500 * time.Millisecond
-	rs, g := galeraReplicas(t, "TOKENSERVICE_LAST_USED_FLUSH_INTERVAL", "100ms", "TOKENSERVICE_CACHE_TTL", "1m")
+	// The uses go on for at least minUse, and until a flush has lost a
+	// conflict (2 to 8 in 3.5 s on the test cluster), at most maxUse.
+	const tokens, minUse, maxUse = 20, 3 * time.Second, 12 * time.Second
+	rs, g := galeraReplicas(t, "TOKENSERVICE_LAST_USED_FLUSH_INTERVAL", "20ms", "TOKENSERVICE_CACHE_TTL", "1m")
 	rs[0].mustUser(t, "lulu", "human")
 	a0 := rpc{t, rs[0].grpcCaller()}
 	login := a0.login("lulu")
@@ -406,12 +409,12 @@ func TestLastUsedFlushesAcrossReplicasOnGalera(t *testing.T) {
 	// when the last use of each token began, on any replica.
 	var mu sync.Mutex
 	lastStart := map[string]time.Time{}
-	stop := time.Now().Add(useFor)
+	var stop atomic.Bool
 	var wg sync.WaitGroup
 	for i, s := range rs {
 		wg.Go(func() {
 			a := rpc{t, s.grpcCaller()}
-			for n := 0; time.Now().Before(stop); n++ {
+			for n := 0; !stop.Load(); n++ {
 				tok := toks[(n+i*tokens/len(rs))%tokens]
 				began := time.Now()
 				if _, err := a.get(tok, idOf(tok)); err != nil {
@@ -426,8 +429,29 @@ func TestLastUsedFlushesAcrossReplicasOnGalera(t *testing.T) {
 			}
 		})
 	}
+	// conflicts counts the lost conflicts run again, and the flushes that
+	// failed (a conflict not run again would fail one).
+	conflicts := func(rs []*service) float64 {
+		n := 0.0
+		for _, s := range rs {
+			m := scrape(t, "http://"+s.app.MetricsAddr()+"/metrics")
+			n += m["tokenservice_db_transaction_conflicts_total{}"] + m[series("tokenservice_last_used_flushes_total", "result", "error")]
+		}
+		return n
+	}
+	began := time.Now()
+	for time.Since(began) < minUse || conflicts(rs) == 0 {
+		if time.Since(began) > maxUse {
+			stop.Store(true)
+			wg.Wait()
+			t.Fatalf("no flush lost a conflict in %v of three replicas flushing the same tokens every 20 ms", maxUse)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	stop.Store(true)
 	wg.Wait()
 	usedUntil := time.Now()
+	t.Logf("%v of uses on three replicas: %v flushes lost a conflict", usedUntil.Sub(began).Round(time.Millisecond), conflicts(rs))
 
 	// Every node comes to hold each token's last use (kept to the second),
 	// within a few flush intervals.
@@ -511,7 +535,6 @@ func TestLastUsedFlushesAcrossReplicasOnGalera(t *testing.T) {
 		t.Errorf("a batch of uses at %v written after one at %v moved the tokens' last-used times back", earlier, later)
 	}
 
-	conflicts := 0.0
 	for i, s := range append(rs, slow) {
 		m := scrape(t, "http://"+s.app.MetricsAddr()+"/metrics")
 		if e := m[series("tokenservice_last_used_flushes_total", "result", "error")]; e != 0 {
@@ -520,7 +543,5 @@ func TestLastUsedFlushesAcrossReplicasOnGalera(t *testing.T) {
 		if ok := m[series("tokenservice_last_used_flushes_total", "result", "ok")]; ok == 0 {
 			t.Errorf("replica %d flushed no last-used times", i)
 		}
-		conflicts += m["tokenservice_db_transaction_conflicts_total{}"]
 	}
-	t.Logf("%v write transactions lost a conflict and ran again, over the replicas", conflicts)
 }
