@@ -43,6 +43,11 @@ type service struct {
 	grpcAddr string
 	grpcConn *grpc.ClientConn
 	logs     *testlog.Buffer // the server's log lines
+	// run starts serve (buildService); a second call does nothing.
+	run func()
+	// exited is closed when serve has returned, runErr then what it returned.
+	exited chan struct{}
+	runErr error
 	// shutdown ends serve's context, as SIGTERM does, and returns what Run
 	// returned; a second call returns the same.
 	shutdown func() error
@@ -89,6 +94,16 @@ func waitFor(t *testing.T, what string, bound time.Duration, since time.Time, do
 // startServiceUnready is startService without waiting for the database.
 func startServiceUnready(t *testing.T, db store.Config, extraEnv ...string) *service {
 	t.Helper()
+	s := buildService(t, db, extraEnv...)
+	s.run()
+	return s
+}
+
+// buildService is startServiceUnready up to serve's listening: its run
+// starts it (once), so that several can start at the same moment. One not
+// run when the test ends is run then, with its context ended.
+func buildService(t *testing.T, db store.Config, extraEnv ...string) *service {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("starts a server: make test runs it, make test-fast (-short) does not")
 	}
@@ -129,9 +144,18 @@ func startServiceUnready(t *testing.T, db store.Config, extraEnv ...string) *ser
 	}
 	s.app, s.httpURL, s.grpcAddr = a, "http://"+a.HTTPAddr(), a.GRPCAddr()
 	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
+	s.exited = make(chan struct{})
+	s.run = sync.OnceFunc(func() {
+		go func() {
+			err := a.Run(ctx)
+			s.runErr = err
+			close(s.exited)
+			done <- err
+		}()
+	})
 	s.shutdown = sync.OnceValue(func() error {
 		cancel()
+		s.run()
 		select {
 		case err := <-done:
 			return err
