@@ -205,6 +205,10 @@ func (s *Service) Create(ctx context.Context, caller *domain.Principal, in Creat
 	case err == domain.ErrLimitReached:
 		return "", nil, &domain.Error{Kind: domain.KindResourceExhausted, Reason: domain.ReasonQuotaExceeded,
 			Message: fmt.Sprintf("the user has %d live tokens, the most allowed (the server's --max-tokens-per-user): delete one first", s.cfg.MaxTokensPerUser)}
+	case domain.KindOf(err) == domain.KindNotFound && owner == caller.User.ID:
+		// The caller was deleted since its credential was checked (on
+		// another replica, or its cached entry outlived it).
+		return "", nil, domain.ErrUnauthenticated
 	case err != nil:
 		return "", nil, err
 	}

@@ -66,3 +66,24 @@ func otherDigit(c byte) string {
 func (c *countingTokens) FreshTokenByID(ctx context.Context, id string) (*domain.Token, error) {
 	return c.TokenByID(ctx, id)
 }
+
+// goneUserTokens is a domain.Tokens whose every create finds its user's
+// row gone: the user was deleted between the credential's check and the
+// write.
+type goneUserTokens struct{ domain.Tokens }
+
+func (goneUserTokens) CreateToken(context.Context, *domain.Token, int) error {
+	return domain.Errorf(domain.KindNotFound, "user not found")
+}
+
+// A caller deleted meanwhile (on another replica, or while its credential
+// sat in a cache) creates no token, and is refused as the unknown
+// credential it now is (401), not told "user not found".
+func TestCreateByACallerDeletedMeanwhile(t *testing.T) {
+	svc := New(Config{}, Deps{Users: oneUser{}, Tokens: goneUserTokens{}, Clock: time.Now, Rand: rand.Reader})
+	alice := &domain.User{ID: "alice00000000000", Username: "alice"}
+	_, _, err := svc.Create(context.Background(), &domain.Principal{User: alice, AllScopes: true}, CreateInput{Note: "after"})
+	if err != domain.ErrUnauthenticated {
+		t.Errorf("a token created by a deleted caller: %v, want unauthenticated", err)
+	}
+}

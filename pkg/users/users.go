@@ -160,6 +160,12 @@ func (s *Service) Create(ctx context.Context, caller *domain.Principal, in Creat
 	case domain.KindOf(err) == domain.KindConflict:
 		return nil, &domain.Error{Kind: domain.KindConflict, Reason: domain.ReasonUsernameTaken,
 			Message: fmt.Sprintf("username %q is taken (usernames are unique ignoring case)", name)}
+	case domain.KindOf(err) == domain.KindNotFound && u.OwnerID == caller.User.ID:
+		// The caller was deleted since its credential was checked (on
+		// another replica, or its cached entry outlived it).
+		return nil, domain.ErrUnauthenticated
+	case domain.KindOf(err) == domain.KindNotFound:
+		return nil, domain.InvalidField("owner_id", "no such user")
 	case err != nil:
 		return nil, err
 	}
