@@ -93,9 +93,10 @@ galera-down: ## Stop the Galera cluster and HAProxy.
 
 # The Galera cluster runs for the whole Go test run (any package's Galera
 # tests use it) and is stopped however the run ends; a cluster that cannot
-# start fails make test.
+# start fails make test. The failover tests' own cluster (bin/galera-failover)
+# is stopped too, in case a test run was killed before its cleanup.
 test: $(GRPCURL) $(SWAGGER) $(OAPI_CODEGEN) $(NODE_OAUTH_CLIENT) chromium galera-packages build ## Run unit and integration tests (SQLite, MySQL and a Galera cluster, HTTP and gRPC) with -race, the deploy/ tests, then the README session.
-	@trap 'scripts/galera.sh down' EXIT; \
+	@trap 'scripts/galera.sh down; GALERA_DIR=$(CURDIR)/bin/galera-failover GALERA_PORT_BASE=13400 scripts/galera.sh down' EXIT; \
 	  galera=$$(scripts/galera.sh up) || { echo "make test: the Galera cluster did not start"; exit 1; }; \
 	  eval "$$galera"; echo "$$galera"; \
 	  echo $(GO) test -race -count=1 -timeout 30m ./...; $(GO) test -race -count=1 -timeout 30m ./...

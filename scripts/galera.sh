@@ -40,9 +40,13 @@ die() { log "$*"; exit 1; }
 
 node_dir() { echo "$DIR/node$1"; }
 pid_of() { cat "$(node_dir "$1")/mariadbd.pid" 2>/dev/null || true; }
-running() { local p; p=$(pid_of "$1"); [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
+# alive pid name: the process is there and is what its pid file says (a
+# node killed with SIGKILL leaves its pid file; the pid may be reused).
+# /proc, not kill -0, which a user other than root cannot send to mysql's.
+alive() { [ -n "$1" ] && [ "$(cat "/proc/$1/comm" 2>/dev/null)" = "$2" ]; }
+running() { alive "$(pid_of "$1")" mariadbd; }
 haproxy_pid() { cat "$DIR/haproxy.pid" 2>/dev/null || true; }
-haproxy_running() { local p; p=$(haproxy_pid); [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
+haproxy_running() { alive "$(haproxy_pid)" haproxy; }
 
 # q node sql: one value, as root over the node's socket.
 q() { mariadb --no-defaults -uroot -S "$(node_dir "$1")/mariadbd.sock" -N -B -e "$2" 2>/dev/null; }
@@ -111,6 +115,20 @@ start_node() {
   LAUNCHED=$!
 }
 
+# recovered_position n: the last position node n committed, read from its
+# InnoDB logs (mariadbd --wsrep-recover), as systemd's galera_recovery does:
+# a node that crashed has no position in grastate.dat, and without one it
+# asks for a full SST; with it, the others send what it missed from their
+# gcache (IST). Empty for a node that never ran.
+recovered_position() {
+  local d; d=$(node_dir "$1")
+  [ -f "$d/data/grastate.dat" ] || return 0
+  rm -f "$d/recover.log"
+  $SUDO "$(command -v mariadbd)" --defaults-file="$d/my.cnf" --wsrep-recover \
+    --log-error="$d/recover.log" </dev/null >/dev/null 2>&1 || return 0
+  $SUDO sed -n 's/.*WSREP: Recovered position: *//p' "$d/recover.log" | tail -1
+}
+
 # wait_node n seconds: until node n is Synced; fails at once if it died.
 wait_node() {
   local i
@@ -157,7 +175,7 @@ write_haproxy_cfg() {
 global
     maxconn 2000
     # "show servers state" here says when a node is marked down
-    stats socket $DIR/haproxy.sock mode 600 level admin
+    stats socket "$DIR/haproxy.sock" mode 600 level admin
     external-check
     insecure-fork-wanted
 defaults
@@ -173,7 +191,7 @@ listen galera
     balance roundrobin
     option external-check
     external-check path "/usr/bin:/bin"
-    external-check command $DIR/synced-check.sh
+    external-check command "$DIR/synced-check.sh"
 EOF
     for n in "${NODES[@]}"; do
       echo "    server node$n 127.0.0.1:$(sql_port "$n") check inter 1s fall 2 rise 2"
@@ -210,16 +228,18 @@ up() {
     start_node 1 --wsrep-new-cluster
     wait_node 1 60 || die "node1 did not bootstrap: see $(node_dir 1)/error.log"
     # root over TCP without a password, as on the standalone server; haproxy's
-    # mysql-check logs in as a user with no rights.
+    # synced-check.sh logs in as a user with no rights.
     q 1 "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1';
          GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;
          CREATE USER IF NOT EXISTS 'haproxy'@'127.0.0.1';
          CREATE DATABASE IF NOT EXISTS test;" || die "creating the users on node1 failed"
   fi
+  local pos
   for n in "${NODES[@]}"; do
     if ! running "$n"; then
-      log "starting node$n (joining)"
-      start_node "$n"
+      pos=$(recovered_position "$n")
+      log "starting node$n (joining${pos:+ from $pos})"
+      start_node "$n" ${pos:+"--wsrep-start-position=$pos"}
       # one joiner at a time: a donor serves one SST
       wait_node "$n" 120 || die "node$n did not join: see $(node_dir "$n")/error.log"
     fi
@@ -239,14 +259,14 @@ up() {
 
 down() {
   local n p
-  if haproxy_running; then kill "$(haproxy_pid)"; fi
+  if haproxy_running; then $SUDO kill "$(haproxy_pid)" || true; fi
   rm -f "$DIR/haproxy.pid"
   # the joiners first, node1 last: it is then the one safe to bootstrap from
   for n in 3 2 1; do
+    running "$n" || continue
     p=$(pid_of "$n")
-    [ -n "$p" ] && kill -0 "$p" 2>/dev/null || continue
-    $SUDO kill "$p"
-    wait_for "node$n" 60 eval "! kill -0 $p 2>/dev/null" || { log "node$n did not stop; killing it"; $SUDO kill -9 "$p"; }
+    $SUDO kill "$p" || true
+    wait_for "node$n" 60 eval "! alive $p mariadbd" || { log "node$n did not stop; killing it"; $SUDO kill -9 "$p" || true; }
   done
   # an rsync daemon an interrupted SST left behind
   for n in "${NODES[@]}"; do

@@ -369,6 +369,9 @@ func TestDeletesLeaveNoOrphanAcrossReplicasOnGalera(t *testing.T) {
 			}
 		}
 		t.Logf("round %d: creates done before the deletion refused them, by creator: %v (refused: %v)", round, ok, refused)
+		if refused == [creators]int{} {
+			t.Errorf("round %d: no create was refused: the deletion came after them all, nothing raced", round)
+		}
 		// Once the deletion is acknowledged, every replica refuses a create.
 		for i := range rs {
 			a := rpc{t, next(i + round)}

@@ -172,7 +172,7 @@ func (a *App) registerMetrics() {
 	a.metrics.Register(metrics.Sources{DB: a.store.DB(), CountExpiring: a.store.CountExpiring, Clock: now,
 		Transactions: func() metrics.TransactionCounts {
 			s := a.store.TransactionStats()
-			return metrics.TransactionCounts{Begun: s.Transactions, Conflicts: s.Conflicts, GaveUp: s.GaveUp}
+			return metrics.TransactionCounts{Begun: s.Begun, Conflicts: s.Conflicts, GaveUp: s.GaveUp}
 		},
 		SigningKeyActivated: func() (time.Time, bool) {
 			ks := a.keys.Current()

@@ -79,9 +79,11 @@ func TestTheClientsDeadlineIsNoDatabaseOutage(t *testing.T) {
 	}
 }
 
-// Every UNAVAILABLE answer says when to retry (the gateway sends it as
-// Retry-After on the 503): one that names no time of its own, a database
-// that dropped or a cluster node that failed over, says a second.
+// Every UNAVAILABLE answer says when to retry, in a google.rpc.RetryInfo
+// (and a retry-after header, which the gateway sends as Retry-After on the
+// 503: the REST harness checks every 503 for it): one that names no time
+// of its own, a database that dropped or a cluster node that failed over,
+// says a second.
 func TestUnavailableSaysWhenToRetry(t *testing.T) {
 	for _, tc := range []struct {
 		err  error

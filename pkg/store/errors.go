@@ -48,9 +48,6 @@ func isUnavailable(err error) bool {
 		errors.Is(err, context.Canceled) ||
 		errors.Is(err, driver.ErrBadConn) ||
 		errors.Is(err, sql.ErrConnDone) ||
-		// database/sql rolled the transaction back when its deadline
-		// passed between statements: the commit then answers this
-		errors.Is(err, sql.ErrTxDone) ||
 		errors.Is(err, mysqldriver.ErrInvalidConn) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.As(err, &netErr) ||
@@ -61,6 +58,7 @@ func isUnavailable(err error) bool {
 // "not this query": a retry may succeed.
 var transientMySQLErrors = map[uint16]bool{
 	1047: true, // ER_UNKNOWN_COM_ERROR: a Galera node not Primary or not yet synced ("WSREP has not yet prepared node for application use")
+	1180: true, // ER_ERROR_DURING_COMMIT: a Galera node that lost the majority while committing
 	1040: true, // ER_CON_COUNT_ERROR: too many connections
 	1053: true, // ER_SERVER_SHUTDOWN
 	1205: true, // ER_LOCK_WAIT_TIMEOUT

@@ -224,23 +224,30 @@ func TestEveryNodeReadsWhatAnotherAcknowledged(t *testing.T) {
 	stores := galeraStores(t)
 	ctx := context.Background()
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	owner := &domain.User{ID: "galerareader0000", Username: "galera-reader", CreateTime: now}
-	if err := stores[0].CreateUser(ctx, owner, 0); err != nil {
-		t.Fatal(err)
-	}
 	const writers, each = 6, 50
 	var wg sync.WaitGroup
 	for w := range writers {
+		// A user of its own: the writer's last token is its user's newest.
+		owner := &domain.User{ID: fmt.Sprintf("reader%010d", w), Username: fmt.Sprintf("galera-reader-%d", w), CreateTime: now}
+		if err := stores[w%len(stores)].CreateUser(ctx, owner, 0); err != nil {
+			t.Fatal(err)
+		}
 		wg.Go(func() {
 			for i := range each {
 				n := w*each + i
-				tok := &domain.Token{ID: fmt.Sprintf("r%015d", n), UserID: owner.ID, SecretHash: make([]byte, 32), CreateTime: now}
+				tok := &domain.Token{ID: fmt.Sprintf("r%015d", n), UserID: owner.ID, SecretHash: make([]byte, 32),
+					CreateTime: now.Add(time.Duration(i) * time.Microsecond)}
 				if err := stores[n%len(stores)].CreateToken(ctx, tok, 0); err != nil {
 					t.Errorf("create %s: %v", tok.ID, err)
 					continue
 				}
-				if _, err := stores[(n+1)%len(stores)].TokenByID(ctx, tok.ID); err != nil {
+				next := stores[(n+1)%len(stores)]
+				if _, err := next.TokenByID(ctx, tok.ID); err != nil {
 					t.Errorf("token %s, created through one node, read through the next at once: %v", tok.ID, err)
+				}
+				newest, err := next.ListTokens(ctx, domain.TokenQuery{UserID: owner.ID, Now: now, Limit: 1, Reverse: true})
+				if err != nil || len(newest) != 1 || newest[0].ID != tok.ID {
+					t.Errorf("token %s, created through one node, not the newest listed through the next at once: %v, %v", tok.ID, newest, err)
 				}
 			}
 		})

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"context"
+	"database/sql"
 	"errors"
 	"math/rand/v2"
 	"sync/atomic"
@@ -32,10 +34,17 @@ const (
 // (its deadline too near for another, or the attempts spent), is returned
 // as it is.
 func (s *Store) transaction(db *gorm.DB, fn func(tx *gorm.DB) error) error {
-	s.txStats.transactions.Add(1)
+	s.txStats.begun.Add(1)
+	ctx := db.Statement.Context
 	backoff := conflictBackoff
 	for attempt := 1; ; attempt++ {
 		err := db.Transaction(fn)
+		if errors.Is(err, sql.ErrTxDone) && ctx != nil && ctx.Err() != nil {
+			// database/sql rolled the transaction back when its deadline
+			// passed between statements, and the commit said so: the
+			// database did not answer in time.
+			return ctx.Err()
+		}
 		if err == nil || !lostConflict(err) {
 			return err
 		}
@@ -45,8 +54,26 @@ func (s *Store) transaction(db *gorm.DB, fn func(tx *gorm.DB) error) error {
 			s.txStats.gaveUp.Add(1)
 			return err
 		}
-		time.Sleep(pause)
+		if !sleep(ctx, pause) {
+			return err
+		}
 		backoff = min(2*backoff, maxConflictBackoff)
+	}
+}
+
+// sleep pauses for d, or until ctx ends (false).
+func sleep(ctx context.Context, d time.Duration) bool {
+	if ctx == nil {
+		time.Sleep(d)
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 
@@ -81,20 +108,20 @@ var conflictErrors = map[uint16]bool{
 
 // TransactionStats counts the store's write transactions since it opened.
 type TransactionStats struct {
-	Transactions uint64 // write transactions begun (each counted once, however often it ran)
-	Conflicts    uint64 // attempts that lost a conflict (each one ran again, or gave up)
-	GaveUp       uint64 // transactions that lost a conflict on every attempt
+	Begun     uint64 // write transactions, each counted once however often it ran
+	Conflicts uint64 // attempts that lost a conflict (each one ran again, or gave up)
+	GaveUp    uint64 // transactions that lost a conflict on every attempt
 }
 
-type txCounters struct{ transactions, conflicts, gaveUp atomic.Uint64 }
+type txCounters struct{ begun, conflicts, gaveUp atomic.Uint64 }
 
 // TransactionStats returns the counts so far: on a multi-primary cluster,
-// Conflicts over Transactions is the share of writes that lost a
+// Conflicts over Begun is the share of writes that lost a
 // certification and ran again.
 func (s *Store) TransactionStats() TransactionStats {
 	return TransactionStats{
-		Transactions: s.txStats.transactions.Load(),
-		Conflicts:    s.txStats.conflicts.Load(),
-		GaveUp:       s.txStats.gaveUp.Load(),
+		Begun:     s.txStats.begun.Load(),
+		Conflicts: s.txStats.conflicts.Load(),
+		GaveUp:    s.txStats.gaveUp.Load(),
 	}
 }

@@ -65,7 +65,7 @@ func TestTransactionRetriesLostConflicts(t *testing.T) {
 			}
 		}
 		after := s.TransactionStats()
-		if got, want := (TransactionStats{after.Transactions - before.Transactions, after.Conflicts - before.Conflicts, after.GaveUp - before.GaveUp}),
+		if got, want := (TransactionStats{after.Begun - before.Begun, after.Conflicts - before.Conflicts, after.GaveUp - before.GaveUp}),
 			(TransactionStats{1, wantConflicts, wantGaveUp}); got != want {
 			t.Errorf("%s: counted %+v, want %+v", name, got, want)
 		}

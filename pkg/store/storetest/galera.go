@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -47,12 +48,12 @@ func MustGalera(tb testing.TB) Galera {
 	return galeraDatabase(tb, nodes, lb[0])
 }
 
-// GaleraOn is MustGalera on the cluster whose nodes and balancer the DSNs
+// MustGaleraOn is MustGalera on the cluster whose nodes and balancer the DSNs
 // name: a cluster a test started for itself, to kill or cut its nodes.
-func GaleraOn(tb testing.TB, nodeDSNs []string, lbDSN string) Galera {
+func MustGaleraOn(tb testing.TB, nodeDSNs []string, lbDSN string) Galera {
 	tb.Helper()
 	var nodes []*mysqldriver.Config
-	for _, dsn := range append(nodeDSNs, lbDSN) {
+	for _, dsn := range slices.Concat(nodeDSNs, []string{lbDSN}) {
 		cfg, err := mysqldriver.ParseDSN(dsn)
 		if err != nil {
 			tb.Fatalf("Galera DSN: %v", err)
