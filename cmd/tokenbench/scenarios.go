@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
@@ -72,6 +73,11 @@ func (c *clients) get(ctx context.Context, path string) error {
 
 // do sends req and wants the status want, discarding the body.
 func (c *clients) do(req *http.Request, want int) error {
+	return c.doInto(req, want, io.Discard)
+}
+
+// doInto sends req, wants the status want and copies the body to w.
+func (c *clients) doInto(req *http.Request, want int, w io.Writer) error {
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return err
@@ -81,7 +87,7 @@ func (c *clients) do(req *http.Request, want int) error {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return fmt.Errorf("%s %s: HTTP %d, want %d: %s", req.Method, req.URL.Path, resp.StatusCode, want, b)
 	}
-	_, err = io.Copy(io.Discard, resp.Body)
+	_, err = io.Copy(w, resp.Body)
 	return err
 }
 
@@ -98,6 +104,46 @@ type fixture struct {
 	apiTokenID  string
 	accessToken string // minted from apiToken
 	listToken   string // an API token of the user with many tokens
+	// created holds, by transport, the tokens create made over it, which
+	// delete then deletes over the same transport.
+	created map[string]*idPool
+}
+
+func newFixture() *fixture {
+	return &fixture{created: map[string]*idPool{"rest": {}, "grpc": {}}}
+}
+
+// pool returns the fixture's pool of created tokens for a transport.
+func (f *fixture) pool(transport string) *idPool { return f.created[transport] }
+
+// idPool is a set of token IDs shared by a scenario's callers.
+type idPool struct {
+	mu  sync.Mutex
+	ids []string
+}
+
+func (p *idPool) put(id string) {
+	p.mu.Lock()
+	p.ids = append(p.ids, id)
+	p.mu.Unlock()
+}
+
+// take removes and returns an ID; false when none is left.
+func (p *idPool) take() (string, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.ids) == 0 {
+		return "", false
+	}
+	id := p.ids[len(p.ids)-1]
+	p.ids = p.ids[:len(p.ids)-1]
+	return id, true
+}
+
+func (p *idPool) len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.ids)
 }
 
 // scenario is one measured request kind, over each transport.
@@ -113,6 +159,9 @@ type apiCall struct {
 	bearer func(f *fixture) string
 	req    func(f *fixture) proto.Message
 	want   codes.Code // OK, or the refusal the scenario measures
+	// keep, if set, is given each response, with the transport it came
+	// over (REST responses are then decoded, which costs the client).
+	keep func(f *fixture, transport string, resp proto.Message)
 }
 
 // scenario makes the call's REST op (the request built once from its HTTP
@@ -123,6 +172,10 @@ func (a apiCall) scenario(name string) scenario {
 		name: name,
 		rest: func(f *fixture, c *clients) op {
 			verb, path, body, err := c.rest.Route(a.method, a.req(f))
+			if err != nil {
+				return func(context.Context, int) error { return err }
+			}
+			out, err := outputType(a.method)
 			if err != nil {
 				return func(context.Context, int) error { return err }
 			}
@@ -143,7 +196,19 @@ func (a apiCall) scenario(name string) scenario {
 				if bearer != "" {
 					req.Header.Set("Authorization", "Bearer "+bearer)
 				}
-				return c.do(req, want)
+				if a.keep == nil {
+					return c.do(req, want)
+				}
+				var buf bytes.Buffer
+				if err := c.doInto(req, want, &buf); err != nil {
+					return err
+				}
+				resp := out.New().Interface()
+				if err := protojson.Unmarshal(buf.Bytes(), resp); err != nil {
+					return fmt.Errorf("%s: %w", path, err)
+				}
+				a.keep(f, "rest", resp)
+				return nil
 			}
 		},
 		grpc: func(f *fixture, c *clients) op {
@@ -153,11 +218,15 @@ func (a apiCall) scenario(name string) scenario {
 				return func(context.Context, int) error { return err }
 			}
 			return func(ctx context.Context, w int) error {
-				err := c.grpc(w).Invoke(withBearer(ctx, bearer), a.method, req, out.New().Interface())
-				if status.Code(err) == a.want {
-					return nil
+				resp := out.New().Interface()
+				err := c.grpc(w).Invoke(withBearer(ctx, bearer), a.method, req, resp)
+				if status.Code(err) != a.want {
+					return fmt.Errorf("want %v, got %v", a.want, err)
 				}
-				return fmt.Errorf("want %v, got %v", a.want, err)
+				if err == nil && a.keep != nil {
+					a.keep(f, "grpc", resp)
+				}
+				return nil
 			}
 		},
 	}
@@ -219,7 +288,48 @@ var scenarios = []scenario{
 		method: pb.TokenService_CreateToken_FullMethodName,
 		bearer: func(f *fixture) string { return f.apiToken },
 		req:    func(f *fixture) proto.Message { return &pb.CreateTokenRequest{Note: "bench"} },
+		keep: func(f *fixture, transport string, resp proto.Message) {
+			f.pool(transport).put(resp.(*pb.CreateTokenResponse).GetMetadata().GetId())
+		},
 	}.scenario("create"),
+	deleteScenario,
+}
+
+// deleteScenario deletes, over each transport, the tokens create made over
+// it; a caller stops when none is left (errRunOut), so the run is cut
+// short if delete is faster than create was.
+var deleteScenario = scenario{
+	name: "delete",
+	rest: func(f *fixture, c *clients) op {
+		pool := f.pool("rest")
+		return func(ctx context.Context, _ int) error {
+			id, ok := pool.take()
+			if !ok {
+				return errRunOut
+			}
+			verb, path, _, err := c.rest.Route(pb.TokenService_DeleteToken_FullMethodName, &pb.DeleteTokenRequest{TokenId: id})
+			if err != nil {
+				return err
+			}
+			req, err := http.NewRequestWithContext(ctx, verb, c.httpURL+path, nil)
+			if err != nil {
+				return err
+			}
+			req.Header.Set("Authorization", "Bearer "+f.apiToken)
+			return c.do(req, http.StatusOK)
+		}
+	},
+	grpc: func(f *fixture, c *clients) op {
+		pool := f.pool("grpc")
+		return func(ctx context.Context, w int) error {
+			id, ok := pool.take()
+			if !ok {
+				return errRunOut
+			}
+			_, err := pb.NewTokenServiceClient(c.grpc(w)).DeleteToken(withBearer(ctx, f.apiToken), &pb.DeleteTokenRequest{TokenId: id})
+			return err
+		}
+	},
 }
 
 // oauthScenarios are the OAuth 2 endpoints' hot paths, over REST only
@@ -255,7 +365,7 @@ var oauthScenarios = []scenario{
 // seed logs in (over REST, as a person would), mints an access token and
 // gives the list user n tokens.
 func seed(ctx context.Context, c *clients, n int) (*fixture, error) {
-	f := &fixture{}
+	f := newFixture()
 	rest := pb.NewTokenServiceClient(c.rest)
 	login := func(user string) (*pb.CreateTokenResponse, error) {
 		return rest.CreateToken(ctx, &pb.CreateTokenRequest{Username: user, Password: benchPassword})
