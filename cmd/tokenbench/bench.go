@@ -100,11 +100,10 @@ func (b *bench) measureBoth(name string, conc int, rest, grpc op) {
 }
 
 // measureScenarios measures the scenarios -scenarios names, and always the
-// references the others are compared with (ceiling, noop-401), and create
-// with delete (delete deletes what create made).
+// references the others are compared with (ceiling, noop-401).
 func (b *bench) measureScenarios() {
 	for _, sc := range scenarios {
-		if b.wants(sc.name) || sc.name == "ceiling" || sc.name == "noop-401" || sc.name == "create" && b.wants("delete") {
+		if b.wants(sc.name) || sc.name == "ceiling" || sc.name == "noop-401" {
 			b.measureScenario(sc)
 		}
 	}

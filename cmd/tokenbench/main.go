@@ -174,6 +174,11 @@ func prepare(ctx context.Context, cfg *config, db, dsn, work string, stderr io.W
 	if t.fix, err = seedOnFirstServer(ctx, cfg, t.env, work); err != nil {
 		return nil, fmt.Errorf("seeding %s: %w", db, err)
 	}
+	if cfg.only == nil || cfg.only["delete"] {
+		if err := fillDeletable(ctx, dbEnv, t.fix, deletableFor(cfg.duration)); err != nil {
+			return nil, fmt.Errorf("%s: %w", db, err)
+		}
+	}
 	if t.srv, t.debugAddr, err = startMeasuredServer(ctx, cfg, t.env, work); err != nil {
 		return nil, fmt.Errorf("%s: %w", db, err)
 	}

@@ -15,7 +15,6 @@ import (
 	"google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
@@ -73,11 +72,6 @@ func (c *clients) get(ctx context.Context, path string) error {
 
 // do sends req and wants the status want, discarding the body.
 func (c *clients) do(req *http.Request, want int) error {
-	return c.doInto(req, want, io.Discard)
-}
-
-// doInto sends req, wants the status want and copies the body to w.
-func (c *clients) doInto(req *http.Request, want int, w io.Writer) error {
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return err
@@ -87,7 +81,7 @@ func (c *clients) doInto(req *http.Request, want int, w io.Writer) error {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return fmt.Errorf("%s %s: HTTP %d, want %d: %s", req.Method, req.URL.Path, resp.StatusCode, want, b)
 	}
-	_, err = io.Copy(w, resp.Body)
+	_, err = io.Copy(io.Discard, resp.Body)
 	return err
 }
 
@@ -104,17 +98,17 @@ type fixture struct {
 	apiTokenID  string
 	accessToken string // minted from apiToken
 	listToken   string // an API token of the user with many tokens
-	// created holds, by transport, the tokens create made over it, which
-	// delete then deletes over the same transport.
-	created map[string]*idPool
+	// deletable holds, by transport, alice's tokens delete deletes over
+	// it (fillDeletable).
+	deletable map[string]*idPool
 }
 
 func newFixture() *fixture {
-	return &fixture{created: map[string]*idPool{"rest": {}, "grpc": {}}}
+	return &fixture{deletable: map[string]*idPool{"rest": {}, "grpc": {}}}
 }
 
-// pool returns the fixture's pool of created tokens for a transport.
-func (f *fixture) pool(transport string) *idPool { return f.created[transport] }
+// pool returns the fixture's tokens to delete over a transport.
+func (f *fixture) pool(transport string) *idPool { return f.deletable[transport] }
 
 // idPool is a set of token IDs shared by a scenario's callers.
 type idPool struct {
@@ -140,12 +134,6 @@ func (p *idPool) take() (string, bool) {
 	return id, true
 }
 
-func (p *idPool) len() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.ids)
-}
-
 // scenario is one measured request kind, over each transport.
 type scenario struct {
 	name string
@@ -159,9 +147,6 @@ type apiCall struct {
 	bearer func(f *fixture) string
 	req    func(f *fixture) proto.Message
 	want   codes.Code // OK, or the refusal the scenario measures
-	// keep, if set, is given each response, with the transport it came
-	// over (REST responses are then decoded, which costs the client).
-	keep func(f *fixture, transport string, resp proto.Message)
 }
 
 // scenario makes the call's REST op (the request built once from its HTTP
@@ -172,10 +157,6 @@ func (a apiCall) scenario(name string) scenario {
 		name: name,
 		rest: func(f *fixture, c *clients) op {
 			verb, path, body, err := c.rest.Route(a.method, a.req(f))
-			if err != nil {
-				return func(context.Context, int) error { return err }
-			}
-			out, err := outputType(a.method)
 			if err != nil {
 				return func(context.Context, int) error { return err }
 			}
@@ -196,19 +177,7 @@ func (a apiCall) scenario(name string) scenario {
 				if bearer != "" {
 					req.Header.Set("Authorization", "Bearer "+bearer)
 				}
-				if a.keep == nil {
-					return c.do(req, want)
-				}
-				var buf bytes.Buffer
-				if err := c.doInto(req, want, &buf); err != nil {
-					return err
-				}
-				resp := out.New().Interface()
-				if err := protojson.Unmarshal(buf.Bytes(), resp); err != nil {
-					return fmt.Errorf("%s: %w", path, err)
-				}
-				a.keep(f, "rest", resp)
-				return nil
+				return c.do(req, want)
 			}
 		},
 		grpc: func(f *fixture, c *clients) op {
@@ -218,15 +187,11 @@ func (a apiCall) scenario(name string) scenario {
 				return func(context.Context, int) error { return err }
 			}
 			return func(ctx context.Context, w int) error {
-				resp := out.New().Interface()
-				err := c.grpc(w).Invoke(withBearer(ctx, bearer), a.method, req, resp)
-				if status.Code(err) != a.want {
-					return fmt.Errorf("want %v, got %v", a.want, err)
+				err := c.grpc(w).Invoke(withBearer(ctx, bearer), a.method, req, out.New().Interface())
+				if status.Code(err) == a.want {
+					return nil
 				}
-				if err == nil && a.keep != nil {
-					a.keep(f, "grpc", resp)
-				}
-				return nil
+				return fmt.Errorf("want %v, got %v", a.want, err)
 			}
 		},
 	}
@@ -288,16 +253,13 @@ var scenarios = []scenario{
 		method: pb.TokenService_CreateToken_FullMethodName,
 		bearer: func(f *fixture) string { return f.apiToken },
 		req:    func(f *fixture) proto.Message { return &pb.CreateTokenRequest{Note: "bench"} },
-		keep: func(f *fixture, transport string, resp proto.Message) {
-			f.pool(transport).put(resp.(*pb.CreateTokenResponse).GetMetadata().GetId())
-		},
 	}.scenario("create"),
 	deleteScenario,
 }
 
-// deleteScenario deletes, over each transport, the tokens create made over
-// it; a caller stops when none is left (errRunOut), so the run is cut
-// short if delete is faster than create was.
+// deleteScenario deletes, over each transport, tokens fillDeletable wrote
+// for it; a caller stops if none is left (errRunOut), which cuts the run
+// short.
 var deleteScenario = scenario{
 	name: "delete",
 	rest: func(f *fixture, c *clients) op {
