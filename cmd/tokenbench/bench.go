@@ -26,10 +26,11 @@ type bench struct {
 	clusterResults results   // the cluster's
 }
 
-// runAll measures, in order: the scenarios over both transports, the
-// ceiling with hey (with -hey), the OAuth endpoints, then exchange at each
-// sweep concurrency, with last-used tracking on and off, and without
-// access token reuse. It adds to summary what it compares.
+// runAll measures, in order: the scenarios over both transports (each also
+// on the cluster right after, with -galera-dsn), the ceiling with hey (with
+// -hey), the OAuth endpoints, then exchange at each sweep concurrency, with
+// last-used tracking on and off, and without access token reuse. It adds
+// to summary what it compares.
 func (b *bench) runAll(summary map[string]any) error {
 	b.measureScenarios()
 	if b.cfg.hey != "" {

@@ -3,7 +3,8 @@
 // concurrency for a fixed time, and prints requests per second, p50, p99,
 // errors, the ratio to the no-work ceiling of the same run, and the server's
 // CPU time per 1,000 requests and peak memory: as a table, and as one JSON
-// line per scenario.
+// line per scenario. With -galera-dsn it runs the same scenarios on a Galera
+// cluster through its load balancer too, and compares (issue 19).
 package main
 
 import (
