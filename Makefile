@@ -118,13 +118,25 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 30s); their seed corpora run
 
 .PHONY: bench
 # tokenbench's knobs: make bench BENCH_DB=sqlite BENCH_DURATION=10s BENCH_CONCURRENCY=64
+# BENCH_GALERA= (empty) leaves the Galera cluster out; it is only compared
+# with MySQL.
 BENCH_DB          ?= mysql
 BENCH_DURATION    ?= 5s
 BENCH_CONCURRENCY ?= 16
+BENCH_GALERA      ?= $(if $(filter mysql,$(BENCH_DB)),1)
 export TOKENSERVICE_BENCH_MYSQL_DSN ?= root@tcp(127.0.0.1:3306)/test
 
-bench: build $(HEY) ## Load-test a real server (cmd/tokenbench, MySQL by default; hey checks the ceiling), then run the Go benchmarks.
-	$(GO) run ./cmd/tokenbench -bin $(BIN)/tokenservice -db $(BENCH_DB) -duration $(BENCH_DURATION) -concurrency $(BENCH_CONCURRENCY) -hey $(BIN)/hey
+# With MySQL, the scenarios run on the Galera cluster too, through HAProxy
+# (issue 19): the cluster is started if no part of it runs, and then
+# stopped at the end however the run ends; one a developer has up is left up.
+bench: build $(HEY) $(if $(BENCH_GALERA),galera-packages) ## Load-test a real server (cmd/tokenbench, MySQL by default, and then a Galera cluster; hey checks the ceiling), then run the Go benchmarks.
+	@galera=; \
+	  if [ -n "$(BENCH_GALERA)" ]; then \
+	    scripts/galera.sh status | grep -q running || trap 'scripts/galera.sh down' EXIT; \
+	    dsns=$$(scripts/galera.sh up) || { echo "make bench: the Galera cluster did not start"; exit 1; }; \
+	    eval "$$dsns"; galera=$$TOKENSERVICE_TEST_GALERA_LB_DSN; \
+	  fi; \
+	  set -x; $(GO) run ./cmd/tokenbench -bin $(BIN)/tokenservice -db $(BENCH_DB) -duration $(BENCH_DURATION) -concurrency $(BENCH_CONCURRENCY) -hey $(BIN)/hey -galera-dsn "$$galera"
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 .PHONY: lint

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,22 +14,23 @@ import (
 // bench is one run against the measured server: the scenarios, the
 // comparisons with servers set otherwise, and their results.
 type bench struct {
-	ctx       context.Context
-	cfg       *config
-	env       []string // every server's environment
-	work      string   // the run's directory, for the servers' logs
-	srv       *server  // the measured server
-	debugAddr string   // its profiler, with -profile
-	c         *clients // its clients
-	fix       *fixture
-	stderr    io.Writer // progress
-	results   results
+	ctx context.Context
+	cfg *config
+	// The measured server on -db, its clients and fixture.
+	*testbed
+	// With -galera-dsn, the same on the cluster; else nil.
+	cluster        *testbed
+	work           string    // the run's directory, for the servers' logs
+	stderr         io.Writer // progress
+	results        results   // the measured server's
+	clusterResults results   // the cluster's
 }
 
-// runAll measures, in order: the scenarios over both transports, the
-// ceiling with hey (with -hey), the OAuth endpoints, then exchange at each
-// sweep concurrency, with last-used tracking on and off, and without
-// access token reuse. It adds to summary what it compares.
+// runAll measures, in order: the scenarios over both transports (each also
+// on the cluster right after, with -galera-dsn), the ceiling with hey (with
+// -hey), the OAuth endpoints, then exchange at each sweep concurrency, with
+// last-used tracking on and off, and without access token reuse. It adds
+// to summary what it compares.
 func (b *bench) runAll(summary map[string]any) error {
 	b.measureScenarios()
 	if b.cfg.hey != "" {
@@ -50,16 +52,36 @@ func (b *bench) runAll(summary map[string]any) error {
 // wants reports whether -scenarios asks for the named scenario.
 func (b *bench) wants(name string) bool { return b.cfg.only == nil || b.cfg.only[name] }
 
-// measure runs one scenario on the measured server, taking a CPU profile of
-// it meanwhile if -profile names it, and records the result.
+// measure runs one scenario on the measured server and records the result.
 func (b *bench) measure(name, transport string, conc int, do op) *result {
-	fmt.Fprintf(b.stderr, "%s over %s at %d...\n", name, transport, conc)
-	var profiled chan error
-	if b.cfg.profile != "" && b.cfg.profile == name+"/"+transport {
-		profiled = make(chan error, 1)
-		go func() { profiled <- fetchProfile(b.ctx, b.debugAddr, b.cfg.duration, b.cfg.profileOut) }()
+	return b.results.add(name, transport, b.measureOn(b.testbed, name+"/"+transport, conc, do))
+}
+
+// measureOn runs one scenario on t's server, taking a CPU profile of it
+// meanwhile if -profile names it, and counting the server's write
+// transactions.
+func (b *bench) measureOn(t *testbed, what string, conc int, do op) result {
+	if t != b.testbed {
+		what += "@" + t.db
 	}
-	r := run(b.ctx, b.srv.cpuSeconds, conc, b.cfg.duration, do)
+	fmt.Fprintf(b.stderr, "%s at %d...\n", what, conc)
+	var profiled chan error
+	if b.cfg.profile != "" && b.cfg.profile == what {
+		profiled = make(chan error, 1)
+		go func() { profiled <- fetchProfile(b.ctx, t.debugAddr, b.cfg.duration, b.cfg.profileOut) }()
+	}
+	before, scraped := scrapeWrites(b.ctx, t.srv.metricsURL)
+	r := run(b.ctx, t.srv.cpuSeconds, conc, b.cfg.duration, do)
+	after, err := scrapeWrites(b.ctx, t.srv.metricsURL)
+	if err = errors.Join(scraped, err); err != nil {
+		fmt.Fprintf(b.stderr, "%s: %v\n", what, err)
+	} else {
+		r.WriteCounts = after.minus(before)
+	}
+	r.DB = t.db
+	if r.Seconds < b.cfg.duration.Seconds()*0.9 && b.ctx.Err() == nil {
+		fmt.Fprintf(b.stderr, "%s ran out of work after %.1f s\n", what, r.Seconds)
+	}
 	if profiled != nil {
 		if err := <-profiled; err != nil {
 			fmt.Fprintf(b.stderr, "profile: %v\n", err)
@@ -67,7 +89,7 @@ func (b *bench) measure(name, transport string, conc int, do op) *result {
 			fmt.Fprintf(b.stderr, "profile written to %s\n", b.cfg.profileOut)
 		}
 	}
-	return b.results.add(name, transport, r)
+	return r
 }
 
 // measureBoth measures a scenario over REST, then over gRPC, and sets the
@@ -83,9 +105,31 @@ func (b *bench) measureBoth(name string, conc int, rest, grpc op) {
 func (b *bench) measureScenarios() {
 	for _, sc := range scenarios {
 		if b.wants(sc.name) || sc.name == "ceiling" || sc.name == "noop-401" {
-			b.measureBoth(sc.name, b.cfg.concurrency, sc.rest(b.fix, b.c), sc.grpc(b.fix, b.c))
+			b.measureScenario(sc)
 		}
 	}
+}
+
+// measureScenario measures a scenario over REST, then over gRPC, each
+// followed at once by the same on the cluster (with -galera-dsn), so that
+// the machine's drift falls on both alike; and sets the REST result's
+// throughput of the gRPC one's.
+func (b *bench) measureScenario(sc scenario) {
+	conc := b.cfg.concurrency
+	r := b.measure(sc.name, "rest", conc, sc.rest(b.fix, b.c))
+	b.measureOnCluster(sc.name, "rest", sc.rest)
+	g := b.measure(sc.name, "grpc", conc, sc.grpc(b.fix, b.c))
+	b.measureOnCluster(sc.name, "grpc", sc.grpc)
+	r.RESTOfGRPC = ratio(r.RPS, g.RPS)
+}
+
+// measureOnCluster measures a scenario on the cluster, if there is one.
+func (b *bench) measureOnCluster(name, transport string, makeOp func(*fixture, *clients) op) {
+	if b.cluster == nil {
+		return
+	}
+	r := b.measureOn(b.cluster, name+"/"+transport, b.cfg.concurrency, makeOp(b.cluster.fix, b.cluster.c))
+	b.clusterResults.add(name, transport, r)
 }
 
 // checkCeilingWithHey measures the REST ceiling with hey, an independent

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"syscall"
@@ -11,8 +12,14 @@ import (
 // op makes one request; worker is the caller's index, for per-worker state.
 type op func(ctx context.Context, worker int) error
 
+// errRunOut is what an op returns when it has nothing left to do (delete,
+// when no token is left to delete): its caller stops, uncounted, and the
+// run measures the time until the last caller stopped.
+var errRunOut = errors.New("nothing left to do")
+
 // result is one scenario's measurement.
 type result struct {
+	DB          string  `json:"db,omitempty"` // the database the server ran on
 	Scenario    string  `json:"scenario"`
 	Transport   string  `json:"transport"`
 	Concurrency int     `json:"concurrency"`
@@ -31,6 +38,9 @@ type result struct {
 	OfNoop     float64 `json:"of_noop,omitempty"` // of noop-401: the same API stack, refused before any work
 	RESTOfGRPC float64 `json:"rest_of_grpc,omitempty"`
 	FirstError string  `json:"first_error,omitempty"`
+	// The server's write transactions over the warm-up and the run, from
+	// its metrics.
+	WriteCounts
 }
 
 // run calls do from concurrency workers for d (after a short warm-up) and
@@ -86,8 +96,8 @@ func hammer(ctx context.Context, end time.Time, concurrency int, do op) ([]time.
 			for ctx.Err() == nil && time.Now().Before(end) {
 				t0 := time.Now()
 				err := do(ctx, w)
-				if ctx.Err() != nil {
-					break // interrupted
+				if ctx.Err() != nil || errors.Is(err, errRunOut) {
+					break // interrupted, or done
 				}
 				if err != nil {
 					n++

@@ -3,13 +3,15 @@
 // concurrency for a fixed time, and prints requests per second, p50, p99,
 // errors, the ratio to the no-work ceiling of the same run, and the server's
 // CPU time per 1,000 requests and peak memory: as a table, and as one JSON
-// line per scenario.
+// line per scenario. With -galera-dsn it runs the same scenarios on a Galera
+// cluster through its load balancer too, and compares (issue 19).
 package main
 
 import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -41,6 +43,7 @@ type config struct {
 	bin         string
 	driver      string
 	mysqlDSN    string
+	galeraDSN   string // a Galera cluster's load balancer to compare with; "": none
 	duration    time.Duration
 	concurrency int
 	sweep       []int
@@ -58,16 +61,20 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.bin, "bin", "bin/tokenservice", "the tokenservice binary to run")
 	fs.StringVar(&c.driver, "db", "mysql", "mysql or sqlite")
 	fs.StringVar(&c.mysqlDSN, "mysql-dsn", envOr("TOKENSERVICE_BENCH_MYSQL_DSN", "root@tcp(127.0.0.1:3306)/test"), "a MySQL server the bench may create a database on (env TOKENSERVICE_BENCH_MYSQL_DSN)")
+	fs.StringVar(&c.galeraDSN, "galera-dsn", os.Getenv("TOKENSERVICE_BENCH_GALERA_DSN"), "also run the scenarios on a Galera cluster through this DSN (its load balancer; a database is created on it), each right after the same on -db mysql, and compare throughput, latency and write conflicts (env TOKENSERVICE_BENCH_GALERA_DSN)")
 	fs.DurationVar(&c.duration, "duration", 5*time.Second, "how long each scenario runs (after a warm-up of a fifth of it)")
 	fs.IntVar(&c.concurrency, "concurrency", 16, "concurrent callers in each scenario")
 	sweep := fs.String("sweep", "16,64,256", "concurrencies at which exchange is also measured (empty: none)")
 	fs.IntVar(&c.listTokens, "list-tokens", 10000, "tokens the list scenario's user owns")
 	only := fs.String("scenarios", "", "comma-separated scenarios to run (default: all)")
-	fs.StringVar(&c.profile, "profile", "", "take a CPU profile of the server during this scenario/transport (e.g. exchange/rest)")
+	fs.StringVar(&c.profile, "profile", "", "take a CPU profile of the server during this scenario/transport (e.g. exchange/rest; create/rest@galera: the -galera-dsn server's)")
 	fs.StringVar(&c.profileOut, "profile-out", "cpu.pprof", "where -profile writes the profile (read it with go tool pprof -top)")
 	fs.StringVar(&c.hey, "hey", "", "the hey binary (github.com/rakyll/hey): measure the REST ceiling with it too, to show tokenbench is not the bottleneck")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	if c.galeraDSN != "" && c.driver != "mysql" {
+		return nil, fmt.Errorf("-galera-dsn compares a cluster with one MySQL: it needs -db mysql, not %q", c.driver)
 	}
 	for _, s := range strings.Split(*sweep, ",") {
 		if s = strings.TrimSpace(s); s != "" {
@@ -104,40 +111,93 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer os.RemoveAll(work)
-	dbEnv, dropDB, err := database(cfg, work)
+	single, err := prepare(ctx, cfg, cfg.driver, cfg.mysqlDSN, work, stderr)
 	if err != nil {
 		return err
 	}
-	defer dropDB()
-	env := serverEnv(dbEnv)
-	if err := createUsers(ctx, cfg.bin, env); err != nil {
-		return err
+	defer single.close()
+	var cluster *testbed
+	if cfg.galeraDSN != "" {
+		if cluster, err = prepare(ctx, cfg, dbGalera, cfg.galeraDSN, filepath.Join(work, dbGalera), stderr); err != nil {
+			return err
+		}
+		defer cluster.close()
 	}
-	fmt.Fprintf(stderr, "seeding %d tokens on %s...\n", cfg.listTokens, cfg.driver)
-	fix, err := seedOnFirstServer(ctx, cfg, env, work)
-	if err != nil {
-		return err
-	}
-	srv, debugAddr, err := startMeasuredServer(ctx, cfg, env, work)
-	if err != nil {
-		return err
-	}
-	defer srv.stop()
 	time.Sleep(time.Second)
-	summary := idleSummary(cfg, srv)
-	c, err := newClients(srv, 4)
-	if err != nil {
-		return err
-	}
-	defer c.close()
-	b := &bench{ctx: ctx, cfg: cfg, env: env, work: work, srv: srv, debugAddr: debugAddr, c: c, fix: fix, stderr: stderr}
+	summary := idleSummary(cfg, single.srv)
+	b := &bench{ctx: ctx, cfg: cfg, testbed: single, cluster: cluster, work: work, stderr: stderr}
 	if err := b.runAll(summary); err != nil {
 		return err
 	}
 	b.results.relateToReferences()
-	summary["peak_rss_mib"] = round1(srv.memMiB("VmHWM"))
-	report(stdout, b.results, summary, cfg.sweep)
-	return b.results.failures()
+	b.clusterResults.relateToReferences()
+	summary["peak_rss_mib"] = round1(single.srv.memMiB("VmHWM"))
+	report(stdout, b.results, b.clusterResults, summary, cfg.sweep)
+	return errors.Join(b.results.failures(), b.clusterResults.failures())
+}
+
+// dbGalera names the cluster -galera-dsn reaches, in the results.
+const dbGalera = "galera"
+
+// testbed is a measured server on a database of its own, seeded, with its
+// clients.
+type testbed struct {
+	db        string   // mysql, sqlite or galera
+	env       []string // its servers' environment
+	srv       *server
+	debugAddr string // its profiler, with -profile
+	c         *clients
+	fix       *fixture
+	drop      func() // drops the database
+}
+
+// prepare creates a database (on dsn, for mysql and galera), the users and
+// the fixture on it, and starts the server the scenarios run against, with
+// its logs in work.
+func prepare(ctx context.Context, cfg *config, db, dsn, work string, stderr io.Writer) (t *testbed, err error) {
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return nil, err
+	}
+	dbEnv, drop, err := database(db, dsn, work)
+	if err != nil {
+		return nil, err
+	}
+	t = &testbed{db: db, env: serverEnv(dbEnv), drop: drop}
+	defer func() {
+		if err != nil {
+			t.close()
+		}
+	}()
+	if err := createUsers(ctx, cfg.bin, t.env); err != nil {
+		return nil, fmt.Errorf("%s: %w", db, err)
+	}
+	fmt.Fprintf(stderr, "seeding %d tokens on %s...\n", cfg.listTokens, db)
+	if t.fix, err = seedOnFirstServer(ctx, cfg, t.env, work); err != nil {
+		return nil, fmt.Errorf("seeding %s: %w", db, err)
+	}
+	if cfg.only == nil || cfg.only["delete"] {
+		if err := fillDeletable(ctx, dbEnv, t.fix, deletableFor(cfg.duration)); err != nil {
+			return nil, fmt.Errorf("%s: %w", db, err)
+		}
+	}
+	if t.srv, t.debugAddr, err = startMeasuredServer(ctx, cfg, t.env, work); err != nil {
+		return nil, fmt.Errorf("%s: %w", db, err)
+	}
+	if t.c, err = newClients(t.srv, 4); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// close stops what prepare started and drops the database.
+func (t *testbed) close() {
+	if t.c != nil {
+		t.c.close()
+	}
+	if t.srv != nil {
+		t.srv.stop()
+	}
+	t.drop()
 }
 
 // serverEnv is the environment of every server the bench runs, on the
@@ -211,19 +271,20 @@ func idleSummary(cfg *config, srv *server) map[string]any {
 	}
 }
 
-// database creates the bench's database and returns the server environment
-// for it and a function that drops it.
-func database(cfg *config, work string) ([]string, func(), error) {
-	switch cfg.driver {
+// database creates the bench's database (on mysqlDSN for mysql and galera,
+// a MySQL server or a cluster's load balancer) and returns the server
+// environment for it and a function that drops it.
+func database(db, mysqlDSN, work string) ([]string, func(), error) {
+	switch db {
 	case "sqlite":
 		return []string{"TOKENSERVICE_DB_DRIVER=sqlite", "TOKENSERVICE_DB_DSN=" + filepath.Join(work, "bench.db")}, func() {}, nil
-	case "mysql":
+	case "mysql", dbGalera:
 	default:
-		return nil, nil, fmt.Errorf("-db must be mysql or sqlite, not %q", cfg.driver)
+		return nil, nil, fmt.Errorf("-db must be mysql or sqlite, not %q", db)
 	}
-	dsn, err := mysqldriver.ParseDSN(cfg.mysqlDSN)
+	dsn, err := mysqldriver.ParseDSN(mysqlDSN)
 	if err != nil {
-		return nil, nil, fmt.Errorf("-mysql-dsn: %w", err)
+		return nil, nil, fmt.Errorf("the %s DSN: %w", db, err)
 	}
 	admin, err := sql.Open("mysql", dsn.FormatDSN())
 	if err != nil {
@@ -232,7 +293,7 @@ func database(cfg *config, work string) ([]string, func(), error) {
 	name := "tokenbench_" + strings.ToLower(rand.Text()[:12])
 	if _, err := admin.Exec("CREATE DATABASE " + name + " CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"); err != nil {
 		admin.Close()
-		return nil, nil, fmt.Errorf("creating the bench database on %s (is MariaDB running?): %w", dsn.Addr, err)
+		return nil, nil, fmt.Errorf("creating the bench database on %s (%s; is it running?): %w", dsn.Addr, db, err)
 	}
 	drop := func() {
 		admin.Exec("DROP DATABASE IF EXISTS " + name)

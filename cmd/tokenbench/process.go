@@ -16,12 +16,13 @@ import (
 
 // server is one `tokenservice serve` process under test.
 type server struct {
-	cmd      *exec.Cmd
-	httpURL  string
-	grpcAddr string
-	env      []string
-	logPath  string
-	ready    time.Duration // from exec to /readyz answering 200
+	cmd        *exec.Cmd
+	httpURL    string
+	grpcAddr   string
+	metricsURL string // its Prometheus metrics
+	env        []string
+	logPath    string
+	ready      time.Duration // from exec to /readyz answering 200
 }
 
 // freeAddr returns a loopback address with a port free at the time of asking.
@@ -45,13 +46,17 @@ func startServer(ctx context.Context, bin string, env []string, logPath string, 
 	if err != nil {
 		return nil, err
 	}
+	metricsAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
 	defer logFile.Close()
-	s := &server{httpURL: "http://" + httpAddr, grpcAddr: grpcAddr, env: env, logPath: logPath}
-	s.cmd = exec.Command(bin, append([]string{"serve", "--http-addr", httpAddr, "--grpc-addr", grpcAddr, "--metrics-addr", "127.0.0.1:0", "--log-level", "warn"}, extraArgs...)...)
+	s := &server{httpURL: "http://" + httpAddr, grpcAddr: grpcAddr, metricsURL: "http://" + metricsAddr + "/metrics", env: env, logPath: logPath}
+	s.cmd = exec.Command(bin, append([]string{"serve", "--http-addr", httpAddr, "--grpc-addr", grpcAddr, "--metrics-addr", metricsAddr, "--log-level", "warn"}, extraArgs...)...)
 	s.cmd.Env = append(os.Environ(), env...)
 	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
 	start := time.Now()

@@ -66,19 +66,34 @@ func (rs results) failures() error {
 }
 
 // report prints the results as a table, the server's start-up and memory,
-// the performance targets, and then all of it again as JSON lines: one per
-// result, the summary, one per target.
-func report(w io.Writer, rs results, summary map[string]any, sweep []int) {
-	vs := rs.values()
-	ts := targets(vs, summary, sweep)
+// the cluster's results against them (with -galera-dsn), the performance
+// targets, and then all of it again as JSON lines: one per result, one per
+// cluster result, one per comparison, the summary, one per target.
+func report(w io.Writer, rs, cluster results, summary map[string]any, sweep []int) {
+	vs, cvs := rs.values(), cluster.values()
+	cs := compare(vs, cvs)
+	ts := append(targets(vs, summary, sweep), comparisonTargets(cs)...)
 	printTable(w, vs)
 	fmt.Fprintf(w, "\nstart-up to ready %v ms; idle RSS %v MiB; peak RSS %v MiB\n\n",
 		summary["startup_to_ready_ms"], summary["idle_rss_mib"], summary["peak_rss_mib"])
+	if len(cvs) > 0 {
+		fmt.Fprintf(w, "the same scenarios on %s, each measured right after the one above:\n\n", cvs[0].DB)
+		printTable(w, cvs)
+		fmt.Fprintln(w)
+		printComparisons(w, cs)
+		fmt.Fprintln(w)
+	}
 	printTargets(w, ts)
 	fmt.Fprintln(w)
 	enc := json.NewEncoder(w)
 	for _, r := range vs {
 		enc.Encode(r)
+	}
+	for _, r := range cvs {
+		enc.Encode(r)
+	}
+	for _, c := range cs {
+		enc.Encode(c)
 	}
 	enc.Encode(map[string]any{"summary": summary})
 	for _, t := range ts {

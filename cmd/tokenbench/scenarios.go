@@ -98,6 +98,40 @@ type fixture struct {
 	apiTokenID  string
 	accessToken string // minted from apiToken
 	listToken   string // an API token of the user with many tokens
+	// deletable holds, by transport, alice's tokens delete deletes over
+	// it (fillDeletable).
+	deletable map[string]*idPool
+}
+
+func newFixture() *fixture {
+	return &fixture{deletable: map[string]*idPool{"rest": {}, "grpc": {}}}
+}
+
+// pool returns the fixture's tokens to delete over a transport.
+func (f *fixture) pool(transport string) *idPool { return f.deletable[transport] }
+
+// idPool is a set of token IDs shared by a scenario's callers.
+type idPool struct {
+	mu  sync.Mutex
+	ids []string
+}
+
+func (p *idPool) put(id string) {
+	p.mu.Lock()
+	p.ids = append(p.ids, id)
+	p.mu.Unlock()
+}
+
+// take removes and returns an ID; false when none is left.
+func (p *idPool) take() (string, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.ids) == 0 {
+		return "", false
+	}
+	id := p.ids[len(p.ids)-1]
+	p.ids = p.ids[:len(p.ids)-1]
+	return id, true
 }
 
 // scenario is one measured request kind, over each transport.
@@ -220,6 +254,44 @@ var scenarios = []scenario{
 		bearer: func(f *fixture) string { return f.apiToken },
 		req:    func(f *fixture) proto.Message { return &pb.CreateTokenRequest{Note: "bench"} },
 	}.scenario("create"),
+	deleteScenario,
+}
+
+// deleteScenario deletes, over each transport, tokens fillDeletable wrote
+// for it; a caller stops if none is left (errRunOut), which cuts the run
+// short.
+var deleteScenario = scenario{
+	name: "delete",
+	rest: func(f *fixture, c *clients) op {
+		pool := f.pool("rest")
+		return func(ctx context.Context, _ int) error {
+			id, ok := pool.take()
+			if !ok {
+				return errRunOut
+			}
+			verb, path, _, err := c.rest.Route(pb.TokenService_DeleteToken_FullMethodName, &pb.DeleteTokenRequest{TokenId: id})
+			if err != nil {
+				return err
+			}
+			req, err := http.NewRequestWithContext(ctx, verb, c.httpURL+path, nil)
+			if err != nil {
+				return err
+			}
+			req.Header.Set("Authorization", "Bearer "+f.apiToken)
+			return c.do(req, http.StatusOK)
+		}
+	},
+	grpc: func(f *fixture, c *clients) op {
+		pool := f.pool("grpc")
+		return func(ctx context.Context, w int) error {
+			id, ok := pool.take()
+			if !ok {
+				return errRunOut
+			}
+			_, err := pb.NewTokenServiceClient(c.grpc(w)).DeleteToken(withBearer(ctx, f.apiToken), &pb.DeleteTokenRequest{TokenId: id})
+			return err
+		}
+	},
 }
 
 // oauthScenarios are the OAuth 2 endpoints' hot paths, over REST only
@@ -255,7 +327,7 @@ var oauthScenarios = []scenario{
 // seed logs in (over REST, as a person would), mints an access token and
 // gives the list user n tokens.
 func seed(ctx context.Context, c *clients, n int) (*fixture, error) {
-	f := &fixture{}
+	f := newFixture()
 	rest := pb.NewTokenServiceClient(c.rest)
 	login := func(user string) (*pb.CreateTokenResponse, error) {
 		return rest.CreateToken(ctx, &pb.CreateTokenRequest{Username: user, Password: benchPassword})

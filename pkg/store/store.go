@@ -36,6 +36,7 @@ type Store struct {
 	driver       string
 	queryTimeout time.Duration
 	txStats      txCounters
+	userTurns    *userTurns // see lockUser
 }
 
 var (
@@ -151,7 +152,7 @@ func Open(cfg Config) (*Store, error) {
 	if timeout <= 0 {
 		timeout = DefaultQueryTimeout
 	}
-	return &Store{db: db, sqlDB: sqlDB, driver: cfg.Driver, queryTimeout: timeout}, nil
+	return &Store{db: db, sqlDB: sqlDB, driver: cfg.Driver, queryTimeout: timeout, userTurns: newUserTurns()}, nil
 }
 
 // bound gives one database call its deadline: the caller's, or QueryTimeout

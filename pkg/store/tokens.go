@@ -16,7 +16,12 @@ import (
 func (s *Store) CreateToken(ctx context.Context, t *domain.Token, maxLive int) error {
 	db, cancel := s.bound(ctx)
 	defer cancel()
-	err := s.transaction(db, func(tx *gorm.DB) error {
+	release, err := s.takeUserTurn(db, t.UserID)
+	if err != nil {
+		return classify(err, "token")
+	}
+	defer release()
+	err = s.transaction(db, func(tx *gorm.DB) error {
 		if err := s.lockUser(tx, t.UserID); err != nil {
 			return err
 		}

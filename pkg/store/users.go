@@ -21,7 +21,12 @@ func (s *Store) CreateUser(ctx context.Context, u *domain.User, maxOwned int) er
 		// (on Galera, another node's insert of the same username).
 		return classify(s.transaction(db, func(tx *gorm.DB) error { return tx.Create(row).Error }), "user")
 	}
-	err := s.transaction(db, func(tx *gorm.DB) error {
+	release, err := s.takeUserTurn(db, u.OwnerID)
+	if err != nil {
+		return classify(err, "user")
+	}
+	defer release()
+	err = s.transaction(db, func(tx *gorm.DB) error {
 		if err := s.lockUser(tx, u.OwnerID); err != nil {
 			return err
 		}
@@ -47,8 +52,10 @@ var errUserNotFound = domain.Errorf(domain.KindNotFound, "user not found")
 // certifies against another node's write of the same row, where a read FOR
 // UPDATE would lock one node only; the plain reads that follow then see
 // what those committed (InnoDB takes a transaction's snapshot at its first
-// non-locking read, which comes after the lock). A SQLite transaction has
-// the database to itself.
+// non-locking read, which comes after the lock). On a cluster, callers
+// take the user's turn in this replica first (takeUserTurn), so that its
+// own writes of the row queue in memory rather than lose certification to
+// each other. A SQLite transaction has the database to itself.
 func (s *Store) lockUser(tx *gorm.DB, id string) error {
 	if s.driver == DriverMySQL {
 		res := tx.Exec("UPDATE users SET lock_version = lock_version + 1 WHERE id = ?", id)
@@ -135,8 +142,13 @@ func (s *Store) SetPasswordHash(ctx context.Context, userID, hash string) error 
 func (s *Store) DeleteUser(ctx context.Context, id string) ([]string, error) {
 	db, cancel := s.bound(ctx)
 	defer cancel()
+	release, err := s.takeUserTurn(db, id)
+	if err != nil {
+		return nil, classify(err, "user")
+	}
+	defer release()
 	var ids []string
-	err := s.transaction(db, func(tx *gorm.DB) error {
+	err = s.transaction(db, func(tx *gorm.DB) error {
 		if err := s.lockUser(tx, id); err != nil {
 			return err
 		}
