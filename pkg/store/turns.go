@@ -2,10 +2,9 @@ package store
 
 import (
 	"context"
-	"errors"
+	"hash/fnv"
 	"sync/atomic"
 
-	mysqldriver "github.com/go-sql-driver/mysql"
 	"gorm.io/gorm"
 )
 
@@ -75,7 +74,7 @@ func (t *userTurns) onCluster(db *gorm.DB) bool {
 	case err == nil && len(on) == 1 && on[0] == 1:
 		t.cluster.Store(clusterYes)
 		return true
-	case err == nil || isUnknownVariable(err):
+	case err == nil || unknownVariable(err):
 		t.cluster.Store(clusterNo) // MariaDB without Galera, or MySQL
 	}
 	return false
@@ -84,28 +83,18 @@ func (t *userTurns) onCluster(db *gorm.DB) bool {
 // take waits for the user's turn, or until ctx ends, and returns what ends
 // the turn.
 func (t *userTurns) take(ctx context.Context, userID string) (release func(), err error) {
-	stripe := t.stripes[fnv32a(userID)%userTurnStripes]
+	turn := t.stripes[stripe(userID)]
 	select {
-	case stripe <- struct{}{}:
-		return func() { <-stripe }, nil
+	case turn <- struct{}{}:
+		return func() { <-turn }, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
 }
 
-// fnv32a is the FNV-1a hash of s.
-func fnv32a(s string) uint32 {
-	h := uint32(2166136261)
-	for i := 0; i < len(s); i++ {
-		h ^= uint32(s[i])
-		h *= 16777619
-	}
-	return h
-}
-
-// isUnknownVariable reports whether err is MySQL's "unknown system
-// variable" (1193): a server without Galera's variables.
-func isUnknownVariable(err error) bool {
-	var myErr *mysqldriver.MySQLError
-	return errors.As(err, &myErr) && myErr.Number == 1193
+// stripe returns the index of the stripe of userID.
+func stripe(userID string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(userID))
+	return h.Sum32() % userTurnStripes
 }
