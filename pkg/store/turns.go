@@ -2,15 +2,11 @@ package store
 
 import (
 	"context"
-	"hash/fnv"
+	"sync"
 	"sync/atomic"
 
 	"gorm.io/gorm"
 )
-
-// userTurnStripes is how many turns a store keeps: users are spread over
-// them by their ID, so two users rarely share one.
-const userTurnStripes = 64
 
 // userTurns lets one of this replica's transactions at a time write a
 // given user's row (lockUser). The database would make them take turns
@@ -28,8 +24,14 @@ const userTurnStripes = 64
 // only after a commit's round trip and the next transaction's first
 // statements, which cut CreateToken for one user from about 500 to 250 a
 // second in tokenbench.
+//
+// Each user has a turn of its own, made when a caller first waits for it
+// and dropped when the last is done: a caller flooding one user's creates
+// delays only that user's, never another's (turns shared by a hash of the
+// ID would let it hold up every user that hashed alike).
 type userTurns struct {
-	stripes [userTurnStripes]chan struct{}
+	mu    sync.Mutex
+	turns map[string]*turn
 	// cluster is whether the database is a Galera cluster: 0 not known
 	// yet, clusterNo, clusterYes.
 	cluster atomic.Int32
@@ -40,13 +42,14 @@ const (
 	clusterYes = 2
 )
 
-func newUserTurns() *userTurns {
-	t := &userTurns{}
-	for i := range t.stripes {
-		t.stripes[i] = make(chan struct{}, 1)
-	}
-	return t
+// turn is one user's: held by the caller that put a token in it, waited
+// for by the others it counts.
+type turn struct {
+	held    chan struct{} // capacity 1
+	callers int           // holding or waiting; guarded by userTurns.mu
 }
+
+func newUserTurns() *userTurns { return &userTurns{turns: map[string]*turn{}} }
 
 // takeUserTurn takes the user's turn in this replica (userTurns) if the
 // database is a Galera cluster, and returns what ends it; a no-op
@@ -83,18 +86,26 @@ func (t *userTurns) onCluster(db *gorm.DB) bool {
 // take waits for the user's turn, or until ctx ends, and returns what ends
 // the turn.
 func (t *userTurns) take(ctx context.Context, userID string) (release func(), err error) {
-	turn := t.stripes[stripe(userID)]
+	t.mu.Lock()
+	u := t.turns[userID]
+	if u == nil {
+		u = &turn{held: make(chan struct{}, 1)}
+		t.turns[userID] = u
+	}
+	u.callers++
+	t.mu.Unlock()
+	done := func() {
+		t.mu.Lock()
+		if u.callers--; u.callers == 0 {
+			delete(t.turns, userID)
+		}
+		t.mu.Unlock()
+	}
 	select {
-	case turn <- struct{}{}:
-		return func() { <-turn }, nil
+	case u.held <- struct{}{}:
+		return func() { <-u.held; done() }, nil
 	case <-ctx.Done():
+		done()
 		return nil, ctx.Err()
 	}
-}
-
-// stripe returns the index of the stripe of userID.
-func stripe(userID string) uint32 {
-	h := fnv.New32a()
-	h.Write([]byte(userID))
-	return h.Sum32() % userTurnStripes
 }

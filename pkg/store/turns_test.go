@@ -3,13 +3,15 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 )
 
 // TestUserTurns checks that a user's turn is taken by one caller at a time,
-// that another user's (on another stripe) is not held by it, and that a
-// caller waiting for a turn gives up when its context ends.
+// that no other user's waits for it (a flood of one user's writes holds up
+// no one else), that a caller waiting for a turn gives up when its context
+// ends, and that no turn is kept once no one holds or waits for it.
 func TestUserTurns(t *testing.T) {
 	turns := newUserTurns()
 	ctx := context.Background()
@@ -17,15 +19,15 @@ func TestUserTurns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	other := "bob"
-	for stripe(other) == stripe("alice") {
-		other += "b"
+	for i := range 1000 {
+		other, cancel := context.WithTimeout(ctx, time.Second)
+		releaseOther, err := turns.take(other, fmt.Sprintf("user%d", i))
+		cancel()
+		if err != nil {
+			t.Fatalf("user%d's turn waited for alice's: %v", i, err)
+		}
+		releaseOther()
 	}
-	releaseOther, err := turns.take(ctx, other)
-	if err != nil {
-		t.Fatalf("%s's turn waited for alice's: %v", other, err)
-	}
-	releaseOther()
 
 	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
 	defer cancel()
@@ -51,5 +53,10 @@ func TestUserTurns(t *testing.T) {
 	case <-got:
 	case <-time.After(5 * time.Second):
 		t.Fatal("alice's turn was not passed on when released")
+	}
+	turns.mu.Lock()
+	defer turns.mu.Unlock()
+	if len(turns.turns) != 0 {
+		t.Errorf("%d turns kept with no one holding or waiting", len(turns.turns))
 	}
 }
