@@ -50,11 +50,8 @@ func (s *Store) transaction(db *gorm.DB, fn func(tx *gorm.DB) error) error {
 		}
 		s.txStats.conflicts.Add(1)
 		pause := backoff/2 + rand.N(backoff)
-		if attempt == transactionAttempts || !timeLeft(db, pause) {
+		if attempt == transactionAttempts || !timeLeft(db, pause) || !sleep(ctx, pause) {
 			s.txStats.gaveUp.Add(1)
-			return err
-		}
-		if !sleep(ctx, pause) {
 			return err
 		}
 		backoff = min(2*backoff, maxConflictBackoff)
