@@ -147,6 +147,9 @@ func (s *Store) DeleteUser(ctx context.Context, id string) ([]string, error) {
 		return nil, classify(err, "user")
 	}
 	defer release()
+	if err := s.purgeDeletedTokens(db, id); err != nil {
+		return nil, classify(err, "user")
+	}
 	var ids []string
 	err = s.transaction(db, func(tx *gorm.DB) error {
 		if err := s.lockUser(tx, id); err != nil {
@@ -166,4 +169,35 @@ func (s *Store) DeleteUser(ctx context.Context, id string) ([]string, error) {
 		return nil, classify(err, "user")
 	}
 	return ids, nil
+}
+
+// purgeBatch bounds the token rows one statement of purgeDeletedTokens
+// removes.
+const purgeBatch = 500
+
+// purgeDeletedTokens removes the rows of the deleted tokens of the user and
+// of its machine users, purgeBatch at a time, each batch a statement of its
+// own, before DeleteUser's transaction: a user can leave any number of
+// them (the quota counts live tokens), and deleting them all in that one
+// transaction made a write set that stalled every other node while it
+// applied, and a transaction long enough to lose, again and again, to any
+// stream of writes of the user's rows. No one writes a deleted token, so
+// the batches conflict with nothing; the transaction is left the live
+// tokens, at most the quota per user.
+func (s *Store) purgeDeletedTokens(db *gorm.DB, id string) error {
+	var users []string
+	if err := db.Model(&userRow{}).Where("id = ? OR owner_id = ?", id, id).Pluck("id", &users).Error; err != nil {
+		return err
+	}
+	for {
+		var batch []string
+		err := db.Model(&tokenRow{}).Where("user_id IN ? AND delete_time IS NOT NULL", users).
+			Limit(purgeBatch).Pluck("id", &batch).Error
+		if err != nil || len(batch) == 0 {
+			return err
+		}
+		if err := db.Where("id IN ? AND delete_time IS NOT NULL", batch).Delete(&tokenRow{}).Error; err != nil {
+			return err
+		}
+	}
 }
