@@ -29,6 +29,9 @@ func (s *service) readyState(t *testing.T) (int, grpc_health_v1.HealthCheckRespo
 	if resp, err := http.Get(s.httpURL + "/readyz"); err == nil {
 		code = resp.StatusCode
 		resp.Body.Close()
+		if code == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") == "" {
+			t.Errorf("/readyz 503 without Retry-After")
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -236,6 +236,7 @@ func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	if err := s.Ready(r.Context()); err != nil {
+		w.Header().Set("Retry-After", "1")
 		writeText(w, http.StatusServiceUnavailable, "not ready: "+domain.MessageOf(err)+"\n")
 		return
 	}
