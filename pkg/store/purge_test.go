@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -19,11 +18,7 @@ import (
 // stalled every node applying it, and lost every race with the user's
 // other writes). The live tokens go in the transaction with the users.
 func TestDeleteUserPurgesDeletedTokensInBatches(t *testing.T) {
-	s, err := Open(Config{Driver: DriverSQLite, DSN: filepath.Join(t.TempDir(), "purge.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openTemp(t)
 	ctx := context.Background()
 	if err := s.Migrate(ctx); err != nil {
 		t.Fatal(err)

@@ -18,11 +18,7 @@ import (
 // failure) runs again while its deadline leaves time; any other error is
 // returned at once.
 func TestTransactionRetriesLostConflicts(t *testing.T) {
-	s, err := Open(Config{Driver: DriverSQLite, DSN: filepath.Join(t.TempDir(), "tx.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openTemp(t)
 	deadlock := &mysqldriver.MySQLError{Number: 1213, Message: "Deadlock found when trying to get lock; try restarting transaction"}
 	other := errors.New("not a conflict")
 	const deadline = 300 * time.Millisecond // a short one; DefaultQueryTimeout otherwise
@@ -91,11 +87,7 @@ func TestLostConflict(t *testing.T) {
 // sql.ErrTxDone) is UNAVAILABLE, as the deadline passing in a statement is:
 // the database did not answer in time. It was a 500 under a loaded CI run.
 func TestATransactionPastItsDeadlineIsUnavailable(t *testing.T) {
-	s, err := Open(Config{Driver: DriverSQLite, DSN: filepath.Join(t.TempDir(), "tx.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openTemp(t)
 	for name, last := range map[string]func(tx *gorm.DB) error{
 		"a statement": func(tx *gorm.DB) error { return tx.Exec("SELECT 1").Error },
 		"the commit":  func(*gorm.DB) error { return nil },
@@ -113,4 +105,17 @@ func TestATransactionPastItsDeadlineIsUnavailable(t *testing.T) {
 			t.Errorf("deadline passed before %s: %v, classified %v; want unavailable", name, err, got)
 		}
 	}
+}
+
+// openTemp opens a store on a SQLite file of the test's own, closed when
+// the test ends (this package's internal tests cannot use storetest, which
+// imports it).
+func openTemp(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(Config{Driver: DriverSQLite, DSN: filepath.Join(t.TempDir(), "store.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
