@@ -39,11 +39,11 @@ func startReplicasAtOnce(t *testing.T, dbs []store.Config, extraEnv ...string) [
 		for s.app.Ready(context.Background()) != nil {
 			select {
 			case <-s.exited:
-				t.Fatalf("replica %d (on %s) exited while starting: %v\n%s", i, dsnAddr(t, dbs[i]), s.runErr, s.logs)
+				t.Fatalf("replica %d (on %s) exited while starting: %v\n%s", i, storetest.Addr(t, dbs[i]), s.runErr, s.logs)
 			case <-time.After(10 * time.Millisecond):
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("replica %d (on %s) not ready within 30 s of starting: %v\n%s", i, dsnAddr(t, dbs[i]), s.app.Ready(context.Background()), s.logs)
+				t.Fatalf("replica %d (on %s) not ready within 30 s of starting: %v\n%s", i, storetest.Addr(t, dbs[i]), s.app.Ready(context.Background()), s.logs)
 			}
 		}
 	}
@@ -56,15 +56,6 @@ func galeraReplicas(t *testing.T, extraEnv ...string) ([]*service, storetest.Gal
 	t.Helper()
 	g := storetest.MustGalera(t)
 	return startReplicasAtOnce(t, g.Nodes, extraEnv...), g
-}
-
-func dsnAddr(t *testing.T, cfg store.Config) string {
-	t.Helper()
-	c, err := mysqldriver.ParseDSN(cfg.DSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c.Addr
 }
 
 // nodeDBs opens each node's database for the checks afterwards, with reads

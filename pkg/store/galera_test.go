@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	mysqldriver "github.com/go-sql-driver/mysql"
-
 	"github.com/tokenservice/tokenservice/pkg/domain"
 	"github.com/tokenservice/tokenservice/pkg/store"
 	"github.com/tokenservice/tokenservice/pkg/store/storetest"
@@ -46,7 +44,7 @@ func TestConcurrentMigrationsOnGalera(t *testing.T) {
 	wg.Wait()
 	for i, err := range errs {
 		if err != nil {
-			t.Errorf("Migrate on %s: %v", addr(t, cfgs[i]), err)
+			t.Errorf("Migrate on %s: %v", storetest.Addr(t, cfgs[i]), err)
 		}
 	}
 
@@ -61,18 +59,9 @@ func TestConcurrentMigrationsOnGalera(t *testing.T) {
 		got, err := s.AppliedMigrations(context.Background())
 		s.Close()
 		if err != nil || !slices.Equal(got, want) {
-			t.Errorf("AppliedMigrations on %s: %v, %v; want %v", addr(t, cfg), got, err, want)
+			t.Errorf("AppliedMigrations on %s: %v, %v; want %v", storetest.Addr(t, cfg), got, err, want)
 		}
 	}
-}
-
-func addr(t *testing.T, cfg store.Config) string {
-	t.Helper()
-	c, err := mysqldriver.ParseDSN(cfg.DSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c.Addr
 }
 
 // galeraStores opens a store on each node of a fresh, migrated database on

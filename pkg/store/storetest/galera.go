@@ -118,3 +118,13 @@ func mustSeeDatabase(tb testing.TB, cfg *mysqldriver.Config, name string) {
 		tb.Fatalf("Galera node %s does not have the database %s created through the first node: %d, %v", cfg.Addr, name, n, err)
 	}
 }
+
+// Addr returns the host:port a MySQL config's DSN names, for messages.
+func Addr(tb testing.TB, cfg store.Config) string {
+	tb.Helper()
+	c, err := mysqldriver.ParseDSN(cfg.DSN)
+	if err != nil {
+		tb.Fatalf("parsing a DSN: %v", err)
+	}
+	return c.Addr
+}
