@@ -189,7 +189,7 @@ type memKeys struct {
 func (m *memKeys) SigningKeys(_ context.Context) ([]*domain.SigningKey, error) {
 	return slices.Clone(m.keys), m.fail
 }
-func (m *memKeys) AddSigningKey(_ context.Context, k *domain.SigningKey, ifNoneSince time.Time) (bool, error) {
+func (m *memKeys) AddSigningKey(_ context.Context, k *domain.SigningKey, ifNoneSince time.Time, _ ...*domain.AuditEvent) (bool, error) {
 	if m.beforeAdd != nil {
 		m.beforeAdd()
 	}
@@ -204,7 +204,7 @@ func (m *memKeys) AddSigningKey(_ context.Context, k *domain.SigningKey, ifNoneS
 	m.keys = append(m.keys, k)
 	return true, nil
 }
-func (m *memKeys) DeleteSigningKeys(_ context.Context, ids []string) error {
+func (m *memKeys) DeleteSigningKeys(_ context.Context, ids []string, _ ...*domain.AuditEvent) error {
 	if m.fail != nil {
 		return m.fail
 	}

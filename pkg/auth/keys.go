@@ -351,7 +351,7 @@ func (r *KeyRing) due(now time.Time, force bool) (bool, time.Time) {
 // sign with or add to (their private keys may be sealed).
 type StoredKeys interface {
 	SigningKeys(ctx context.Context) ([]*domain.SigningKey, error)
-	DeleteSigningKeys(ctx context.Context, ids []string) error
+	DeleteSigningKeys(ctx context.Context, ids []string, events ...*domain.AuditEvent) error
 }
 
 // ErrSigningKeyInUse is DeleteSigningKey's refusal of the key that signs.

@@ -142,19 +142,19 @@ func (s *SealedKeys) SigningKeys(ctx context.Context) ([]*domain.SigningKey, err
 }
 
 // AddSigningKey implements domain.Keys.
-func (s *SealedKeys) AddSigningKey(ctx context.Context, k *domain.SigningKey, ifNoneSince time.Time) (bool, error) {
+func (s *SealedKeys) AddSigningKey(ctx context.Context, k *domain.SigningKey, ifNoneSince time.Time, events ...*domain.AuditEvent) (bool, error) {
 	sealed, err := s.seal(k.PrivateDER, rowOf(domain.SealedSigningKey, k.ID))
 	if err != nil {
 		return false, err
 	}
 	c := *k
 	c.PrivateDER = sealed
-	return s.keys.AddSigningKey(ctx, &c, ifNoneSince)
+	return s.keys.AddSigningKey(ctx, &c, ifNoneSince, events...)
 }
 
 // DeleteSigningKeys implements domain.Keys.
-func (s *SealedKeys) DeleteSigningKeys(ctx context.Context, ids []string) error {
-	return s.keys.DeleteSigningKeys(ctx, ids)
+func (s *SealedKeys) DeleteSigningKeys(ctx context.Context, ids []string, events ...*domain.AuditEvent) error {
+	return s.keys.DeleteSigningKeys(ctx, ids, events...)
 }
 
 // Secret implements domain.Keys.

@@ -154,23 +154,23 @@ func (c *Cache) CurrentTokenByID(ctx context.Context, id string) (*domain.Token,
 
 // RotateSecret implements domain.Tokens: the old secret stops working here
 // at once (unless given a grace period).
-func (c *Cache) RotateSecret(ctx context.Context, id string, fromGeneration int, hash []byte, previousUntil, now time.Time) error {
-	err := c.Store.RotateSecret(ctx, id, fromGeneration, hash, previousUntil, now)
+func (c *Cache) RotateSecret(ctx context.Context, id string, fromGeneration int, hash []byte, previousUntil, now time.Time, events ...*domain.AuditEvent) error {
+	err := c.Store.RotateSecret(ctx, id, fromGeneration, hash, previousUntil, now, events...)
 	c.forget(func() { c.tokens.Remove(id) })
 	return err
 }
 
 // EndGrace implements domain.Tokens: the replaced secret stops working
 // here at once.
-func (c *Cache) EndGrace(ctx context.Context, id string, generation int) error {
-	err := c.Store.EndGrace(ctx, id, generation)
+func (c *Cache) EndGrace(ctx context.Context, id string, generation int, events ...*domain.AuditEvent) error {
+	err := c.Store.EndGrace(ctx, id, generation, events...)
 	c.forget(func() { c.tokens.Remove(id) })
 	return err
 }
 
 // DeleteToken implements domain.Tokens: the token stops working here at once.
-func (c *Cache) DeleteToken(ctx context.Context, id string, at time.Time) error {
-	err := c.Store.DeleteToken(ctx, id, at)
+func (c *Cache) DeleteToken(ctx context.Context, id string, at time.Time, events ...*domain.AuditEvent) error {
+	err := c.Store.DeleteToken(ctx, id, at, events...)
 	c.forget(func() { c.tokens.Remove(id) })
 	return err
 }
@@ -179,8 +179,8 @@ func (c *Cache) DeleteToken(ctx context.Context, id string, at time.Time) error 
 // stop working here at once. Only theirs are dropped, so deleting a machine
 // user cannot be used to empty the cache of everyone's tokens; if the store
 // failed (and so may or may not have committed), everything is.
-func (c *Cache) DeleteUser(ctx context.Context, id string) ([]string, error) {
-	ids, err := c.Store.DeleteUser(ctx, id)
+func (c *Cache) DeleteUser(ctx context.Context, id string, events ...*domain.AuditEvent) ([]string, error) {
+	ids, err := c.Store.DeleteUser(ctx, id, events...)
 	c.forget(func() {
 		if err != nil {
 			c.users.Purge()

@@ -6,13 +6,16 @@ import (
 )
 
 // Users keeps users. Every method returns a KindUnavailable error when the
-// database cannot be reached.
+// database cannot be reached. The events given to a method that changes
+// something are written in the change's transaction, when it changes
+// something: the audit trail holds no change without its event, and no
+// event of a change that did not happen. So for Tokens and Keys.
 type Users interface {
 	// CreateUser stores u. It returns a KindConflict error if the username
 	// is taken; for a machine user, a KindNotFound error if its owner does
 	// not exist, and ErrLimitReached if maxOwned > 0 machine users of its
 	// owner exist already.
-	CreateUser(ctx context.Context, u *User, maxOwned int) error
+	CreateUser(ctx context.Context, u *User, maxOwned int, events ...*AuditEvent) error
 	// UserByID returns a KindNotFound error if there is no such user.
 	UserByID(ctx context.Context, id string) (*User, error)
 	// UserByUsername returns a KindNotFound error if there is no such user.
@@ -20,11 +23,11 @@ type Users interface {
 	// ListUsers returns up to q.Limit users in (create time, id) order.
 	ListUsers(ctx context.Context, q UserQuery) ([]*User, error)
 	// SetPasswordHash returns a KindNotFound error if there is no such user.
-	SetPasswordHash(ctx context.Context, userID, hash string) error
+	SetPasswordHash(ctx context.Context, userID, hash string, events ...*AuditEvent) error
 	// DeleteUser deletes, in one transaction, the user, the machine users it
 	// owns, and the tokens of all of them, and returns the IDs of the users
 	// deleted. It returns a KindNotFound error if there is no such user.
-	DeleteUser(ctx context.Context, id string) ([]string, error)
+	DeleteUser(ctx context.Context, id string, events ...*AuditEvent) ([]string, error)
 }
 
 // Tokens keeps API tokens. Every method returns a KindUnavailable error when
@@ -34,7 +37,7 @@ type Tokens interface {
 	// not exist, a KindConflict error if the ID is taken, and ErrLimitReached
 	// if maxLive > 0 tokens of t's user are live (neither deleted nor expired
 	// at t.CreateTime) already.
-	CreateToken(ctx context.Context, t *Token, maxLive int) error
+	CreateToken(ctx context.Context, t *Token, maxLive int, events ...*AuditEvent) error
 	// TokenByID returns the token, deleted or not, or a KindNotFound error.
 	// It may answer from a cache.
 	TokenByID(ctx context.Context, id string) (*Token, error)
@@ -53,17 +56,17 @@ type Tokens interface {
 	// DeleteToken marks the token deleted at the given time; deleting a
 	// deleted token keeps its first delete time. It returns a KindNotFound error
 	// if there is no such token.
-	DeleteToken(ctx context.Context, id string, at time.Time) error
+	DeleteToken(ctx context.Context, id string, at time.Time, events ...*AuditEvent) error
 	// RotateSecret gives a live token whose secret is still of generation
 	// fromGeneration a new secret hash (and the next generation), keeping
 	// the old one as its previous secret until previousUntil (zero:
 	// refused at once). It returns a KindNotFound error if there is no such
 	// live token, ErrSecretChanged if another rotation came first.
-	RotateSecret(ctx context.Context, id string, fromGeneration int, hash []byte, previousUntil, now time.Time) error
+	RotateSecret(ctx context.Context, id string, fromGeneration int, hash []byte, previousUntil, now time.Time, events ...*AuditEvent) error
 	// EndGrace drops the previous secret of a token whose secret is of
 	// generation generation: the replaced secret is refused from now on.
 	// Nothing happens if the token has moved on or is gone.
-	EndGrace(ctx context.Context, id string, generation int) error
+	EndGrace(ctx context.Context, id string, generation int, events ...*AuditEvent) error
 	// CountExpiring returns how many live tokens expire in [from, to).
 	CountExpiring(ctx context.Context, from, to time.Time) (int64, error)
 }
@@ -85,9 +88,9 @@ type Keys interface {
 	// adding a key at the same moment add one between them. Like every
 	// method here, it fails with KindUnavailable when the database does
 	// not answer.
-	AddSigningKey(ctx context.Context, k *SigningKey, ifNoneSince time.Time) (bool, error)
+	AddSigningKey(ctx context.Context, k *SigningKey, ifNoneSince time.Time, events ...*AuditEvent) (bool, error)
 	// DeleteSigningKeys deletes the keys with these IDs; unknown ones are ignored.
-	DeleteSigningKeys(ctx context.Context, ids []string) error
+	DeleteSigningKeys(ctx context.Context, ids []string, events ...*AuditEvent) error
 	// Secret returns the named server secret, storing value as it first if the
 	// name has none yet, so every replica ends up with the same one.
 	Secret(ctx context.Context, name string, value []byte) ([]byte, error)
@@ -100,7 +103,7 @@ type Resealer interface {
 	// private key and every server secret) with rewrite's result, all in
 	// one transaction: if rewrite fails for one, none changes. It returns
 	// how many values it rewrote.
-	RewriteSealed(ctx context.Context, rewrite func(v SealedValue) ([]byte, error)) (int, error)
+	RewriteSealed(ctx context.Context, rewrite func(v SealedValue) ([]byte, error), events ...*AuditEvent) (int, error)
 }
 
 // SealedValueKind says what a SealedValue is.

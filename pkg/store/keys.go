@@ -32,7 +32,7 @@ const keysLock = "signing_keys"
 
 // AddSigningKey implements domain.Keys: in one transaction holding the
 // keysLock row, it adds k unless a key created after ifNoneSince exists.
-func (s *Store) AddSigningKey(ctx context.Context, k *domain.SigningKey, ifNoneSince time.Time) (bool, error) {
+func (s *Store) AddSigningKey(ctx context.Context, k *domain.SigningKey, ifNoneSince time.Time, events ...*domain.AuditEvent) (bool, error) {
 	db, cancel := s.bound(ctx)
 	defer cancel()
 	// The lock row exists before any transaction takes it.
@@ -58,19 +58,25 @@ func (s *Store) AddSigningKey(ctx context.Context, k *domain.SigningKey, ifNoneS
 			return err
 		}
 		added = true
-		return nil
+		return insertAuditEvents(tx, events)
 	})
 	return added, classify(err, "signing key")
 }
 
 // DeleteSigningKeys implements domain.Keys.
-func (s *Store) DeleteSigningKeys(ctx context.Context, ids []string) error {
+func (s *Store) DeleteSigningKeys(ctx context.Context, ids []string, events ...*domain.AuditEvent) error {
 	if len(ids) == 0 {
 		return nil
 	}
 	db, cancel := s.bound(ctx)
 	defer cancel()
-	return classify(db.Where("id IN ?", ids).Delete(&signingKeyRow{}).Error, "signing key")
+	return classify(s.transaction(db, func(tx *gorm.DB) error {
+		res := tx.Where("id IN ?", ids).Delete(&signingKeyRow{})
+		if res.Error != nil || res.RowsAffected == 0 {
+			return res.Error
+		}
+		return insertAuditEvents(tx, events)
+	}), "signing key")
 }
 
 // Secret implements domain.Keys: insert-if-absent, then read back whichever
@@ -94,7 +100,7 @@ var _ domain.Resealer = (*Store)(nil)
 // keysLock row (so no key is added meanwhile), every signing key's private
 // key and every server secret is read, passed through rewrite and written
 // back. rewrite failing for any value writes none.
-func (s *Store) RewriteSealed(ctx context.Context, rewrite func(v domain.SealedValue) ([]byte, error)) (int, error) {
+func (s *Store) RewriteSealed(ctx context.Context, rewrite func(v domain.SealedValue) ([]byte, error), events ...*domain.AuditEvent) (int, error) {
 	// Thousands of rows at most, each rewrite microseconds: the query
 	// timeout bounds the whole transaction.
 	db, cancel := s.bound(ctx)
@@ -142,7 +148,7 @@ func (s *Store) RewriteSealed(ctx context.Context, rewrite func(v domain.SealedV
 			}
 			n++
 		}
-		return nil
+		return insertAuditEvents(tx, events)
 	})
 	if rewriteErr != nil {
 		return 0, rewriteErr

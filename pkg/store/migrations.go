@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-gormigrate/gormigrate/v2"
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"github.com/tokenservice/tokenservice/pkg/domain"
 )
@@ -171,6 +172,63 @@ func migrations() []*gormigrate.Migration {
 					}
 				}
 				return nil
+			},
+		},
+		{
+			// The audit trail (pkg/audit): events, written in the
+			// transaction of the change each records or in batches, and
+			// sealed into a hash chain later (seq, chain_hash); the chain's
+			// head and where retention left its start (one row); signed
+			// checkpoints.
+			ID: "0010_audit_trail",
+			Migrate: func(tx *gorm.DB) error {
+				type auditEvents struct {
+					ID              int64          `gorm:"primaryKey;autoIncrement"`
+					// Seq orders the events; each party index ends in it,
+					// so one party's events are read newest first.
+					Seq             sql.NullInt64  `gorm:"uniqueIndex:audit_events_seq;index:audit_events_actor,priority:2;index:audit_events_actor_person,priority:2;index:audit_events_subject,priority:2;index:audit_events_subject_person,priority:2;index:audit_events_token,priority:2"`
+					ChainHash       []byte         `gorm:"size:32"`
+					ContentHash     []byte         `gorm:"size:32;not null"`
+					Time            time.Time      `gorm:"not null;precision:6"`
+					Action          string         `gorm:"size:48;not null"`
+					Outcome         string         `gorm:"size:16;not null"`
+					ActorKind       string         `gorm:"size:16;not null"`
+					ActorUserID     string         `gorm:"size:64;not null;index:audit_events_actor,priority:1"`
+					ActorUsername   string         `gorm:"size:64;not null"`
+					ActorOwnerID    string         `gorm:"size:64;not null"`
+					ActorPersonID   string         `gorm:"size:64;not null;index:audit_events_actor_person,priority:1"`
+					ActorTokenID    string         `gorm:"size:64;not null"`
+					SubjectUserID   string         `gorm:"size:64;not null;index:audit_events_subject,priority:1"`
+					SubjectUsername string         `gorm:"size:64;not null"`
+					SubjectOwnerID  string         `gorm:"size:64;not null"`
+					SubjectPersonID string         `gorm:"size:64;not null;index:audit_events_subject_person,priority:1"`
+					SubjectTokenID  string         `gorm:"size:64;not null;index:audit_events_token,priority:1"`
+					ClientAddress   string         `gorm:"size:64;not null"`
+					UserAgent       string         `gorm:"size:256;not null"`
+					RequestID       string         `gorm:"size:64;not null"`
+					TraceID         string         `gorm:"size:32;not null"`
+					Details         sql.NullString `gorm:"size:8192"`
+				}
+				type auditChain struct {
+					ID          int    `gorm:"primaryKey;autoIncrement:false"`
+					LastSeq     int64  `gorm:"not null"`
+					LastHash    []byte `gorm:"size:32"`
+					FirstSeq    int64  `gorm:"not null"`
+					AnchorHash  []byte `gorm:"size:32"`
+					LockVersion int64  `gorm:"not null;default:0"`
+				}
+				type auditCheckpoints struct {
+					Seq       int64     `gorm:"primaryKey;autoIncrement:false"`
+					ChainHash []byte    `gorm:"size:32;not null"`
+					Time      time.Time `gorm:"not null;precision:6"`
+					JWS       string    `gorm:"size:2048;not null"`
+				}
+				if err := createTables(tx, map[string]any{"audit_events": &auditEvents{}, "audit_chain": &auditChain{},
+					"audit_checkpoints": &auditCheckpoints{}}); err != nil {
+					return err
+				}
+				return tx.Table("audit_chain").Clauses(clause.OnConflict{DoNothing: true}).
+					Create(&auditChain{ID: 1, FirstSeq: 1}).Error
 			},
 		},
 	}

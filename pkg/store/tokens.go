@@ -13,7 +13,7 @@ import (
 // transaction that holds its user's row: the quota is checked there, so
 // concurrent creates cannot pass it together, and a user being deleted
 // cannot leave it behind.
-func (s *Store) CreateToken(ctx context.Context, t *domain.Token, maxLive int) error {
+func (s *Store) CreateToken(ctx context.Context, t *domain.Token, maxLive int, events ...*domain.AuditEvent) error {
 	db, cancel := s.bound(ctx)
 	defer cancel()
 	release, err := s.takeUserTurn(db, t.UserID)
@@ -37,7 +37,10 @@ func (s *Store) CreateToken(ctx context.Context, t *domain.Token, maxLive int) e
 				return domain.ErrLimitReached
 			}
 		}
-		return tx.Create(tokenToRow(t)).Error
+		if err := tx.Create(tokenToRow(t)).Error; err != nil {
+			return err
+		}
+		return insertAuditEvents(tx, events)
 	})
 	return classify(err, "token")
 }
@@ -64,7 +67,7 @@ func (s *Store) CurrentTokenByID(ctx context.Context, id string) (*domain.Token,
 }
 
 // RotateSecret implements domain.Tokens.
-func (s *Store) RotateSecret(ctx context.Context, id string, fromGeneration int, hash []byte, previousUntil, now time.Time) error {
+func (s *Store) RotateSecret(ctx context.Context, id string, fromGeneration int, hash []byte, previousUntil, now time.Time, events ...*domain.AuditEvent) error {
 	db, cancel := s.bound(ctx)
 	defer cancel()
 	// GORM writes a map's columns in name order, and MySQL assigns left
@@ -84,7 +87,10 @@ func (s *Store) RotateSecret(ctx context.Context, id string, fromGeneration int,
 				"secret_generation":           gorm.Expr("secret_generation + 1"),
 			})
 		rotated = res.RowsAffected
-		return res.Error
+		if res.Error != nil || rotated == 0 {
+			return res.Error
+		}
+		return insertAuditEvents(tx, events)
 	})
 	if err != nil {
 		return classify(err, "token")
@@ -106,13 +112,17 @@ func (s *Store) RotateSecret(ctx context.Context, id string, fromGeneration int,
 }
 
 // EndGrace implements domain.Tokens.
-func (s *Store) EndGrace(ctx context.Context, id string, generation int) error {
+func (s *Store) EndGrace(ctx context.Context, id string, generation int, events ...*domain.AuditEvent) error {
 	db, cancel := s.bound(ctx)
 	defer cancel()
 	err := s.transaction(db, func(tx *gorm.DB) error {
-		return tx.Model(&tokenRow{}).
-			Where("id = ? AND secret_generation = ?", id, generation).
-			Updates(map[string]any{"previous_secret_hash": nil, "previous_secret_expire_time": nil}).Error
+		res := tx.Model(&tokenRow{}).
+			Where("id = ? AND secret_generation = ? AND previous_secret_hash IS NOT NULL", id, generation).
+			Updates(map[string]any{"previous_secret_hash": nil, "previous_secret_expire_time": nil})
+		if res.Error != nil || res.RowsAffected == 0 {
+			return res.Error
+		}
+		return insertAuditEvents(tx, events)
 	})
 	return classify(err, "token")
 }
@@ -151,7 +161,7 @@ func (s *Store) ListTokens(ctx context.Context, q domain.TokenQuery) ([]*domain.
 }
 
 // DeleteToken implements domain.Tokens.
-func (s *Store) DeleteToken(ctx context.Context, id string, at time.Time) error {
+func (s *Store) DeleteToken(ctx context.Context, id string, at time.Time, events ...*domain.AuditEvent) error {
 	db, cancel := s.bound(ctx)
 	defer cancel()
 	var deleted int64
@@ -160,7 +170,10 @@ func (s *Store) DeleteToken(ctx context.Context, id string, at time.Time) error 
 			Where("id = ? AND delete_time IS NULL", id).
 			Update("delete_time", at.UTC())
 		deleted = res.RowsAffected
-		return res.Error
+		if res.Error != nil || deleted == 0 {
+			return res.Error
+		}
+		return insertAuditEvents(tx, events)
 	})
 	if err != nil {
 		return classify(err, "token")

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"slices"
 
 	"gorm.io/gorm"
 
@@ -12,14 +13,19 @@ import (
 // transaction that holds its owner's row: its quota is checked there, so
 // concurrent creates cannot pass it together, and an owner being deleted
 // cannot leave it behind.
-func (s *Store) CreateUser(ctx context.Context, u *domain.User, maxOwned int) error {
+func (s *Store) CreateUser(ctx context.Context, u *domain.User, maxOwned int, events ...*domain.AuditEvent) error {
 	db, cancel := s.bound(ctx)
 	defer cancel()
 	row := userToRow(u)
 	if u.OwnerID == "" {
 		// In a transaction only to be run again if it loses a conflict
 		// (on Galera, another node's insert of the same username).
-		return classify(s.transaction(db, func(tx *gorm.DB) error { return tx.Create(row).Error }), "user")
+		return classify(s.transaction(db, func(tx *gorm.DB) error {
+			if err := tx.Create(row).Error; err != nil {
+				return err
+			}
+			return insertAuditEvents(tx, events)
+		}), "user")
 	}
 	release, err := s.takeUserTurn(db, u.OwnerID)
 	if err != nil {
@@ -39,7 +45,10 @@ func (s *Store) CreateUser(ctx context.Context, u *domain.User, maxOwned int) er
 				return domain.ErrLimitReached
 			}
 		}
-		return tx.Create(row).Error
+		if err := tx.Create(row).Error; err != nil {
+			return err
+		}
+		return insertAuditEvents(tx, events)
 	})
 	return classify(err, "user")
 }
@@ -121,14 +130,17 @@ func (s *Store) ListUsers(ctx context.Context, q domain.UserQuery) ([]*domain.Us
 }
 
 // SetPasswordHash implements domain.Users.
-func (s *Store) SetPasswordHash(ctx context.Context, userID, hash string) error {
+func (s *Store) SetPasswordHash(ctx context.Context, userID, hash string, events ...*domain.AuditEvent) error {
 	db, cancel := s.bound(ctx)
 	defer cancel()
 	var changed int64
 	err := s.transaction(db, func(tx *gorm.DB) error {
 		res := tx.Model(&userRow{}).Where("id = ?", userID).Update("password_hash", nullString(hash))
 		changed = res.RowsAffected
-		return res.Error
+		if res.Error != nil || changed == 0 {
+			return res.Error
+		}
+		return insertAuditEvents(tx, events)
 	})
 	if err == nil && changed == 0 {
 		return domain.Errorf(domain.KindNotFound, "user not found")
@@ -138,8 +150,9 @@ func (s *Store) SetPasswordHash(ctx context.Context, userID, hash string) error 
 
 // DeleteUser implements domain.Users. It holds the user's row first, so a
 // machine user or token being created for it meanwhile is either deleted
-// too or refused.
-func (s *Store) DeleteUser(ctx context.Context, id string) ([]string, error) {
+// too or refused. With an event (the user's deletion), it writes one more
+// for each machine user and token deleted with it (domain.AuditEvent.Cascade).
+func (s *Store) DeleteUser(ctx context.Context, id string, events ...*domain.AuditEvent) ([]string, error) {
 	db, cancel := s.bound(ctx)
 	defer cancel()
 	release, err := s.takeUserTurn(db, id)
@@ -155,20 +168,60 @@ func (s *Store) DeleteUser(ctx context.Context, id string) ([]string, error) {
 		if err := s.lockUser(tx, id); err != nil {
 			return err
 		}
-		var owned []string
-		if err := tx.Model(&userRow{}).Where("owner_id = ?", id).Pluck("id", &owned).Error; err != nil {
+		var owned []userRow
+		if err := tx.Where("owner_id = ?", id).Find(&owned).Error; err != nil {
 			return err
 		}
-		ids = append([]string{id}, owned...)
+		ids = []string{id}
+		for _, u := range owned {
+			ids = append(ids, u.ID)
+		}
+		if len(events) > 0 {
+			cascade, err := deletionEvents(tx, events[0], ids, owned)
+			if err != nil {
+				return err
+			}
+			events = append(slices.Clip(events), cascade...)
+		}
 		if err := tx.Where("user_id IN ?", ids).Delete(&tokenRow{}).Error; err != nil {
 			return err
 		}
-		return tx.Where("id IN ?", ids).Delete(&userRow{}).Error
+		if err := tx.Where("id IN ?", ids).Delete(&userRow{}).Error; err != nil {
+			return err
+		}
+		return insertAuditEvents(tx, events)
 	})
 	if err != nil {
 		return nil, classify(err, "user")
 	}
 	return ids, nil
+}
+
+// deletionEvents returns the events of what a user's deletion (of which
+// ev is the event) deletes with it: its machine users (owned), and the
+// tokens, not deleted already, of all the users deleted (ids).
+func deletionEvents(tx *gorm.DB, ev *domain.AuditEvent, ids []string, owned []userRow) ([]*domain.AuditEvent, error) {
+	var tokens []struct{ ID, UserID string }
+	if err := tx.Model(&tokenRow{}).Select("id, user_id").Where("user_id IN ? AND delete_time IS NULL", ids).Order("id").Find(&tokens).Error; err != nil {
+		return nil, err
+	}
+	var out []*domain.AuditEvent
+	for _, u := range owned {
+		out = append(out, ev.Cascade(domain.ActionMachineUserDelete, domain.SubjectUser(u.toDomain())))
+	}
+	for _, t := range tokens {
+		subject := domain.AuditParty{UserID: t.UserID, TokenID: t.ID}
+		if t.UserID == ev.Subject.UserID {
+			subject.Username, subject.OwnerID = ev.Subject.Username, ev.Subject.OwnerID
+		}
+		for _, u := range owned {
+			if u.ID == t.UserID {
+				subject.Username, subject.OwnerID = u.Username, u.OwnerID.String
+			}
+		}
+		out = append(out, ev.Cascade(domain.ActionTokenDelete, subject))
+	}
+	return out, nil
 }
 
 // purgeBatch bounds the token rows one statement of purgeDeletedTokens

@@ -72,7 +72,7 @@ func (c *countingTokens) FreshTokenByID(ctx context.Context, id string) (*domain
 // write.
 type goneUserTokens struct{ domain.Tokens }
 
-func (goneUserTokens) CreateToken(context.Context, *domain.Token, int) error {
+func (goneUserTokens) CreateToken(context.Context, *domain.Token, int, ...*domain.AuditEvent) error {
 	return domain.Errorf(domain.KindNotFound, "user not found")
 }
 

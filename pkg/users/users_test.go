@@ -19,7 +19,7 @@ type goneOwner struct {
 
 func (g goneOwner) UserByID(context.Context, string) (*domain.User, error) { return g.owner, nil }
 
-func (goneOwner) CreateUser(context.Context, *domain.User, int) error {
+func (goneOwner) CreateUser(context.Context, *domain.User, int, ...*domain.AuditEvent) error {
 	return domain.Errorf(domain.KindNotFound, "user not found")
 }
 
