@@ -18,6 +18,7 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
 	"github.com/tokenservice/tokenservice/pkg/api"
+	"github.com/tokenservice/tokenservice/pkg/audit"
 	"github.com/tokenservice/tokenservice/pkg/auth"
 	"github.com/tokenservice/tokenservice/pkg/bearer"
 	"github.com/tokenservice/tokenservice/pkg/cache"
@@ -58,6 +59,8 @@ type Config struct {
 	// LastUsedFlushInterval is how often tokens' last-used times are
 	// written; 0: not recorded.
 	LastUsedFlushInterval time.Duration
+	// Audit says how the audit trail is kept.
+	Audit AuditConfig
 	// KeyRotation says how signing keys follow each other (a zero
 	// PropagationDelay: DefaultKeyPropagationDelay; a zero VerifyFor: from
 	// the access tokens' lifetime); the key set is reloaded (and a due
@@ -81,6 +84,10 @@ type App struct {
 	keys     *auth.KeyRing
 	pages    *pagetoken.Codec
 	lastUsed *lastused.Recorder // nil: not recorded
+	// The audit trail's writers (see audit.go); the signer is loaded at start.
+	auditRecorder *audit.Recorder
+	auditSealer   *audit.Sealer
+	auditSigner   *audit.Signer
 	metrics  *metrics.Metrics
 	// keysLoaded is when the signing keys were last loaded (UnixNano).
 	keysLoaded atomic.Int64
@@ -108,6 +115,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 	a.registerMetrics()
+	a.buildAudit()
 	a.buildRules(passwords)
 	if a.server, err = a.buildServer(ctx); err != nil {
 		a.store.Close()
@@ -332,6 +340,10 @@ func (a *App) attempt(ctx, runCtx context.Context) error {
 		return fmt.Errorf("page token key: %w", auth.ErrSealed)
 	}
 	a.pages.SetKey(pageKey)
+	if err := a.loadAuditSigner(ctx); err != nil {
+		return err
+	}
+	a.wg.Go(func() { a.runAudit(runCtx) })
 	if a.lastUsed != nil {
 		a.wg.Go(func() { a.lastUsed.Run(runCtx, lastUsedFlushTimeout) })
 	}

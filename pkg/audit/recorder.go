@@ -104,21 +104,6 @@ func (r *Recorder) Flush(ctx context.Context) error {
 	return nil
 }
 
-// Run flushes every interval (sooner when flushAt events wait) until ctx
-// ends, then once more within flushTimeout.
-func (r *Recorder) Run(ctx context.Context, interval, flushTimeout time.Duration) {
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
-			defer cancel()
-			_ = r.Flush(final) // logged
-			return
-		case <-tick.C:
-		case <-r.wake:
-		}
-		_ = r.Flush(ctx)
-	}
-}
+// Full returns a channel that receives when flushAt events wait: a
+// flush then should not wait for its interval.
+func (r *Recorder) Full() <-chan struct{} { return r.wake }

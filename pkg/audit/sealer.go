@@ -72,28 +72,6 @@ func (s *Sealer) ship(events []*domain.AuditEvent) {
 	}
 }
 
-// Run seals every interval until ctx ends, then once more within
-// flushTimeout (after the recorder's last flush, if the caller orders it so).
-func (s *Sealer) Run(ctx context.Context, interval, flushTimeout time.Duration) {
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
-			defer cancel()
-			if err := s.Seal(final); err != nil {
-				s.logger.Warn("sealing audit events at shutdown failed; another replica or the next start seals them", "error", err)
-			}
-			return
-		case <-tick.C:
-		}
-		if err := s.Seal(ctx); err != nil && ctx.Err() == nil {
-			s.logger.Warn("sealing audit events failed; retrying", "error", err)
-		}
-	}
-}
-
 // Line is an event as a JSON line (docs/audit.md documents it): what the
 // sink, `audit list --json` and a SIEM read.
 type Line struct {

@@ -18,6 +18,7 @@ import (
 	pb "github.com/tokenservice/tokenservice/gen/priv/tokenservice/v1alpha1"
 	"github.com/tokenservice/tokenservice/pkg/app/apptest"
 	"github.com/tokenservice/tokenservice/pkg/cache"
+	"github.com/tokenservice/tokenservice/pkg/domain"
 	"github.com/tokenservice/tokenservice/pkg/metrics"
 	"github.com/tokenservice/tokenservice/pkg/tokens"
 	"github.com/tokenservice/tokenservice/pkg/users"
@@ -104,6 +105,11 @@ func TestObservationsStayInTheFamilies(t *testing.T) {
 	m.LastUsedFlushed(0, context.DeadlineExceeded)
 	m.SigningKeyAdded()
 	m.SigningKeyReloadFailed()
+	for _, a := range domain.AuditActions {
+		m.AuditEventsSealed([]*domain.AuditEvent{{Action: a}})
+	}
+	m.AuditEventsDropped(1)
+	m.AuditCheckpointWritten(time.Now())
 
 	mfs, err := m.Gather()
 	if err != nil {

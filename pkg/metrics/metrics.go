@@ -50,6 +50,7 @@ type Metrics struct {
 	flushedTokens     prometheus.Counter
 	signingKeysAdded  prometheus.Counter
 	keyReloadFailures prometheus.Counter
+	audit             auditMetrics
 }
 
 var (
@@ -115,6 +116,7 @@ func New() *Metrics {
 	m.flushedTokens = f.counter("last_used_flushed_tokens_total", "Tokens whose last-used time was written.")
 	m.keyReloadFailures = f.counter("signing_key_reload_failures_total", "Reloads of the signing keys from the database that failed (the replica keeps the keys it has; past the propagation delay less the JWKS max-age it is not ready).")
 	m.signingKeysAdded = f.counter("signing_keys_added_total", "Signing keys this replica added: rotations it made (keys rotate and other replicas add keys too).")
+	m.audit = newAuditMetrics(f)
 	reg.MustRegister(m.rpcs, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
