@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -23,7 +24,7 @@ var _ domain.AuditLog = (*Store)(nil)
 // sealed, is the trail's order.
 type auditEventRow struct {
 	ID              int64 `gorm:"primaryKey;autoIncrement"`
-	Seq             sql.NullInt64
+	Seq             int64
 	ChainHash       []byte
 	ContentHash     []byte
 	Time            time.Time
@@ -50,24 +51,28 @@ type auditEventRow struct {
 func (auditEventRow) TableName() string { return "audit_events" }
 
 // auditColumns are the columns an insert writes, in auditValues' order.
-const auditColumns = "content_hash, time, action, outcome, actor_kind, actor_user_id, actor_username, actor_owner_id, actor_person_id, actor_token_id, " +
+const auditColumns = "seq, chain_hash, content_hash, time, action, outcome, actor_kind, actor_user_id, actor_username, actor_owner_id, actor_person_id, actor_token_id, " +
 	"subject_user_id, subject_username, subject_owner_id, subject_person_id, subject_token_id, client_address, user_agent, request_id, trace_id, details"
 
-const auditColumnCount = 20
+const auditColumnCount = 22
 
 // auditValues returns the values of a Clean event for auditColumns.
 func auditValues(e *domain.AuditEvent) []any {
 	details := sql.NullString{String: e.DetailsJSON()}
 	details.Valid = details.String != ""
-	return []any{e.ContentHash(), e.Time, string(e.Action), string(e.Outcome),
+	return []any{0, unsealedHash, e.ContentHash(), e.Time, string(e.Action), string(e.Outcome),
 		e.Actor.Kind, e.Actor.UserID, e.Actor.Username, e.Actor.OwnerID, e.Actor.Person(), e.Actor.TokenID,
 		e.Subject.UserID, e.Subject.Username, e.Subject.OwnerID, e.Subject.Person(), e.Subject.TokenID,
 		e.Origin.ClientAddress, e.Origin.UserAgent, e.Origin.RequestID, e.Origin.TraceID, details}
 }
 
+// unsealedHash is the chain hash of an event not sealed yet: its
+// column's size, so that sealing rewrites it in place.
+var unsealedHash = make([]byte, 32)
+
 func (r *auditEventRow) toDomain() *domain.AuditEvent {
 	e := &domain.AuditEvent{
-		Seq:       r.Seq.Int64,
+		Seq:       r.Seq,
 		Time:      r.Time.UTC(),
 		Action:    domain.AuditAction(r.Action),
 		Outcome:   domain.AuditOutcome(r.Outcome),
@@ -148,7 +153,7 @@ func (s *Store) SealAuditEvents(ctx context.Context, limit int) ([]*domain.Audit
 	db, cancel := s.bound(ctx)
 	defer cancel()
 	var pending []int64
-	if err := db.Raw("SELECT id FROM audit_events WHERE seq IS NULL LIMIT 1").Scan(&pending).Error; err != nil {
+	if err := db.Raw("SELECT id FROM audit_events WHERE seq = 0 LIMIT 1").Scan(&pending).Error; err != nil {
 		return nil, classify(err, "audit event")
 	}
 	if len(pending) == 0 {
@@ -162,7 +167,7 @@ func (s *Store) SealAuditEvents(ctx context.Context, limit int) ([]*domain.Audit
 			return err
 		}
 		var rows []auditEventRow
-		if err := tx.Where("seq IS NULL").Order("id").Limit(limit).Find(&rows).Error; err != nil {
+		if err := tx.Where("seq = 0").Order("id").Limit(limit).Find(&rows).Error; err != nil {
 			return err
 		}
 		if len(rows) == 0 {
@@ -176,7 +181,7 @@ func (s *Store) SealAuditEvents(ctx context.Context, limit int) ([]*domain.Audit
 			r := &rows[i]
 			seq++
 			prev = domain.ChainHash(prev, seq, r.ContentHash)
-			r.Seq, r.ChainHash = sql.NullInt64{Int64: seq, Valid: true}, prev
+			r.Seq, r.ChainHash = seq, prev
 			ids[i] = r.ID
 			seqCase.WriteString(" WHEN ? THEN ?")
 			hashCase.WriteString(" WHEN ? THEN ?")
@@ -212,7 +217,7 @@ func auditOrder(q domain.AuditQuery) string {
 func (s *Store) ListAuditEvents(ctx context.Context, q domain.AuditQuery) ([]*domain.AuditEvent, error) {
 	db, cancel := s.bound(ctx)
 	defer cancel()
-	base := db.Model(&auditEventRow{}).Where("seq IS NOT NULL")
+	base := db.Model(&auditEventRow{}).Where("seq > 0")
 	if q.ActorID != "" {
 		base = base.Where("actor_user_id = ?", q.ActorID)
 	}
@@ -267,9 +272,9 @@ func (s *Store) ListAuditEvents(ctx context.Context, q domain.AuditQuery) ([]*do
 		}
 		slices.SortFunc(rows, func(a, b auditEventRow) int {
 			if q.AfterSeq > 0 {
-				return int(a.Seq.Int64 - b.Seq.Int64)
+				return cmp.Compare(a.Seq, b.Seq)
 			}
-			return int(b.Seq.Int64 - a.Seq.Int64)
+			return cmp.Compare(b.Seq, a.Seq)
 		})
 		rows = slices.CompactFunc(rows, func(a, b auditEventRow) bool { return a.Seq == b.Seq })
 		if len(rows) > q.Limit {
@@ -371,10 +376,10 @@ func (s *Store) TrimAuditEvents(ctx context.Context, cutoff time.Time, limit int
 				break
 			}
 			want := domain.ChainHash(prev, last+1, r.toDomain().ContentHash())
-			if r.Seq.Int64 != last+1 || !bytes.Equal(want, r.ChainHash) {
+			if r.Seq != last+1 || !bytes.Equal(want, r.ChainHash) {
 				return fmt.Errorf("%w at sequence number %d", domain.ErrAuditChainBroken, last+1)
 			}
-			prev, last = r.ChainHash, r.Seq.Int64
+			prev, last = r.ChainHash, r.Seq
 			deleted++
 		}
 		if deleted == 0 {

@@ -184,10 +184,14 @@ func migrations() []*gormigrate.Migration {
 			Migrate: func(tx *gorm.DB) error {
 				type auditEvents struct {
 					ID              int64          `gorm:"primaryKey;autoIncrement"`
-					// Seq orders the events; each party index ends in it,
-					// so one party's events are read newest first.
-					Seq             sql.NullInt64  `gorm:"uniqueIndex:audit_events_seq;index:audit_events_actor,priority:2;index:audit_events_actor_person,priority:2;index:audit_events_subject,priority:2;index:audit_events_subject_person,priority:2;index:audit_events_token,priority:2"`
-					ChainHash       []byte         `gorm:"size:32"`
+					// Seq orders the events (0: not sealed yet); each party
+					// index ends in it, so one party's events are read
+					// newest first. Seq and ChainHash are of fixed size
+					// and written when the row is: sealing rewrites them
+					// in place, where growing every row split its page
+					// (twice the bytes an event, measured).
+					Seq             int64          `gorm:"not null;default:0;index:audit_events_seq;index:audit_events_actor,priority:2;index:audit_events_actor_person,priority:2;index:audit_events_subject,priority:2;index:audit_events_subject_person,priority:2;index:audit_events_token,priority:2"`
+					ChainHash       []byte         `gorm:"type:binary(32);not null"`
 					ContentHash     []byte         `gorm:"size:32;not null"`
 					Time            time.Time      `gorm:"not null;precision:6"`
 					Action          string         `gorm:"size:48;not null"`
