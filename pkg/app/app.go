@@ -88,7 +88,7 @@ type App struct {
 	auditRecorder *audit.Recorder
 	auditSealer   *audit.Sealer
 	auditSigner   *audit.Signer
-	metrics  *metrics.Metrics
+	metrics       *metrics.Metrics
 	// keysLoaded is when the signing keys were last loaded (UnixNano).
 	keysLoaded atomic.Int64
 	tokens     *tokens.Service

@@ -43,11 +43,11 @@ const (
 	ActionAccessTokenMint AuditAction = "access_token.mint"
 	// ActionRequestDeny: use: a call refused for its credential's scope
 	// or for not being an admin.
-	ActionRequestDeny    AuditAction = "request.deny"
-	ActionSigningKeyAdd  AuditAction = "signing_key.add"
-	ActionSigningKeyDel  AuditAction = "signing_key.delete"
-	ActionSigningKeyRet  AuditAction = "signing_key.retire"
-	ActionKeysReseal     AuditAction = "keys.reseal"
+	ActionRequestDeny     AuditAction = "request.deny"
+	ActionSigningKeyAdd   AuditAction = "signing_key.add"
+	ActionSigningKeyDel   AuditAction = "signing_key.delete"
+	ActionSigningKeyRet   AuditAction = "signing_key.retire"
+	ActionKeysReseal      AuditAction = "keys.reseal"
 	ActionDatabaseMigrate AuditAction = "database.migrate"
 )
 

@@ -183,7 +183,7 @@ func migrations() []*gormigrate.Migration {
 			ID: "0010_audit_trail",
 			Migrate: func(tx *gorm.DB) error {
 				type auditEvents struct {
-					ID              int64          `gorm:"primaryKey;autoIncrement"`
+					ID int64 `gorm:"primaryKey;autoIncrement"`
 					// Seq orders the events (0: not sealed yet); each party
 					// index ends in it, so one party's events are read
 					// newest first. Seq and ChainHash are of fixed size
