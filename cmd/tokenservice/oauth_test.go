@@ -76,7 +76,7 @@ func TestStandardClientGetsAndUsesAccessTokens(t *testing.T) {
 				t.Errorf("metadata %s: %v, want %v", field, doc[field], want)
 			}
 		}
-		if got, _ := json.Marshal(doc["scopes_supported"]); string(got) != `["introspect","orders:read","orders:write","tokens:read","tokens:write","users:read","users:write"]` {
+		if got, _ := json.Marshal(doc["scopes_supported"]); string(got) != `["audit:read","introspect","orders:read","orders:write","tokens:read","tokens:write","users:read","users:write"]` {
 			t.Errorf("scopes_supported: %s", got)
 		}
 		ctx := context.WithValue(context.Background(), oauth2.HTTPClient, hc)

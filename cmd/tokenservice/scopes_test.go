@@ -23,6 +23,7 @@ import (
 	pb "github.com/tokenservice/tokenservice/gen/priv/tokenservice/v1alpha1"
 	"github.com/tokenservice/tokenservice/pkg/access"
 	"github.com/tokenservice/tokenservice/pkg/app/apptest"
+	"github.com/tokenservice/tokenservice/pkg/domain"
 	"github.com/tokenservice/tokenservice/pkg/store/storetest"
 )
 
@@ -48,7 +49,7 @@ func TestTokensCarryTheScopesAskedFor(t *testing.T) {
 		if err != nil {
 			t.Fatal(describe(err))
 		}
-		if want := []string{"introspect", "orders:read", "orders:write", "tokens:read", "tokens:write", "users:read", "users:write"}; !slices.Equal(got.GetToken().GetScopes(), want) {
+		if want := []string{"audit:read", "introspect", "orders:read", "orders:write", "tokens:read", "tokens:write", "users:read", "users:write"}; !slices.Equal(got.GetToken().GetScopes(), want) {
 			t.Errorf("a token made with a password and no scopes: %v, want every known scope %v", got.GetToken().GetScopes(), want)
 		}
 
@@ -140,7 +141,7 @@ func TestEveryMethodChecksItsScope(t *testing.T) {
 // otherScopes returns every scope the scope tests' servers know but one.
 func otherScopes(but string) []string {
 	var out []string
-	for _, s := range append([]string{"introspect", "tokens:read", "tokens:write", "users:read", "users:write"}, strings.Split(operatorScopes, ",")...) {
+	for _, s := range append(slices.Clone(domain.ServiceScopes), strings.Split(operatorScopes, ",")...) {
 		if s != but {
 			out = append(out, s)
 		}
@@ -469,7 +470,7 @@ func TestRemovedScopesStopWorking(t *testing.T) {
 	// holder would have orders:write back when the operator restores it).
 	b := rpc{t: t, c: after.grpcCaller()}
 	narrow := b.mustCreate("", &pb.CreateTokenRequest{Username: "jon", Password: password,
-		Scopes: []string{"orders:read", "tokens:read", "tokens:write", "users:read", "users:write", "introspect"}}).GetToken()
+		Scopes: []string{"orders:read", "tokens:read", "tokens:write", "users:read", "users:write", "introspect", "audit:read"}}).GetToken()
 	err = after.grpcCaller().call(context.Background(), pb.TokenService_RotateToken_FullMethodName, narrow,
 		&pb.RotateTokenRequest{TokenId: idOf(api)}, &pb.RotateTokenResponse{})
 	wantCode(t, "a token without the removed scope rotating one that holds it", err, codes.PermissionDenied)

@@ -14,11 +14,13 @@ const (
 	ScopeUsersRead   = "users:read"   // GetUser, ListUsers
 	ScopeUsersWrite  = "users:write"  // CreateUser, DeleteUser, ChangePassword
 	ScopeIntrospect  = "introspect"   // the RFC 7662 introspection endpoint
+	ScopeAuditRead   = "audit:read"   // ListAuditEvents
 )
 
-// ServiceScopes are the service's own scopes. (Tokens made before scopes
-// existed were given all but introspect by migration 0007.)
-var ServiceScopes = Scopes{ScopeIntrospect, ScopeTokensRead, ScopeTokensWrite, ScopeUsersRead, ScopeUsersWrite}
+// ServiceScopes are the service's own scopes, sorted. (Tokens made before
+// scopes existed were given the tokens and users ones by migration 0007;
+// no token made before audit:read existed has it.)
+var ServiceScopes = Scopes{ScopeAuditRead, ScopeIntrospect, ScopeTokensRead, ScopeTokensWrite, ScopeUsersRead, ScopeUsersWrite}
 
 // Scopes is a set of scope names, sorted, without duplicates.
 type Scopes []string

@@ -108,7 +108,7 @@ func TestExchangeLeavesOutTheWriteScopes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := x.Scopes.String(); got != "introspect tokens:read users:read" {
+	if got := x.Scopes.String(); got != "audit:read introspect tokens:read users:read" {
 		t.Errorf("scopes %q, want all but the write scopes", got)
 	}
 	x, err = svc.Exchange(context.Background(), ExchangeInput{APIToken: plain.String(), Scopes: []string{"tokens:write"}})

@@ -52,7 +52,7 @@ type Token struct {
 	// (30 + 5 seconds by default). Unset: never used (or use is not tracked).
 	LastUsedTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=last_used_time,json=lastUsedTime,proto3" json:"last_used_time,omitempty"`
 	// What the token may do, sorted: the service's own scopes (tokens:read,
-	// tokens:write, users:read, users:write, introspect) and the operator's,
+	// tokens:write, users:read, users:write, introspect, audit:read) and the operator's,
 	// for the APIs behind its gateways. Set at creation, never changed.
 	Scopes        []string `protobuf:"bytes,7,rep,name=scopes,proto3" json:"scopes,omitempty"`
 	unknownFields protoimpl.UnknownFields
