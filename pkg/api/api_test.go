@@ -4,9 +4,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/tokenservice/tokenservice/pkg/audit"
 	"github.com/tokenservice/tokenservice/pkg/domain"
 
 	pb "github.com/tokenservice/tokenservice/gen/priv/tokenservice/v1alpha1"
@@ -30,5 +32,49 @@ func TestTokenToProto(t *testing.T) {
 		if got := tokenToProto(&tc.in); !proto.Equal(got, tc.want) {
 			t.Errorf("%s: got %v, want %v", name, got, tc.want)
 		}
+	}
+}
+
+func TestAuditEventToProto(t *testing.T) {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)
+	actor := domain.AuditParty{Kind: domain.ActorUser, UserID: "u", Username: "bot", OwnerID: "o", TokenID: "t"}
+	for name, tc := range map[string]struct {
+		in   domain.AuditEvent
+		want *pb.AuditEvent
+	}{
+		"every field": {
+			in: domain.AuditEvent{Seq: 7, Time: at, Action: domain.ActionTokenDelete, Outcome: domain.OutcomeSuccess, Actor: actor,
+				Subject: domain.AuditParty{UserID: "s", Username: "alice", OwnerID: "so", TokenID: "st"},
+				Origin:  domain.Origin{ClientAddress: "192.0.2.1", UserAgent: "curl/8", RequestID: "r", TraceID: "tr"},
+				Details: map[string]string{"cause": "user.delete"}, ChainHash: []byte{0xab, 0x01}},
+			want: &pb.AuditEvent{Seq: 7, Time: timestamppb.New(at), Action: "token.delete", Outcome: "success",
+				Actor:         &pb.AuditActor{Kind: "user", UserId: "u", Username: "bot", OwnerId: "o", TokenId: "t"},
+				Subject:       &pb.AuditSubject{UserId: "s", Username: "alice", OwnerId: "so", TokenId: "st"},
+				ClientAddress: "192.0.2.1", UserAgent: "curl/8", RequestId: "r", TraceId: "tr",
+				Details: map[string]string{"cause": "user.delete"}, ChainHash: "ab01"},
+		},
+		"no subject: none is sent": {
+			in: domain.AuditEvent{Seq: 1, Time: at, Action: domain.ActionKeysReseal, Outcome: domain.OutcomeSuccess, Actor: domain.AuditParty{Kind: domain.ActorOperator}},
+			want: &pb.AuditEvent{Seq: 1, Time: timestamppb.New(at), Action: "keys.reseal", Outcome: "success",
+				Actor: &pb.AuditActor{Kind: "operator"}},
+		},
+	} {
+		if got := auditEventToProto(&tc.in); !proto.Equal(got, tc.want) {
+			t.Errorf("%s: got %v, want %v", name, got, tc.want)
+		}
+	}
+}
+
+func TestListAuditEventsInput(t *testing.T) {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)
+	got := listAuditEventsInput(&pb.ListAuditEventsRequest{PageSize: 1 << 31, PageToken: "p", ActorId: "a", SubjectUserId: "s", TokenId: "t",
+		Action: "token.create", StartTime: timestamppb.New(at), EndTime: timestamppb.New(at.Add(time.Hour)), AfterSeq: 9})
+	want := audit.ListInput{PageSize: 250, PageToken: "p", ActorID: "a", SubjectUserID: "s", TokenID: "t", Action: "token.create",
+		StartTime: at, EndTime: at.Add(time.Hour), AfterSeq: 9}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if got := listAuditEventsInput(&pb.ListAuditEventsRequest{}); !got.StartTime.IsZero() || !got.EndTime.IsZero() {
+		t.Errorf("unset times: %v, %v, want zero (no bound)", got.StartTime, got.EndTime)
 	}
 }

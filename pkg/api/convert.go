@@ -1,11 +1,13 @@
 package api
 
 import (
+	"encoding/hex"
 	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/tokenservice/tokenservice/pkg/audit"
 	"github.com/tokenservice/tokenservice/pkg/domain"
 	"github.com/tokenservice/tokenservice/pkg/pagetoken"
 	"github.com/tokenservice/tokenservice/pkg/tokens"
@@ -60,6 +62,32 @@ func createUserInput(req *pb.CreateUserRequest) users.CreateInput {
 
 func listUsersInput(req *pb.ListUsersRequest) users.ListInput {
 	return users.ListInput{Username: req.GetUsername(), PageSize: pageSize(req.GetPageSize()), PageToken: req.GetPageToken()}
+}
+
+func auditEventToProto(e *domain.AuditEvent) *pb.AuditEvent {
+	out := &pb.AuditEvent{
+		Seq:           e.Seq,
+		Time:          timeToProto(e.Time),
+		Action:        string(e.Action),
+		Outcome:       string(e.Outcome),
+		Actor:         &pb.AuditActor{Kind: e.Actor.Kind, UserId: e.Actor.UserID, Username: e.Actor.Username, OwnerId: e.Actor.OwnerID, TokenId: e.Actor.TokenID},
+		ClientAddress: e.Origin.ClientAddress,
+		UserAgent:     e.Origin.UserAgent,
+		RequestId:     e.Origin.RequestID,
+		TraceId:       e.Origin.TraceID,
+		Details:       e.Details,
+		ChainHash:     hex.EncodeToString(e.ChainHash),
+	}
+	if s := e.Subject; s != (domain.AuditParty{}) {
+		out.Subject = &pb.AuditSubject{UserId: s.UserID, Username: s.Username, OwnerId: s.OwnerID, TokenId: s.TokenID}
+	}
+	return out
+}
+
+func listAuditEventsInput(req *pb.ListAuditEventsRequest) audit.ListInput {
+	return audit.ListInput{ActorID: req.GetActorId(), SubjectUserID: req.GetSubjectUserId(), TokenID: req.GetTokenId(), Action: req.GetAction(),
+		StartTime: timeFromProto(req.GetStartTime()), EndTime: timeFromProto(req.GetEndTime()), AfterSeq: req.GetAfterSeq(),
+		PageSize: pageSize(req.GetPageSize()), PageToken: req.GetPageToken()}
 }
 
 // pageSize converts a requested page size to an int that cannot overflow

@@ -6,6 +6,7 @@ package api
 import (
 	"context"
 
+	"github.com/tokenservice/tokenservice/pkg/audit"
 	"github.com/tokenservice/tokenservice/pkg/calllog"
 	"github.com/tokenservice/tokenservice/pkg/domain"
 	"github.com/tokenservice/tokenservice/pkg/tokens"
@@ -18,6 +19,7 @@ import (
 type Deps struct {
 	Tokens *tokens.Service
 	Users  *users.Service
+	Audit  *audit.Service
 }
 
 // TokenServer implements pb.TokenServiceServer.

@@ -214,7 +214,8 @@ func (a *App) buildRules(passwords *auth.Passwords) {
 // OAuth endpoints) and the server that serves them, with its listeners.
 func (a *App) buildServer(ctx context.Context) (*server.Server, error) {
 	cfg := a.cfg
-	apiDeps := api.Deps{Tokens: a.tokens, Users: a.users}
+	apiDeps := api.Deps{Tokens: a.tokens, Users: a.users,
+		Audit: audit.NewService(audit.Deps{Log: a.store, Pages: a.pages, Flush: a.FlushAudit})}
 	guard, err := api.NewGuard(apiDeps)
 	if err != nil {
 		return nil, err
@@ -241,6 +242,7 @@ func (a *App) services(apiDeps api.Deps, guard *api.Guard) []server.Service {
 	return []server.Service{
 		{Desc: &pb.TokenService_ServiceDesc, Impl: api.NewTokenServer(apiDeps), Authenticate: guard.Authenticate, RegisterGateway: server.Gateway(pb.RegisterTokenServiceHandlerClient, pb.NewTokenServiceClient)},
 		{Desc: &pb.UserService_ServiceDesc, Impl: api.NewUserServer(apiDeps), Authenticate: guard.Authenticate, RegisterGateway: server.Gateway(pb.RegisterUserServiceHandlerClient, pb.NewUserServiceClient)},
+		{Desc: &pb.AuditService_ServiceDesc, Impl: api.NewAuditServer(apiDeps), Authenticate: guard.Authenticate, RegisterGateway: server.Gateway(pb.RegisterAuditServiceHandlerClient, pb.NewAuditServiceClient)},
 		// Envoy's ext_authz filter, over gRPC only: it checks the credential of the request it describes.
 		{Desc: &authv3.Authorization_ServiceDesc, Impl: extauthz.New(a.tokens), Authenticate: server.NoAuthentication},
 	}

@@ -82,7 +82,10 @@ func (s *Service) List(ctx context.Context, caller *domain.Principal, in ListInp
 				}
 			}
 			if s.deps.Flush != nil {
-				s.deps.Flush(ctx)
+				// Not cut short by the caller going away: the recorder
+				// drops a batch whose write fails. (The store bounds
+				// each call.)
+				s.deps.Flush(context.WithoutCancel(ctx))
 			}
 			return s.deps.Log.ListAuditEvents(ctx, page)
 		},

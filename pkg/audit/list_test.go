@@ -233,15 +233,29 @@ func TestListPages(t *testing.T) {
 	}
 }
 
-// TestListFlushesFirst: what was recorded before a listing is in it.
+// TestListFlushesFirst: what was recorded before a listing is in it, and
+// a listing whose caller went away does not cut the flush short (the
+// recorder would drop what it took).
 func TestListFlushesFirst(t *testing.T) {
 	log := &fakeLog{}
-	svc := audit.NewService(audit.Deps{Log: log, Pages: pagetoken.NewWithKey([]byte("k")), Flush: func(context.Context) { log.add() }})
+	var flushErr error
+	svc := audit.NewService(audit.Deps{Log: log, Pages: pagetoken.NewWithKey([]byte("k")), Flush: func(ctx context.Context) {
+		flushErr = ctx.Err()
+		log.add()
+	}})
 	page, _, err := svc.List(context.Background(), admin, audit.ListInput{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff([]int64{1}, seqs(page)); diff != "" {
 		t.Errorf("the event flushed (-want +got):\n%s", diff)
+	}
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, _, err := svc.List(gone, admin, audit.ListInput{}); err != nil {
+		t.Fatal(err)
+	}
+	if flushErr != nil {
+		t.Errorf("the flush of a listing whose caller went away had its context ended: %v", flushErr)
 	}
 }
