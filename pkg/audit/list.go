@@ -106,7 +106,7 @@ func query(caller *domain.Principal, in ListInput) (domain.AuditQuery, error) {
 		return q, domain.InvalidField("action", "unknown action %q: the actions are %s", in.Action, actionList())
 	}
 	if !in.StartTime.IsZero() && !in.EndTime.IsZero() && !in.StartTime.Before(in.EndTime) {
-		return q, domain.InvalidField("end_time", "must be after start_time (the range is from start_time, included, to end_time, excluded)")
+		return q, domain.InvalidField("end_time", "must be after the start time (the range includes its start and excludes its end)")
 	}
 	if in.AfterSeq < 0 {
 		return q, domain.InvalidField("after_seq", "must not be negative (0 lists newest first)")
