@@ -42,7 +42,7 @@ check "the login's token is kept private" test "$(stat -c %a "$XDG_CONFIG_HOME/t
 # The README's gRPC example, verbatim, after the session (alice is still logged in).
 awk '/<!-- grpc:start -->/{on=1; next} /<!-- grpc:end -->/{on=0} on && /^```/{code=!code; next} on && code' README.md >"$work/grpc.sh"
 grpc_out=$(bash -euo pipefail "$work/grpc.sh" 2>&1) || { echo "$grpc_out" >&2; exit 1; }
-check "grpcurl lists both services" test "$(grep -Ecx 'priv.tokenservice.v1alpha1.(Token|User)Service' <<<"$grpc_out")" -eq 2
+check "grpcurl lists the three services" test "$(grep -Ecx 'priv.tokenservice.v1alpha1.(Audit|Token|User)Service' <<<"$grpc_out")" -eq 3
 check "the README's grpcurl call answers as alice" grep -q '"username": "alice"' <<<"$grpc_out"
 created=$(bin/grpcurl -plaintext -d '{"username": "alice", "password": "correct horse battery staple"}' \
   localhost:9090 priv.tokenservice.v1alpha1.TokenService/CreateToken)

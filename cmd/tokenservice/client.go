@@ -67,6 +67,7 @@ type client struct {
 	basic    string // HTTP Basic credentials (RFC 7617) sent instead of the token, if set
 	tokens   pb.TokenServiceClient
 	users    pb.UserServiceClient
+	audit    pb.AuditServiceClient
 	stderr   io.Writer
 	warned   bool
 }
@@ -201,7 +202,7 @@ func (o *clientOptions) dial(c *client, target string) error {
 	if c.conn, err = grpc.NewClient(target, grpc.WithTransportCredentials(creds), grpc.WithUnaryInterceptor(c.warnOfExpiry)); err != nil {
 		return &exitErr{code: exitUsage, err: fmt.Errorf("--addr %q: %w", c.addr, err), cmd: "tokenservice"}
 	}
-	c.tokens, c.users = pb.NewTokenServiceClient(c.conn), pb.NewUserServiceClient(c.conn)
+	c.tokens, c.users, c.audit = pb.NewTokenServiceClient(c.conn), pb.NewUserServiceClient(c.conn), pb.NewAuditServiceClient(c.conn)
 	return nil
 }
 
@@ -328,6 +329,12 @@ var flagOf = map[string]string{
 	"password":      "the password",
 	"new_password":  "the new password",
 	"old_password":  "the current password",
+	// audit list's
+	"actor_id":        "--actor-id",
+	"subject_user_id": "--subject-user-id",
+	"action":          "--action",
+	"start_time":      "--since",
+	"end_time":        "--until",
 }
 
 // inCLIWords returns a refusal's message with the fields it names (its

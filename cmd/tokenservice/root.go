@@ -121,7 +121,7 @@ where the database is and open it directly.
 	)
 	root.AddCommand(
 		loginCommand(e), logoutCommand(e), whoamiCommand(e), tokenCommand(e), userCommand(e),
-		serveCommand(e), dbCommand(e), keysCommand(e), healthcheckCommand(e),
+		serveCommand(e), dbCommand(e), keysCommand(e), auditCommand(e), healthcheckCommand(e),
 	)
 	root.SuggestionsMinimumDistance = suggestionDistance
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError(cmd, "%v", err) })

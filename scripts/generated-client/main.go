@@ -15,6 +15,7 @@ import (
 	"github.com/go-openapi/strfmt"
 
 	"clienttest/client"
+	as "clienttest/client/audit_service"
 	ts "clienttest/client/token_service"
 	us "clienttest/client/user_service"
 	"clienttest/models"
@@ -96,6 +97,13 @@ func main() {
 	_, err = uc.UserServiceChangePassword(us.NewUserServiceChangePasswordParams().WithUserID("me").WithBody(
 		&models.ChangePasswordBody{OldPassword: password, NewPassword: &password}), bearer)
 	check("ChangePassword (to the same one)", err)
+
+	// AuditService: the trail, as the caller may see it.
+	events, err := api.AuditService.AuditServiceListAuditEvents(as.NewAuditServiceListAuditEventsParams().WithPageSize(&size), bearer)
+	check("ListAuditEvents", err)
+	if err == nil && len(events.Payload.AuditEvents) > int(size) {
+		check("ListAuditEvents's page size", fmt.Errorf("%d events", len(events.Payload.AuditEvents)))
+	}
 
 	// RotateToken on the bearer itself, with a grace period so it keeps working.
 	rotated, err := c.TokenServiceRotateToken(ts.NewTokenServiceRotateTokenParams().WithTokenID(id).WithBody(

@@ -77,6 +77,12 @@ func main() {
 	changed, err := c.UserServiceChangePasswordWithResponse(ctx, "me", client.ChangePasswordBody{OldPassword: &password, NewPassword: password})
 	check("ChangePassword (to the same one)", err == nil && changed.JSON200 != nil, describe(changed, err))
 
+	events, err := c.AuditServiceListAuditEventsWithResponse(ctx, &client.AuditServiceListAuditEventsParams{PageSize: &size})
+	check("ListAuditEvents", err == nil && events.JSON200 != nil && events.JSON200.AuditEvents != nil && len(*events.JSON200.AuditEvents) <= int(size), describe(events, err))
+	action := "token.created"
+	bad, err := c.AuditServiceListAuditEventsWithResponse(ctx, &client.AuditServiceListAuditEventsParams{Action: &action})
+	check("ListAuditEvents of an unknown action is a 400 Status", err == nil && bad.JSON400 != nil && *bad.JSON400.Code == 3, describe(bad, err))
+
 	// The OAuth 2 endpoints, from the document's hand-written part.
 	meta, err := anon.OAuth2MetadataWithResponse(ctx)
 	check("OAuth2 metadata", err == nil && meta.JSON200 != nil && meta.JSON200.TokenEndpoint != "", describe(meta, err))
