@@ -63,7 +63,7 @@ func TestAccessTokensMakeNoLastingCredentials(t *testing.T) {
 		a := rpc{t: t, c: c}
 		login := a.login(user)
 
-		if got := scopeClaim(t, exchangeScopes(t, c, login, nil).GetAccessToken()); got != "introspect orders:read orders:write tokens:read users:read" {
+		if got := scopeClaim(t, exchangeScopes(t, c, login, nil).GetAccessToken()); got != "audit:read introspect orders:read orders:write tokens:read users:read" {
 			t.Errorf("an exchange without scopes of an all-scopes token: scope %q, want every scope but the service's write scopes", got)
 		}
 		named := exchangeScopes(t, c, login, serviceWriteScopes).GetAccessToken()
