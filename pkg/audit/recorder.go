@@ -3,7 +3,8 @@
 // path, seals written events into the hash chain, signs checkpoints of the
 // chain, deletes expired events, ships sealed events as JSON lines, and
 // verifies a stored trail. Changes write their own events, in their own
-// transactions (domain.Users, domain.Tokens, domain.Keys).
+// transactions (domain.Users, domain.Tokens, domain.Keys). Service (list.go)
+// decides who may read which event.
 package audit
 
 import (
