@@ -116,7 +116,7 @@ func TestSwaggerUIInABrowser(t *testing.T) {
 	createStatus := text(op("CreateToken") + " .live-responses-table tbody .response-col_status")
 	createBody := text(op("CreateToken") + " .live-responses-table tbody .response-col_description")
 
-	for _, r := range httprule.ForServices("priv.tokenservice.v1alpha1.TokenService", "priv.tokenservice.v1alpha1.UserService") {
+	for _, r := range httprule.ForServices("priv.tokenservice.v1alpha1.AuditService", "priv.tokenservice.v1alpha1.TokenService", "priv.tokenservice.v1alpha1.UserService") {
 		id := "operations-" + string(r.Method.Parent().Name()) + "-" + string(r.Method.Parent().Name()) + "_" + string(r.Method.Name())
 		if !strings.Contains(strings.Join(listed, " "), id) {
 			t.Errorf("Swagger UI does not list %s (it lists %v)", id, listed)
