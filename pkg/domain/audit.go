@@ -293,7 +293,7 @@ type AuditQuery struct {
 	VisibleToPerson bool
 	ActorID         string
 	SubjectUserID   string
-	TokenID         string // the actor's or the subject's token
+	TokenID         string // the token the event is about (its subject's)
 	Action          AuditAction
 	StartTime       time.Time // zero: none; inclusive
 	EndTime         time.Time // zero: none; exclusive
