@@ -23,6 +23,9 @@ const accessTokenType = "at+jwt"
 type AccessToken struct {
 	JWT        string
 	ExpireTime time.Time
+	JTI        string // its jti: what a downstream API logs of it, never the token
+	// Reused says Mint handed out one it had minted before (MinterConfig.Reuse).
+	Reused bool
 }
 
 // AccessClaims are what a verified access token says.
@@ -155,7 +158,9 @@ func (m *Minter) Mint(t *domain.Token, g Grant, now time.Time) (AccessToken, err
 	if m.cfg.Reuse > 0 {
 		if prev, ok := m.minted.Get(key); ok && prev.kid == ks.SigningKeyID() && !now.Before(prev.at) &&
 			now.Sub(prev.at) < m.cfg.Reuse && now.Before(prev.token.ExpireTime) {
-			return prev.token, nil
+			at := prev.token
+			at.Reused = true
+			return at, nil
 		}
 	}
 	at, err := m.mint(ks, t, scope, aud, g, now)
@@ -211,7 +216,7 @@ func (m *Minter) mint(ks *KeySet, t *domain.Token, scope, aud string, g Grant, n
 		return AccessToken{}, fmt.Errorf("signing access token: %w", err)
 	}
 	// NumericDate has whole seconds: report the expiry the token carries.
-	return AccessToken{JWT: raw, ExpireTime: c.Expiry.Time()}, nil
+	return AccessToken{JWT: raw, ExpireTime: c.Expiry.Time(), JTI: c.ID}, nil
 }
 
 // Verify checks an access token's signature (ES256 only, by a known kid), its

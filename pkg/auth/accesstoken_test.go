@@ -293,14 +293,17 @@ func TestMintReusesWithinTheWindow(t *testing.T) {
 		return got
 	}
 	first := mint(a, now)
-	if again := mint(a, now.Add(59*time.Second)); again != first {
-		t.Error("a second exchange within the reuse window minted a new token")
+	if first.Reused || first.JTI == "" {
+		t.Errorf("a first mint: Reused %v, jti %q; want a new token with a jti", first.Reused, first.JTI)
+	}
+	if again := mint(a, now.Add(59*time.Second)); again.JWT != first.JWT || again.JTI != first.JTI || !again.Reused {
+		t.Errorf("a second exchange within the reuse window minted a new token (or did not say it was reused: %v)", again.Reused)
 	}
 	if other := mint(b, now.Add(time.Second)); other.JWT == first.JWT {
 		t.Error("another API token got the same access token")
 	}
 	later := mint(a, now.Add(time.Minute))
-	if later == first {
+	if later.JWT == first.JWT || later.Reused || later.JTI == first.JTI {
 		t.Error("the reuse window did not end")
 	}
 	if !later.ExpireTime.Equal(now.Add(time.Minute + 15*time.Minute)) {

@@ -121,11 +121,23 @@ func NewContextWithOrigin(ctx context.Context, o Origin) context.Context {
 	return context.WithValue(ctx, originKey{}, o)
 }
 
+// NewContextWithOriginFunc returns ctx carrying where its call came from
+// as origin works it out when asked: the server sets it on every call,
+// and only the few that record an event ask.
+func NewContextWithOriginFunc(ctx context.Context, origin func() Origin) context.Context {
+	return context.WithValue(ctx, originKey{}, origin)
+}
+
 // OriginFromContext returns where ctx's call came from (zero: unknown, a
 // server-side command).
 func OriginFromContext(ctx context.Context) Origin {
-	o, _ := ctx.Value(originKey{}).(Origin)
-	return o
+	switch o := ctx.Value(originKey{}).(type) {
+	case Origin:
+		return o
+	case func() Origin:
+		return o()
+	}
+	return Origin{}
 }
 
 // AuditEvent is one entry of the audit trail. It never holds a secret: no
@@ -359,10 +371,34 @@ type AuditTrail interface {
 	TrimAuditEvents(ctx context.Context, cutoff time.Time, limit int) (int, error)
 }
 
-// Cascade returns an event of what e's change did besides (a user's
-// deletion deletes its tokens): the same actor, origin and time, another
-// action and subject, and the detail cause naming e's action.
+// Cascade returns an event of what e's change, a user's deletion, did
+// besides (deleting its machine users and the tokens of all of them): the
+// same actor, origin and time, another action and subject, and the detail
+// cause CauseUserDeletion.
 func (e *AuditEvent) Cascade(action AuditAction, subject AuditParty) *AuditEvent {
 	return &AuditEvent{Time: e.Time, Action: action, Outcome: e.Outcome, Actor: e.Actor, Subject: subject, Origin: e.Origin,
-		Details: map[string]string{"cause": string(e.Action)}}
+		Details: map[string]string{DetailCause: CauseUserDeletion}}
 }
+
+// DetailCause is the detail of a token.delete event (and of a
+// machine_user.delete one deleted with its owner) that says why the token
+// went: one of the causes below. Like the actions, a stable vocabulary.
+const DetailCause = "cause"
+
+// The causes.
+const (
+	// CauseOwner: the token's own user deleted it with another
+	// credential (its password, another token), or the owner of the
+	// machine user it belongs to did.
+	CauseOwner = "owner"
+	// CauseAdmin: an admin deleted another user's token.
+	CauseAdmin = "admin"
+	// CauseSelf: the token was the credential of its own deletion.
+	CauseSelf = "self"
+	// CauseRevocation: whoever held the token revoked it by possession
+	// (RFC 7009); the actor is anonymous, the subject the token.
+	CauseRevocation = "revocation"
+	// CauseUserDeletion: deleted with its user (a machine user with its
+	// owner; a token with its user or its user's owner).
+	CauseUserDeletion = "user_deletion"
+)
