@@ -46,7 +46,7 @@ func (s *Server) routes(gateway *runtime.ServeMux, table httprule.Table) http.Ha
 	mux.HandleFunc("/", api.notFound)
 	mux.HandleFunc("GET /.well-known/jwks.json", s.handleJWKS)
 	for pattern, h := range s.Routes {
-		mux.Handle(pattern, logRequests(s.Logger, h))
+		mux.Handle(pattern, logRequests(s.Logger, withOrigin(h)))
 	}
 	mux.HandleFunc("GET /openapi.json", handleBytes("application/json", tokenservice.OpenAPISpec))
 	mux.HandleFunc("GET /swagger.json", handleBytes("application/json", tokenservice.SwaggerSpec))
@@ -122,11 +122,14 @@ func newGateway(table httprule.Table, passHeaders []string) *runtime.ServeMux {
 		// segment (grpc-httpjson-transcoding's rule, and httprule.Match's).
 		runtime.WithUnescapingMode(runtime.UnescapingModeAllExceptReserved),
 		// Only the headers the services read become metadata: the gateway
-		// passes Authorization and sets X-Forwarded-For and -Host itself,
-		// and the request id is the one other; copying every header
-		// (grpcgateway-User-Agent, Grpc-Metadata-*, ...) cost each call
-		// for nothing.
+		// passes Authorization and sets X-Forwarded-For and -Host itself;
+		// the others are the request id and the User-Agent (for the audit
+		// trail, under grpc-gateway's own name for it); copying every
+		// header (Grpc-Metadata-*, ...) cost each call for nothing.
 		runtime.WithIncomingHeaderMatcher(func(key string) (string, bool) {
+			if key == "User-Agent" { // canonical: the gateway canonicalizes first
+				return gatewayUserAgent, true
+			}
 			return requestIDHeader, strings.EqualFold(key, requestIDHeader)
 		}),
 		runtime.WithOutgoingHeaderMatcher(func(key string) (string, bool) {

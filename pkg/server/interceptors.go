@@ -4,17 +4,21 @@ import (
 	"context"
 	"crypto/rand"
 	"log/slog"
+	"net/http"
 	"runtime/debug"
 	"strings"
 
 	"buf.build/go/protovalidate"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/tokenservice/tokenservice/pkg/calllog"
 	"github.com/tokenservice/tokenservice/pkg/domain"
 )
 
@@ -120,6 +124,9 @@ func validRequestID(id string) bool {
 	return true
 }
 
+// requestIDInterceptor takes or makes the call's request id, sends it
+// back, and puts it in the context with where the call came from
+// (domain.Origin, for the audit trail), worked out only if asked.
 func requestIDInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	id := ""
 	if v := metadata.ValueFromIncomingContext(ctx, requestIDHeader); len(v) == 1 && validRequestID(v[0]) {
@@ -128,7 +135,48 @@ func requestIDInterceptor(ctx context.Context, req any, info *grpc.UnaryServerIn
 		id = newRequestID()
 	}
 	_ = grpc.SetHeader(ctx, metadata.MD{requestIDHeader: {id}})
-	return handler(context.WithValue(ctx, requestIDKey{}, id), req)
+	ctx = context.WithValue(ctx, requestIDKey{}, id)
+	peerCtx := ctx
+	return handler(domain.NewContextWithOriginFunc(ctx, func() domain.Origin { return callOrigin(peerCtx, id) }), req)
+}
+
+// gatewayUserAgent is the metadata key the gateway passes a REST client's
+// User-Agent under (grpc-gateway's own name for it); a gRPC client's is
+// "user-agent".
+const gatewayUserAgent = "grpcgateway-user-agent"
+
+// callOrigin returns where the call in ctx came from: the client's address
+// (calllog.ClientAddr), its user agent (over REST the HTTP client's, which
+// the gateway passes on), the request id and the trace id, if traced.
+func callOrigin(ctx context.Context, requestID string) domain.Origin {
+	o := domain.Origin{ClientAddress: calllog.ClientAddr(ctx), RequestID: requestID}
+	key := "user-agent"
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil && p.Addr.Network() == calllog.InprocNetwork {
+		key = gatewayUserAgent
+	}
+	if ua := metadata.ValueFromIncomingContext(ctx, key); len(ua) > 0 {
+		o.UserAgent = ua[0]
+	}
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		o.TraceID = sc.TraceID().String()
+	}
+	return o
+}
+
+// withOrigin puts where an HTTP request came from in its context, for the
+// plain HTTP endpoints (OAuth's): as callOrigin, from the request itself.
+// withRequestID has set its request id.
+func withOrigin(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := domain.NewContextWithOriginFunc(r.Context(), func() domain.Origin {
+			o := domain.Origin{ClientAddress: calllog.RequestAddr(r), UserAgent: r.Header.Get("User-Agent"), RequestID: r.Header.Get(requestIDHTTPHeader)}
+			if sc := trace.SpanContextFromContext(r.Context()); sc.IsValid() {
+				o.TraceID = sc.TraceID().String()
+			}
+			return o
+		})
+		h.ServeHTTP(w, r.WithContext(ctx))
+	})
 }
 
 func newRequestID() string { return rand.Text()[:16] }
