@@ -177,7 +177,8 @@ func (h *Handler) introspect(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if e := h.authorizeIntrospection(r, form); e != nil {
+	caller, e := h.authorizeIntrospection(r, form)
+	if e != nil {
 		writeError(w, e)
 		return
 	}
@@ -186,7 +187,7 @@ func (h *Handler) introspect(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errInvalidRequest("token is required"))
 		return
 	}
-	in, err := h.deps.Tokens.Introspect(r.Context(), token)
+	in, err := h.deps.Tokens.Introspect(r.Context(), caller, token)
 	if err != nil {
 		writeError(w, h.fromDomain(r, err, IntrospectPath))
 		return
@@ -227,37 +228,37 @@ func (h *Handler) introspect(w http.ResponseWriter, r *http.Request) {
 // (RFC 7662 §2.1): a bearer credential, or an API token as client
 // credentials (§2.3.1 of RFC 6749), that has the introspect scope.
 // Failing, it answers 401 as §2.3 says: RFC 6750 §3's challenge for a
-// bearer, invalid_client for client credentials.
-func (h *Handler) authorizeIntrospection(r *http.Request, form url.Values) *oauthError {
+// bearer, invalid_client for client credentials. It returns the caller.
+func (h *Handler) authorizeIntrospection(r *http.Request, form url.Values) (*domain.Principal, *oauthError) {
 	isBearer, credential := bearer.Parse(r.Header.Get("Authorization"))
 	if isBearer {
 		if form.Get("client_id") != "" || form.Get("client_secret") != "" {
-			return errInvalidRequest("authenticate one way: a bearer or client credentials, not both")
+			return nil, errInvalidRequest("authenticate one way: a bearer or client credentials, not both")
 		}
 	} else {
 		secret, e := clientSecret(r, form)
 		if e != nil {
-			return e
+			return nil, e
 		}
 		credential = secret
 	}
 	p, err := h.deps.Tokens.AuthenticateBearer(r.Context(), credential)
 	if err != nil {
 		if isBearer && domain.KindOf(err) == domain.KindUnauthenticated {
-			return &oauthError{status: http.StatusUnauthorized, code: "invalid_token", challenge: bearer.InvalidToken}
+			return nil, &oauthError{status: http.StatusUnauthorized, code: "invalid_token", challenge: bearer.InvalidToken}
 		}
-		return h.fromDomain(r, err, IntrospectPath)
+		return nil, h.fromDomain(r, err, IntrospectPath)
 	}
 	if !p.Allows(domain.ScopeIntrospect) {
 		if isBearer {
-			return &oauthError{status: http.StatusUnauthorized, code: "insufficient_scope",
+			return nil, &oauthError{status: http.StatusUnauthorized, code: "insufficient_scope",
 				description: "the credential lacks the introspect scope",
 				challenge:   bearer.InsufficientScope(bearer.Realm, domain.ScopeIntrospect)}
 		}
-		return &oauthError{status: http.StatusUnauthorized, code: "invalid_client",
+		return nil, &oauthError{status: http.StatusUnauthorized, code: "invalid_client",
 			description: "the client lacks the introspect scope", challenge: basicChallenge}
 	}
-	return nil
+	return p, nil
 }
 
 // revoke is RFC 7009's endpoint, by possession: the token is its own

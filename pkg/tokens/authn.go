@@ -30,6 +30,9 @@ func (s *Service) AuthenticateBearerToChange(ctx context.Context, bearer string)
 	}
 	p, outcome, err := s.authenticateBearer(ctx, check, bearer, ownAudience, s.deps.Tokens.CurrentTokenByID)
 	s.deps.Observer.CredentialChecked(check, outcome)
+	if err != nil {
+		s.bearerRefused(ctx, check, bearer, outcome)
+	}
 	return p, err
 }
 
@@ -53,11 +56,35 @@ func (s *Service) AuthenticateBearerFor(ctx context.Context, bearer string, aud 
 	}
 	p, outcome, err := s.authenticateBearer(ctx, check, bearer, aud, s.deps.Tokens.TokenByID)
 	s.deps.Observer.CredentialChecked(check, outcome)
+	if err != nil {
+		s.bearerRefused(ctx, check, bearer, outcome)
+	}
 	if p != nil && p.PreviousSecret && aud != ownAudience {
 		// A gateway passes the scopes on: not those the service refuses.
 		p.Scopes = withoutWriteScopes(p.Scopes) // in force already
 	}
 	return p, err
+}
+
+// bearerRefused records a refused bearer credential (token.authenticate,
+// outcome failure): which kind, why, and the API token it names, if it
+// names one. Only refusals are recorded: a check that passes is the
+// bearer's every call.
+func (s *Service) bearerRefused(ctx context.Context, check Check, bearer string, outcome Outcome) {
+	if outcome == OutcomeError || outcome == OutcomeOK {
+		return
+	}
+	credential, tokenID := credentialAccessToken, ""
+	if check == CheckBearerAPIToken {
+		credential, tokenID = credentialAPIToken, apiTokenID(bearer)
+	} else if outcome == OutcomeRevoked || outcome == OutcomeExpired {
+		// It verified (the minter remembers it: no second signature
+		// check), and names the API token it was minted from.
+		if claims, err := s.deps.Minter.Verify(bearer, s.deps.Clock()); err == nil {
+			tokenID = claims.TokenID
+		}
+	}
+	s.credentialRefused(ctx, domain.ActionTokenAuthenticate, credential, tokenID, outcome)
 }
 
 // tokenReader reads a token: TokenByID (cached) or CurrentTokenByID.

@@ -2,6 +2,7 @@ package tokens
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"time"
 
@@ -42,9 +43,12 @@ func (s *Service) Rotate(ctx context.Context, caller *domain.Principal, id strin
 	if grace > 0 {
 		previousUntil = now.Add(grace)
 	}
+	ev := domain.NewAuditEvent(ctx, now, domain.ActionTokenRotate, domain.OutcomeSuccess, caller)
+	ev.Subject = s.ownerParty(ctx, caller, t)
+	ev.Details = map[string]string{detailGrace: grace.String(), detailGeneration: strconv.Itoa(t.SecretGeneration + 1)}
 	// From the generation the caller saw: if another rotation came first
 	// (on another replica, whose cache this one's may lag), none.
-	if err := s.deps.Tokens.RotateSecret(ctx, t.ID, t.SecretGeneration, hash, previousUntil, now); err != nil {
+	if err := s.deps.Tokens.RotateSecret(ctx, t.ID, t.SecretGeneration, hash, previousUntil, now, ev); err != nil {
 		if domain.KindOf(err) == domain.KindNotFound {
 			return "", nil, errTokenNotFound
 		}
@@ -113,14 +117,22 @@ func (s *Service) RevokeByPossession(ctx context.Context, plaintext string) erro
 			return ignoreUnauthenticated(err)
 		}
 	}
+	// The actor is anonymous: holding the token is all that is known.
+	now := s.deps.Clock()
 	if previous {
 		// A secret a rotation replaced (or an access token of it): it
 		// stops working, its grace period over; the token and its new
 		// secret live on. Deleting the token would let whoever leaked
 		// the old secret lock its owner out.
-		return s.deps.Tokens.EndGrace(ctx, t.ID, t.SecretGeneration)
+		ev := domain.NewAuditEvent(ctx, now, domain.ActionTokenEndGrace, domain.OutcomeSuccess, nil)
+		ev.Subject = s.ownerParty(ctx, nil, t)
+		ev.Details = map[string]string{domain.DetailCause: domain.CauseRevocation, detailGeneration: strconv.Itoa(t.SecretGeneration - 1)}
+		return s.deps.Tokens.EndGrace(ctx, t.ID, t.SecretGeneration, ev)
 	}
-	err := s.deps.Tokens.DeleteToken(ctx, t.ID, s.deps.Clock())
+	ev := domain.NewAuditEvent(ctx, now, domain.ActionTokenDelete, domain.OutcomeSuccess, nil)
+	ev.Subject = s.ownerParty(ctx, nil, t)
+	ev.With(domain.DetailCause, domain.CauseRevocation)
+	err := s.deps.Tokens.DeleteToken(ctx, t.ID, now, ev)
 	if domain.KindOf(err) == domain.KindNotFound {
 		return nil
 	}
@@ -151,13 +163,30 @@ type Introspection struct {
 	ExpiresAt time.Time // zero: no expiry
 	JTI       string    // an access token's
 	Audience  string    // an access token's aud
+	ownerID   string    // its user's owner, for the audit trail
 }
 
 // Introspect says whether a token, an API token or an access token, is
 // active now and, if it is, what it carries. Inactive is every failure
 // alike, with no detail (RFC 7662 §2.2). It is a check, not a use: the
-// token's last-used time is left as it is.
-func (s *Service) Introspect(ctx context.Context, plaintext string) (Introspection, error) {
+// token's last-used time is left as it is. The introspection of an active
+// token of another user than the caller's is recorded (token.introspect).
+func (s *Service) Introspect(ctx context.Context, caller *domain.Principal, plaintext string) (Introspection, error) {
+	in, err := s.introspect(ctx, plaintext)
+	if err == nil && in.Active && (caller == nil || caller.User == nil || in.Subject != caller.User.ID) {
+		ev := domain.NewAuditEvent(ctx, s.deps.Clock(), domain.ActionTokenIntrospect, domain.OutcomeSuccess, caller)
+		ev.Subject = domain.AuditParty{UserID: in.Subject, Username: in.Username, OwnerID: in.ownerID, TokenID: in.ClientID}
+		ev.Details = map[string]string{detailTokenKind: credentialAPIToken}
+		if in.AccessJWT {
+			ev.Details[detailTokenKind] = credentialAccessToken
+			ev.Details[detailJTI] = in.JTI
+		}
+		s.deps.Audit.Record(ev)
+	}
+	return in, err
+}
+
+func (s *Service) introspect(ctx context.Context, plaintext string) (Introspection, error) {
 	if auth.LooksLikeAPIToken(plaintext) {
 		t, previous, _, err := s.apiToken(ctx, plaintext)
 		if err != nil {
@@ -168,7 +197,7 @@ func (s *Service) Introspect(ctx context.Context, plaintext string) (Introspecti
 			return Introspection{}, ignoreUnauthenticated(unauthenticated(err))
 		}
 		return Introspection{Active: true, Scopes: s.granted(t.Scopes, previous), ClientID: t.ID, Subject: t.UserID, Username: u.Username,
-			IssuedAt: t.CreateTime, ExpiresAt: t.ExpireTime}, nil
+			IssuedAt: t.CreateTime, ExpiresAt: t.ExpireTime, ownerID: u.OwnerID}, nil
 	}
 	t, claims, previous, _, err := s.accessToken(ctx, plaintext)
 	if err != nil {
@@ -185,5 +214,5 @@ func (s *Service) Introspect(ctx context.Context, plaintext string) (Introspecti
 	// Only scopes in force: a gateway that authorizes by introspection
 	// must stop granting one the operator took out of --scopes.
 	return Introspection{Active: true, AccessJWT: true, Scopes: s.granted(scopes, previous), ClientID: t.ID, Subject: t.UserID, Username: u.Username,
-		IssuedAt: claims.Issued, ExpiresAt: claims.Expiry, JTI: claims.JTI, Audience: claims.Audience}, nil
+		IssuedAt: claims.Issued, ExpiresAt: claims.Expiry, JTI: claims.JTI, Audience: claims.Audience, ownerID: u.OwnerID}, nil
 }

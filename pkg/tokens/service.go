@@ -100,6 +100,7 @@ type Deps struct {
 	Pages    *pagetoken.Codec
 	LastUsed LastUsed // nil: uses are not recorded
 	Observer Observer // nil: nothing is told
+	Audit    Audit    // nil: events of use are not recorded
 	Clock    func() time.Time
 	Rand     io.Reader // crypto/rand.Reader in production
 }
@@ -128,6 +129,9 @@ func New(cfg Config, deps Deps) *Service {
 	}
 	if deps.Observer == nil {
 		deps.Observer = noObserver{}
+	}
+	if deps.Audit == nil {
+		deps.Audit = noAudit{}
 	}
 	cfg.MaxRotationGracePeriod = min(cfg.MaxRotationGracePeriod, MaxGracePeriod)
 	known := domain.NewScopes(append(slices.Clone(domain.ServiceScopes), cfg.Scopes...)...)
@@ -161,8 +165,9 @@ func (s *Service) Create(ctx context.Context, caller *domain.Principal, in Creat
 	if err != nil {
 		return "", nil, err
 	}
-	scopes, err := s.grantable(caller, in.Scopes)
+	scopes, refusedScope, err := s.grantable(caller, in.Scopes)
 	if err != nil {
+		s.refused(ctx, caller, domain.ActionTokenCreate, domain.SubjectUser(owner), err, refusedScope)
 		return "", nil, err
 	}
 	now := s.deps.Clock()
@@ -194,18 +199,20 @@ func (s *Service) Create(ctx context.Context, caller *domain.Principal, in Creat
 	}
 	t := &domain.Token{
 		ID:         plain.ID,
-		UserID:     owner,
+		UserID:     owner.ID,
 		SecretHash: auth.HashSecret(plain.Secret),
 		Note:       in.Note,
 		CreateTime: now,
 		ExpireTime: expire.UTC().Truncate(time.Microsecond),
 		Scopes:     scopes,
 	}
-	switch err := s.deps.Tokens.CreateToken(ctx, t, s.cfg.MaxTokensPerUser); {
+	switch err := s.deps.Tokens.CreateToken(ctx, t, s.cfg.MaxTokensPerUser, createdEvent(ctx, caller, owner, t)); {
 	case err == domain.ErrLimitReached:
-		return "", nil, &domain.Error{Kind: domain.KindResourceExhausted, Reason: domain.ReasonQuotaExceeded,
+		err := &domain.Error{Kind: domain.KindResourceExhausted, Reason: domain.ReasonQuotaExceeded,
 			Message: fmt.Sprintf("the user has %d live tokens, the most allowed (the server's --max-tokens-per-user): delete one first", s.cfg.MaxTokensPerUser)}
-	case domain.KindOf(err) == domain.KindNotFound && owner == caller.User.ID:
+		s.refused(ctx, caller, domain.ActionTokenCreate, domain.SubjectUser(owner), err, "")
+		return "", nil, err
+	case domain.KindOf(err) == domain.KindNotFound && owner.ID == caller.User.ID:
 		// The caller was deleted since its credential was checked (on
 		// another replica, or its cached entry outlived it).
 		return "", nil, domain.ErrUnauthenticated
@@ -219,27 +226,28 @@ func (s *Service) Create(ctx context.Context, caller *domain.Principal, in Creat
 // grantable returns the scopes a new token of the caller's gets: those
 // asked for, each known and held by the caller (a password holds them all);
 // none asked for, the caller's own (with a password, every known scope).
-func (s *Service) grantable(caller *domain.Principal, asked []string) (domain.Scopes, error) {
+// Refusing, it returns the scope at fault, if one is.
+func (s *Service) grantable(caller *domain.Principal, asked []string) (domain.Scopes, string, error) {
 	if len(asked) == 0 {
 		if caller.AllScopes {
-			return s.known, nil
+			return s.known, "", nil
 		}
 		if len(caller.Scopes) == 0 {
-			return nil, &domain.Error{Kind: domain.KindPermissionDenied, Reason: domain.ReasonInsufficientScope,
+			return nil, "", &domain.Error{Kind: domain.KindPermissionDenied, Reason: domain.ReasonInsufficientScope,
 				Message: "the token you authenticate with has no scope to give a new token"}
 		}
-		return caller.Scopes, nil
+		return caller.Scopes, "", nil
 	}
 	scopes := domain.NewScopes(asked...)
 	if unknown := s.known.Missing(scopes); unknown != "" {
-		return nil, s.unknownScope(unknown)
+		return nil, unknown, s.unknownScope(unknown)
 	}
 	if !caller.AllScopes {
 		if missing := caller.Scopes.Missing(scopes); missing != "" {
-			return nil, domain.InsufficientScope(missing, "the token you authenticate with lacks the scope %q: a new token may have at most its scopes", missing)
+			return nil, missing, domain.InsufficientScope(missing, "the token you authenticate with lacks the scope %q: a new token may have at most its scopes", missing)
 		}
 	}
-	return scopes, nil
+	return scopes, "", nil
 }
 
 func (s *Service) unknownScope(name string) error {
@@ -280,7 +288,11 @@ func (s *Service) Delete(ctx context.Context, caller *domain.Principal, id strin
 		// replaced: that would lock the owner's new secret out.
 		return domain.ErrReplacedSecret
 	}
-	return s.deps.Tokens.DeleteToken(ctx, id, s.deps.Clock())
+	now := s.deps.Clock()
+	ev := domain.NewAuditEvent(ctx, now, domain.ActionTokenDelete, domain.OutcomeSuccess, caller)
+	ev.Subject = s.ownerParty(ctx, caller, t)
+	ev.With(domain.DetailCause, deleteCause(caller, t, ev.Subject))
+	return s.deps.Tokens.DeleteToken(ctx, id, now, ev)
 }
 
 // ListInput is what a caller asks of List.
@@ -296,10 +308,11 @@ type ListInput struct {
 // List returns one page of a user's active tokens and the token of the
 // next page ("" on the last page).
 func (s *Service) List(ctx context.Context, caller *domain.Principal, in ListInput) ([]*domain.Token, string, error) {
-	userID, err := s.actingFor(ctx, caller, in.UserID)
+	user, err := s.actingFor(ctx, caller, in.UserID)
 	if err != nil {
 		return nil, "", err
 	}
+	userID := user.ID
 	now := s.deps.Clock()
 	// A page token is good for the caller, listing, user, direction and
 	// filter it came from: no one else may continue another's listing.
@@ -352,6 +365,9 @@ var WriteScopes = domain.NewScopes(domain.ScopeTokensWrite, domain.ScopeUsersWri
 func (s *Service) Exchange(ctx context.Context, in ExchangeInput) (Exchanged, error) {
 	x, outcome, err := s.exchange(ctx, in)
 	s.deps.Observer.CredentialChecked(CheckExchange, outcome)
+	if err != nil {
+		s.credentialRefused(ctx, domain.ActionAccessTokenMint, "", apiTokenID(in.APIToken), outcome)
+	}
 	return x, err
 }
 
@@ -364,7 +380,9 @@ func (s *Service) exchange(ctx context.Context, in ExchangeInput) (Exchanged, Ou
 		return Exchanged{}, outcome, err
 	}
 	if in.Resource != "" && !s.deps.Minter.IsResource(in.Resource) {
-		return Exchanged{}, OutcomeOK, s.unknownResource(in.Resource)
+		err := s.unknownResource(in.Resource)
+		s.mintRefused(ctx, t, err, "")
+		return Exchanged{}, OutcomeOK, err
 	}
 	held := s.granted(t.Scopes, previous)
 	scopes := withoutWriteScopes(held)
@@ -372,13 +390,16 @@ func (s *Service) exchange(ctx context.Context, in ExchangeInput) (Exchanged, Ou
 		scopes = domain.NewScopes(asked...)
 		if missing := held.Missing(scopes); missing != "" {
 			if !s.known.Has(missing) {
-				return Exchanged{}, OutcomeOK, s.unknownScope(missing)
+				err := s.unknownScope(missing)
+				s.mintRefused(ctx, t, err, missing)
+				return Exchanged{}, OutcomeOK, err
 			}
 			e := domain.InvalidField("scopes", "the API token lacks the scope %q: it has %s", missing, held)
 			if previous && s.inForce(t.Scopes).Has(missing) {
 				e = domain.InvalidField("scopes", "a secret a rotation replaced is not given %q (it may only read until its grace period ends): use the token's current secret", missing)
 			}
 			e.Reason = domain.ReasonInvalidScope
+			s.mintRefused(ctx, t, e, missing)
 			return Exchanged{}, OutcomeOK, e
 		}
 	}
@@ -393,6 +414,7 @@ func (s *Service) exchange(ctx context.Context, in ExchangeInput) (Exchanged, Ou
 		return Exchanged{}, OutcomeError, domain.Wrap(domain.KindInternal, err, "minting access token")
 	}
 	s.deps.LastUsed.Record(t.ID, now)
+	s.minted(ctx, t, at, g, scopes, now)
 	return Exchanged{AccessToken: at, Scopes: scopes, APITokenExpireTime: t.ExpireTime}, OutcomeOK, nil
 }
 
@@ -448,26 +470,26 @@ func (s *Service) visibleToken(ctx context.Context, caller *domain.Principal, id
 	return t, nil
 }
 
-// actingFor returns the ID of the user the caller acts for: itself when
-// userID is empty, else userID if it is the caller, a machine user the caller
-// owns, or anyone for an admin.
-func (s *Service) actingFor(ctx context.Context, caller *domain.Principal, userID string) (string, error) {
+// actingFor returns the user the caller acts for: itself when userID is
+// empty, else userID if it is the caller, a machine user the caller owns,
+// or anyone for an admin.
+func (s *Service) actingFor(ctx context.Context, caller *domain.Principal, userID string) (*domain.User, error) {
 	if userID == "" || userID == caller.User.ID {
-		return caller.User.ID, nil
+		return caller.User, nil
 	}
 	target, err := s.deps.Users.UserByID(ctx, userID)
 	switch {
 	case domain.KindOf(err) == domain.KindNotFound:
 		if caller.User.Admin {
-			return "", domain.Errorf(domain.KindNotFound, "user not found")
+			return nil, domain.Errorf(domain.KindNotFound, "user not found")
 		}
-		return "", errPermissionDenied
+		return nil, errPermissionDenied
 	case err != nil:
-		return "", err
+		return nil, err
 	case caller.User.Admin || target.OwnerID == caller.User.ID:
-		return target.ID, nil
+		return target, nil
 	}
-	return "", errPermissionDenied
+	return nil, errPermissionDenied
 }
 
 var errPermissionDenied = domain.Errorf(domain.KindPermissionDenied,
