@@ -107,6 +107,7 @@ func (s *Service) AuthenticatePassword(ctx context.Context, username, password, 
 	p, outcome, err := s.authenticatePassword(ctx, username, password, clientAddr)
 	if outcome != "" {
 		s.deps.Observer.PasswordChecked(outcome)
+		s.loginAttempted(ctx, p, username, outcome)
 	}
 	return p, err
 }

@@ -38,6 +38,7 @@ type Deps struct {
 	Passwords *auth.Passwords
 	Pages     *pagetoken.Codec
 	Observer  Observer // nil: nothing is told
+	Audit     Audit    // nil: events of use are not recorded
 	Clock     func() time.Time
 	Rand      io.Reader // crypto/rand.Reader in production
 }
@@ -82,6 +83,9 @@ func New(cfg Config, deps Deps) *Service {
 	if deps.Observer == nil {
 		deps.Observer = noObserver{}
 	}
+	if deps.Audit == nil {
+		deps.Audit = noAudit{}
+	}
 	return &Service{deps: deps, cfg: cfg, logins: newLogins(cfg, deps.Clock),
 		creations: throttle.NewPer(cfg.CreationsPerHour, time.Hour, maxTrackedKeys, deps.Clock)}
 }
@@ -115,8 +119,10 @@ func (s *Service) Create(ctx context.Context, caller *domain.Principal, in Creat
 	if caller.User.ID != "" {
 		if ok, wait := s.creations.Allow(caller.User.ID); !ok {
 			s.deps.Observer.UserCreationLimited()
-			return nil, &domain.Error{Kind: domain.KindResourceExhausted, Reason: domain.ReasonTooManyUserCreations, RetryAfter: wait,
+			err := &domain.Error{Kind: domain.KindResourceExhausted, Reason: domain.ReasonTooManyUserCreations, RetryAfter: wait,
 				Message: fmt.Sprintf("too many user creations: at most %d an hour (the server's --user-creations-per-hour); retry in %s", s.cfg.CreationsPerHour, wait.Round(time.Second))}
+			s.creationRefused(ctx, caller, in, nil, err)
+			return nil, err
 		}
 	}
 	name, err := domain.NormalizeUsername(in.Username)
@@ -153,10 +159,12 @@ func (s *Service) Create(ctx context.Context, caller *domain.Principal, in Creat
 			return nil, err
 		}
 	}
-	switch err := s.deps.Users.CreateUser(ctx, u, maxOwned); {
+	switch err := s.deps.Users.CreateUser(ctx, u, maxOwned, createdEvent(ctx, caller, u)); {
 	case err == domain.ErrLimitReached:
-		return nil, &domain.Error{Kind: domain.KindResourceExhausted, Reason: domain.ReasonQuotaExceeded,
+		err := &domain.Error{Kind: domain.KindResourceExhausted, Reason: domain.ReasonQuotaExceeded,
 			Message: fmt.Sprintf("the owner has %d machine users, the most allowed (the server's --max-machine-users-per-owner): delete one first", maxOwned)}
+		s.creationRefused(ctx, caller, in, u, err)
+		return nil, err
 	case domain.KindOf(err) == domain.KindConflict:
 		return nil, &domain.Error{Kind: domain.KindConflict, Reason: domain.ReasonUsernameTaken,
 			Message: fmt.Sprintf("username %q is taken (usernames are unique ignoring case)", name)}
@@ -295,7 +303,13 @@ func (s *Service) Delete(ctx context.Context, caller *domain.Principal, id strin
 	if u.ID == caller.User.ID {
 		return domain.Errorf(domain.KindInvalid, "you cannot delete your own user (another admin can)")
 	}
-	_, err = s.deps.Users.DeleteUser(ctx, u.ID)
+	action := domain.ActionUserDelete
+	if u.IsMachine() {
+		action = domain.ActionMachineUserDelete
+	}
+	ev := domain.NewAuditEvent(ctx, s.deps.Clock(), action, domain.OutcomeSuccess, caller)
+	ev.Subject = domain.SubjectUser(u)
+	_, err = s.deps.Users.DeleteUser(ctx, u.ID, ev)
 	if domain.KindOf(err) == domain.KindNotFound {
 		return errUserNotFound
 	}
@@ -340,7 +354,9 @@ func (s *Service) ChangePassword(ctx context.Context, caller *domain.Principal, 
 	if err != nil {
 		return err
 	}
-	err = s.deps.Users.SetPasswordHash(ctx, u.ID, hash)
+	ev := domain.NewAuditEvent(ctx, s.deps.Clock(), domain.ActionUserChangePassword, domain.OutcomeSuccess, caller)
+	ev.Subject = domain.SubjectUser(u)
+	err = s.deps.Users.SetPasswordHash(ctx, u.ID, hash, ev)
 	if domain.KindOf(err) == domain.KindNotFound {
 		return errUserNotFound
 	}
