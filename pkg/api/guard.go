@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -66,12 +67,29 @@ func (g *Guard) Authenticate(ctx context.Context, fullMethod string) (context.Co
 	}
 	setExpirationHeader(ctx, p.ExpireTime)
 	if rule.Scope != "" && !p.Allows(rule.Scope) {
+		g.denied(ctx, p, fullMethod, rule.Scope, domain.ReasonInsufficientScope)
 		return nil, domain.InsufficientScope(rule.Scope, "%s", access.InsufficientScopeMessage(rule.Scope, fullMethod))
 	}
 	if rule.AdminOnly && !p.User.Admin {
+		g.denied(ctx, p, fullMethod, rule.Scope, domain.ReasonAdminRequired)
 		return nil, &domain.Error{Kind: domain.KindPermissionDenied, Reason: domain.ReasonAdminRequired, Message: access.AdminRequiredMessage(fullMethod)}
 	}
 	return domain.NewContextWithPrincipal(ctx, p), nil
+}
+
+// denied records a call refused a valid credential (request.deny): the
+// method (its full gRPC name), the scope its rule asks, and the reason
+// (insufficient_scope, admin_required).
+func (g *Guard) denied(ctx context.Context, p *domain.Principal, fullMethod, scope, reason string) {
+	if g.deps.Recorder == nil {
+		return
+	}
+	ev := domain.NewAuditEvent(ctx, time.Now(), domain.ActionRequestDeny, domain.OutcomeDenied, p)
+	ev.Details = map[string]string{"method": fullMethod, "reason": strings.ToLower(reason)}
+	if scope != "" {
+		ev.Details["scope"] = scope
+	}
+	g.deps.Recorder.Record(ev)
 }
 
 // setExpirationHeader tells the client when its credential expires, as

@@ -20,6 +20,9 @@ type Deps struct {
 	Tokens *tokens.Service
 	Users  *users.Service
 	Audit  *audit.Service
+	// Recorder records the calls Guard refuses a valid credential
+	// (request.deny); nil: not recorded.
+	Recorder tokens.Audit
 }
 
 // TokenServer implements pb.TokenServiceServer.

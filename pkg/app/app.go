@@ -200,21 +200,21 @@ func (a *App) buildRules(passwords *auth.Passwords) {
 		data = cache.New(st, cfg.Cache, time.Now, a.metrics)
 	}
 	tokensDeps := tokens.Deps{Users: data, Tokens: data, Minter: auth.NewMinter(a.keys, cfg.Minter),
-		Pages: a.pages, Observer: a.metrics, Clock: now, Rand: rand.Reader}
+		Pages: a.pages, Observer: a.metrics, Audit: a.auditRecorder, Clock: now, Rand: rand.Reader}
 	if cfg.LastUsedFlushInterval > 0 {
 		a.lastUsed = lastused.New(st, cfg.LastUsedFlushInterval, cfg.Logger, a.metrics)
 		tokensDeps.LastUsed = a.lastUsed
 	}
 	a.tokens = tokens.New(cfg.Tokens, tokensDeps)
 	a.users = users.New(cfg.Users, users.Deps{Users: data, Passwords: passwords, Pages: a.pages, Observer: a.metrics,
-		Clock: now, Rand: rand.Reader})
+		Audit: a.auditRecorder, Clock: now, Rand: rand.Reader})
 }
 
 // buildServer builds the doors onto the rules (the API's services, the
 // OAuth endpoints) and the server that serves them, with its listeners.
 func (a *App) buildServer(ctx context.Context) (*server.Server, error) {
 	cfg := a.cfg
-	apiDeps := api.Deps{Tokens: a.tokens, Users: a.users,
+	apiDeps := api.Deps{Tokens: a.tokens, Users: a.users, Recorder: a.auditRecorder,
 		Audit: audit.NewService(audit.Deps{Log: a.store, Pages: a.pages, Flush: a.FlushAudit})}
 	guard, err := api.NewGuard(apiDeps)
 	if err != nil {
