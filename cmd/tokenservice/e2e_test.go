@@ -412,7 +412,7 @@ func (s *service) openDB(t *testing.T) *sql.DB {
 // assertNotInDatabase dumps every table and fails if any secret appears.
 func (s *service) assertNotInDatabase(t *testing.T, db *sql.DB, secrets ...string) {
 	t.Helper()
-	tables := []string{"users", "tokens", "signing_keys", "server_secrets", "schema_migrations"}
+	tables := []string{"users", "tokens", "signing_keys", "server_secrets", "schema_migrations", "audit_events"}
 	for _, table := range tables {
 		rows, err := db.Query("SELECT * FROM " + table)
 		if err != nil {

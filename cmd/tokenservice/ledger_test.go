@@ -13,6 +13,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/tokenservice/tokenservice/gen/priv/tokenservice/v1alpha1"
+	"github.com/tokenservice/tokenservice/pkg/domain"
+	"github.com/tokenservice/tokenservice/pkg/store"
 	"github.com/tokenservice/tokenservice/pkg/store/storetest"
 )
 
@@ -65,7 +67,7 @@ func listAll(ctx context.Context, c caller, bearer string, pageSize uint32) ([]*
 // TestNothingLostNothingInvented runs 32 workers creating, deleting, listing
 // and exchanging tokens over REST and gRPC against MySQL, cuts the database
 // once in the middle, and then checks the database against the ledger of
-// acknowledged answers.
+// acknowledged answers, and the audit trail against the database.
 func TestNothingLostNothingInvented(t *testing.T) {
 	db, proxy := storetest.MustMySQLViaProxy(t)
 	s := startService(t, db, "TOKENSERVICE_DB_QUERY_TIMEOUT", faultQueryTimeout.String())
@@ -78,6 +80,64 @@ func TestNothingLostNothingInvented(t *testing.T) {
 	ledgers := load.run(t)
 	s.waitReady(t, true, 15*time.Second)
 	load.audit(t, ledgers)
+	auditTrailMatches(t, s)
+}
+
+// auditTrailMatches checks the audit trail against the tokens in the
+// database, after a load with faults: a change and its event commit in one
+// transaction, so every token has exactly one token.create event, every
+// deleted token exactly one token.delete event (a retried delete changes
+// nothing, and records nothing), a live token none, and no event names a
+// token the database does not have (a create that rolled back recorded
+// nothing). A failed call whose change committed keeps its event, whatever
+// the client was told.
+func auditTrailMatches(t *testing.T, s *service) {
+	t.Helper()
+	ctx := context.Background()
+	s.app.FlushAudit(ctx)
+	rows, err := s.openDB(t).QueryContext(ctx, "SELECT id, delete_time IS NOT NULL FROM tokens")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deleted := map[string]bool{} // every token, by ID: whether it is deleted
+	for rows.Next() {
+		var id string
+		var gone bool
+		if err := rows.Scan(&id, &gone); err != nil {
+			t.Fatal(err)
+		}
+		deleted[id] = gone
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	trail, err := store.Open(store.Config{Driver: s.env["TOKENSERVICE_DB_DRIVER"], DSN: s.env["TOKENSERVICE_DB_DSN"]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer trail.Close()
+	events, err := trail.ListAuditEvents(ctx, domain.AuditQuery{Limit: 1_000_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	changes := map[domain.AuditAction]map[string]int{domain.ActionTokenCreate: {}, domain.ActionTokenDelete: {}, domain.ActionTokenRotate: {}}
+	for _, ev := range events {
+		if n, ok := changes[ev.Action]; ok {
+			n[ev.Subject.TokenID]++
+			if _, exists := deleted[ev.Subject.TokenID]; !exists {
+				t.Errorf("event %d: %s of token %s, which the database does not have (the change rolled back)", ev.Seq, ev.Action, ev.Subject.TokenID)
+			}
+		}
+	}
+	for id, gone := range deleted {
+		if n := changes[domain.ActionTokenCreate][id]; n != 1 {
+			t.Errorf("token %s: %d token.create events, want 1", id, n)
+		}
+		if n, want := changes[domain.ActionTokenDelete][id], map[bool]int{true: 1}[gone]; n != want {
+			t.Errorf("token %s (deleted: %v): %d token.delete events, want %d", id, gone, n, want)
+		}
+	}
+	t.Logf("audit trail: %d events; %d tokens, %d deletions recorded", len(events), len(deleted), len(changes[domain.ActionTokenDelete]))
 }
 
 // ledgerUsers makes n human users on s and returns a login of each.
