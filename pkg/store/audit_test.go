@@ -90,7 +90,7 @@ func TestChangesWriteTheirEvents(t *testing.T) {
 			t.Fatal(err)
 		}
 		got := sealedActions(t, s)[len(want):]
-		wantDelete := []string{"user.delete ", "machine_user.delete user.delete", "token.delete t3user.delete", "token.delete t4user.delete"}
+		wantDelete := []string{"user.delete ", "machine_user.delete user_deletion", "token.delete t3user_deletion", "token.delete t4user_deletion"}
 		if !slices.Equal(got, wantDelete) {
 			t.Fatalf("a user's deletion wrote %q, want %q", got, wantDelete)
 		}
