@@ -25,32 +25,37 @@ const (
 	detailAdmin  = "admin"  // a new user's: "true" or "false"
 )
 
-// loginAttempted records a password attempt (user.login): success, its
-// user actor and subject; failure (wrong password, unknown user) or denied
-// (a login limit), anonymous, with the username tried as the subject's if
-// it is a well-formed username (a malformed one may be anything, a
-// password typed in the wrong field among them), and the user's ID when
-// the user exists, so that its owner sees attempts on its account. The
-// trail is read by admins and by the user an event concerns: an unknown
-// username tells no one but an admin that it is unknown.
-func (s *Service) loginAttempted(ctx context.Context, p *domain.Principal, username string, outcome PasswordOutcome) {
-	ev := domain.NewAuditEvent(ctx, s.deps.Clock(), domain.ActionUserLogin, domain.OutcomeSuccess, p)
-	if p != nil {
-		ev.Subject = domain.SubjectUser(p.User)
+// loginAttempted records a password attempt (user.login) of username,
+// naming user found (nil: none was read): success, by and of the user;
+// failure (wrong password, unknown user) or denied (a login limit),
+// anonymous, of the user found, so that its owner sees attempts on its
+// account, else of the username tried if it is a well-formed username (a
+// malformed one may be anything, a password typed in the wrong field
+// among them). The trail is read by admins and by the user an event
+// concerns: an unknown username tells no one but an admin that it is
+// unknown.
+func (s *Service) loginAttempted(ctx context.Context, username string, found *domain.User, outcome PasswordOutcome) {
+	var caller *domain.Principal
+	if outcome == PasswordOK {
+		caller = &domain.Principal{User: found}
+	}
+	ev := domain.NewAuditEvent(ctx, s.deps.Clock(), domain.ActionUserLogin, domain.OutcomeSuccess, caller)
+	switch {
+	case found != nil:
+		ev.Subject = domain.SubjectUser(found)
+	default:
+		if name, err := domain.NormalizeUsername(username); err == nil {
+			ev.Subject.Username = name
+		}
+	}
+	switch outcome {
+	case PasswordOK:
 		s.deps.Audit.Record(ev)
 		return
-	}
-	ev.Outcome = domain.OutcomeFailure
-	if outcome != PasswordWrong && outcome != PasswordUnknownUser {
+	case PasswordWrong, PasswordUnknownUser:
+		ev.Outcome = domain.OutcomeFailure
+	default:
 		ev.Outcome = domain.OutcomeDenied
-	}
-	if name, err := domain.NormalizeUsername(username); err == nil {
-		ev.Subject.Username = name
-		if outcome == PasswordWrong {
-			if u, err := s.deps.Users.UserByUsername(ctx, name); err == nil {
-				ev.Subject = domain.SubjectUser(u)
-			}
-		}
 	}
 	ev.Details = map[string]string{detailReason: string(outcome)}
 	s.deps.Audit.Record(ev)

@@ -104,15 +104,17 @@ func (l logins) succeeded(username, address string) {
 // the same argon2id work as a wrong password, and both get the one
 // unauthenticated answer.
 func (s *Service) AuthenticatePassword(ctx context.Context, username, password, clientAddr string) (*domain.Principal, error) {
-	p, outcome, err := s.authenticatePassword(ctx, username, password, clientAddr)
+	p, outcome, found, err := s.authenticatePassword(ctx, username, password, clientAddr)
 	if outcome != "" {
 		s.deps.Observer.PasswordChecked(outcome)
-		s.loginAttempted(ctx, p, username, outcome)
+		s.loginAttempted(ctx, username, found, outcome)
 	}
 	return p, err
 }
 
-func (s *Service) authenticatePassword(ctx context.Context, username, password, clientAddr string) (*domain.Principal, PasswordOutcome, error) {
+// authenticatePassword checks a password attempt and says how it ended;
+// found is the user the username names, if it was read.
+func (s *Service) authenticatePassword(ctx context.Context, username, password, clientAddr string) (_ *domain.Principal, _ PasswordOutcome, found *domain.User, _ error) {
 	// A malformed username is an unknown one: same limits, same work, same
 	// answer; counted by its first maxUsernameKey bytes, copied, so a huge
 	// one (HTTP Basic takes any length) neither grows the limiters' keys nor
@@ -123,7 +125,7 @@ func (s *Service) authenticatePassword(ctx context.Context, username, password, 
 	}
 	address := addressKey(clientAddr)
 	if limited, err := s.logins.allow(name, address); err != nil {
-		return nil, limited, err
+		return nil, limited, nil, err
 	}
 	var u *domain.User
 	hash := ""
@@ -132,7 +134,7 @@ func (s *Service) authenticatePassword(ctx context.Context, username, password, 
 		case err == nil:
 			u, hash = found, found.PasswordHash
 		case domain.KindOf(err) != domain.KindNotFound:
-			return nil, "", err
+			return nil, "", nil, err
 		}
 	}
 	// A password longer than any can be is wrong, after the same work as
@@ -145,17 +147,17 @@ func (s *Service) authenticatePassword(ctx context.Context, username, password, 
 	ok, err := s.deps.Passwords.Verify(ctx, password, hash)
 	ok = ok && !tooLong
 	if ctx.Err() != nil {
-		return nil, "", domain.Wrap(domain.KindUnavailable, ctx.Err(), "too busy to check the password: retry later")
+		return nil, "", nil, domain.Wrap(domain.KindUnavailable, ctx.Err(), "too busy to check the password: retry later")
 	}
 	if err != nil {
-		return nil, "", domain.Wrap(domain.KindInternal, err, "verifying password")
+		return nil, "", nil, domain.Wrap(domain.KindInternal, err, "verifying password")
 	}
 	switch {
 	case u == nil:
-		return nil, PasswordUnknownUser, domain.ErrUnauthenticated
+		return nil, PasswordUnknownUser, nil, domain.ErrUnauthenticated
 	case !ok:
-		return nil, PasswordWrong, domain.ErrUnauthenticated
+		return nil, PasswordWrong, u, domain.ErrUnauthenticated
 	}
 	s.logins.succeeded(name, address)
-	return &domain.Principal{User: u, AllScopes: true}, PasswordOK, nil
+	return &domain.Principal{User: u, AllScopes: true}, PasswordOK, u, nil
 }
