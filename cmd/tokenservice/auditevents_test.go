@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -50,7 +52,10 @@ var auditEnv = []string{
 type auditCase struct {
 	name     string
 	httpOnly bool // an OAuth endpoint: plain HTTP, run once, in the rest subtest
-	run      func(t *testing.T, ctx context.Context) []*domain.AuditEvent
+	grpcOnly bool // Envoy's check: gRPC only
+	// client is the client address the events must carry ("": 127.0.0.1).
+	client string
+	run    func(t *testing.T, ctx context.Context) []*domain.AuditEvent
 }
 
 // TestAuditEvents: every event kind, over REST and gRPC on SQLite and
@@ -74,8 +79,8 @@ func TestAuditEvents(t *testing.T) {
 		var secrets []string
 		for _, c := range []caller{s.restCaller(t), {name: "grpc", conn: checkedConn{ClientConnInterface: conn, t: t}}} {
 			t.Run(c.name, func(t *testing.T) {
-				for i, tc := range auditCases(t, s, c, &secrets) {
-					if tc.httpOnly && c.name != "rest" {
+				for i, tc := range auditCases(t, s, c, conn, &secrets) {
+					if tc.httpOnly && c.name != "rest" || tc.grpcOnly && c.name != "grpc" {
 						continue
 					}
 					t.Run(tc.name, func(t *testing.T) {
@@ -83,7 +88,11 @@ func TestAuditEvents(t *testing.T) {
 						ctx := metadata.AppendToOutgoingContext(context.Background(), "x-request-id", id, "user-agent", auditUserAgent)
 						want := tc.run(t, ctx)
 						s.app.FlushAudit(context.Background())
-						checkEvents(t, auditEventsOf(t, trail, id), want, id)
+						client := tc.client
+						if client == "" {
+							client = "127.0.0.1"
+						}
+						checkEvents(t, auditEventsOf(t, trail, id), want, domain.Origin{ClientAddress: client, UserAgent: auditUserAgent, RequestID: id})
 					})
 				}
 			})
@@ -118,8 +127,9 @@ func auditEventsOf(t *testing.T, trail *store.Store, id string) []*domain.AuditE
 }
 
 // checkEvents compares got with want (in any order) but for their Seq,
-// Time, Origin and ChainHash; and each one's origin with the request's.
-func checkEvents(t *testing.T, got, want []*domain.AuditEvent, requestID string) {
+// Time, Origin and ChainHash; and each one's origin with the request's
+// (its user agent a prefix: grpc-go adds its own).
+func checkEvents(t *testing.T, got, want []*domain.AuditEvent, origin domain.Origin) {
 	t.Helper()
 	key := func(e *domain.AuditEvent) string {
 		return string(e.Action) + "/" + string(e.Outcome) + "/" + e.Subject.UserID + "/" + e.Subject.TokenID
@@ -140,8 +150,8 @@ func checkEvents(t *testing.T, got, want []*domain.AuditEvent, requestID string)
 		t.Errorf("the events of the request (-want +got):\n%s", diff)
 	}
 	for _, ev := range got {
-		if o := ev.Origin; o.ClientAddress != "127.0.0.1" || o.RequestID != requestID || !strings.HasPrefix(o.UserAgent, auditUserAgent) {
-			t.Errorf("%s: origin %+v, want client 127.0.0.1, user agent %q, request id %q", ev.Action, o, auditUserAgent, requestID)
+		if o := ev.Origin; o.ClientAddress != origin.ClientAddress || o.RequestID != origin.RequestID || !strings.HasPrefix(o.UserAgent, origin.UserAgent) {
+			t.Errorf("%s: origin %+v, want %+v", ev.Action, o, origin)
 		}
 		if time.Since(ev.Time) > time.Minute || ev.Seq == 0 || len(ev.ChainHash) == 0 {
 			t.Errorf("%s: time %v, seq %d, chain hash %x: want now, sealed", ev.Action, ev.Time, ev.Seq, ev.ChainHash)
@@ -203,7 +213,7 @@ func jtiOf(t *testing.T, jwt string) string {
 
 // auditCases returns the cases for caller c on s, users named after c,
 // adding every secret they see to *secrets.
-func auditCases(t *testing.T, s *service, c caller, secrets *[]string) []auditCase {
+func auditCases(t *testing.T, s *service, c caller, conn grpc.ClientConnInterface, secrets *[]string) []auditCase {
 	a := rpc{t: t, c: c}
 	p := c.name + "-"
 	keep := func(plaintext string) string {
@@ -403,6 +413,24 @@ func auditCases(t *testing.T, s *service, c caller, secrets *[]string) []auditCa
 			wantCode(t, "an access token of a deleted token", err, codes.Unauthenticated)
 			return []*domain.AuditEvent{ev(domain.ActionTokenAuthenticate, domain.OutcomeFailure, anonymous, domain.AuditParty{TokenID: idOf(tok)},
 				"credential", "access_token", "reason", "revoked")}
+		}},
+		{name: "token.authenticate at Envoy's check", grpcOnly: true, client: "203.0.113.7", run: func(t *testing.T, ctx context.Context) []*domain.AuditEvent {
+			tok := create(aliceTok, &pb.CreateTokenRequest{}).GetToken()
+			a.del(aliceTok, idOf(tok))
+			md, _ := metadata.FromOutgoingContext(ctx)
+			// The origin is the request's Envoy asks about, not Envoy's own call.
+			req := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+				Source: &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{
+					SocketAddress: &corev3.SocketAddress{Address: "203.0.113.7"}}}},
+				Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{Method: "GET", Path: "/orders",
+					Headers: map[string]string{"authorization": "Bearer " + tok, "user-agent": auditUserAgent, "x-request-id": md.Get("x-request-id")[0]}}},
+			}}
+			resp, err := authv3.NewAuthorizationClient(conn).Check(metadata.NewOutgoingContext(context.Background(), metadata.Pairs("x-request-id", "envoys-own")), req)
+			if err != nil || resp.GetDeniedResponse() == nil {
+				t.Fatalf("Check of a deleted token: %v, %v; want denied", resp, err)
+			}
+			return []*domain.AuditEvent{ev(domain.ActionTokenAuthenticate, domain.OutcomeFailure, anonymous, domain.AuditParty{TokenID: idOf(tok)},
+				"credential", "api_token", "reason", "revoked")}
 		}},
 		{name: "request.deny", run: func(t *testing.T, ctx context.Context) []*domain.AuditEvent {
 			narrow := create(aliceTok, &pb.CreateTokenRequest{Scopes: []string{domain.ScopeTokensRead}}).GetToken()

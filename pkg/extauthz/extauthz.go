@@ -94,6 +94,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 	if !isBearer || credential == "" {
 		return deny(http.StatusUnauthorized, codes.Unauthenticated, bearer.Refusal(authz)), nil
 	}
+	ctx = domain.NewContextWithOriginFunc(ctx, func() domain.Origin { return origin(req) })
 	p, err := s.tokens.AuthenticateBearerFor(ctx, credential, audience(req.GetAttributes().GetContextExtensions()[AudienceExtension]))
 	if err != nil {
 		if domain.KindOf(err) == domain.KindUnauthenticated {
@@ -127,6 +128,21 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 		Status:       &status.Status{Code: int32(codes.OK)},
 		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok},
 	}, nil
+}
+
+// origin is where the request Envoy asks about came from, for the audit
+// trail: its client's address as Envoy saw it, its User-Agent, its
+// x-request-id (Envoy's) and its trace id (W3C traceparent), not Envoy's
+// own call's, which the server's interceptors put in the context.
+func origin(req *authv3.CheckRequest) domain.Origin {
+	h := req.GetAttributes().GetRequest().GetHttp().GetHeaders()
+	o := domain.Origin{ClientAddress: req.GetAttributes().GetSource().GetAddress().GetSocketAddress().GetAddress(),
+		UserAgent: h["user-agent"], RequestID: h["x-request-id"]}
+	// traceparent: version-traceid-parentid-flags, the trace id 32 hex digits.
+	if parts := strings.Split(h["traceparent"], "-"); len(parts) == 4 && len(parts[1]) == 32 && strings.Trim(parts[1], "0123456789abcdef") == "" {
+		o.TraceID = parts[1]
+	}
+	return o
 }
 
 func header(key, value string) *corev3.HeaderValueOption {
