@@ -103,7 +103,7 @@ func TestDeleteSaysWhy(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			store := &writtenTokens{token: &domain.Token{ID: "tokTTTTTTTTTTTTT", UserID: c.user.ID}}
-			svc := New(Config{}, Deps{Tokens: store, Users: usersOf{owner, bot, root}, Clock: time.Now, Rand: rand.Reader})
+			svc := New(Config{}, Deps{Tokens: store, Users: usersOf{us: []*domain.User{owner, bot, root}}, Clock: time.Now, Rand: rand.Reader})
 			if err := svc.Delete(context.Background(), c.caller, store.token.ID); err != nil {
 				t.Fatal(err)
 			}
@@ -114,25 +114,19 @@ func TestDeleteSaysWhy(t *testing.T) {
 	}
 }
 
-type usersOf []*domain.User
+// usersOf is a domain.Users of these users.
+type usersOf struct {
+	domain.Users
+	us []*domain.User
+}
 
-func (us usersOf) UserByID(_ context.Context, id string) (*domain.User, error) {
-	for _, u := range us {
+func (f usersOf) UserByID(_ context.Context, id string) (*domain.User, error) {
+	for _, u := range f.us {
 		if u.ID == id {
 			return u, nil
 		}
 	}
 	return nil, domain.Errorf(domain.KindNotFound, "user not found")
-}
-
-func (us usersOf) CreateUser(context.Context, *domain.User, int, ...*domain.AuditEvent) error { return nil }
-func (us usersOf) UserByUsername(context.Context, string) (*domain.User, error)            { return nil, nil }
-func (us usersOf) ListUsers(context.Context, domain.UserQuery) ([]*domain.User, error)     { return nil, nil }
-func (us usersOf) SetPasswordHash(context.Context, string, string, ...*domain.AuditEvent) error {
-	return nil
-}
-func (us usersOf) DeleteUser(context.Context, string, ...*domain.AuditEvent) ([]string, error) {
-	return nil, nil
 }
 
 // TestMintIsRecordedOncePerAccessToken: an exchange that mints records
