@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/metadata"
@@ -31,9 +32,16 @@ func TestWriteScopesReadTheDatabase(t *testing.T) {
 	}
 }
 
+// recorded is an Audit that keeps what it is given.
+type recorded []*domain.AuditEvent
+
+func (r *recorded) Record(ev *domain.AuditEvent) { *r = append(*r, ev) }
+
 // TestGuardAppliesTheRule: each kind of rule, with each kind of caller, on
 // real services (SQLite), including rules no method declares yet (public,
-// admin-only).
+// admin-only). A valid credential refused for the rule's scope or admin
+// rule is recorded (request.deny, with the method, scope and reason);
+// nothing else the guard does is.
 func TestGuardAppliesTheRule(t *testing.T) {
 	a := apptest.MustStart(t, apptest.Config(t, "sqlite"))
 	token := func(u users.CreateInput, scopes ...string) string {
@@ -43,7 +51,8 @@ func TestGuardAppliesTheRule(t *testing.T) {
 	reader := token(users.CreateInput{Username: "reader", Password: "a password long enough"}, domain.ScopeTokensRead)
 
 	const m = "/priv.tokenservice.v1alpha1.Trial/"
-	guard := api.NewGuardOf(api.Deps{Tokens: a.Tokens(), Users: a.Users()},
+	audit := &recorded{}
+	guard := api.NewGuardOf(api.Deps{Tokens: a.Tokens(), Users: a.Users(), Recorder: audit},
 		access.Rule{Method: m + "Public", Credential: access.None},
 		access.Rule{Method: m + "Exchange", Credential: access.APIToken},
 		access.Rule{Method: m + "Create", Credential: access.BearerOrPasswordInBody, Scope: domain.ScopeTokensWrite},
@@ -73,7 +82,15 @@ func TestGuardAppliesTheRule(t *testing.T) {
 		if tc.authorization != "" {
 			ctx = metadata.NewIncomingContext(ctx, metadata.Pairs("authorization", tc.authorization))
 		}
+		*audit = nil
 		got, err := guard.Authenticate(ctx, m+tc.method)
+		switch denied := tc.wantReason == domain.ReasonInsufficientScope || tc.wantReason == domain.ReasonAdminRequired; {
+		case denied && (len(*audit) != 1 || (*audit)[0].Action != domain.ActionRequestDeny || (*audit)[0].Outcome != domain.OutcomeDenied ||
+			(*audit)[0].Details["method"] != m+tc.method || (*audit)[0].Details["reason"] != strings.ToLower(tc.wantReason) || (*audit)[0].Actor.Username != "reader"):
+			t.Errorf("%s %.12q: recorded %+v, want one request.deny by reader of %s, reason %s", tc.method, tc.authorization, *audit, m+tc.method, strings.ToLower(tc.wantReason))
+		case !denied && len(*audit) != 0:
+			t.Errorf("%s %.12q: recorded %+v, want nothing", tc.method, tc.authorization, *audit)
+		}
 		var e *domain.Error
 		switch {
 		case tc.wantReason == "" && err != nil:
