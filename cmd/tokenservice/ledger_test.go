@@ -95,18 +95,19 @@ func auditTrailMatches(t *testing.T, s *service) {
 	t.Helper()
 	ctx := context.Background()
 	s.app.FlushAudit(ctx)
-	rows, err := s.openDB(t).QueryContext(ctx, "SELECT id, delete_time IS NOT NULL FROM tokens")
+	rows, err := s.openDB(t).QueryContext(ctx, "SELECT id, user_id, delete_time IS NOT NULL FROM tokens")
 	if err != nil {
 		t.Fatal(err)
 	}
 	deleted := map[string]bool{} // every token, by ID: whether it is deleted
+	owner := map[string]string{} // every token's user
 	for rows.Next() {
-		var id string
+		var id, userID string
 		var gone bool
-		if err := rows.Scan(&id, &gone); err != nil {
+		if err := rows.Scan(&id, &userID, &gone); err != nil {
 			t.Fatal(err)
 		}
-		deleted[id] = gone
+		deleted[id], owner[id] = gone, userID
 	}
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
@@ -126,6 +127,8 @@ func auditTrailMatches(t *testing.T, s *service) {
 			n[ev.Subject.TokenID]++
 			if _, exists := deleted[ev.Subject.TokenID]; !exists {
 				t.Errorf("event %d: %s of token %s, which the database does not have (the change rolled back)", ev.Seq, ev.Action, ev.Subject.TokenID)
+			} else if ev.Subject.UserID != owner[ev.Subject.TokenID] {
+				t.Errorf("event %d: %s of token %s of user %s, which is user %s's", ev.Seq, ev.Action, ev.Subject.TokenID, ev.Subject.UserID, owner[ev.Subject.TokenID])
 			}
 		}
 	}
