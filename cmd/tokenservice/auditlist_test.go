@@ -169,8 +169,18 @@ func TestAuditEventsAreSeenByWhomTheyConcern(t *testing.T) {
 					{"alice-bot", &pb.ListAuditEventsRequest{SubjectUserId: bobID}},
 					{"alice", &pb.ListAuditEventsRequest{ActorId: rootID, SubjectUserId: rootID}},
 				} {
-					if got := a.allAuditEvents(tokens[q.who], q.req); len(got) != 0 {
-						t.Errorf("%s asking for %v: %d events, want none: %v", q.who, q.req, len(got), got)
+					// None of the test's (each names another's act or
+					// subject), and of the events the services recorded
+					// themselves (alice's token.create for her bot), only
+					// what the asker may see.
+					got := a.allAuditEvents(tokens[q.who], q.req)
+					if len(named(got)) != 0 {
+						t.Errorf("%s asking for %v: %v, want none of the test's", q.who, q.req, named(got))
+					}
+					for _, e := range got {
+						if !sees(q.who, e) {
+							t.Errorf("%s asking for %v was shown an event not its own: %v", q.who, q.req, e)
+						}
 					}
 				}
 				// ... and within what one may see, it selects.
