@@ -78,7 +78,7 @@ func (s *Signer) Sign(seq int64, hash []byte, at time.Time) (domain.AuditCheckpo
 // Open verifies a checkpoint's signature and returns what it states. A
 // stored checkpoint's columns must say the same as its signed JWS.
 func (s *Signer) Open(jws string) (domain.AuditCheckpoint, error) {
-	parsed, err := jose.ParseSigned(jws, []jose.SignatureAlgorithm{jose.EdDSA})
+	parsed, err := jose.ParseSignedCompact(jws, []jose.SignatureAlgorithm{jose.EdDSA})
 	if err != nil {
 		return domain.AuditCheckpoint{}, fmt.Errorf("not a checkpoint: %w", err)
 	}
