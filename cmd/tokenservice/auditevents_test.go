@@ -361,7 +361,7 @@ func auditCases(t *testing.T, s *service, c caller, conn grpc.ClientConnInterfac
 				t.Fatal(describe(err))
 			}
 			keep(resp.GetAccessToken())
-			party := domain.AuditParty{UserID: aliceID, TokenID: idOf(tok)}
+			party := tokenOf(alice, idOf(tok))
 			by := party
 			by.Kind = domain.ActorUser
 			return []*domain.AuditEvent{ev(domain.ActionAccessTokenMint, domain.OutcomeSuccess, by, party,
@@ -388,7 +388,7 @@ func auditCases(t *testing.T, s *service, c caller, conn grpc.ClientConnInterfac
 			defer a.del(aliceTok, idOf(tok))
 			err := c.call(ctx, pb.TokenService_GetAccessToken_FullMethodName, "", &pb.GetAccessTokenRequest{Token: tok, Scopes: []string{domain.ScopeUsersRead}}, &pb.GetAccessTokenResponse{})
 			wantCode(t, "a scope not held", err, codes.InvalidArgument)
-			party := domain.AuditParty{UserID: aliceID, TokenID: idOf(tok)}
+			party := tokenOf(alice, idOf(tok))
 			by := party
 			by.Kind = domain.ActorUser
 			return []*domain.AuditEvent{ev(domain.ActionAccessTokenMint, domain.OutcomeDenied, by, party, "reason", "invalid_scope", "scope", domain.ScopeUsersRead)}
@@ -518,7 +518,7 @@ func auditCases(t *testing.T, s *service, c caller, conn grpc.ClientConnInterfac
 			out := postOAuth(t, s, ctx, oauth.TokenPath, "", url.Values{"grant_type": {"client_credentials"}, "client_id": {idOf(tok)}, "client_secret": {tok}})
 			jwt, _ := out["access_token"].(string)
 			keep(jwt)
-			party := domain.AuditParty{UserID: aliceID, TokenID: idOf(tok)}
+			party := tokenOf(alice, idOf(tok))
 			by := party
 			by.Kind = domain.ActorUser
 			return []*domain.AuditEvent{ev(domain.ActionAccessTokenMint, domain.OutcomeSuccess, by, party,

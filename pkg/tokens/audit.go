@@ -122,9 +122,7 @@ func apiTokenID(plaintext string) string {
 
 // minted records an access token minted from t (a new one: one the
 // minter reused was recorded when it was minted, and carries the same
-// jti). The actor is the API token itself: its user's ID, not read here
-// to keep the exchange at one read (the token's creation event names the
-// user).
+// jti). The actor is the API token itself, with its user.
 func (s *Service) minted(ctx context.Context, t *domain.Token, at auth.AccessToken, g auth.Grant, scopes domain.Scopes, now time.Time) {
 	if at.Reused {
 		return
@@ -133,24 +131,35 @@ func (s *Service) minted(ctx context.Context, t *domain.Token, at auth.AccessTok
 	if aud == "" {
 		aud = s.deps.Minter.Audience()
 	}
-	party := domain.AuditParty{UserID: t.UserID, TokenID: t.ID}
-	actor := party
-	actor.Kind = domain.ActorUser
+	actor, subject := s.tokenParties(ctx, t)
 	s.deps.Audit.Record(&domain.AuditEvent{Time: now, Action: domain.ActionAccessTokenMint, Outcome: domain.OutcomeSuccess,
-		Actor: actor, Subject: party, Origin: domain.OriginFromContext(ctx),
+		Actor: actor, Subject: subject, Origin: domain.OriginFromContext(ctx),
 		Details: map[string]string{detailJTI: at.JTI, detailAudience: aud, detailScope: scopes.String(),
 			detailGeneration: strconv.Itoa(g.SecretGeneration)}})
+}
+
+// tokenParties returns token t as the actor and the subject of an event
+// of its own use: its user as read (through the cache; a machine user's
+// owner sees the event by it), or its ID alone if the read fails. Only
+// events recorded (a new access token, a refusal) pay for the read.
+func (s *Service) tokenParties(ctx context.Context, t *domain.Token) (actor, subject domain.AuditParty) {
+	subject = domain.AuditParty{UserID: t.UserID, TokenID: t.ID}
+	if u, err := s.deps.Users.UserByID(ctx, t.UserID); err == nil {
+		subject = domain.SubjectUser(u)
+		subject.TokenID = t.ID
+	}
+	actor = subject
+	actor.Kind = domain.ActorUser
+	return actor, subject
 }
 
 // mintRefused records an exchange of a valid API token t refused for
 // what it asked (a scope it lacks or that is unknown, an unknown
 // resource): outcome denied, the token both actor and subject.
 func (s *Service) mintRefused(ctx context.Context, t *domain.Token, err error, scope string) {
-	party := domain.AuditParty{UserID: t.UserID, TokenID: t.ID}
-	actor := party
-	actor.Kind = domain.ActorUser
+	actor, subject := s.tokenParties(ctx, t)
 	ev := &domain.AuditEvent{Time: s.deps.Clock(), Action: domain.ActionAccessTokenMint, Outcome: domain.OutcomeDenied,
-		Actor: actor, Subject: party, Origin: domain.OriginFromContext(ctx), Details: map[string]string{detailReason: reason(err)}}
+		Actor: actor, Subject: subject, Origin: domain.OriginFromContext(ctx), Details: map[string]string{detailReason: reason(err)}}
 	if scope != "" {
 		ev.Details[detailScope] = scope
 	}

@@ -141,7 +141,8 @@ func TestMintIsRecordedOncePerAccessToken(t *testing.T) {
 	plain, _ := auth.NewAPIToken(rand.Reader)
 	store := &writtenTokens{token: &domain.Token{ID: plain.ID, UserID: "u", SecretHash: auth.HashSecret(plain.Secret), Scopes: domain.ServiceScopes}}
 	audit := &recorded{}
-	svc := New(Config{}, Deps{Tokens: store, Minter: minter, Audit: audit, Clock: time.Now, Rand: rand.Reader})
+	bot := &domain.User{ID: "u", Username: "bot", OwnerID: "o"}
+	svc := New(Config{}, Deps{Users: usersOf{us: []*domain.User{bot}}, Tokens: store, Minter: minter, Audit: audit, Clock: time.Now, Rand: rand.Reader})
 	x, err := svc.Exchange(context.Background(), ExchangeInput{APIToken: plain.String()})
 	if err != nil {
 		t.Fatal(err)
@@ -152,8 +153,9 @@ func TestMintIsRecordedOncePerAccessToken(t *testing.T) {
 	}
 	claims, _ := minter.Verify(x.AccessToken.JWT, time.Now())
 	if len(*audit) != 1 || (*audit)[0].Action != domain.ActionAccessTokenMint || (*audit)[0].Details["jti"] != claims.JTI ||
-		(*audit)[0].Subject.TokenID != plain.ID || (*audit)[0].Details["aud"] != "aud" {
-		t.Fatalf("events %+v, want one access_token.mint of jti %s from %s for aud", *audit, claims.JTI, plain.ID)
+		(*audit)[0].Subject.TokenID != plain.ID || (*audit)[0].Details["aud"] != "aud" ||
+		(*audit)[0].Actor.OwnerID != "o" || (*audit)[0].Subject.OwnerID != "o" {
+		t.Fatalf("events %+v, want one access_token.mint of jti %s from %s for aud, by the machine user of owner o", *audit, claims.JTI, plain.ID)
 	}
 	other, _ := auth.NewAPIToken(rand.Reader)
 	wrong := auth.APIToken{ID: plain.ID, Secret: other.Secret}

@@ -103,7 +103,7 @@ func TestExchangeLeavesOutTheWriteScopes(t *testing.T) {
 	tok := &domain.Token{ID: plain.ID, UserID: "u", SecretHash: auth.HashSecret(plain.Secret), Scopes: domain.ServiceScopes,
 		SecretGeneration: 5, PreviousSecretHash: auth.HashSecret(old.Secret), PreviousSecretExpireTime: now.Add(time.Hour)}
 	store := &countingTokens{token: tok}
-	svc := New(Config{}, Deps{Tokens: store, Minter: minter, Clock: time.Now, Rand: rand.Reader})
+	svc := New(Config{}, Deps{Users: usersOf{}, Tokens: store, Minter: minter, Clock: time.Now, Rand: rand.Reader})
 	x, err := svc.Exchange(context.Background(), ExchangeInput{APIToken: plain.String()})
 	if err != nil {
 		t.Fatal(err)

@@ -18,7 +18,7 @@ func FuzzAuthenticateBearer(f *testing.F) {
 	minter := auth.NewMinter(auth.KeyRingOf(ks), auth.MinterConfig{Issuer: "iss", Audience: "aud", Lifetime: time.Minute})
 	at, _ := minter.Mint(&domain.Token{ID: "tokTTTTTTTTTTTTT", UserID: "u"}, auth.Grant{}, time.Now())
 	api, _ := auth.NewAPIToken(rand.Reader)
-	svc := New(Config{}, Deps{Tokens: &countingTokens{}, Minter: minter, Clock: time.Now, Rand: rand.Reader})
+	svc := New(Config{}, Deps{Users: usersOf{}, Tokens: &countingTokens{}, Minter: minter, Clock: time.Now, Rand: rand.Reader})
 	for _, seed := range []string{at.JWT, api.String(), "", "a.b.c", "tks_", "eyJhbGciOiJub25lIn0.e30.", at.JWT + "."} {
 		f.Add(seed)
 	}
