@@ -27,7 +27,7 @@ type fakeLog struct {
 var _ domain.AuditLog = (*fakeLog)(nil)
 
 func (f *fakeLog) AppendAuditEvents(context.Context, []*domain.AuditEvent) error { return nil }
-func (f *fakeLog) SealAuditEvents(context.Context, int) ([]*domain.AuditEvent, error) {
+func (f *fakeLog) SealAuditEvents(context.Context, int, bool) ([]*domain.AuditEvent, error) {
 	return nil, nil
 }
 

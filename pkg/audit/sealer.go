@@ -40,7 +40,7 @@ func (s *Sealer) Seal(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for {
-		sealed, err := s.log.SealAuditEvents(ctx, sealBatch)
+		sealed, err := s.log.SealAuditEvents(ctx, sealBatch, s.sink != nil)
 		if err != nil {
 			return err
 		}

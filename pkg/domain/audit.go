@@ -224,7 +224,11 @@ func (e *AuditEvent) DetailsJSON() string {
 // ContentHash returns the SHA-256 of the event's content (all but Seq and
 // ChainHash) in a fixed encoding: each field length-prefixed, in a fixed
 // order, so no two events share one. Call it on a Clean event.
-func (e *AuditEvent) ContentHash() []byte {
+func (e *AuditEvent) ContentHash() []byte { return e.ContentHashWith(e.DetailsJSON()) }
+
+// ContentHashWith is ContentHash given the event's DetailsJSON, for a
+// caller that has it already.
+func (e *AuditEvent) ContentHashWith(detailsJSON string) []byte {
 	h := sha256.New()
 	field := func(s string) {
 		var n [4]byte
@@ -247,7 +251,7 @@ func (e *AuditEvent) ContentHash() []byte {
 	field(e.Origin.UserAgent)
 	field(e.Origin.RequestID)
 	field(e.Origin.TraceID)
-	field(e.DetailsJSON())
+	field(detailsJSON)
 	return h.Sum(nil)
 }
 
@@ -323,8 +327,9 @@ type AuditLog interface {
 	AppendAuditEvents(ctx context.Context, events []*AuditEvent) error
 	// SealAuditEvents gives the events written but not yet sealed their
 	// sequence numbers and chain hashes, in the order they are found, at
-	// most limit of them, and returns them as sealed.
-	SealAuditEvents(ctx context.Context, limit int) ([]*AuditEvent, error)
+	// most limit of them, and returns them as sealed: whole if whole, else
+	// only their Seq, Action and ChainHash.
+	SealAuditEvents(ctx context.Context, limit int, whole bool) ([]*AuditEvent, error)
 	// ListAuditEvents returns sealed events as q asks.
 	ListAuditEvents(ctx context.Context, q AuditQuery) ([]*AuditEvent, error)
 }

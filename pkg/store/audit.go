@@ -60,7 +60,7 @@ const auditColumnCount = 22
 func auditValues(e *domain.AuditEvent) []any {
 	details := sql.NullString{String: e.DetailsJSON()}
 	details.Valid = details.String != ""
-	return []any{0, unsealedHash, e.ContentHash(), e.Time, string(e.Action), string(e.Outcome),
+	return []any{0, unsealedHash, e.ContentHashWith(details.String), e.Time, string(e.Action), string(e.Outcome),
 		e.Actor.Kind, e.Actor.UserID, e.Actor.Username, e.Actor.OwnerID, e.Actor.Person(), e.Actor.TokenID,
 		e.Subject.UserID, e.Subject.Username, e.Subject.OwnerID, e.Subject.Person(), e.Subject.TokenID,
 		e.Origin.ClientAddress, e.Origin.UserAgent, e.Origin.RequestID, e.Origin.TraceID, details}
@@ -85,6 +85,26 @@ func scanEvents(db *gorm.DB, query string, args ...any) ([]auditEventRow, error)
 			&r.ActorKind, &r.ActorUserID, &r.ActorUsername, &r.ActorOwnerID, &r.ActorPersonID, &r.ActorTokenID,
 			&r.SubjectUserID, &r.SubjectUsername, &r.SubjectOwnerID, &r.SubjectPersonID, &r.SubjectTokenID,
 			&r.ClientAddress, &r.UserAgent, &r.RequestID, &r.TraceID, &r.Details); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// scanSealing reads what sealing needs of up to limit unsealed events:
+// not their content, whose hash they carry.
+func scanSealing(tx *gorm.DB, limit int) ([]auditEventRow, error) {
+	rows, err := tx.Statement.ConnPool.QueryContext(tx.Statement.Context,
+		"SELECT id, content_hash, action FROM audit_events WHERE seq = 0 ORDER BY id LIMIT ?", limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []auditEventRow
+	for rows.Next() {
+		var r auditEventRow
+		if err := rows.Scan(&r.ID, &r.ContentHash, &r.Action); err != nil {
 			return nil, err
 		}
 		out = append(out, r)
@@ -188,7 +208,7 @@ func lockChain(tx *gorm.DB) (*auditChainRow, error) {
 
 // SealAuditEvents implements domain.AuditLog. Sealers on several replicas
 // take turns on the chain's row; each seals what it finds unsealed.
-func (s *Store) SealAuditEvents(ctx context.Context, limit int) ([]*domain.AuditEvent, error) {
+func (s *Store) SealAuditEvents(ctx context.Context, limit int, whole bool) ([]*domain.AuditEvent, error) {
 	db, cancel := s.bound(ctx)
 	defer cancel()
 	var pending []int64
@@ -205,7 +225,12 @@ func (s *Store) SealAuditEvents(ctx context.Context, limit int) ([]*domain.Audit
 		if err != nil {
 			return err
 		}
-		rows, err := scanEvents(tx, auditSelect+"WHERE seq = 0 ORDER BY id LIMIT ?", limit)
+		var rows []auditEventRow
+		if whole {
+			rows, err = scanEvents(tx, auditSelect+"WHERE seq = 0 ORDER BY id LIMIT ?", limit)
+		} else {
+			rows, err = scanSealing(tx, limit)
+		}
 		if err != nil {
 			return err
 		}
@@ -218,7 +243,11 @@ func (s *Store) SealAuditEvents(ctx context.Context, limit int) ([]*domain.Audit
 			seq++
 			prev = domain.ChainHash(prev, seq, r.ContentHash)
 			r.Seq, r.ChainHash = seq, prev
-			sealed = append(sealed, r.toDomain())
+			if whole {
+				sealed = append(sealed, r.toDomain())
+			} else {
+				sealed = append(sealed, &domain.AuditEvent{Seq: seq, Action: domain.AuditAction(r.Action), ChainHash: prev})
+			}
 		}
 		n := statementRows(tx)
 		for todo := rows; len(todo) > 0; todo = todo[min(n, len(todo)):] {

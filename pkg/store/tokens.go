@@ -22,6 +22,12 @@ func (s *Store) CreateToken(ctx context.Context, t *domain.Token, maxLive int, e
 	}
 	defer release()
 	err = s.transaction(db, func(tx *gorm.DB) error {
+		// The events first: they need no lock, and written while the
+		// user's row is held they made every create of one user wait one
+		// more round trip for the others (a quarter of the throughput).
+		if err := insertAuditEvents(tx, events); err != nil {
+			return err
+		}
 		if err := s.lockUser(tx, t.UserID); err != nil {
 			return err
 		}
@@ -37,10 +43,7 @@ func (s *Store) CreateToken(ctx context.Context, t *domain.Token, maxLive int, e
 				return domain.ErrLimitReached
 			}
 		}
-		if err := tx.Create(tokenToRow(t)).Error; err != nil {
-			return err
-		}
-		return insertAuditEvents(tx, events)
+		return tx.Create(tokenToRow(t)).Error
 	})
 	return classify(err, "token")
 }

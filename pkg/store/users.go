@@ -33,6 +33,10 @@ func (s *Store) CreateUser(ctx context.Context, u *domain.User, maxOwned int, ev
 	}
 	defer release()
 	err = s.transaction(db, func(tx *gorm.DB) error {
+		// The events first, before the owner's row is held (see CreateToken).
+		if err := insertAuditEvents(tx, events); err != nil {
+			return err
+		}
 		if err := s.lockUser(tx, u.OwnerID); err != nil {
 			return err
 		}
@@ -45,10 +49,7 @@ func (s *Store) CreateUser(ctx context.Context, u *domain.User, maxOwned int, ev
 				return domain.ErrLimitReached
 			}
 		}
-		if err := tx.Create(row).Error; err != nil {
-			return err
-		}
-		return insertAuditEvents(tx, events)
+		return tx.Create(row).Error
 	})
 	return classify(err, "user")
 }
