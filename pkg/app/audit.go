@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -111,8 +112,18 @@ func (a *App) flushAudit(ctx context.Context) {
 	}
 }
 
+// checkpointAudit signs a checkpoint of the chain, once the events since
+// the last one verify: a trail edited in the database is counted and
+// logged as an error, and no checkpoint vouches for it.
 func (a *App) checkpointAudit(ctx context.Context) {
 	c, err := audit.Checkpoint(ctx, a.store, a.auditSigner, now())
+	var broken *audit.BrokenError
+	if errors.As(err, &broken) {
+		a.metrics.AuditVerificationFailed()
+		a.logger.ErrorContext(ctx, "the audit trail does not verify: no checkpoint signed; run tokenservice audit verify",
+			"seq", broken.Report.BadSeq, "problem", broken.Report.Problem)
+		return
+	}
 	if err != nil {
 		a.logger.WarnContext(ctx, "signing an audit checkpoint failed; retrying at the next", "error", err)
 		return

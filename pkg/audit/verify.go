@@ -14,17 +14,33 @@ const verifyBatch = 5000
 
 // Report is what Verify found.
 type Report struct {
-	FirstSeq, LastSeq int64 // the trail verified: from the anchor to the head
+	FirstSeq, LastSeq int64 // the trail verified: from the anchor (or a checkpoint, for VerifyTail) to the head
 	Events            int64
 	Checkpoints       int // stored and exported checkpoints that matched
 	// BadSeq is the first sequence number that does not verify, and
 	// Problem says why; 0 and "": the trail verifies.
 	BadSeq  int64
 	Problem string
+	// Head is the chain hash at LastSeq (the anchor's when no event is kept).
+	Head []byte
 }
 
 // OK reports whether the trail verified.
 func (r Report) OK() bool { return r.Problem == "" }
+
+// BrokenError is a trail that does not verify, as an error.
+type BrokenError struct{ Report Report }
+
+func (e *BrokenError) Error() string {
+	return fmt.Sprintf("the audit trail does not verify at sequence number %d: %s", e.Report.BadSeq, e.Report.Problem)
+}
+
+// Unwrap makes a BrokenError domain.ErrAuditChainBroken.
+func (e *BrokenError) Unwrap() error { return domain.ErrAuditChainBroken }
+
+// verifyAttempts bounds the walks Verify makes when retention moved the
+// trail's start while it walked (every walk of a live trail may meet it).
+const verifyAttempts = 3
 
 // Verify walks the stored trail from its anchor, checking each event's
 // place and chain hash, the chain's head, every stored checkpoint and
@@ -32,34 +48,73 @@ func (r Report) OK() bool { return r.Problem == "" }
 // the first problem: an event edited, removed or reordered; a checkpoint
 // forged or not matching; a trail cut short before the head or an
 // exported checkpoint. The error is for a trail it could not read.
+//
+// It verifies the trail up to the head it reads first: events that
+// replicas seal meanwhile are left to the next verification, and a walk
+// that retention overtook (the trail's start moved past it) is walked again.
 func Verify(ctx context.Context, trail domain.AuditTrail, signer *Signer, exported []string) (Report, error) {
-	chain, err := trail.AuditChain(ctx)
-	if err != nil {
-		return Report{}, err
+	for attempt := 1; ; attempt++ {
+		r, chain, err := verify(ctx, trail, signer, exported, false)
+		if err != nil || r.OK() || attempt == verifyAttempts {
+			return r, err
+		}
+		after, err := trail.AuditChain(ctx)
+		if err != nil {
+			return Report{}, err
+		}
+		if after.FirstSeq == chain.FirstSeq {
+			return r, nil
+		}
 	}
-	r := Report{FirstSeq: chain.FirstSeq}
+}
+
+// VerifyTail verifies the events after the newest stored checkpoint (its
+// signature checked) up to the chain's head: what is checked before a
+// checkpoint is signed, so that no checkpoint vouches for a tail edited
+// since the last one. With no checkpoint of a kept event, it walks the
+// whole trail.
+func VerifyTail(ctx context.Context, trail domain.AuditTrail, signer *Signer) (Report, error) {
+	r, _, err := verify(ctx, trail, signer, nil, true)
+	return r, err
+}
+
+func verify(ctx context.Context, trail domain.AuditTrail, signer *Signer, exported []string, tail bool) (Report, domain.AuditChain, error) {
+	// The checkpoints before the chain: each is of an event sealed before
+	// it was stored, so all are at or before the head read next.
 	stored, err := trail.AuditCheckpoints(ctx)
 	if err != nil {
-		return Report{}, err
+		return Report{}, domain.AuditChain{}, err
 	}
+	chain, err := trail.AuditChain(ctx)
+	if err != nil {
+		return Report{}, chain, err
+	}
+	r := Report{FirstSeq: chain.FirstSeq}
 	// Every checkpoint to check, by the seq it is of.
 	checks := map[int64][]domain.AuditCheckpoint{}
+	prev, next := chain.AnchorHash, chain.FirstSeq
 	for _, c := range stored {
 		signed, err := signer.Open(c.JWS)
 		if err != nil {
-			return r.fail(c.Seq, "the stored checkpoint of sequence number %d is forged: %v", c.Seq, err), nil
+			return r.fail(c.Seq, "the stored checkpoint of sequence number %d is forged: %v", c.Seq, err), chain, nil
 		}
 		if !sameCheckpoint(c, signed) {
-			return r.fail(c.Seq, "the stored checkpoint of sequence number %d was edited: its columns say other than its signed statement", c.Seq), nil
+			return r.fail(c.Seq, "the stored checkpoint of sequence number %d was edited: its columns say other than its signed statement", c.Seq), chain, nil
 		}
 		if c.Seq >= chain.FirstSeq {
 			checks[c.Seq] = append(checks[c.Seq], signed)
 		}
+		if tail && c.Seq >= chain.FirstSeq && c.Seq <= chain.LastSeq && c.Seq >= next {
+			// Start after it: the walk checks the first event against
+			// the hash the checkpoint signed.
+			prev, next = signed.ChainHash, c.Seq+1
+		}
 	}
+	r.FirstSeq = next
 	for i, jws := range exported {
 		signed, err := signer.Open(jws)
 		if err != nil {
-			return r.fail(0, "exported checkpoint %d: %v", i+1, err), nil
+			return r.fail(0, "exported checkpoint %d: %v", i+1, err), chain, nil
 		}
 		if signed.Seq < chain.FirstSeq {
 			continue // its events are past retention: nothing left to compare
@@ -67,50 +122,51 @@ func Verify(ctx context.Context, trail domain.AuditTrail, signer *Signer, export
 		checks[signed.Seq] = append(checks[signed.Seq], signed)
 	}
 
-	prev, next := chain.AnchorHash, chain.FirstSeq
-	for {
-		events, err := trail.AuditEventsFrom(ctx, next, verifyBatch)
+walk:
+	for next <= chain.LastSeq {
+		events, err := trail.AuditEventsFrom(ctx, next, min(verifyBatch, int(chain.LastSeq-next+1)))
 		if err != nil {
-			return Report{}, err
+			return Report{}, chain, err
+		}
+		if len(events) == 0 {
+			break
 		}
 		for _, e := range events {
+			if e.Seq > chain.LastSeq {
+				break walk // sealed after the head was read: the next verification's
+			}
 			if e.Seq != next {
-				return r.fail(next, "event %d is missing: the trail goes from %d to %d (removed, or renumbered)", next, next-1, e.Seq), nil
+				return r.fail(next, "event %d is missing: the trail goes from %d to %d (removed, or renumbered)", next, next-1, e.Seq), chain, nil
 			}
 			want := domain.ChainHash(prev, e.Seq, e.ContentHash())
 			if !bytes.Equal(want, e.ChainHash) {
-				return r.fail(e.Seq, "event %d does not match its chain hash: it was edited, or moved from another place", e.Seq), nil
+				return r.fail(e.Seq, "event %d does not match its chain hash: it was edited, or moved from another place", e.Seq), chain, nil
 			}
 			for _, c := range checks[e.Seq] {
 				if !bytes.Equal(c.ChainHash, e.ChainHash) {
 					return r.fail(e.Seq, "the checkpoint of sequence number %d (signed %s) does not match the trail: an event at or before it was changed and the chain recomputed",
-						e.Seq, c.Time.Format(time.RFC3339)), nil
+						e.Seq, c.Time.Format(time.RFC3339)), chain, nil
 				}
 				r.Checkpoints++
 			}
 			prev, next = e.ChainHash, e.Seq+1
 			r.Events++
 		}
-		if len(events) < verifyBatch {
-			break
-		}
 	}
-	r.LastSeq = next - 1
+	r.LastSeq, r.Head = next-1, prev
 	for seq, cs := range checks {
 		if seq > r.LastSeq {
 			return r.fail(r.LastSeq+1, "the trail was cut short: it ends at %d, but a checkpoint signed %s covers events up to %d",
-				r.LastSeq, cs[0].Time.Format(time.RFC3339), seq), nil
+				r.LastSeq, cs[0].Time.Format(time.RFC3339), seq), chain, nil
 		}
 	}
 	switch {
 	case chain.LastSeq > r.LastSeq:
-		return r.fail(r.LastSeq+1, "the trail was cut short: it ends at %d, but the chain's head is %d", r.LastSeq, chain.LastSeq), nil
-	case chain.LastSeq < r.LastSeq:
-		return r.fail(chain.LastSeq+1, "events after the chain's head (%d) were added: the trail goes on to %d", chain.LastSeq, r.LastSeq), nil
+		return r.fail(r.LastSeq+1, "the trail was cut short: it ends at %d, but the chain's head is %d", r.LastSeq, chain.LastSeq), chain, nil
 	case !bytes.Equal(chain.LastHash, prev):
-		return r.fail(chain.LastSeq, "the chain's head does not match its last event %d", chain.LastSeq), nil
+		return r.fail(chain.LastSeq, "the chain's head does not match its last event %d", chain.LastSeq), chain, nil
 	}
-	return r, nil
+	return r, chain, nil
 }
 
 func (r Report) fail(seq int64, format string, args ...any) Report {
@@ -119,14 +175,22 @@ func (r Report) fail(seq int64, format string, args ...any) Report {
 	return r
 }
 
-// Checkpoint signs the chain's head and stores the checkpoint; with no
-// event sealed yet it writes none and returns a zero checkpoint.
+// Checkpoint verifies the events since the last checkpoint (VerifyTail),
+// then signs the head it verified and stores the checkpoint. A tail that
+// does not verify is a *BrokenError, and nothing is signed. With no event
+// sealed yet it writes none and returns a zero checkpoint.
 func Checkpoint(ctx context.Context, trail domain.AuditTrail, signer *Signer, now time.Time) (domain.AuditCheckpoint, error) {
-	chain, err := trail.AuditChain(ctx)
-	if err != nil || chain.LastSeq == 0 {
+	r, err := VerifyTail(ctx, trail, signer)
+	if err != nil {
 		return domain.AuditCheckpoint{}, err
 	}
-	c, err := signer.Sign(chain.LastSeq, chain.LastHash, now)
+	if !r.OK() {
+		return domain.AuditCheckpoint{}, &BrokenError{Report: r}
+	}
+	if r.LastSeq == 0 {
+		return domain.AuditCheckpoint{}, nil
+	}
+	c, err := signer.Sign(r.LastSeq, r.Head, now)
 	if err != nil {
 		return domain.AuditCheckpoint{}, err
 	}

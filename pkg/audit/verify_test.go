@@ -3,6 +3,7 @@ package audit_test
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -169,6 +170,76 @@ func TestVerifyPassesAfterRetention(t *testing.T) {
 		}
 		if r, _ := audit.Verify(ctx, st, signer, nil); r.BadSeq != 12 {
 			t.Fatalf("after a refused trim: %+v", r)
+		}
+	})
+}
+
+// sealMore writes n more events and seals them.
+func sealMore(t *testing.T, st *store.Store, n int) {
+	t.Helper()
+	ctx := context.Background()
+	rec := audit.NewRecorder(st, slog.New(slog.DiscardHandler), nil)
+	for range n {
+		rec.Record(&domain.AuditEvent{Time: time.Now(), Action: domain.ActionRequestDeny, Outcome: domain.OutcomeDenied, Actor: domain.AuditParty{Kind: domain.ActorAnonymous}})
+	}
+	if err := rec.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := audit.NewSealer(st, nil, slog.New(slog.DiscardHandler), nil).Seal(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// staleHead is a trail whose head was read before replicas sealed more:
+// what `audit verify` meets on a trail that live servers keep writing.
+type staleHead struct {
+	*store.Store
+	head domain.AuditChain
+}
+
+func (s staleHead) AuditChain(context.Context) (domain.AuditChain, error) { return s.head, nil }
+
+func TestVerifyLeavesEventsSealedMeanwhileToTheNext(t *testing.T) {
+	storetest.ForEachDriver(t, func(t *testing.T, driver string) {
+		ctx := context.Background()
+		st := trailOf(t, driver, 5, time.Now().UTC())
+		head, err := st.AuditChain(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sealMore(t, st, 5) // by a replica, after the head was read
+		r, err := audit.Verify(ctx, staleHead{st, head}, newSigner(t), nil)
+		if err != nil || !r.OK() || r.LastSeq != 5 || r.Events != 5 {
+			t.Fatalf("Verify with events sealed after the head it read = %+v, %v; want 1..5 verified", r, err)
+		}
+	})
+}
+
+// A checkpoint vouches only for what verified: an edit since the last
+// checkpoint stops the next one, and says where.
+func TestCheckpointRefusesABrokenTail(t *testing.T) {
+	storetest.ForEachDriver(t, func(t *testing.T, driver string) {
+		ctx := context.Background()
+		signer := newSigner(t)
+		st := trailOf(t, driver, 6, time.Now().UTC())
+		first, err := audit.Checkpoint(ctx, st, signer, time.Now())
+		if err != nil || first.Seq != 6 {
+			t.Fatalf("Checkpoint = %+v, %v", first, err)
+		}
+		sealMore(t, st, 3)
+		// The next checkpoint's walk is the tail: from the first on.
+		if r, err := audit.VerifyTail(ctx, st, signer); err != nil || !r.OK() || r.Events != 3 || r.FirstSeq != 7 || r.LastSeq != 9 {
+			t.Fatalf("VerifyTail after a checkpoint of 6 = %+v, %v; want 7..9", r, err)
+		}
+		exec(t, st, "UPDATE audit_events SET actor_kind = 'operator' WHERE seq = 8")
+		_, err = audit.Checkpoint(ctx, st, signer, time.Now())
+		var broken *audit.BrokenError
+		if !errors.As(err, &broken) || broken.Report.BadSeq != 8 || !errors.Is(err, domain.ErrAuditChainBroken) {
+			t.Fatalf("Checkpoint over an edited event = %v, want a BrokenError at 8", err)
+		}
+		cps, err := st.AuditCheckpoints(ctx)
+		if err != nil || len(cps) != 1 {
+			t.Fatalf("checkpoints after the refusal: %d, %v; want only the first", len(cps), err)
 		}
 	})
 }

@@ -16,6 +16,7 @@ type auditMetrics struct {
 	sealed     map[domain.AuditAction]prometheus.Counter
 	dropped    prometheus.Counter
 	checkpoint prometheus.Gauge
+	broken     prometheus.Counter
 }
 
 func newAuditMetrics(f factory) auditMetrics {
@@ -28,6 +29,7 @@ func newAuditMetrics(f factory) auditMetrics {
 	m.checkpoint = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "audit_checkpoint_timestamp_seconds",
 		Help: "When this replica last signed a checkpoint of the audit trail (Unix time); its age is time() minus it."})
 	f.reg.MustRegister(m.checkpoint)
+	m.broken = f.counter("audit_verification_failures_total", "Checkpoints this replica refused to sign because the events since the last checkpoint do not verify: the trail was edited in the database. The log says at which sequence number; run tokenservice audit verify.")
 	return m
 }
 
@@ -47,3 +49,7 @@ func (m *Metrics) AuditEventsDropped(n int) { m.audit.dropped.Add(float64(n)) }
 func (m *Metrics) AuditCheckpointWritten(at time.Time) {
 	m.audit.checkpoint.Set(float64(at.UnixNano()) / 1e9)
 }
+
+// AuditVerificationFailed counts a checkpoint not signed because the
+// trail's tail does not verify.
+func (m *Metrics) AuditVerificationFailed() { m.audit.broken.Inc() }

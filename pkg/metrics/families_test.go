@@ -110,6 +110,7 @@ func TestObservationsStayInTheFamilies(t *testing.T) {
 	}
 	m.AuditEventsDropped(1)
 	m.AuditCheckpointWritten(time.Now())
+	m.AuditVerificationFailed()
 
 	mfs, err := m.Gather()
 	if err != nil {

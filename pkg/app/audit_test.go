@@ -1,0 +1,114 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/tokenservice/tokenservice/internal/testlog"
+	"github.com/tokenservice/tokenservice/pkg/app/apptest"
+	"github.com/tokenservice/tokenservice/pkg/domain"
+	"github.com/tokenservice/tokenservice/pkg/store"
+	"github.com/tokenservice/tokenservice/pkg/store/storetest"
+)
+
+// scrape returns the value of a metric without labels.
+func scrape(t *testing.T, addr, name string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range families[name].GetMetric() {
+		return m.GetCounter().GetValue() + m.GetGauge().GetValue()
+	}
+	return 0
+}
+
+// eventually polls cond for up to 10 s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 10 s for %s", what)
+		}
+	}
+}
+
+// A replica signs no checkpoint over events edited since the last one: it
+// counts the refusal (the alert's metric) and logs where the trail broke.
+func TestAppRefusesToCheckpointAnEditedTrail(t *testing.T) {
+	storetest.ForEachDriver(t, func(t *testing.T, driver string) {
+		ctx := context.Background()
+		cfg := apptest.Config(t, driver)
+		cfg.Server.MetricsAddr = "127.0.0.1:0"
+		cfg.Audit.FlushInterval = 20 * time.Millisecond
+		cfg.Audit.CheckpointInterval = 100 * time.Millisecond
+		var logs *testlog.Buffer
+		cfg.Logger, logs = testlog.NewJSON(slog.LevelInfo)
+		a := apptest.MustStart(t, cfg)
+		st, err := store.Open(cfg.Store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		write := func(n int) {
+			events := make([]*domain.AuditEvent, n)
+			for i := range events {
+				events[i] = &domain.AuditEvent{Time: time.Now(), Action: domain.ActionRequestDeny, Outcome: domain.OutcomeDenied, Actor: domain.AuditParty{Kind: domain.ActorAnonymous}}
+			}
+			if err := st.AppendAuditEvents(ctx, events); err != nil {
+				t.Fatal(err)
+			}
+		}
+		checkpointOf := func(seq int64) func() bool {
+			return func() bool {
+				cps, err := st.AuditCheckpoints(ctx)
+				return err == nil && len(cps) > 0 && cps[len(cps)-1].Seq == seq
+			}
+		}
+		write(3)
+		eventually(t, "a checkpoint of event 3", checkpointOf(3))
+		if got := scrape(t, a.MetricsAddr(), "tokenservice_audit_checkpoint_timestamp_seconds"); got < float64(time.Now().Add(-time.Minute).Unix()) {
+			t.Errorf("the checkpoint gauge is %v after a checkpoint", got)
+		}
+		write(2)
+		eventually(t, "events 4 and 5 sealed", func() bool {
+			c, err := st.AuditChain(ctx)
+			return err == nil && c.LastSeq == 5
+		})
+		// Edited in the database before the next checkpoint.
+		if _, err := st.DB().Exec("UPDATE audit_events SET outcome = 'success' WHERE seq = 5"); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "the refusal counted", func() bool {
+			return scrape(t, a.MetricsAddr(), "tokenservice_audit_verification_failures_total") >= 1
+		})
+		found := false
+		for _, l := range logs.JSONLines() {
+			if l["level"] == "ERROR" && l["seq"] == float64(5) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no error logged naming sequence number 5:\n%s", logs)
+		}
+		if checkpointOf(5)() {
+			t.Error("a checkpoint of the edited trail was signed")
+		}
+	})
+}
