@@ -45,6 +45,7 @@ func serveCommand(e *env) *cobra.Command {
 		},
 	}
 	o = serveFlags(cmd.Flags())
+	o.stdout = e.stdout
 	return cmd
 }
 
@@ -76,6 +77,9 @@ type serveOptions struct {
 	kek            *kekFiles
 	debugAddr      string
 	corsOrigins    string
+	auditRetention time.Duration
+	auditLog       string
+	stdout         io.Writer // where --audit-log - writes
 }
 
 func serveFlags(fs *pflag.FlagSet) *serveOptions {
@@ -129,6 +133,9 @@ func serveFlags(fs *pflag.FlagSet) *serveOptions {
 	fs.BoolVar(&srv.MetricsOnHTTP, "metrics-on-http-addr", false, "serve /metrics on --http-addr too, to whoever reaches it")
 	fs.StringVar(&o.debugAddr, "debug-addr", "", "if set, serve Go's profiler (/debug/pprof/) here; keep it private (e.g. 127.0.0.1:6060)")
 	fs.StringVar(&o.corsOrigins, "cors-origins", "", "comma-separated browser origins allowed to call the REST API (default: none, CORS off)")
+	fs.DurationVar(&o.auditRetention, "audit-retention", app.DefaultAuditRetention, "how long audit events are kept: older ones are deleted, oldest first, every hour, and the trail verifies from the first kept (0: forever; else at least 24h)")
+	fs.StringVar(&o.auditLog, "audit-log", "", "also write every audit event this replica seals, as a JSON line, to this file (created mode 0600, appended to) or - for stdout, for a log shipper (Vector, Fluent Bit, Promtail); each replica writes the events it sealed, so ship every replica's")
+	fs.DurationVar(&cfg.Audit.CheckpointInterval, "audit-checkpoint-interval", app.DefaultAuditCheckpointInterval, "how often each replica verifies the audit events since the last checkpoint and signs a checkpoint of the trail")
 	var all []string
 	fs.VisitAll(func(f *pflag.Flag) {
 		if f.Annotations[envAnnotation] == nil {
@@ -168,6 +175,16 @@ func (o *serveOptions) build(ctx context.Context, getenv func(string) string, st
 	cfg.Logger = logger
 	if cfg.KeyEncryptionKey, cfg.OldKeyEncryptionKeys, err = o.kek.load(); err != nil {
 		return nil, err
+	}
+	if cfg.Audit.Sink, err = o.openAuditLog(); err != nil {
+		return nil, err
+	}
+	if c, ok := cfg.Audit.Sink.(io.Closer); ok {
+		defer func() {
+			if err != nil {
+				c.Close()
+			}
+		}()
 	}
 	if o.debugAddr != "" {
 		if err := startDebug(ctx, o.debugAddr, logger); err != nil {
@@ -227,7 +244,49 @@ func (o *serveOptions) applySettings(cfg *app.Config) error {
 	if cfg.Server.MetricsAddr == "off" {
 		cfg.Server.MetricsAddr = ""
 	}
+	return o.checkAudit(&cfg.Audit)
+}
+
+// minAuditRetention is the shortest --audit-retention: a trail kept for
+// less is a mistake (hours meant as days), and would be deleted before a
+// daily export or a lagging shipper caught up.
+const minAuditRetention = 24 * time.Hour
+
+// checkAudit checks the audit trail's flags and derives cfg's retention
+// (--audit-retention 0 keeps the events forever).
+func (o *serveOptions) checkAudit(cfg *app.AuditConfig) error {
+	switch {
+	case o.auditRetention == 0:
+		cfg.Retention = -1
+	case o.auditRetention < minAuditRetention:
+		return fmt.Errorf("--audit-retention must be 0 (keep the events forever) or at least 24h, e.g. 9600h for 400 days")
+	default:
+		cfg.Retention = o.auditRetention
+	}
+	if cfg.CheckpointInterval < time.Second {
+		return fmt.Errorf("--audit-checkpoint-interval must be at least 1s")
+	}
 	return nil
+}
+
+// openAuditLog opens --audit-log: nil if unset. The app closes a file it
+// is given when it stops; stdout is not closed.
+func (o *serveOptions) openAuditLog() (io.Writer, error) {
+	switch o.auditLog {
+	case "":
+		return nil, nil
+	case "-":
+		out := o.stdout
+		if out == nil {
+			out = os.Stdout
+		}
+		return struct{ io.Writer }{out}, nil // not an io.Closer
+	}
+	f, err := os.OpenFile(o.auditLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("--audit-log: %w", err)
+	}
+	return f, nil
 }
 
 // checkMinter derives the access tokens' issuer and audience (by default,

@@ -6,9 +6,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/spf13/pflag"
+
+	"github.com/tokenservice/tokenservice/pkg/app"
 )
 
 // TestServeRefusesBadFlags checks what serve says of each flag it refuses,
@@ -34,6 +37,11 @@ func TestServeRefusesBadFlags(t *testing.T) {
 		{[]string{"--tls-cert", "no-such-cert.pem", "--tls-key", "no-such-key.pem"}, "loading the TLS certificate: "},
 		{[]string{"--log-level", "loud"}, "--log-level: "},
 		{[]string{"--old-key-encryption-key-file", "old.key"}, "--old-key-encryption-key-file needs --key-encryption-key-file, the key replacing it"},
+		{[]string{"--audit-retention", "12h"}, "--audit-retention must be 0 (keep the events forever) or at least 24h, e.g. 9600h for 400 days"},
+		{[]string{"--audit-retention", "-1s"}, "--audit-retention must be 0 (keep the events forever) or at least 24h, e.g. 9600h for 400 days"},
+		{[]string{"--audit-retention", "400d"}, "invalid argument \"400d\" for \"--audit-retention\" flag: "},
+		{[]string{"--audit-checkpoint-interval", "0"}, "--audit-checkpoint-interval must be at least 1s"},
+		{[]string{"--audit-log", "/nonexistent/audit.jsonl"}, "--audit-log: open /nonexistent/audit.jsonl: no such file or directory"},
 		// The first group checked is the one reported.
 		{[]string{"--tls-cert", "cert.pem", "--max-rotation-grace-period", "25h", "--access-token-ttl", "0"}, "--access-token-ttl must be positive"},
 		{[]string{"--tls-cert", "cert.pem", "--grpc-connection-timeout", "0", "--scopes", "tokens:read"}, `--scopes: scope "tokens:read" is the service's own: declare only the scopes of your APIs`},
@@ -81,7 +89,53 @@ func TestServeDerivesSettings(t *testing.T) {
 	if cfg.Server.TLS != nil {
 		t.Error("TLS configured without --tls-cert")
 	}
+	if cfg.Audit.Retention != app.DefaultAuditRetention || cfg.Audit.CheckpointInterval != app.DefaultAuditCheckpointInterval {
+		t.Errorf("audit retention %v, checkpoint interval %v by default: want the app's defaults", cfg.Audit.Retention, cfg.Audit.CheckpointInterval)
+	}
 	if !slices.Equal(o.cfg.Server.CORSOrigins, nil) {
 		t.Error("applySettings changed the options' own config")
+	}
+}
+
+// The audit flags reach the app's configuration: --audit-retention 0 is
+// forever (the app's negative), a retention and interval as given.
+func TestServeAuditSettings(t *testing.T) {
+	for _, tc := range []struct {
+		args      []string
+		retention time.Duration
+		interval  time.Duration
+	}{
+		{[]string{"--audit-retention", "0"}, -1, app.DefaultAuditCheckpointInterval},
+		{[]string{"--audit-retention", "720h", "--audit-checkpoint-interval", "1m"}, 720 * time.Hour, time.Minute},
+	} {
+		fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+		o := serveFlags(fs)
+		if err := fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		cfg := o.cfg
+		if err := o.applySettings(&cfg); err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Audit.Retention != tc.retention || cfg.Audit.CheckpointInterval != tc.interval {
+			t.Errorf("%v: retention %v, checkpoint interval %v; want %v, %v", tc.args, cfg.Audit.Retention, cfg.Audit.CheckpointInterval, tc.retention, tc.interval)
+		}
+	}
+}
+
+// --audit-log - writes to serve's stdout, which the app must not close.
+func TestServeAuditLogToStdout(t *testing.T) {
+	var out strings.Builder
+	o := &serveOptions{auditLog: "-", stdout: &out}
+	w, err := o.openAuditLog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := w.(io.Closer); ok {
+		t.Error("the stdout sink is an io.Closer: the app would close stdout when it stops")
+	}
+	io.WriteString(w, "{}\n")
+	if out.String() != "{}\n" {
+		t.Errorf("stdout got %q", out.String())
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -439,6 +440,11 @@ func (a *App) keysFresh() error {
 func (a *App) close() {
 	a.wg.Wait()
 	a.store.Close()
+	if c, ok := a.cfg.Audit.Sink.(io.Closer); ok {
+		if err := c.Close(); err != nil {
+			a.logger.Warn("closing the audit log failed: its last lines may be lost", "error", err)
+		}
+	}
 	if tp, ok := a.cfg.TracerProvider.(interface{ Shutdown(context.Context) error }); ok {
 		ctx, cancel := context.WithTimeout(context.Background(), tracerShutdownTimeout)
 		defer cancel()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tokenservice/tokenservice/pkg/audit"
 	"github.com/tokenservice/tokenservice/pkg/auth"
+	"github.com/tokenservice/tokenservice/pkg/domain"
 )
 
 // AuditConfig says how the audit trail is kept.
@@ -18,7 +19,8 @@ type AuditConfig struct {
 	// negative: forever).
 	Retention time.Duration
 	// Sink, if set, receives each event this replica seals, as a JSON line
-	// (audit.Line), for a log shipper.
+	// (audit.Line), for a log shipper. If it is an io.Closer, the app
+	// closes it when it stops, after the last events are sealed.
 	Sink io.Writer
 	// FlushInterval is how often use events are written and events
 	// sealed (0: a second); CheckpointInterval how often a checkpoint is
@@ -63,15 +65,22 @@ func (a *App) buildAudit() {
 
 // loadAuditSigner loads (or, on a new database, makes) the checkpoints' key.
 func (a *App) loadAuditSigner(ctx context.Context) error {
-	seed, err := a.secrets.Secret(ctx, audit.KeySecretName, []byte(rand.Text()+rand.Text()))
+	s, err := loadAuditSigner(ctx, a.secrets)
+	a.auditSigner = s
+	return err
+}
+
+// loadAuditSigner loads (or, on a new database, makes) the checkpoints'
+// key from secrets.
+func loadAuditSigner(ctx context.Context, secrets domain.Keys) (*audit.Signer, error) {
+	seed, err := secrets.Secret(ctx, audit.KeySecretName, []byte(rand.Text()+rand.Text()))
 	if err != nil {
-		return fmt.Errorf("loading the audit checkpoint key: %w", err)
+		return nil, fmt.Errorf("loading the audit checkpoint key: %w", err)
 	}
 	if auth.IsSealed(seed) {
-		return fmt.Errorf("audit checkpoint key: %w", auth.ErrSealed)
+		return nil, fmt.Errorf("audit checkpoint key: %w", auth.ErrSealed)
 	}
-	a.auditSigner, err = audit.NewSigner(seed)
-	return err
+	return audit.NewSigner(seed)
 }
 
 // runAudit writes use events and seals every FlushInterval, signs a

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/tokenservice/tokenservice/pkg/audit"
 	"github.com/tokenservice/tokenservice/pkg/auth"
 	"github.com/tokenservice/tokenservice/pkg/domain"
 	"github.com/tokenservice/tokenservice/pkg/pagetoken"
@@ -84,6 +85,24 @@ func (d *Database) KeyStates(ctx context.Context, now time.Time) ([]auth.KeyStat
 		return nil, err
 	}
 	return auth.KeyStates(keys, now, 0), nil
+}
+
+// AuditTrail returns the audit trail, to verify and checkpoint.
+func (d *Database) AuditTrail() domain.AuditTrail { return d.store }
+
+// AuditSigner returns the key that signs and verifies the audit trail's
+// checkpoints, opened with kek (and old) if it is sealed; as serve does,
+// it makes the key on a database that has none yet.
+func (d *Database) AuditSigner(ctx context.Context, kek []byte, old [][]byte) (*audit.Signer, error) {
+	var secrets domain.Keys = d.store
+	if kek != nil {
+		sealed, err := auth.NewSealedKeys(d.store, kek, rand.Reader, old...)
+		if err != nil {
+			return nil, err
+		}
+		secrets = sealed
+	}
+	return loadAuditSigner(ctx, secrets)
 }
 
 // Close closes the database.
