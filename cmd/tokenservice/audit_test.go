@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/tokenservice/tokenservice/pkg/audit"
 	"github.com/tokenservice/tokenservice/pkg/domain"
 	"github.com/tokenservice/tokenservice/pkg/store"
@@ -276,5 +278,74 @@ func TestAuditLogReceivesSealedEvents(t *testing.T) {
 		}
 		op := &shell{t: t, env: s.env}
 		op.must("", "audit", "verify")
+	})
+}
+
+// eventLine is what TestServerSideCommandsAreRecorded asserts of an event.
+func eventLine(e *domain.AuditEvent) string {
+	b, _ := json.Marshal(e.Details)
+	return fmt.Sprintf("%s %s by %s %s", e.Action, e.Outcome, e.Actor.Kind, b)
+}
+
+// The server-side commands record what they change, as the operator, with
+// no origin (no client, request or trace: a command line); the service's
+// own changes (the first signing key) as the service.
+func TestServerSideCommandsAreRecorded(t *testing.T) {
+	storetest.ForEachDriver(t, func(t *testing.T, driver string) {
+		ctx := context.Background()
+		db := storetest.MustConfig(t, driver)
+		op := &shell{t: t, env: map[string]string{"TOKENSERVICE_DB_DRIVER": db.Driver, "TOKENSERVICE_DB_DSN": db.DSN}}
+		op.must("", "db", "migrate")
+		op.must("", "db", "migrate") // nothing applied: nothing recorded
+		s := startService(t, db)     // makes the first signing key
+		kid1 := jwksKIDs(t, s)[0]
+		op.must("", "keys", "rotate")
+		if err := s.shutdown(); err != nil {
+			t.Fatal(err)
+		}
+		st := storetest.MustOpenConfig(t, db)
+		keys, err := st.SigningKeys(ctx)
+		if err != nil || len(keys) != 2 {
+			t.Fatalf("%d signing keys, %v; want 2", len(keys), err)
+		}
+		kid2 := keys[1].ID
+		op.must("", "keys", "delete", kid2)
+		kek := mustKEKFile(t)
+		op.must("", "keys", "reseal", "--key-encryption-key-file", kek)
+		tr := auditTrail{st: st}
+		tr.write(t, 0, time.Now()) // seal what is written
+
+		events, err := st.AuditEventsFrom(ctx, 1, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range events {
+			if e.Action == domain.ActionSigningKeyAdd || e.Action == domain.ActionSigningKeyRet {
+				delete(e.Details, "activate_time") // times: checked in pkg/auth
+				delete(e.Details, "retire_time")
+			}
+			got = append(got, eventLine(e))
+			if e.Actor.Kind == domain.ActorOperator && (e.Origin != domain.Origin{} || e.Actor.UserID != "") {
+				t.Errorf("%s: an operator's event with origin %+v, actor %+v", e.Action, e.Origin, e.Actor)
+			}
+		}
+		secrets := 0
+		if err := st.DB().QueryRow("SELECT COUNT(*) FROM server_secrets").Scan(&secrets); err != nil {
+			t.Fatal(err)
+		}
+		migrations := store.MigrationIDs()
+		want := []string{
+			fmt.Sprintf(`database.migrate success by operator {"count":"%d","from":"none","to":"%s"}`, len(migrations), migrations[len(migrations)-1]),
+			`signing_key.add success by service {"kid":"` + kid1 + `"}`,
+			`signing_key.add success by operator {"kid":"` + kid2 + `"}`,
+			`signing_key.retire success by operator {"kid":"` + kid1 + `","replaced_by":"` + kid2 + `"}`,
+			`signing_key.delete success by operator {"forced":"false","kid":"` + kid2 + `","state":"pending"}`,
+			fmt.Sprintf(`keys.reseal success by operator {"values":"%d"}`, 1+secrets),
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("events (-want +got):\n%s", diff)
+		}
+		op.must("", "audit", "verify", "--key-encryption-key-file", kek)
 	})
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -145,22 +144,13 @@ An SQLite file that does not exist is created (mode 0600). Serve applies them at
 				return databaseError(cfg, err)
 			}
 			defer st.Close()
-			before, err := st.AppliedMigrations(cmd.Context())
+			// What this run applied (a replica migrating at the same
+			// moment applies the others), recorded in the audit trail.
+			applied, err := app.MigrateAsOperator(cmd.Context(), st)
 			if err != nil {
 				return databaseError(cfg, err)
 			}
-			if err := st.Migrate(cmd.Context()); err != nil {
-				return databaseError(cfg, err)
-			}
-			// What this run found missing (a replica migrating at the same
-			// moment may have applied some of them).
 			all := store.MigrationIDs()
-			var applied []string
-			for _, id := range all {
-				if !slices.Contains(before, id) {
-					applied = append(applied, id)
-				}
-			}
 			current := all[len(all)-1]
 			if len(applied) == 0 {
 				fmt.Fprintf(e.stdout, "the schema was current (%s): no migration to apply\n", current)

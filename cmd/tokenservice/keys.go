@@ -120,7 +120,7 @@ before it signs again if it is still published, else the pending key signs at on
 before some gateways may have it.`,
 		Args: args("KID"),
 		RunE: func(cmd *cobra.Command, argv []string) error {
-			err := auth.DeleteSigningKey(cmd.Context(), databaseOf(cmd).SigningKeys(), argv[0], time.Now().UTC(), force)
+			err := databaseOf(cmd).DeleteSigningKey(cmd.Context(), argv[0], force)
 			if errors.Is(err, auth.ErrSigningKeyInUse) {
 				return fmt.Errorf("%w: run tokenservice keys rotate, and delete it once the new key signs (tokenservice keys list); "+
 					"--force deletes it now (see tokenservice keys delete --help for which key then signs)", err)

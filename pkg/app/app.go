@@ -170,7 +170,9 @@ func openStoreAndKeys(cfg Config) (*App, error) {
 			return nil, err
 		}
 	}
-	a.keys = auth.NewKeyRing(a.secrets, rand.Reader, cfg.KeyRotation)
+	rotation := cfg.KeyRotation
+	rotation.Actor = domain.AuditParty{Kind: domain.ActorService}
+	a.keys = auth.NewKeyRing(a.secrets, rand.Reader, rotation)
 	return a, nil
 }
 
@@ -324,7 +326,7 @@ func (a *App) start(ctx, runCtx context.Context) error {
 func (a *App) attempt(ctx, runCtx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, startupAttemptTimeout)
 	defer cancel()
-	if err := a.store.Migrate(ctx); err != nil {
+	if _, err := migrateRecorded(ctx, a.store, domain.AuditParty{Kind: domain.ActorService}); err != nil {
 		return err
 	}
 	added, err := a.keys.Rotate(ctx, now(), false)

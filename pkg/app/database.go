@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"runtime"
+	"strconv"
 	"time"
 
 	"github.com/tokenservice/tokenservice/pkg/audit"
@@ -32,7 +33,7 @@ func OpenDatabase(ctx context.Context, cfg store.Config) (*Database, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := st.Migrate(ctx); err != nil {
+	if _, err := migrateRecorded(ctx, st, operator); err != nil {
 		st.Close()
 		return nil, err
 	}
@@ -57,8 +58,13 @@ func (d *Database) KeyRing(kek []byte, old [][]byte, rotation auth.Rotation) (*a
 		}
 		keys = sealed
 	}
+	rotation.Actor = operator
 	return auth.NewKeyRing(keys, rand.Reader, rotation), nil
 }
+
+// operator is the actor the audit trail records for the server-side
+// commands.
+var operator = domain.ActorOf(users.Operator())
 
 // Reseal seals every signing key and server secret under kek, in one
 // transaction: those stored in the clear and those sealed under old. It
@@ -68,13 +74,15 @@ func (d *Database) Reseal(ctx context.Context, kek []byte, old [][]byte) (int, e
 	if err != nil {
 		return 0, err
 	}
-	return sealed.Reseal(ctx, d.store)
+	ev := &domain.AuditEvent{Time: now(), Action: domain.ActionKeysReseal, Outcome: domain.OutcomeSuccess, Actor: operator, Origin: domain.OriginFromContext(ctx)}
+	return sealed.Reseal(ctx, d.store, ev)
 }
 
-// SigningKeys returns the stored signing keys as they are, their private
-// keys sealed if they were stored so: enough to see or delete keys, not to
-// sign or add one.
-func (d *Database) SigningKeys() auth.StoredKeys { return d.store }
+// DeleteSigningKey deletes the stored signing key kid, as the operator
+// (auth.DeleteSigningKey).
+func (d *Database) DeleteSigningKey(ctx context.Context, kid string, force bool) error {
+	return auth.DeleteSigningKey(ctx, d.store, kid, now(), force, operator)
+}
 
 // KeyStates returns where each stored signing key stands at now, from
 // their times alone (no key is created or unsealed). A replaced key shows
@@ -103,6 +111,24 @@ func (d *Database) AuditSigner(ctx context.Context, kek []byte, old [][]byte) (*
 		secrets = sealed
 	}
 	return loadAuditSigner(ctx, secrets)
+}
+
+// migrateRecorded applies the migrations st lacks, recording them in the audit
+// trail as actor's (action database.migrate; details: from, the newest
+// applied before or "none", to, and count), and returns those it applied.
+func migrateRecorded(ctx context.Context, st *store.Store, actor domain.AuditParty) ([]string, error) {
+	return st.MigrateRecorded(ctx, func(from string, applied []string) *domain.AuditEvent {
+		if from == "" {
+			from = "none"
+		}
+		return (&domain.AuditEvent{Time: now(), Action: domain.ActionDatabaseMigrate, Outcome: domain.OutcomeSuccess, Actor: actor, Origin: domain.OriginFromContext(ctx)}).
+			With("from", from).With("to", applied[len(applied)-1]).With("count", strconv.Itoa(len(applied)))
+	})
+}
+
+// MigrateAsOperator is migrateRecorded for the server-side commands.
+func MigrateAsOperator(ctx context.Context, st *store.Store) ([]string, error) {
+	return migrateRecorded(ctx, st, operator)
 }
 
 // Close closes the database.

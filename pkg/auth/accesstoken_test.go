@@ -184,12 +184,13 @@ type memKeys struct {
 	keys      []*domain.SigningKey
 	fail      error
 	beforeAdd func()
+	events    []*domain.AuditEvent // written with the changes, as the store does
 }
 
 func (m *memKeys) SigningKeys(_ context.Context) ([]*domain.SigningKey, error) {
 	return slices.Clone(m.keys), m.fail
 }
-func (m *memKeys) AddSigningKey(_ context.Context, k *domain.SigningKey, ifNoneSince time.Time, _ ...*domain.AuditEvent) (bool, error) {
+func (m *memKeys) AddSigningKey(_ context.Context, k *domain.SigningKey, ifNoneSince time.Time, events ...*domain.AuditEvent) (bool, error) {
 	if m.beforeAdd != nil {
 		m.beforeAdd()
 	}
@@ -202,13 +203,18 @@ func (m *memKeys) AddSigningKey(_ context.Context, k *domain.SigningKey, ifNoneS
 		}
 	}
 	m.keys = append(m.keys, k)
+	m.events = append(m.events, events...)
 	return true, nil
 }
-func (m *memKeys) DeleteSigningKeys(_ context.Context, ids []string, _ ...*domain.AuditEvent) error {
+func (m *memKeys) DeleteSigningKeys(_ context.Context, ids []string, events ...*domain.AuditEvent) error {
 	if m.fail != nil {
 		return m.fail
 	}
+	n := len(m.keys)
 	m.keys = slices.DeleteFunc(m.keys, func(k *domain.SigningKey) bool { return slices.Contains(ids, k.ID) })
+	if len(m.keys) < n {
+		m.events = append(m.events, events...)
+	}
 	return nil
 }
 func (m *memKeys) Secret(context.Context, string, []byte) ([]byte, error) { return nil, nil }

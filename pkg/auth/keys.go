@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -95,7 +96,7 @@ func superseded(k *domain.SigningKey, keys []*domain.SigningKey, now time.Time, 
 	return false
 }
 
-func loadKeys(ctx context.Context, store domain.Keys, rnd io.Reader, now time.Time) ([]*domain.SigningKey, error) {
+func loadKeys(ctx context.Context, store domain.Keys, rnd io.Reader, now time.Time, actor domain.AuditParty) ([]*domain.SigningKey, error) {
 	keys, err := store.SigningKeys(ctx)
 	if err != nil || len(keys) > 0 {
 		return keys, err
@@ -105,8 +106,9 @@ func loadKeys(ctx context.Context, store domain.Keys, rnd io.Reader, now time.Ti
 		return nil, err
 	}
 	// Another replica may add the first key at the same moment: one of the
-	// two is added, and both read it back.
-	if _, err := store.AddSigningKey(ctx, k, time.Time{}); err != nil {
+	// two is added (with its event), and both read it back.
+	if _, err := store.AddSigningKey(ctx, k, time.Time{}, keyEvent(ctx, domain.ActionSigningKeyAdd, actor, k.ID, now).
+		With("activate_time", k.CreateTime.UTC().Format(time.RFC3339))); err != nil {
 		return nil, err
 	}
 	return store.SigningKeys(ctx)
@@ -198,6 +200,10 @@ type Rotation struct {
 	// PropagationDelay is how long a new key is published before it signs
 	// (see CheckPropagation).
 	PropagationDelay time.Duration
+	// Actor is who the audit trail records as adding, retiring and
+	// deleting keys: the service for serve's own rotation, the operator
+	// for tokenservice keys rotate.
+	Actor domain.AuditParty
 	// VerifyFor is how long a key stays published after its successor
 	// starts signing (see VerifyFor); then the key is deleted. 0: keys
 	// are never deleted, for a ring that does not know the tokens' lifetime.
@@ -258,7 +264,7 @@ func KeyRingOf(ks *KeySet) *KeyRing {
 // Load reads the keys from the store (creating the first one if there is
 // none) and puts them in use as they are at now.
 func (r *KeyRing) Load(ctx context.Context, now time.Time) error {
-	keys, err := loadKeys(ctx, r.store, r.rnd, now)
+	keys, err := loadKeys(ctx, r.store, r.rnd, now, r.rotation.Actor)
 	if err != nil {
 		return err
 	}
@@ -308,7 +314,7 @@ func (r *KeyRing) Rotate(ctx context.Context, now time.Time, force bool) (*domai
 			return nil, err
 		}
 		k.ActivateTime = now.Add(r.rotation.PropagationDelay)
-		ok, err := r.store.AddSigningKey(ctx, k, ifNoneSince)
+		ok, err := r.store.AddSigningKey(ctx, k, ifNoneSince, r.addEvents(ctx, k, now)...)
 		if err != nil {
 			return nil, err
 		}
@@ -325,10 +331,37 @@ func (r *KeyRing) Rotate(ctx context.Context, now time.Time, force bool) (*domai
 	if !due && len(expired) == 0 {
 		return nil, nil
 	}
-	if err := r.store.DeleteSigningKeys(ctx, expired); err != nil {
-		return added, err
+	// One at a time: a replica deleting the same key at once deletes
+	// nothing, and so records nothing.
+	for _, id := range expired {
+		ev := keyEvent(ctx, domain.ActionSigningKeyDel, r.rotation.Actor, id, now).With("reason", "expired")
+		if err := r.store.DeleteSigningKeys(ctx, []string{id}, ev); err != nil {
+			return added, err
+		}
 	}
 	return added, r.Load(ctx, now)
+}
+
+// addEvents are the events of adding k at now: its addition, and the
+// retirement of the key it replaces (the newest before it), which stops
+// signing when k starts.
+func (r *KeyRing) addEvents(ctx context.Context, k *domain.SigningKey, now time.Time) []*domain.AuditEvent {
+	activate := k.ActivateTime.UTC().Format(time.RFC3339)
+	events := []*domain.AuditEvent{keyEvent(ctx, domain.ActionSigningKeyAdd, r.rotation.Actor, k.ID, now).With("activate_time", activate)}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if n := len(r.keys); n > 0 {
+		old := r.keys[n-1].ID
+		events = append(events, keyEvent(ctx, domain.ActionSigningKeyRet, r.rotation.Actor, old, now).
+			With("retire_time", activate).With("replaced_by", k.ID))
+	}
+	return events
+}
+
+// keyEvent is an event about the signing key kid (the detail "kid").
+func keyEvent(ctx context.Context, action domain.AuditAction, actor domain.AuditParty, kid string, now time.Time) *domain.AuditEvent {
+	return (&domain.AuditEvent{Time: now, Action: action, Outcome: domain.OutcomeSuccess, Actor: actor, Origin: domain.OriginFromContext(ctx)}).
+		With("kid", kid)
 }
 
 // due reports whether a rotation is due at now, and since when no key may
@@ -363,7 +396,10 @@ var ErrSigningKeyInUse = errors.New("the key signs the access tokens now")
 // before it signs again if it is still published, else the first pending
 // key signs at once, possibly before every gateway has it. The safe course
 // is to rotate and delete the old key once the new one signs.
-func DeleteSigningKey(ctx context.Context, store StoredKeys, kid string, now time.Time, force bool) error {
+//
+// The audit trail records actor deleting it (details: kid, the key's state,
+// forced).
+func DeleteSigningKey(ctx context.Context, store StoredKeys, kid string, now time.Time, force bool, actor domain.AuditParty) error {
 	keys, err := store.SigningKeys(ctx)
 	if err != nil {
 		return err
@@ -374,10 +410,13 @@ func DeleteSigningKey(ctx context.Context, store StoredKeys, kid string, now tim
 		return fmt.Errorf("no signing key %q", kid)
 	case len(keys) == 1:
 		return fmt.Errorf("%s is the only signing key: rotate first", kid)
-	case KeyStates(keys, now, 0)[i].Status == KeySigning && !force:
+	}
+	state := KeyStates(keys, now, 0)[i].Status
+	if state == KeySigning && !force {
 		return fmt.Errorf("%s: %w", kid, ErrSigningKeyInUse)
 	}
-	return store.DeleteSigningKeys(ctx, []string{kid})
+	ev := keyEvent(ctx, domain.ActionSigningKeyDel, actor, kid, now).With("state", string(state)).With("forced", strconv.FormatBool(force))
+	return store.DeleteSigningKeys(ctx, []string{kid}, ev)
 }
 
 // Current returns the KeySet in use, or nil before Load.

@@ -12,7 +12,7 @@ import (
 // there is none, and returns them as they are at now (see NewKeySet): what
 // KeyRing.Load does, as a value the tests can hold.
 func LoadKeys(ctx context.Context, store domain.Keys, rnd io.Reader, now time.Time, verifyFor time.Duration) (*KeySet, error) {
-	keys, err := loadKeys(ctx, store, rnd, now)
+	keys, err := loadKeys(ctx, store, rnd, now, domain.AuditParty{})
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/tokenservice/tokenservice/pkg/domain"
 )
 
@@ -237,20 +239,20 @@ func TestDeleteSigningKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	k1 := ring.Current().SigningKeyID()
-	if err := DeleteSigningKey(ctx, store, k1, t0, true); err == nil || len(store.keys) != 1 {
+	if err := DeleteSigningKey(ctx, store, k1, t0, true, domain.AuditParty{}); err == nil || len(store.keys) != 1 {
 		t.Errorf("deleting the only key: %v, %d keys left", err, len(store.keys))
 	}
-	if err := DeleteSigningKey(ctx, store, "nosuchkey", t0, true); err == nil {
+	if err := DeleteSigningKey(ctx, store, "nosuchkey", t0, true, domain.AuditParty{}); err == nil {
 		t.Error("deleting an unknown key did not fail")
 	}
 	k2, err := ring.Rotate(ctx, t0, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := DeleteSigningKey(ctx, store, k1, t0, false); !errors.Is(err, ErrSigningKeyInUse) || len(store.keys) != 2 {
+	if err := DeleteSigningKey(ctx, store, k1, t0, false, domain.AuditParty{}); !errors.Is(err, ErrSigningKeyInUse) || len(store.keys) != 2 {
 		t.Errorf("deleting the signing key without force: %v, %d keys left", err, len(store.keys))
 	}
-	if err := DeleteSigningKey(ctx, store, k1, t0, true); err != nil {
+	if err := DeleteSigningKey(ctx, store, k1, t0, true, domain.AuditParty{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := ring.Load(ctx, t0.Add(time.Minute)); err != nil || ring.Current().SigningKeyID() != k2.ID || !slices.Equal(publishedKIDs(t, ring), []string{k2.ID}) {
@@ -258,7 +260,66 @@ func TestDeleteSigningKey(t *testing.T) {
 	}
 	// A pending key goes without force.
 	k3, _ := ring.Rotate(ctx, t0.Add(time.Hour), true)
-	if err := DeleteSigningKey(ctx, store, k3.ID, t0.Add(time.Hour), false); err != nil || len(store.keys) != 1 {
+	if err := DeleteSigningKey(ctx, store, k3.ID, t0.Add(time.Hour), false, domain.AuditParty{}); err != nil || len(store.keys) != 1 {
 		t.Errorf("deleting a pending key: %v, %d keys left", err, len(store.keys))
+	}
+}
+
+// keyEvents is what the audit trail holds of key events: action, actor
+// kind and details.
+func keyEvents(events []*domain.AuditEvent) []string {
+	var out []string
+	for _, e := range events {
+		b, _ := json.Marshal(e.Details)
+		out = append(out, string(e.Action)+" by "+e.Actor.Kind+" "+string(b))
+	}
+	return out
+}
+
+// Each addition, retirement and deletion of a key is recorded with the
+// change, as the ring's actor: the first key, a rotation (the key it
+// replaces retires when the new one signs), an expired key deleted, a key
+// deleted by keys delete.
+func TestKeyChangesAreRecorded(t *testing.T) {
+	ctx := context.Background()
+	store := &memKeys{}
+	service := domain.AuditParty{Kind: domain.ActorService}
+	ring := NewKeyRing(store, rand.Reader, Rotation{Period: time.Hour, PropagationDelay: 10 * time.Minute, VerifyFor: 20 * time.Minute, Actor: service})
+	if _, err := ring.Rotate(ctx, t0, false); err != nil {
+		t.Fatal(err)
+	}
+	k1 := ring.Current().SigningKeyID()
+	k2, err := ring.Rotate(ctx, t0.Add(time.Hour), false)
+	if err != nil || k2 == nil {
+		t.Fatalf("due rotation: %v, %v", k2, err)
+	}
+	// k1 expires 20 minutes after k2 signs (at 1h10m).
+	if _, err := ring.Rotate(ctx, t0.Add(time.Hour+31*time.Minute), false); err != nil {
+		t.Fatal(err)
+	}
+	k3, err := ring.Rotate(ctx, t0.Add(time.Hour+32*time.Minute), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := DeleteSigningKey(ctx, store, k3.ID, t0.Add(time.Hour+33*time.Minute), false, domain.AuditParty{Kind: domain.ActorOperator}); err != nil {
+		t.Fatal(err)
+	}
+	at := func(d time.Duration) string { return t0.Add(d).Format(time.RFC3339) }
+	want := []string{
+		`signing_key.add by service {"activate_time":"` + at(0) + `","kid":"` + k1 + `"}`,
+		`signing_key.add by service {"activate_time":"` + at(70*time.Minute) + `","kid":"` + k2.ID + `"}`,
+		`signing_key.retire by service {"kid":"` + k1 + `","replaced_by":"` + k2.ID + `","retire_time":"` + at(70*time.Minute) + `"}`,
+		`signing_key.delete by service {"kid":"` + k1 + `","reason":"expired"}`,
+		`signing_key.add by service {"activate_time":"` + at(102*time.Minute) + `","kid":"` + k3.ID + `"}`,
+		`signing_key.retire by service {"kid":"` + k2.ID + `","replaced_by":"` + k3.ID + `","retire_time":"` + at(102*time.Minute) + `"}`,
+		`signing_key.delete by operator {"forced":"false","kid":"` + k3.ID + `","state":"pending"}`,
+	}
+	if diff := cmp.Diff(want, keyEvents(store.events)); diff != "" {
+		t.Errorf("key events (-want +got):\n%s", diff)
+	}
+	for _, e := range store.events {
+		if !e.Time.After(t0.Add(-time.Second)) || e.Outcome != domain.OutcomeSuccess || e.Subject != (domain.AuditParty{}) {
+			t.Errorf("%s: time %v, outcome %q, subject %+v", e.Action, e.Time, e.Outcome, e.Subject)
+		}
 	}
 }

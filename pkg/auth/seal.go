@@ -107,7 +107,9 @@ func (s *SealedKeys) open(value []byte, row string) ([]byte, error) {
 // transaction: values stored in the clear, and values sealed under an old
 // key-encryption key. A value none of the keys opens fails it, and nothing
 // changes. It returns how many values it sealed.
-func (s *SealedKeys) Reseal(ctx context.Context, r domain.Resealer) (int, error) {
+//
+// events are written in the same transaction (domain.Resealer).
+func (s *SealedKeys) Reseal(ctx context.Context, r domain.Resealer, events ...*domain.AuditEvent) (int, error) {
 	return r.RewriteSealed(ctx, func(v domain.SealedValue) ([]byte, error) {
 		row := rowOf(v.Kind, v.Name)
 		plain, err := s.open(v.Value, row)
@@ -115,7 +117,7 @@ func (s *SealedKeys) Reseal(ctx context.Context, r domain.Resealer) (int, error)
 			return nil, fmt.Errorf("%s %s: %w", strings.ReplaceAll(string(v.Kind), "_", " "), v.Name, err)
 		}
 		return s.seal(plain, row)
-	})
+	}, events...)
 }
 
 // IsSealed reports whether a stored value is sealed: a process without the

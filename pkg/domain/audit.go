@@ -80,11 +80,14 @@ const (
 // ActorOperator is the actor kind of the server-side commands (whoever
 // holds the database's credentials); ActorUser a user, ActorAnonymous a
 // caller that presented no credential accepted (a refused one, a
-// revocation by possession).
+// revocation by possession); ActorService the service itself, on no one's
+// request (serve's scheduled key rotation, the migrations it applies at
+// start).
 const (
 	ActorUser      = "user"
 	ActorOperator  = "operator"
 	ActorAnonymous = "anonymous"
+	ActorService   = "service"
 )
 
 // AuditParty is an actor or a subject of an event: a user (its ID and its

@@ -102,7 +102,8 @@ type Resealer interface {
 	// RewriteSealed replaces each sealed value (every signing key's
 	// private key and every server secret) with rewrite's result, all in
 	// one transaction: if rewrite fails for one, none changes. It returns
-	// how many values it rewrote.
+	// how many values it rewrote; events, written in that transaction, get
+	// the detail "values" saying how many.
 	RewriteSealed(ctx context.Context, rewrite func(v SealedValue) ([]byte, error), events ...*AuditEvent) (int, error)
 }
 

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"gorm.io/gorm"
@@ -148,7 +149,11 @@ func (s *Store) RewriteSealed(ctx context.Context, rewrite func(v domain.SealedV
 			}
 			n++
 		}
-		return insertAuditEvents(tx, events)
+		counted := make([]*domain.AuditEvent, len(events))
+		for i, e := range events {
+			counted[i] = e.Clean().With("values", strconv.Itoa(n))
+		}
+		return insertAuditEvents(tx, counted)
 	})
 	if rewriteErr != nil {
 		return 0, rewriteErr

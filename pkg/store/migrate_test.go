@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenservice/tokenservice/pkg/domain"
 	"github.com/tokenservice/tokenservice/pkg/store"
 	"github.com/tokenservice/tokenservice/pkg/store/storetest"
 )
@@ -118,6 +119,62 @@ func TestConcurrentMigrations(t *testing.T) {
 			if err != nil {
 				t.Errorf("a concurrent Migrate: %v", err)
 			}
+		}
+	})
+}
+
+// Of migrators running at once, each records the migrations it applied
+// itself: every migration is in the audit trail once, from where the
+// database stood.
+func TestConcurrentMigrationsAreRecordedOnce(t *testing.T) {
+	storetest.ForEachDriver(t, func(t *testing.T, driver string) {
+		ctx := context.Background()
+		cfg := storetest.MustConfig(t, driver)
+		all := store.MigrationIDs()
+		var mu sync.Mutex
+		var recorded []string
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				s, err := store.Open(cfg)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer s.Close()
+				applied, err := s.MigrateRecorded(ctx, func(from string, applied []string) *domain.AuditEvent {
+					return (&domain.AuditEvent{Time: time.Now(), Action: domain.ActionDatabaseMigrate, Outcome: domain.OutcomeSuccess,
+						Actor: domain.AuditParty{Kind: domain.ActorService}}).With("from", from).With("applied", strings.Join(applied, " "))
+				})
+				if err != nil {
+					t.Errorf("a concurrent MigrateRecorded: %v", err)
+				}
+				mu.Lock()
+				recorded = append(recorded, applied...)
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		slices.Sort(recorded)
+		if !slices.Equal(recorded, all) {
+			t.Errorf("the migrators say they applied %v, want each of %v once", recorded, all)
+		}
+		st := storetest.MustOpenConfig(t, cfg)
+		var rows []string
+		r, err := st.DB().Query("SELECT details FROM audit_events WHERE action = 'database.migrate' ORDER BY id")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		for r.Next() {
+			var d string
+			if err := r.Scan(&d); err != nil {
+				t.Fatal(err)
+			}
+			rows = append(rows, d)
+		}
+		if want := `{"applied":"` + strings.Join(all, " ") + `","from":""}`; len(rows) != 1 || rows[0] != want {
+			t.Errorf("database.migrate events %q, want one: %s", rows, want)
 		}
 	})
 }

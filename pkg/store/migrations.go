@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -312,11 +313,59 @@ func (s *Store) Migrate(ctx context.Context) error { return s.MigrateTo(ctx, "")
 // newest), as Migrate does: the upgrade tests stop at an old version, write
 // rows as that version did, and migrate on.
 func (s *Store) MigrateTo(ctx context.Context, id string) error {
+	_, err := s.migrateTo(ctx, id, nil)
+	return err
+}
+
+// MigrateRecorded is Migrate, and returns the migrations this call
+// applied, read under the migration lease (of replicas migrating at once,
+// each returns those it applied itself). If it applied any, it writes to
+// the audit trail the event that event makes of them: from is the
+// newest migration applied before ("" for a fresh database).
+func (s *Store) MigrateRecorded(ctx context.Context, event func(from string, applied []string) *domain.AuditEvent) ([]string, error) {
+	return s.migrateTo(ctx, "", event)
+}
+
+func (s *Store) migrateTo(ctx context.Context, id string, event func(from string, applied []string) *domain.AuditEvent) ([]string, error) {
 	release, err := s.takeMigrationLease(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer release()
+	var before []string
+	if event != nil {
+		if before, err = s.AppliedMigrations(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.migrate(ctx, id); err != nil {
+		return nil, err
+	}
+	if event == nil {
+		return nil, nil
+	}
+	after, err := s.AppliedMigrations(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var applied []string
+	for _, m := range after {
+		if !slices.Contains(before, m) {
+			applied = append(applied, m)
+		}
+	}
+	if len(applied) == 0 {
+		return nil, nil
+	}
+	from := ""
+	if len(before) > 0 {
+		from = before[len(before)-1]
+	}
+	return applied, s.AppendAuditEvents(ctx, []*domain.AuditEvent{event(from, applied)})
+}
+
+// migrate runs the migrations up to id ("": all), under the lease.
+func (s *Store) migrate(ctx context.Context, id string) error {
 	db := s.db.WithContext(ctx)
 	if s.driver == DriverMySQL {
 		// Session: Set returns a shared statement, on which gormigrate's
