@@ -216,7 +216,8 @@ func TestAlertRules(t *testing.T) {
 		}
 	}
 	for _, signal := range []string{"grpc_server_handled_total", "grpc_server_handling_seconds_bucket",
-		"tokenservice_password_attempts_total", "up", "tokenservice_signing_key_age_seconds"} {
+		"tokenservice_password_attempts_total", "up", "tokenservice_signing_key_age_seconds",
+		"tokenservice_audit_events_dropped_total", "tokenservice_audit_verification_failures_total", "tokenservice_audit_checkpoint_timestamp_seconds"} {
 		if !read[signal] {
 			t.Errorf("no alert reads %s", signal)
 		}
@@ -273,6 +274,24 @@ var alertCases = map[string]struct{ fires, quiet string }{
 	"TokenserviceSigningKeyTooOld": {
 		fires: fmt.Sprintf(`tokenservice_signing_key_age_seconds{job="tokenservice",instance="a"} %dx30`, 33*86400),
 		quiet: fmt.Sprintf(`tokenservice_signing_key_age_seconds{job="tokenservice",instance="a"} %dx30`, 30*86400),
+	},
+	"TokenserviceAuditEventsDropped": {
+		// One drop, five minutes ago.
+		fires: `tokenservice_audit_events_dropped_total{job="tokenservice",instance="a"} 0x25 1x5`,
+		quiet: `tokenservice_audit_events_dropped_total{job="tokenservice",instance="a"} 0x30
+			tokenservice_audit_events_dropped_total{job="tokenservice",instance="b"} 3x30`, // before the window
+	},
+	"TokenserviceAuditTrailDoesNotVerify": {
+		fires: `tokenservice_audit_verification_failures_total{job="tokenservice",instance="a"} 0x20 1x10`,
+		quiet: `tokenservice_audit_verification_failures_total{job="tokenservice",instance="a"} 0x30`,
+	},
+	"TokenserviceAuditCheckpointStale": {
+		// Signed once, at 1m, then never; a replica that never signed.
+		fires: `tokenservice_audit_checkpoint_timestamp_seconds{job="tokenservice",instance="a"} 0 60x29
+			tokenservice_audit_checkpoint_timestamp_seconds{job="tokenservice",instance="b"} 0x30`,
+		// One replica keeps signing; a fresh one has not yet.
+		quiet: `tokenservice_audit_checkpoint_timestamp_seconds{job="tokenservice",instance="a"} 0+60x30
+			tokenservice_audit_checkpoint_timestamp_seconds{job="tokenservice",instance="b"} 0x30`,
 	},
 	"TokenserviceLastUsedFlushFailing": {
 		fires: `tokenservice_last_used_flushes_total{job="tokenservice",result="ok"} 0+2x30
@@ -520,6 +539,10 @@ func TestDashboard(t *testing.T) {
 		{"password attempts", "tokenservice_password_attempts_total", ""},
 		{"replicas up", "up", ""},
 		{"the signing key's age", "tokenservice_signing_key_age_seconds", ""},
+		{"audit events sealed by action", "tokenservice_audit_events_total", "by (action)"},
+		{"audit events dropped", "tokenservice_audit_events_dropped_total", ""},
+		{"checkpoints refused", "tokenservice_audit_verification_failures_total", ""},
+		{"the audit checkpoint's age", "tokenservice_audit_checkpoint_timestamp_seconds", "time() -"},
 	} {
 		if !slices.ContainsFunc(read[want.metric], func(e string) bool { return strings.Contains(e, want.also) }) {
 			t.Errorf("no panel shows %s (%s %s)", want.what, want.metric, want.also)
