@@ -118,7 +118,7 @@ func checkOneChain(t *testing.T, db store.Config, written map[string]bool) int64
 	ctx := context.Background()
 	st := storetest.MustOpenConfig(t, db)
 	var unsealed int
-	if err := st.DB().QueryRow("SELECT COUNT(*) FROM audit_events WHERE seq IS NULL").Scan(&unsealed); err != nil {
+	if err := st.DB().QueryRow("SELECT COUNT(*) FROM audit_events WHERE seq = 0").Scan(&unsealed); err != nil {
 		t.Fatal(err)
 	}
 	if unsealed != 0 {
