@@ -57,7 +57,9 @@ func TestAppRefusesToCheckpointAnEditedTrail(t *testing.T) {
 		cfg := apptest.Config(t, driver)
 		cfg.Server.MetricsAddr = "127.0.0.1:0"
 		cfg.Audit.FlushInterval = 20 * time.Millisecond
-		cfg.Audit.CheckpointInterval = 100 * time.Millisecond
+		// Long enough that the edit below lands between two checkpoints:
+		// an edit at or before the newest is the full verification's.
+		cfg.Audit.CheckpointInterval = time.Second
 		var logs *testlog.Buffer
 		cfg.Logger, logs = testlog.NewJSON(slog.LevelInfo)
 		a := apptest.MustStart(t, cfg)

@@ -79,15 +79,31 @@ func VerifyTail(ctx context.Context, trail domain.AuditTrail, signer *Signer) (R
 }
 
 func verify(ctx context.Context, trail domain.AuditTrail, signer *Signer, exported []string, tail bool) (Report, domain.AuditChain, error) {
-	// The checkpoints before the chain: each is of an event sealed before
-	// it was stored, so all are at or before the head read next.
-	stored, err := trail.AuditCheckpoints(ctx)
-	if err != nil {
-		return Report{}, domain.AuditChain{}, err
-	}
-	chain, err := trail.AuditChain(ctx)
-	if err != nil {
-		return Report{}, chain, err
+	var stored []domain.AuditCheckpoint
+	var chain domain.AuditChain
+	var err error
+	if tail {
+		// The newest checkpoint at or before the head: the walk starts
+		// after it (every checkpoint is checked by the full verification).
+		if chain, err = trail.AuditChain(ctx); err != nil {
+			return Report{}, chain, err
+		}
+		last, err := trail.LastAuditCheckpoint(ctx, chain.LastSeq)
+		if err != nil {
+			return Report{}, chain, err
+		}
+		if last.Seq > 0 {
+			stored = []domain.AuditCheckpoint{last}
+		}
+	} else {
+		// The checkpoints before the chain: each is of an event sealed
+		// before it was stored, so all are at or before the head read next.
+		if stored, err = trail.AuditCheckpoints(ctx); err != nil {
+			return Report{}, chain, err
+		}
+		if chain, err = trail.AuditChain(ctx); err != nil {
+			return Report{}, chain, err
+		}
 	}
 	r := Report{FirstSeq: chain.FirstSeq}
 	// Every checkpoint to check, by the seq it is of.
@@ -101,12 +117,13 @@ func verify(ctx context.Context, trail domain.AuditTrail, signer *Signer, export
 		if !sameCheckpoint(c, signed) {
 			return r.fail(c.Seq, "the stored checkpoint of sequence number %d was edited: its columns say other than its signed statement", c.Seq), chain, nil
 		}
-		if c.Seq >= chain.FirstSeq {
-			checks[c.Seq] = append(checks[c.Seq], signed)
+		if c.Seq < chain.FirstSeq {
+			continue
 		}
-		if tail && c.Seq >= chain.FirstSeq && c.Seq <= chain.LastSeq && c.Seq >= next {
-			// Start after it: the walk checks the first event against
-			// the hash the checkpoint signed.
+		checks[c.Seq] = append(checks[c.Seq], signed)
+		if tail {
+			// Start after it: the head, or the first event walked, is
+			// checked against the hash it signed.
 			prev, next = signed.ChainHash, c.Seq+1
 		}
 	}

@@ -372,6 +372,9 @@ type AuditTrail interface {
 	AddAuditCheckpoint(ctx context.Context, c AuditCheckpoint) error
 	// AuditCheckpoints returns the stored checkpoints by Seq.
 	AuditCheckpoints(ctx context.Context) ([]AuditCheckpoint, error)
+	// LastAuditCheckpoint returns the stored checkpoint of the highest Seq
+	// at most atMost; a zero one if there is none.
+	LastAuditCheckpoint(ctx context.Context, atMost int64) (AuditCheckpoint, error)
 	// TrimAuditEvents deletes up to limit of the oldest events written
 	// before cutoff, in order, moving the chain's start past them, and
 	// returns how many it deleted. It fails with ErrAuditChainBroken,

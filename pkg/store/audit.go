@@ -431,6 +431,21 @@ func (s *Store) AuditCheckpoints(ctx context.Context) ([]domain.AuditCheckpoint,
 	return out, nil
 }
 
+// LastAuditCheckpoint implements domain.AuditTrail.
+func (s *Store) LastAuditCheckpoint(ctx context.Context, atMost int64) (domain.AuditCheckpoint, error) {
+	db, cancel := s.bound(ctx)
+	defer cancel()
+	var rows []auditCheckpointRow
+	if err := db.Where("seq <= ?", atMost).Order("seq DESC").Limit(1).Find(&rows).Error; err != nil {
+		return domain.AuditCheckpoint{}, classify(err, "audit checkpoint")
+	}
+	if len(rows) == 0 {
+		return domain.AuditCheckpoint{}, nil
+	}
+	r := rows[0]
+	return domain.AuditCheckpoint{Seq: r.Seq, ChainHash: r.ChainHash, Time: r.Time.UTC(), JWS: r.JWS}, nil
+}
+
 // TrimAuditEvents implements domain.AuditTrail. It deletes, from the
 // start of the trail, up to limit events written before cutoff, and
 // moves the anchor past them; it stops at the first event of cutoff or
