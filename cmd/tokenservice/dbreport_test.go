@@ -54,7 +54,7 @@ func TestDBCommandsSayWhyTheDatabaseIsUnreachable(t *testing.T) {
 		{"an unparsable DSN", "root:" + secret + "@tcp(127.0.0.1:3306", "invalid DSN", exitError},
 	} {
 		op := &shell{t: t, env: map[string]string{"TOKENSERVICE_DB_DRIVER": "mysql", "TOKENSERVICE_DB_DSN": tc.dsn}}
-		for _, args := range [][]string{{"db", "migrate"}, {"db", "list-users"}, {"keys", "list"}} {
+		for _, args := range [][]string{{"db", "migrate"}, {"db", "list-users"}, {"keys", "list"}, {"audit", "verify"}, {"audit", "checkpoint"}} {
 			out, errOut, code := op.run("", args...)
 			if code != tc.code || !strings.Contains(errOut, tc.says) || strings.Contains(out+errOut, secret) {
 				t.Errorf("%s: %s: exit %d, stderr %q; want exit %d saying %q, without the password", tc.name, strings.Join(args, " "), code, errOut, tc.code, tc.says)

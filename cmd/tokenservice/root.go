@@ -19,9 +19,9 @@ const (
 	exitError        = 1 // the request failed (refused by the server for another reason, a local file, ...)
 	exitUsage        = 2 // the command line is wrong
 	exitCredentials  = 3 // the server refused the credentials: not logged in, a bad token or password, not allowed
-	exitUnreachable  = 4 // the server (for db and keys, the database) did not answer
+	exitUnreachable  = 4 // the server (for the server commands, the database) did not answer
 	exitCodesSummary = `Exit status: 0 done; 1 failed; 2 usage error; 3 credentials refused (not logged in,
-wrong token or password, not allowed); 4 server (for db and keys: database) unreachable.`
+wrong token or password, not allowed); 4 server (for db, keys and audit: database) unreachable.`
 )
 
 // exitErr carries the exit code a failure ends the process with.
