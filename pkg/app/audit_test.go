@@ -3,12 +3,15 @@ package app_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
@@ -118,6 +121,39 @@ func TestAppRefusesToCheckpointAnEditedTrail(t *testing.T) {
 		}
 		if checkpointOf(base + 5)() {
 			t.Error("a checkpoint of the edited trail was signed")
+		}
+	})
+}
+
+// A server's start on a fresh database records what it did on its own, as
+// the service: the migrations it applied, the first signing key it made.
+func TestServeRecordsItsOwnStart(t *testing.T) {
+	storetest.ForEachDriver(t, func(t *testing.T, driver string) {
+		ctx := context.Background()
+		cfg := apptest.Config(t, driver)
+		a := apptest.MustStart(t, cfg)
+		a.FlushAudit(ctx)
+		st := storetest.MustOpenConfig(t, cfg.Store)
+		events, err := st.AuditEventsFrom(ctx, 1, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys, err := st.SigningKeys(ctx)
+		if err != nil || len(keys) != 1 {
+			t.Fatalf("%d keys, %v", len(keys), err)
+		}
+		ids := store.MigrationIDs()
+		want := []string{
+			fmt.Sprintf(`database.migrate by service {"count":"%d","from":"none","to":"%s"}`, len(ids), ids[len(ids)-1]),
+			fmt.Sprintf(`signing_key.add by service {"activate_time":"%s","kid":"%s"}`, keys[0].CreateTime.Format(time.RFC3339), keys[0].ID),
+		}
+		var got []string
+		for _, e := range events {
+			b, _ := json.Marshal(e.Details)
+			got = append(got, fmt.Sprintf("%s by %s %s", e.Action, e.Actor.Kind, b))
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("events of a start (-want +got):\n%s", diff)
 		}
 	})
 }
