@@ -64,6 +64,21 @@ func (tr auditTrail) record(t *testing.T, n int, start time.Time) {
 	}
 }
 
+// signer returns the trail's checkpoint key, as a replica loads it (made
+// if the database has none yet).
+func (tr auditTrail) signer(t *testing.T) *audit.Signer {
+	t.Helper()
+	seed, err := tr.st.Secret(context.Background(), audit.KeySecretName, []byte(rand.Text()+rand.Text()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := audit.NewSigner(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func (tr auditTrail) exec(t *testing.T, query string, args ...any) {
 	t.Helper()
 	if _, err := tr.st.DB().Exec(query, args...); err != nil {
@@ -186,7 +201,7 @@ func TestAuditVerifyAfterRetention(t *testing.T) {
 		now := time.Now().UTC()
 		tr := newAuditTrail(t, driver, 10, now.Add(-10*time.Second))
 		tr.op.must("", "audit", "checkpoint")
-		if n, err := audit.Trim(context.Background(), tr.st, 5*time.Second+500*time.Millisecond, now); err != nil || n != 5 {
+		if n, err := audit.Trim(context.Background(), tr.st, tr.signer(t), 5*time.Second+500*time.Millisecond, now); err != nil || n != 5 {
 			t.Fatalf("Trim = %d, %v; want the 5 oldest", n, err)
 		}
 		out := tr.op.must("", "audit", "verify")

@@ -146,7 +146,7 @@ func (a *App) trimAudit(ctx context.Context) {
 	if a.cfg.Audit.Retention < 0 {
 		return
 	}
-	n, err := audit.Trim(ctx, a.store, a.cfg.Audit.Retention, now())
+	n, err := audit.Trim(ctx, a.store, a.auditSigner, a.cfg.Audit.Retention, now())
 	if err != nil {
 		a.logger.ErrorContext(ctx, "deleting expired audit events failed", "error", err, "deleted", n)
 	} else if n > 0 {

@@ -20,8 +20,14 @@ import (
 // one that signs access tokens, so a checkpoint is never mistaken for one.
 const KeySecretName = "audit_checkpoint_key"
 
-// checkpointType is the checkpoints' JWS "typ" (RFC 7515 §4.1.9).
-const checkpointType = "tokenservice-audit-checkpoint+jws"
+// checkpointType is the checkpoints' JWS "typ" (RFC 7515 §4.1.9);
+// anchorType the anchors' (where retention left the trail's start): the
+// same statement of a sequence number and a chain hash, which must not be
+// taken for the other.
+const (
+	checkpointType = "tokenservice-audit-checkpoint+jws"
+	anchorType     = "tokenservice-audit-anchor+jws"
+)
 
 // Signer signs and verifies checkpoints.
 type Signer struct {
@@ -54,12 +60,31 @@ type checkpointClaims struct {
 
 // Sign returns the checkpoint of the chain at seq, whose chain hash is hash.
 func (s *Signer) Sign(seq int64, hash []byte, at time.Time) (domain.AuditCheckpoint, error) {
+	return s.sign(checkpointType, seq, hash, at)
+}
+
+// SignAnchor returns the statement that the trail starts at firstSeq,
+// after the event whose chain hash is hash: what retention writes when it
+// deletes the events before firstSeq.
+func (s *Signer) SignAnchor(firstSeq int64, hash []byte, at time.Time) (string, error) {
+	c, err := s.sign(anchorType, firstSeq, hash, at)
+	return c.JWS, err
+}
+
+// OpenAnchor verifies an anchor's signature and returns the first
+// sequence number and the chain hash before it that it states.
+func (s *Signer) OpenAnchor(jws string) (int64, []byte, error) {
+	c, err := s.open(anchorType, jws)
+	return c.Seq, c.ChainHash, err
+}
+
+func (s *Signer) sign(typ string, seq int64, hash []byte, at time.Time) (domain.AuditCheckpoint, error) {
 	at = at.UTC().Truncate(time.Microsecond)
 	payload, err := json.Marshal(checkpointClaims{Seq: seq, ChainHash: hex.EncodeToString(hash), Time: at.Format(time.RFC3339Nano)})
 	if err != nil {
 		return domain.AuditCheckpoint{}, err
 	}
-	opts := (&jose.SignerOptions{}).WithType(checkpointType).WithHeader("kid", s.kid)
+	opts := (&jose.SignerOptions{}).WithType(jose.ContentType(typ)).WithHeader("kid", s.kid)
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.EdDSA, Key: s.key}, opts)
 	if err != nil {
 		return domain.AuditCheckpoint{}, err
@@ -77,7 +102,9 @@ func (s *Signer) Sign(seq int64, hash []byte, at time.Time) (domain.AuditCheckpo
 
 // Open verifies a checkpoint's signature and returns what it states. A
 // stored checkpoint's columns must say the same as its signed JWS.
-func (s *Signer) Open(jws string) (domain.AuditCheckpoint, error) {
+func (s *Signer) Open(jws string) (domain.AuditCheckpoint, error) { return s.open(checkpointType, jws) }
+
+func (s *Signer) open(typ, jws string) (domain.AuditCheckpoint, error) {
 	parsed, err := jose.ParseSignedCompact(jws, []jose.SignatureAlgorithm{jose.EdDSA})
 	if err != nil {
 		return domain.AuditCheckpoint{}, fmt.Errorf("not a checkpoint: %w", err)
@@ -85,8 +112,8 @@ func (s *Signer) Open(jws string) (domain.AuditCheckpoint, error) {
 	if len(parsed.Signatures) != 1 {
 		return domain.AuditCheckpoint{}, fmt.Errorf("not a checkpoint: %d signatures", len(parsed.Signatures))
 	}
-	if typ, _ := parsed.Signatures[0].Protected.ExtraHeaders[jose.HeaderType].(string); typ != checkpointType {
-		return domain.AuditCheckpoint{}, fmt.Errorf("not a checkpoint: type %q", typ)
+	if got, _ := parsed.Signatures[0].Protected.ExtraHeaders[jose.HeaderType].(string); got != typ {
+		return domain.AuditCheckpoint{}, fmt.Errorf("not a %s: type %q", typ, got)
 	}
 	payload, err := parsed.Verify(s.key.Public())
 	if err != nil {

@@ -106,6 +106,9 @@ func verify(ctx context.Context, trail domain.AuditTrail, signer *Signer, export
 		}
 	}
 	r := Report{FirstSeq: chain.FirstSeq}
+	if bad := checkAnchor(chain, signer); bad != "" {
+		return r.fail(chain.FirstSeq, "%s", bad), chain, nil
+	}
 	// Every checkpoint to check, by the seq it is of.
 	checks := map[int64][]domain.AuditCheckpoint{}
 	prev, next := chain.AnchorHash, chain.FirstSeq
@@ -118,6 +121,9 @@ func verify(ctx context.Context, trail domain.AuditTrail, signer *Signer, export
 			return r.fail(c.Seq, "the stored checkpoint of sequence number %d was edited: its columns say other than its signed statement", c.Seq), chain, nil
 		}
 		if c.Seq < chain.FirstSeq {
+			if c.Seq == chain.FirstSeq-1 && !bytes.Equal(signed.ChainHash, chain.AnchorHash) {
+				return r.fail(chain.FirstSeq, "the checkpoint of sequence number %d does not match the trail's anchor", c.Seq), chain, nil
+			}
 			continue
 		}
 		checks[c.Seq] = append(checks[c.Seq], signed)
@@ -134,7 +140,12 @@ func verify(ctx context.Context, trail domain.AuditTrail, signer *Signer, export
 			return r.fail(0, "exported checkpoint %d: %v", i+1, err), chain, nil
 		}
 		if signed.Seq < chain.FirstSeq {
-			continue // its events are past retention: nothing left to compare
+			// Its events are past retention (the anchor, signed, says
+			// so): nothing left to compare but the one just before it.
+			if signed.Seq == chain.FirstSeq-1 && !bytes.Equal(signed.ChainHash, chain.AnchorHash) {
+				return r.fail(chain.FirstSeq, "exported checkpoint %d (of sequence number %d) does not match the trail's anchor", i+1, signed.Seq), chain, nil
+			}
+			continue
 		}
 		checks[signed.Seq] = append(checks[signed.Seq], signed)
 	}
@@ -177,6 +188,21 @@ walk:
 				r.LastSeq, cs[0].Time.Format(time.RFC3339), seq), chain, nil
 		}
 	}
+	if !tail {
+		// Nothing may lie past the head: events sealed since it was read
+		// follow it without a gap, up to the head as it is now.
+		now, err := trail.AuditChain(ctx)
+		if err != nil {
+			return Report{}, chain, err
+		}
+		stray, err := trail.AuditEventsFrom(ctx, max(now.LastSeq, r.LastSeq)+1, 1)
+		if err != nil {
+			return Report{}, chain, err
+		}
+		if len(stray) > 0 {
+			return r.fail(stray[0].Seq, "event %d lies past the chain's head (%d): it was not sealed into the chain", stray[0].Seq, now.LastSeq), chain, nil
+		}
+	}
 	switch {
 	case chain.LastSeq > r.LastSeq:
 		return r.fail(r.LastSeq+1, "the trail was cut short: it ends at %d, but the chain's head is %d", r.LastSeq, chain.LastSeq), chain, nil
@@ -184,6 +210,22 @@ walk:
 		return r.fail(chain.LastSeq, "the chain's head does not match its last event %d", chain.LastSeq), chain, nil
 	}
 	return r, chain, nil
+}
+
+// checkAnchor says what is wrong with where the chain starts, "" if
+// nothing: a start moved (from 1) must be retention's, which signs it.
+func checkAnchor(chain domain.AuditChain, signer *Signer) string {
+	if chain.FirstSeq == 1 && chain.AnchorJWS == "" && len(chain.AnchorHash) == 0 {
+		return ""
+	}
+	first, hash, err := signer.OpenAnchor(chain.AnchorJWS)
+	if err != nil {
+		return fmt.Sprintf("the trail starts at %d, but retention did not move its start there: %v", chain.FirstSeq, err)
+	}
+	if first != chain.FirstSeq || !bytes.Equal(hash, chain.AnchorHash) {
+		return fmt.Sprintf("the trail starts at %d, but retention's signed anchor says %d", chain.FirstSeq, first)
+	}
+	return ""
 }
 
 func (r Report) fail(seq int64, format string, args ...any) Report {
@@ -219,10 +261,11 @@ const trimBatch = 1000
 
 // Trim deletes the events older than retention, oldest first, and
 // returns how many it deleted.
-func Trim(ctx context.Context, trail domain.AuditTrail, retention time.Duration, now time.Time) (int, error) {
+func Trim(ctx context.Context, trail domain.AuditTrail, signer *Signer, retention time.Duration, now time.Time) (int, error) {
 	total := 0
+	sign := func(firstSeq int64, hash []byte) (string, error) { return signer.SignAnchor(firstSeq, hash, now) }
 	for {
-		n, err := trail.TrimAuditEvents(ctx, now.Add(-retention), trimBatch)
+		n, err := trail.TrimAuditEvents(ctx, now.Add(-retention), trimBatch, sign)
 		total += n
 		if err != nil || n < trimBatch {
 			return total, err

@@ -84,6 +84,22 @@ func TestVerifyFindsTampering(t *testing.T) {
 					exec(t, st, "UPDATE audit_events SET seq = 3 WHERE seq = 6")
 					exec(t, st, "UPDATE audit_events SET seq = 6 WHERE seq = -1")
 				}},
+			{name: "start moved by hand", badSeq: 6, problem: "retention did not move its start",
+				tamper: func(t *testing.T, st *store.Store) {
+					exec(t, st, "UPDATE audit_chain SET first_seq = 6, anchor_hash = (SELECT chain_hash FROM audit_events WHERE seq = 5)")
+					exec(t, st, "DELETE FROM audit_events WHERE seq <= 5")
+				}},
+			{name: "everything deleted as if past retention", badSeq: 11, problem: "retention did not move its start",
+				tamper: func(t *testing.T, st *store.Store) {
+					exec(t, st, "UPDATE audit_chain SET first_seq = 11, anchor_hash = last_hash")
+					exec(t, st, "DELETE FROM audit_events")
+				}},
+			{name: "an event past the head", badSeq: 900000000, problem: "past the chain's head",
+				tamper: func(t *testing.T, st *store.Store) {
+					cols := "chain_hash, content_hash, time, action, outcome, actor_kind, actor_user_id, actor_username, actor_owner_id, actor_person_id, actor_token_id, " +
+						"subject_user_id, subject_username, subject_owner_id, subject_person_id, subject_token_id, client_address, user_agent, request_id, trace_id, details"
+					exec(t, st, "INSERT INTO audit_events (seq, "+cols+") SELECT 900000000, "+cols+" FROM audit_events WHERE seq = 3")
+				}},
 			{name: "cut short", badSeq: 9, problem: "cut short",
 				tamper: func(t *testing.T, st *store.Store) { exec(t, st, "DELETE FROM audit_events WHERE seq > 8") }},
 		} {
@@ -155,7 +171,7 @@ func TestVerifyPassesAfterRetention(t *testing.T) {
 		if _, err := audit.Checkpoint(ctx, st, signer, now); err != nil {
 			t.Fatal(err)
 		}
-		n, err := audit.Trim(ctx, st, 10*time.Second+500*time.Millisecond, now)
+		n, err := audit.Trim(ctx, st, signer, 10*time.Second+500*time.Millisecond, now)
 		if err != nil || n != 10 {
 			t.Fatalf("Trim = %d, %v; want the 10 events older than 10.5 s", n, err)
 		}
@@ -165,7 +181,7 @@ func TestVerifyPassesAfterRetention(t *testing.T) {
 		}
 		// Retention deletes nothing it cannot verify.
 		exec(t, st, "UPDATE audit_events SET action = 'user.create' WHERE seq = 12")
-		if _, err := audit.Trim(ctx, st, time.Second, now); domain.KindOf(err) != domain.KindInternal {
+		if _, err := audit.Trim(ctx, st, signer, time.Second, now); domain.KindOf(err) != domain.KindInternal {
 			t.Fatalf("Trim over an edited event = %v, want it refused", err)
 		}
 		if r, _ := audit.Verify(ctx, st, signer, nil); r.BadSeq != 12 {
@@ -192,12 +208,19 @@ func sealMore(t *testing.T, st *store.Store, n int) {
 
 // staleHead is a trail whose head was read before replicas sealed more:
 // what `audit verify` meets on a trail that live servers keep writing.
+// The first read of the head is the stale one; later reads are the store's.
 type staleHead struct {
 	*store.Store
-	head domain.AuditChain
+	head  domain.AuditChain
+	reads int
 }
 
-func (s staleHead) AuditChain(context.Context) (domain.AuditChain, error) { return s.head, nil }
+func (s *staleHead) AuditChain(ctx context.Context) (domain.AuditChain, error) {
+	if s.reads++; s.reads == 1 {
+		return s.head, nil
+	}
+	return s.Store.AuditChain(ctx)
+}
 
 func TestVerifyLeavesEventsSealedMeanwhileToTheNext(t *testing.T) {
 	storetest.ForEachDriver(t, func(t *testing.T, driver string) {
@@ -208,7 +231,7 @@ func TestVerifyLeavesEventsSealedMeanwhileToTheNext(t *testing.T) {
 			t.Fatal(err)
 		}
 		sealMore(t, st, 5) // by a replica, after the head was read
-		r, err := audit.Verify(ctx, staleHead{st, head}, newSigner(t), nil)
+		r, err := audit.Verify(ctx, &staleHead{Store: st, head: head}, newSigner(t), nil)
 		if err != nil || !r.OK() || r.LastSeq != 5 || r.Events != 5 {
 			t.Fatalf("Verify with events sealed after the head it read = %+v, %v; want 1..5 verified", r, err)
 		}

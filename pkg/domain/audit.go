@@ -344,8 +344,11 @@ type AuditLog interface {
 type AuditChain struct {
 	FirstSeq   int64
 	AnchorHash []byte
-	LastSeq    int64
-	LastHash   []byte
+	// AnchorJWS is the signed statement of FirstSeq and AnchorHash that
+	// retention wrote when it moved them; "" while FirstSeq is 1.
+	AnchorJWS string
+	LastSeq   int64
+	LastHash  []byte
 }
 
 // AuditCheckpoint is a signed statement that the trail's chain hash at
@@ -376,10 +379,11 @@ type AuditTrail interface {
 	// at most atMost; a zero one if there is none.
 	LastAuditCheckpoint(ctx context.Context, atMost int64) (AuditCheckpoint, error)
 	// TrimAuditEvents deletes up to limit of the oldest events written
-	// before cutoff, in order, moving the chain's start past them, and
-	// returns how many it deleted. It fails with ErrAuditChainBroken,
-	// deleting nothing, if they do not verify.
-	TrimAuditEvents(ctx context.Context, cutoff time.Time, limit int) (int, error)
+	// before cutoff, in order, moving the chain's start past them with
+	// sign's statement of the new start, and returns how many it deleted.
+	// It fails with ErrAuditChainBroken, deleting nothing, if they do not
+	// verify.
+	TrimAuditEvents(ctx context.Context, cutoff time.Time, limit int, sign func(firstSeq int64, anchorHash []byte) (string, error)) (int, error)
 }
 
 // Cascade returns an event of what e's change, a user's deletion, did

@@ -188,6 +188,7 @@ type auditChainRow struct {
 	LastHash    []byte
 	FirstSeq    int64
 	AnchorHash  []byte
+	AnchorJWS   string `gorm:"column:anchor_jws"`
 	LockVersion int64
 }
 
@@ -298,7 +299,9 @@ func auditOrder(q domain.AuditQuery) string {
 func (s *Store) ListAuditEvents(ctx context.Context, q domain.AuditQuery) ([]*domain.AuditEvent, error) {
 	db, cancel := s.bound(ctx)
 	defer cancel()
-	base := db.Model(&auditEventRow{}).Where("seq > 0")
+	// Sealed, and up to the chain's head: a row written past it by hand
+	// (audit verify names it) is not listed as an event.
+	base := db.Model(&auditEventRow{}).Where("seq > 0 AND seq <= (SELECT last_seq FROM audit_chain WHERE id = 1)")
 	if q.ActorID != "" {
 		base = base.Where("actor_user_id = ?", q.ActorID)
 	}
@@ -377,7 +380,7 @@ func (s *Store) AuditChain(ctx context.Context) (domain.AuditChain, error) {
 	if err := db.Where("id = 1").Take(&c).Error; err != nil {
 		return domain.AuditChain{}, classify(err, "audit chain")
 	}
-	return domain.AuditChain{FirstSeq: c.FirstSeq, AnchorHash: c.AnchorHash, LastSeq: c.LastSeq, LastHash: c.LastHash}, nil
+	return domain.AuditChain{FirstSeq: c.FirstSeq, AnchorHash: c.AnchorHash, AnchorJWS: c.AnchorJWS, LastSeq: c.LastSeq, LastHash: c.LastHash}, nil
 }
 
 // AuditEventsFrom implements domain.AuditTrail: sealed events from seq
@@ -451,7 +454,7 @@ func (s *Store) LastAuditCheckpoint(ctx context.Context, atMost int64) (domain.A
 // moves the anchor past them; it stops at the first event of cutoff or
 // later, and deletes nothing of a stretch whose chain does not verify
 // (that is evidence, for audit verify).
-func (s *Store) TrimAuditEvents(ctx context.Context, cutoff time.Time, limit int) (int, error) {
+func (s *Store) TrimAuditEvents(ctx context.Context, cutoff time.Time, limit int, sign func(firstSeq int64, anchorHash []byte) (string, error)) (int, error) {
 	db, cancel := s.bound(ctx)
 	defer cancel()
 	var deleted int
@@ -487,7 +490,11 @@ func (s *Store) TrimAuditEvents(ctx context.Context, cutoff time.Time, limit int
 		if err := tx.Exec("DELETE FROM audit_checkpoints WHERE seq <= ?", last).Error; err != nil {
 			return err
 		}
-		return tx.Exec("UPDATE audit_chain SET first_seq = ?, anchor_hash = ? WHERE id = 1", last+1, prev).Error
+		jws, err := sign(last+1, prev)
+		if err != nil {
+			return err
+		}
+		return tx.Exec("UPDATE audit_chain SET first_seq = ?, anchor_hash = ?, anchor_jws = ? WHERE id = 1", last+1, prev, jws).Error
 	})
 	if err != nil {
 		return 0, classify(err, "audit event")

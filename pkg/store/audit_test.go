@@ -191,3 +191,32 @@ func sealersMakeOneChain(t *testing.T, cfgs []store.Config) {
 		t.Fatalf("Verify = %+v, %v", r, err)
 	}
 }
+
+// A row written past the chain's head by hand is not listed as an event
+// (audit verify names it).
+func TestListStopsAtTheChainsHead(t *testing.T) {
+	storetest.ForEachDriver(t, func(t *testing.T, driver string) {
+		s := storetest.MustOpen(t, driver)
+		ctx := context.Background()
+		if err := s.AppendAuditEvents(ctx, []*domain.AuditEvent{eventOf(domain.ActionTokenCreate, "t1"), eventOf(domain.ActionTokenCreate, "t2")}); err != nil {
+			t.Fatal(err)
+		}
+		sealedActions(t, s)
+		cols := "chain_hash, content_hash, time, action, outcome, actor_kind, actor_user_id, actor_username, actor_owner_id, actor_person_id, actor_token_id, " +
+			"subject_user_id, subject_username, subject_owner_id, subject_person_id, subject_token_id, client_address, user_agent, request_id, trace_id, details"
+		if _, err := s.DB().Exec("INSERT INTO audit_events (seq, " + cols + ") SELECT 900000000, " + cols + " FROM audit_events WHERE seq = 1"); err != nil {
+			t.Fatal(err)
+		}
+		events, err := s.ListAuditEvents(ctx, domain.AuditQuery{Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var seqs []int64
+		for _, e := range events {
+			seqs = append(seqs, e.Seq)
+		}
+		if !slices.Equal(seqs, []int64{2, 1}) {
+			t.Fatalf("listed %v, want [2 1]", seqs)
+		}
+	})
+}

@@ -215,11 +215,15 @@ func migrations() []*gormigrate.Migration {
 					Details         sql.NullString `gorm:"size:8192"`
 				}
 				type auditChain struct {
-					ID          int    `gorm:"primaryKey;autoIncrement:false"`
-					LastSeq     int64  `gorm:"not null"`
-					LastHash    []byte `gorm:"size:32"`
-					FirstSeq    int64  `gorm:"not null"`
-					AnchorHash  []byte `gorm:"size:32"`
+					ID         int    `gorm:"primaryKey;autoIncrement:false"`
+					LastSeq    int64  `gorm:"not null"`
+					LastHash   []byte `gorm:"size:32"`
+					FirstSeq   int64  `gorm:"not null"`
+					AnchorHash []byte `gorm:"size:32"`
+					// AnchorJWS signs FirstSeq and AnchorHash once
+					// retention moved them (pkg/audit): a start moved by
+					// hand does not verify.
+					AnchorJWS   string `gorm:"column:anchor_jws;size:2048;not null;default:''"`
 					LockVersion int64  `gorm:"not null;default:0"`
 				}
 				type auditCheckpoints struct {
