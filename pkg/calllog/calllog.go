@@ -88,3 +88,20 @@ func SetUsername(ctx context.Context, username string) {
 		a.mu.Unlock()
 	}
 }
+
+// ValidRequestID reports whether a request id a client sent may be used
+// (logged, recorded) as it is: 1 to 64 of A-Z, a-z, 0-9, '.', '_' and '-',
+// so that a client cannot forge log lines or audit fields through it.
+func ValidRequestID(id string) bool {
+	if len(id) == 0 || len(id) > 64 {
+		return false
+	}
+	for i := range len(id) {
+		switch c := id[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}

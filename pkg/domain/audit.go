@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -199,11 +200,22 @@ func (e *AuditEvent) Clean() *AuditEvent {
 	return &c
 }
 
-// cut returns s as valid UTF-8 (invalid bytes replaced) of at most n bytes,
-// cut at a rune boundary.
+// cut returns s as valid UTF-8 (invalid bytes and control characters
+// replaced) of at most n bytes, cut at a rune boundary.
 func cut(s string, n int) string {
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	if strings.ContainsFunc(s, unicode.IsControl) {
+		// A newline or an escape sequence is no part of a name, an
+		// address or a user agent: it could only forge a line where the
+		// event is printed.
+		s = strings.Map(func(r rune) rune {
+			if unicode.IsControl(r) {
+				return '\uFFFD'
+			}
+			return r
+		}, s)
 	}
 	if len(s) <= n {
 		return s

@@ -56,10 +56,14 @@ func TestContentHashCoversEveryField(t *testing.T) {
 func TestCleanBoundsAndIsStable(t *testing.T) {
 	e := sample()
 	e.Origin.UserAgent = strings.Repeat("é", 200) + "\xff"
+	e.Origin.RequestID = "r1\nfake line\x1b[2J"
 	e.Time = e.Time.In(time.FixedZone("x", 3600))
 	c := e.Clean()
 	if len(c.Origin.UserAgent) > 256 || !utf8.ValidString(c.Origin.UserAgent) {
 		t.Errorf("user agent cleaned to %d bytes, valid UTF-8 %v", len(c.Origin.UserAgent), utf8.ValidString(c.Origin.UserAgent))
+	}
+	if strings.ContainsAny(c.Origin.RequestID, "\n\x1b") {
+		t.Errorf("control characters kept: %q", c.Origin.RequestID)
 	}
 	if c.Time.Location() != time.UTC || c.Time.Nanosecond()%1000 != 0 {
 		t.Errorf("time cleaned to %v", c.Time)

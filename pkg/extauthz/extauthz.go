@@ -10,6 +10,7 @@ package extauthz
 import (
 	"context"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -20,6 +21,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/tokenservice/tokenservice/pkg/bearer"
+	"github.com/tokenservice/tokenservice/pkg/calllog"
 	"github.com/tokenservice/tokenservice/pkg/domain"
 	"github.com/tokenservice/tokenservice/pkg/tokens"
 )
@@ -94,7 +96,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 	if !isBearer || credential == "" {
 		return deny(http.StatusUnauthorized, codes.Unauthenticated, bearer.Refusal(authz)), nil
 	}
-	ctx = domain.NewContextWithOriginFunc(ctx, func() domain.Origin { return origin(req) })
+	ctx = domain.NewContextWithOriginFunc(ctx, func() domain.Origin { return origin(ctx, req) })
 	p, err := s.tokens.AuthenticateBearerFor(ctx, credential, audience(req.GetAttributes().GetContextExtensions()[AudienceExtension]))
 	if err != nil {
 		if domain.KindOf(err) == domain.KindUnauthenticated {
@@ -134,10 +136,20 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 // trail: its client's address as Envoy saw it, its User-Agent, its
 // x-request-id (Envoy's) and its trace id (W3C traceparent), not Envoy's
 // own call's, which the server's interceptors put in the context.
-func origin(req *authv3.CheckRequest) domain.Origin {
+func origin(ctx context.Context, req *authv3.CheckRequest) domain.Origin {
 	h := req.GetAttributes().GetRequest().GetHttp().GetHeaders()
-	o := domain.Origin{ClientAddress: req.GetAttributes().GetSource().GetAddress().GetSocketAddress().GetAddress(),
-		UserAgent: h["user-agent"], RequestID: h["x-request-id"]}
+	// What the check's caller says of its client is taken only when it is
+	// shaped as it must be: an IP address (else the caller's own address,
+	// which no one can forge), a request id by the server's rule. Whoever
+	// can call Check can still name any address: keep the gRPC port to
+	// the gateways (docs/operations.md).
+	o := domain.Origin{ClientAddress: calllog.ClientAddr(ctx), UserAgent: h["user-agent"]}
+	if addr, err := netip.ParseAddr(req.GetAttributes().GetSource().GetAddress().GetSocketAddress().GetAddress()); err == nil {
+		o.ClientAddress = addr.String()
+	}
+	if id := h["x-request-id"]; calllog.ValidRequestID(id) {
+		o.RequestID = id
+	}
 	// traceparent: version-traceid-parentid-flags, the trace id 32 hex digits.
 	if parts := strings.Split(h["traceparent"], "-"); len(parts) == 4 && len(parts[1]) == 32 && strings.Trim(parts[1], "0123456789abcdef") == "" {
 		o.TraceID = parts[1]

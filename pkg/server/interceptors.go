@@ -107,22 +107,9 @@ const requestIDHeader = "x-request-id"
 // set or read by another spelling is canonicalized on each call.
 const requestIDHTTPHeader = "X-Request-Id"
 
-// validRequestID reports whether a client's request id is used (and
-// logged) as it is: 1 to 64 of A-Z, a-z, 0-9, '.', '_' and '-'. Anything
-// else is replaced, so a client cannot forge log lines through it.
-func validRequestID(id string) bool {
-	if len(id) == 0 || len(id) > 64 {
-		return false
-	}
-	for i := range len(id) {
-		switch c := id[i]; {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == '-':
-		default:
-			return false
-		}
-	}
-	return true
-}
+// validRequestID reports whether a client's request id is used as it is
+// (calllog.ValidRequestID); anything else is replaced.
+func validRequestID(id string) bool { return calllog.ValidRequestID(id) }
 
 // requestIDInterceptor takes or makes the call's request id, sends it
 // back, and puts it in the context with where the call came from
