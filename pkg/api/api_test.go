@@ -1,6 +1,7 @@
 package api
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -67,14 +68,28 @@ func TestAuditEventToProto(t *testing.T) {
 
 func TestListAuditEventsInput(t *testing.T) {
 	at := time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)
-	got := listAuditEventsInput(&pb.ListAuditEventsRequest{PageSize: 1 << 31, PageToken: "p", ActorId: "a", SubjectUserId: "s", TokenId: "t",
+	got, err := listAuditEventsInput(&pb.ListAuditEventsRequest{PageSize: 1 << 31, PageToken: "p", ActorId: "a", SubjectUserId: "s", TokenId: "t",
 		Action: "token.create", StartTime: timestamppb.New(at), EndTime: timestamppb.New(at.Add(time.Hour)), AfterSeq: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
 	want := audit.ListInput{PageSize: 250, PageToken: "p", ActorID: "a", SubjectUserID: "s", TokenID: "t", Action: "token.create",
 		StartTime: at, EndTime: at.Add(time.Hour), AfterSeq: 9}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	if got := listAuditEventsInput(&pb.ListAuditEventsRequest{}); !got.StartTime.IsZero() || !got.EndTime.IsZero() {
+	if got, _ := listAuditEventsInput(&pb.ListAuditEventsRequest{}); !got.StartTime.IsZero() || !got.EndTime.IsZero() {
 		t.Errorf("unset times: %v, %v, want zero (no bound)", got.StartTime, got.EndTime)
+	}
+	// A timestamp out of its range is a 400 naming its field (attacker
+	// probe: seconds past year 9999, negative nanos, answered 200).
+	for field, req := range map[string]*pb.ListAuditEventsRequest{
+		"start_time": {StartTime: &timestamppb.Timestamp{Seconds: 999999999999999}},
+		"end_time":   {EndTime: &timestamppb.Timestamp{Nanos: -5}},
+	} {
+		_, err := listAuditEventsInput(req)
+		if domain.KindOf(err) != domain.KindInvalid || !strings.Contains(err.Error(), field) {
+			t.Errorf("%s out of range: %v, want invalid naming it", field, err)
+		}
 	}
 }

@@ -21,7 +21,11 @@ func NewAuditServer(deps Deps) *AuditServer { return &AuditServer{deps: deps} }
 
 // ListAuditEvents implements pb.AuditServiceServer.
 func (s *AuditServer) ListAuditEvents(ctx context.Context, req *pb.ListAuditEventsRequest) (*pb.ListAuditEventsResponse, error) {
-	events, next, err := s.deps.Audit.List(ctx, domain.PrincipalFromContext(ctx), listAuditEventsInput(req))
+	in, err := listAuditEventsInput(req)
+	if err != nil {
+		return nil, err
+	}
+	events, next, err := s.deps.Audit.List(ctx, domain.PrincipalFromContext(ctx), in)
 	if err != nil {
 		return nil, err
 	}

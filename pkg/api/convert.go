@@ -84,10 +84,17 @@ func auditEventToProto(e *domain.AuditEvent) *pb.AuditEvent {
 	return out
 }
 
-func listAuditEventsInput(req *pb.ListAuditEventsRequest) audit.ListInput {
+func listAuditEventsInput(req *pb.ListAuditEventsRequest) (audit.ListInput, error) {
+	for field, ts := range map[string]*timestamppb.Timestamp{"start_time": req.GetStartTime(), "end_time": req.GetEndTime()} {
+		if ts != nil {
+			if err := ts.CheckValid(); err != nil {
+				return audit.ListInput{}, domain.InvalidField(field, "is not a time from year 1 to 9999")
+			}
+		}
+	}
 	return audit.ListInput{ActorID: req.GetActorId(), SubjectUserID: req.GetSubjectUserId(), TokenID: req.GetTokenId(), Action: req.GetAction(),
 		StartTime: timeFromProto(req.GetStartTime()), EndTime: timeFromProto(req.GetEndTime()), AfterSeq: req.GetAfterSeq(),
-		PageSize: pageSize(req.GetPageSize()), PageToken: req.GetPageToken()}
+		PageSize: pageSize(req.GetPageSize()), PageToken: req.GetPageToken()}, nil
 }
 
 // pageSize converts a requested page size to an int that cannot overflow
