@@ -1,19 +1,14 @@
 package app_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/tokenservice/tokenservice/internal/testlog"
 	"github.com/tokenservice/tokenservice/pkg/app/apptest"
@@ -25,18 +20,7 @@ import (
 // scrape returns the value of a metric without labels.
 func scrape(t *testing.T, addr, name string) float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range families[name].GetMetric() {
+	for _, m := range scrapeFamilies(t, addr)[name].GetMetric() {
 		return m.GetCounter().GetValue() + m.GetGauge().GetValue()
 	}
 	return 0

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"google.golang.org/grpc"
@@ -107,8 +108,8 @@ func loggedCall(lines []map[string]any, id, method string) bool {
 	return false
 }
 
-// scrapeCounts reads grpc_server_handled_total by service/method/transport.
-func scrapeCounts(t *testing.T, addr string) map[string]float64 {
+// scrapeFamilies reads the metric families the app serves at addr.
+func scrapeFamilies(t *testing.T, addr string) map[string]*dto.MetricFamily {
 	t.Helper()
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
@@ -121,6 +122,13 @@ func scrapeCounts(t *testing.T, addr string) map[string]float64 {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return families
+}
+
+// scrapeCounts reads grpc_server_handled_total by service/method/transport.
+func scrapeCounts(t *testing.T, addr string) map[string]float64 {
+	t.Helper()
+	families := scrapeFamilies(t, addr)
 	out := map[string]float64{}
 	for _, mt := range families["grpc_server_handled_total"].GetMetric() {
 		labels := map[string]string{}
