@@ -73,6 +73,24 @@ const auditSelect = "SELECT id, " + auditColumns + " FROM audit_events "
 // transaction) and scans its rows: by hand, not through GORM's
 // reflection, which cost audit verify twice the time.
 func scanEvents(db *gorm.DB, query string, args ...any) ([]auditEventRow, error) {
+	return queryEvents(db, func(r *auditEventRow) []any {
+		return []any{&r.ID, &r.Seq, &r.ChainHash, &r.ContentHash, &r.Time, &r.Action, &r.Outcome,
+			&r.ActorKind, &r.ActorUserID, &r.ActorUsername, &r.ActorOwnerID, &r.ActorPersonID, &r.ActorTokenID,
+			&r.SubjectUserID, &r.SubjectUsername, &r.SubjectOwnerID, &r.SubjectPersonID, &r.SubjectTokenID,
+			&r.ClientAddress, &r.UserAgent, &r.RequestID, &r.TraceID, &r.Details}
+	}, query, args...)
+}
+
+// scanSealing reads what sealing needs of up to limit unsealed events:
+// not their content, whose hash they carry.
+func scanSealing(tx *gorm.DB, limit int) ([]auditEventRow, error) {
+	return queryEvents(tx, func(r *auditEventRow) []any { return []any{&r.ID, &r.ContentHash, &r.Action} },
+		"SELECT id, content_hash, action FROM audit_events WHERE seq = 0 ORDER BY id LIMIT ?", limit)
+}
+
+// queryEvents runs query on db's connection (or transaction) and scans
+// each row into the fields of a row that fields names, in the query's order.
+func queryEvents(db *gorm.DB, fields func(*auditEventRow) []any, query string, args ...any) ([]auditEventRow, error) {
 	rows, err := db.Statement.ConnPool.QueryContext(db.Statement.Context, query, args...)
 	if err != nil {
 		return nil, err
@@ -81,30 +99,7 @@ func scanEvents(db *gorm.DB, query string, args ...any) ([]auditEventRow, error)
 	var out []auditEventRow
 	for rows.Next() {
 		var r auditEventRow
-		if err := rows.Scan(&r.ID, &r.Seq, &r.ChainHash, &r.ContentHash, &r.Time, &r.Action, &r.Outcome,
-			&r.ActorKind, &r.ActorUserID, &r.ActorUsername, &r.ActorOwnerID, &r.ActorPersonID, &r.ActorTokenID,
-			&r.SubjectUserID, &r.SubjectUsername, &r.SubjectOwnerID, &r.SubjectPersonID, &r.SubjectTokenID,
-			&r.ClientAddress, &r.UserAgent, &r.RequestID, &r.TraceID, &r.Details); err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
-}
-
-// scanSealing reads what sealing needs of up to limit unsealed events:
-// not their content, whose hash they carry.
-func scanSealing(tx *gorm.DB, limit int) ([]auditEventRow, error) {
-	rows, err := tx.Statement.ConnPool.QueryContext(tx.Statement.Context,
-		"SELECT id, content_hash, action FROM audit_events WHERE seq = 0 ORDER BY id LIMIT ?", limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []auditEventRow
-	for rows.Next() {
-		var r auditEventRow
-		if err := rows.Scan(&r.ID, &r.ContentHash, &r.Action); err != nil {
+		if err := rows.Scan(fields(&r)...); err != nil {
 			return nil, err
 		}
 		out = append(out, r)
