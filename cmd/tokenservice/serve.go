@@ -18,6 +18,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/tokenservice/tokenservice/pkg/app"
+	"github.com/tokenservice/tokenservice/pkg/federation"
+	"github.com/tokenservice/tokenservice/pkg/issuers"
 	"github.com/tokenservice/tokenservice/pkg/auth"
 	"github.com/tokenservice/tokenservice/pkg/server"
 	"github.com/tokenservice/tokenservice/pkg/store"
@@ -79,6 +81,7 @@ type serveOptions struct {
 	corsOrigins    string
 	auditRetention time.Duration
 	auditLog       string
+	trustedIssuers string
 	stdout         io.Writer // where --audit-log - writes
 }
 
@@ -136,6 +139,11 @@ func serveFlags(fs *pflag.FlagSet) *serveOptions {
 	fs.DurationVar(&o.auditRetention, "audit-retention", app.DefaultAuditRetention, "how long audit events are kept: older ones are deleted, oldest first, every hour, and the trail verifies from the first kept (0: forever; else at least 24h)")
 	fs.StringVar(&o.auditLog, "audit-log", "", "also write every audit event this replica seals, as a JSON line, to this file (created mode 0600, appended to) or - for stdout, for a log shipper (Vector, Fluent Bit, Promtail); each replica writes the events it sealed, so ship every replica's")
 	fs.DurationVar(&cfg.Audit.CheckpointInterval, "audit-checkpoint-interval", app.DefaultAuditCheckpointInterval, "how often each replica verifies the audit events since the last checkpoint and signs a checkpoint of the trail")
+	fed := &cfg.Federation
+	fs.StringVar(&o.trustedIssuers, "trusted-issuers", "", "comma-separated OIDC issuers whose tokens machine users' federated credentials may accept (https://token.actions.githubusercontent.com,https://gitlab.com), each URL=JWKS_FILE to read its keys from a file instead of fetching them (a cluster's service-account issuer); https only, but http on a loopback address; no other URL is ever fetched")
+	fs.IntVar(&fed.MaxPerUser, "max-federated-credentials-per-user", federation.DefaultMaxPerUser, "federated credentials one machine user may have (0: no limit)")
+	fs.DurationVar(&fed.Issuers.MaxAge, "federated-token-max-age", issuers.DefaultMaxAge, "how old (by its iat) a trusted issuer's token may be when exchanged")
+	fs.DurationVar(&fed.Issuers.RefreshInterval, "issuer-keys-refresh-interval", issuers.DefaultRefreshInterval, "the least time between two fetches of one issuer's keys: a token with an unknown kid causes at most one fetch an interval")
 	var all []string
 	fs.VisitAll(func(f *pflag.Flag) {
 		if f.Annotations[envAnnotation] == nil {
@@ -236,6 +244,9 @@ func (o *serveOptions) applySettings(cfg *app.Config) error {
 		return err
 	}
 	cfg.Server.CORSOrigins = splitOrigins(o.corsOrigins)
+	if err := o.checkFederation(&cfg.Federation); err != nil {
+		return err
+	}
 	tlsConfig, err := o.loadTLS()
 	if err != nil {
 		return err
@@ -245,6 +256,22 @@ func (o *serveOptions) applySettings(cfg *app.Config) error {
 		cfg.Server.MetricsAddr = ""
 	}
 	return o.checkAudit(&cfg.Audit)
+}
+
+// checkFederation reads --trusted-issuers into cfg.
+func (o *serveOptions) checkFederation(cfg *app.FederationConfig) error {
+	list, err := issuers.ParseList(o.trustedIssuers)
+	if err != nil {
+		return fmt.Errorf("--trusted-issuers: %w", err)
+	}
+	cfg.Issuers.Issuers = list
+	if cfg.MaxPerUser == 0 {
+		cfg.MaxPerUser = -1 // the flag's 0: no limit
+	}
+	if cfg.Issuers.MaxAge <= 0 || cfg.Issuers.RefreshInterval <= 0 {
+		return fmt.Errorf("--federated-token-max-age and --issuer-keys-refresh-interval must be positive")
+	}
+	return nil
 }
 
 // minAuditRetention is the shortest --audit-retention: a trail kept for

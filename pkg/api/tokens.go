@@ -9,6 +9,7 @@ import (
 	"github.com/tokenservice/tokenservice/pkg/audit"
 	"github.com/tokenservice/tokenservice/pkg/calllog"
 	"github.com/tokenservice/tokenservice/pkg/domain"
+	"github.com/tokenservice/tokenservice/pkg/federation"
 	"github.com/tokenservice/tokenservice/pkg/tokens"
 	"github.com/tokenservice/tokenservice/pkg/users"
 
@@ -20,6 +21,8 @@ type Deps struct {
 	Tokens *tokens.Service
 	Users  *users.Service
 	Audit  *audit.Service
+	// Federation serves the federated credentials; nil: FederatedCredentialService is not served.
+	Federation *federation.Service
 	// Recorder records the calls Guard refuses a valid credential
 	// (request.deny); nil: not recorded.
 	Recorder tokens.Audit

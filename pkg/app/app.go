@@ -27,6 +27,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tokenservice/tokenservice/pkg/extauthz"
+	"github.com/tokenservice/tokenservice/pkg/federation"
 	"github.com/tokenservice/tokenservice/pkg/lastused"
 	"github.com/tokenservice/tokenservice/pkg/metrics"
 	"github.com/tokenservice/tokenservice/pkg/oauth"
@@ -62,6 +63,8 @@ type Config struct {
 	LastUsedFlushInterval time.Duration
 	// Audit says how the audit trail is kept.
 	Audit AuditConfig
+	// Federation says which OIDC issuers' tokens may stand for machine users.
+	Federation FederationConfig
 	// KeyRotation says how signing keys follow each other (a zero
 	// PropagationDelay: DefaultKeyPropagationDelay; a zero VerifyFor: from
 	// the access tokens' lifetime); the key set is reloaded (and a due
@@ -94,6 +97,7 @@ type App struct {
 	keysLoaded atomic.Int64
 	tokens     *tokens.Service
 	users      *users.Service
+	federation *federation.Service
 	server     *server.Server
 
 	started atomic.Bool
@@ -117,7 +121,10 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	}
 	a.registerMetrics()
 	a.buildAudit()
-	a.buildRules(passwords)
+	if err := a.buildRules(passwords); err != nil {
+		a.store.Close()
+		return nil, err
+	}
 	if a.server, err = a.buildServer(ctx); err != nil {
 		a.store.Close()
 		return nil, err
@@ -194,15 +201,16 @@ func (a *App) registerMetrics() {
 		}})
 }
 
-// buildRules builds the token and user rules over the store (through the
-// cache, if it has a TTL), and the last-used recorder, if configured.
-func (a *App) buildRules(passwords *auth.Passwords) {
+// buildRules builds the token, user and federation rules over the store
+// (through the cache, if it has a TTL), and the last-used recorder, if
+// configured.
+func (a *App) buildRules(passwords *auth.Passwords) error {
 	cfg, st := a.cfg, a.store
 	var data cache.Store = st
 	if cfg.Cache.TTL > 0 {
 		data = cache.New(st, cfg.Cache, time.Now, a.metrics)
 	}
-	tokensDeps := tokens.Deps{Users: data, Tokens: data, Minter: auth.NewMinter(a.keys, cfg.Minter),
+	tokensDeps := tokens.Deps{Users: data, Tokens: data, Federated: data, Minter: auth.NewMinter(a.keys, cfg.Minter),
 		Pages: a.pages, Observer: a.metrics, Audit: a.auditRecorder, Clock: now, Rand: rand.Reader}
 	if cfg.LastUsedFlushInterval > 0 {
 		a.lastUsed = lastused.New(st, cfg.LastUsedFlushInterval, cfg.Logger, a.metrics)
@@ -211,19 +219,20 @@ func (a *App) buildRules(passwords *auth.Passwords) {
 	a.tokens = tokens.New(cfg.Tokens, tokensDeps)
 	a.users = users.New(cfg.Users, users.Deps{Users: data, Passwords: passwords, Pages: a.pages, Observer: a.metrics,
 		Audit: a.auditRecorder, Clock: now, Rand: rand.Reader})
+	return a.buildFederation(data)
 }
 
 // buildServer builds the doors onto the rules (the API's services, the
 // OAuth endpoints) and the server that serves them, with its listeners.
 func (a *App) buildServer(ctx context.Context) (*server.Server, error) {
 	cfg := a.cfg
-	apiDeps := api.Deps{Tokens: a.tokens, Users: a.users, Recorder: a.auditRecorder,
+	apiDeps := api.Deps{Tokens: a.tokens, Users: a.users, Federation: a.federation, Recorder: a.auditRecorder,
 		Audit: audit.NewService(audit.Deps{Log: a.store, Pages: a.pages, Flush: a.FlushAudit})}
 	guard, err := api.NewGuard(apiDeps)
 	if err != nil {
 		return nil, err
 	}
-	endpoints := oauth.New(cfg.Server.Issuer, oauth.Deps{Tokens: a.tokens, Started: a.started.Load, Logger: cfg.Logger, Clock: now})
+	endpoints := oauth.New(cfg.Server.Issuer, oauth.Deps{Tokens: a.tokens, Federation: a.federation, Started: a.started.Load, Logger: cfg.Logger, Clock: now})
 	return server.New(ctx, cfg.Server, server.Deps{
 		Logger:          cfg.Logger,
 		Started:         a.started.Load,
@@ -246,6 +255,7 @@ func (a *App) services(apiDeps api.Deps, guard *api.Guard) []server.Service {
 		{Desc: &pb.TokenService_ServiceDesc, Impl: api.NewTokenServer(apiDeps), Authenticate: guard.Authenticate, RegisterGateway: server.Gateway(pb.RegisterTokenServiceHandlerClient, pb.NewTokenServiceClient)},
 		{Desc: &pb.UserService_ServiceDesc, Impl: api.NewUserServer(apiDeps), Authenticate: guard.Authenticate, RegisterGateway: server.Gateway(pb.RegisterUserServiceHandlerClient, pb.NewUserServiceClient)},
 		{Desc: &pb.AuditService_ServiceDesc, Impl: api.NewAuditServer(apiDeps), Authenticate: guard.Authenticate, RegisterGateway: server.Gateway(pb.RegisterAuditServiceHandlerClient, pb.NewAuditServiceClient)},
+		{Desc: &pb.FederatedCredentialService_ServiceDesc, Impl: api.NewFederatedCredentialServer(apiDeps), Authenticate: guard.Authenticate, RegisterGateway: server.Gateway(pb.RegisterFederatedCredentialServiceHandlerClient, pb.NewFederatedCredentialServiceClient)},
 		// Envoy's ext_authz filter, over gRPC only: it checks the credential of the request it describes.
 		{Desc: &authv3.Authorization_ServiceDesc, Impl: extauthz.New(a.tokens), Authenticate: server.NoAuthentication},
 	}

@@ -56,6 +56,16 @@ type claims struct {
 	// SecretGeneration is a private claim (RFC 7519 §4.3): which of its API
 	// token's secrets it was minted from; absent for the first.
 	SecretGeneration int `json:"secret_gen,omitempty"`
+	// Act is RFC 8693 §4.1's actor claim: the workload of another issuer
+	// that a federated exchange minted the token for.
+	Act *Actor `json:"act,omitempty"`
+}
+
+// Actor is the act claim (RFC 8693 §4.1): who acts as the token's sub,
+// named by its own issuer's iss and sub.
+type Actor struct {
+	Issuer  string `json:"iss"`
+	Subject string `json:"sub"`
 }
 
 // Grant is what an access token is minted with, beside its API token.
@@ -70,8 +80,12 @@ type Grant struct {
 	Audience string
 	// NotAfter, if set, is the latest exp: the end of the grace period of
 	// the replaced secret the caller presented, so that no access token
-	// of it outlives its grace at the gateways that verify offline.
+	// of it outlives its grace at the gateways that verify offline; or a
+	// federated credential's shorter lifetime.
 	NotAfter time.Time
+	// Actor, if set, is the act claim: the external workload a federated
+	// credential let in.
+	Actor *Actor
 }
 
 // Minter mints and verifies RFC 9068 JWT access tokens signed ES256.
@@ -137,6 +151,9 @@ func (m *Minter) IsResource(aud string) bool { return slices.Contains(m.cfg.Reso
 // Resources returns the resources tokens may be minted for.
 func (m *Minter) Resources() []string { return m.cfg.Resources }
 
+// Lifetime returns the access tokens' lifetime.
+func (m *Minter) Lifetime() time.Duration { return m.cfg.Lifetime }
+
 // Audience returns the default audience: this service's own.
 func (m *Minter) Audience() string { return m.cfg.Audience }
 
@@ -200,6 +217,7 @@ func (m *Minter) mint(ks *KeySet, t *domain.Token, scope, aud string, g Grant, n
 		ClientID:         t.ID,
 		Scope:            &scope,
 		SecretGeneration: g.SecretGeneration,
+		Act:              g.Actor,
 	}
 	// Sign the JSON directly: jwt.Signed(...).Claims(c) would marshal, parse
 	// and marshal the claims again (a fifth of Mint's time).

@@ -32,6 +32,7 @@ type Config struct {
 type Store interface {
 	domain.Users
 	domain.Tokens
+	domain.FederatedCredentials
 }
 
 // Observer is told whether each read was answered from the cache, for
@@ -45,8 +46,9 @@ type Kind string
 
 // The kinds.
 const (
-	Tokens Kind = "tokens"
-	Users  Kind = "users"
+	Tokens               Kind = "tokens"
+	Users                Kind = "users"
+	FederatedCredentials Kind = "federated_credentials"
 )
 
 type noObserver struct{}
@@ -63,6 +65,10 @@ type Cache struct {
 
 	tokens *lru.Cache[string, entry[domain.Token]]
 	users  *lru.Cache[string, entry[domain.User]]
+	// credentials holds federated credentials by ID; matches, the
+	// credentials of an issuer and subject (matchKey), never none.
+	credentials *lru.Cache[string, entry[domain.FederatedCredential]]
+	matches     *lru.Cache[string, entry[[]domain.FederatedCredential]]
 
 	// mu orders puts against deletes: a read that began before a delete
 	// (seen by a changed generation) does not put its answer.
@@ -86,10 +92,13 @@ func New(st Store, cfg Config, now func() time.Time, obs Observer) *Cache {
 	size := max(cfg.Size, 1)
 	tokens, _ := lru.New[string, entry[domain.Token]](size) // size > 0: cannot fail
 	users, _ := lru.New[string, entry[domain.User]](size)
+	credentials, _ := lru.New[string, entry[domain.FederatedCredential]](size)
+	matches, _ := lru.New[string, entry[[]domain.FederatedCredential]](size)
 	if obs == nil {
 		obs = noObserver{}
 	}
-	return &Cache{Store: st, ttl: cfg.TTL, now: now, obs: obs, tokens: tokens, users: users}
+	return &Cache{Store: st, ttl: cfg.TTL, now: now, obs: obs, tokens: tokens, users: users,
+		credentials: credentials, matches: matches}
 }
 
 // TokenByID implements domain.Tokens.
@@ -185,6 +194,8 @@ func (c *Cache) DeleteUser(ctx context.Context, id string, events ...*domain.Aud
 		if err != nil {
 			c.users.Purge()
 			c.tokens.Purge()
+			c.credentials.Purge()
+			c.matches.Purge()
 			return
 		}
 		deleted := make(map[string]bool, len(ids))
@@ -197,6 +208,7 @@ func (c *Cache) DeleteUser(ctx context.Context, id string, events ...*domain.Aud
 				c.tokens.Remove(key)
 			}
 		}
+		c.dropCredentials(func(fc *domain.FederatedCredential) bool { return deleted[fc.UserID] })
 	})
 	return ids, err
 }

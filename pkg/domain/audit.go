@@ -50,12 +50,17 @@ const (
 	ActionSigningKeyRet   AuditAction = "signing_key.retire"
 	ActionKeysReseal      AuditAction = "keys.reseal"
 	ActionDatabaseMigrate AuditAction = "database.migrate"
+	// A machine user's federated credential added or taken away; its
+	// subject is the machine user, with the credential's ID as TokenID.
+	ActionFederatedCredentialCreate AuditAction = "federated_credential.create"
+	ActionFederatedCredentialDelete AuditAction = "federated_credential.delete"
 )
 
 // AuditActions are every action, in the order docs/audit.md lists them.
 var AuditActions = []AuditAction{
 	ActionUserLogin, ActionUserCreate, ActionUserDelete, ActionUserChangePassword,
 	ActionMachineUserCreate, ActionMachineUserDelete,
+	ActionFederatedCredentialCreate, ActionFederatedCredentialDelete,
 	ActionTokenCreate, ActionTokenRotate, ActionTokenDelete, ActionTokenEndGrace,
 	ActionTokenAuthenticate, ActionTokenIntrospect, ActionAccessTokenMint, ActionRequestDeny,
 	ActionSigningKeyAdd, ActionSigningKeyRet, ActionSigningKeyDel, ActionKeysReseal, ActionDatabaseMigrate,

@@ -51,6 +51,7 @@ type Metrics struct {
 	signingKeysAdded  prometheus.Counter
 	keyReloadFailures prometheus.Counter
 	audit             auditMetrics
+	federation        federationMetrics
 }
 
 var (
@@ -106,9 +107,9 @@ func New() *Metrics {
 		m.passwords[o] = limitedAttempts
 		m.limited[o] = limits.WithLabelValues(limit)
 	}
-	reads := f.counterVec("cache_reads_total", "Token and user reads, by cache (tokens, users) and result (hit: answered from memory; miss: read from the database).", "cache", "result")
+	reads := f.counterVec("cache_reads_total", "Token, user and federated credential reads, by cache (tokens, users, federated_credentials) and result (hit: answered from memory; miss: read from the database).", "cache", "result")
 	m.cacheReads = map[cache.Kind][2]prometheus.Counter{}
-	for _, k := range []cache.Kind{cache.Tokens, cache.Users} {
+	for _, k := range []cache.Kind{cache.Tokens, cache.Users, cache.FederatedCredentials} {
 		m.cacheReads[k] = [2]prometheus.Counter{reads.WithLabelValues(string(k), "miss"), reads.WithLabelValues(string(k), "hit")}
 	}
 	flushes := f.counterVec("last_used_flushes_total", "Batched writes of tokens' last-used times, by result (ok, error).", "result")
@@ -117,6 +118,7 @@ func New() *Metrics {
 	m.keyReloadFailures = f.counter("signing_key_reload_failures_total", "Reloads of the signing keys from the database that failed (the replica keeps the keys it has; past the propagation delay less the JWKS max-age it is not ready).")
 	m.signingKeysAdded = f.counter("signing_keys_added_total", "Signing keys this replica added: rotations it made (keys rotate and other replicas add keys too).")
 	m.audit = newAuditMetrics(f)
+	m.federation = newFederationMetrics(f)
 	reg.MustRegister(m.rpcs, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

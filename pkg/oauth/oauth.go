@@ -22,6 +22,7 @@ import (
 	"github.com/tokenservice/tokenservice/pkg/bearer"
 	"github.com/tokenservice/tokenservice/pkg/calllog"
 	"github.com/tokenservice/tokenservice/pkg/domain"
+	"github.com/tokenservice/tokenservice/pkg/federation"
 	"github.com/tokenservice/tokenservice/pkg/tokens"
 )
 
@@ -42,6 +43,9 @@ const maxFormBytes = 16 << 10
 // Deps are what the endpoints work with.
 type Deps struct {
 	Tokens *tokens.Service
+	// Federation serves the token-exchange and JWT-bearer grants (nil:
+	// not offered).
+	Federation *federation.Service
 	// Started reports whether the services may be called (the database
 	// has answered); until then every endpoint answers 503.
 	Started func() bool
@@ -99,7 +103,7 @@ func (h *Handler) metadata() []byte {
 		"introspection_endpoint":                h.issuer + IntrospectPath,
 		"revocation_endpoint":                   h.issuer + RevokePath,
 		"scopes_supported":                      h.deps.Tokens.KnownScopes(),
-		"grant_types_supported":                 []string{"client_credentials"},
+		"grant_types_supported":                 h.grantTypes(),
 		"token_endpoint_auth_methods_supported": clientAuthMethods,
 		"introspection_endpoint_auth_methods_supported": clientAuthMethods,
 		// Revocation is by possession of the token: no client authentication.
@@ -123,21 +127,43 @@ var postOnly = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		description: "use POST, with the parameters in an application/x-www-form-urlencoded body"})
 })
 
+// The grant types beside client_credentials, and RFC 8693's token types.
+const (
+	GrantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange" // RFC 8693 §2.1
+	GrantJWTBearer     = "urn:ietf:params:oauth:grant-type:jwt-bearer"     // RFC 7523 §2.1
+	TokenTypeJWT       = "urn:ietf:params:oauth:token-type:jwt"            // RFC 8693 §3
+	TokenTypeIDToken   = "urn:ietf:params:oauth:token-type:id_token"
+	TokenTypeAccess    = "urn:ietf:params:oauth:token-type:access_token"
+)
+
+// grantTypes are the grants the token endpoint serves.
+func (h *Handler) grantTypes() []string {
+	if h.deps.Federation == nil {
+		return []string{"client_credentials"}
+	}
+	return []string{"client_credentials", GrantTokenExchange, GrantJWTBearer}
+}
+
 // token is the token endpoint: the client credentials grant (RFC 6749
-// §4.4), the API token authenticating as the client (§2.3.1).
+// §4.4), the API token authenticating as the client (§2.3.1); and, with
+// federation, token exchange (RFC 8693) and the JWT bearer grant (RFC
+// 7523), a trusted issuer's token standing for a machine user.
 func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 	form, ok := h.form(w, r)
 	if !ok {
 		return
 	}
-	switch grant := form.Get("grant_type"); grant {
-	case "client_credentials":
-	case "":
-		writeError(w, errInvalidRequest("grant_type is required: client_credentials"))
+	switch grant := form.Get("grant_type"); {
+	case grant == "client_credentials":
+	case grant == "":
+		writeError(w, errInvalidRequest("grant_type is required: one of "+strings.Join(h.grantTypes(), ", ")))
+		return
+	case (grant == GrantTokenExchange || grant == GrantJWTBearer) && h.deps.Federation != nil:
+		h.federated(w, r, form, grant)
 		return
 	default:
 		writeError(w, &oauthError{status: http.StatusBadRequest, code: "unsupported_grant_type",
-			description: "this server grants client_credentials only"})
+			description: "this server grants " + strings.Join(h.grantTypes(), ", ")})
 		return
 	}
 	secret, e := clientSecret(r, form)
@@ -156,17 +182,101 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 		writeError(w, h.fromDomain(r, err, TokenPath))
 		return
 	}
+	h.writeToken(w, x, "")
+}
+
+// writeToken writes a successful token response (RFC 6749 §5.1), with
+// issued_token_type for a token exchange (RFC 8693 §2.2.1).
+func (h *Handler) writeToken(w http.ResponseWriter, x tokens.Exchanged, issuedType string) {
 	// RFC 6749 §5.1: expires_in is the lifetime in seconds; the time left,
 	// when a reused access token is handed out again.
 	expiresIn := max(int64(math.Floor(x.AccessToken.ExpireTime.Sub(h.deps.Clock()).Seconds())), 0)
-	writeJSON(w, http.StatusOK, map[string]any{
+	resp := map[string]any{
 		"access_token": x.AccessToken.JWT,
 		"token_type":   "Bearer",
 		"expires_in":   expiresIn,
 		// §5.1: required when it differs from the scope asked for; always
 		// sent, so a client never has to guess.
 		"scope": x.Scopes.String(),
-	})
+	}
+	if issuedType != "" {
+		resp["issued_token_type"] = issuedType
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// federated serves the token-exchange grant (RFC 8693 §2.1: subject_token
+// of type jwt or id_token, no actor_token) and the JWT bearer grant (RFC
+// 7523 §2.1: assertion). The subject token is the only credential: the
+// client is public (client_id, if sent, names the machine user and is not
+// authenticated), so client credentials are refused rather than ignored.
+// An unacceptable subject token is RFC 8693 §2.2.2's invalid_request,
+// an unacceptable assertion RFC 7523 §3.1's invalid_grant.
+func (h *Handler) federated(w http.ResponseWriter, r *http.Request, form url.Values, grant string) {
+	if r.Header.Get("Authorization") != "" || form.Get("client_secret") != "" {
+		writeError(w, errInvalidRequest("the subject token is the credential of this grant: send no client authentication (client_id, alone, may name the machine user)"))
+		return
+	}
+	in := federation.ExchangeInput{ClientID: form.Get("client_id"), GrantType: grant}
+	issuedType := ""
+	if grant == GrantTokenExchange {
+		switch t := form.Get("subject_token_type"); t {
+		case TokenTypeJWT, TokenTypeIDToken:
+		case "":
+			writeError(w, errInvalidRequest("subject_token_type is required: "+TokenTypeJWT+" or "+TokenTypeIDToken))
+			return
+		default:
+			writeError(w, errInvalidRequest("subject_token_type "+quote(t)+" is not accepted: send a JWT of a trusted issuer as "+TokenTypeJWT+" or "+TokenTypeIDToken))
+			return
+		}
+		if form.Get("actor_token") != "" || form.Get("actor_token_type") != "" {
+			writeError(w, errInvalidRequest("delegation (actor_token) is not supported: send the subject_token alone"))
+			return
+		}
+		switch t := form.Get("requested_token_type"); t {
+		case "", TokenTypeAccess, TokenTypeJWT:
+		default:
+			writeError(w, errInvalidRequest("requested_token_type "+quote(t)+" cannot be issued: this server issues "+TokenTypeAccess))
+			return
+		}
+		in.SubjectToken = form.Get("subject_token")
+		issuedType = TokenTypeAccess
+		if in.SubjectToken == "" {
+			writeError(w, errInvalidRequest("subject_token is required: the JWT your platform issued (a GitHub Actions, GitLab CI or Kubernetes service account token)"))
+			return
+		}
+	} else {
+		if in.SubjectToken = form.Get("assertion"); in.SubjectToken == "" {
+			writeError(w, errInvalidRequest("assertion is required: the JWT your platform issued"))
+			return
+		}
+	}
+	scopes, e := parseScope(form.Get("scope"))
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+	in.Scopes = scopes
+	in.Resource = form.Get("resource")
+	// RFC 8693 §2.1's audience names the target service by a logical name:
+	// here, as a resource (one of the APIs access tokens are minted for).
+	if aud := form.Get("audience"); aud != "" {
+		if in.Resource != "" && in.Resource != aud {
+			writeError(w, &oauthError{status: http.StatusBadRequest, code: "invalid_target", description: "send resource or audience, not two different targets"})
+			return
+		}
+		in.Resource = aud
+	}
+	x, err := h.deps.Federation.Exchange(r.Context(), in)
+	if err != nil {
+		e := h.fromDomain(r, err, TokenPath)
+		if grant == GrantJWTBearer && e.code == "invalid_request" {
+			e.code = "invalid_grant" // RFC 7523 §3.1
+		}
+		writeError(w, e)
+		return
+	}
+	h.writeToken(w, x, issuedType)
 }
 
 // introspect is RFC 7662's endpoint: whether a token, an API token or an

@@ -240,6 +240,29 @@ func migrations() []*gormigrate.Migration {
 					Create(&auditChain{ID: 1, FirstSeq: 1}).Error
 			},
 		},
+		{
+			// Federated credentials (issue 21): an exchange finds them by
+			// match_key, the SHA-256 of issuer, a zero byte and subject,
+			// which fits an index where the two columns would not; a
+			// machine user's are listed by federated_credentials_user.
+			ID: "0011_federated_credentials",
+			Migrate: func(tx *gorm.DB) error {
+				type federatedCredentials struct {
+					ID                 string    `gorm:"primaryKey;size:24"`
+					UserID             string    `gorm:"size:16;not null;index:federated_credentials_user,priority:1"`
+					MatchKey           []byte    `gorm:"type:binary(32);not null;index:federated_credentials_match"`
+					Issuer             string    `gorm:"size:255;not null"`
+					Subject            string    `gorm:"size:512;not null"`
+					Audiences          string    `gorm:"size:2048;not null"`
+					CelCondition       string    `gorm:"size:4096;not null"`
+					Scopes             string    `gorm:"size:1024;not null"`
+					MaxLifetimeSeconds int64     `gorm:"not null"`
+					Description        string    `gorm:"size:256;not null"`
+					CreateTime         time.Time `gorm:"not null;precision:6;index:federated_credentials_user,priority:2"`
+				}
+				return createTables(tx, map[string]any{"federated_credentials": &federatedCredentials{}})
+			},
+		},
 	}
 }
 

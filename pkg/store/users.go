@@ -187,6 +187,9 @@ func (s *Store) DeleteUser(ctx context.Context, id string, events ...*domain.Aud
 		if err := tx.Where("user_id IN ?", ids).Delete(&tokenRow{}).Error; err != nil {
 			return err
 		}
+		if err := tx.Where("user_id IN ?", ids).Delete(&federatedCredentialRow{}).Error; err != nil {
+			return err
+		}
 		if err := tx.Where("id IN ?", ids).Delete(&userRow{}).Error; err != nil {
 			return err
 		}
@@ -200,7 +203,8 @@ func (s *Store) DeleteUser(ctx context.Context, id string, events ...*domain.Aud
 
 // deletionEvents returns the events of what a user's deletion (of which
 // ev is the event) deletes with it: its machine users (owned), and the
-// tokens, not deleted already, of all the users deleted (ids).
+// tokens, not deleted already, and the federated credentials of all the
+// users deleted (ids).
 func deletionEvents(tx *gorm.DB, ev *domain.AuditEvent, ids []string, owned []userRow) ([]*domain.AuditEvent, error) {
 	var tokens []struct{ ID, UserID string }
 	if err := tx.Model(&tokenRow{}).Select("id, user_id").Where("user_id IN ? AND delete_time IS NULL", ids).Order("id").Find(&tokens).Error; err != nil {
@@ -221,6 +225,19 @@ func deletionEvents(tx *gorm.DB, ev *domain.AuditEvent, ids []string, owned []us
 			}
 		}
 		out = append(out, ev.Cascade(domain.ActionTokenDelete, subject))
+	}
+	var creds []struct{ ID, UserID string }
+	if err := tx.Model(&federatedCredentialRow{}).Select("id, user_id").Where("user_id IN ?", ids).Order("id").Find(&creds).Error; err != nil {
+		return nil, err
+	}
+	for _, c := range creds {
+		subject := domain.AuditParty{UserID: c.UserID, TokenID: c.ID}
+		for _, u := range owned {
+			if u.ID == c.UserID {
+				subject.Username, subject.OwnerID = u.Username, u.OwnerID.String
+			}
+		}
+		out = append(out, ev.Cascade(domain.ActionFederatedCredentialDelete, subject))
 	}
 	return out, nil
 }

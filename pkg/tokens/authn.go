@@ -149,6 +149,10 @@ func (s *Service) readAccessToken(ctx context.Context, raw string, read tokenRea
 		}
 		return nil, claims, false, OutcomeInvalid, domain.ErrUnauthenticated
 	}
+	if domain.IsFederatedCredentialID(claims.TokenID) {
+		// Minted by a federated exchange: in force while its credential is.
+		read = s.federatedToken
+	}
 	if t, err = read(ctx, claims.TokenID); err != nil {
 		return nil, claims, false, failed(err, OutcomeRevoked), unauthenticated(err)
 	}

@@ -101,8 +101,11 @@ type Deps struct {
 	LastUsed LastUsed // nil: uses are not recorded
 	Observer Observer // nil: nothing is told
 	Audit    Audit    // nil: events of use are not recorded
-	Clock    func() time.Time
-	Rand     io.Reader // crypto/rand.Reader in production
+	// Federated reads the federated credentials whose access tokens a
+	// bearer check meets (nil: those are refused).
+	Federated domain.FederatedCredentials
+	Clock     func() time.Time
+	Rand      io.Reader // crypto/rand.Reader in production
 }
 
 // Service implements the token service's operations.
