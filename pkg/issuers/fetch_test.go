@@ -2,9 +2,13 @@ package issuers
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -306,5 +310,67 @@ func TestCacheTTL(t *testing.T) {
 		if got := s.cacheTTL(tc.headers); got != tc.want {
 			t.Errorf("cacheTTL(%q) = %s, want %s", tc.headers, got, tc.want)
 		}
+	}
+}
+
+// dialAllTo returns a client whose connections all go to srv, whatever the
+// URL's host, trusting srv's certificate: so URLs on any host can be
+// tested without a network.
+func dialAllTo(srv *httptest.Server) *http.Client {
+	client := srv.Client()
+	tr := client.Transport.(*http.Transport).Clone()
+	tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, srv.Listener.Addr().String())
+	}
+	return &http.Client{Transport: tr}
+}
+
+func TestJWKSURIMustBeHTTPSUnlessTheIssuerIsLoopbackHTTP(t *testing.T) {
+	key := mustKey(t, jose.ES256, "k")
+	for _, tc := range []struct {
+		name, issuer, jwksURI string
+		tls, ok               bool
+	}{
+		{"https issuer, https keys", "https://example.com", "https://example.com/jwks", true, true},
+		{"https issuer, http keys elsewhere", "https://example.com", "http://keys.example/jwks", true, false},
+		{"https issuer, http loopback keys", "https://example.com", "http://127.0.0.1/jwks", true, false},
+		{"loopback http issuer, http keys elsewhere", "http://127.0.0.1", "http://keys.example/jwks", false, false},
+		{"loopback http issuer, http loopback keys", "http://127.0.0.1", "http://localhost/jwks", false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var jwksHits atomic.Int64
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				switch r.URL.Path {
+				case "/.well-known/openid-configuration":
+					_, _ = w.Write([]byte(`{"issuer":"` + tc.issuer + `","jwks_uri":"` + tc.jwksURI + `"}`))
+				case "/jwks":
+					jwksHits.Add(1)
+					b, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{key.jwk()}})
+					_, _ = w.Write(b)
+				}
+			})
+			srv := httptest.NewUnstartedServer(h)
+			if tc.tls {
+				// A plain http request to it fails; the message check
+				// below tells that from the jwks_uri being refused.
+				srv.StartTLS()
+			} else {
+				srv.Start()
+			}
+			defer srv.Close()
+			c := newClock()
+			s := mustSet(t, c, Config{Client: dialAllTo(srv)}, Issuer{URL: tc.issuer})
+			_, err := s.Verify(t.Context(), mustSign(t, key, claimsFor(tc.issuer, c.Now()), nil))
+			if tc.ok {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			e := wantReason(t, err, ReasonKeysUnavailable, "")
+			if !strings.Contains(e.Message, "jwks_uri is not https") || jwksHits.Load() != 0 {
+				t.Errorf("message %q, %d JWKS requests: want the jwks_uri refused before any request", e.Message, jwksHits.Load())
+			}
+		})
 	}
 }
