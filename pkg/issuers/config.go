@@ -20,7 +20,10 @@ type Config struct {
 	// MinCacheTTL and MaxCacheTTL bound how long a document is used before
 	// it is fetched again, whatever its Cache-Control max-age says
 	// (0: 1m and 24h); DefaultCacheTTL is used when it says none (0: 1h).
-	// A local JWKS file is kept for DefaultCacheTTL.
+	// A local JWKS file is kept for DefaultCacheTTL. When a document is
+	// due and fetching it again fails, the one cached stays in use for up
+	// to MaxCacheTTL more (a grace: an issuer briefly down does not stop
+	// every exchange), each failure reported to the Observer.
 	MinCacheTTL, MaxCacheTTL, DefaultCacheTTL time.Duration
 	// RefreshInterval is the least time between two fetches for one issuer,
 	// whatever caused them (an unknown kid, a cache expiry, a failed fetch

@@ -33,13 +33,14 @@ func safeClient(client *http.Client, timeout time.Duration) *http.Client {
 	c := *client
 	next := client.CheckRedirect
 	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
-		first, prev := via[0].URL, via[len(via)-1].URL
+		first := via[0].URL
 		switch {
 		case len(via) > maxRedirects:
 			return fmt.Errorf("more than %d redirects", maxRedirects)
-		case prev.Scheme == "https" && req.URL.Scheme != "https":
-			return errors.New("a redirect from https to http")
-		case req.URL.Scheme != first.Scheme || req.URL.Host != first.Host:
+		// The same scheme as the first request's: so never https to http.
+		case req.URL.Scheme != first.Scheme:
+			return errors.New("a redirect to another scheme")
+		case req.URL.Host != first.Host:
 			return errors.New("a redirect to another host")
 		}
 		if next != nil {
