@@ -75,7 +75,7 @@ func (t trustedIssuers) trustedIssuerOf(raw string) string {
 // trustedIssuers adapts an issuers.Set to what pkg/federation asks.
 type trustedIssuers struct{ set *issuers.Set }
 
-func (t trustedIssuers) URLs() []string         { return t.set.URLs() }
+func (t trustedIssuers) URLs() []string          { return t.set.URLs() }
 func (t trustedIssuers) Trusted(iss string) bool { return t.set.Trusted(iss) }
 
 func (t trustedIssuers) Verify(ctx context.Context, raw string) (*federation.SubjectToken, error) {
