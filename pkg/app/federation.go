@@ -34,6 +34,7 @@ func (a *App) buildFederation(data cache.Store) error {
 	if err != nil {
 		return err
 	}
+	a.metrics.TrustedIssuers(set.URLs())
 	conditions, err := federation.NewConditions(max(a.cfg.Cache.Size, 1000))
 	if err != nil {
 		return err

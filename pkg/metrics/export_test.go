@@ -7,3 +7,5 @@ var FamiliesOf = familiesOf
 
 // Gather reads the metrics' registry, for the tests.
 func (m *Metrics) Gather() ([]*dto.MetricFamily, error) { return m.reg.Gather() }
+
+var ExchangeOutcomes = exchangeOutcomes

@@ -25,8 +25,9 @@ type Family struct {
 	Labels map[string][]string
 }
 
-// rpcLabels are the RPC metrics' labels whose values the calls decide.
-var rpcLabels = []string{"grpc_service", "grpc_method", "grpc_type", "grpc_code"}
+// rpcLabels are the labels whose values the calls (the RPC metrics') or
+// the configuration (the trusted issuers) decide.
+var rpcLabels = []string{"grpc_service", "grpc_method", "grpc_type", "grpc_code", "issuer"}
 
 // Families returns the metric families the service serves, sorted by name:
 // read from a scrape of a Metrics with its collectors registered as the app
@@ -44,6 +45,7 @@ func Families() ([]Family, error) {
 		CountExpiring: func(context.Context, time.Time, time.Time) (int64, error) { return 0, nil }, Clock: time.Now,
 		Transactions: func() TransactionCounts { return TransactionCounts{} }})
 	m.Handler() // registers promhttp's own error counter
+	m.TrustedIssuers([]string{"https://issuer.example"})
 	info := &grpc.UnaryServerInfo{FullMethod: "/families.Service/Call"}
 	for _, transport := range []string{TransportGRPC, TransportREST} {
 		_, _ = m.UnaryServerInterceptor(transport)(context.Background(), nil, info,

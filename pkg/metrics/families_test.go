@@ -2,6 +2,7 @@ package metrics_test
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"net/http"
 	"slices"
@@ -19,6 +20,7 @@ import (
 	"github.com/tokenservice/tokenservice/pkg/app/apptest"
 	"github.com/tokenservice/tokenservice/pkg/cache"
 	"github.com/tokenservice/tokenservice/pkg/domain"
+	"github.com/tokenservice/tokenservice/pkg/issuers"
 	"github.com/tokenservice/tokenservice/pkg/metrics"
 	"github.com/tokenservice/tokenservice/pkg/tokens"
 	"github.com/tokenservice/tokenservice/pkg/users"
@@ -33,6 +35,8 @@ const password = "correct horse battery staple"
 func TestFamiliesAreWhatTheAppServes(t *testing.T) {
 	cfg := apptest.Config(t, "sqlite")
 	cfg.Server.MetricsAddr = "127.0.0.1:0"
+	// A trusted issuer has series of its own from the start (never fetched here).
+	cfg.Federation.Issuers.Issuers = []issuers.Issuer{{URL: "http://127.0.0.1:1"}}
 	a := apptest.MustStart(t, cfg)
 
 	// One call answered over each transport: a token made with a password.
@@ -97,7 +101,7 @@ func TestObservationsStayInTheFamilies(t *testing.T) {
 		m.PasswordChecked(o)
 	}
 	m.UserCreationLimited()
-	for _, k := range []cache.Kind{cache.Tokens, cache.Users} {
+	for _, k := range []cache.Kind{cache.Tokens, cache.Users, cache.FederatedCredentials} {
 		m.CacheRead(k, true)
 		m.CacheRead(k, false)
 	}
@@ -109,6 +113,16 @@ func TestObservationsStayInTheFamilies(t *testing.T) {
 		m.AuditEventsSealed([]*domain.AuditEvent{{Action: a}})
 	}
 	m.AuditEventsDropped(1)
+	m.TrustedIssuers([]string{"https://issuer.example"})
+	for _, issuer := range []string{"", "https://issuer.example"} {
+		for _, o := range metrics.ExchangeOutcomes {
+			m.Exchanged(issuer, o)
+		}
+	}
+	for _, doc := range []string{issuers.DocumentDiscovery, issuers.DocumentJWKS} {
+		m.Fetched("https://issuer.example", doc, nil)
+		m.Fetched("https://issuer.example", doc, errors.New("refused"))
+	}
 	m.AuditCheckpointWritten(time.Now())
 	m.AuditVerificationFailed()
 

@@ -27,10 +27,41 @@ func newFederationMetrics(f factory) federationMetrics {
 	}
 }
 
+// exchangeOutcomes are the outcome label's values: the exchange's own and
+// the verifier's reasons.
+var exchangeOutcomes = []string{
+	federation.OutcomeOK, federation.OutcomeNoCredential, federation.OutcomeAudience, federation.OutcomeCondition,
+	federation.OutcomeAmbiguous, federation.OutcomeDenied, federation.OutcomeError,
+	issuers.ReasonMalformed, issuers.ReasonUntrustedIssuer, issuers.ReasonUnsupportedAlg, issuers.ReasonUnknownKey,
+	issuers.ReasonSignature, issuers.ReasonExpired, issuers.ReasonNotYetValid, issuers.ReasonTooOld,
+	issuers.ReasonMissingClaim, issuers.ReasonKeysUnavailable,
+}
+
+// untrusted is the issuer label of a token that named no trusted issuer.
+const untrusted = "untrusted"
+
+// TrustedIssuers makes the series of the trusted issuers (and of tokens of
+// none) from the start, so that a rate over them is there before the
+// first exchange.
+func (m *Metrics) TrustedIssuers(urls []string) {
+	for _, o := range exchangeOutcomes {
+		m.federation.exchanges.WithLabelValues(untrusted, o)
+	}
+	for _, u := range urls {
+		for _, o := range exchangeOutcomes {
+			m.federation.exchanges.WithLabelValues(u, o)
+		}
+		for _, d := range []string{issuers.DocumentDiscovery, issuers.DocumentJWKS} {
+			m.federation.fetches.WithLabelValues(u, d, "ok")
+			m.federation.fetches.WithLabelValues(u, d, "error")
+		}
+	}
+}
+
 // Exchanged implements federation.Observer.
 func (m *Metrics) Exchanged(issuer, outcome string) {
 	if issuer == "" {
-		issuer = "untrusted"
+		issuer = untrusted
 	}
 	m.federation.exchanges.WithLabelValues(issuer, outcome).Inc()
 }
