@@ -79,6 +79,9 @@ func (ik *issuerKeys) key(ctx context.Context, kid, alg string) (*jose.JSONWebKe
 	select {
 	case <-f.done:
 	case <-ctx.Done():
+		if k != nil {
+			return k, nil // stale but in its grace: the refetch is not this caller's to wait for
+		}
 		return nil, refuse(ReasonKeysUnavailable, fmt.Sprintf("gave up waiting for the keys of issuer %s", ik.issuer.URL), context.Cause(ctx))
 	}
 	ik.mu.Lock()

@@ -312,3 +312,28 @@ func TestNewReadsJWKSFiles(t *testing.T) {
 		}
 	}
 }
+
+func TestStaleKeysServeACallerThatStopsWaiting(t *testing.T) {
+	key := mustKey(t, jose.ES256, "k")
+	ti := newTestIssuer(t, key)
+	c := newClock()
+	s := mustSet(t, c, Config{}, Issuer{URL: ti.URL})
+	if _, err := s.Verify(t.Context(), mustSign(t, key, claimsFor(ti.URL, c.Now()), nil)); err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	defer close(release)
+	hang := func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}
+	ti.set(func(ti *testIssuer) { ti.discovery, ti.jwks = hang, hang })
+	c.Advance(2 * time.Hour) // past the keys' hour, within their grace
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := s.Verify(ctx, mustSign(t, key, claimsFor(ti.URL, c.Now()), nil)); err != nil {
+		t.Fatalf("a caller that stops waiting for the refetch: %v, want the cached key used", err)
+	}
+}

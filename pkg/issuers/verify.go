@@ -54,8 +54,7 @@ func (s *Set) Verify(ctx context.Context, raw string) (*Token, error) {
 	if len(raw) > maxTokenBytes {
 		return nil, refuse(ReasonMalformed, fmt.Sprintf("the token is longer than %d bytes", maxTokenBytes), nil)
 	}
-	alg, err := headerAlg(raw)
-	if err != nil {
+	if err := checkAlg(raw); err != nil {
 		return nil, err
 	}
 	tok, perr := jwt.ParseSigned(raw, algorithms)
@@ -79,7 +78,10 @@ func (s *Set) Verify(ctx context.Context, raw string) (*Token, error) {
 		}
 		return nil, refuse(ReasonUntrustedIssuer, fmt.Sprintf("the token's issuer %q is not trusted here", clip(unverified.Issuer)), nil)
 	}
-	key, kerr := ik.key(ctx, tok.Headers[0].KeyID, alg)
+	// The key is chosen by the header as go-jose read it, the reading its
+	// signature check uses.
+	h := tok.Headers[0]
+	key, kerr := ik.key(ctx, h.KeyID, h.Algorithm)
 	if kerr != nil {
 		return nil, kerr
 	}
@@ -103,29 +105,28 @@ func (s *Set) Verify(ctx context.Context, raw string) (*Token, error) {
 	}, nil
 }
 
-// headerAlg returns the alg of raw's protected header, refusing a token
-// that is not three base64url parts with a JSON header or whose alg is not
-// one of algorithms. go-jose refuses those too; reading the alg first tells
-// unsupported_alg from malformed.
-func headerAlg(raw string) (string, *Error) {
+// checkAlg refuses a token that is not three base64url parts with a JSON
+// header, or whose alg is not one of algorithms. go-jose refuses those too;
+// reading the alg first tells unsupported_alg from malformed.
+func checkAlg(raw string) *Error {
 	parts := strings.Split(raw, ".")
 	if len(parts) != 3 {
-		return "", refuse(ReasonMalformed, "the token is not a JWT in compact form (three parts separated by dots)", nil)
+		return refuse(ReasonMalformed, "the token is not a JWT in compact form (three parts separated by dots)", nil)
 	}
 	b, err := base64.RawURLEncoding.DecodeString(parts[0])
 	if err != nil {
-		return "", refuse(ReasonMalformed, "the token's header is not base64url", err)
+		return refuse(ReasonMalformed, "the token's header is not base64url", err)
 	}
 	var h struct {
 		Alg string `json:"alg"`
 	}
 	if err := json.Unmarshal(b, &h); err != nil {
-		return "", refuse(ReasonMalformed, "the token's header is not a JSON object", err)
+		return refuse(ReasonMalformed, "the token's header is not a JSON object", err)
 	}
 	if !slices.Contains(algorithms, jose.SignatureAlgorithm(h.Alg)) {
-		return "", refuse(ReasonUnsupportedAlg, fmt.Sprintf("the token's alg %q is not accepted (RS256, ES256 or EdDSA)", clip(h.Alg)), nil)
+		return refuse(ReasonUnsupportedAlg, fmt.Sprintf("the token's alg %q is not accepted (RS256, ES256 or EdDSA)", clip(h.Alg)), nil)
 	}
-	return h.Alg, nil
+	return nil
 }
 
 // checkClaims applies the time rules and requires exp, iat and sub.
