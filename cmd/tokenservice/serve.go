@@ -143,7 +143,7 @@ func serveFlags(fs *pflag.FlagSet) *serveOptions {
 	fs.StringVar(&o.trustedIssuers, "trusted-issuers", "", "comma-separated OIDC issuers whose tokens machine users' federated credentials may accept (https://token.actions.githubusercontent.com,https://gitlab.com), each URL=JWKS_FILE to read its keys from a file instead of fetching them (a cluster's service-account issuer); https only, but http on a loopback address; no other URL is ever fetched")
 	fs.IntVar(&fed.MaxPerUser, "max-federated-credentials-per-user", federation.DefaultMaxPerUser, "federated credentials one machine user may have (0: no limit)")
 	fs.DurationVar(&fed.Issuers.MaxAge, "federated-token-max-age", issuers.DefaultMaxAge, "how old (by its iat) a trusted issuer's token may be when exchanged")
-	fs.DurationVar(&fed.Issuers.RefreshInterval, "issuer-keys-refresh-interval", issuers.DefaultRefreshInterval, "the least time between two fetches of one issuer's keys: a token with an unknown kid causes at most one fetch an interval")
+	fs.DurationVar(&fed.Issuers.RefreshInterval, "issuer-keys-refresh-interval", issuers.DefaultRefreshInterval, "the least time between two fetches of one issuer's discovery document or keys, whatever the cause (an unknown kid, an expired cache, a failed fetch retried): a flood of tokens with unknown kids costs at most one fetch an interval")
 	var all []string
 	fs.VisitAll(func(f *pflag.Flag) {
 		if f.Annotations[envAnnotation] == nil {
