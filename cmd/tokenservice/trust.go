@@ -105,7 +105,7 @@ condition now, and says what is wrong with either.`,
 	f.StringVar(&subject, "subject", "", "the exact sub of the tokens to accept: repo:OWNER/REPO:ref:refs/heads/main (GitHub Actions), system:serviceaccount:NAMESPACE:NAME (Kubernetes)")
 	f.StringArrayVar(&audiences, "audience", nil, "an audience a token's aud must hold, usually this server's URL (repeat for several, up to 8)")
 	f.StringVar(&condition, "condition", "", `a CEL expression over the token's claims, as claims, that must be true: claims.repository_owner == "acme" && claims.ref == "refs/heads/main" (default: none)`)
-	f.StringSliceVar(&scopes, "scope", nil, "the most an exchange through it may grant (repeat, or separate with commas); default: all of the token you use")
+	f.StringSliceVar(&scopes, "scope", nil, "a scope an exchange through it may grant, at most: one of your APIs' (serve's --scopes) or the service's own (repeat, or separate with commas); default: all of the token you use")
 	f.StringVar(&maxLifetime, "max-lifetime", "", "the longest an access token it gives may live: 10m, 1h, ... (1m to the server's access-token lifetime); default: the server's")
 	f.StringVar(&description, "description", "", "a description to tell it by, at most 256 characters")
 	f.BoolVar(&asJSON, "json", false, "print JSON, as the REST API answers")
@@ -209,7 +209,7 @@ func machineUser(ctx context.Context, c *client, name string) (*pb.User, error) 
 		case codes.OK:
 			u, err = resp.GetUser(), nil
 		case codes.NotFound, codes.InvalidArgument, codes.PermissionDenied:
-			err = fmt.Errorf("no user %q that you may see (by username or ID)", safe(name))
+			err = fmt.Errorf("no user %q that you may see (by username or ID)", name)
 		default:
 			err = c.fail(idErr)
 		}
