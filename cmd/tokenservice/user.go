@@ -15,7 +15,7 @@ import (
 
 func userCommand(e *env) *cobra.Command {
 	cmd := group("user", "Create, list, show and delete users and machine users; change passwords", groupClient,
-		userCreateMachineCommand(e), userCreateCommand(e), userListCommand(e), userGetCommand(e), userDeleteCommand(e), userSetPasswordCommand(e))
+		userCreateMachineCommand(e), userCreateCommand(e), userListCommand(e), userGetCommand(e), userDeleteCommand(e), userSetPasswordCommand(e), userTrustCommand(e))
 	cmd.Long = `Create, list, show and delete users through the API. Anyone creates machine users, which
 they own; only an admin creates human users (server refusal: exit status 3).`
 	return cmd
