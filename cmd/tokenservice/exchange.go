@@ -43,7 +43,7 @@ func subjectExchangeFlags(fs *pflag.FlagSet) *subjectExchange {
 	f := &subjectExchange{}
 	fs.StringVar(&f.file, "subject-token-file", "", "exchange the platform's JWT in this file (a Kubernetes projected service account token), read anew each run, instead of an API token")
 	fs.StringVar(&f.variable, "subject-token-env", "", "exchange the platform's JWT in this environment variable (GitLab CI's id_tokens:), instead of an API token")
-	fs.BoolVar(&f.github, "github-actions", false, "exchange this GitHub Actions job's OIDC token, asked of GitHub for --audience (the job needs `permissions: id-token: write`), instead of an API token")
+	fs.BoolVar(&f.github, "github-actions", false, "exchange this GitHub Actions job's OIDC token, asked of GitHub for --audience (the job needs the permission id-token: write), instead of an API token")
 	fs.StringVar(&f.audience, "audience", "", "with --github-actions: the audience (aud) to ask GitHub for, as registered in the machine user's trust (default: the issuer URL)")
 	fs.StringVar(&f.clientID, "client-id", "", "with a platform's token: the machine user's ID, when credentials of several machine users match the token")
 	fs.StringVar(&f.issuer, "issuer", "", "with a platform's token: the server's issuer URL (serve's --issuer, its public REST base); the token goes to <issuer>"+tokenEndpointPath+" over HTTP(S), with --tls-ca-file's CA for https (default: --addr, if it is an https:// URL: a TLS front serving gRPC and REST on one host)")

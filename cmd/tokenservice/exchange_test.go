@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -361,5 +362,63 @@ func TestExchangeTLS(t *testing.T) {
 func TestExchangeTokenEndpointPath(t *testing.T) {
 	if tokenEndpointPath != oauth.TokenPath {
 		t.Errorf("tokenEndpointPath %q, the server serves %q", tokenEndpointPath, oauth.TokenPath)
+	}
+}
+
+// The README's recipes for secretless machines run: each `token exchange`
+// line, against stand-ins of GitHub and the token endpoint, in the
+// environment its YAML gives it (the variable GitLab's id_tokens: names,
+// the file the pod's projected volume mounts, the workflow's issuer).
+func TestExchangeREADMERecipes(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(b), "\n### Secretless machines (OIDC federation)\n")
+	if !ok {
+		t.Fatal("README.md has no section \"Secretless machines (OIDC federation)\"")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	const public = "https://tokens.example.com"
+	for _, want := range []string{
+		// the workflow
+		"id-token: write", "TOKENSERVICE_ISSUER: " + public,
+		// GitLab
+		"id_tokens:\n    ID_TOKEN:\n      aud: " + public,
+		// the pod
+		"mountPath: /var/run/secrets/tokens", "path: tokenservice\n              audience: " + public, "expirationSeconds:",
+	} {
+		if !strings.Contains(section, want) {
+			t.Errorf("the recipes lack %q", want)
+		}
+	}
+
+	te := newTokenEndpoint(t, false)
+	var audiences []string
+	gh := githubStandIn(t, "job-request-token", &audiences)
+	file := filepath.Join(t.TempDir(), "tokenservice")
+	os.WriteFile(file, []byte(platformJWT), 0o600)
+	sh := machineShell(t, map[string]string{
+		githubRequestURL:      gh.URL + "/_apis/pipelines/1/runs/2/idtoken?api-version=2.0",
+		githubRequestToken:    "job-request-token",
+		"TOKENSERVICE_ISSUER": te.URL,
+		"ID_TOKEN":            platformJWT,
+	})
+	lines := regexp.MustCompile(`tokenservice token exchange ([^)\n]*)`).FindAllStringSubmatch(section, -1)
+	if len(lines) != 3 {
+		t.Fatalf("the recipes have %d token exchange lines, want 3 (GitHub, GitLab, Kubernetes)", len(lines))
+	}
+	for _, m := range lines {
+		line := strings.ReplaceAll(m[1], public, te.URL)
+		line = strings.ReplaceAll(line, "/var/run/secrets/tokens/tokenservice", file)
+		if out := sh.must("", append([]string{"token", "exchange"}, strings.Fields(line)...)...); out != accessJWT+"\n" {
+			t.Errorf("%s: stdout %q, want the access token alone", m[0], out)
+		}
+	}
+	if n := len(te.posted()); n != 3 {
+		t.Errorf("the token endpoint got %d exchanges, want 3", n)
+	}
+	if diff := cmp.Diff([]string{te.URL}, audiences); diff != "" {
+		t.Errorf("the audience asked of GitHub (-want +got):\n%s", diff)
 	}
 }

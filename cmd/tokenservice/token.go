@@ -246,7 +246,7 @@ token, --subject-token-env reads it from a variable (GitLab CI's id_tokens:),
 --subject-token-file from a file (a Kubernetes projected service account token).
 Give one of them, and the server's issuer URL (--issuer or TOKENSERVICE_ISSUER).`,
 		Example: `  tokenservice token exchange --github-actions --issuer https://tokens.example.com
-  tokenservice token exchange --subject-token-env TOKENSERVICE_ID_TOKEN --issuer https://tokens.example.com
+  tokenservice token exchange --subject-token-env ID_TOKEN --issuer https://tokens.example.com
   tokenservice token exchange --subject-token-file /var/run/secrets/tokens/tokenservice --issuer https://tokens.example.com`,
 		Args: args(),
 	}, func(cmd *cobra.Command, c *client, _ []string) error {
