@@ -16,7 +16,7 @@ import (
 // server over gRPC, so they need nothing of its implementation; what they
 // share with it (pkg/bearer's header name, pkg/auth's token format,
 // pkg/audit's JSON line) lives below the doors.
-var clientFiles = []string{"auditlist.go", "client.go", "healthcheck.go", "login.go", "output.go", "prompt.go", "token.go", "user.go"}
+var clientFiles = []string{"auditlist.go", "client.go", "exchange.go", "healthcheck.go", "login.go", "output.go", "prompt.go", "subjecttoken.go", "token.go", "user.go"}
 
 // serverOnly are the packages that make up the server: the doors and the
 // composition root.

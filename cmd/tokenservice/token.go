@@ -233,11 +233,21 @@ func tokenExchangeCommand(e *env) *cobra.Command {
 	var scopes []string
 	cmd := withClient(e, &cobra.Command{
 		Use:   "exchange",
-		Short: "Exchange your API token for a short-lived access token, printed alone on stdout",
+		Short: "Exchange your API token, or a CI job's or pod's OIDC token, for a short-lived access token, printed alone on stdout",
 		Long: `Exchange your API token (TOKENSERVICE_TOKEN, else your login's) for a short-lived
 signed access token, printed alone on stdout, for
 
-  curl -H "Authorization: Bearer $(tokenservice token exchange)" https://api.example.com/`,
+  curl -H "Authorization: Bearer $(tokenservice token exchange)" https://api.example.com/
+
+A machine without an API token exchanges its platform's OIDC token instead (RFC 8693
+token exchange at <issuer>/oauth2/token, over HTTP(S)), for the machine user that
+trusts it (tokenservice user trust add): --github-actions asks GitHub for the job's
+token, --subject-token-env reads it from a variable (GitLab CI's id_tokens:),
+--subject-token-file from a file (a Kubernetes projected service account token).
+Give one of them, and the server's issuer URL (--issuer or TOKENSERVICE_ISSUER).`,
+		Example: `  tokenservice token exchange --github-actions --issuer https://tokens.example.com
+  tokenservice token exchange --subject-token-env ID_TOKEN --issuer https://tokens.example.com
+  tokenservice token exchange --subject-token-file /var/run/secrets/tokens/tokenservice --issuer https://tokens.example.com`,
 		Args: args(),
 	}, func(cmd *cobra.Command, c *client, _ []string) error {
 		scopes, err := scopeFlag(cmd, scopes)
@@ -253,7 +263,29 @@ signed access token, printed alone on stdout, for
 		_, err = fmt.Fprintln(e.stdout, resp.GetAccessToken())
 		return err
 	})
-	cmd.Flags().StringSliceVar(&scopes, "scope", nil, "a scope the access token gets (repeat, or separate with commas); default: all of the API token's but tokens:write and users:write, which it gets only when named")
+	cmd.Flags().StringSliceVar(&scopes, "scope", nil, "a scope the access token gets (repeat, or separate with commas); default: all of the API token's but tokens:write and users:write, which it gets only when named "+
+		"(with a platform's token: those of the machine user's trust)")
+	// With a platform's token the command neither needs an API token nor
+	// dials gRPC: it posts to the token endpoint instead.
+	fed := subjectExchangeFlags(cmd.Flags())
+	exchangeAPIToken := cmd.RunE
+	cmd.RunE = func(cmd *cobra.Command, argv []string) error {
+		n, err := fed.given(cmd)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			if err := fed.unused(cmd); err != nil {
+				return err
+			}
+			return exchangeAPIToken(cmd, argv)
+		}
+		scopes, err := scopeFlag(cmd, scopes)
+		if err != nil {
+			return err
+		}
+		return fed.exchange(cmd, e, scopes)
+	}
 	return cmd
 }
 
