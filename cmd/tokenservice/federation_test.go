@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -341,7 +342,11 @@ func TestFederatedExchange(t *testing.T) {
 			wrongSub := f.iss.token(f.iss.claims("repo:acme/other:ref:refs/heads/main", audience))
 			for name, assertion := range map[string]string{"garbage": "not.a.jwt", "another subject": wrongSub} {
 				resp, body := postForm(t, f.s, "/oauth2/token", "", url.Values{"grant_type": {oauth.GrantJWTBearer}, "assertion": {assertion}})
-				wantRefused(t, "jwt-bearer with "+name, resp.StatusCode, body, "invalid_grant")
+				// The description names this grant's parameter, not RFC 8693's.
+				wantRefused(t, "jwt-bearer with "+name, resp.StatusCode, body, "invalid_grant", "assertion")
+				if strings.Contains(fmt.Sprint(body["error_description"]), "subject_token") {
+					t.Errorf("jwt-bearer with %s: %q names subject_token, which this grant does not send", name, body["error_description"])
+				}
 			}
 		})
 	})

@@ -271,7 +271,8 @@ func (h *Handler) federated(w http.ResponseWriter, r *http.Request, form url.Val
 	if err != nil {
 		e := h.fromDomain(r, err, TokenPath)
 		if grant == GrantJWTBearer && e.code == "invalid_request" {
-			e.code = "invalid_grant" // RFC 7523 §3.1
+			// RFC 7523 §3.1, naming the parameter this grant sends.
+			e = &oauthError{status: e.status, code: "invalid_grant", description: strings.Replace(e.description, "subject_token", "assertion", 1)}
 		}
 		writeError(w, e)
 		return
