@@ -114,6 +114,8 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 30s); their seed corpora run
 	$(GO) test -run '^$$' -fuzz '^FuzzPageTokenDecode$$' -fuzztime $(FUZZTIME) ./pkg/pagetoken
 	$(GO) test -run '^$$' -fuzz '^FuzzAuthenticateBearer$$' -fuzztime $(FUZZTIME) ./pkg/tokens
 	$(GO) test -run '^$$' -fuzz '^FuzzRESTRequest$$' -fuzztime $(FUZZTIME) ./pkg/app
+	$(GO) test -run '^$$' -fuzz '^FuzzTokenExchange$$' -fuzztime $(FUZZTIME) ./pkg/app
+	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./pkg/issuers
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodes$$' -fuzztime $(FUZZTIME) ./pkg/server
 
 .PHONY: bench
