@@ -217,7 +217,8 @@ func TestAlertRules(t *testing.T) {
 	}
 	for _, signal := range []string{"grpc_server_handled_total", "grpc_server_handling_seconds_bucket",
 		"tokenservice_password_attempts_total", "up", "tokenservice_signing_key_age_seconds",
-		"tokenservice_audit_events_dropped_total", "tokenservice_audit_verification_failures_total", "tokenservice_audit_checkpoint_timestamp_seconds"} {
+		"tokenservice_audit_events_dropped_total", "tokenservice_audit_verification_failures_total", "tokenservice_audit_checkpoint_timestamp_seconds",
+		"tokenservice_issuer_key_fetches_total"} {
 		if !read[signal] {
 			t.Errorf("no alert reads %s", signal)
 		}
@@ -274,6 +275,18 @@ var alertCases = map[string]struct{ fires, quiet string }{
 	"TokenserviceSigningKeyTooOld": {
 		fires: fmt.Sprintf(`tokenservice_signing_key_age_seconds{job="tokenservice",instance="a"} %dx30`, 33*86400),
 		quiet: fmt.Sprintf(`tokenservice_signing_key_age_seconds{job="tokenservice",instance="a"} %dx30`, 30*86400),
+	},
+	"TokenserviceIssuerKeysUnavailable": {
+		// Replica a has failed to fetch the JWKS every minute, never
+		// succeeding; b fetches fine.
+		fires: `tokenservice_issuer_key_fetches_total{job="tokenservice",instance="a",issuer="https://token.actions.githubusercontent.com",document="jwks",result="error"} 0+1x30
+			tokenservice_issuer_key_fetches_total{job="tokenservice",instance="a",issuer="https://token.actions.githubusercontent.com",document="jwks",result="ok"} 1x30
+			tokenservice_issuer_key_fetches_total{job="tokenservice",instance="b",issuer="https://token.actions.githubusercontent.com",document="jwks",result="ok"} 0+1x30`,
+		// Failures, but fetches succeed in between (a flaky issuer, the
+		// keys fresh); and failures that stopped 20 minutes ago.
+		quiet: `tokenservice_issuer_key_fetches_total{job="tokenservice",instance="a",issuer="https://token.actions.githubusercontent.com",document="jwks",result="error"} 0+1x30
+			tokenservice_issuer_key_fetches_total{job="tokenservice",instance="a",issuer="https://token.actions.githubusercontent.com",document="jwks",result="ok"} 0+1x30
+			tokenservice_issuer_key_fetches_total{job="tokenservice",instance="b",issuer="https://gitlab.com",document="discovery",result="error"} 0+1x10 10x20`,
 	},
 	"TokenserviceAuditEventsDropped": {
 		// One drop, five minutes ago.
@@ -543,6 +556,10 @@ func TestDashboard(t *testing.T) {
 		{"audit events dropped", "tokenservice_audit_events_dropped_total", ""},
 		{"checkpoints refused", "tokenservice_audit_verification_failures_total", ""},
 		{"the audit checkpoint's age", "tokenservice_audit_checkpoint_timestamp_seconds", "time() -"},
+		{"federated exchanges by issuer and outcome", "tokenservice_federated_exchanges_total", "by (issuer, outcome)"},
+		{"federated exchanges refused by outcome", "tokenservice_federated_exchanges_total", `outcome!="ok"`},
+		{"issuer key fetches by issuer", "tokenservice_issuer_key_fetches_total", "by (issuer, document, result)"},
+		{"issuer key fetch failures by issuer", "tokenservice_issuer_key_fetches_total", `result="error"`},
 	} {
 		if !slices.ContainsFunc(read[want.metric], func(e string) bool { return strings.Contains(e, want.also) }) {
 			t.Errorf("no panel shows %s (%s %s)", want.what, want.metric, want.also)
