@@ -20,17 +20,19 @@ type bench struct {
 	*testbed
 	// With -galera-dsn, the same on the cluster; else nil.
 	cluster        *testbed
-	work           string    // the run's directory, for the servers' logs
-	stderr         io.Writer // progress
-	results        results   // the measured server's
-	clusterResults results   // the cluster's
+	issuer         *issuerStandIn // the trusted issuer of the federated scenarios
+	work           string         // the run's directory, for the servers' logs
+	stderr         io.Writer      // progress
+	results        results        // the measured server's
+	clusterResults results        // the cluster's
 }
 
 // runAll measures, in order: the scenarios over both transports (each also
 // on the cluster right after, with -galera-dsn), the ceiling with hey (with
-// -hey), the OAuth endpoints, then exchange at each sweep concurrency, with
-// last-used tracking on and off, and without access token reuse. It adds
-// to summary what it compares.
+// -hey), the OAuth endpoints, the federated exchange and the unknown-kid
+// flood, then exchange at each sweep concurrency, with last-used tracking
+// on and off, and without access token reuse (and the federated exchange
+// beside it). It adds to summary what it compares.
 func (b *bench) runAll(summary map[string]any) error {
 	b.measureScenarios()
 	if b.cfg.hey != "" {
@@ -39,6 +41,9 @@ func (b *bench) runAll(summary map[string]any) error {
 		}
 	}
 	b.measureOAuth()
+	if err := b.measureFederated(summary); err != nil {
+		return err
+	}
 	if !b.wants("exchange") {
 		return nil
 	}
@@ -46,7 +51,7 @@ func (b *bench) runAll(summary map[string]any) error {
 	if err := b.compareLastUsed(summary); err != nil {
 		return err
 	}
-	return b.measureNoReuse()
+	return b.measureNoReuse(summary)
 }
 
 // wants reports whether -scenarios asks for the named scenario.
@@ -186,8 +191,10 @@ func (b *bench) compareLastUsed(summary map[string]any) error {
 
 // measureNoReuse measures exchange with a new signature every time
 // (--access-token-reuse 0), on a server of its own: what a client that
-// exchanges each API token once costs.
-func (b *bench) measureNoReuse() error {
+// exchanges each API token once costs; and then, with -scenarios naming
+// federated, the federated exchange on the same server (issue 21 compares
+// the two).
+func (b *bench) measureNoReuse(summary map[string]any) error {
 	mint, cMint, err := startVariant(b.ctx, b.cfg.bin, b.env, filepath.Join(b.work, "serve-mint.log"), "--access-token-reuse", "0")
 	if err != nil {
 		return err
@@ -202,7 +209,10 @@ func (b *bench) measureNoReuse() error {
 	r := measure("rest", exchange.rest(b.fix, cMint))
 	g := measure("grpc", exchange.grpc(b.fix, cMint))
 	r.RESTOfGRPC = ratio(r.RPS, g.RPS)
-	return nil
+	if !b.wants("federated") {
+		return nil
+	}
+	return b.measureFederatedNoReuse(summary, mint, cMint, r)
 }
 
 // fetchProfile takes a CPU profile of the server for the measured part of a run.
@@ -229,8 +239,11 @@ func fetchProfile(ctx context.Context, debugAddr string, d time.Duration, out st
 	return f.Close()
 }
 
-func scenarioNamed(name string) scenario {
-	for _, sc := range scenarios {
+func scenarioNamed(name string) scenario { return scenarioOf(scenarios, name) }
+
+// scenarioOf returns the scenario of list by its name.
+func scenarioOf(list []scenario, name string) scenario {
+	for _, sc := range list {
 		if sc.name == name {
 			return sc
 		}

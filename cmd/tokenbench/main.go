@@ -111,21 +111,26 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer os.RemoveAll(work)
-	single, err := prepare(ctx, cfg, cfg.driver, cfg.mysqlDSN, work, stderr)
+	iss, err := startIssuer()
+	if err != nil {
+		return fmt.Errorf("starting the stand-in OIDC issuer: %w", err)
+	}
+	defer iss.close()
+	single, err := prepare(ctx, cfg, cfg.driver, cfg.mysqlDSN, work, iss, stderr)
 	if err != nil {
 		return err
 	}
 	defer single.close()
 	var cluster *testbed
 	if cfg.galeraDSN != "" {
-		if cluster, err = prepare(ctx, cfg, dbGalera, cfg.galeraDSN, filepath.Join(work, dbGalera), stderr); err != nil {
+		if cluster, err = prepare(ctx, cfg, dbGalera, cfg.galeraDSN, filepath.Join(work, dbGalera), iss, stderr); err != nil {
 			return err
 		}
 		defer cluster.close()
 	}
 	time.Sleep(time.Second)
 	summary := idleSummary(cfg, single.srv)
-	b := &bench{ctx: ctx, cfg: cfg, testbed: single, cluster: cluster, work: work, stderr: stderr}
+	b := &bench{ctx: ctx, cfg: cfg, testbed: single, cluster: cluster, issuer: iss, work: work, stderr: stderr}
 	if err := b.runAll(summary); err != nil {
 		return err
 	}
@@ -153,8 +158,8 @@ type testbed struct {
 
 // prepare creates a database (on dsn, for mysql and galera), the users and
 // the fixture on it, and starts the server the scenarios run against, with
-// its logs in work.
-func prepare(ctx context.Context, cfg *config, db, dsn, work string, stderr io.Writer) (t *testbed, err error) {
+// its logs in work. Every server trusts the stand-in issuer iss.
+func prepare(ctx context.Context, cfg *config, db, dsn, work string, iss *issuerStandIn, stderr io.Writer) (t *testbed, err error) {
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		return nil, err
 	}
@@ -162,7 +167,7 @@ func prepare(ctx context.Context, cfg *config, db, dsn, work string, stderr io.W
 	if err != nil {
 		return nil, err
 	}
-	t = &testbed{db: db, env: serverEnv(dbEnv), drop: drop}
+	t = &testbed{db: db, env: serverEnv(dbEnv, iss.url), drop: drop}
 	defer func() {
 		if err != nil {
 			t.close()
@@ -172,7 +177,7 @@ func prepare(ctx context.Context, cfg *config, db, dsn, work string, stderr io.W
 		return nil, fmt.Errorf("%s: %w", db, err)
 	}
 	fmt.Fprintf(stderr, "seeding %d tokens on %s...\n", cfg.listTokens, db)
-	if t.fix, err = seedOnFirstServer(ctx, cfg, t.env, work); err != nil {
+	if t.fix, err = seedOnFirstServer(ctx, cfg, t.env, work, iss); err != nil {
 		return nil, fmt.Errorf("seeding %s: %w", db, err)
 	}
 	if cfg.only == nil || cfg.only["delete"] {
@@ -201,14 +206,18 @@ func (t *testbed) close() {
 }
 
 // serverEnv is the environment of every server the bench runs, on the
-// database dbEnv names.
-func serverEnv(dbEnv []string) []string {
+// database dbEnv names, trusting the issuer at issuerURL.
+func serverEnv(dbEnv []string, issuerURL string) []string {
 	// Every login comes from 127.0.0.1: no per-address login limit; and no token
 	// quota: the list user gets --list-tokens tokens.
 	// One issuer for every server: each listens on its own free port, and
 	// without --issuer the issuer follows the HTTP port, so the seed
 	// server's access tokens would not be the measured server's.
-	return append(dbEnv, "TOKENSERVICE_ISSUER=http://tokenbench.test", "TOKENSERVICE_ACCESS_TOKEN_TTL=2h", "TOKENSERVICE_LOGIN_ATTEMPTS_PER_ADDRESS=0", "TOKENSERVICE_MAX_TOKENS_PER_USER=0")
+	// The federated scenarios' issuer: --trusted-issuers, by its variable,
+	// so that the seed server (which makes the federated credential) and
+	// each variant trust it too.
+	return append(dbEnv, "TOKENSERVICE_ISSUER=http://tokenbench.test", "TOKENSERVICE_ACCESS_TOKEN_TTL=2h", "TOKENSERVICE_LOGIN_ATTEMPTS_PER_ADDRESS=0", "TOKENSERVICE_MAX_TOKENS_PER_USER=0",
+		"TOKENSERVICE_TRUSTED_ISSUERS="+issuerURL)
 }
 
 // createUsers runs the server-side commands, as an operator would: the
@@ -227,7 +236,7 @@ func createUsers(ctx context.Context, bin string, env []string) error {
 
 // seedOnFirstServer seeds the fixture on a server of its own, stopped
 // after: what is measured is a restart on the existing database.
-func seedOnFirstServer(ctx context.Context, cfg *config, env []string, work string) (*fixture, error) {
+func seedOnFirstServer(ctx context.Context, cfg *config, env []string, work string, iss *issuerStandIn) (*fixture, error) {
 	srv, err := startServer(ctx, cfg.bin, env, filepath.Join(work, "seed.log"))
 	if err != nil {
 		return nil, err
@@ -238,7 +247,7 @@ func seedOnFirstServer(ctx context.Context, cfg *config, env []string, work stri
 		return nil, err
 	}
 	defer c.close()
-	return seed(ctx, c, cfg.listTokens)
+	return seed(ctx, c, cfg.listTokens, iss)
 }
 
 // startMeasuredServer starts the server the scenarios run against, with a

@@ -98,6 +98,9 @@ type fixture struct {
 	apiTokenID  string
 	accessToken string // minted from apiToken
 	listToken   string // an API token of the user with many tokens
+	// machineUserID is alice's machine user ci-bot, whose federated
+	// credential accepts the stand-in issuer's tokens (seedFederation).
+	machineUserID string
 	// deletable holds, by transport, alice's tokens delete deletes over
 	// it (fillDeletable).
 	deletable map[string]*idPool
@@ -324,9 +327,10 @@ var oauthScenarios = []scenario{
 	}},
 }
 
-// seed logs in (over REST, as a person would), mints an access token and
-// gives the list user n tokens.
-func seed(ctx context.Context, c *clients, n int) (*fixture, error) {
+// seed logs in (over REST, as a person would), mints an access token,
+// makes alice's machine user with a federated credential for iss's tokens
+// and gives the list user n tokens.
+func seed(ctx context.Context, c *clients, n int, iss *issuerStandIn) (*fixture, error) {
 	f := newFixture()
 	rest := pb.NewTokenServiceClient(c.rest)
 	login := func(user string) (*pb.CreateTokenResponse, error) {
@@ -346,6 +350,9 @@ func seed(ctx context.Context, c *clients, n int) (*fixture, error) {
 		return nil, err
 	}
 	f.accessToken = access.GetAccessToken()
+	if f.machineUserID, err = seedFederation(ctx, c, f.apiToken, iss); err != nil {
+		return nil, err
+	}
 
 	// n-1 more tokens for the list user (the login made one).
 	var wg sync.WaitGroup

@@ -17,7 +17,8 @@ import (
 const heyVersion = "v0.1.4"
 
 // The harness itself, end to end and briefly, so `make bench` cannot rot
-// unnoticed: a real server on SQLite, every scenario, a JSON line each.
+// unnoticed: a real server on SQLite, every scenario (the federated ones
+// against the bench's stand-in issuer), a JSON line each.
 func TestTokenbenchRunsEveryScenario(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs every scenario against a server (half a minute): make test runs it, make test-fast (-short) does not")
@@ -63,6 +64,18 @@ func TestTokenbenchRunsEveryScenario(t *testing.T) {
 		if r.Summary != nil {
 			summary = r.Summary["peak_rss_mib"].(float64) > 0 && r.Summary["startup_to_ready_ms"].(float64) > 0 &&
 				r.Summary["hey_ceiling_rps"].(float64) > 0
+			// The federated exchange against the API token's, and the
+			// unknown-kid flood's fetches: at least the server's first
+			// (discovery, then the JWKS), at most one an interval.
+			if v, _ := r.Summary["federated_of_exchange_no_reuse"].(float64); v <= 0 {
+				t.Errorf("summary: federated_of_exchange_no_reuse %v", r.Summary["federated_of_exchange_no_reuse"])
+			}
+			fetches, _ := r.Summary["unknown_kid_jwks_fetches"].(float64)
+			allowed, _ := r.Summary["unknown_kid_fetches_allowed"].(float64)
+			if fetches < 1 || fetches > allowed || r.Summary["unknown_kid_discovery_fetches"] != 1.0 {
+				t.Errorf("summary: the unknown-kid flood made %v JWKS fetches (%v allowed) and %v of discovery, want 1 to %v and 1",
+					fetches, allowed, r.Summary["unknown_kid_discovery_fetches"], allowed)
+			}
 		}
 		if r.Scenario != "" {
 			if r.RPS <= 0 {
@@ -81,7 +94,8 @@ func TestTokenbenchRunsEveryScenario(t *testing.T) {
 			}
 		}
 	}
-	for _, name := range []string{"ceiling-hey/rest", "oauth-token/rest", "introspect/rest", "exchange-sweep/rest", "exchange-sweep/grpc", "exchange-lastused-on/rest", "exchange-lastused-off/rest", "exchange-no-reuse/rest", "exchange-no-reuse/grpc"} {
+	for _, name := range []string{"ceiling-hey/rest", "oauth-token/rest", "introspect/rest", "exchange-sweep/rest", "exchange-sweep/grpc", "exchange-lastused-on/rest", "exchange-lastused-off/rest", "exchange-no-reuse/rest", "exchange-no-reuse/grpc",
+		"federated/rest", "federated-unknown-kid/rest", "federated-no-reuse/rest", "oauth-token-no-reuse/rest"} {
 		if !seen[name] {
 			t.Errorf("no result for %s", name)
 		}

@@ -90,6 +90,17 @@ func targets(results []result, summary map[string]any, sweep []int) []target {
 	if v, ok := summary["lastused_on_of_off"].(float64); ok {
 		atLeast("exchange with last-used tracking, of without", v, 0.95)
 	}
+	// Issue 21's: a federated exchange with a warm JWKS costs one RS256
+	// verification more than an API token's exchange, both minting a new
+	// access token; and an unknown kid, however many, one fetch per
+	// refresh interval.
+	if v, ok := summary["federated_of_exchange_no_reuse"].(float64); ok {
+		atLeast("federated exchange over REST, without reuse: throughput, of the API token's exchange without reuse", v, 0.8)
+	}
+	if v, ok := summary["unknown_kid_jwks_fetches"].(float64); ok {
+		allowed, _ := summary["unknown_kid_fetches_allowed"].(float64)
+		atMost("unknown-kid flood: the issuer's JWKS fetches (one per refresh interval)", v, allowed)
+	}
 	if v, ok := summary["peak_rss_mib"].(float64); ok {
 		atMost("peak server RSS under the bench, MiB", v, 100)
 	}
