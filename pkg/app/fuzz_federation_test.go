@@ -25,6 +25,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/tokenservice/tokenservice/pkg/app"
 	"github.com/tokenservice/tokenservice/pkg/app/apptest"
 	"github.com/tokenservice/tokenservice/pkg/issuers"
 	"github.com/tokenservice/tokenservice/pkg/oauth"
@@ -83,7 +84,7 @@ var oauthErrors = []string{"invalid_request", "invalid_client", "invalid_grant",
 // refs/heads/main (so a token with that ref is ambiguous without a
 // client_id). It returns the handler, the RS256 key and the two machine
 // users' IDs.
-func newFederationFuzzHandler(f *testing.F) (http.Handler, *rsa.PrivateKey, [2]string) {
+func newFederationFuzzHandler(f testing.TB, configure ...func(*app.Config)) (http.Handler, *rsa.PrivateKey, [2]string) {
 	f.Helper()
 	rsaKey := fuzzRSAKey(f)
 	jwks, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{
@@ -120,6 +121,9 @@ func newFederationFuzzHandler(f *testing.F) (http.Handler, *rsa.PrivateKey, [2]s
 		Issuers: []issuers.Issuer{{URL: fuzzIssuer}},
 		Client:  client,
 		Clock:   func() time.Time { return fuzzNow },
+	}
+	for _, c := range configure {
+		c(&cfg)
 	}
 	a := apptest.MustStart(f, cfg)
 	h := a.Handler()

@@ -5,13 +5,13 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/jwt"
 )
 
 // Token is what a verified token says.
@@ -54,55 +54,113 @@ func (s *Set) Verify(ctx context.Context, raw string) (*Token, error) {
 	if len(raw) > maxTokenBytes {
 		return nil, refuse(ReasonMalformed, fmt.Sprintf("the token is longer than %d bytes", maxTokenBytes), nil)
 	}
-	if err := checkAlg(raw); err != nil {
-		return nil, err
-	}
-	tok, perr := jwt.ParseSigned(raw, algorithms)
+	obj, perr := jose.ParseSignedCompact(raw, algorithms)
 	if perr != nil {
+		// Read again only now, to say why: an alg refused, or no JWT.
+		if err := checkAlg(raw); err != nil {
+			return nil, err
+		}
 		return nil, refuse(ReasonMalformed, "the token is not a signed JWT in compact form", perr)
 	}
-	if len(tok.Headers) != 1 {
+	if len(obj.Signatures) != 1 {
 		return nil, refuse(ReasonMalformed, "the token does not have exactly one signature", nil)
 	}
-	// Decoded before any key is looked for, so a token whose claims are
+	// Decoded once, before any key is looked for: a token whose claims are
 	// not of their types is malformed (not a signature failure) and costs
-	// no fetch.
-	var unverified jwt.Claims
-	if err := tok.UnsafeClaimsWithoutVerification(&unverified, new(map[string]any)); err != nil {
-		return nil, refuse(ReasonMalformed, "the token's payload is not a JSON object of valid claims", err)
+	// no fetch; and what the claim conditions read is what was checked
+	// (a payload repeating a member means, for both, its last value).
+	var all map[string]any
+	if err := json.Unmarshal(obj.UnsafePayloadWithoutVerification(), &all); err != nil || all == nil {
+		return nil, refuse(ReasonMalformed, "the token's payload is not a JSON object", err)
 	}
-	ik, ok := s.issuers[unverified.Issuer]
+	c, cerr := claimsOf(all)
+	if cerr != nil {
+		return nil, cerr
+	}
+	ik, ok := s.issuers[c.issuer]
 	if !ok {
-		if unverified.Issuer == "" {
+		if c.issuer == "" {
 			return nil, refuse(ReasonMissingClaim, "the token has no iss", nil)
 		}
-		return nil, refuse(ReasonUntrustedIssuer, fmt.Sprintf("the token's issuer %q is not trusted here", clip(unverified.Issuer)), nil)
+		return nil, refuse(ReasonUntrustedIssuer, fmt.Sprintf("the token's issuer %q is not trusted here", clip(c.issuer)), nil)
 	}
 	// The key is chosen by the header as go-jose read it, the reading its
 	// signature check uses.
-	h := tok.Headers[0]
+	h := obj.Signatures[0].Header
 	key, kerr := ik.key(ctx, h.KeyID, h.Algorithm)
 	if kerr != nil {
 		return nil, kerr
 	}
-	var c jwt.Claims
-	var all map[string]any
-	if err := tok.Claims(key.Key, &c, &all); err != nil {
-		// The payload decoded above, so only the signature can fail here.
+	if _, err := obj.Verify(key.Key); err != nil {
 		return nil, refuse(ReasonSignature, fmt.Sprintf("the token's signature does not verify with the key of issuer %s", ik.issuer.URL), err)
 	}
 	if cerr := s.checkClaims(&c); cerr != nil {
 		return nil, cerr
 	}
 	return &Token{
-		Issuer:   c.Issuer,
-		Subject:  c.Subject,
-		ID:       c.ID,
-		Audience: []string(c.Audience),
-		IssuedAt: c.IssuedAt.Time(),
-		Expiry:   c.Expiry.Time(),
+		Issuer:   c.issuer,
+		Subject:  c.subject,
+		ID:       c.id,
+		Audience: c.audience,
+		IssuedAt: *c.issuedAt,
+		Expiry:   *c.expiry,
 		Claims:   all,
 	}, nil
+}
+
+// claims are the registered claims (RFC 7519 §4.1) Verify checks.
+type claims struct {
+	issuer, subject, id          string
+	audience                     []string
+	expiry, notBefore, issuedAt *time.Time
+}
+
+// claimsOf reads the registered claims from a decoded payload: strings,
+// aud a string or a list of them, times NumericDates (RFC 7519 §2).
+// Anything else is malformed.
+func claimsOf(all map[string]any) (claims, *Error) {
+	var c claims
+	for name, dst := range map[string]*string{"iss": &c.issuer, "sub": &c.subject, "jti": &c.id} {
+		v, ok := all[name]
+		if !ok {
+			continue
+		}
+		if *dst, ok = v.(string); !ok {
+			return c, refuse(ReasonMalformed, fmt.Sprintf("the token's %s is not a string", name), nil)
+		}
+	}
+	switch aud := all["aud"].(type) {
+	case nil:
+	case string:
+		c.audience = []string{aud}
+	case []any:
+		c.audience = make([]string, len(aud))
+		for i, a := range aud {
+			s, ok := a.(string)
+			if !ok {
+				return c, refuse(ReasonMalformed, "the token's aud is not a string or a list of strings", nil)
+			}
+			c.audience[i] = s
+		}
+	default:
+		return c, refuse(ReasonMalformed, "the token's aud is not a string or a list of strings", nil)
+	}
+	for name, dst := range map[string]**time.Time{"exp": &c.expiry, "nbf": &c.notBefore, "iat": &c.issuedAt} {
+		v, ok := all[name]
+		if !ok || v == nil {
+			continue
+		}
+		n, ok := v.(float64)
+		// A NumericDate is seconds since the epoch; one outside years 1
+		// to 9999 is no date (and would overflow time.Duration's sums).
+		if !ok || math.IsNaN(n) || n < -62135596800 || n > 253402300799 {
+			return c, refuse(ReasonMalformed, fmt.Sprintf("the token's %s is not a date (seconds since 1970)", name), nil)
+		}
+		sec, frac := math.Modf(n)
+		t := time.Unix(int64(sec), int64(frac*1e9)).UTC()
+		*dst = &t
+	}
+	return c, nil
 }
 
 // checkAlg refuses a token that is not three base64url parts with a JSON
@@ -130,35 +188,34 @@ func checkAlg(raw string) *Error {
 }
 
 // checkClaims applies the time rules and requires exp, iat and sub.
-// go-jose's Claims.Validate is not used: it accepts a token with no exp.
-func (s *Set) checkClaims(c *jwt.Claims) *Error {
+func (s *Set) checkClaims(c *claims) *Error {
 	now, leeway := s.cfg.Clock(), s.cfg.Leeway
 	switch {
-	case c.Expiry == nil:
+	case c.expiry == nil:
 		return refuse(ReasonMissingClaim, "the token has no exp", nil)
-	case c.IssuedAt == nil:
+	case c.issuedAt == nil:
 		return refuse(ReasonMissingClaim, "the token has no iat", nil)
-	case c.Subject == "":
+	case c.subject == "":
 		return refuse(ReasonMissingClaim, "the token has no sub", nil)
 	}
 	// RFC 7519 §4.1.4: not accepted on or after exp.
-	if exp := c.Expiry.Time(); !now.Before(exp.Add(leeway)) {
-		return refuse(ReasonExpired, fmt.Sprintf("the token expired at %s", exp.UTC().Format(time.RFC3339)), nil)
+	if exp := *c.expiry; !now.Before(exp.Add(leeway)) {
+		return refuse(ReasonExpired, fmt.Sprintf("the token expired at %s", exp.Format(time.RFC3339)), nil)
 	}
 	// RFC 7519 §4.1.5: not accepted before nbf.
-	if c.NotBefore != nil && now.Add(leeway).Before(c.NotBefore.Time()) {
-		return refuse(ReasonNotYetValid, fmt.Sprintf("the token is not valid before %s", c.NotBefore.Time().UTC().Format(time.RFC3339)), nil)
+	if c.notBefore != nil && now.Add(leeway).Before(*c.notBefore) {
+		return refuse(ReasonNotYetValid, fmt.Sprintf("the token is not valid before %s", c.notBefore.Format(time.RFC3339)), nil)
 	}
 	// RFC 7519 §4.1.6 leaves iat's use to the verifier: a token from the
 	// future is a forgery or a clock far off, and one older than MaxAge a
 	// replay of a token its platform gave out long ago (exp alone allows
 	// hours for some).
-	iat := c.IssuedAt.Time()
+	iat := *c.issuedAt
 	if now.Add(leeway).Before(iat) {
-		return refuse(ReasonTooOld, fmt.Sprintf("the token was issued in the future, at %s", iat.UTC().Format(time.RFC3339)), nil)
+		return refuse(ReasonTooOld, fmt.Sprintf("the token was issued in the future, at %s", iat.Format(time.RFC3339)), nil)
 	}
 	if now.Sub(iat) > s.cfg.MaxAge+leeway {
-		return refuse(ReasonTooOld, fmt.Sprintf("the token was issued at %s, more than %s ago", iat.UTC().Format(time.RFC3339), s.cfg.MaxAge), nil)
+		return refuse(ReasonTooOld, fmt.Sprintf("the token was issued at %s, more than %s ago", iat.Format(time.RFC3339), s.cfg.MaxAge), nil)
 	}
 	return nil
 }
