@@ -110,8 +110,8 @@ func (s *Set) Verify(ctx context.Context, raw string) (*Token, error) {
 
 // claims are the registered claims (RFC 7519 §4.1) Verify checks.
 type claims struct {
-	issuer, subject, id          string
-	audience                     []string
+	issuer, subject, id         string
+	audience                    []string
 	expiry, notBefore, issuedAt *time.Time
 }
 
