@@ -44,8 +44,8 @@ func startZitadelOP(t *testing.T) string {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { provider.ServeHTTP(w, r) }))
 	t.Cleanup(srv.Close)
 	st := zitadelStorage{storage.NewStorage(storage.NewUserStore(srv.URL))}
-	p, err := op.NewOpenIDProvider(srv.URL, &op.Config{CryptoKey: sha256.Sum256([]byte("test")), CryptoKeyId: "key1", AuthMethodPost: true},
-		st, op.WithAllowInsecure())
+	p, err := op.NewProvider(&op.Config{CryptoKey: sha256.Sum256([]byte("test")), CryptoKeyId: "key1", AuthMethodPost: true},
+		st, op.StaticIssuer(srv.URL), op.WithAllowInsecure())
 	if err != nil {
 		t.Fatal(err)
 	}
