@@ -72,11 +72,16 @@ func startService(t *testing.T, db store.Config, extraEnv ...string) *service {
 // twoReplicas starts two services on one fresh MySQL database (the replicas
 // of a deployment share a database server; SQLite has none to share), each
 // caching tokens and users for ttl.
-func twoReplicas(t *testing.T, ttl time.Duration) (a, b *service) {
+func twoReplicas(t *testing.T, extraEnv ...string) (a, b *service) {
 	t.Helper()
 	db := storetest.MustConfig(t, "mysql")
-	return startService(t, db, "TOKENSERVICE_CACHE_TTL", ttl.String()), startService(t, db, "TOKENSERVICE_CACHE_TTL", ttl.String())
+	return startService(t, db, extraEnv...), startService(t, db, extraEnv...)
 }
+
+// revocationBound is how late, with the default settings, a revocation
+// through one replica may take effect on another: the change feed's poll
+// interval (1 s) and half a second for the poll's query (docs/scaling.md).
+const revocationBound = 1500 * time.Millisecond
 
 // waitFor polls done until it holds, failing the test if that takes more
 // than bound (plus half a second of slack) from since.

@@ -4,18 +4,21 @@ import (
 	"testing"
 	"time"
 
+	mysqldriver "github.com/go-sql-driver/mysql"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	pb "github.com/tokenservice/tokenservice/gen/priv/tokenservice/v1alpha1"
+	"github.com/tokenservice/tokenservice/pkg/store/storetest"
 )
 
-// Two replicas on one database, each caching tokens for --cache-ttl: a token
-// deleted through one stops working there at once, and on the other within
-// the TTL, both as an API token and through its access tokens.
-func TestRevocationReachesEveryReplicaWithinTheCacheTTL(t *testing.T) {
-	const ttl = time.Second
-	a, b := twoReplicas(t, ttl)
+// Two replicas on one database, with the default settings: a token deleted
+// through one stops working there at once, and on the other within the
+// revocation bound (the change feed's poll), both as an API token and
+// through its access tokens, though the other's cache would keep it for
+// minutes.
+func TestRevocationReachesEveryReplicaWithinThePollBound(t *testing.T) {
+	a, b := twoReplicas(t)
 	a.mustUser(t, "alice", "human")
 	ra, rb := rpc{t: t, c: a.grpcCaller()}, rpc{t: t, c: b.grpcCaller()}
 	owner := ra.login("alice")
@@ -51,20 +54,13 @@ func TestRevocationReachesEveryReplicaWithinTheCacheTTL(t *testing.T) {
 		_, errBearer := rb.get(jwtB, idOf(victim))
 		return status.Code(errExchange) == codes.Unauthenticated && status.Code(errBearer) == codes.Unauthenticated
 	}
-	for !refused() {
-		if time.Since(deletedAt) > ttl+500*time.Millisecond {
-			t.Fatalf("the other replica still accepts the deleted token %v after the delete (cache TTL %v)", time.Since(deletedAt), ttl)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Logf("the other replica refused the deleted token %v after the delete (cache TTL %v)", time.Since(deletedAt).Round(time.Millisecond), ttl)
+	waitWithin(t, "the other replica to refuse the deleted token", revocationBound, deletedAt, refused)
 }
 
 // Deleting a user revokes its tokens as deleting a token does: at once on the
-// replica that deleted it, within the cache TTL on the others.
-func TestUserDeletionReachesEveryReplicaWithinTheCacheTTL(t *testing.T) {
-	const ttl = time.Second
-	a, b := twoReplicas(t, ttl)
+// replica that deleted it, within the revocation bound on the others.
+func TestUserDeletionReachesEveryReplicaWithinThePollBound(t *testing.T) {
+	a, b := twoReplicas(t)
 	a.mustUser(t, "alice", "human")
 	botID := a.mustUser(t, "alice-ci", "machine:alice")
 	ra, rb := rpc{t: t, c: a.grpcCaller()}, rpc{t: t, c: b.grpcCaller()}
@@ -81,15 +77,77 @@ func TestUserDeletionReachesEveryReplicaWithinTheCacheTTL(t *testing.T) {
 	deletedAt := time.Now()
 	_, err := ra.list(botTok, &pb.ListTokensRequest{})
 	wantCode(t, "the deleted user's token on the deleting replica", err, codes.Unauthenticated)
-	for {
+	waitWithin(t, "the other replica to refuse the deleted user's token", revocationBound, deletedAt, func() bool {
 		_, err := rb.list(botTok, &pb.ListTokensRequest{})
-		if status.Code(err) == codes.Unauthenticated {
-			break
+		return status.Code(err) == codes.Unauthenticated
+	})
+}
+
+// A replica cut off from the database cannot read the change feed: it
+// never serves a token revoked meanwhile past the cache TTL after its last
+// poll (it answers from the database, which it cannot reach, so it
+// refuses), and when the database returns it catches up from its cursor:
+// the token is refused, not served again.
+func TestRevocationBoundHoldsWhileTheFeedIsCut(t *testing.T) {
+	viaProxy, proxy := storetest.MustMySQLViaProxy(t)
+	direct := viaProxy
+	cfg, err := mysqldriver.ParseDSN(viaProxy.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Addr = proxy.Target()
+	direct.DSN = cfg.FormatDSN()
+	const ttl = 2 * time.Second
+	a := startService(t, direct)
+	b := startService(t, viaProxy, "TOKENSERVICE_CACHE_TTL", ttl.String(), "TOKENSERVICE_DB_QUERY_TIMEOUT", faultQueryTimeout.String())
+	a.mustUser(t, "alice", "human")
+	ra, rb := rpc{t: t, c: a.grpcCaller()}, rpc{t: t, c: b.grpcCaller()}
+	owner := ra.login("alice")
+	victim := ra.mustCreate(owner, &pb.CreateTokenRequest{}).GetToken()
+	if _, err := rb.exchange("", victim); err != nil { // cached on b
+		t.Fatal(describe(err))
+	}
+
+	proxy.Cut()
+	cutAt := time.Now()
+	if err := ra.del(owner, idOf(victim)); err != nil {
+		t.Fatal(err)
+	}
+	// Served from b's cache until the TTL after its last poll (which began
+	// before the cut), then never again: no exchange that began after that
+	// succeeds.
+	bound := cutAt.Add(ttl)
+	refusals := 0
+	for refusals < 10 {
+		began := time.Now()
+		_, err := rb.exchange("", victim)
+		switch {
+		case err == nil && began.After(bound):
+			t.Fatalf("the cut-off replica served the deleted token %v after the cut, past the cache TTL (%v)", began.Sub(cutAt).Round(time.Millisecond), ttl)
+		case err != nil:
+			refusals++
 		}
-		if time.Since(deletedAt) > ttl+500*time.Millisecond {
-			t.Fatalf("the other replica still accepts the deleted user's token %v after the delete (cache TTL %v)", time.Since(deletedAt), ttl)
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("the cut-off replica refused the deleted token %v after the cut (cache TTL %v)", time.Since(cutAt).Round(time.Millisecond), ttl)
+
+	proxy.Restore()
+	restoredAt := time.Now()
+	waitWithin(t, "the replica to refuse the token as deleted once the database returns", 10*time.Second, restoredAt, func() bool {
+		_, err := rb.exchange("", victim)
+		return status.Code(err) == codes.Unauthenticated
+	})
+}
+
+// waitWithin polls done until it holds, failing the test if that takes
+// more than bound from since.
+func waitWithin(t *testing.T, what string, bound time.Duration, since time.Time, done func() bool) {
+	t.Helper()
+	for !done() {
+		if time.Since(since) > bound {
+			t.Fatalf("waited %v for %s, want at most %v", time.Since(since).Round(time.Millisecond), what, bound)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Logf("the other replica refused the deleted user's token %v after the delete (cache TTL %v)", time.Since(deletedAt).Round(time.Millisecond), ttl)
+	t.Logf("%s: %v (bound %v)", what, time.Since(since).Round(time.Millisecond), bound)
 }

@@ -327,10 +327,9 @@ func rotate(t *testing.T, c caller, bearer, id string, grace *durationpb.Duratio
 
 // TestRotationReachesTheOtherReplica: the new secret works within a second
 // on a replica that had the token cached, and the old one stops there within
-// the cache TTL.
+// the revocation bound (the change feed's poll, with the default settings).
 func TestRotationReachesTheOtherReplica(t *testing.T) {
-	const ttl = time.Second
-	a, b := twoReplicas(t, ttl)
+	a, b := twoReplicas(t)
 	a.mustUser(t, "hal", "human")
 	ra, rb := rpc{t: t, c: a.grpcCaller()}, rpc{t: t, c: b.grpcCaller()}
 	login := ra.login("hal")
@@ -342,16 +341,17 @@ func TestRotationReachesTheOtherReplica(t *testing.T) {
 	fresh := rotate(t, a.grpcCaller(), login, idOf(old), nil).GetToken()
 	rotated := time.Now()
 	// The new secret: within a second (a wrong secret rereads a token at
-	// most once a second); the old one: within the cache TTL.
+	// most once a second); the old one: within the revocation bound
+	// (waitFor's bound plus its half second of slack).
 	waitFor(t, "the other replica to accept the new secret", time.Second, rotated, func() bool {
 		_, err := rb.exchange("", fresh)
 		return err == nil
 	})
-	waitFor(t, "the other replica to refuse the old secret", ttl, rotated, func() bool {
+	waitFor(t, "the other replica to refuse the old secret", revocationBound-500*time.Millisecond, rotated, func() bool {
 		_, err := rb.exchange("", old)
 		return status.Code(err) == codes.Unauthenticated
 	})
-	waitFor(t, "the other replica to refuse the old secret's access token", ttl, rotated, func() bool {
+	waitFor(t, "the other replica to refuse the old secret's access token", revocationBound-500*time.Millisecond, rotated, func() bool {
 		_, err := rb.list(access.GetAccessToken(), &pb.ListTokensRequest{})
 		return status.Code(err) == codes.Unauthenticated
 	})
@@ -361,7 +361,8 @@ func TestRotationReachesTheOtherReplica(t *testing.T) {
 // token as it was before a rotation on another replica does not let the
 // replaced secret rotate it (and so take the token from its owner).
 func TestStaleReplicaCannotRotateBack(t *testing.T) {
-	a, b := twoReplicas(t, time.Hour) // b's cache stays stale for the test
+	// b's cache stays stale for the test: it does not follow the change feed.
+	a, b := twoReplicas(t, "TOKENSERVICE_CACHE_TTL", "1h", "TOKENSERVICE_REVOCATION_POLL_INTERVAL", "0")
 	a.mustUser(t, "ike", "human")
 	ra, rb := rpc{t: t, c: a.grpcCaller()}, rpc{t: t, c: b.grpcCaller()}
 	login := ra.login("ike")

@@ -48,6 +48,9 @@ type Config struct {
 	Users  users.Config
 	Minter auth.MinterConfig
 	Cache  cache.Config // TTL 0: no cache
+	// Feed says how the cache follows the database's change feed (an
+	// Interval of 0: it does not; entries live the cache's TTL).
+	Feed cache.FeedConfig
 	// KeyEncryptionKey (32 bytes) seals signing keys and server secrets in
 	// the database; nil: they are stored as they are.
 	KeyEncryptionKey []byte
@@ -88,6 +91,7 @@ type App struct {
 	keys     *auth.KeyRing
 	pages    *pagetoken.Codec
 	lastUsed *lastused.Recorder // nil: not recorded
+	cache    *cache.Cache       // nil: none
 	// The audit trail's writers (see audit.go); the signer is loaded at start.
 	auditRecorder *audit.Recorder
 	auditSealer   *audit.Sealer
@@ -208,7 +212,8 @@ func (a *App) buildRules(passwords *auth.Passwords) error {
 	cfg, st := a.cfg, a.store
 	var data cache.Store = st
 	if cfg.Cache.TTL > 0 {
-		data = cache.New(st, cfg.Cache, time.Now, a.metrics)
+		a.cache = cache.New(st, cfg.Cache, time.Now, a.metrics)
+		data = a.cache
 	}
 	tokensDeps := tokens.Deps{Users: data, Tokens: data, Federated: data, Minter: auth.NewMinter(a.keys, cfg.Minter),
 		Pages: a.pages, Observer: a.metrics, Audit: a.auditRecorder, Clock: now, Rand: rand.Reader}
@@ -359,6 +364,9 @@ func (a *App) attempt(ctx, runCtx context.Context) error {
 		return err
 	}
 	a.wg.Go(func() { a.runAudit(runCtx) })
+	if a.cache != nil && a.cfg.Feed.Interval > 0 {
+		a.wg.Go(func() { a.cache.Follow(runCtx, a.store, a.cfg.Feed, a.metrics, a.logger) })
+	}
 	if a.lastUsed != nil {
 		a.wg.Go(func() { a.lastUsed.Run(runCtx, lastUsedFlushTimeout) })
 	}

@@ -1,17 +1,23 @@
-// Package cache keeps recently read tokens and users in memory, for at most
-// a configured time, in front of the store: token exchange and bearer checks
-// then cost no database round trip.
+// Package cache keeps recently read tokens, users and federated
+// credentials in memory in front of the store: token exchange and bearer
+// checks then cost no database round trip.
 //
-// Revocation stays honest: a token deleted through this process stops
-// working here at once (the delete replaces the cached entry, and a read that
-// raced with the delete cannot put its stale answer back); a token deleted
-// through another replica (or a user deleted by the server-side commands) is
-// seen here within the TTL, when the cached entry expires.
+// Revocation stays honest. A credential ended through this process stops
+// working here at once (the change replaces the cached entry, and a read
+// that raced with it cannot put its stale answer back). One ended through
+// another replica is recorded in the database's change feed in the same
+// transaction; Follow reads the feed every poll interval and drops what
+// each change touches, so it is seen here within the interval and a query.
+// An entry is trusted for TTL past the later of its read and the last
+// poll that succeeded: while the feed is read, entries live up to MaxAge
+// (bounded by Size); when the database cannot be polled, each goes stale
+// TTL after that poll, the bound the cache had before the feed.
 package cache
 
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -21,10 +27,15 @@ import (
 
 // Config sizes the cache.
 type Config struct {
-	// TTL is how long an entry is trusted: the bound on how late another
-	// replica's deletion is seen here.
+	// TTL is how long an entry is trusted past the later of its read and
+	// the last successful poll of the change feed: without the feed, the
+	// bound on how late another replica's revocation is seen here.
 	TTL time.Duration
-	// Size bounds the number of tokens and of users held.
+	// MaxAge is how long an entry is kept at most, however recent the
+	// feed's last poll (less than TTL: TTL).
+	MaxAge time.Duration
+	// Size bounds the number of tokens, of users and of federated
+	// credentials held.
 	Size int
 }
 
@@ -59,9 +70,13 @@ func (noObserver) CacheRead(Kind, bool) {}
 // does not cache go straight to the store.
 type Cache struct {
 	Store
-	ttl time.Duration
-	now func() time.Time
-	obs Observer
+	ttl, maxAge time.Duration
+	now         func() time.Time
+	obs         Observer
+	// polled is when the last successful poll of the change feed began
+	// (Unix nanoseconds; 0: none): every change committed before it has
+	// been applied.
+	polled atomic.Int64
 
 	tokens *lru.Cache[string, entry[domain.Token]]
 	users  *lru.Cache[string, entry[domain.User]]
@@ -78,7 +93,19 @@ type Cache struct {
 
 type entry[T any] struct {
 	value T
-	until time.Time
+	read  time.Time
+}
+
+// fresh reports whether an entry read at read may answer at now.
+func (c *Cache) fresh(read, now time.Time) bool {
+	if now.Sub(read) >= c.maxAge {
+		return false
+	}
+	since := read
+	if polled := c.polled.Load(); polled > read.UnixNano() {
+		since = time.Unix(0, polled)
+	}
+	return now.Sub(since) < c.ttl
 }
 
 var (
@@ -97,7 +124,7 @@ func New(st Store, cfg Config, now func() time.Time, obs Observer) *Cache {
 	if obs == nil {
 		obs = noObserver{}
 	}
-	return &Cache{Store: st, ttl: cfg.TTL, now: now, obs: obs, tokens: tokens, users: users,
+	return &Cache{Store: st, ttl: cfg.TTL, maxAge: max(cfg.MaxAge, cfg.TTL), now: now, obs: obs, tokens: tokens, users: users,
 		credentials: credentials, matches: matches}
 }
 
@@ -115,7 +142,7 @@ func (c *Cache) UserByID(ctx context.Context, id string) (*domain.User, error) {
 // a delete ran meanwhile. Callers get a copy: cached values are never shared.
 func get[T any](c *Cache, kind Kind, l *lru.Cache[string, entry[T]], ctx context.Context, id string, read func(context.Context, string) (*T, error)) (*T, error) {
 	now := c.now()
-	if e, ok := l.Get(id); ok && now.Before(e.until) {
+	if e, ok := l.Get(id); ok && c.fresh(e.read, now) {
 		c.obs.CacheRead(kind, true)
 		v := e.value
 		return &v, nil
@@ -130,7 +157,7 @@ func get[T any](c *Cache, kind Kind, l *lru.Cache[string, entry[T]], ctx context
 	}
 	c.mu.Lock()
 	if c.gen == gen {
-		l.Add(id, entry[T]{value: *v, until: now.Add(c.ttl)})
+		l.Add(id, entry[T]{value: *v, read: now})
 	}
 	c.mu.Unlock()
 	return v, nil
@@ -145,7 +172,7 @@ const refreshAfter = time.Second
 // the answer, replacing what was cached, unless that was read less than
 // refreshAfter ago.
 func (c *Cache) FreshTokenByID(ctx context.Context, id string) (*domain.Token, error) {
-	if e, ok := c.tokens.Peek(id); ok && c.now().Before(e.until.Add(refreshAfter-c.ttl)) {
+	if e, ok := c.tokens.Peek(id); ok && c.now().Sub(e.read) < min(refreshAfter, c.ttl) {
 		c.obs.CacheRead(Tokens, true)
 		v := e.value
 		return &v, nil
@@ -192,23 +219,10 @@ func (c *Cache) DeleteUser(ctx context.Context, id string, events ...*domain.Aud
 	ids, err := c.Store.DeleteUser(ctx, id, events...)
 	c.forget(func() {
 		if err != nil {
-			c.users.Purge()
-			c.tokens.Purge()
-			c.credentials.Purge()
-			c.matches.Purge()
+			c.purge()
 			return
 		}
-		deleted := make(map[string]bool, len(ids))
-		for _, id := range ids {
-			deleted[id] = true
-			c.users.Remove(id)
-		}
-		for _, key := range c.tokens.Keys() {
-			if e, ok := c.tokens.Peek(key); ok && deleted[e.value.UserID] {
-				c.tokens.Remove(key)
-			}
-		}
-		c.dropCredentials(func(fc *domain.FederatedCredential) bool { return deleted[fc.UserID] })
+		c.dropUsers(ids)
 	})
 	return ids, err
 }
@@ -220,4 +234,28 @@ func (c *Cache) forget(drop func()) {
 	defer c.mu.Unlock()
 	c.gen++
 	drop()
+}
+
+// dropUsers drops the users ids and their tokens and federated
+// credentials; c.mu must be held.
+func (c *Cache) dropUsers(ids []string) {
+	deleted := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		deleted[id] = true
+		c.users.Remove(id)
+	}
+	for _, key := range c.tokens.Keys() {
+		if e, ok := c.tokens.Peek(key); ok && deleted[e.value.UserID] {
+			c.tokens.Remove(key)
+		}
+	}
+	c.dropCredentials(func(fc *domain.FederatedCredential) bool { return deleted[fc.UserID] })
+}
+
+// purge drops everything; c.mu must be held.
+func (c *Cache) purge() {
+	c.users.Purge()
+	c.tokens.Purge()
+	c.credentials.Purge()
+	c.matches.Purge()
 }

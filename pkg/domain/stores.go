@@ -122,3 +122,45 @@ type SealedValue struct {
 	Name  string
 	Value []byte
 }
+
+// ChangeKind names what a change ended or narrowed.
+type ChangeKind string
+
+// The kinds of change.
+const (
+	// ChangedToken: a token deleted, or its secret rotated (or its grace
+	// ended); the change's ID is the token's.
+	ChangedToken ChangeKind = "token"
+	// ChangedUser: a user deleted (and with it its tokens and federated
+	// credentials), or its password changed; the ID is the user's.
+	ChangedUser ChangeKind = "user"
+	// ChangedFederatedCredential: a federated credential deleted, or
+	// created (which can make an exchange's match ambiguous); the ID is
+	// the credential's.
+	ChangedFederatedCredential ChangeKind = "federated_credential"
+)
+
+// Change is a record, written in the same transaction as a change that
+// ends or narrows a credential, that every replica reads to drop what it
+// cached of it.
+type Change struct {
+	// Seq orders the changes as they committed, without gaps: a change
+	// missing from a run of them was pruned.
+	Seq  int64
+	Kind ChangeKind
+	ID   string
+}
+
+// Changes is the feed of changes. Every method returns a KindUnavailable
+// error when the database cannot be reached.
+type Changes interface {
+	// LastChange returns the sequence number of the latest change (0: none
+	// yet), whether or not it was pruned.
+	LastChange(ctx context.Context) (int64, error)
+	// ChangesAfter returns up to limit changes with a Seq after seq, in
+	// order.
+	ChangesAfter(ctx context.Context, seq int64, limit int) ([]Change, error)
+	// PruneChanges deletes the changes recorded before cutoff and returns
+	// how many.
+	PruneChanges(ctx context.Context, cutoff time.Time) (int64, error)
+}

@@ -107,6 +107,8 @@ func TestObservationsStayInTheFamilies(t *testing.T) {
 	}
 	m.LastUsedFlushed(3, nil)
 	m.LastUsedFlushed(0, context.DeadlineExceeded)
+	m.FeedPolled(2, nil)
+	m.FeedPolled(0, context.DeadlineExceeded)
 	m.SigningKeyAdded()
 	m.SigningKeyReloadFailed()
 	for _, a := range domain.AuditActions {

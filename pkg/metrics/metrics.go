@@ -48,6 +48,9 @@ type Metrics struct {
 	cacheReads        map[cache.Kind][2]prometheus.Counter // [miss, hit]
 	flushes           [2]prometheus.Counter                // [ok, error]
 	flushedTokens     prometheus.Counter
+	feedPolls         [2]prometheus.Counter // [ok, error]
+	feedChanges       prometheus.Counter
+	feedLastPoll      prometheus.Gauge
 	signingKeysAdded  prometheus.Counter
 	keyReloadFailures prometheus.Counter
 	audit             auditMetrics
@@ -55,10 +58,11 @@ type Metrics struct {
 }
 
 var (
-	_ tokens.Observer   = (*Metrics)(nil)
-	_ users.Observer    = (*Metrics)(nil)
-	_ cache.Observer    = (*Metrics)(nil)
-	_ lastused.Observer = (*Metrics)(nil)
+	_ tokens.Observer    = (*Metrics)(nil)
+	_ users.Observer     = (*Metrics)(nil)
+	_ cache.Observer     = (*Metrics)(nil)
+	_ lastused.Observer  = (*Metrics)(nil)
+	_ cache.FeedObserver = (*Metrics)(nil)
 )
 
 // latencyBuckets cover an exchange from the cache (tens of microseconds)
@@ -115,6 +119,12 @@ func New() *Metrics {
 	flushes := f.counterVec("last_used_flushes_total", "Batched writes of tokens' last-used times, by result (ok, error).", "result")
 	m.flushes = [2]prometheus.Counter{flushes.WithLabelValues("ok"), flushes.WithLabelValues("error")}
 	m.flushedTokens = f.counter("last_used_flushed_tokens_total", "Tokens whose last-used time was written.")
+	polls := f.counterVec("change_feed_polls_total", "Polls of the database's change feed (revocations through any replica), by result (ok, error).", "result")
+	m.feedPolls = [2]prometheus.Counter{polls.WithLabelValues("ok"), polls.WithLabelValues("error")}
+	m.feedChanges = f.counter("change_feed_changes_total", "Changes read from the change feed and dropped from this replica's cache.")
+	m.feedLastPoll = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "change_feed_last_success_timestamp_seconds",
+		Help: "When the change feed was last polled successfully (Unix time): while it is older than the cache TTL, cached tokens and users expire by the TTL."})
+	reg.MustRegister(m.feedLastPoll)
 	m.keyReloadFailures = f.counter("signing_key_reload_failures_total", "Reloads of the signing keys from the database that failed (the replica keeps the keys it has; past the propagation delay less the JWKS max-age it is not ready).")
 	m.signingKeysAdded = f.counter("signing_keys_added_total", "Signing keys this replica added: rotations it made (keys rotate and other replicas add keys too).")
 	m.audit = newAuditMetrics(f)
@@ -264,6 +274,17 @@ func (m *Metrics) LastUsedFlushed(n int, err error) {
 	}
 	m.flushes[0].Inc()
 	m.flushedTokens.Add(float64(n))
+}
+
+// FeedPolled implements cache.FeedObserver.
+func (m *Metrics) FeedPolled(changes int, err error) {
+	if err != nil {
+		m.feedPolls[1].Inc()
+		return
+	}
+	m.feedPolls[0].Inc()
+	m.feedChanges.Add(float64(changes))
+	m.feedLastPoll.SetToCurrentTime()
 }
 
 // SigningKeyAdded counts a key this replica added.

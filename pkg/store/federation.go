@@ -100,7 +100,10 @@ func (s *Store) CreateFederatedCredential(ctx context.Context, c *domain.Federat
 				return domain.ErrLimitReached
 			}
 		}
-		return tx.Create(credentialToRow(c)).Error
+		if err := tx.Create(credentialToRow(c)).Error; err != nil {
+			return err
+		}
+		return recordChanges(tx, domain.ChangedFederatedCredential, c.ID)
 	})
 	return classify(err, "federated credential")
 }
@@ -162,7 +165,10 @@ func (s *Store) DeleteFederatedCredential(ctx context.Context, id string, events
 		if res.RowsAffected == 0 {
 			return gorm.ErrRecordNotFound
 		}
-		return insertAuditEvents(tx, events)
+		if err := insertAuditEvents(tx, events); err != nil {
+			return err
+		}
+		return recordChanges(tx, domain.ChangedFederatedCredential, id)
 	})
 	return classify(err, "federated credential")
 }

@@ -263,6 +263,29 @@ func migrations() []*gormigrate.Migration {
 				return createTables(tx, map[string]any{"federated_credentials": &federatedCredentials{}})
 			},
 		},
+		{
+			// The change feed (issue 22): changes, what ended or narrowed
+			// a credential, numbered by change_sequence's one row (see
+			// recordChanges); pruned by time.
+			ID: "0012_changes",
+			Migrate: func(tx *gorm.DB) error {
+				type changes struct {
+					Seq  int64     `gorm:"primaryKey;autoIncrement:false"`
+					Kind string    `gorm:"size:24;not null"`
+					Ref  string    `gorm:"size:64;not null"`
+					Time time.Time `gorm:"not null;precision:6;index:changes_time"`
+				}
+				type changeSequence struct {
+					ID  int   `gorm:"primaryKey;autoIncrement:false"`
+					Seq int64 `gorm:"not null"`
+				}
+				if err := createTables(tx, map[string]any{"changes": &changes{}, "change_sequence": &changeSequence{}}); err != nil {
+					return err
+				}
+				return tx.Table("change_sequence").Clauses(clause.OnConflict{DoNothing: true}).
+					Create(&changeSequence{ID: 1}).Error
+			},
+		},
 	}
 }
 

@@ -93,7 +93,10 @@ func (s *Store) RotateSecret(ctx context.Context, id string, fromGeneration int,
 		if res.Error != nil || rotated == 0 {
 			return res.Error
 		}
-		return insertAuditEvents(tx, events)
+		if err := insertAuditEvents(tx, events); err != nil {
+			return err
+		}
+		return recordChanges(tx, domain.ChangedToken, id)
 	})
 	if err != nil {
 		return classify(err, "token")
@@ -125,7 +128,10 @@ func (s *Store) EndGrace(ctx context.Context, id string, generation int, events 
 		if res.Error != nil || res.RowsAffected == 0 {
 			return res.Error
 		}
-		return insertAuditEvents(tx, events)
+		if err := insertAuditEvents(tx, events); err != nil {
+			return err
+		}
+		return recordChanges(tx, domain.ChangedToken, id)
 	})
 	return classify(err, "token")
 }
@@ -176,7 +182,10 @@ func (s *Store) DeleteToken(ctx context.Context, id string, at time.Time, events
 		if res.Error != nil || deleted == 0 {
 			return res.Error
 		}
-		return insertAuditEvents(tx, events)
+		if err := insertAuditEvents(tx, events); err != nil {
+			return err
+		}
+		return recordChanges(tx, domain.ChangedToken, id)
 	})
 	if err != nil {
 		return classify(err, "token")

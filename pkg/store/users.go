@@ -141,7 +141,10 @@ func (s *Store) SetPasswordHash(ctx context.Context, userID, hash string, events
 		if res.Error != nil || changed == 0 {
 			return res.Error
 		}
-		return insertAuditEvents(tx, events)
+		if err := insertAuditEvents(tx, events); err != nil {
+			return err
+		}
+		return recordChanges(tx, domain.ChangedUser, userID)
 	})
 	if err == nil && changed == 0 {
 		return domain.Errorf(domain.KindNotFound, "user not found")
@@ -193,7 +196,10 @@ func (s *Store) DeleteUser(ctx context.Context, id string, events ...*domain.Aud
 		if err := tx.Where("id IN ?", ids).Delete(&userRow{}).Error; err != nil {
 			return err
 		}
-		return insertAuditEvents(tx, events)
+		if err := insertAuditEvents(tx, events); err != nil {
+			return err
+		}
+		return recordChanges(tx, domain.ChangedUser, ids...)
 	})
 	if err != nil {
 		return nil, classify(err, "user")

@@ -450,7 +450,7 @@ var errTokenNotFound = domain.Errorf(domain.KindNotFound, "token not found")
 
 // visibleToken returns the token, deleted or not, if the caller may see it.
 func (s *Service) visibleToken(ctx context.Context, caller *domain.Principal, id string) (*domain.Token, error) {
-	t, err := s.deps.Tokens.TokenByID(ctx, id)
+	t, err := s.deps.Tokens.CurrentTokenByID(ctx, id)
 	if domain.KindOf(err) == domain.KindNotFound {
 		return nil, errTokenNotFound
 	}

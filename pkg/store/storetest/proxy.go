@@ -64,6 +64,9 @@ func NewProxy(tb testing.TB, target string) *Proxy {
 	return p
 }
 
+// Target is the address the proxy forwards to.
+func (p *Proxy) Target() string { return p.target }
+
 // Addr is the address to connect to instead of the target's.
 func (p *Proxy) Addr() string { return p.lis.Addr().String() }
 
