@@ -45,7 +45,7 @@ func subjectExchangeFlags(fs *pflag.FlagSet) *subjectExchange {
 	fs.StringVar(&f.variable, "subject-token-env", "", "exchange the platform's JWT in this environment variable (GitLab CI's id_tokens:), instead of an API token")
 	fs.BoolVar(&f.github, "github-actions", false, "exchange this GitHub Actions job's OIDC token, asked of GitHub for --audience (the job needs the permission id-token: write), instead of an API token")
 	fs.StringVar(&f.audience, "audience", "", "with --github-actions: the audience (aud) to ask GitHub for, as registered in the machine user's trust (default: the issuer URL)")
-	fs.StringVar(&f.clientID, "client-id", "", "with a platform's token: the machine user's ID, when credentials of several machine users match the token")
+	fs.StringVar(&f.clientID, "client-id", "", "with a platform's token: the machine user's ID (always give it: without it, the exchange is refused once another machine user trusts the same subject)")
 	fs.StringVar(&f.issuer, "issuer", "", "with a platform's token: the server's issuer URL (serve's --issuer, its public REST base); the token goes to <issuer>"+tokenEndpointPath+" over HTTP(S), with --tls-ca-file's CA for https (default: --addr, if it is an https:// URL: a TLS front serving gRPC and REST on one host)")
 	fromEnv(fs, "issuer")
 	return f

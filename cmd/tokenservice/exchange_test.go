@@ -415,8 +415,16 @@ func TestExchangeREADMERecipes(t *testing.T) {
 			t.Errorf("%s: stdout %q, want the access token alone", m[0], out)
 		}
 	}
-	if n := len(te.posted()); n != 3 {
+	posted := te.posted()
+	if n := len(posted); n != 3 {
 		t.Errorf("the token endpoint got %d exchanges, want 3", n)
+	}
+	for _, form := range posted {
+		// Always the machine user: with it, other users' credentials
+		// for the same subject cannot make the exchange ambiguous.
+		if got := form.Get("client_id"); got != "MACHINE_USER_ID" {
+			t.Errorf("a recipe's exchange posted client_id %q, want the machine user's", got)
+		}
 	}
 	if diff := cmp.Diff([]string{te.URL}, audiences); diff != "" {
 		t.Errorf("the audience asked of GitHub (-want +got):\n%s", diff)

@@ -64,13 +64,18 @@ func (t trustedIssuers) trustedIssuerOf(raw string) string {
 	if err != nil {
 		return ""
 	}
-	var claims struct {
-		Issuer string `json:"iss"`
-	}
-	if json.Unmarshal(payload, &claims) != nil || !t.set.Trusted(claims.Issuer) {
+	// A map, as the verifier reads claims: a struct field would also take
+	// "ISS" (encoding/json matches names without case), and credit a
+	// token that names an untrusted iss to a trusted issuer.
+	var claims map[string]any
+	if json.Unmarshal(payload, &claims) != nil {
 		return ""
 	}
-	return claims.Issuer
+	iss, _ := claims["iss"].(string)
+	if !t.set.Trusted(iss) {
+		return ""
+	}
+	return iss
 }
 
 // trustedIssuers adapts an issuers.Set to what pkg/federation asks.

@@ -67,6 +67,7 @@ const (
 	ReasonTooManyUserCreations      = "TOO_MANY_USER_CREATIONS" // user creations limited; see Retry-After
 	ReasonSecretChanged             = "SECRET_CHANGED"          // another rotation of the token came first
 	ReasonAdminRequired             = "ADMIN_REQUIRED"          // a method only an admin may call
+	ReasonPersonRequired            = "PERSON_REQUIRED"         // a change only a person (an owner, an admin) may make
 )
 
 // ErrSecretChanged refuses a rotation that another rotation of the same

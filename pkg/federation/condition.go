@@ -1,10 +1,15 @@
 package federation
 
 import (
+	"context"
 	"fmt"
+	"regexp/syntax"
 	"strings"
+	"time"
 
 	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common/ast"
+	"cel.dev/cel-go/common/overloads"
 	"cel.dev/cel-go/common/types"
 	lru "github.com/hashicorp/golang-lru/v2"
 )
@@ -15,7 +20,21 @@ const MaxConditionLen = 2048
 // conditionCost bounds one evaluation's cost in CEL's units (roughly
 // operations): far above what a condition over a token's claims needs,
 // far below what could slow an exchange.
-const conditionCost = 10000
+const conditionCost = 1000
+
+// A condition may not nest a loop (all, exists, map, filter) in another,
+// nor compute a regular expression: matches() takes a literal, compiled
+// once with the program, of at most maxRegexProgram instructions. With
+// the cost limit, these bound an evaluation's work by the claims' size;
+// ConditionTimeout bounds its time, whatever the claims.
+const (
+	maxLoopNesting  = 1
+	maxRegexProgram = 256
+)
+
+// ConditionTimeout bounds the evaluation of all the conditions one
+// exchange tries: past it, none that was not decided holds.
+const ConditionTimeout = 50 * time.Millisecond
 
 // Conditions compiles the CEL conditions of federated credentials, over a
 // token's claims as `claims` (a map from string to any JSON value), and
@@ -30,6 +49,11 @@ func NewConditions(size int) (*Conditions, error) {
 	env, err := cel.NewEnv(
 		cel.Variable("claims", cel.MapType(cel.StringType, cel.DynType)),
 		cel.ParserExpressionSizeLimit(MaxConditionLen),
+		cel.ASTValidators(
+			cel.ValidateComprehensionNestingLimit(maxLoopNesting),
+			literalRegexes{},
+			cel.ValidateRegexLiterals(),
+		),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("CEL environment: %w", err)
@@ -47,14 +71,14 @@ func (c *Conditions) Check(expr string) error {
 }
 
 // Holds reports whether the condition is true of claims. An expression
-// that fails (a claim it reads is missing, a type does not fit) does not
-// hold; the error says why, for the operator.
-func (c *Conditions) Holds(expr string, claims map[string]any) (bool, error) {
+// that fails (a claim it reads is missing, a type does not fit, ctx ended
+// first) does not hold; the error says why, for the operator.
+func (c *Conditions) Holds(ctx context.Context, expr string, claims map[string]any) (bool, error) {
 	prg, err := c.program(expr)
 	if err != nil {
 		return false, err
 	}
-	out, _, err := prg.Eval(map[string]any{"claims": claims})
+	out, _, err := prg.ContextEval(ctx, map[string]any{"claims": claims})
 	if err != nil {
 		return false, err
 	}
@@ -81,7 +105,7 @@ func (c *Conditions) program(expr string) (cel.Program, error) {
 	default:
 		return nil, fmt.Errorf("the condition gives a value of type %s, not true or false: compare claims with ==, !=, in, startsWith(), and join with && and ||", t)
 	}
-	p, err := c.env.Program(ast, cel.CostLimit(conditionCost))
+	p, err := c.env.Program(ast, cel.CostLimit(conditionCost), cel.EvalOptions(cel.OptOptimize), cel.InterruptCheckFrequency(10))
 	if err != nil {
 		return nil, fmt.Errorf("the condition cannot run: %w", err)
 	}
@@ -97,4 +121,37 @@ func compileError(iss *cel.Issues) error {
 		msgs = append(msgs, fmt.Sprintf("at column %d: %s", e.Location.Column()+1, e.Message))
 	}
 	return fmt.Errorf("the condition is not valid CEL: %s", strings.Join(msgs, "; "))
+}
+
+// literalRegexes refuses a matches() whose pattern is not a string literal
+// (one computed from claims would be compiled at every evaluation, at a
+// cost the cost limit does not count), or whose program is larger than
+// maxRegexProgram instructions (matching costs their number times the
+// input's length). cel.ValidateRegexProgramSizeLimit would measure the
+// program, but it panics on a counted repetition ({n}): it compiles the
+// expression without simplifying it first.
+type literalRegexes struct{}
+
+func (literalRegexes) Name() string { return "tokenservice.literal_regexes" }
+
+func (literalRegexes) Validate(_ *cel.Env, _ cel.ValidatorConfig, a *ast.AST, iss *cel.Issues) {
+	for _, call := range ast.MatchDescendants(ast.NavigateAST(a), ast.FunctionMatcher(overloads.Matches)) {
+		args := call.AsCall().Args()
+		pattern := args[len(args)-1] // s.matches(p), matches(s, p)
+		if pattern.Kind() != ast.LiteralKind {
+			iss.ReportErrorAtID(pattern.ID(), "matches() takes a string literal as its pattern, not one computed from claims")
+			continue
+		}
+		p, ok := pattern.AsLiteral().Value().(string)
+		if !ok {
+			continue // the type checker's to refuse
+		}
+		re, err := syntax.Parse(p, syntax.Perl)
+		if err != nil {
+			continue // cel.ValidateRegexLiterals says why
+		}
+		if prog, err := syntax.Compile(re.Simplify()); err != nil || len(prog.Inst) > maxRegexProgram {
+			iss.ReportErrorAtID(pattern.ID(), "the regular expression is too large: at most %d instructions once compiled (a {n} repetition counts n times)", maxRegexProgram)
+		}
+	}
 }

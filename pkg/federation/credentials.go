@@ -71,13 +71,22 @@ type CreateInput struct {
 
 // Create adds a federated credential to a machine user the caller may act
 // for (one it owns; an admin: any). The issuer must be trusted, the
-// condition valid CEL, the scopes at most the caller's.
+// condition valid CEL, the scopes at most the caller's. A machine user
+// cannot add one to itself: trusting a workload is its owner's decision,
+// and a leaked token of the machine user must not be able to plant a
+// trust that outlives the token's deletion.
 func (s *Service) Create(ctx context.Context, caller *domain.Principal, in CreateInput) (*domain.FederatedCredential, error) {
 	if err := caller.MayChangeCredentials(); err != nil {
 		return nil, err
 	}
 	owner, err := s.machineUser(ctx, caller, in.UserID)
 	if err != nil {
+		return nil, err
+	}
+	if caller.User.IsMachine() {
+		err := &domain.Error{Kind: domain.KindPermissionDenied, Reason: domain.ReasonPersonRequired,
+			Message: "a machine user cannot add federated credentials: its owner (or an admin) does"}
+		s.refused(ctx, caller, owner, err, "")
 		return nil, err
 	}
 	if err := s.checkInput(in); err != nil {

@@ -138,7 +138,7 @@ func (s *Service) match(ctx context.Context, tok *SubjectToken, clientID string)
 	if len(all) == 0 {
 		msg := fmt.Sprintf("no federated credential accepts tokens of %s for the subject %q", tok.Issuer, tok.Subject)
 		if clientID != "" {
-			msg = fmt.Sprintf("no federated credential of the machine user %q (client_id) accepts tokens of %s for the subject %q", clientID, tok.Issuer, tok.Subject)
+			msg = fmt.Sprintf("no federated credential of the machine user %q (client_id) accepts tokens of %s for the subject %q", clip(clientID), tok.Issuer, tok.Subject)
 		}
 		return nil, OutcomeNoCredential, domain.InvalidField("subject_token", "%s", msg)
 	}
@@ -152,12 +152,22 @@ func (s *Service) match(ctx context.Context, tok *SubjectToken, clientID string)
 		return nil, OutcomeAudience, domain.InvalidField("subject_token",
 			"the token's aud %q is not an audience the federated credentials for its subject accept: request the token for this server's audience", tok.Audience)
 	}
+	// Conditions are tried for at most one machine user's quota of
+	// credentials, within ConditionTimeout in all: a subject many users
+	// trust (anyone may add a credential for any subject) cannot make an
+	// exchange evaluate without end. Past the quota, client_id must say
+	// whose.
+	if len(byAudience) > s.maxCandidates() {
+		return nil, OutcomeAmbiguous, errNameTheMachineUser()
+	}
+	condCtx, cancel := context.WithTimeout(ctx, ConditionTimeout)
+	defer cancel()
 	for _, c := range byAudience {
 		if c.Condition == "" {
 			matched = append(matched, c)
 			continue
 		}
-		if ok, _ := s.deps.Conditions.Holds(c.Condition, tok.Claims); ok {
+		if ok, _ := s.deps.Conditions.Holds(condCtx, c.Condition, tok.Claims); ok {
 			matched = append(matched, c)
 		}
 	}
@@ -166,13 +176,37 @@ func (s *Service) match(ctx context.Context, tok *SubjectToken, clientID string)
 		return nil, OutcomeCondition, domain.InvalidField("subject_token",
 			"the token's claims do not satisfy the condition of the federated credential for its subject")
 	case len(matched) > 1 && clientID == "" && !oneUser(matched):
-		return nil, OutcomeAmbiguous, domain.InvalidField("client_id",
-			"federated credentials of %d machine users accept this token: name the machine user as client_id", users(matched))
+		return nil, OutcomeAmbiguous, errNameTheMachineUser()
 	case len(matched) > 1:
 		return nil, OutcomeAmbiguous, domain.InvalidField("subject_token",
 			"%d federated credentials of the machine user %q accept this token: make their subjects or conditions exclusive, or delete one", len(matched), matched[0].UserID)
 	}
 	return matched[0], OutcomeOK, nil
+}
+
+// errNameTheMachineUser refuses an exchange that more than one machine
+// user's credentials may accept: it is never guessed. It does not say
+// whose, nor how many.
+func errNameTheMachineUser() error {
+	return domain.InvalidField("client_id",
+		"federated credentials of more than one machine user accept tokens of this issuer and subject: name yours as client_id")
+}
+
+// maxCandidates is how many credentials one exchange may try: a machine
+// user's quota.
+func (s *Service) maxCandidates() int {
+	if s.cfg.MaxPerUser > 0 {
+		return s.cfg.MaxPerUser
+	}
+	return DefaultMaxPerUser
+}
+
+// clip shortens what a client sent to quote it in an answer.
+func clip(v string) string {
+	if len(v) > 64 {
+		return v[:64] + "..."
+	}
+	return v
 }
 
 func oneUser(cs []*domain.FederatedCredential) bool { return users(cs) == 1 }

@@ -107,7 +107,7 @@ func newFixture(t *testing.T) *fixture {
 		Lifetime: 15 * time.Minute, Resources: []string{"https://orders"}})
 	rec, outs := &recorder{}, &outcomes{}
 	clock := func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
-	ts := tokens.New(tokens.Config{Scopes: []string{"deploy", "read"}}, tokens.Deps{Users: st, Tokens: st, Federated: st, Minter: minter,
+	ts := tokens.New(tokens.Config{Scopes: []string{"deploy", "read"}, RevokeAPITokenByAccessToken: true}, tokens.Deps{Users: st, Tokens: st, Federated: st, Minter: minter,
 		Pages: pagetoken.New(), Audit: rec, Clock: clock, Rand: rand.Reader})
 	conditions, err := federation.NewConditions(100)
 	if err != nil {
@@ -174,11 +174,23 @@ func TestCreateChecksWhatACredentialSays(t *testing.T) {
 		{"a condition that does not compile", f.alice, with(func(in *federation.CreateInput) { in.Condition = `claims.ref ==` }), domain.KindInvalid, "not valid CEL: at column"},
 		{"a condition calling nothing known", f.alice, with(func(in *federation.CreateInput) { in.Condition = `owner(claims) == "a"` }), domain.KindInvalid, "undeclared reference to 'owner'"},
 		{"a condition that is no boolean", f.alice, with(func(in *federation.CreateInput) { in.Condition = `"acme"` }), domain.KindInvalid, "not true or false"},
+		// What could make an evaluation expensive: a loop in a loop, a
+		// pattern computed from claims (compiled at every evaluation), a
+		// pattern whose program is large.
+		{"a loop in a loop", f.alice, with(func(in *federation.CreateInput) {
+			in.Condition = `claims.groups.exists(a, claims.groups.exists(b, a == b + "x"))`
+		}), domain.KindInvalid, "nesting limit"},
+		{"a computed pattern", f.alice, with(func(in *federation.CreateInput) { in.Condition = `claims.sub.matches(claims.pattern)` }), domain.KindInvalid, "string literal"},
+		{"a large pattern", f.alice, with(func(in *federation.CreateInput) { in.Condition = `claims.sub.matches("[a-z]{1000}")` }), domain.KindInvalid, "too large"},
+		{"a pattern that does not compile", f.alice, with(func(in *federation.CreateInput) { in.Condition = `claims.sub.matches("(")` }), domain.KindInvalid, "invalid matches argument"},
 		{"no audience", f.alice, with(func(in *federation.CreateInput) { in.Audiences = nil }), domain.KindInvalid, "at least one"},
 		{"a lifetime past the server's", f.alice, with(func(in *federation.CreateInput) { in.MaxLifetime = time.Hour }), domain.KindInvalid, "at most 15m0s"},
 		{"a person", f.alice, with(func(in *federation.CreateInput) { in.UserID = f.alice.User.ID }), domain.KindInvalid, "belong to machine users"},
 		{"someone else's machine user", f.bob, good, domain.KindPermissionDenied, ""},
 		{"an access token", accessOnly, good, domain.KindPermissionDenied, ""},
+		// A leaked token of the machine user must not plant a trust that
+		// outlives the token.
+		{"the machine user itself", &domain.Principal{User: f.bot, AllScopes: true, TokenID: "botTTTTTTTTTTTTT"}, good, domain.KindPermissionDenied, "its owner (or an admin) does"},
 		{"a scope the caller lacks", narrow, with(func(in *federation.CreateInput) { in.Scopes = []string{"deploy"} }), domain.KindPermissionDenied, `"deploy"`},
 		{"an unknown scope", f.alice, with(func(in *federation.CreateInput) { in.Scopes = []string{"nope"} }), domain.KindInvalid, "unknown scope"},
 		{"a control character in the subject", f.alice, with(func(in *federation.CreateInput) { in.Subject = "a\x00b" }), domain.KindInvalid, "subject"},
@@ -310,6 +322,14 @@ func TestExchange(t *testing.T) {
 	if err != nil || x.Scopes.String() != "tokens:write" {
 		t.Errorf("asking for tokens:write: %v, %v", x.Scopes, err)
 	}
+	// Revoked by possession (RFC 7009), it is refused as a token type this
+	// server does not revoke, not answered as revoked: it has no API token.
+	if err := f.tokens.RevokeByPossession(ctx, x.AccessToken.JWT); domain.ReasonOf(err) != domain.ReasonUnsupportedTokenType {
+		t.Errorf("revoking a federated access token: %v, want unsupported_token_type", err)
+	}
+	if _, err := f.tokens.AuthenticateBearer(ctx, x.AccessToken.JWT); err != nil {
+		t.Errorf("its access token after the refused revocation: %v", err)
+	}
 	// Deleted, the credential neither exchanges nor lets its access tokens in.
 	if err := f.svc.Delete(ctx, f.alice, f.bot.ID, fc.ID); err != nil {
 		t.Fatal(err)
@@ -330,7 +350,7 @@ func TestAmbiguityIsRefusedNeverGuessed(t *testing.T) {
 	f.mustCreate(t, federation.CreateInput{UserID: f.bot.ID})
 	f.mustCreate(t, federation.CreateInput{UserID: f.bot2.ID})
 	_, err := f.svc.Exchange(ctx, federation.ExchangeInput{SubjectToken: ghToken()})
-	if !strings.Contains(domain.MessageOf(err), "name the machine user as client_id") {
+	if !strings.Contains(domain.MessageOf(err), "name yours as client_id") {
 		t.Errorf("two machine users: %v", err)
 	}
 	x, err := f.svc.Exchange(ctx, federation.ExchangeInput{SubjectToken: ghToken(), ClientID: f.bot2.ID})
@@ -361,4 +381,48 @@ func jwtClaims(t *testing.T, raw string) map[string]any {
 		t.Fatal(err)
 	}
 	return m
+}
+
+// TestConditionsAreTriedForOneQuotaAtMost: a subject whose credentials
+// outnumber a machine user's quota (other users may add credentials for
+// any subject) needs client_id before any condition is evaluated; named,
+// only that machine user's are tried.
+func TestConditionsAreTriedForOneQuotaAtMost(t *testing.T) {
+	f := newFixture(t) // quota 3
+	ctx := context.Background()
+	for range 3 {
+		f.mustCreate(t, federation.CreateInput{UserID: f.bot.ID, Condition: `claims.ref == "refs/heads/never"`})
+	}
+	f.mustCreate(t, federation.CreateInput{UserID: f.bot2.ID})
+	_, err := f.svc.Exchange(ctx, federation.ExchangeInput{SubjectToken: ghToken()})
+	if !strings.Contains(domain.MessageOf(err), "name yours as client_id") {
+		t.Errorf("four credentials for one subject, quota 3: %v, want client_id asked for", err)
+	}
+	x, err := f.svc.Exchange(ctx, federation.ExchangeInput{SubjectToken: ghToken(), ClientID: f.bot2.ID})
+	if err != nil || jwtClaims(t, x.AccessToken.JWT)["sub"] != f.bot2.ID {
+		t.Fatalf("with client_id: %v", err)
+	}
+}
+
+// TestAConditionStopsWhenItsTimeIsUp: an evaluation whose context ended
+// does not hold, whatever it would have said.
+func TestAConditionStopsWhenItsTimeIsUp(t *testing.T) {
+	c, err := federation.NewConditions(10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	items := make([]any, 50)
+	for i := range items {
+		items[i] = "x"
+	}
+	claims := map[string]any{"items": items}
+	const cond = `claims.items.all(i, i == "x")`
+	if ok, err := c.Holds(context.Background(), cond, claims); !ok || err != nil {
+		t.Fatalf("in time: %v, %v; want true", ok, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if ok, err := c.Holds(ctx, cond, claims); ok || err == nil {
+		t.Errorf("with its context ended: %v, %v; want false and why", ok, err)
+	}
 }

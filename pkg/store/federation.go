@@ -19,9 +19,9 @@ type federatedCredentialRow struct {
 	MatchKey           []byte    `gorm:"type:binary(32);not null;index:federated_credentials_match"`
 	Issuer             string    `gorm:"size:255;not null"`
 	Subject            string    `gorm:"size:512;not null"`
-	Audiences          string    `gorm:"size:2048;not null"` // a JSON array
+	Audiences          string    `gorm:"type:text;not null"` // a JSON array
 	CelCondition       string    `gorm:"size:4096;not null"`
-	Scopes             string    `gorm:"size:1024;not null"`
+	Scopes             string    `gorm:"type:text;not null"`
 	MaxLifetimeSeconds int64     `gorm:"not null"`
 	Description        string    `gorm:"size:256;not null"`
 	CreateTime         time.Time `gorm:"not null;precision:6;index:federated_credentials_user,priority:2"`

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -143,4 +144,38 @@ func countAuditEvents(t *testing.T, s *store.Store, action domain.AuditAction) i
 		t.Fatal(err)
 	}
 	return n
+}
+
+// The longest audiences the API allows (8 of 255 characters), of the
+// characters JSON escapes, and many long scopes fit their columns.
+func TestFederatedCredentialsLongestValuesFit(t *testing.T) {
+	storetest.ForEachDriver(t, func(t *testing.T, driver string) {
+		ctx := context.Background()
+		s := storetest.MustOpen(t, driver)
+		alice := mustCreateUser(t, s, "aliceAAAAAAAAAAA", "alice")
+		bot := &domain.User{ID: "botBBBBBBBBBBBBB", Username: "alice-bot", OwnerID: alice.ID, CreateTime: base}
+		if err := s.CreateUser(ctx, bot, 0); err != nil {
+			t.Fatal(err)
+		}
+		fc := fedCredential("fc_AAAAAAAAAAAAAAAA", bot.ID, "https://issuer.example", "sub")
+		fc.Audiences = nil
+		for _, c := range []string{`"`, `<`, `\`, `&`, `>`, "é", `'`, "\u2028"} {
+			fc.Audiences = append(fc.Audiences, strings.Repeat(c, 255))
+		}
+		var scopes []string
+		for i := range 64 {
+			scopes = append(scopes, fmt.Sprintf("%03d", i)+strings.Repeat("s", 125))
+		}
+		fc.Scopes = domain.NewScopes(scopes...)
+		if err := s.CreateFederatedCredential(ctx, fc, 0); err != nil {
+			t.Fatalf("CreateFederatedCredential: %v", err)
+		}
+		got, err := s.FederatedCredentialByID(ctx, fc.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(fc, got); diff != "" {
+			t.Errorf("read back (-want +got):\n%s", diff)
+		}
+	})
 }

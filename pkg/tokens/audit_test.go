@@ -41,6 +41,10 @@ func (w *writtenTokens) FreshTokenByID(ctx context.Context, id string) (*domain.
 	return w.TokenByID(ctx, id)
 }
 
+func (w *writtenTokens) CurrentTokenByID(ctx context.Context, id string) (*domain.Token, error) {
+	return w.TokenByID(ctx, id)
+}
+
 func (w *writtenTokens) DeleteToken(_ context.Context, _ string, _ time.Time, events ...*domain.AuditEvent) error {
 	w.events = append(w.events, events...)
 	return nil

@@ -116,6 +116,10 @@ func (s *Service) RevokeByPossession(ctx context.Context, plaintext string) erro
 		if t, _, previous, _, err = s.readAccessToken(ctx, plaintext, s.deps.Tokens.CurrentTokenByID); err != nil {
 			return ignoreUnauthenticated(err)
 		}
+		if domain.IsFederatedCredentialID(t.ID) {
+			// No API token to revoke: answering 200 would say it was.
+			return errFederatedNotRevocable
+		}
 	}
 	// The actor is anonymous: holding the token is all that is known.
 	now := s.deps.Clock()
@@ -143,6 +147,12 @@ func (s *Service) RevokeByPossession(ctx context.Context, plaintext string) erro
 // operator has not allowed it (RFC 7009 §2.2.1 unsupported_token_type).
 var ErrUnsupportedTokenType = &domain.Error{Kind: domain.KindInvalid, Reason: domain.ReasonUnsupportedTokenType,
 	Message: "this server revokes API tokens (tks_...) only: revoke the API token the access token was minted from"}
+
+// errFederatedNotRevocable refuses to revoke a federated access token
+// (RFC 7009 §2.2.1 unsupported_token_type): it was minted from a
+// federated credential, not an API token.
+var errFederatedNotRevocable = &domain.Error{Kind: domain.KindInvalid, Reason: domain.ReasonUnsupportedTokenType,
+	Message: "this access token was minted from a federated credential, not an API token: delete the credential (tokenservice user trust remove) to stop its exchanges and access tokens, or let the token expire"}
 
 func ignoreUnauthenticated(err error) error {
 	if domain.KindOf(err) == domain.KindUnauthenticated {
