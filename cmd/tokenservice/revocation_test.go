@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -150,4 +151,49 @@ func waitWithin(t *testing.T, what string, bound time.Duration, since time.Time,
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Logf("%s: %v (bound %v)", what, time.Since(since).Round(time.Millisecond), bound)
+}
+
+// On a Galera cluster, replicas on different nodes, default settings: a
+// flood of revocations (a user's 1,000 tokens, deleted with the user
+// through one node's replica) reaches the replicas on the other nodes
+// within the revocation bound, every token of it.
+func TestRevocationFloodReachesEveryNodeOnGalera(t *testing.T) {
+	rs, _ := galeraReplicas(t)
+	rs[0].mustUser(t, "alice", "human")
+	botID := rs[0].mustUser(t, "alice-ci", "machine:alice")
+	r0 := rpc{t: t, c: rs[0].grpcCaller()}
+	owner := r0.login("alice")
+	const n = 1000
+	var toks []string
+	for range n {
+		toks = append(toks, r0.mustCreate(owner, &pb.CreateTokenRequest{UserId: botID}).GetToken())
+	}
+	// Every token used (and so cached) on the other nodes' replicas.
+	for _, s := range rs[1:] {
+		r := rpc{t: t, c: s.grpcCaller()}
+		for _, tok := range toks {
+			if _, err := r.exchange("", tok); err != nil {
+				t.Fatalf("exchange before the delete: %s", describe(err))
+			}
+		}
+	}
+	if err := deleteUser(r0, owner, botID); err != nil {
+		t.Fatal(describe(err))
+	}
+	deletedAt := time.Now()
+	for i, s := range rs[1:] {
+		r := rpc{t: t, c: s.grpcCaller()}
+		waitWithin(t, fmt.Sprintf("replica %d to refuse the last of the deleted user's tokens", i+1), revocationBound, deletedAt, func() bool {
+			_, err := r.exchange("", toks[n-1])
+			return status.Code(err) == codes.Unauthenticated
+		})
+	}
+	for i, s := range rs[1:] {
+		r := rpc{t: t, c: s.grpcCaller()}
+		for _, tok := range toks {
+			if _, err := r.exchange("", tok); status.Code(err) != codes.Unauthenticated {
+				t.Fatalf("replica %d still exchanges a deleted token after the bound: %s", i+1, describe(err))
+			}
+		}
+	}
 }

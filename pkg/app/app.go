@@ -215,7 +215,11 @@ func (a *App) buildRules(passwords *auth.Passwords) error {
 		a.cache = cache.New(st, cfg.Cache, time.Now, a.metrics)
 		data = a.cache
 	}
-	tokensDeps := tokens.Deps{Users: data, Tokens: data, Federated: data, Minter: auth.NewMinter(a.keys, cfg.Minter),
+	minter := cfg.Minter
+	if minter.CacheSize == 0 {
+		minter.CacheSize = cfg.Cache.Size // one size for every per-token memory
+	}
+	tokensDeps := tokens.Deps{Users: data, Tokens: data, Federated: data, Minter: auth.NewMinter(a.keys, minter),
 		Pages: a.pages, Observer: a.metrics, Audit: a.auditRecorder, Clock: now, Rand: rand.Reader}
 	if cfg.LastUsedFlushInterval > 0 {
 		a.lastUsed = lastused.New(st, cfg.LastUsedFlushInterval, cfg.Logger, a.metrics)
@@ -476,3 +480,15 @@ func (a *App) close() {
 
 // tracerShutdownTimeout bounds sending the last spans at shutdown.
 const tracerShutdownTimeout = 5 * time.Second
+
+// The Go runtime's collector settings serve applies unless told otherwise
+// (--gc-percent, --memory-limit-mib): a collection when the heap has grown
+// by DefaultGCPercent of what was live after the last, and a soft limit
+// that makes collections more frequent as the heap nears it. The limit
+// must sit well above the live heap of full caches (--cache-size tokens at
+// the bytes per cached token docs/performance.md gives, and the
+// service's own), or the collector would run without pause.
+const (
+	DefaultGCPercent      = 400
+	DefaultMemoryLimitMiB = 64
+)

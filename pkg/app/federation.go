@@ -35,7 +35,7 @@ func (a *App) buildFederation(data cache.Store) error {
 		return err
 	}
 	a.metrics.TrustedIssuers(set.URLs())
-	conditions, err := federation.NewConditions(max(a.cfg.Cache.Size, 1000))
+	conditions, err := federation.NewConditions(federation.DefaultConditionsKept)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -95,7 +96,7 @@ type Minter struct {
 	// verified remembers access tokens that passed Verify, so a client
 	// reusing one costs no signature check until it expires. Keyed by the
 	// whole token: a map lookup, where hashing it costs more than the rest.
-	verified *lru.Cache[string, AccessClaims]
+	verified *lru.Cache[[sha256.Size]byte, AccessClaims]
 	// minted remembers the last access token minted for each API token
 	// and grant, for cfg.Reuse.
 	minted *lru.Cache[mintKey, minted]
@@ -122,6 +123,11 @@ type MinterConfig struct {
 	// gets the same access token (with the exp it already has) instead of a
 	// new signature. 0: mint every time.
 	Reuse time.Duration
+	// CacheSize bounds the access tokens remembered for reuse, and those
+	// remembered as verified (0: DefaultCacheSize): the service sizes them
+	// as its token cache (--cache-size), so that a fleet whose tokens the
+	// cache holds is neither signed nor verified anew at each use.
+	CacheSize int
 }
 
 type minted struct {
@@ -132,14 +138,17 @@ type minted struct {
 
 var errNoKeys = errors.New("signing keys not loaded")
 
-// cacheSize bounds the remembered access tokens of each kind (about 700
-// bytes each).
-const cacheSize = 10000
+// DefaultCacheSize is MinterConfig.CacheSize's default.
+const DefaultCacheSize = 10000
 
 // NewMinter returns a Minter signing with the keys in use in keys.
 func NewMinter(keys *KeyRing, cfg MinterConfig) *Minter {
-	verified, _ := lru.New[string, AccessClaims](cacheSize) // size > 0: cannot fail
-	mintedTokens, _ := lru.New[mintKey, minted](cacheSize)
+	size := cfg.CacheSize
+	if size <= 0 {
+		size = DefaultCacheSize
+	}
+	verified, _ := lru.New[[sha256.Size]byte, AccessClaims](size) // size > 0: cannot fail
+	mintedTokens, _ := lru.New[mintKey, minted](size)
 	audiences := append(jwt.Audience{cfg.Audience}, cfg.Resources...)
 	return &Minter{keys: keys, cfg: cfg, verified: verified, minted: mintedTokens, audiences: audiences}
 }
@@ -245,16 +254,19 @@ func (m *Minter) mint(ks *KeySet, t *domain.Token, scope, aud string, g Grant, n
 // and its key against the keys published now: a key rotated out takes its
 // tokens with it).
 func (m *Minter) Verify(raw string, now time.Time) (AccessClaims, error) {
-	if c, ok := m.verified.Get(raw); ok {
+	// Keyed by the token's SHA-256: the token itself, read from a
+	// request, would keep its ~700 bytes alive in the cache.
+	key := sha256.Sum256([]byte(raw))
+	if c, ok := m.verified.Get(key); ok {
 		if ks := m.keys.Current(); now.Before(c.Expiry) && ks != nil && ks.public[c.KeyID] != nil {
 			return c, nil
 		}
-		m.verified.Remove(raw)
+		m.verified.Remove(key)
 		return AccessClaims{}, domain.ErrUnauthenticated
 	}
 	c, err := m.verify(raw, now)
 	if err == nil {
-		m.verified.Add(raw, c)
+		m.verified.Add(key, c)
 	}
 	return c, err
 }

@@ -36,6 +36,10 @@ const (
 // exchange tries: past it, none that was not decided holds.
 const ConditionTimeout = 50 * time.Millisecond
 
+// DefaultConditionsKept is how many compiled conditions a service keeps: a
+// program is tens of kilobytes, so this is not the token cache's size.
+const DefaultConditionsKept = 1000
+
 // Conditions compiles the CEL conditions of federated credentials, over a
 // token's claims as `claims` (a map from string to any JSON value), and
 // keeps the compiled programs of those in use.
