@@ -104,7 +104,7 @@ func serveFlags(fs *pflag.FlagSet) *serveOptions {
 	fs.DurationVar(&cfg.Cache.TTL, "cache-ttl", 5*time.Second, "how long a token or user read from the database is trusted past the later of its read and the last successful poll of the change feed: while the database cannot be polled, a revocation through another replica takes effect here within it (0: no cache)")
 	fs.DurationVar(&cfg.Cache.MaxAge, "cache-max-age", 10*time.Minute, "how long a token or user read from the database is kept at most while the change feed is polled")
 	fs.DurationVar(&cfg.Feed.Interval, "revocation-poll-interval", time.Second, "how often the database's change feed is polled for revocations made through other replicas: with a query's time, how late they take effect here (0: not polled; the cache then trusts an entry for --cache-ttl)")
-	fs.IntVar(&cfg.Cache.Size, "cache-size", 10000, "tokens (and users) the cache holds")
+	fs.IntVar(&cfg.Cache.Size, "cache-size", app.DefaultCacheSize, "tokens (and users, federated credentials, access tokens kept for reuse and verified) each of the per-token memories holds; each cached token costs about 2.3 KB: keep --memory-limit-mib at least 32 MiB plus twice that")
 	fs.DurationVar(&cfg.LastUsedFlushInterval, "last-used-flush-interval", 30*time.Second, "how often the tokens' last-used times are written, in one batch (and at shutdown); the most they lag (0: not tracked)")
 	fs.DurationVar(&cfg.Tokens.MaxTokenLifetime, "max-token-lifetime", 0, "if set, the longest an API token may live; tokens without expire_time get it")
 	fs.IntVar(&cfg.Tokens.MaxTokensPerUser, "max-tokens-per-user", 1000, "live (neither deleted nor expired) API tokens one user may have (0: no limit)")
@@ -183,6 +183,10 @@ func (o *serveOptions) build(ctx context.Context, getenv func(string) string, st
 		return nil, err
 	}
 	cfg.Logger = logger
+	if floor := app.MemoryFloorMiB(cfg.Cache.Size); os.Getenv("GOMEMLIMIT") == "" && o.memoryLimitMiB > 0 && o.memoryLimitMiB < floor && cfg.Cache.TTL > 0 {
+		logger.Warn("--memory-limit-mib leaves full caches no room: the collector will run often once they fill; raise it, or lower --cache-size",
+			"memory_limit_mib", o.memoryLimitMiB, "cache_size", cfg.Cache.Size, "at_least_mib", floor)
+	}
 	if cfg.KeyEncryptionKey, cfg.OldKeyEncryptionKeys, err = o.kek.load(); err != nil {
 		return nil, err
 	}

@@ -39,3 +39,14 @@ func TestTrustedIssuerOfReadsIssExactly(t *testing.T) {
 		}
 	}
 }
+
+// The defaults agree: the memory limit leaves a full cache of the default
+// size room, so the collector does not run without pause once it fills.
+func TestDefaultMemoryLimitFitsTheDefaultCache(t *testing.T) {
+	if floor := MemoryFloorMiB(DefaultCacheSize); floor > DefaultMemoryLimitMiB {
+		t.Errorf("a full cache of %d tokens needs a limit of %d MiB; the default is %d", DefaultCacheSize, floor, DefaultMemoryLimitMiB)
+	}
+	if MemoryFloorMiB(4*DefaultCacheSize) <= DefaultMemoryLimitMiB {
+		t.Error("the floor does not grow with the cache")
+	}
+}

@@ -34,6 +34,7 @@ func BenchmarkFullCache(b *testing.B) {
 	cfg := apptest.Config(b, "sqlite")
 	cfg.Logger = slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	cfg.Cache.TTL, cfg.Cache.MaxAge, cfg.Cache.Size = 5*time.Second, time.Hour, fleet
+	cfg.Feed.Interval = time.Second // as serve: entries live MaxAge
 	cfg.Minter.Lifetime, cfg.Minter.Reuse = time.Hour, time.Hour
 	cfg.Tokens.MaxTokensPerUser = 0
 	cfg.LastUsedFlushInterval = time.Hour // pending all along
