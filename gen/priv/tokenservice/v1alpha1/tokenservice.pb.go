@@ -47,9 +47,9 @@ type Token struct {
 	// The ID of the user the token belongs to.
 	UserId string `protobuf:"bytes,5,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	// When the token was last exchanged or used as a bearer, to the second.
-	// Recorded in batches and read through a short cache: it can lag real use
-	// by up to the server's --last-used-flush-interval plus --cache-ttl
-	// (30 + 5 seconds by default). Unset: never used (or use is not tracked).
+	// Recorded in batches: it can lag real use by up to the server's
+	// --last-used-flush-interval (30 seconds by default). Unset: never used
+	// (or use is not tracked).
 	LastUsedTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=last_used_time,json=lastUsedTime,proto3" json:"last_used_time,omitempty"`
 	// What the token may do, sorted: the service's own scopes (tokens:read,
 	// tokens:write, users:read, users:write, introspect, audit:read) and the operator's,
