@@ -20,11 +20,7 @@ func TestChangesRecordWhatEndsACredential(t *testing.T) {
 	storetest.ForEachDriver(t, func(t *testing.T, driver string) {
 		ctx := context.Background()
 		s := storetest.MustOpen(t, driver)
-		alice := mustCreateUser(t, s, "aliceAAAAAAAAAAA", "alice")
-		bot := &domain.User{ID: "botBBBBBBBBBBBBB", Username: "alice-bot", OwnerID: alice.ID, CreateTime: base}
-		if err := s.CreateUser(ctx, bot, 0); err != nil {
-			t.Fatal(err)
-		}
+		alice, bot := mustCreateAliceAndBot(t, s)
 		mustCreateToken(t, s, &domain.Token{ID: "t1", UserID: alice.ID, SecretHash: make([]byte, 32), CreateTime: base})
 		mustCreateToken(t, s, &domain.Token{ID: "t2", UserID: bot.ID, SecretHash: make([]byte, 32), CreateTime: base})
 		fc := fedCredential("fc_AAAAAAAAAAAAAAAA", bot.ID, "https://issuer.example", "sub")

@@ -21,15 +21,22 @@ func fedCredential(id, userID, issuer, subject string) *domain.FederatedCredenti
 		Scopes: domain.NewScopes("deploy", "tokens:read"), MaxLifetime: 10 * time.Minute, Description: "ci", CreateTime: base}
 }
 
+// mustCreateAliceAndBot creates alice and her machine user alice-bot.
+func mustCreateAliceAndBot(t *testing.T, s *store.Store) (alice, bot *domain.User) {
+	t.Helper()
+	alice = mustCreateUser(t, s, "aliceAAAAAAAAAAA", "alice")
+	bot = &domain.User{ID: "botBBBBBBBBBBBBB", Username: "alice-bot", OwnerID: alice.ID, CreateTime: base}
+	if err := s.CreateUser(context.Background(), bot, 0); err != nil {
+		t.Fatal(err)
+	}
+	return alice, bot
+}
+
 func TestFederatedCredentials(t *testing.T) {
 	storetest.ForEachDriver(t, func(t *testing.T, driver string) {
 		ctx := context.Background()
 		s := storetest.MustOpen(t, driver)
-		alice := mustCreateUser(t, s, "aliceAAAAAAAAAAA", "alice")
-		bot := &domain.User{ID: "botBBBBBBBBBBBBB", Username: "alice-bot", OwnerID: alice.ID, CreateTime: base}
-		if err := s.CreateUser(ctx, bot, 0); err != nil {
-			t.Fatal(err)
-		}
+		alice, bot := mustCreateAliceAndBot(t, s)
 		gh := "https://token.actions.githubusercontent.com"
 		long := strings.Repeat("s", 512) // the longest subject
 		a := fedCredential("fc_AAAAAAAAAAAAAAAA", bot.ID, gh, "repo:acme/app:ref:refs/heads/main")
@@ -152,11 +159,7 @@ func TestFederatedCredentialsLongestValuesFit(t *testing.T) {
 	storetest.ForEachDriver(t, func(t *testing.T, driver string) {
 		ctx := context.Background()
 		s := storetest.MustOpen(t, driver)
-		alice := mustCreateUser(t, s, "aliceAAAAAAAAAAA", "alice")
-		bot := &domain.User{ID: "botBBBBBBBBBBBBB", Username: "alice-bot", OwnerID: alice.ID, CreateTime: base}
-		if err := s.CreateUser(ctx, bot, 0); err != nil {
-			t.Fatal(err)
-		}
+		_, bot := mustCreateAliceAndBot(t, s)
 		fc := fedCredential("fc_AAAAAAAAAAAAAAAA", bot.ID, "https://issuer.example", "sub")
 		fc.Audiences = nil
 		for _, c := range []string{`"`, `<`, `\`, `&`, `>`, "é", `'`, "\u2028"} {
