@@ -121,10 +121,14 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 30s); their seed corpora run
 .PHONY: bench
 # tokenbench's knobs: make bench BENCH_DB=sqlite BENCH_DURATION=10s BENCH_CONCURRENCY=64
 # BENCH_GALERA= (empty) leaves the Galera cluster out; it is only compared
-# with MySQL.
+# with MySQL. The fleet scenarios (issue 22) seed BENCH_FLEET_ROWS token
+# rows, BENCH_FLEET_TOKENS of them picked at random per request: make bench
+# BENCH_FLEET_ROWS=1000000 for a million.
 BENCH_DB          ?= mysql
 BENCH_DURATION    ?= 5s
 BENCH_CONCURRENCY ?= 16
+BENCH_FLEET_ROWS  ?= 100000
+BENCH_FLEET_TOKENS ?= 40000
 BENCH_GALERA      ?= $(if $(filter mysql,$(BENCH_DB)),1)
 export TOKENSERVICE_BENCH_MYSQL_DSN ?= root@tcp(127.0.0.1:3306)/test
 
@@ -138,7 +142,7 @@ bench: build $(HEY) $(if $(BENCH_GALERA),galera-packages) ## Load-test a real se
 	    dsns=$$(scripts/galera.sh up) || { echo "make bench: the Galera cluster did not start"; exit 1; }; \
 	    eval "$$dsns"; galera=$$TOKENSERVICE_TEST_GALERA_LB_DSN; \
 	  fi; \
-	  set -x; $(GO) run ./cmd/tokenbench -bin $(BIN)/tokenservice -db $(BENCH_DB) -duration $(BENCH_DURATION) -concurrency $(BENCH_CONCURRENCY) -hey $(BIN)/hey -galera-dsn "$$galera"
+	  set -x; $(GO) run ./cmd/tokenbench -bin $(BIN)/tokenservice -db $(BENCH_DB) -duration $(BENCH_DURATION) -concurrency $(BENCH_CONCURRENCY) -fleet-rows $(BENCH_FLEET_ROWS) -fleet-tokens $(BENCH_FLEET_TOKENS) -hey $(BIN)/hey -galera-dsn "$$galera"
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 .PHONY: lint

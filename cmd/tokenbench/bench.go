@@ -28,13 +28,31 @@ type bench struct {
 }
 
 // runAll measures, in order: the scenarios over both transports (each also
-// on the cluster right after, with -galera-dsn), the ceiling with hey (with
-// -hey), the OAuth endpoints, the federated exchange and the unknown-kid
-// flood, then exchange at each sweep concurrency, with last-used tracking
-// on and off, and without access token reuse (and the federated exchange
-// beside it). It adds to summary what it compares.
+// on the cluster right after, with -galera-dsn), the ceiling with hey
+// (with -hey), the OAuth endpoints, the federated exchange and the
+// unknown-kid flood, then exchange at each sweep concurrency, with
+// last-used tracking on and off, and without access token reuse (and the
+// federated exchange beside it), and last the fleet scenarios: what they
+// leave behind (a grown heap, a full cache, the last-used times of tens of
+// thousands of tokens to write) would weigh on whatever came after them.
+// It adds to summary what it compares.
 func (b *bench) runAll(summary map[string]any) error {
 	b.measureScenarios()
+	if err := b.measureOthers(summary); err != nil {
+		return err
+	}
+	for _, sc := range fleetScenarios {
+		if b.wants(sc.name) {
+			if err := b.measureFleet(sc); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// measureOthers measures what runAll does between the scenarios and the fleet.
+func (b *bench) measureOthers(summary map[string]any) error {
 	if b.cfg.hey != "" {
 		if err := b.checkCeilingWithHey(summary); err != nil {
 			return err
@@ -55,7 +73,7 @@ func (b *bench) runAll(summary map[string]any) error {
 }
 
 // wants reports whether -scenarios asks for the named scenario.
-func (b *bench) wants(name string) bool { return b.cfg.only == nil || b.cfg.only[name] }
+func (b *bench) wants(name string) bool { return b.cfg.wants(name) }
 
 // measure runs one scenario on the measured server and records the result.
 func (b *bench) measure(name, transport string, conc int, do op) *result {
@@ -76,7 +94,9 @@ func (b *bench) measureOn(t *testbed, what string, conc int, do op) result {
 		go func() { profiled <- fetchProfile(b.ctx, t.debugAddr, b.cfg.duration, b.cfg.profileOut) }()
 	}
 	before, scraped := scrapeWrites(b.ctx, t.srv.metricsURL)
+	t.srv.resetPeakRSS()
 	r := run(b.ctx, t.srv.cpuSeconds, conc, b.cfg.duration, do)
+	r.PeakRSSMiB = round1(t.srv.memMiB("VmHWM"))
 	after, err := scrapeWrites(b.ctx, t.srv.metricsURL)
 	if err = errors.Join(scraped, err); err != nil {
 		fmt.Fprintf(b.stderr, "%s: %v\n", what, err)
@@ -106,13 +126,40 @@ func (b *bench) measureBoth(name string, conc int, rest, grpc op) {
 }
 
 // measureScenarios measures the scenarios -scenarios names, and always the
-// references the others are compared with (ceiling, noop-401).
+// references the others are compared with (ceiling, noop-401, and the
+// hot-token scenario of each fleet scenario named).
 func (b *bench) measureScenarios() {
 	for _, sc := range scenarios {
-		if b.wants(sc.name) || sc.name == "ceiling" || sc.name == "noop-401" {
+		if b.wants(sc.name) || sc.name == "ceiling" || sc.name == "noop-401" || b.wantsFleetOf(sc.name) {
 			b.measureScenario(sc)
 		}
 	}
+}
+
+// wantsFleetOf reports whether -scenarios asks for a fleet scenario whose
+// hot-token scenario is hot.
+func (b *bench) wantsFleetOf(hot string) bool {
+	for _, fs := range fleetScenarios {
+		if fs.hot == hot && b.wants(fs.name) {
+			return true
+		}
+	}
+	return false
+}
+
+// measureFleet measures a fleet scenario over REST, then over gRPC, on the
+// measured server only (its hot-token scenario was measured earlier in the
+// run, by measureScenarios).
+func (b *bench) measureFleet(sc fleetScenario) error {
+	if b.fix.fleet == nil {
+		return fmt.Errorf("%s: no fleet was seeded", sc.name)
+	}
+	rest, grpc, err := sc.ops(b.fix.fleet, b.c)
+	if err != nil {
+		return fmt.Errorf("%s: %w", sc.name, err)
+	}
+	b.measureBoth(sc.name, b.cfg.concurrency, rest, grpc)
+	return nil
 }
 
 // measureScenario measures a scenario over REST, then over gRPC, each

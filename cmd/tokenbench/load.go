@@ -37,6 +37,12 @@ type result struct {
 	OfCeiling  float64 `json:"of_ceiling,omitempty"`
 	OfNoop     float64 `json:"of_noop,omitempty"` // of noop-401: the same API stack, refused before any work
 	RESTOfGRPC float64 `json:"rest_of_grpc,omitempty"`
+	// OfHot is a fleet scenario's throughput of its hot-token scenario's
+	// (the same request with one token) over the same transport.
+	OfHot float64 `json:"of_hot,omitempty"`
+	// PeakRSSMiB is the server's peak resident set during the run (its
+	// VmHWM, reset before it).
+	PeakRSSMiB float64 `json:"peak_rss_mib,omitempty"`
 	FirstError string  `json:"first_error,omitempty"`
 	// The server's write transactions over the warm-up and the run, from
 	// its metrics.

@@ -48,6 +48,8 @@ type config struct {
 	concurrency int
 	sweep       []int
 	listTokens  int
+	fleetRows   int // the fleet scenarios' token rows
+	fleetTokens int // of which the fleet user's, with known plaintexts
 	only        map[string]bool
 	profile     string // scenario/transport to profile
 	profileOut  string
@@ -66,6 +68,8 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&c.concurrency, "concurrency", 16, "concurrent callers in each scenario")
 	sweep := fs.String("sweep", "16,64,256", "concurrencies at which exchange is also measured (empty: none)")
 	fs.IntVar(&c.listTokens, "list-tokens", 10000, "tokens the list scenario's user owns")
+	fs.IntVar(&c.fleetRows, "fleet-rows", 100000, "token rows the fleet scenarios seed straight into the database (-fleet-tokens of them the fleet user's, the rest filler)")
+	fs.IntVar(&c.fleetTokens, "fleet-tokens", 40000, "the fleet user's tokens (known plaintexts) the fleet scenarios pick one of at random per request")
 	only := fs.String("scenarios", "", "comma-separated scenarios to run (default: all)")
 	fs.StringVar(&c.profile, "profile", "", "take a CPU profile of the server during this scenario/transport (e.g. exchange/rest; create/rest@galera: the -galera-dsn server's)")
 	fs.StringVar(&c.profileOut, "profile-out", "cpu.pprof", "where -profile writes the profile (read it with go tool pprof -top)")
@@ -85,6 +89,9 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 			c.sweep = append(c.sweep, n)
 		}
 	}
+	if c.fleetTokens < 1 || c.fleetRows < c.fleetTokens {
+		return nil, fmt.Errorf("-fleet-tokens must be at least 1 and at most -fleet-rows (%d), not %d", c.fleetRows, c.fleetTokens)
+	}
 	if *only != "" {
 		c.only = map[string]bool{}
 		for _, s := range strings.Split(*only, ",") {
@@ -92,6 +99,20 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 		}
 	}
 	return c, nil
+}
+
+// wants reports whether -scenarios asks for the named scenario.
+func (c *config) wants(name string) bool { return c.only == nil || c.only[name] }
+
+// wantsFleet reports whether -scenarios asks for a fleet scenario; with
+// access, one that needs the fleet's access tokens.
+func (c *config) wantsFleet(access bool) bool {
+	for _, sc := range fleetScenarios {
+		if c.wants(sc.name) && (sc.access || !access) {
+			return true
+		}
+	}
+	return false
 }
 
 func envOr(k, def string) string {
@@ -136,7 +157,15 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	b.results.relateToReferences()
 	b.clusterResults.relateToReferences()
-	summary["peak_rss_mib"] = round1(single.srv.memMiB("VmHWM"))
+	summary["peak_rss_mib"] = round1(single.srv.peakRSS())
+	if fl := single.fix.fleet; fl != nil {
+		summary["fleet_rows"] = fl.rows
+		summary["fleet_tokens"] = len(fl.tokens)
+		summary["fleet_seed_s"] = round1(fl.seedTime.Seconds())
+		if fl.access != nil {
+			summary["fleet_access_mint_s"] = round1(fl.mintTime.Seconds())
+		}
+	}
 	report(stdout, b.results, b.clusterResults, summary, cfg.sweep)
 	return errors.Join(b.results.failures(), b.clusterResults.failures())
 }
@@ -177,10 +206,13 @@ func prepare(ctx context.Context, cfg *config, db, dsn, work string, iss *issuer
 		return nil, fmt.Errorf("%s: %w", db, err)
 	}
 	fmt.Fprintf(stderr, "seeding %d tokens on %s...\n", cfg.listTokens, db)
-	if t.fix, err = seedOnFirstServer(ctx, cfg, t.env, work, iss); err != nil {
+	// The fleet only on the measured database: its scenarios are not
+	// compared with the cluster's.
+	withFleet := db != dbGalera && cfg.wantsFleet(false)
+	if t.fix, err = seedOnFirstServer(ctx, cfg, t.env, dbEnv, work, iss, withFleet, stderr); err != nil {
 		return nil, fmt.Errorf("seeding %s: %w", db, err)
 	}
-	if cfg.only == nil || cfg.only["delete"] {
+	if cfg.wants("delete") {
 		if err := fillDeletable(ctx, dbEnv, t.fix, deletableFor(cfg.duration)); err != nil {
 			return nil, fmt.Errorf("%s: %w", db, err)
 		}
@@ -223,7 +255,7 @@ func serverEnv(dbEnv []string, issuerURL string) []string {
 // createUsers runs the server-side commands, as an operator would: the
 // database, then the users.
 func createUsers(ctx context.Context, bin string, env []string) error {
-	for _, args := range [][]string{{"db", "migrate"}, {"db", "create-user", "alice"}, {"db", "create-user", "lister"}} {
+	for _, args := range [][]string{{"db", "migrate"}, {"db", "create-user", "alice"}, {"db", "create-user", "lister"}, {"db", "create-user", fleetUser}} {
 		cmd := exec.CommandContext(ctx, bin, args...)
 		cmd.Env = append(os.Environ(), env...)
 		cmd.Stdin = strings.NewReader(benchPassword + "\n")
@@ -235,8 +267,10 @@ func createUsers(ctx context.Context, bin string, env []string) error {
 }
 
 // seedOnFirstServer seeds the fixture on a server of its own, stopped
-// after: what is measured is a restart on the existing database.
-func seedOnFirstServer(ctx context.Context, cfg *config, env []string, work string, iss *issuerStandIn) (*fixture, error) {
+// after: what is measured is a restart on the existing database. With
+// withFleet, it seeds the fleet too (on dbEnv's database) and, if a
+// scenario needs them, mints the fleet's access tokens on that server.
+func seedOnFirstServer(ctx context.Context, cfg *config, env, dbEnv []string, work string, iss *issuerStandIn, withFleet bool, stderr io.Writer) (*fixture, error) {
 	srv, err := startServer(ctx, cfg.bin, env, filepath.Join(work, "seed.log"))
 	if err != nil {
 		return nil, err
@@ -247,7 +281,23 @@ func seedOnFirstServer(ctx context.Context, cfg *config, env []string, work stri
 		return nil, err
 	}
 	defer c.close()
-	return seed(ctx, c, cfg.listTokens, iss)
+	f, err := seed(ctx, c, cfg.listTokens, iss)
+	if err != nil || !withFleet {
+		return f, err
+	}
+	fmt.Fprintf(stderr, "seeding the fleet: %d token rows, %d of them with known plaintexts...\n", cfg.fleetRows, cfg.fleetTokens)
+	if f.fleet, err = seedFleet(ctx, dbEnv, f, cfg.fleetRows, cfg.fleetTokens); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(stderr, "seeded in %.1f s\n", f.fleet.seedTime.Seconds())
+	if cfg.wantsFleet(true) {
+		fmt.Fprintf(stderr, "minting an access token for each of the fleet's %d tokens...\n", len(f.fleet.tokens))
+		if err := mintFleetAccess(ctx, c, f.fleet); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(stderr, "minted in %.1f s\n", f.fleet.mintTime.Seconds())
+	}
+	return f, nil
 }
 
 // startMeasuredServer starts the server the scenarios run against, with a

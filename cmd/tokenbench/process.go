@@ -23,6 +23,8 @@ type server struct {
 	env        []string
 	logPath    string
 	ready      time.Duration // from exec to /readyz answering 200
+	// peakSeen is the highest VmHWM read before resetPeakRSS reset it.
+	peakSeen float64
 }
 
 // freeAddr returns a loopback address with a port free at the time of asking.
@@ -113,6 +115,19 @@ func (s *server) memMiB(field string) float64 {
 		}
 	}
 	return 0
+}
+
+// peakRSS returns the process's peak resident set in MiB over its whole
+// life, resets by resetPeakRSS included.
+func (s *server) peakRSS() float64 { return max(s.peakSeen, s.memMiB("VmHWM")) }
+
+// resetPeakRSS sets the process's VmHWM to its current resident set
+// (Linux's clear_refs 5), so that VmHWM read after a scenario is that
+// scenario's peak; remembering the peak so far for peakRSS. If the reset
+// is not allowed, VmHWM stays the peak since the start.
+func (s *server) resetPeakRSS() {
+	s.peakSeen = s.peakRSS()
+	os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", s.cmd.Process.Pid), []byte("5"), 0)
 }
 
 // cpuSeconds returns the user plus system CPU time the process has used.

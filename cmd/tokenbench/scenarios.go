@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"sync"
 
@@ -104,6 +105,9 @@ type fixture struct {
 	// deletable holds, by transport, alice's tokens delete deletes over
 	// it (fillDeletable).
 	deletable map[string]*idPool
+	// fleet is the fleet scenarios' tokens (seedFleet); nil when none
+	// runs.
+	fleet *fleet
 }
 
 func newFixture() *fixture {
@@ -159,44 +163,82 @@ func (a apiCall) scenario(name string) scenario {
 	return scenario{
 		name: name,
 		rest: func(f *fixture, c *clients) op {
-			verb, path, body, err := c.rest.Route(a.method, a.req(f))
+			r, err := restRequest(c, a.method, a.req(f), a.bearer(f))
 			if err != nil {
 				return func(context.Context, int) error { return err }
 			}
-			want := runtime.HTTPStatusFromCode(a.want)
-			bearer := a.bearer(f)
-			return func(ctx context.Context, _ int) error {
-				var rd io.Reader
-				if body != nil {
-					rd = bytes.NewReader(body)
-				}
-				req, err := http.NewRequestWithContext(ctx, verb, c.httpURL+path, rd)
-				if err != nil {
-					return err
-				}
-				if body != nil {
-					req.Header.Set("Content-Type", "application/json")
-				}
-				if bearer != "" {
-					req.Header.Set("Authorization", "Bearer "+bearer)
-				}
-				return c.do(req, want)
-			}
+			return restOp(c, a.want, []restReq{r})
 		},
 		grpc: func(f *fixture, c *clients) op {
-			req, bearer := a.req(f), a.bearer(f)
-			out, err := outputType(a.method)
-			if err != nil {
-				return func(context.Context, int) error { return err }
-			}
-			return func(ctx context.Context, w int) error {
-				err := c.grpc(w).Invoke(withBearer(ctx, bearer), a.method, req, out.New().Interface())
-				if status.Code(err) == a.want {
-					return nil
-				}
-				return fmt.Errorf("want %v, got %v", a.want, err)
-			}
+			return grpcOp(c, a.method, a.want, []grpcReq{{a.req(f), a.bearer(f)}})
 		},
+	}
+}
+
+// restReq is one REST request, built once from its HTTP rule.
+type restReq struct {
+	verb, path string
+	body       []byte // nil: none
+	bearer     string // "": none
+}
+
+// restRequest builds the REST request of a call of method with req, and
+// bearer.
+func restRequest(c *clients, method string, req proto.Message, bearer string) (restReq, error) {
+	verb, path, body, err := c.rest.Route(method, req)
+	return restReq{verb: verb, path: path, body: body, bearer: bearer}, err
+}
+
+// restOp sends one of reqs (the one, or one at random) and wants the HTTP
+// status of want.
+func restOp(c *clients, want codes.Code, reqs []restReq) op {
+	status := runtime.HTTPStatusFromCode(want)
+	return func(ctx context.Context, _ int) error {
+		r := reqs[0]
+		if len(reqs) > 1 {
+			r = reqs[rand.IntN(len(reqs))]
+		}
+		var rd io.Reader
+		if r.body != nil {
+			rd = bytes.NewReader(r.body)
+		}
+		req, err := http.NewRequestWithContext(ctx, r.verb, c.httpURL+r.path, rd)
+		if err != nil {
+			return err
+		}
+		if r.body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		if r.bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+r.bearer)
+		}
+		return c.do(req, status)
+	}
+}
+
+// grpcReq is one gRPC request and its bearer ("": none).
+type grpcReq struct {
+	req    proto.Message
+	bearer string
+}
+
+// grpcOp invokes method with one of reqs (the one, or one at random) and
+// wants the code want.
+func grpcOp(c *clients, method string, want codes.Code, reqs []grpcReq) op {
+	out, err := outputType(method)
+	if err != nil {
+		return func(context.Context, int) error { return err }
+	}
+	return func(ctx context.Context, w int) error {
+		r := reqs[0]
+		if len(reqs) > 1 {
+			r = reqs[rand.IntN(len(reqs))]
+		}
+		err := c.grpc(w).Invoke(withBearer(ctx, r.bearer), method, r.req, out.New().Interface())
+		if status.Code(err) == want {
+			return nil
+		}
+		return fmt.Errorf("want %v, got %v", want, err)
 	}
 }
 

@@ -39,7 +39,7 @@ func TestTokenbenchRunsEveryScenario(t *testing.T) {
 		t.Fatalf("installing hey: %v\n%s", err, out)
 	}
 	var stdout bytes.Buffer
-	err := realMain(context.Background(), []string{"-bin", bin, "-db", "sqlite", "-duration", "250ms", "-list-tokens", "60", "-sweep", "4,8",
+	err := realMain(context.Background(), []string{"-bin", bin, "-db", "sqlite", "-duration", "250ms", "-list-tokens", "60", "-sweep", "4,8", "-fleet-rows", "300", "-fleet-tokens", "200",
 		"-hey", filepath.Join(heyDir, "hey")}, &stdout, io.Discard)
 	if err != nil {
 		t.Fatalf("tokenbench: %v\n%s", err, stdout.String())
@@ -88,6 +88,13 @@ func TestTokenbenchRunsEveryScenario(t *testing.T) {
 		}
 	}
 	for _, sc := range scenarios {
+		for _, tr := range []string{"rest", "grpc"} {
+			if !seen[sc.name+"/"+tr] {
+				t.Errorf("no result for %s over %s", sc.name, tr)
+			}
+		}
+	}
+	for _, sc := range fleetScenarios {
 		for _, tr := range []string{"rest", "grpc"} {
 			if !seen[sc.name+"/"+tr] {
 				t.Errorf("no result for %s over %s", sc.name, tr)
