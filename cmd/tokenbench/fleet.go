@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -155,29 +156,31 @@ func seedFleet(ctx context.Context, dbEnv []string, f *fixture, rows, known int)
 			}
 		})
 	}
+	// The rows go in in the order of their IDs, which is the table's
+	// (InnoDB's clustered index): random IDs in random order would write
+	// all over a table larger than the buffer pool, several times slower
+	// at a million rows.
+	order, err := fleetOrder(fl.tokens, rows)
+	if err != nil {
+		return nil, err
+	}
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	produce := func() error {
 		defer close(batches)
 		args := make([]any, 0, fleetBatch*8)
-		for i := range rows {
+		filler := 0
+		for i, r := range order {
 			created := now.Add(-time.Duration(rows-i) * time.Millisecond)
-			if i < known {
-				t, err := auth.NewAPIToken(rand.Reader)
-				if err != nil {
-					return err
-				}
-				fl.tokens[i] = t
+			if r.known >= 0 {
+				t := fl.tokens[r.known]
 				args = append(args, t.ID, fleetUserID, auth.HashSecret(t.Secret), "fleet", created, nil, scopes, generation)
 			} else {
-				id, err := auth.RandomID(rand.Reader)
-				if err != nil {
-					return err
-				}
 				var deleted any
-				if i%5 == 0 {
+				if filler%5 == 0 {
 					deleted = now
 				}
-				args = append(args, id, fillers[(i-known)/fillerTokensPerUser], auth.HashSecret(rand.Text()), "filler", created, deleted, scopes, generation)
+				args = append(args, r.id, fillers[filler/fillerTokensPerUser], auth.HashSecret(rand.Text()), "filler", created, deleted, scopes, generation)
+				filler++
 			}
 			if len(args) == cap(args) || i == rows-1 {
 				select {
@@ -203,6 +206,37 @@ func seedFleet(ctx context.Context, dbEnv []string, f *fixture, rows, known int)
 	}
 	fl.seedTime = time.Since(start)
 	return fl, nil
+}
+
+// fleetRow is a row seedFleet writes: the fleet's known-th token, or a
+// filler token (known -1) of ID id.
+type fleetRow struct {
+	id    string
+	known int
+}
+
+// fleetOrder fills tokens with new API tokens and returns them and
+// rows-len(tokens) filler rows, in the order of their IDs.
+func fleetOrder(tokens []auth.APIToken, rows int) ([]fleetRow, error) {
+	order := make([]fleetRow, rows)
+	for i := range order {
+		if i < len(tokens) {
+			t, err := auth.NewAPIToken(rand.Reader)
+			if err != nil {
+				return nil, err
+			}
+			tokens[i] = t
+			order[i] = fleetRow{t.ID, i}
+			continue
+		}
+		id, err := auth.RandomID(rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		order[i] = fleetRow{id, -1}
+	}
+	slices.SortFunc(order, func(a, b fleetRow) int { return strings.Compare(a.id, b.id) })
+	return order, nil
 }
 
 // seedFillerUsers writes n users, with no password (they never log in),
