@@ -197,9 +197,10 @@ func prepare(ctx context.Context, cfg *config, db, dsn, work string, iss *issuer
 		return nil, err
 	}
 	t = &testbed{db: db, env: serverEnv(dbEnv, iss.url), drop: drop}
+	made := t // the returns below set t to nil on an error
 	defer func() {
 		if err != nil {
-			t.close()
+			made.close()
 		}
 	}()
 	if err := createUsers(ctx, cfg.bin, t.env); err != nil {
