@@ -41,6 +41,11 @@ func (b *bench) runAll(summary map[string]any) error {
 	if err := b.measureOthers(summary); err != nil {
 		return err
 	}
+	if b.cfg.wantsFleet(false) {
+		// The fleet fills the cache: the peak before it is the hot-token
+		// scenarios' (summary's peak_rss_mib stays the whole run's).
+		summary["peak_rss_before_fleet_mib"] = round1(b.srv.peakRSS())
+	}
 	for _, sc := range fleetScenarios {
 		if b.wants(sc.name) {
 			if err := b.measureFleet(sc); err != nil {

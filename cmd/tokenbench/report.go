@@ -147,6 +147,9 @@ func printFleet(w io.Writer, results []result, summary map[string]any) bool {
 	if v, ok := summary["fleet_access_mint_s"]; ok {
 		fmt.Fprintf(w, "; an access token minted from each in %v s", v)
 	}
+	if v, ok := summary["peak_rss_before_fleet_mib"]; ok {
+		fmt.Fprintf(w, "; peak RSS before the fleet %v MiB", v)
+	}
 	fmt.Fprint(w, "\n\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "fleet scenario\ttransport\treq/s\tof hot\tp50 ms\tp99 ms\tCPU s/1k req\tpeak RSS MiB\thot scenario\treq/s\tp50 ms\tp99 ms\tCPU s/1k req\tpeak RSS MiB\t")
