@@ -163,6 +163,12 @@ func (b *bench) measureFleet(sc fleetScenario) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", sc.name, err)
 	}
+	fmt.Fprintf(b.stderr, "%s: warming, each of the %d tokens once...\n", sc.name, len(b.fix.fleet.tokens))
+	start := time.Now()
+	if err := sc.warm(b.ctx, b.fix.fleet, b.c, b.cfg.concurrency); err != nil {
+		return fmt.Errorf("%s: %w", sc.name, err)
+	}
+	fmt.Fprintf(b.stderr, "%s: warm in %s\n", sc.name, time.Since(start).Round(100*time.Millisecond))
 	b.measureBoth(sc.name, b.cfg.concurrency, rest, grpc)
 	return nil
 }
