@@ -51,6 +51,9 @@ type Principal struct {
 	// TokenID is the API token the caller used, directly or as the access
 	// token's client_id; empty when the caller used a password.
 	TokenID string
+	// TokenGeneration is the generation of TokenID's secret the caller's
+	// credential proved, as read when it authenticated.
+	TokenGeneration int
 	// Scopes are what the credential may do: an API token's, or the access
 	// token's scope claim. AllScopes: a password (or the operator's
 	// server-side command), which may do everything.

@@ -272,7 +272,11 @@ func (s *Service) principal(ctx context.Context, t *domain.Token, scopes domain.
 	}
 	// A replaced secret keeps its scopes here, so that a write is refused
 	// for what it is (domain.ErrReplacedSecret), not for a missing scope.
-	return &domain.Principal{User: u, TokenID: t.ID, Scopes: s.inForce(scopes), TokenExpireTime: t.ExpireTime, ExpireTime: expire,
+	generation := t.SecretGeneration
+	if previous {
+		generation--
+	}
+	return &domain.Principal{User: u, TokenID: t.ID, TokenGeneration: generation, Scopes: s.inForce(scopes), TokenExpireTime: t.ExpireTime, ExpireTime: expire,
 		PreviousSecret: previous}, OutcomeOK, nil
 }
 

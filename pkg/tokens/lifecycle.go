@@ -43,12 +43,20 @@ func (s *Service) Rotate(ctx context.Context, caller *domain.Principal, id strin
 	if grace > 0 {
 		previousUntil = now.Add(grace)
 	}
+	// From the generation the caller saw: if another rotation came first
+	// (on another replica, whose cache this one's may lag), none. A token
+	// rotating itself rotates from the secret its caller proved, not from
+	// the token as read since: a rotation elsewhere between the two reads
+	// must not let the secret it replaced rotate the token again (and so
+	// take it from whoever rotated it).
+	from := t.SecretGeneration
+	if caller.TokenID == t.ID {
+		from = caller.TokenGeneration
+	}
 	ev := domain.NewAuditEvent(ctx, now, domain.ActionTokenRotate, domain.OutcomeSuccess, caller)
 	ev.Subject = s.ownerParty(ctx, caller, t)
-	ev.Details = map[string]string{detailGrace: grace.String(), detailGeneration: strconv.Itoa(t.SecretGeneration + 1)}
-	// From the generation the caller saw: if another rotation came first
-	// (on another replica, whose cache this one's may lag), none.
-	if err := s.deps.Tokens.RotateSecret(ctx, t.ID, t.SecretGeneration, hash, previousUntil, now, ev); err != nil {
+	ev.Details = map[string]string{detailGrace: grace.String(), detailGeneration: strconv.Itoa(from + 1)}
+	if err := s.deps.Tokens.RotateSecret(ctx, t.ID, from, hash, previousUntil, now, ev); err != nil {
 		if domain.KindOf(err) == domain.KindNotFound {
 			return "", nil, errTokenNotFound
 		}
@@ -56,7 +64,7 @@ func (s *Service) Rotate(ctx context.Context, caller *domain.Principal, id strin
 	}
 	s.deps.Minter.Forget(t.ID)
 	t.PreviousSecretHash, t.PreviousSecretExpireTime, t.SecretHash = t.SecretHash, previousUntil, hash
-	t.SecretGeneration++
+	t.SecretGeneration = from + 1
 	return plain.String(), t, nil
 }
 
