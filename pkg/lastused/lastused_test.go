@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -91,3 +92,94 @@ func TestUsesAreCoalescedAndFlushedInOneBatch(t *testing.T) {
 		}
 	})
 }
+
+// batchStore keeps the batches it is given.
+type batchStore struct {
+	mu      sync.Mutex
+	batches []map[string]time.Time
+}
+
+func (b *batchStore) WriteLastUsed(_ context.Context, uses map[string]time.Time) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.batches = append(b.batches, uses)
+	return nil
+}
+
+// Past MaxPending tokens, the uses of new tokens are dropped until the
+// next flush; those of pending tokens still count; the flush holds each
+// token's latest second.
+func TestPendingIsBounded(t *testing.T) {
+	bs := &batchStore{}
+	r := lastused.New(bs, time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	id := func(i int) string { return fmt.Sprintf("t%015d", i) }
+	for i := range lastused.MaxPending + 100 {
+		r.Record(id(i), base.Add(time.Duration(i%7)*time.Second+time.Millisecond))
+	}
+	r.Record(id(0), base.Add(time.Hour))
+	if err := r.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(bs.batches) != 1 || len(bs.batches[0]) != lastused.MaxPending {
+		t.Fatalf("flushed %d batches, the first of %d tokens; want 1 of %d", len(bs.batches), len(bs.batches[0]), lastused.MaxPending)
+	}
+	for i := range lastused.MaxPending {
+		want := base.Add(time.Duration(i%7) * time.Second)
+		if i == 0 {
+			want = base.Add(time.Hour)
+		}
+		if got := bs.batches[0][id(i)]; !got.Equal(want) || got.Location() != time.UTC {
+			t.Fatalf("token %d: %v, want %v", i, got, want)
+		}
+	}
+	// The flush made room again.
+	r.Record(id(lastused.MaxPending+1), base)
+	if err := r.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(bs.batches) != 2 || len(bs.batches[1]) != 1 {
+		t.Errorf("after a flush, a new token's use was not kept")
+	}
+}
+
+// BenchmarkRecord measures recording a use from every core, over 40,000
+// distinct tokens (issue 22 part 3's scale): "pending", uses of tokens
+// already pending (most uses: a token is used again within the flush
+// interval); "flushed", the same with a flush (to a store that discards)
+// every 40,000 uses, so that every token is new again to the recorder
+// after each flush. Each flush's cost is counted among the uses.
+func BenchmarkRecord(b *testing.B) {
+	const n = 40_000
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("t%015d", i)
+	}
+	for _, flushEvery := range []int64{0, n} {
+		name := "pending"
+		if flushEvery > 0 {
+			name = "flushed"
+		}
+		b.Run(name, func(b *testing.B) {
+			r := lastused.New(discardStore{}, time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+			for i, id := range ids {
+				r.Record(id, base.Add(time.Duration(i)))
+			}
+			var next atomic.Int64
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					k := next.Add(1)
+					r.Record(ids[(k*7919)%n], base.Add(time.Duration(k)*time.Millisecond))
+					if flushEvery > 0 && k%flushEvery == 0 {
+						_ = r.Flush(context.Background())
+					}
+				}
+			})
+		})
+	}
+}
+
+type discardStore struct{}
+
+func (discardStore) WriteLastUsed(context.Context, map[string]time.Time) error { return nil }

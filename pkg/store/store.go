@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/glebarez/sqlite"
@@ -36,7 +37,8 @@ type Store struct {
 	driver       string
 	queryTimeout time.Duration
 	txStats      txCounters
-	userTurns    *userTurns // see lockUser
+	userTurns    *userTurns  // see lockUser
+	noJSONTable  atomic.Bool // the server lacks JSON_TABLE: see WriteLastUsed
 }
 
 var (
