@@ -9,10 +9,12 @@ import (
 	"github.com/tokenservice/tokenservice/pkg/store/storetest"
 )
 
-// last_used_time follows exchanges and bearer uses, within the flush interval.
+// last_used_time follows exchanges and bearer uses, within the flush
+// interval and, in GetToken, which reads through the cache, its max age.
 func TestLastUsedTime(t *testing.T) {
 	storetest.ForEachDriver(t, func(t *testing.T, driver string) {
-		s := startService(t, storetest.MustConfig(t, driver), "TOKENSERVICE_LAST_USED_FLUSH_INTERVAL", "200ms", "TOKENSERVICE_CACHE_TTL", "1s")
+		s := startService(t, storetest.MustConfig(t, driver), "TOKENSERVICE_LAST_USED_FLUSH_INTERVAL", "200ms",
+			"TOKENSERVICE_CACHE_TTL", "1s", "TOKENSERVICE_CACHE_MAX_AGE", "1s")
 		s.mustUser(t, "alice", "human")
 		for _, c := range s.callers(t) {
 			t.Run(c.name, func(t *testing.T) {
@@ -45,7 +47,7 @@ func TestLastUsedTime(t *testing.T) {
 							break
 						}
 						if time.Now().After(deadline) {
-							t.Fatalf("last_used_time not set 5s after a use (flush interval 200ms, cache TTL 1s)")
+							t.Fatalf("last_used_time not set 5s after a use (flush interval 200ms, cache max age 1s)")
 						}
 						time.Sleep(50 * time.Millisecond)
 					}

@@ -449,8 +449,10 @@ func (s *Service) unknownResource(name string) error {
 var errTokenNotFound = domain.Errorf(domain.KindNotFound, "token not found")
 
 // visibleToken returns the token, deleted or not, if the caller may see it.
+// It reads through the cache: a revocation anywhere reaches it within the
+// change feed's bound; its last_used_time may lag by the cache's max age.
 func (s *Service) visibleToken(ctx context.Context, caller *domain.Principal, id string) (*domain.Token, error) {
-	t, err := s.deps.Tokens.CurrentTokenByID(ctx, id)
+	t, err := s.deps.Tokens.TokenByID(ctx, id)
 	if domain.KindOf(err) == domain.KindNotFound {
 		return nil, errTokenNotFound
 	}

@@ -48,8 +48,10 @@ type Token struct {
 	UserId string `protobuf:"bytes,5,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	// When the token was last exchanged or used as a bearer, to the second.
 	// Recorded in batches: it can lag real use by up to the server's
-	// --last-used-flush-interval (30 seconds by default). Unset: never used
-	// (or use is not tracked).
+	// --last-used-flush-interval (30 seconds by default) in ListTokens, and
+	// by up to that plus --cache-max-age (10 minutes) in GetToken, which
+	// reads through the server's cache. Unset: never used (or use is not
+	// tracked).
 	LastUsedTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=last_used_time,json=lastUsedTime,proto3" json:"last_used_time,omitempty"`
 	// What the token may do, sorted: the service's own scopes (tokens:read,
 	// tokens:write, users:read, users:write, introspect, audit:read) and the operator's,
