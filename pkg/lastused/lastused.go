@@ -141,17 +141,18 @@ func (r *Recorder) Flush(ctx context.Context) error {
 		s := &r.shards[i]
 		s.mu.Lock()
 		m := s.pending
-		if len(m) > 0 {
+		size := len(m) // read under the lock: an empty map stays the shard's
+		if size > 0 {
 			// As big as the last interval's: the same tokens are
 			// likely used again, and a map grown from empty to
 			// 40,000 entries rehashes a dozen times on the way.
-			s.pending = make(map[string]int64, len(m))
-			r.pending.Add(-int64(len(m)))
+			s.pending = make(map[string]int64, size)
+			r.pending.Add(-int64(size))
 		}
 		s.mu.Unlock()
-		if len(m) > 0 {
+		if size > 0 {
 			taken = append(taken, m)
-			n += len(m)
+			n += size
 		}
 	}
 	if dropped := r.dropped.Swap(0); dropped > 0 {

@@ -183,3 +183,58 @@ func BenchmarkRecord(b *testing.B) {
 type discardStore struct{}
 
 func (discardStore) WriteLastUsed(context.Context, map[string]time.Time) error { return nil }
+
+// collected keeps every batch written, in memory.
+type collected struct {
+	mu   sync.Mutex
+	uses map[string]time.Time
+}
+
+func (c *collected) WriteLastUsed(_ context.Context, uses map[string]time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, at := range uses {
+		c.uses[id] = at
+	}
+	return nil
+}
+
+// Uses recorded while flushes run (every request records one, whatever a
+// flush is doing) are neither lost nor raced on: run with -race, as make
+// test does, a flush that read a shard outside its lock fails here.
+func TestRecordWhileFlushing(t *testing.T) {
+	w := &collected{uses: map[string]time.Time{}}
+	r := lastused.New(w, time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	var recorders sync.WaitGroup
+	done := make(chan struct{})
+	for g := range 4 {
+		recorders.Go(func() {
+			for i := range 2000 {
+				r.Record(fmt.Sprintf("tok-%d-%d", g, i%50), base)
+			}
+		})
+	}
+	flusher := make(chan struct{})
+	go func() {
+		defer close(flusher)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+				if err := r.Flush(context.Background()); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+	}()
+	recorders.Wait()
+	close(done)
+	<-flusher
+	if err := r.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(w.uses) != 200 {
+		t.Errorf("%d tokens' uses written, want 200", len(w.uses))
+	}
+}
