@@ -96,7 +96,7 @@ type Minter struct {
 	// verified remembers access tokens that passed Verify, so a client
 	// reusing one costs no signature check until it expires. Keyed by the
 	// whole token: a map lookup, where hashing it costs more than the rest.
-	verified *lru.Cache[[sha256.Size]byte, AccessClaims]
+	verified *lru.Cache[[sha256.Size]byte, verifiedToken]
 	// minted remembers the last access token minted for each API token
 	// and grant, for cfg.Reuse.
 	minted *lru.Cache[mintKey, minted]
@@ -130,10 +130,42 @@ type MinterConfig struct {
 	CacheSize int
 }
 
+// minted is an access token kept for reuse: times in Unix nanoseconds and
+// the key ID shared, as a fleet's memory is per token (issue 22).
 type minted struct {
-	at    time.Time
-	token AccessToken
-	kid   string
+	at, expiry int64
+	jwt, jti   string
+	kid        string
+}
+
+// verifiedToken is what the verified cache keeps of an access token's
+// claims: what many tokens share (sub, kid, aud, the scope set) interned,
+// times in Unix nanoseconds.
+type verifiedToken struct {
+	userID, tokenID, keyID, jti, audience string
+	expiry, issued                        int64
+	scopes                                domain.Scopes
+	generation                            int
+	hasScope                              bool
+}
+
+func newVerifiedToken(c AccessClaims) verifiedToken {
+	v := verifiedToken{userID: domain.Intern(c.UserID), tokenID: c.TokenID, keyID: domain.Intern(c.KeyID),
+		jti: c.JTI, audience: domain.Intern(c.Audience), expiry: c.Expiry.UnixNano(),
+		scopes: c.Scopes.Interned(), generation: c.SecretGeneration, hasScope: c.HasScope}
+	if !c.Issued.IsZero() {
+		v.issued = c.Issued.UnixNano()
+	}
+	return v
+}
+
+func (v *verifiedToken) claims() AccessClaims {
+	c := AccessClaims{UserID: v.userID, TokenID: v.tokenID, KeyID: v.keyID, Expiry: time.Unix(0, v.expiry),
+		JTI: v.jti, Scopes: v.scopes, HasScope: v.hasScope, Audience: v.audience, SecretGeneration: v.generation}
+	if v.issued != 0 {
+		c.Issued = time.Unix(0, v.issued)
+	}
+	return c
 }
 
 var errNoKeys = errors.New("signing keys not loaded")
@@ -147,7 +179,7 @@ func NewMinter(keys *KeyRing, cfg MinterConfig) *Minter {
 	if size <= 0 {
 		size = DefaultCacheSize
 	}
-	verified, _ := lru.New[[sha256.Size]byte, AccessClaims](size) // size > 0: cannot fail
+	verified, _ := lru.New[[sha256.Size]byte, verifiedToken](size) // size > 0: cannot fail
 	mintedTokens, _ := lru.New[mintKey, minted](size)
 	audiences := append(jwt.Audience{cfg.Audience}, cfg.Resources...)
 	return &Minter{keys: keys, cfg: cfg, verified: verified, minted: mintedTokens, audiences: audiences}
@@ -182,16 +214,20 @@ func (m *Minter) Mint(t *domain.Token, g Grant, now time.Time) (AccessToken, err
 	}
 	key := mintKey{tokenID: t.ID, scope: scope, audience: aud, generation: g.SecretGeneration}
 	if m.cfg.Reuse > 0 {
-		if prev, ok := m.minted.Get(key); ok && prev.kid == ks.SigningKeyID() && !now.Before(prev.at) &&
-			now.Sub(prev.at) < m.cfg.Reuse && now.Before(prev.token.ExpireTime) {
-			at := prev.token
-			at.Reused = true
-			return at, nil
+		if prev, ok := m.minted.Get(key); ok && prev.kid == ks.SigningKeyID() {
+			at, expiry := time.Unix(0, prev.at), time.Unix(0, prev.expiry)
+			if !now.Before(at) && now.Sub(at) < m.cfg.Reuse && now.Before(expiry) {
+				return AccessToken{JWT: prev.jwt, ExpireTime: expiry, JTI: prev.jti, Reused: true}, nil
+			}
 		}
 	}
 	at, err := m.mint(ks, t, scope, aud, g, now)
 	if err == nil && m.cfg.Reuse > 0 {
-		m.minted.Add(key, minted{at: now, token: at, kid: ks.SigningKeyID()})
+		// The key's strings shared: t.ID is the cache's, the scope set's
+		// and the audience's are interned.
+		key.scope, key.audience = domain.Intern(scope), domain.Intern(aud)
+		m.minted.Add(key, minted{at: now.UnixNano(), expiry: at.ExpireTime.UnixNano(), jwt: at.JWT, jti: at.JTI,
+			kid: ks.SigningKeyID()})
 	}
 	return at, err
 }
@@ -257,16 +293,16 @@ func (m *Minter) Verify(raw string, now time.Time) (AccessClaims, error) {
 	// Keyed by the token's SHA-256: the token itself, read from a
 	// request, would keep its ~700 bytes alive in the cache.
 	key := sha256.Sum256([]byte(raw))
-	if c, ok := m.verified.Get(key); ok {
-		if ks := m.keys.Current(); now.Before(c.Expiry) && ks != nil && ks.public[c.KeyID] != nil {
-			return c, nil
+	if v, ok := m.verified.Get(key); ok {
+		if ks := m.keys.Current(); now.UnixNano() < v.expiry && ks != nil && ks.public[v.keyID] != nil {
+			return v.claims(), nil
 		}
 		m.verified.Remove(key)
 		return AccessClaims{}, domain.ErrUnauthenticated
 	}
 	c, err := m.verify(raw, now)
 	if err == nil {
-		m.verified.Add(key, c)
+		m.verified.Add(key, newVerifiedToken(c))
 	}
 	return c, err
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
@@ -322,5 +323,42 @@ func TestMintReusesWithinTheWindow(t *testing.T) {
 	y, _ := m0.Mint(a, Grant{}, now)
 	if x.JWT == y.JWT {
 		t.Error("Reuse 0 returned the same token twice")
+	}
+}
+
+// A verified access token answers from the cache exactly as it verified,
+// and the cache keeps one copy of what a fleet's tokens share: the user,
+// the key, the audience, the scope set (issue 22's bytes per token).
+func TestVerifiedTokensAnswerAsVerifiedAndShare(t *testing.T) {
+	m := mustMinter(t)
+	var first []AccessClaims
+	for _, id := range []string{"tokAAAAAAAAAAAAA", "tokBBBBBBBBBBBBB"} {
+		api := &domain.Token{ID: id, UserID: "userUUUUUUUUUUUU"}
+		at, err := m.Mint(api, Grant{Scopes: domain.NewScopes("tokens:read", "orders:read"), SecretGeneration: 2}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := m.verify(at.JWT, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c1, err1 := m.Verify(at.JWT, now) // verifies, then caches
+		c2, err2 := m.Verify(strings.Clone(at.JWT), now.Add(time.Second))
+		if err1 != nil || err2 != nil {
+			t.Fatal(err1, err2)
+		}
+		for _, got := range []AccessClaims{c1, c2} {
+			if got.UserID != want.UserID || got.TokenID != want.TokenID || got.KeyID != want.KeyID || got.JTI != want.JTI ||
+				!got.Expiry.Equal(want.Expiry) || !got.Issued.Equal(want.Issued) || !slices.Equal(got.Scopes, want.Scopes) ||
+				got.HasScope != want.HasScope || got.Audience != want.Audience || got.SecretGeneration != want.SecretGeneration {
+				t.Errorf("Verify = %+v, want %+v", got, want)
+			}
+		}
+		first = append(first, c2)
+	}
+	a, b := first[0], first[1]
+	if unsafe.StringData(a.UserID) != unsafe.StringData(b.UserID) || unsafe.StringData(a.KeyID) != unsafe.StringData(b.KeyID) ||
+		unsafe.StringData(a.Audience) != unsafe.StringData(b.Audience) || &a.Scopes[0] != &b.Scopes[0] {
+		t.Error("two cached access tokens of one user hold copies of what they share")
 	}
 }

@@ -16,6 +16,7 @@ package cache
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -130,17 +131,30 @@ func New(st Store, cfg Config, now func() time.Time, obs Observer) *Cache {
 
 // TokenByID implements domain.Tokens.
 func (c *Cache) TokenByID(ctx context.Context, id string) (*domain.Token, error) {
-	return get(c, Tokens, c.tokens, ctx, id, c.Store.TokenByID)
+	return get(c, Tokens, c.tokens, ctx, id, c.readToken, func(t *domain.Token) string { return t.ID })
+}
+
+// readToken reads a token from the store, its user and scope set interned:
+// a fleet's tokens share them (issue 22's bytes per cached token).
+func (c *Cache) readToken(ctx context.Context, id string) (*domain.Token, error) {
+	t, err := c.Store.TokenByID(ctx, id)
+	if err == nil {
+		t.UserID, t.Scopes = domain.Intern(t.UserID), t.Scopes.Interned()
+	}
+	return t, err
 }
 
 // UserByID implements domain.Users.
 func (c *Cache) UserByID(ctx context.Context, id string) (*domain.User, error) {
-	return get(c, Users, c.users, ctx, id, c.Store.UserByID)
+	return get(c, Users, c.users, ctx, id, c.Store.UserByID, func(u *domain.User) string { return u.ID })
 }
 
 // get answers from the cache, or reads through and caches the answer unless
 // a delete ran meanwhile. Callers get a copy: cached values are never shared.
-func get[T any](c *Cache, kind Kind, l *lru.Cache[string, entry[T]], ctx context.Context, id string, read func(context.Context, string) (*T, error)) (*T, error) {
+// The entry is keyed by the value's own ID (idOf, unless nil: id is then
+// the cache's own) when it is id, else by a copy: id may be part of a
+// request that the cache would otherwise keep alive.
+func get[T any](c *Cache, kind Kind, l *lru.Cache[string, entry[T]], ctx context.Context, id string, read func(context.Context, string) (*T, error), idOf func(*T) string) (*T, error) {
 	now := c.now()
 	if e, ok := l.Get(id); ok && c.fresh(e.read, now) {
 		c.obs.CacheRead(kind, true)
@@ -155,9 +169,15 @@ func get[T any](c *Cache, kind Kind, l *lru.Cache[string, entry[T]], ctx context
 	if err != nil {
 		return nil, err // not-found is not cached: ids are cheap to make up
 	}
+	key := id
+	if idOf != nil {
+		if key = idOf(v); key != id {
+			key = strings.Clone(id)
+		}
+	}
 	c.mu.Lock()
 	if c.gen == gen {
-		l.Add(id, entry[T]{value: *v, read: now})
+		l.Add(key, entry[T]{value: *v, read: now})
 	}
 	c.mu.Unlock()
 	return v, nil

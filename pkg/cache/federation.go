@@ -13,7 +13,8 @@ var _ domain.FederatedCredentials = (*Cache)(nil)
 // federated access token used as a bearer costs no read while its
 // credential is cached.
 func (c *Cache) FederatedCredentialByID(ctx context.Context, id string) (*domain.FederatedCredential, error) {
-	return get(c, FederatedCredentials, c.credentials, ctx, id, c.Store.FederatedCredentialByID)
+	return get(c, FederatedCredentials, c.credentials, ctx, id, c.Store.FederatedCredentialByID,
+		func(fc *domain.FederatedCredential) string { return fc.ID })
 }
 
 // FederatedCredentialsFor implements domain.FederatedCredentials. None
@@ -34,7 +35,7 @@ func (c *Cache) FederatedCredentialsFor(ctx context.Context, issuer, subject str
 			values[i] = *fc
 		}
 		return &values, nil
-	})
+	}, nil)
 	if err == errNoneFound {
 		return nil, nil
 	}
