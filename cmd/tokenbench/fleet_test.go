@@ -88,6 +88,14 @@ func checkFleetOutput(t *testing.T, out string) {
 	if v, _ := summary["peak_rss_before_fleet_mib"].(float64); v <= 0 || v > summary["peak_rss_mib"].(float64) {
 		t.Errorf("summary: peak RSS before the fleet %v MiB, over the run %v MiB", summary["peak_rss_before_fleet_mib"], summary["peak_rss_mib"])
 	}
+	if v, _ := summary["fleet_lastused_on_of_off"].(float64); v <= 0 {
+		t.Errorf("summary: fleet-exchange with last-used tracking of without %v", summary["fleet_lastused_on_of_off"])
+	}
+	for _, name := range []string{"fleet-exchange-lastused-on/rest", "fleet-exchange-lastused-off/rest"} {
+		if r := seen[name]; r.Requests == 0 || r.Errors > 0 {
+			t.Errorf("%s: %d requests, %d errors (%s)", name, r.Requests, r.Errors, r.FirstError)
+		}
+	}
 	if summary["fleet_rows"] != 1200.0 || summary["fleet_tokens"] != 200.0 || summary["fleet_seed_s"] == nil || summary["fleet_access_mint_s"] == nil {
 		t.Errorf("summary: fleet_rows %v, fleet_tokens %v, fleet_seed_s %v, fleet_access_mint_s %v",
 			summary["fleet_rows"], summary["fleet_tokens"], summary["fleet_seed_s"], summary["fleet_access_mint_s"])

@@ -90,6 +90,9 @@ func targets(results []result, summary map[string]any, sweep []int) []target {
 	if v, ok := summary["lastused_on_of_off"].(float64); ok {
 		atLeast("exchange with last-used tracking, of without", v, 0.95)
 	}
+	if v, ok := summary["fleet_lastused_on_of_off"].(float64); ok {
+		atLeast("fleet-exchange with last-used tracking, of without", v, 0.9)
+	}
 	// Issue 21's: a federated exchange with a warm JWKS costs one RS256
 	// verification more than an API token's exchange, both minting a new
 	// access token; and an unknown kid, however many, one fetch per
