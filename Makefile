@@ -117,6 +117,7 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 30s); their seed corpora run
 	$(GO) test -run '^$$' -fuzz '^FuzzTokenExchange$$' -fuzztime $(FUZZTIME) ./pkg/app
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./pkg/issuers
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodes$$' -fuzztime $(FUZZTIME) ./pkg/server
+	$(GO) test -run '^$$' -fuzz '^FuzzForwardAuth$$' -fuzztime $(FUZZTIME) ./pkg/forwardauth
 
 .PHONY: bench
 # tokenbench's knobs: make bench BENCH_DB=sqlite BENCH_DURATION=10s BENCH_CONCURRENCY=64

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -28,6 +29,7 @@ import (
 
 	"github.com/tokenservice/tokenservice/pkg/extauthz"
 	"github.com/tokenservice/tokenservice/pkg/federation"
+	"github.com/tokenservice/tokenservice/pkg/forwardauth"
 	"github.com/tokenservice/tokenservice/pkg/lastused"
 	"github.com/tokenservice/tokenservice/pkg/metrics"
 	"github.com/tokenservice/tokenservice/pkg/oauth"
@@ -242,6 +244,10 @@ func (a *App) buildServer(ctx context.Context) (*server.Server, error) {
 		return nil, err
 	}
 	endpoints := oauth.New(cfg.Server.Issuer, oauth.Deps{Tokens: a.tokens, Federation: a.federation, Started: a.started.Load, Logger: cfg.Logger, Clock: now})
+	// The plain HTTP endpoints beside the API: OAuth's, and the one
+	// gateways ask per request (issue 23).
+	routes := endpoints.Routes()
+	maps.Copy(routes, forwardauth.New(a.tokens, cfg.Logger).Routes())
 	return server.New(ctx, cfg.Server, server.Deps{
 		Logger:          cfg.Logger,
 		Started:         a.started.Load,
@@ -250,7 +256,7 @@ func (a *App) buildServer(ctx context.Context) (*server.Server, error) {
 		Metrics:         a.metrics.Handler(),
 		ObserveRPC:      a.metrics.UnaryServerInterceptor,
 		TracerProvider:  cfg.TracerProvider,
-		Routes:          endpoints.Routes(),
+		Routes:          routes,
 		ResponseHeaders: []string{bearer.TokenExpirationHeader},
 		Services:        a.services(apiDeps, guard),
 	})

@@ -19,6 +19,17 @@ import (
 // importing the server.
 const TokenExpirationHeader = "tokenservice-token-expiration"
 
+// The identity headers a gateway hands the upstream of a request it let
+// pass (pkg/extauthz for Envoy, pkg/forwardauth for the others): who the
+// caller is, never the credential. Lower case, as HTTP/2 and Envoy write
+// them; HTTP/1 gateways match them without regard to case.
+const (
+	HeaderUserID   = "x-tokenservice-user-id"
+	HeaderUsername = "x-tokenservice-username"
+	HeaderScopes   = "x-tokenservice-scopes" // space-separated
+	HeaderTokenID  = "x-tokenservice-token-id"
+)
+
 // Parse reports whether an Authorization header uses the Bearer scheme
 // (compared without case, RFC 9110 §11.1) and returns the token after it
 // ("Bearer" 1*SP b64token): "" when none follows, which §3.1 calls a

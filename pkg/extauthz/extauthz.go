@@ -33,10 +33,10 @@ import (
 // upstreams (WSGI, Rack, PHP: HTTP_X_TOKENSERVICE_USER_ID) read both
 // spellings as one header.
 const (
-	HeaderUserID   = "x-tokenservice-user-id"
-	HeaderUsername = "x-tokenservice-username"
-	HeaderScopes   = "x-tokenservice-scopes" // space-separated
-	HeaderTokenID  = "x-tokenservice-token-id"
+	HeaderUserID   = bearer.HeaderUserID
+	HeaderUsername = bearer.HeaderUsername
+	HeaderScopes   = bearer.HeaderScopes // space-separated
+	HeaderTokenID  = bearer.HeaderTokenID
 )
 
 // ScopeExtension is the per-route context extension (Envoy's
