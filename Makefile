@@ -67,6 +67,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 chromium: ## Install Debian's Chromium for the Swagger UI browser test, unless it is there.
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends chromium; }
 
+# The gateway tests (issue 23) run Debian's nginx, as Chromium is Debian's.
+.PHONY: nginx
+nginx: ## Install Debian's nginx for the gateway tests, unless it is there.
+	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends nginx; }
+
 # The Node OAuth client the README session runs, from the npm registry, as
 # package-lock.json pins it.
 NODE_OAUTH_CLIENT := scripts/oauth-client-node/node_modules/.package-lock.json
@@ -95,7 +100,7 @@ galera-down: ## Stop the Galera cluster and HAProxy.
 # tests use it) and is stopped however the run ends; a cluster that cannot
 # start fails make test. The failover tests' own cluster (bin/galera-failover)
 # is stopped too, in case a test run was killed before its cleanup.
-test: $(GRPCURL) $(SWAGGER) $(OAPI_CODEGEN) $(NODE_OAUTH_CLIENT) chromium galera-packages build ## Run unit and integration tests (SQLite, MySQL and a Galera cluster, HTTP and gRPC) with -race, the deploy/ tests, then the README session.
+test: $(GRPCURL) $(SWAGGER) $(OAPI_CODEGEN) $(NODE_OAUTH_CLIENT) chromium nginx galera-packages build ## Run unit and integration tests (SQLite, MySQL and a Galera cluster, HTTP and gRPC) with -race, the deploy/ tests, then the README session.
 	@trap 'scripts/galera.sh down; GALERA_DIR=$(CURDIR)/bin/galera-failover GALERA_PORT_BASE=13400 scripts/galera.sh down' EXIT; \
 	  galera=$$(scripts/galera.sh up) || { echo "make test: the Galera cluster did not start"; exit 1; }; \
 	  eval "$$galera"; echo "$$galera"; \

@@ -87,7 +87,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	isBearer, credential := bearer.Parse(header)
 	if !isBearer || credential == "" {
-		refuse(w, http.StatusUnauthorized, bearer.Refusal(header), errorCode(header), "send the token as: Authorization: Bearer <token>")
+		refuse(w, http.StatusUnauthorized, bearer.Refusal(header), "invalid_request", "send the token as: Authorization: Bearer <token>")
 		return
 	}
 	p, err := h.tokens.AuthenticateBearerFor(r.Context(), credential, aud)
@@ -151,15 +151,6 @@ func refuse(w http.ResponseWriter, status int, challenge, code, description stri
 		Error       string `json:"error"`
 		Description string `json:"error_description"`
 	}{code, description})
-}
-
-// errorCode is the RFC 6750 §3.1 code for an Authorization header that
-// holds no bearer token: none for no header, invalid_request otherwise.
-func errorCode(header string) string {
-	if header == "" {
-		return "missing_token"
-	}
-	return "invalid_request"
 }
 
 // parseQuery reads the auth URL's query: the scopes a route needs and the

@@ -1,0 +1,388 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tokenservice/tokenservice/pkg/bearer"
+	"github.com/tokenservice/tokenservice/pkg/domain"
+	"github.com/tokenservice/tokenservice/pkg/store/storetest"
+	"github.com/tokenservice/tokenservice/pkg/tokens"
+	"github.com/tokenservice/tokenservice/pkg/users"
+)
+
+// Real gateways in front of the service (issue 23), each run from the
+// example in deploy/gateways with its addresses substituted, each
+// protecting an upstream that echoes the headers it receives.
+
+// gatewayFixture is a service with a user and its credentials, and the
+// upstream a gateway protects.
+type gatewayFixture struct {
+	svc      *service
+	upstream string // host:port of the echoing upstream
+	userID   string
+	api      string // API token: orders:read tokens:read
+	apiID    string
+	access   string // access token of api: orders:read
+	writer   string // API token with orders:write
+	revoke   func(t *testing.T) (plaintext, access string)
+}
+
+func newGatewayFixture(t *testing.T, driver string) *gatewayFixture {
+	t.Helper()
+	s := startService(t, storetest.MustConfig(t, driver), "TOKENSERVICE_SCOPES", "orders:read,orders:write")
+	ctx := context.Background()
+	u, err := s.app.Users().Create(ctx, users.Operator(), users.CreateInput{Username: "gwen", Password: "correct horse battery staple"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner := &domain.Principal{User: u, AllScopes: true}
+	create := func(scopes ...string) (string, string) {
+		plain, tok, err := s.app.Tokens().Create(ctx, owner, tokens.CreateInput{Scopes: scopes})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return plain, tok.ID
+	}
+	exchange := func(plain string, scopes ...string) string {
+		x, err := s.app.Tokens().Exchange(ctx, tokens.ExchangeInput{APIToken: plain, Scopes: scopes})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return x.AccessToken.JWT
+	}
+	f := &gatewayFixture{svc: s, userID: u.ID}
+	f.api, f.apiID = create("orders:read", "tokens:read")
+	f.access = exchange(f.api, "orders:read")
+	f.writer, _ = create("orders:write")
+	// A token used through the gateway, then revoked: returned with its
+	// access token, the revocation done.
+	f.revoke = func(t *testing.T) (string, string) {
+		plain, id := create("orders:read")
+		at := exchange(plain)
+		return plain, at + "\x00" + id
+	}
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"path": r.URL.RequestURI(), "headers": r.Header})
+	}))
+	t.Cleanup(echo.Close)
+	f.upstream = strings.TrimPrefix(echo.URL, "http://")
+	return f
+}
+
+// delete revokes the token id.
+func (f *gatewayFixture) delete(t *testing.T, id string) {
+	t.Helper()
+	u, err := f.svc.app.Users().Get(context.Background(), users.Operator(), f.userID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.app.Tokens().Delete(context.Background(), &domain.Principal{User: u, AllScopes: true}, id); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// echoed is what the upstream received.
+type echoed struct {
+	Path    string
+	Headers http.Header
+}
+
+// through sends a request through the gateway at base with the given
+// headers; it returns the response and, if the upstream answered, what it
+// received.
+func through(t *testing.T, base, path string, header http.Header) (*http.Response, *echoed) {
+	t.Helper()
+	req, err := http.NewRequest("GET", base+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, vs := range header {
+		req.Header[k] = vs // as given: lookalike spellings too
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return resp, nil
+	}
+	var e echoed
+	if err := json.Unmarshal(body, &e); err != nil {
+		t.Fatalf("%s: the upstream's answer %q: %v", path, body, err)
+	}
+	return resp, &e
+}
+
+func authz(token string) http.Header { return http.Header{"Authorization": {"Bearer " + token}} }
+
+// checkGateway runs what every per-request gateway must do, through the
+// gateway at base: "/" needs any valid credential, "/admin/" orders:write.
+func checkGateway(t *testing.T, f *gatewayFixture, base string) {
+	t.Helper()
+	// Valid credentials pass, with who the caller is and not the token;
+	// what the client sent in the identity headers' names (and their
+	// lookalike spellings) does not reach the upstream.
+	for name, tc := range map[string]struct{ token, scopes string }{
+		"API token":    {f.api, "orders:read tokens:read"},
+		"access token": {f.access, "orders:read"},
+	} {
+		h := authz(tc.token)
+		h["X-Tokenservice-User-Id"] = []string{"mallory"}
+		h["X_tokenservice_user_id"] = []string{"mallory"}
+		resp, e := through(t, base, "/orders?id=1", h)
+		if e == nil {
+			t.Fatalf("%s: %d, want 200", name, resp.StatusCode)
+		}
+		for k, want := range map[string]string{
+			"X-Tokenservice-User-Id": f.userID, "X-Tokenservice-Username": "gwen",
+			"X-Tokenservice-Scopes": tc.scopes, "X-Tokenservice-Token-Id": f.apiID,
+		} {
+			if got := e.Headers.Values(k); len(got) != 1 || got[0] != want {
+				t.Errorf("%s: the upstream got %s %q, want %q", name, k, got, want)
+			}
+		}
+		for k := range e.Headers {
+			if strings.EqualFold(k, "Authorization") || strings.Contains(k, "_") {
+				t.Errorf("%s: the upstream got %s: %q", name, k, e.Headers[k])
+			}
+		}
+		if e.Path != "/orders?id=1" {
+			t.Errorf("%s: the upstream got %q", name, e.Path)
+		}
+	}
+	// Refused: the service's status and challenge reach the client.
+	refusals := map[string]struct {
+		path      string
+		header    http.Header
+		status    int
+		challenge string
+	}{
+		"no credential":       {"/orders", nil, 401, bearer.Missing},
+		"not a bearer":        {"/orders", http.Header{"Authorization": {"Basic Z3dlbjpwdw=="}}, 401, bearer.InvalidRequest},
+		"a wrong token":       {"/orders", authz(f.api[:len(f.api)-4] + "AAAA"), 401, bearer.InvalidToken},
+		"a forged JWT":        {"/orders", authz(f.access[:len(f.access)-4] + "AAAA"), 401, bearer.InvalidToken},
+		"a scope not held":    {"/admin/orders", authz(f.api), 403, bearer.InsufficientScope(bearer.Realm, "orders:write")},
+		"an access token too": {"/admin/orders", authz(f.access), 403, bearer.InsufficientScope(bearer.Realm, "orders:write")},
+	}
+	plain, rest := f.revoke(t)
+	access, id, _ := strings.Cut(rest, "\x00")
+	for _, tok := range []string{plain, access} {
+		if resp, _ := through(t, base, "/orders", authz(tok)); resp.StatusCode != http.StatusOK {
+			t.Fatalf("a token to be revoked: %d before", resp.StatusCode)
+		}
+	}
+	f.delete(t, id)
+	// Revoked on the replica the gateway asks: refused at once.
+	refusals["a revoked API token"] = struct {
+		path      string
+		header    http.Header
+		status    int
+		challenge string
+	}{"/orders", authz(plain), 401, bearer.InvalidToken}
+	refusals["a revoked token's access token"] = struct {
+		path      string
+		header    http.Header
+		status    int
+		challenge string
+	}{"/orders", authz(access), 401, bearer.InvalidToken}
+	for name, tc := range refusals {
+		resp, _ := through(t, base, tc.path, tc.header)
+		if got := resp.Header.Values("WWW-Authenticate"); resp.StatusCode != tc.status || len(got) != 1 || got[0] != tc.challenge {
+			t.Errorf("%s: %d %q, want %d and one %q", name, resp.StatusCode, got, tc.status, tc.challenge)
+		}
+	}
+	// The scope the route needs, held.
+	h := authz(f.writer)
+	if resp, e := through(t, base, "/admin/orders", h); e == nil {
+		t.Errorf("a token with the route's scope: %d", resp.StatusCode)
+	}
+}
+
+// syncBuffer is a strings.Builder that a process's output may be written
+// to while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// freeAddr returns a 127.0.0.1 address nothing listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// exampleFile returns deploy/gateways/name with each of the pairs' old
+// strings (which must be there) replaced by the new.
+func exampleFile(t *testing.T, name string, pairs ...string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "deploy", "gateways", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if !strings.Contains(s, pairs[i]) {
+			t.Fatalf("%s has no %q to substitute", name, pairs[i])
+		}
+		s = strings.ReplaceAll(s, pairs[i], pairs[i+1])
+	}
+	return s
+}
+
+// startGateway runs cmd until it listens on addr, and stops it when the
+// test ends; its output goes to the test's log if the test fails.
+func startGateway(t *testing.T, addr string, cmd *exec.Cmd) {
+	t.Helper()
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	// Its own process group, all of which is killed at the end: nginx's
+	// workers outlive a killed master, and hold its output open.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("%s said:\n%s", filepath.Base(cmd.Path), out.String())
+		}
+	})
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s does not listen on %s after 20s:\n%s", cmd.Path, addr, out.String())
+		}
+	}
+}
+
+// TestNginxAuthRequest runs deploy/gateways/nginx.conf in Debian's nginx
+// (make nginx installs it), on SQLite and MySQL.
+func TestNginxAuthRequest(t *testing.T) {
+	nginx, err := exec.LookPath("nginx")
+	if err != nil {
+		if _, statErr := os.Stat("/usr/sbin/nginx"); statErr != nil {
+			t.Fatalf("no nginx (make nginx installs Debian's): %v", err)
+		}
+		nginx = "/usr/sbin/nginx"
+	}
+	for _, driver := range []string{"sqlite", "mysql"} {
+		t.Run(driver, func(t *testing.T) {
+			f := newGatewayFixture(t, driver)
+			dir := t.TempDir()
+			listen := freeAddr(t)
+			site := exampleFile(t, "nginx.conf",
+				"server 127.0.0.1:8080;", "server "+strings.TrimPrefix(f.svc.httpURL, "http://")+";",
+				"server 127.0.0.1:9000;", "server "+f.upstream+";",
+				"listen 127.0.0.1:8000;", "listen "+listen+";")
+			user := ""
+			if os.Geteuid() == 0 {
+				user = "user root root;" // workers would be nobody, who cannot enter the test's directory
+			}
+			main := fmt.Sprintf(`%s
+worker_processes 1;
+daemon off;
+pid nginx.pid;
+events { worker_connections 256; }
+http {
+    access_log off;
+    client_body_temp_path tmp/body;
+    proxy_temp_path tmp/proxy;
+    fastcgi_temp_path tmp/fastcgi;
+    uwsgi_temp_path tmp/uwsgi;
+    scgi_temp_path tmp/scgi;
+    include site.conf;
+}
+`, user)
+			for name, content := range map[string]string{
+				"nginx.conf": main, "site.conf": site,
+				"tokenservice-identity.conf": exampleFile(t, "tokenservice-identity.conf"),
+			} {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			startGateway(t, listen, exec.Command(nginx, "-p", dir+"/", "-e", filepath.Join(dir, "error.log"), "-c", "nginx.conf"))
+			checkGateway(t, f, "http://"+listen)
+		})
+	}
+}
+
+// The forward-auth endpoint's real answers are what the OpenAPI 3
+// document says (200, 400, 401, 403).
+func TestForwardAuthMatchesTheSpec(t *testing.T) {
+	f := newGatewayFixture(t, "sqlite")
+	router := specRouter(t, f.svc.httpURL)
+	for _, tc := range []struct {
+		query  string
+		header http.Header
+		status int
+	}{
+		{"", authz(f.api), 200},
+		{"scope=orders:read", authz(f.access), 200},
+		{"", nil, 401},
+		{"", authz("tks_not_one"), 401},
+		{"scope=orders:write", authz(f.api), 403},
+		{"scopes=x", authz(f.api), 400},
+	} {
+		req, err := http.NewRequest("GET", f.svc.httpURL+"/forward-auth?"+tc.query, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header = tc.header.Clone()
+		if req.Header == nil {
+			req.Header = http.Header{}
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status {
+			t.Errorf("?%s: %d %s, want %d", tc.query, resp.StatusCode, body, tc.status)
+		}
+		validate(t, router, req, resp, body)
+	}
+}
