@@ -12,11 +12,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/tokenservice/tokenservice/internal/testlog"
 	"github.com/tokenservice/tokenservice/pkg/bearer"
 	"github.com/tokenservice/tokenservice/pkg/domain"
 	"github.com/tokenservice/tokenservice/pkg/store/storetest"
@@ -168,12 +168,13 @@ func checkGateway(t *testing.T, f *gatewayFixture, base string) {
 		}
 	}
 	// Refused: the service's status and challenge reach the client.
-	refusals := map[string]struct {
+	type refusal struct {
 		path      string
 		header    http.Header
 		status    int
 		challenge string
-	}{
+	}
+	refusals := map[string]refusal{
 		"no credential":       {"/orders", nil, 401, bearer.Missing},
 		"not a bearer":        {"/orders", http.Header{"Authorization": {"Basic Z3dlbjpwdw=="}}, 401, bearer.InvalidRequest},
 		"a wrong token":       {"/orders", authz(f.api[:len(f.api)-4] + "AAAA"), 401, bearer.InvalidToken},
@@ -190,18 +191,8 @@ func checkGateway(t *testing.T, f *gatewayFixture, base string) {
 	}
 	f.delete(t, id)
 	// Revoked on the replica the gateway asks: refused at once.
-	refusals["a revoked API token"] = struct {
-		path      string
-		header    http.Header
-		status    int
-		challenge string
-	}{"/orders", authz(plain), 401, bearer.InvalidToken}
-	refusals["a revoked token's access token"] = struct {
-		path      string
-		header    http.Header
-		status    int
-		challenge string
-	}{"/orders", authz(access), 401, bearer.InvalidToken}
+	refusals["a revoked API token"] = refusal{"/orders", authz(plain), 401, bearer.InvalidToken}
+	refusals["a revoked token's access token"] = refusal{"/orders", authz(access), 401, bearer.InvalidToken}
 	for name, tc := range refusals {
 		resp, _ := through(t, base, tc.path, tc.header)
 		if got := resp.Header.Values("WWW-Authenticate"); resp.StatusCode != tc.status || len(got) != 1 || got[0] != tc.challenge {
@@ -213,25 +204,6 @@ func checkGateway(t *testing.T, f *gatewayFixture, base string) {
 	if resp, e := through(t, base, "/admin/orders", h); e == nil {
 		t.Errorf("a token with the route's scope: %d", resp.StatusCode)
 	}
-}
-
-// syncBuffer is a strings.Builder that a process's output may be written
-// to while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // freeAddr returns a 127.0.0.1 address nothing listens on.
@@ -267,7 +239,7 @@ func exampleFile(t *testing.T, name string, pairs ...string) string {
 // test ends; its output goes to the test's log if the test fails.
 func startGateway(t *testing.T, addr string, cmd *exec.Cmd) {
 	t.Helper()
-	var out syncBuffer
+	var out testlog.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	// Its own process group, all of which is killed at the end: nginx's
 	// workers outlive a killed master, and hold its output open.

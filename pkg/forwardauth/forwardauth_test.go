@@ -198,16 +198,21 @@ func TestBadRequestsAreRefusedInPlainWords(t *testing.T) {
 	}
 }
 
-// A token deleted here is refused at once (the cache forgets it).
-func TestARevocationIsSeenAtOnce(t *testing.T) {
-	cfg := apptest.Config(t, "sqlite")
-	a := apptest.MustStart(t, cfg)
-	ctx := context.Background()
-	u, err := a.Users().Create(ctx, users.Operator(), users.CreateInput{Username: "wes", Password: "correct horse battery staple"})
+// startWithUser starts a service with one user, whose principal it returns.
+func startWithUser(t *testing.T) (*app.App, *domain.Principal) {
+	t.Helper()
+	a := apptest.MustStart(t, apptest.Config(t, "sqlite"))
+	u, err := a.Users().Create(context.Background(), users.Operator(), users.CreateInput{Username: "wes", Password: "correct horse battery staple"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	owner := &domain.Principal{User: u, AllScopes: true}
+	return a, &domain.Principal{User: u, AllScopes: true}
+}
+
+// A token deleted here is refused at once (the cache forgets it).
+func TestARevocationIsSeenAtOnce(t *testing.T) {
+	a, owner := startWithUser(t)
+	ctx := context.Background()
 	plain, id := mustToken(t, a, owner, "tokens:read")
 	access := mustExchange(t, a, tokens.ExchangeInput{APIToken: plain})
 	f := fixture{h: a.Handler()}
@@ -228,14 +233,8 @@ func TestARevocationIsSeenAtOnce(t *testing.T) {
 
 // A 200 for a credential about to expire is not to be cached past it.
 func TestACredentialAboutToExpireIsNotCached(t *testing.T) {
-	cfg := apptest.Config(t, "sqlite")
-	a := apptest.MustStart(t, cfg)
+	a, owner := startWithUser(t)
 	ctx := context.Background()
-	u, err := a.Users().Create(ctx, users.Operator(), users.CreateInput{Username: "wes", Password: "correct horse battery staple"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	owner := &domain.Principal{User: u, AllScopes: true}
 	plain, _, err := a.Tokens().Create(ctx, owner, tokens.CreateInput{Scopes: []string{"tokens:read"}, ExpireTime: time.Now().Add(500 * time.Millisecond)})
 	if err != nil {
 		t.Fatal(err)
