@@ -19,6 +19,9 @@ OAPI_CODEGEN_VERSION := v2.8.2
 PROTOC_GEN_DOC       := v1.5.1
 HEY_VERSION          := v0.1.4
 STATICCHECK_VERSION  := v0.8.2
+# The gateways the gateway tests run (issue 23), built from their Go modules.
+CADDY_VERSION        := v2.11.9
+OAUTH2_PROXY_VERSION := v7.15.6
 
 # One stamp per tool and version: bumping a pin reinstalls just that tool.
 TOOLS := \
@@ -42,6 +45,11 @@ OAPI_CODEGEN := $(call stamp,github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-co
 BUF := $(call stamp,github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION))
 HEY := $(call stamp,github.com/rakyll/hey@$(HEY_VERSION))
 STATICCHECK := $(call stamp,honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION))
+GATEWAYS := \
+  github.com/caddyserver/caddy/v2/cmd/caddy@$(CADDY_VERSION) \
+  github.com/oauth2-proxy/oauth2-proxy/v7@$(OAUTH2_PROXY_VERSION)
+$(foreach t,$(GATEWAYS),$(eval $(call stamp,$(t)): ; $(GO) install $(t) && mkdir -p $(BIN)/.stamps && touch $$@))
+GATEWAY_STAMPS := $(foreach t,$(GATEWAYS),$(call stamp,$(t)))
 
 # The MySQL database the tests use; CI sets the same. Tests fail (never skip)
 # when it cannot be reached.
@@ -100,7 +108,7 @@ galera-down: ## Stop the Galera cluster and HAProxy.
 # tests use it) and is stopped however the run ends; a cluster that cannot
 # start fails make test. The failover tests' own cluster (bin/galera-failover)
 # is stopped too, in case a test run was killed before its cleanup.
-test: $(GRPCURL) $(SWAGGER) $(OAPI_CODEGEN) $(NODE_OAUTH_CLIENT) chromium nginx galera-packages build ## Run unit and integration tests (SQLite, MySQL and a Galera cluster, HTTP and gRPC) with -race, the deploy/ tests, then the README session.
+test: $(GRPCURL) $(SWAGGER) $(OAPI_CODEGEN) $(NODE_OAUTH_CLIENT) chromium nginx $(GATEWAY_STAMPS) galera-packages build ## Run unit and integration tests (SQLite, MySQL and a Galera cluster, HTTP and gRPC) with -race, the deploy/ tests, then the README session.
 	@trap 'scripts/galera.sh down; GALERA_DIR=$(CURDIR)/bin/galera-failover GALERA_PORT_BASE=13400 scripts/galera.sh down' EXIT; \
 	  galera=$$(scripts/galera.sh up) || { echo "make test: the Galera cluster did not start"; exit 1; }; \
 	  eval "$$galera"; echo "$$galera"; \
@@ -176,6 +184,9 @@ check-generate: generate ## Fail if gen/, openapi/, docs/api.md or the README's 
 
 .PHONY: tools
 tools: $(TOOL_STAMPS) ## Install the pinned tools into bin/.
+
+.PHONY: gateways
+gateways: nginx $(GATEWAY_STAMPS) ## Install the gateways the gateway tests run: Debian's nginx, Caddy and oauth2-proxy (pinned, from their Go modules) into bin/.
 
 .PHONY: grpcurl
 grpcurl: $(GRPCURL) ## Install just the pinned grpcurl into bin/ (the quick start's gRPC calls need it).

@@ -18,7 +18,7 @@ import (
 // (go-control-plane's generated types), so an unknown or misspelt field
 // fails, then runs Envoy's validation rules (protoc-gen-validate's) on it.
 func TestEnvoyFilters(t *testing.T) {
-	for _, file := range []string{"envoy-jwt-authn.yaml", "envoy-ext-authz.yaml"} {
+	for _, file := range []string{"envoy-jwt-authn.yaml", "envoy-ext-authz.yaml", "envoy-ext-authz-http.yaml"} {
 		raw, err := os.ReadFile(file)
 		if err != nil {
 			t.Fatal(err)

@@ -358,3 +358,43 @@ func TestForwardAuthMatchesTheSpec(t *testing.T) {
 		validate(t, router, req, resp, body)
 	}
 }
+
+// gatewayBinary returns bin/name, which `make gateways` (and make test)
+// installs, failing the test when it is not there.
+func gatewayBinary(t *testing.T, name string) string {
+	t.Helper()
+	path, err := filepath.Abs(filepath.Join("..", "..", "bin", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("no %s (make gateways installs it): %v", path, err)
+	}
+	return path
+}
+
+// TestCaddyForwardAuth runs deploy/gateways/Caddyfile in Caddy (from its Go
+// module, pinned: make gateways), on SQLite and MySQL.
+func TestCaddyForwardAuth(t *testing.T) {
+	caddy := gatewayBinary(t, "caddy")
+	for _, driver := range []string{"sqlite", "mysql"} {
+		t.Run(driver, func(t *testing.T) {
+			f := newGatewayFixture(t, driver)
+			dir := t.TempDir()
+			listen := freeAddr(t)
+			conf := exampleFile(t, "Caddyfile",
+				"forward_auth 127.0.0.1:8080", "forward_auth "+strings.TrimPrefix(f.svc.httpURL, "http://"),
+				"reverse_proxy 127.0.0.1:9000", "reverse_proxy "+f.upstream,
+				"http://127.0.0.1:8000", "http://"+listen)
+			path := filepath.Join(dir, "Caddyfile")
+			if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(caddy, "run", "--config", path, "--adapter", "caddyfile")
+			// Caddy keeps its state under XDG's directories: the test's own.
+			cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+filepath.Join(dir, "data"), "XDG_CONFIG_HOME="+filepath.Join(dir, "config"))
+			startGateway(t, listen, cmd)
+			checkGateway(t, f, "http://"+listen)
+		})
+	}
+}

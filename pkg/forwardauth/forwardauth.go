@@ -62,14 +62,23 @@ func New(svc *tokens.Service, logger *slog.Logger) *Handler {
 	return &Handler{tokens: svc, logger: logger}
 }
 
-// Routes returns the endpoint's route, for every method.
+// Routes returns the endpoint's routes, for every method: Path, and the
+// paths under it, where Envoy's HTTP ext_authz asks (its path_prefix, then
+// the client's path and query, which are not the endpoint's parameters).
 func (h *Handler) Routes() map[string]http.Handler {
-	return map[string]http.Handler{Path: h}
+	return map[string]http.Handler{Path: h, Path + "/": h}
 }
 
 // ServeHTTP answers whether the request the gateway forwards may pass.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	required, aud, problem := parseQuery(r.URL.RawQuery)
+	var (
+		required []string
+		aud      tokens.Audience
+		problem  string
+	)
+	if r.URL.Path == Path {
+		required, aud, problem = parseQuery(r.URL.RawQuery)
+	}
 	if problem == "" {
 		problem = checkForwarded(r.Header)
 	}

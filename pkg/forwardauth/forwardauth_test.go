@@ -198,6 +198,26 @@ func TestBadRequestsAreRefusedInPlainWords(t *testing.T) {
 	}
 }
 
+// Envoy's HTTP ext_authz asks at its path_prefix followed by the client's
+// path and query: the query is the client's, not the endpoint's parameters.
+func TestEnvoyStylePathsAreChecksToo(t *testing.T) {
+	f := newFixture(t)
+	for _, tc := range []struct {
+		token  string
+		status int
+	}{{f.api, 200}, {f.access, 200}, {"", 401}, {f.revoked, 401}} {
+		r := httptest.NewRequest("GET", forwardauth.Path+"/orders/1?scopes=x&id=2", nil)
+		if tc.token != "" {
+			r.Header.Set("Authorization", "Bearer "+tc.token)
+		}
+		w := httptest.NewRecorder()
+		f.h.ServeHTTP(w, r)
+		if w.Code != tc.status {
+			t.Errorf("%.12s…: %d %s, want %d", tc.token, w.Code, w.Body, tc.status)
+		}
+	}
+}
+
 // startWithUser starts a service with one user, whose principal it returns.
 func startWithUser(t *testing.T) (*app.App, *domain.Principal) {
 	t.Helper()
