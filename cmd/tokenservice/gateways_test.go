@@ -43,7 +43,14 @@ type gatewayFixture struct {
 
 func newGatewayFixture(t *testing.T, driver string) *gatewayFixture {
 	t.Helper()
-	s := startService(t, storetest.MustConfig(t, driver), "TOKENSERVICE_SCOPES", "orders:read,orders:write")
+	return newGatewayFixtureWith(t, driver)
+}
+
+// newGatewayFixtureWith is newGatewayFixture with the service's settings
+// extraEnv (pairs of variable and value) added.
+func newGatewayFixtureWith(t *testing.T, driver string, extraEnv ...string) *gatewayFixture {
+	t.Helper()
+	s := startService(t, storetest.MustConfig(t, driver), append([]string{"TOKENSERVICE_SCOPES", "orders:read,orders:write"}, extraEnv...)...)
 	ctx := context.Background()
 	u, err := s.app.Users().Create(ctx, users.Operator(), users.CreateInput{Username: "gwen", Password: "correct horse battery staple"})
 	if err != nil {
@@ -397,4 +404,82 @@ func TestCaddyForwardAuth(t *testing.T) {
 			checkGateway(t, f, "http://"+listen)
 		})
 	}
+}
+
+// TestOfflineJWTGateway puts oauth2-proxy (pinned, from its Go module: make
+// gateways) in front of the upstream as a gateway that verifies access
+// tokens offline, through the service's OpenID discovery and JWKS, with no
+// call to the service per request, across a signing-key rotation. (Caddy's
+// JWT modules and KrakenD are not served by the module proxy here;
+// oauth2-proxy is the maintained reverse proxy that verifies bearer JWTs
+// this way.) Its trade-off, which the test shows: a revoked token's access
+// tokens pass until their exp.
+func TestOfflineJWTGateway(t *testing.T) {
+	proxy := gatewayBinary(t, "oauth2-proxy")
+	addr := freeAddr(t)
+	issuer := "http://" + addr
+	const propagation = 1200 * time.Millisecond // the JWKS max-age and the key reload interval, and some
+	f := newGatewayFixtureWith(t, "sqlite",
+		"TOKENSERVICE_HTTP_ADDR", addr, "TOKENSERVICE_ISSUER", issuer,
+		"TOKENSERVICE_KEY_PROPAGATION_DELAY", propagation.String(), "TOKENSERVICE_KEY_RELOAD_INTERVAL", "100ms",
+		"TOKENSERVICE_JWKS_MAX_AGE", "1s",
+		"TOKENSERVICE_ACCESS_TOKEN_REUSE", "0")
+	listen := freeAddr(t)
+	startGateway(t, listen, exec.Command(proxy,
+		"--http-address="+listen, "--upstream=http://"+f.upstream+"/",
+		"--provider=oidc", "--oidc-issuer-url="+issuer,
+		// The access tokens' aud: the service's --audience (its issuer
+		// by default), or the API's own resource.
+		"--client-id="+issuer, "--client-secret=unused",
+		"--cookie-secret=0123456789abcdef0123456789abcdef", "--cookie-secure=false", "--email-domain=*",
+		"--skip-jwt-bearer-tokens=true", "--bearer-token-login-fallback=false", "--api-route=^/",
+		"--pass-user-headers=true", "--skip-provider-button=true"))
+	base := "http://" + listen
+	passes := func(what, token string) {
+		t.Helper()
+		resp, e := through(t, base, "/orders", authz(token))
+		if e == nil {
+			t.Fatalf("%s: %d, want 200", what, resp.StatusCode)
+		}
+		if got := e.Headers.Get("X-Forwarded-User"); got != f.userID {
+			t.Errorf("%s: the upstream got X-Forwarded-User %q, want the sub %q", what, got, f.userID)
+		}
+	}
+	refused := func(what string, header http.Header) {
+		t.Helper()
+		if resp, _ := through(t, base, "/orders", header); resp.StatusCode != http.StatusUnauthorized && resp.StatusCode != http.StatusForbidden {
+			t.Errorf("%s: %d, want 401 or 403", what, resp.StatusCode)
+		}
+	}
+	passes("an access token", f.access)
+	refused("no credential", nil)
+	refused("an API token (not a JWT: only the service checks those)", authz(f.api))
+	refused("a forged access token", authz(f.access[:len(f.access)-4]+"AAAA"))
+
+	// A new signing key: the gateway fetches the JWKS again for its kid.
+	oldKID := kidOf(t, f.access)
+	op := &shell{t: t, env: f.svc.env}
+	op.must("", "keys", "rotate", "--key-propagation-delay", propagation.String())
+	var fresh string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		x, err := f.svc.app.Tokens().Exchange(context.Background(), tokens.ExchangeInput{APIToken: f.api})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fresh = x.AccessToken.JWT; kidOf(t, fresh) != oldKID {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no access token signed by the new key within 10s of the rotation")
+		}
+	}
+	passes("an access token of the new key", fresh)
+	passes("an access token of the old key, still published", f.access)
+
+	// Offline, a revocation waits for the access token's exp.
+	plain, rest := f.revoke(t)
+	access, id, _ := strings.Cut(rest, "\x00")
+	_ = plain
+	f.delete(t, id)
+	passes("a revoked token's access token, before its exp (the offline trade-off)", access)
 }
