@@ -149,7 +149,7 @@ export TOKENSERVICE_BENCH_MYSQL_DSN ?= root@tcp(127.0.0.1:3306)/test
 # With MySQL, the scenarios run on the Galera cluster too, through HAProxy
 # (issue 19): the cluster is started if no part of it runs, and then
 # stopped at the end however the run ends; one a developer has up is left up.
-bench: build $(HEY) $(if $(BENCH_GALERA),galera-packages) ## Load-test a real server (cmd/tokenbench, MySQL by default, and then a Galera cluster; hey checks the ceiling), then run the Go benchmarks.
+bench: build $(HEY) nginx $(if $(BENCH_GALERA),galera-packages) ## Load-test a real server (cmd/tokenbench, MySQL by default, and then a Galera cluster; hey checks the ceiling), then run the Go benchmarks.
 	@galera=; \
 	  if [ -n "$(BENCH_GALERA)" ]; then \
 	    scripts/galera.sh status | grep -q running || trap 'scripts/galera.sh down' EXIT; \

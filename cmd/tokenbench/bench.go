@@ -67,6 +67,11 @@ func (b *bench) measureOthers(summary map[string]any) error {
 		}
 	}
 	b.measureOAuth()
+	if b.wants("gateway-nginx") {
+		if err := b.measureNginx(summary); err != nil {
+			return err
+		}
+	}
 	if err := b.measureFederated(summary); err != nil {
 		return err
 	}

@@ -54,6 +54,8 @@ type config struct {
 	profile     string // scenario/transport to profile
 	profileOut  string
 	hey         string // an independent load generator to check the ceiling with; "": none
+	nginx       string // the nginx the gateway scenarios run; "": nginx on PATH or /usr/sbin/nginx
+	gatewaysDir string // deploy/gateways: the examples the gateway scenarios run
 }
 
 func parseConfig(args []string, stderr io.Writer) (*config, error) {
@@ -73,6 +75,8 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	only := fs.String("scenarios", "", "comma-separated scenarios to run (default: all)")
 	fs.StringVar(&c.profile, "profile", "", "take a CPU profile of the server during this scenario/transport (e.g. exchange/rest; create/rest@galera: the -galera-dsn server's)")
 	fs.StringVar(&c.profileOut, "profile-out", "cpu.pprof", "where -profile writes the profile (read it with go tool pprof -top)")
+	fs.StringVar(&c.nginx, "nginx", "", "the nginx the gateway-nginx scenarios run (default: nginx on PATH, else /usr/sbin/nginx)")
+	fs.StringVar(&c.gatewaysDir, "gateways-dir", "deploy/gateways", "the gateway examples the gateway-nginx scenarios run nginx with")
 	fs.StringVar(&c.hey, "hey", "", "the hey binary (github.com/rakyll/hey): measure the REST ceiling with it too, to show tokenbench is not the bottleneck")
 	if err := fs.Parse(args); err != nil {
 		return nil, err

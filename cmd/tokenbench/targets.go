@@ -90,6 +90,11 @@ func targets(results []result, summary map[string]any, sweep []int) []target {
 	if v, ok := summary["lastused_on_of_off"].(float64); ok {
 		atLeast("exchange with last-used tracking, of without", v, 0.95)
 	}
+	// Issue 23's: nginx asking the service per request (auth_request, with
+	// the example's keepalive) against the same nginx with no check.
+	if v, ok := summary["nginx_auth_of_open"].(float64); ok {
+		atLeast("nginx with auth_request: throughput, of nginx with no check", v, 0.5)
+	}
 	if v, ok := summary["fleet_lastused_on_of_off"].(float64); ok {
 		atLeast("fleet-exchange with last-used tracking, of without", v, 0.9)
 	}
