@@ -188,6 +188,8 @@ func checkGateway(t *testing.T, f *gatewayFixture, base string) {
 		"a forged JWT":        {"/orders", authz(f.access[:len(f.access)-4] + "AAAA"), 401, bearer.InvalidToken},
 		"a scope not held":    {"/admin/orders", authz(f.api), 403, bearer.InsufficientScope(bearer.Realm, "orders:write")},
 		"an access token too": {"/admin/orders", authz(f.access), 403, bearer.InsufficientScope(bearer.Realm, "orders:write")},
+		"the route in capitals": {"/ADMIN/orders", authz(f.api), 403, bearer.InsufficientScope(bearer.Realm, "orders:write")},
+		"the bare route":        {"/admin", authz(f.api), 403, bearer.InsufficientScope(bearer.Realm, "orders:write")},
 	}
 	plain, rest := f.revoke(t)
 	access, id, _ := strings.Cut(rest, "\x00")
@@ -482,4 +484,37 @@ func TestOfflineJWTGateway(t *testing.T) {
 	_ = plain
 	f.delete(t, id)
 	passes("a revoked token's access token, before its exp (the offline trade-off)", access)
+}
+
+// Envoy's HTTP ext_authz asks at /forward-auth/ followed by the client's
+// path, which may carry what a log must not (a reset link's secret): the
+// log line names the route, not the path.
+func TestForwardAuthLogsNoClientPath(t *testing.T) {
+	f := newGatewayFixture(t, "sqlite")
+	const secret = "SECRETPATHPART123"
+	req, err := http.NewRequest("GET", f.svc.httpURL+"/forward-auth/reset/"+secret+"?x=1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header = authz(f.api)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%d", resp.StatusCode)
+	}
+	var logged bool
+	for deadline := time.Now().Add(5 * time.Second); !logged && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		for _, line := range f.svc.logs.JSONLines() {
+			logged = logged || line["http.path"] == "/forward-auth/…"
+		}
+	}
+	if !logged {
+		t.Error("no log line for the check under /forward-auth/")
+	}
+	if strings.Contains(f.svc.logs.String(), secret) {
+		t.Error("the log has the client's path")
+	}
 }

@@ -76,8 +76,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		aud      tokens.Audience
 		problem  string
 	)
-	if r.URL.Path == Path {
+	switch {
+	case r.URL.Path == Path:
 		required, aud, problem = parseQuery(r.URL.RawQuery)
+	case r.URL.Path == Path+"/" && hasOwnParameter(r.URL.RawQuery):
+		// An auth URL with a stray slash would drop its route's scopes
+		// (the query under Path/ is the client's): refused, not ignored.
+		problem = "the endpoint's parameters go on " + Path + ", not " + Path + "/"
 	}
 	if problem == "" {
 		problem = checkForwarded(r.Header)
@@ -124,18 +129,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	allow(w, p, time.Now())
 }
 
-// allow answers 200 with who the caller is. Each value is one the service
-// made (IDs, a username, scope names: never a control character); one that
-// is not is left out rather than sent, so no answer can split a header.
+// allow answers 200 with who the caller is. Each identity header is sent,
+// empty when there is nothing to say (an access token with no scope), so
+// that a gateway copying it replaces what the client sent under its name
+// (Envoy's allowed_upstream_headers overwrites only the headers the answer
+// has). Each value is one the service made (IDs, a username, scope names:
+// never a control character); one that is not is sent empty, so no answer
+// can split a header.
 func allow(w http.ResponseWriter, p *domain.Principal, now time.Time) {
 	h := w.Header()
 	for _, kv := range [][2]string{
 		{bearer.HeaderUserID, p.User.ID}, {bearer.HeaderUsername, p.User.Username},
 		{bearer.HeaderScopes, p.Scopes.String()}, {bearer.HeaderTokenID, p.TokenID},
 	} {
-		if kv[1] != "" && safeValue(kv[1]) {
-			h.Set(kv[0], kv[1])
+		v := kv[1]
+		if !safeValue(v) {
+			v = ""
 		}
+		h.Set(kv[0], v)
 	}
 	if p.ExpireTime.IsZero() || p.ExpireTime.Sub(now) > CacheMaxAge {
 		h.Set("Cache-Control", "private, max-age=1")
@@ -192,6 +203,12 @@ func parseQuery(raw string) (required []string, aud tokens.Audience, problem str
 		}
 	}
 	return required, aud, ""
+}
+
+// hasOwnParameter reports whether a query names scope or audience.
+func hasOwnParameter(raw string) bool {
+	q, err := url.ParseQuery(raw)
+	return err != nil || q.Has(ParamScope) || q.Has(ParamAudience)
 }
 
 // checkForwarded refuses X-Forwarded-Method, -Uri and -Host headers that

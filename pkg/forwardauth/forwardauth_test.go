@@ -29,6 +29,8 @@ type fixture struct {
 	revoked      string
 	access       string // access token of api: orders:read
 	accessOrders string // access token of api minted for ordersAPI
+	accessNone   string // access token with no scope (of a tokens:write token)
+	noneID       string
 }
 
 func newFixture(t testing.TB) fixture {
@@ -52,6 +54,9 @@ func newFixture(t testing.TB) fixture {
 	}
 	f.access = mustExchange(t, a, tokens.ExchangeInput{APIToken: f.api, Scopes: []string{"orders:read"}})
 	f.accessOrders = mustExchange(t, a, tokens.ExchangeInput{APIToken: f.api, Resource: ordersAPI, Scopes: []string{"orders:read"}})
+	var writeOnly string
+	writeOnly, f.noneID = mustToken(t, a, owner, "tokens:write")
+	f.accessNone = mustExchange(t, a, tokens.ExchangeInput{APIToken: writeOnly}) // write scopes only when named
 	return f
 }
 
@@ -99,12 +104,15 @@ func bearerOf(token string) map[string][]string {
 func TestAValidCredentialPassesWithWhoItIs(t *testing.T) {
 	f := newFixture(t)
 	for name, tc := range map[string]struct {
-		token, query, scopes string
+		token, query, scopes, tokenID string
 	}{
-		"API token":                        {f.api, "", "orders:read tokens:read"},
-		"access token":                     {f.access, "", "orders:read"},
-		"access token for the API's route": {f.accessOrders, "audience=" + ordersAPI, "orders:read"},
-		"the route's scope held":           {f.access, "scope=orders:read", "orders:read"},
+		"API token":                        {f.api, "", "orders:read tokens:read", f.apiID},
+		"access token":                     {f.access, "", "orders:read", f.apiID},
+		"access token for the API's route": {f.accessOrders, "audience=" + ordersAPI, "orders:read", f.apiID},
+		"the route's scope held":           {f.access, "scope=orders:read", "orders:read", f.apiID},
+		// Sent empty, not left out: a gateway copying it replaces the
+		// client's own.
+		"access token with no scope": {f.accessNone, "", "", f.noneID},
 	} {
 		// nginx keeps the client's method; Caddy and Traefik send GET.
 		for _, method := range []string{"GET", "POST", "DELETE", "HEAD"} {
@@ -114,7 +122,7 @@ func TestAValidCredentialPassesWithWhoItIs(t *testing.T) {
 			}
 			for h, want := range map[string]string{
 				"X-Tokenservice-User-Id": f.user.ID, "X-Tokenservice-Username": "wes",
-				"X-Tokenservice-Scopes": tc.scopes, "X-Tokenservice-Token-Id": f.apiID,
+				"X-Tokenservice-Scopes": tc.scopes, "X-Tokenservice-Token-Id": tc.tokenID,
 				"Cache-Control": "private, max-age=1",
 			} {
 				if got := w.Header().Values(h); len(got) != 1 || got[0] != want {
@@ -206,14 +214,26 @@ func TestEnvoyStylePathsAreChecksToo(t *testing.T) {
 		token  string
 		status int
 	}{{f.api, 200}, {f.access, 200}, {"", 401}, {f.revoked, 401}} {
-		r := httptest.NewRequest("GET", forwardauth.Path+"/orders/1?scopes=x&id=2", nil)
-		if tc.token != "" {
-			r.Header.Set("Authorization", "Bearer "+tc.token)
+		for _, path := range []string{"/orders/1?scopes=x&id=2", "/?page=2"} {
+			r := httptest.NewRequest("GET", forwardauth.Path+path, nil)
+			if tc.token != "" {
+				r.Header.Set("Authorization", "Bearer "+tc.token)
+			}
+			w := httptest.NewRecorder()
+			f.h.ServeHTTP(w, r)
+			if w.Code != tc.status {
+				t.Errorf("%s with %.12s…: %d %s, want %d", path, tc.token, w.Code, w.Body, tc.status)
+			}
 		}
+	}
+	// An auth URL with a stray slash would drop the route's scope: 400.
+	for _, query := range []string{"scope=orders:write", "audience=" + ordersAPI, "scope="} {
+		r := httptest.NewRequest("GET", forwardauth.Path+"/?"+query, nil)
+		r.Header.Set("Authorization", "Bearer "+f.api)
 		w := httptest.NewRecorder()
 		f.h.ServeHTTP(w, r)
-		if w.Code != tc.status {
-			t.Errorf("%.12s…: %d %s, want %d", tc.token, w.Code, w.Body, tc.status)
+		if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "not /forward-auth/") {
+			t.Errorf("/forward-auth/?%s: %d %s, want 400", query, w.Code, w.Body)
 		}
 	}
 }

@@ -60,6 +60,20 @@ func (s *Server) routes(gateway *runtime.ServeMux, table httprule.Table) http.Ha
 	return withRequestID(mux)
 }
 
+// loggedPath is the path a request's log line shows: under a route that
+// takes a whole subtree (/forward-auth/, where Envoy asks with the client's
+// own path after it), the route's, not the client's path, which may carry
+// what a log must not.
+func loggedPath(r *http.Request) string {
+	if p := r.Pattern; strings.HasSuffix(p, "/") {
+		if _, path, ok := strings.Cut(p, " "); ok {
+			p = path
+		}
+		return p + "…"
+	}
+	return r.URL.Path
+}
+
 // logRequests logs each request h answers, as the interceptors log each
 // call: one line, under the request id, with the client's address
 // (calllog.RequestAddr), the status and the time taken. Nothing of the body
@@ -74,7 +88,7 @@ func logRequests(logger *slog.Logger, h http.Handler) http.Handler {
 			level = slog.LevelError
 		}
 		logger.Log(r.Context(), level, "finished request", "request_id", r.Header.Get(requestIDHTTPHeader),
-			"client.address", calllog.RequestAddr(r), "http.method", r.Method, "http.path", r.URL.Path, "http.status", sw.status,
+			"client.address", calllog.RequestAddr(r), "http.method", r.Method, "http.path", loggedPath(r), "http.status", sw.status,
 			"time_ms", float64(time.Since(start).Microseconds())/1000)
 	})
 }
