@@ -149,14 +149,14 @@ export TOKENSERVICE_BENCH_MYSQL_DSN ?= root@tcp(127.0.0.1:3306)/test
 # With MySQL, the scenarios run on the Galera cluster too, through HAProxy
 # (issue 19): the cluster is started if no part of it runs, and then
 # stopped at the end however the run ends; one a developer has up is left up.
-bench: build $(HEY) nginx $(if $(BENCH_GALERA),galera-packages) ## Load-test a real server (cmd/tokenbench, MySQL by default, and then a Galera cluster; hey checks the ceiling), then run the Go benchmarks.
+bench: build $(HEY) nginx $(GATEWAY_STAMPS) $(if $(BENCH_GALERA),galera-packages) ## Load-test a real server (cmd/tokenbench, MySQL by default, and then a Galera cluster; hey checks the ceiling), then run the Go benchmarks.
 	@galera=; \
 	  if [ -n "$(BENCH_GALERA)" ]; then \
 	    scripts/galera.sh status | grep -q running || trap 'scripts/galera.sh down' EXIT; \
 	    dsns=$$(scripts/galera.sh up) || { echo "make bench: the Galera cluster did not start"; exit 1; }; \
 	    eval "$$dsns"; galera=$$TOKENSERVICE_TEST_GALERA_LB_DSN; \
 	  fi; \
-	  set -x; $(GO) run ./cmd/tokenbench -bin $(BIN)/tokenservice -db $(BENCH_DB) -duration $(BENCH_DURATION) -concurrency $(BENCH_CONCURRENCY) -fleet-rows $(BENCH_FLEET_ROWS) -fleet-tokens $(BENCH_FLEET_TOKENS) -hey $(BIN)/hey -galera-dsn "$$galera"
+	  set -x; $(GO) run ./cmd/tokenbench -bin $(BIN)/tokenservice -db $(BENCH_DB) -duration $(BENCH_DURATION) -concurrency $(BENCH_CONCURRENCY) -fleet-rows $(BENCH_FLEET_ROWS) -fleet-tokens $(BENCH_FLEET_TOKENS) -hey $(BIN)/hey -oauth2-proxy $(BIN)/oauth2-proxy -galera-dsn "$$galera"
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 .PHONY: lint

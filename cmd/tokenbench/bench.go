@@ -72,6 +72,11 @@ func (b *bench) measureOthers(summary map[string]any) error {
 			return err
 		}
 	}
+	if b.wants("gateway-offline") {
+		if err := b.measureOffline(summary); err != nil {
+			return err
+		}
+	}
 	if err := b.measureFederated(summary); err != nil {
 		return err
 	}

@@ -42,32 +42,10 @@ func (b *bench) measureNginx(summary map[string]any) error {
 		return err
 	}
 	defer stop()
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4096, MaxIdleConns: 4096}}
-	get := func(path, bearer string) op {
-		return func(ctx context.Context, _ int) error {
-			req, err := http.NewRequestWithContext(ctx, "GET", "http://"+listen+path, nil)
-			if err != nil {
-				return err
-			}
-			if bearer != "" {
-				req.Header.Set("Authorization", "Bearer "+bearer)
-			}
-			resp, err := client.Do(req)
-			if err != nil {
-				return err
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				return fmt.Errorf("GET %s through nginx: %s", path, resp.Status)
-			}
-			return nil
-		}
-	}
 	var open, auth float64
 	for range 2 {
-		open += b.measure("gateway-nginx-open", "rest", b.cfg.concurrency, get("/open/orders", "")).RPS
-		auth += b.measure("gateway-nginx-auth", "rest", b.cfg.concurrency, get("/orders", b.fix.apiToken)).RPS
+		open += b.measure("gateway-nginx-open", "rest", b.cfg.concurrency, getThrough(listen, "/open/orders", "")).RPS
+		auth += b.measure("gateway-nginx-auth", "rest", b.cfg.concurrency, getThrough(listen, "/orders", b.fix.apiToken)).RPS
 	}
 	summary["nginx_auth_of_open"] = ratio(auth, open)
 	return nil
@@ -161,14 +139,20 @@ http {
 			return nil, err
 		}
 	}
-	logFile, err := os.Create(filepath.Join(prefix, "nginx.log"))
+	cmd := exec.Command(nginx, "-p", prefix+"/", "-e", filepath.Join(prefix, "error.log"), "-c", "nginx.conf")
+	return startListening(ctx, cmd, listen, filepath.Join(prefix, "nginx.log"))
+}
+
+// startListening runs cmd, its output to logPath, until it listens on
+// listen; stop ends it and every process it started.
+func startListening(ctx context.Context, cmd *exec.Cmd, listen, logPath string) (stop func(), err error) {
+	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
 	defer logFile.Close()
-	cmd := exec.Command(nginx, "-p", prefix+"/", "-e", filepath.Join(prefix, "error.log"), "-c", "nginx.conf")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its workers die with it
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // nginx's workers die with it
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -176,16 +160,85 @@ http {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		_ = cmd.Wait()
 	}
-	for deadline := time.Now().Add(10 * time.Second); ctx.Err() == nil; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(20 * time.Second); ctx.Err() == nil; time.Sleep(20 * time.Millisecond) {
 		if c, err := net.Dial("tcp", listen); err == nil {
 			c.Close()
 			return stop, nil
 		}
 		if time.Now().After(deadline) {
 			stop()
-			return nil, fmt.Errorf("nginx does not listen on %s after 10s: see %s", listen, filepath.Join(prefix, "error.log"))
+			return nil, fmt.Errorf("%s does not listen on %s after 20s: see %s", filepath.Base(cmd.Path), listen, logPath)
 		}
 	}
 	stop()
 	return nil, ctx.Err()
+}
+
+// measureOffline puts oauth2-proxy in front of the API as a gateway that
+// verifies access tokens offline (TestOfflineJWTGateway's configuration)
+// and measures it with an access token (gateway-offline-jwt) in turns with
+// a route it lets through unchecked (gateway-offline-open), twice each;
+// summary gets the first's throughput of the second's. oauth2-proxy reads
+// the discovery document and the JWKS at the bench's issuer
+// (http://tokenbench.test) through the service, as its HTTP proxy.
+func (b *bench) measureOffline(summary map[string]any) error {
+	if b.cfg.oauth2Proxy == "" {
+		return fmt.Errorf("no oauth2-proxy for the gateway-offline scenarios (make gateways builds it; -scenarios can leave them out)")
+	}
+	api, err := startOKServer()
+	if err != nil {
+		return err
+	}
+	defer api.Close()
+	listen, err := freePort()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(b.cfg.oauth2Proxy,
+		"--http-address="+listen, "--upstream=http://"+api.Addr().String()+"/",
+		"--provider=oidc", "--oidc-issuer-url="+benchIssuer, "--client-id="+benchIssuer, "--client-secret=unused",
+		"--cookie-secret=0123456789abcdef0123456789abcdef", "--cookie-secure=false", "--email-domain=*",
+		"--skip-jwt-bearer-tokens=true", "--bearer-token-login-fallback=false", "--api-route=^/",
+		"--pass-user-headers=true", "--skip-provider-button=true", "--skip-auth-route=^/open/",
+		"--request-logging=false", "--standard-logging=false")
+	cmd.Env = append(os.Environ(), "HTTP_PROXY="+b.c.httpURL, "NO_PROXY=127.0.0.1,localhost")
+	stop, err := startListening(b.ctx, cmd, listen, filepath.Join(b.work, "oauth2-proxy.log"))
+	if err != nil {
+		return err
+	}
+	defer stop()
+	var open, jwt float64
+	for range 2 {
+		open += b.measure("gateway-offline-open", "rest", b.cfg.concurrency, getThrough(listen, "/open/orders", "")).RPS
+		jwt += b.measure("gateway-offline-jwt", "rest", b.cfg.concurrency, getThrough(listen, "/orders", b.fix.accessToken)).RPS
+	}
+	summary["offline_jwt_of_open"] = ratio(jwt, open)
+	return nil
+}
+
+// gatewayClient is the bench's client of the gateways.
+var gatewayClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4096, MaxIdleConns: 4096}}
+
+// getThrough returns an op that GETs path through the gateway at listen,
+// with bearer as the credential unless it is "", and wants 200.
+func getThrough(listen, path, bearer string) op {
+	return func(ctx context.Context, _ int) error {
+		req, err := http.NewRequestWithContext(ctx, "GET", "http://"+listen+path, nil)
+		if err != nil {
+			return err
+		}
+		if bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+bearer)
+		}
+		resp, err := gatewayClient.Do(req)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET %s through the gateway: %s", path, resp.Status)
+		}
+		return nil
+	}
 }

@@ -56,6 +56,7 @@ type config struct {
 	hey         string // an independent load generator to check the ceiling with; "": none
 	nginx       string // the nginx the gateway scenarios run; "": nginx on PATH or /usr/sbin/nginx
 	gatewaysDir string // deploy/gateways: the examples the gateway scenarios run
+	oauth2Proxy string // the oauth2-proxy the gateway-offline scenarios run
 }
 
 func parseConfig(args []string, stderr io.Writer) (*config, error) {
@@ -77,6 +78,7 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.profileOut, "profile-out", "cpu.pprof", "where -profile writes the profile (read it with go tool pprof -top)")
 	fs.StringVar(&c.nginx, "nginx", "", "the nginx the gateway-nginx scenarios run (default: nginx on PATH, else /usr/sbin/nginx)")
 	fs.StringVar(&c.gatewaysDir, "gateways-dir", "deploy/gateways", "the gateway examples the gateway-nginx scenarios run nginx with")
+	fs.StringVar(&c.oauth2Proxy, "oauth2-proxy", "", "the oauth2-proxy the gateway-offline scenarios run (make gateways builds bin/oauth2-proxy)")
 	fs.StringVar(&c.hey, "hey", "", "the hey binary (github.com/rakyll/hey): measure the REST ceiling with it too, to show tokenbench is not the bottleneck")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -242,6 +244,10 @@ func (t *testbed) close() {
 	t.drop()
 }
 
+// benchIssuer is every bench server's --issuer (and so its access tokens'
+// audience).
+const benchIssuer = "http://tokenbench.test"
+
 // serverEnv is the environment of every server the bench runs, on the
 // database dbEnv names, trusting the issuer at issuerURL.
 func serverEnv(dbEnv []string, issuerURL string) []string {
@@ -253,7 +259,7 @@ func serverEnv(dbEnv []string, issuerURL string) []string {
 	// The federated scenarios' issuer: --trusted-issuers, by its variable,
 	// so that the seed server (which makes the federated credential) and
 	// each variant trust it too.
-	return append(dbEnv, "TOKENSERVICE_ISSUER=http://tokenbench.test", "TOKENSERVICE_ACCESS_TOKEN_TTL=2h", "TOKENSERVICE_LOGIN_ATTEMPTS_PER_ADDRESS=0", "TOKENSERVICE_MAX_TOKENS_PER_USER=0",
+	return append(dbEnv, "TOKENSERVICE_ISSUER="+benchIssuer, "TOKENSERVICE_ACCESS_TOKEN_TTL=2h", "TOKENSERVICE_LOGIN_ATTEMPTS_PER_ADDRESS=0", "TOKENSERVICE_MAX_TOKENS_PER_USER=0",
 		"TOKENSERVICE_TRUSTED_ISSUERS="+issuerURL)
 }
 

@@ -40,7 +40,8 @@ func TestTokenbenchRunsEveryScenario(t *testing.T) {
 	}
 	var stdout bytes.Buffer
 	err := realMain(context.Background(), []string{"-bin", bin, "-db", "sqlite", "-duration", "250ms", "-list-tokens", "60", "-sweep", "4,8", "-fleet-rows", "300", "-fleet-tokens", "200",
-		"-hey", filepath.Join(heyDir, "hey"), "-gateways-dir", filepath.Join("..", "..", "deploy", "gateways")}, &stdout, io.Discard)
+		"-hey", filepath.Join(heyDir, "hey"), "-gateways-dir", filepath.Join("..", "..", "deploy", "gateways"),
+		"-oauth2-proxy", filepath.Join("..", "..", "bin", "oauth2-proxy")}, &stdout, io.Discard)
 	if err != nil {
 		t.Fatalf("tokenbench: %v\n%s", err, stdout.String())
 	}
@@ -67,8 +68,10 @@ func TestTokenbenchRunsEveryScenario(t *testing.T) {
 			// The federated exchange against the API token's, and the
 			// unknown-kid flood's fetches: at least the server's first
 			// (discovery, then the JWKS), at most one an interval.
-			if v, _ := r.Summary["nginx_auth_of_open"].(float64); v <= 0 {
-				t.Errorf("summary: nginx_auth_of_open %v", r.Summary["nginx_auth_of_open"])
+			for _, k := range []string{"nginx_auth_of_open", "offline_jwt_of_open"} {
+				if v, _ := r.Summary[k].(float64); v <= 0 {
+					t.Errorf("summary: %s %v", k, r.Summary[k])
+				}
 			}
 			if v, _ := r.Summary["federated_of_exchange_no_reuse"].(float64); v <= 0 {
 				t.Errorf("summary: federated_of_exchange_no_reuse %v", r.Summary["federated_of_exchange_no_reuse"])
@@ -106,7 +109,7 @@ func TestTokenbenchRunsEveryScenario(t *testing.T) {
 	}
 	for _, name := range []string{"ceiling-hey/rest", "oauth-token/rest", "introspect/rest", "exchange-sweep/rest", "exchange-sweep/grpc", "exchange-lastused-on/rest", "exchange-lastused-off/rest", "exchange-no-reuse/rest", "exchange-no-reuse/grpc",
 		"federated/rest", "federated-unknown-kid/rest", "federated-no-reuse/rest", "oauth-token-no-reuse/rest",
-		"gateway-nginx-open/rest", "gateway-nginx-auth/rest"} {
+		"gateway-nginx-open/rest", "gateway-nginx-auth/rest", "gateway-offline-open/rest", "gateway-offline-jwt/rest"} {
 		if !seen[name] {
 			t.Errorf("no result for %s", name)
 		}

@@ -95,6 +95,9 @@ func targets(results []result, summary map[string]any, sweep []int) []target {
 	if v, ok := summary["nginx_auth_of_open"].(float64); ok {
 		atLeast("nginx with auth_request: throughput, of nginx with no check", v, 0.5)
 	}
+	if v, ok := summary["offline_jwt_of_open"].(float64); ok {
+		atLeast("oauth2-proxy verifying access tokens offline: throughput, of its own with no check", v, 0.8)
+	}
 	if v, ok := summary["fleet_lastused_on_of_off"].(float64); ok {
 		atLeast("fleet-exchange with last-used tracking, of without", v, 0.9)
 	}
