@@ -518,3 +518,40 @@ func TestForwardAuthLogsNoClientPath(t *testing.T) {
 		t.Error("the log has the client's path")
 	}
 }
+
+// With the database cut (MySQL through the fault proxy, no token cache), the
+// endpoint answers 503 with Retry-After, which every gateway turns into a
+// refusal, never a pass; and 200 again once the database is back.
+func TestForwardAuthFailsClosedWithoutTheDatabase(t *testing.T) {
+	db, proxy := storetest.MustMySQLViaProxy(t)
+	s := startService(t, db, "TOKENSERVICE_DB_QUERY_TIMEOUT", faultQueryTimeout.String(), "TOKENSERVICE_CACHE_TTL", "0")
+	s.mustUser(t, "alice", "human")
+	tok := rpc{t: t, c: s.grpcCaller()}.login("alice")
+	check := func() *http.Response {
+		t.Helper()
+		req, err := http.NewRequest("GET", s.httpURL+"/forward-auth", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header = authz(tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if resp := check(); resp.StatusCode != http.StatusOK {
+		t.Fatalf("before the cut: %d", resp.StatusCode)
+	}
+	proxy.Cut()
+	if resp := check(); resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("database cut: %d, Retry-After %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	proxy.Restore()
+	for deadline := time.Now().Add(10 * time.Second); check().StatusCode != http.StatusOK; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("still refused 10s after the database came back")
+		}
+	}
+}

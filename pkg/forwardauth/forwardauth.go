@@ -110,12 +110,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case kind == domain.KindUnauthenticated:
 		refuse(w, http.StatusUnauthorized, bearer.InvalidToken, "invalid_token", "the token is not accepted")
 		return
-	default:
+	case kind == domain.KindUnavailable:
 		// The database is away: the gateway refuses the request (nginx
 		// answers 500, Caddy and Traefik pass this on), never lets it by.
-		h.logger.LogAttrs(r.Context(), slog.LevelError, "forward-auth check failed", slog.String("error", err.Error()))
 		w.Header().Set("Retry-After", "1")
 		refuse(w, http.StatusServiceUnavailable, "", "temporarily_unavailable", "the service cannot check tokens now: retry shortly")
+		return
+	default:
+		h.logger.LogAttrs(r.Context(), slog.LevelError, "forward-auth check failed", slog.String("error", err.Error()))
+		refuse(w, http.StatusInternalServerError, "", "server_error", "internal error")
 		return
 	}
 	for _, scope := range required {
