@@ -11,15 +11,22 @@ import (
 	"github.com/tokenservice/tokenservice/pkg/store/storetest"
 )
 
-// A flush of 20,000 tokens used over 30 distinct seconds is one statement
-// (before issue 22 part 3 it was one UPDATE per distinct time and 500 ids:
-// 60 here), and it sets every token's time, never moving one back.
+// A flush of 20,000 tokens (3,000 on SQLite) used over 30 distinct seconds
+// is one statement (before issue 22 part 3 it was one UPDATE per distinct
+// time and 500 ids: 60 here), and it sets every token's time, never moving
+// one back. SQLite's engine is C translated to Go, every memory access of
+// which the race detector instruments: 20,000 took 200 s there under make
+// test's -race (7 s without), near the query timeout; 3,000 tokens over 30
+// seconds prove the same (not one statement per token, nor per second).
 func TestWriteLastUsedIsOneStatement(t *testing.T) {
-	const n = 20_000
-	if n > store.LastUsedChunk {
-		t.Fatalf("the test wants %d tokens in one chunk of at most %d", n, store.LastUsedChunk)
-	}
 	storetest.ForEachDriver(t, func(t *testing.T, driver string) {
+		n := 20_000
+		if driver == "sqlite" {
+			n = 3_000
+		}
+		if n > store.LastUsedChunk {
+			t.Fatalf("the test wants %d tokens in one chunk of at most %d", n, store.LastUsedChunk)
+		}
 		s := storetest.MustOpen(t, driver)
 		ctx := context.Background()
 		u := mustCreateUser(t, s, "uuuuuuuuuuuuuuuu", "alice")
