@@ -182,12 +182,12 @@ func checkGateway(t *testing.T, f *gatewayFixture, base string) {
 		challenge string
 	}
 	refusals := map[string]refusal{
-		"no credential":       {"/orders", nil, 401, bearer.Missing},
-		"not a bearer":        {"/orders", http.Header{"Authorization": {"Basic Z3dlbjpwdw=="}}, 401, bearer.InvalidRequest},
-		"a wrong token":       {"/orders", authz(f.api[:len(f.api)-4] + "AAAA"), 401, bearer.InvalidToken},
-		"a forged JWT":        {"/orders", authz(f.access[:len(f.access)-4] + "AAAA"), 401, bearer.InvalidToken},
-		"a scope not held":    {"/admin/orders", authz(f.api), 403, bearer.InsufficientScope(bearer.Realm, "orders:write")},
-		"an access token too": {"/admin/orders", authz(f.access), 403, bearer.InsufficientScope(bearer.Realm, "orders:write")},
+		"no credential":         {"/orders", nil, 401, bearer.Missing},
+		"not a bearer":          {"/orders", http.Header{"Authorization": {"Basic Z3dlbjpwdw=="}}, 401, bearer.InvalidRequest},
+		"a wrong token":         {"/orders", authz(f.api[:len(f.api)-4] + "AAAA"), 401, bearer.InvalidToken},
+		"a forged JWT":          {"/orders", authz(f.access[:len(f.access)-4] + "AAAA"), 401, bearer.InvalidToken},
+		"a scope not held":      {"/admin/orders", authz(f.api), 403, bearer.InsufficientScope(bearer.Realm, "orders:write")},
+		"an access token too":   {"/admin/orders", authz(f.access), 403, bearer.InsufficientScope(bearer.Realm, "orders:write")},
 		"the route in capitals": {"/ADMIN/orders", authz(f.api), 403, bearer.InsufficientScope(bearer.Realm, "orders:write")},
 		"the bare route":        {"/admin", authz(f.api), 403, bearer.InsufficientScope(bearer.Realm, "orders:write")},
 	}
