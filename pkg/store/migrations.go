@@ -548,6 +548,11 @@ func leaseConflict(err error) bool {
 	if lostConflict(err) {
 		return true
 	}
+	return sqliteBusy(err)
+}
+
+// sqliteBusy reports whether err is SQLite's busy database.
+func sqliteBusy(err error) bool {
 	msg := err.Error()
 	return strings.Contains(msg, "database is locked") || strings.Contains(msg, "SQLITE_BUSY")
 }

@@ -117,12 +117,22 @@ func Open(cfg Config) (*Store, error) {
 	default:
 		return nil, fmt.Errorf("unknown database driver %q (want %q or %q)", cfg.Driver, DriverSQLite, DriverMySQL)
 	}
-	db, err := gorm.Open(dialector, &gorm.Config{
+	gormCfg := &gorm.Config{
 		TranslateError:       true,
 		DisableAutomaticPing: true,           // connect on first use, under its caller's deadline
 		Logger:               logger.Discard, // queries carry secret hashes: never log them
 		NowFunc:              func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
-	})
+	}
+	db, err := gorm.Open(dialector, gormCfg)
+	// A new SQLite database is switched to WAL by its first connection,
+	// which takes an exclusive lock; SQLite answers another opener's switch
+	// with SQLITE_BUSY at once, without its busy timeout (replicas or the
+	// CLI starting together: TestConcurrentMigrationsAreRecordedOnce failed
+	// so, once in tens of runs). The lock lasts a moment: try again.
+	for wait := 10 * time.Millisecond; err != nil && cfg.Driver == DriverSQLite && sqliteBusy(err) && wait < 2*time.Second; wait *= 2 {
+		time.Sleep(wait)
+		db, err = gorm.Open(dialector, gormCfg)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("opening %s database: %w", cfg.Driver, redact(err))
 	}
