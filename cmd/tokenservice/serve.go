@@ -82,6 +82,7 @@ type serveOptions struct {
 	auditRetention time.Duration
 	auditLog       string
 	trustedIssuers string
+	sso            ssoOptions
 	stdout         io.Writer // where --audit-log - writes
 }
 
@@ -146,6 +147,7 @@ func serveFlags(fs *pflag.FlagSet) *serveOptions {
 	fs.IntVar(&fed.MaxPerUser, "max-federated-credentials-per-user", federation.DefaultMaxPerUser, "federated credentials one machine user may have (0: no limit)")
 	fs.DurationVar(&fed.Issuers.MaxAge, "federated-token-max-age", issuers.DefaultMaxAge, "how old (by its iat) a trusted issuer's token may be when exchanged")
 	fs.DurationVar(&fed.Issuers.RefreshInterval, "issuer-keys-refresh-interval", issuers.DefaultRefreshInterval, "the least time between two fetches of one issuer's discovery document or keys, whatever the cause (an unknown kid, an expired cache, a failed fetch retried): a flood of tokens with unknown kids costs at most one fetch an interval")
+	o.sso.flags(fs, cfg)
 	var all []string
 	fs.VisitAll(func(f *pflag.Flag) {
 		if f.Annotations[envAnnotation] == nil {
@@ -251,6 +253,9 @@ func (o *serveOptions) applySettings(cfg *app.Config) error {
 	}
 	cfg.Server.CORSOrigins = splitOrigins(o.corsOrigins)
 	if err := o.checkFederation(&cfg.Federation); err != nil {
+		return err
+	}
+	if err := o.sso.check(cfg); err != nil {
 		return err
 	}
 	tlsConfig, err := o.loadTLS()

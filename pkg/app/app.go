@@ -70,6 +70,8 @@ type Config struct {
 	Audit AuditConfig
 	// Federation says which OIDC issuers' tokens may stand for machine users.
 	Federation FederationConfig
+	// Console says how people sign in to the console at /console.
+	Console ConsoleConfig
 	// KeyRotation says how signing keys follow each other (a zero
 	// PropagationDelay: DefaultKeyPropagationDelay; a zero VerifyFor: from
 	// the access tokens' lifetime); the key set is reloaded (and a due
@@ -94,6 +96,7 @@ type App struct {
 	pages    *pagetoken.Codec
 	lastUsed *lastused.Recorder // nil: not recorded
 	cache    *cache.Cache       // nil: none
+	data     cache.Store        // what the rules read: the cache, or the store
 	// The audit trail's writers (see audit.go); the signer is loaded at start.
 	auditRecorder *audit.Recorder
 	auditSealer   *audit.Sealer
@@ -217,6 +220,7 @@ func (a *App) buildRules(passwords *auth.Passwords) error {
 		a.cache = cache.New(st, cfg.Cache, time.Now, a.metrics)
 		data = a.cache
 	}
+	a.data = data
 	minter := cfg.Minter
 	if minter.CacheSize == 0 {
 		minter.CacheSize = cfg.Cache.Size // one size for every per-token memory
@@ -228,7 +232,7 @@ func (a *App) buildRules(passwords *auth.Passwords) error {
 		tokensDeps.LastUsed = a.lastUsed
 	}
 	a.tokens = tokens.New(cfg.Tokens, tokensDeps)
-	a.users = users.New(cfg.Users, users.Deps{Users: data, Passwords: passwords, Pages: a.pages, Observer: a.metrics,
+	a.users = users.New(cfg.Users, users.Deps{Users: data, SignIns: signIns{st, a.cache}, Passwords: passwords, Pages: a.pages, Observer: a.metrics,
 		Audit: a.auditRecorder, Clock: now, Rand: rand.Reader})
 	return a.buildFederation(data)
 }
@@ -248,6 +252,11 @@ func (a *App) buildServer(ctx context.Context) (*server.Server, error) {
 	// gateways ask per request (issue 23).
 	routes := endpoints.Routes()
 	maps.Copy(routes, forwardauth.New(a.tokens, cfg.Logger).Routes())
+	consoleRoutes, err := a.consoleRoutes()
+	if err != nil {
+		return nil, err
+	}
+	maps.Copy(routes, consoleRoutes)
 	return server.New(ctx, cfg.Server, server.Deps{
 		Logger:          cfg.Logger,
 		Started:         a.started.Load,

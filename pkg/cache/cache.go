@@ -247,6 +247,12 @@ func (c *Cache) DeleteUser(ctx context.Context, id string, events ...*domain.Aud
 	return ids, err
 }
 
+// ForgetUser drops what the cache holds of a user changed elsewhere than
+// through it (its admin flag set at a sign-in), as the change feed would.
+func (c *Cache) ForgetUser(id string) {
+	c.forget(func() { c.dropUsers([]string{id}) })
+}
+
 // forget drops entries after a delete (whether or not it reported success:
 // it may have committed) and fences off reads that began before it.
 func (c *Cache) forget(drop func()) {

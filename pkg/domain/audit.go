@@ -21,8 +21,14 @@ type AuditAction string
 // request's path (they may be dropped, counted, when the buffer is full);
 // every other is written in the transaction of the change it records.
 const (
-	ActionUserLogin          AuditAction = "user.login" // use: a password login (HTTP Basic or in a body)
-	ActionUserCreate         AuditAction = "user.create"
+	ActionUserLogin  AuditAction = "user.login" // use: a password login (HTTP Basic or in a body)
+	ActionUserCreate AuditAction = "user.create"
+	// ActionUserSignIn (use): a sign-in through the operator's OpenID
+	// provider, succeeded or refused.
+	ActionUserSignIn AuditAction = "user.sign_in"
+	// ActionUserSetAdmin: a user's admin flag set from the provider's
+	// admin group at a sign-in.
+	ActionUserSetAdmin       AuditAction = "user.set_admin"
 	ActionUserDelete         AuditAction = "user.delete"
 	ActionUserChangePassword AuditAction = "user.change_password"
 	ActionMachineUserCreate  AuditAction = "machine_user.create"
@@ -58,7 +64,7 @@ const (
 
 // AuditActions are every action, in the order docs/audit.md lists them.
 var AuditActions = []AuditAction{
-	ActionUserLogin, ActionUserCreate, ActionUserDelete, ActionUserChangePassword,
+	ActionUserLogin, ActionUserSignIn, ActionUserSetAdmin, ActionUserCreate, ActionUserDelete, ActionUserChangePassword,
 	ActionMachineUserCreate, ActionMachineUserDelete,
 	ActionFederatedCredentialCreate, ActionFederatedCredentialDelete,
 	ActionTokenCreate, ActionTokenRotate, ActionTokenDelete, ActionTokenEndGrace,

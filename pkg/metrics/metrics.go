@@ -103,7 +103,7 @@ func New() *Metrics {
 	limits := f.counterVec("rate_limit_refusals_total", "Attempts refused by a rate limit, by limit: password attempts (address, user_and_address, user) and user creations (user_creations).", "limit")
 	m.creationsLimited = limits.WithLabelValues("user_creations")
 	m.passwords, m.limited = map[users.PasswordOutcome]prometheus.Counter{}, map[users.PasswordOutcome]prometheus.Counter{}
-	for _, o := range []users.PasswordOutcome{users.PasswordOK, users.PasswordWrong, users.PasswordUnknownUser} {
+	for _, o := range []users.PasswordOutcome{users.PasswordOK, users.PasswordWrong, users.PasswordUnknownUser, users.PasswordSignInOff} {
 		m.passwords[o] = passwords.WithLabelValues(string(o))
 	}
 	limitedAttempts := passwords.WithLabelValues("limited")

@@ -286,6 +286,37 @@ func migrations() []*gormigrate.Migration {
 					Create(&changeSequence{ID: 1}).Error
 			},
 		},
+		{
+			// Single sign-on and the console (issue 24): the people an
+			// OpenID provider vouches for, linked by the SHA-256 of its
+			// issuer and their subject (one person, one row); the console's
+			// sessions, by the SHA-256 of the cookie's secret; and the
+			// sign-ins under way with the provider, by the SHA-256 of the
+			// browser's secret for each. No secret is kept.
+			ID: "0013_sign_in",
+			Migrate: func(tx *gorm.DB) error {
+				type userIdentities struct {
+					MatchKey   []byte    `gorm:"type:binary(32);primaryKey"`
+					UserID     string    `gorm:"size:16;not null;index:user_identities_user"`
+					Issuer     string    `gorm:"size:255;not null"`
+					Subject    string    `gorm:"size:255;not null"`
+					CreateTime time.Time `gorm:"not null;precision:6"`
+				}
+				type sessions struct {
+					ID           []byte    `gorm:"type:binary(32);primaryKey"`
+					UserID       string    `gorm:"size:16;not null;index:sessions_user"`
+					CreateTime   time.Time `gorm:"not null;precision:6"`
+					ExpireTime   time.Time `gorm:"not null;precision:6;index:sessions_expire"`
+					LastSeenTime time.Time `gorm:"not null;precision:6"`
+				}
+				type signIns struct {
+					BrowserKey []byte    `gorm:"type:binary(32);primaryKey"`
+					ReturnTo   string    `gorm:"size:255;not null"`
+					CreateTime time.Time `gorm:"not null;precision:6;index:sign_ins_time"`
+				}
+				return createTables(tx, map[string]any{"user_identities": &userIdentities{}, "sessions": &sessions{}, "sign_ins": &signIns{}})
+			},
+		},
 	}
 }
 

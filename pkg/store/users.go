@@ -193,6 +193,12 @@ func (s *Store) DeleteUser(ctx context.Context, id string, events ...*domain.Aud
 		if err := tx.Where("user_id IN ?", ids).Delete(&federatedCredentialRow{}).Error; err != nil {
 			return err
 		}
+		if err := tx.Where("user_id IN ?", ids).Delete(&identityRow{}).Error; err != nil {
+			return err
+		}
+		if err := tx.Where("user_id IN ?", ids).Delete(&sessionRow{}).Error; err != nil {
+			return err
+		}
 		if err := tx.Where("id IN ?", ids).Delete(&userRow{}).Error; err != nil {
 			return err
 		}

@@ -159,5 +159,11 @@ func (s *Service) authenticatePassword(ctx context.Context, username, password, 
 		return nil, PasswordWrong, u, domain.ErrUnauthenticated
 	}
 	s.logins.succeeded(name, address)
+	if s.cfg.PasswordsForAdminsOnly && !u.Admin {
+		// Said only after the right password: the answer tells no one
+		// else whether the account is an admin's.
+		return nil, PasswordSignInOff, u, &domain.Error{Kind: domain.KindPermissionDenied, Reason: domain.ReasonPasswordSignInOff,
+			Message: "password sign-in is turned off for this account: sign in with the identity provider"}
+	}
 	return &domain.Principal{User: u, AllScopes: true}, PasswordOK, u, nil
 }

@@ -30,11 +30,16 @@ type Config struct {
 	// refused ones included, so that its conflicts cannot enumerate the
 	// usernames for free; 0: no limit.
 	CreationsPerHour int
+	// PasswordsForAdminsOnly turns password sign-in off for everyone but
+	// admins (a break-glass admin made with `db create-user --admin`),
+	// where people sign in through the identity provider.
+	PasswordsForAdminsOnly bool
 }
 
 // Deps are what the service works with.
 type Deps struct {
 	Users     domain.Users
+	SignIns   domain.SignIns // nil: no single sign-on
 	Passwords *auth.Passwords
 	Pages     *pagetoken.Codec
 	Observer  Observer // nil: nothing is told
@@ -62,6 +67,9 @@ const (
 	LimitedByAddress        PasswordOutcome = "limited_address"
 	LimitedByUserAndAddress PasswordOutcome = "limited_user_and_address"
 	LimitedByUser           PasswordOutcome = "limited_user"
+	// PasswordSignInOff: the right password of a user who may not sign
+	// in with one (Config.PasswordsForAdminsOnly).
+	PasswordSignInOff PasswordOutcome = "password_sign_in_off"
 )
 
 type noObserver struct{}
