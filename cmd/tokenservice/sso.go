@@ -65,7 +65,8 @@ func (o *ssoOptions) check(cfg *app.Config) error {
 		return fmt.Errorf("--oidc-issuer needs --oidc-client-id")
 	}
 	c := &sso.Config{Issuer: o.issuer, ClientID: o.clientID, Scopes: splitList(o.scopes), UsernameClaim: o.usernameClaim,
-		GroupsClaim: o.groupsClaim, AllowedDomains: splitList(o.domains), RequiredGroup: o.requiredGroup, AdminGroup: o.adminGroup}
+		GroupsClaim: o.groupsClaim, AllowedDomains: splitList(o.domains), RequiredGroup: o.requiredGroup, AdminGroup: o.adminGroup,
+		RedirectURL: strings.TrimSuffix(cfg.Server.Issuer, "/") + app.CallbackPath}
 	if o.secretFile != "" {
 		b, err := os.ReadFile(o.secretFile)
 		if err != nil {
