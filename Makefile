@@ -120,6 +120,11 @@ test: $(GRPCURL) $(SWAGGER) $(OAPI_CODEGEN) $(NODE_OAUTH_CLIENT) chromium nginx 
 test-fast: ## The quick loop: every test that needs no MySQL and starts no server process, with -short (make test runs everything).
 	TOKENSERVICE_TEST_WITHOUT_MYSQL=1 $(GO) test -short ./...
 
+.PHONY: screenshots
+screenshots: chromium ## Remake the console's pictures in docs/console/ from its browser test (TestConsoleInABrowser).
+	mkdir -p docs/console
+	TOKENSERVICE_SCREENSHOTS=$(CURDIR)/docs/console $(GO) test -count=1 -run 'TestConsoleInABrowser$$' ./cmd/tokenservice
+
 FUZZTIME ?= 30s
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME (default 30s); their seed corpora run in `make test`.

@@ -155,8 +155,10 @@ func withHeaders(h http.HandlerFunc) http.Handler {
 		hd.Set("Content-Security-Policy", contentSecurityPolicy)
 		hd.Set("X-Content-Type-Options", "nosniff")
 		hd.Set("X-Frame-Options", "DENY")
-		// The callback's URL carries a code and a state: no page sends it on.
-		hd.Set("Referrer-Policy", "no-referrer")
+		// The callback's URL carries a code and a state: no page sends it to
+		// another origin. (no-referrer would also make the browser's Origin
+		// on the console's own forms "null", which sameOrigin refuses.)
+		hd.Set("Referrer-Policy", "same-origin")
 		hd.Set("Cross-Origin-Opener-Policy", "same-origin")
 		if hd.Get("Cache-Control") == "" {
 			hd.Set("Cache-Control", "no-store")

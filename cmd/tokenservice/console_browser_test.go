@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// apiStatus is the REST API's answer to a listing with bearer.
+func apiStatus(t *testing.T, s *service, bearer string) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, s.httpURL+"/v1alpha1/tokens", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+bearer)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, resp)
+	return resp.StatusCode
+}
+
+// screenshot saves the page as docs/console/<name>.png when
+// TOKENSERVICE_SCREENSHOTS names a directory (make screenshots), so that
+// the README's pictures are the tests' own.
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	dir := os.Getenv("TOKENSERVICE_SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The console in a real browser: sign in through the provider, create a
+// token (its plaintext works against the API, and is never shown again),
+// rotate it (the old secret is refused, the new one works), revoke it (the
+// API refuses it), read it at 320 px, sign out.
+func TestConsoleInABrowser(t *testing.T) {
+	idp := startIdentityProvider(t)
+	s := startSSOService(t, "mysql", idp)
+	ctx := newBrowser(t)
+	css := func(sel string) chromedp.CSS { return chromedp.CSS(sel) }
+	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		stepCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		if err := chromedp.Do(stepCtx, steps...); err != nil {
+			page, _ := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("main")))
+			t.Fatalf("%s: %v; the page:\n%.2000s", what, err, page)
+		}
+	}
+	get := func(what string, a chromedp.Action[string]) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, a)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		return v
+	}
+
+	// The first call starts the browser, which lives as long as its context.
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1100, 760)); err != nil {
+		t.Fatalf("starting the browser: %v", err)
+	}
+	do("opening the console", chromedp.Navigate(s.httpURL+"/console/"),
+		chromedp.WaitVisible(css(`a[href="/console/sso/start"]`)))
+	screenshot(t, ctx, "sign-in")
+	do("signing in at the provider",
+		chromedp.Click(css(`a[href="/console/sso/start"]`)),
+		chromedp.WaitVisible(css(`form[action="/login/username"] #username`)),
+		chromedp.SendKeys(css(`form[action="/login/username"] #username`), "alice@example.com"),
+		chromedp.SendKeys(css(`form[action="/login/username"] #password`), opPassword),
+		chromedp.Click(css(`form[action="/login/username"] button[type=submit]`)),
+		chromedp.WaitVisible(css(".who")))
+	if who := get("reading who is signed in", chromedp.Text(css(".who"))); !strings.Contains(who, "alice@example.com") || !strings.Contains(who, "admin") {
+		t.Fatalf("signed in as %q, want alice@example.com, an admin", who)
+	}
+
+	do("creating a token",
+		chromedp.Click(css(`a.button[href="/console/tokens/new"]`)),
+		chromedp.WaitVisible(css("#note")),
+		chromedp.SendKeys(css("#note"), "deploy bot"),
+		chromedp.Click(css(`input[value="tokens:read"]`)))
+	screenshot(t, ctx, "create")
+	do("sending the form", chromedp.Click(css(`form[action="/console/tokens"] button[type=submit]`)), chromedp.WaitVisible(css("#plaintext")))
+	plaintext := get("reading the token", chromedp.Value(css("#plaintext")))
+	if !strings.HasPrefix(plaintext, "tks_") {
+		t.Fatalf("the created page shows %q, not a token", plaintext)
+	}
+	do("copying it", chromedp.Click(css("button[data-copy]")), chromedp.WaitVisible(css(".copied:not(:empty)")))
+	screenshot(t, ctx, "created")
+	if got := apiStatus(t, s, plaintext); got != http.StatusOK {
+		t.Errorf("the console's token against the API: %d, want 200", got)
+	}
+
+	do("listing the tokens", chromedp.Navigate(s.httpURL+"/console/"), chromedp.WaitVisible(css("table.tokens")))
+	screenshot(t, ctx, "tokens")
+	if page := get("reading the list", chromedp.OuterHTML(css("html"))); !strings.Contains(page, "deploy bot") || strings.Contains(page, plaintext[4:]) {
+		t.Errorf("the list does not name the token, or shows its secret again:\n%.600s", page)
+	}
+
+	do("rotating it", chromedp.Click(css(`a[href$="/rotate"]`)), chromedp.WaitVisible(css(`form[action$="/rotate"]`)))
+	screenshot(t, ctx, "rotate")
+	do("confirming", chromedp.Click(css(`form[action$="/rotate"] button`)), chromedp.WaitVisible(css("#plaintext")))
+	rotated := get("reading the new secret", chromedp.Value(css("#plaintext")))
+	if rotated == plaintext || !strings.HasPrefix(rotated, "tks_") {
+		t.Fatalf("the rotation shows %q", rotated)
+	}
+	if old, now := apiStatus(t, s, plaintext), apiStatus(t, s, rotated); old != http.StatusUnauthorized || now != http.StatusOK {
+		t.Errorf("after the rotation the old secret answers %d (want 401), the new %d (want 200)", old, now)
+	}
+
+	do("revoking it", chromedp.Navigate(s.httpURL+"/console/"), chromedp.WaitVisible(css(`a[href$="/revoke"]`)),
+		chromedp.Click(css(`a[href$="/revoke"]`)), chromedp.WaitVisible(css(`form[action$="/revoke"]`)))
+	screenshot(t, ctx, "revoke")
+	do("confirming", chromedp.Click(css(`form[action$="/revoke"] button`)), chromedp.WaitVisible(css(".notice")))
+	if got := apiStatus(t, s, rotated); got != http.StatusUnauthorized {
+		t.Errorf("the revoked token against the API: %d, want 401", got)
+	}
+
+	// 320 px wide (WCAG 2.1 reflow): a token's card, nothing wider than the screen.
+	do("creating another", chromedp.Navigate(s.httpURL+"/console/tokens/new"), chromedp.WaitVisible(css("#note")),
+		chromedp.SendKeys(css("#note"), "laptop"), chromedp.Click(css(`input[value="tokens:write"]`)),
+		chromedp.Click(css(`form[action="/console/tokens"] button[type=submit]`)), chromedp.WaitVisible(css("#plaintext")))
+	do("narrowing", chromedp.EmulateViewport(320, 640), chromedp.Navigate(s.httpURL+"/console/"), chromedp.WaitVisible(css("table.tokens")))
+	screenshot(t, ctx, "tokens-320px")
+	width, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.documentElement.scrollWidth`))
+	if err != nil || width > 320 {
+		t.Errorf("at 320 px the page is %d px wide (%v): it scrolls sideways", width, err)
+	}
+
+	do("signing out", chromedp.EmulateViewport(1100, 760), chromedp.Click(css(`form[action="/console/sign-out"] button`)),
+		chromedp.WaitVisible(css(`a[href="/console/sso/start"]`)),
+		chromedp.Navigate(s.httpURL+"/console/"), chromedp.WaitVisible(css(`a[href="/console/sso/start"]`)))
+	if loc := get("reading where the console went", chromedp.Location()); !strings.HasSuffix(loc, "/console/sign-in") {
+		t.Errorf("after signing out /console/ went to %s, want the sign-in page", loc)
+	}
+}
