@@ -131,6 +131,7 @@ func (c *Console) Routes() map[string]http.Handler {
 		"POST /console/tokens/{id}/rotate":  c.signedIn(c.rotateToken),
 		"GET /console/static/":              http.StripPrefix("/console/static/", http.FileServerFS(static)).ServeHTTP,
 		"GET /console/session-expired":      c.expiredPage,
+		"/console/":                         c.notFound,
 	}
 	out := make(map[string]http.Handler, len(routes))
 	for pattern, h := range routes {
