@@ -64,7 +64,7 @@ const (
 
 // AuditActions are every action, in the order docs/audit.md lists them.
 var AuditActions = []AuditAction{
-	ActionUserLogin, ActionUserSignIn, ActionUserSetAdmin, ActionUserCreate, ActionUserDelete, ActionUserChangePassword,
+	ActionUserLogin, ActionUserCreate, ActionUserDelete, ActionUserChangePassword, ActionUserSignIn, ActionUserSetAdmin,
 	ActionMachineUserCreate, ActionMachineUserDelete,
 	ActionFederatedCredentialCreate, ActionFederatedCredentialDelete,
 	ActionTokenCreate, ActionTokenRotate, ActionTokenDelete, ActionTokenEndGrace,

@@ -97,7 +97,7 @@ func TestObservationsStayInTheFamilies(t *testing.T) {
 		}
 	}
 	for _, o := range []users.PasswordOutcome{users.PasswordOK, users.PasswordWrong, users.PasswordUnknownUser,
-		users.LimitedByAddress, users.LimitedByUserAndAddress, users.LimitedByUser} {
+		users.LimitedByAddress, users.LimitedByUserAndAddress, users.LimitedByUser, users.PasswordSignInOff} {
 		m.PasswordChecked(o)
 	}
 	m.UserCreationLimited()
