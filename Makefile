@@ -85,6 +85,11 @@ nginx: ## Install Debian's nginx for the gateway tests, unless it is there.
 NODE_OAUTH_CLIENT := scripts/oauth-client-node/node_modules/.package-lock.json
 $(NODE_OAUTH_CLIENT): scripts/oauth-client-node/package-lock.json
 	cd scripts/oauth-client-node && npm ci --no-audit --no-fund
+# axe-core, the accessibility engine the console's browser test runs, pinned
+# by its lockfile.
+AXE := scripts/axe/node_modules/.package-lock.json
+$(AXE): scripts/axe/package-lock.json
+	cd scripts/axe && npm ci --no-audit --no-fund
 
 # The Galera cluster in the tests (issue 19): Debian's MariaDB, Galera and
 # HAProxy, three nodes and a balancer on ports of their own (scripts/galera.sh).
@@ -108,7 +113,7 @@ galera-down: ## Stop the Galera cluster and HAProxy.
 # tests use it) and is stopped however the run ends; a cluster that cannot
 # start fails make test. The failover tests' own cluster (bin/galera-failover)
 # is stopped too, in case a test run was killed before its cleanup.
-test: $(GRPCURL) $(SWAGGER) $(OAPI_CODEGEN) $(NODE_OAUTH_CLIENT) chromium nginx $(GATEWAY_STAMPS) galera-packages build ## Run unit and integration tests (SQLite, MySQL and a Galera cluster, HTTP and gRPC) with -race, the deploy/ tests, then the README session.
+test: $(GRPCURL) $(SWAGGER) $(OAPI_CODEGEN) $(NODE_OAUTH_CLIENT) $(AXE) chromium nginx $(GATEWAY_STAMPS) galera-packages build ## Run unit and integration tests (SQLite, MySQL and a Galera cluster, HTTP and gRPC) with -race, the deploy/ tests, then the README session.
 	@trap 'scripts/galera.sh down; GALERA_DIR=$(CURDIR)/bin/galera-failover GALERA_PORT_BASE=13400 scripts/galera.sh down' EXIT; \
 	  galera=$$(scripts/galera.sh up) || { echo "make test: the Galera cluster did not start"; exit 1; }; \
 	  eval "$$galera"; echo "$$galera"; \
@@ -121,7 +126,7 @@ test-fast: ## The quick loop: every test that needs no MySQL and starts no serve
 	TOKENSERVICE_TEST_WITHOUT_MYSQL=1 $(GO) test -short ./...
 
 .PHONY: screenshots
-screenshots: chromium ## Remake the console's pictures in docs/console/ from its browser test (TestConsoleInABrowser).
+screenshots: chromium $(AXE) ## Remake the console's pictures in docs/console/ from its browser test (TestConsoleInABrowser).
 	mkdir -p docs/console
 	TOKENSERVICE_SCREENSHOTS=$(CURDIR)/docs/console $(GO) test -count=1 -run 'TestConsoleInABrowser$$' ./cmd/tokenservice
 

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,6 +47,43 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 	}
 }
 
+// axeSource is axe-core, the accessibility engine, from the npm registry
+// (make test installs it, pinned by scripts/axe/package-lock.json).
+var axeSource = sync.OnceValues(func() ([]byte, error) {
+	return os.ReadFile("../../scripts/axe/node_modules/axe-core/axe.min.js")
+})
+
+// checkAccessibility runs axe-core on the page (WCAG 2.1 A and AA, and
+// best practices) and fails the test on a serious or critical violation.
+func checkAccessibility(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	for _, v := range axeViolations(t, ctx, name) {
+		t.Errorf("%s: %s", name, v)
+	}
+}
+
+// axeViolations returns the serious and critical violations axe-core
+// finds on the page.
+func axeViolations(t *testing.T, ctx context.Context, name string) []string {
+	t.Helper()
+	src, err := axeSource()
+	if err != nil {
+		t.Fatalf("axe-core (make test installs it with npm): %v", err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](string(src)+";true")); err != nil {
+		t.Fatalf("loading axe-core into %s: %v", name, err)
+	}
+	found, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`axe.run(document, {runOnly: {type: "tag",
+		values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]}}).then(r => r.violations
+		.filter(v => v.impact === "serious" || v.impact === "critical")
+		.map(v => v.impact + " " + v.id + ": " + v.help + " at " + v.nodes.map(n => n.target.join(" ")).join(", ")))`,
+		chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("running axe-core on %s: %v", name, err)
+	}
+	return found
+}
+
 // The console in a real browser: sign in through the provider, create a
 // token (its plaintext works against the API, and is never shown again),
 // rotate it (the old secret is refused, the new one works), revoke it (the
@@ -80,9 +118,15 @@ func TestConsoleInABrowser(t *testing.T) {
 	do("opening the console", chromedp.Navigate(s.httpURL+"/console/"),
 		chromedp.WaitVisible(css(`a[href="/console/sso/start"]`)))
 	screenshot(t, ctx, "sign-in")
+	checkAccessibility(t, ctx, "sign-in")
+	do("going to the provider", chromedp.Click(css(`a[href="/console/sso/start"]`)),
+		chromedp.WaitVisible(css(`form[action="/login/username"] #username`)))
+	// The example provider's page has no lang attribute: axe must say so,
+	// or it is not looking.
+	if found := axeViolations(t, ctx, "the provider's login page"); !strings.Contains(strings.Join(found, "\n"), "html-has-lang") {
+		t.Errorf("axe-core found %q on a page without lang: is it running?", found)
+	}
 	do("signing in at the provider",
-		chromedp.Click(css(`a[href="/console/sso/start"]`)),
-		chromedp.WaitVisible(css(`form[action="/login/username"] #username`)),
 		chromedp.SendKeys(css(`form[action="/login/username"] #username`), "alice@example.com"),
 		chromedp.SendKeys(css(`form[action="/login/username"] #password`), opPassword),
 		chromedp.Click(css(`form[action="/login/username"] button[type=submit]`)),
@@ -97,6 +141,7 @@ func TestConsoleInABrowser(t *testing.T) {
 		chromedp.SendKeys(css("#note"), "deploy bot"),
 		chromedp.Click(css(`input[value="tokens:read"]`)))
 	screenshot(t, ctx, "create")
+	checkAccessibility(t, ctx, "create")
 	do("sending the form", chromedp.Click(css(`form[action="/console/tokens"] button[type=submit]`)), chromedp.WaitVisible(css("#plaintext")))
 	plaintext := get("reading the token", chromedp.Value(css("#plaintext")))
 	if !strings.HasPrefix(plaintext, "tks_") {
@@ -104,18 +149,21 @@ func TestConsoleInABrowser(t *testing.T) {
 	}
 	do("copying it", chromedp.Click(css("button[data-copy]")), chromedp.WaitVisible(css(".copied:not(:empty)")))
 	screenshot(t, ctx, "created")
+	checkAccessibility(t, ctx, "created")
 	if got := apiStatus(t, s, plaintext); got != http.StatusOK {
 		t.Errorf("the console's token against the API: %d, want 200", got)
 	}
 
 	do("listing the tokens", chromedp.Navigate(s.httpURL+"/console/"), chromedp.WaitVisible(css("table.tokens")))
 	screenshot(t, ctx, "tokens")
+	checkAccessibility(t, ctx, "tokens")
 	if page := get("reading the list", chromedp.OuterHTML(css("html"))); !strings.Contains(page, "deploy bot") || strings.Contains(page, plaintext[4:]) {
 		t.Errorf("the list does not name the token, or shows its secret again:\n%.600s", page)
 	}
 
 	do("rotating it", chromedp.Click(css(`a[href$="/rotate"]`)), chromedp.WaitVisible(css(`form[action$="/rotate"]`)))
 	screenshot(t, ctx, "rotate")
+	checkAccessibility(t, ctx, "rotate")
 	do("confirming", chromedp.Click(css(`form[action$="/rotate"] button`)), chromedp.WaitVisible(css("#plaintext")))
 	rotated := get("reading the new secret", chromedp.Value(css("#plaintext")))
 	if rotated == plaintext || !strings.HasPrefix(rotated, "tks_") {
@@ -128,6 +176,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	do("revoking it", chromedp.Navigate(s.httpURL+"/console/"), chromedp.WaitVisible(css(`a[href$="/revoke"]`)),
 		chromedp.Click(css(`a[href$="/revoke"]`)), chromedp.WaitVisible(css(`form[action$="/revoke"]`)))
 	screenshot(t, ctx, "revoke")
+	checkAccessibility(t, ctx, "revoke")
 	do("confirming", chromedp.Click(css(`form[action$="/revoke"] button`)), chromedp.WaitVisible(css(".notice")))
 	if got := apiStatus(t, s, rotated); got != http.StatusUnauthorized {
 		t.Errorf("the revoked token against the API: %d, want 401", got)
@@ -139,6 +188,7 @@ func TestConsoleInABrowser(t *testing.T) {
 		chromedp.Click(css(`form[action="/console/tokens"] button[type=submit]`)), chromedp.WaitVisible(css("#plaintext")))
 	do("narrowing", chromedp.EmulateViewport(320, 640), chromedp.Navigate(s.httpURL+"/console/"), chromedp.WaitVisible(css("table.tokens")))
 	screenshot(t, ctx, "tokens-320px")
+	checkAccessibility(t, ctx, "tokens-320px")
 	width, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.documentElement.scrollWidth`))
 	if err != nil || width > 320 {
 		t.Errorf("at 320 px the page is %d px wide (%v): it scrolls sideways", width, err)

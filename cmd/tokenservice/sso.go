@@ -15,11 +15,11 @@ import (
 // ssoOptions are serve's flags for single sign-on and the console (issue 24).
 type ssoOptions struct {
 	issuer, clientID, secretFile string
-	scopes, domains               string
-	usernameClaim, groupsClaim    string
-	requiredGroup, adminGroup     string
-	providerName                  string
-	passwordSignIn                string
+	scopes, domains              string
+	usernameClaim, groupsClaim   string
+	requiredGroup, adminGroup    string
+	providerName                 string
+	passwordSignIn               string
 }
 
 func (o *ssoOptions) flags(fs *pflag.FlagSet, cfg *app.Config) {
