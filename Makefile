@@ -125,6 +125,10 @@ test: $(GRPCURL) $(SWAGGER) $(OAPI_CODEGEN) $(NODE_OAUTH_CLIENT) $(AXE) chromium
 test-fast: ## The quick loop: every test that needs no MySQL and starts no server process, with -short (make test runs everything).
 	TOKENSERVICE_TEST_WITHOUT_MYSQL=1 $(GO) test -short ./...
 
+.PHONY: idp
+idp: ## Run an OpenID Provider for trying the console's single sign-on (zitadel/oidc's example OP) at http://localhost:9998; for trying only.
+	$(GO) run ./scripts/dev-idp
+
 .PHONY: screenshots
 screenshots: chromium $(AXE) ## Remake the console's pictures in docs/console/ from its browser test (TestConsoleInABrowser).
 	mkdir -p docs/console

@@ -11,14 +11,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
-	"github.com/zitadel/oidc/v3/example/server/exampleop"
-	"github.com/zitadel/oidc/v3/example/server/storage"
-	"github.com/zitadel/oidc/v3/pkg/oidc"
-
 	pb "github.com/tokenservice/tokenservice/gen/priv/tokenservice/v1alpha1"
+	"github.com/tokenservice/tokenservice/internal/devidp"
 	"github.com/tokenservice/tokenservice/pkg/domain"
 	"github.com/tokenservice/tokenservice/pkg/store/storetest"
 	"github.com/tokenservice/tokenservice/pkg/users"
@@ -27,69 +23,23 @@ import (
 // The people of the test's identity provider: username, email (all
 // verified) and groups. The service lets in example.com's members of
 // tokenservice-users; tokenservice-admins are its admins.
-var opPeople = []struct {
-	id, username, email string
-	groups              []string
-}{
-	{"u-alice", "alice@example.com", "alice@example.com", []string{"tokenservice-users", "tokenservice-admins"}},
-	{"u-bob", "bob@example.com", "bob@example.com", []string{"tokenservice-users"}},
-	{"u-carol", "carol@example.com", "carol@example.com", []string{"marketing"}},
-	{"u-eve", "eve@other.org", "eve@other.org", []string{"tokenservice-users"}},
+var opPeople = []devidp.Person{
+	{ID: "u-alice", Username: "alice@example.com", Email: "alice@example.com", Password: opPassword,
+		Groups: []string{"tokenservice-users", "tokenservice-admins"}},
+	{ID: "u-bob", Username: "bob@example.com", Email: "bob@example.com", Password: opPassword, Groups: []string{"tokenservice-users"}},
+	{ID: "u-carol", Username: "carol@example.com", Email: "carol@example.com", Password: opPassword, Groups: []string{"marketing"}},
+	{ID: "u-eve", Username: "eve@other.org", Email: "eve@other.org", Password: opPassword, Groups: []string{"tokenservice-users"}},
 }
 
 // opPassword is every test person's password at the provider.
 const opPassword = "verysecure"
 
-// opUsers is the provider's user store (storage.UserStore).
-type opUsers map[string]*storage.User
-
-func (u opUsers) GetUserByID(id string) *storage.User { return u[id] }
-func (u opUsers) GetUserByUsername(name string) *storage.User {
-	for _, p := range u {
-		if p.Username == name {
-			return p
-		}
-	}
-	return nil
-}
-func (opUsers) ExampleClientID() string { return "" }
-
-// groupsStorage is zitadel/oidc's example storage with a groups claim in
-// its UserInfo answers, as Keycloak, Okta or Dex give one.
-type groupsStorage struct {
-	*storage.Storage
-	groups *opGroups
-}
-
-// opGroups are the provider's groups, by user ID; a test may change them.
-type opGroups struct {
-	mu     sync.Mutex
-	groups map[string][]string
-}
-
-func (g *opGroups) of(id string) ([]string, bool) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	v, ok := g.groups[id]
-	return v, ok
-}
-
-func (s groupsStorage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInfo, tokenID, subject, origin string) error {
-	if err := s.Storage.SetUserinfoFromToken(ctx, info, tokenID, subject, origin); err != nil {
-		return err
-	}
-	if g, ok := s.groups.of(info.Subject); ok {
-		info.AppendClaims("groups", g)
-	}
-	return nil
-}
-
 // identityProvider is a real OpenID Provider of the Go ecosystem,
-// zitadel/oidc's example OP with its login page, on loopback.
+// zitadel/oidc's example OP with its login page (internal/devidp), on
+// loopback.
 type identityProvider struct {
-	issuer  string
-	clients map[string]*storage.Client
-	groups  *opGroups
+	*devidp.Provider
+	issuer string
 }
 
 func startIdentityProvider(t *testing.T) *identityProvider {
@@ -97,22 +47,9 @@ func startIdentityProvider(t *testing.T) *identityProvider {
 	var h http.Handler
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
 	t.Cleanup(srv.Close)
-	people, groups := opUsers{}, &opGroups{groups: map[string][]string{}}
-	for _, p := range opPeople {
-		people[p.id] = &storage.User{ID: p.id, Username: p.username, Password: opPassword, Email: p.email, EmailVerified: true,
-			FirstName: p.id, LastName: "Test"}
-		groups.groups[p.id] = p.groups
-	}
-	idp := &identityProvider{issuer: srv.URL, clients: map[string]*storage.Client{}, groups: groups}
-	h = exampleop.SetupServer(srv.URL, groupsStorage{storage.NewStorageWithClients(people, idp.clients), groups}, nil, false)
-	return idp
-}
-
-// register registers the service at the provider, with its callback, and
-// returns the settings that make the service use it.
-func (idp *identityProvider) register(t *testing.T, serviceURL string) {
-	t.Helper()
-	idp.clients["tokenservice"] = storage.WebClient("tokenservice", "s3cret", serviceURL+"/console/sso/callback")
+	p, handler := devidp.New(srv.URL, opPeople)
+	h = handler
+	return &identityProvider{Provider: p, issuer: srv.URL}
 }
 
 // startSSOService starts a service signing people in through idp (the
@@ -130,7 +67,7 @@ func startSSOService(t *testing.T, driver string, idp *identityProvider, extraEn
 		"TOKENSERVICE_OIDC_REQUIRED_GROUP", "tokenservice-users", "TOKENSERVICE_OIDC_ADMIN_GROUP", "tokenservice-admins",
 		"TOKENSERVICE_OIDC_PROVIDER_NAME", "Example SSO"}, extraEnv...)
 	s := startService(t, storetest.MustConfig(t, driver), env...)
-	idp.register(t, s.httpURL)
+	idp.RegisterClient("tokenservice", "s3cret", s.httpURL+"/console/sso/callback")
 	return s
 }
 
@@ -296,9 +233,7 @@ func TestTheAdminGroupSetsTheAdminFlag(t *testing.T) {
 	if u, _ := s.app.Users().GetByUsername(ctx, op, "alice@example.com"); u == nil || !u.Admin {
 		t.Fatalf("alice is not an admin: %+v", u)
 	}
-	idp.groups.mu.Lock()
-	idp.groups.groups["u-alice"] = []string{"tokenservice-users"}
-	idp.groups.mu.Unlock()
+	idp.SetGroups("u-alice", []string{"tokenservice-users"})
 	if status, body := ssoSignIn(t, browserless(t), s, "alice@example.com"); status != http.StatusOK {
 		t.Fatalf("second sign-in: %d %.300s", status, body)
 	}
