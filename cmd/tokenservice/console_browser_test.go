@@ -90,7 +90,7 @@ func axeViolations(t *testing.T, ctx context.Context, name string) []string {
 // API refuses it), read it at 320 px, sign out.
 func TestConsoleInABrowser(t *testing.T) {
 	idp := startIdentityProvider(t)
-	s := startSSOService(t, "mysql", idp)
+	s := startSSOService(t, "mysql", idp, "TOKENSERVICE_TRUSTED_ISSUERS", "https://token.actions.githubusercontent.com")
 	ctx := newBrowser(t)
 	css := func(sel string) chromedp.CSS { return chromedp.CSS(sel) }
 	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
@@ -181,6 +181,47 @@ func TestConsoleInABrowser(t *testing.T) {
 	if got := apiStatus(t, s, rotated); got != http.StatusUnauthorized {
 		t.Errorf("the revoked token against the API: %d, want 401", got)
 	}
+
+	// A machine user, a token for it, a federated credential; then the
+	// audit trail and, for an admin, the users.
+	do("making a machine user", chromedp.Click(css(`nav a[href="/console/machine-users"]`)), chromedp.WaitVisible(css("#username")),
+		chromedp.SendKeys(css("#username"), "ci-bot"), chromedp.Click(css(`form[action="/console/machine-users"] button`)),
+		chromedp.WaitVisible(css(`a.button[href^="/console/tokens/new?user="]`)))
+	do("a token for it", chromedp.Click(css(`a.button[href^="/console/tokens/new?user="]`)), chromedp.WaitVisible(css("#note")),
+		chromedp.SendKeys(css("#note"), "CI pipeline"), chromedp.Click(css(`input[value="tokens:read"]`)),
+		chromedp.Click(css(`form[action="/console/tokens"] button[type=submit]`)), chromedp.WaitVisible(css("#plaintext")))
+	machineToken := get("reading the machine's token", chromedp.Value(css("#plaintext")))
+	if got := apiStatus(t, s, machineToken); got != http.StatusOK {
+		t.Errorf("the machine user's token against the API: %d, want 200", got)
+	}
+	do("adding a federated credential", chromedp.Click(css(`a[href^="/console/machine-users/"]`)), chromedp.WaitVisible(css("#subject")),
+		chromedp.SendKeys(css("#subject"), "repo:acme/app:ref:refs/heads/main"),
+		chromedp.SendKeys(css("#audiences"), "https://github.com/acme"),
+		chromedp.SendKeys(css("#description"), "deploys from main"),
+		chromedp.Click(css(`input[id="cred-scope-tokens:read"]`)),
+		chromedp.Click(css(`form[action$="/credentials"] button`)), chromedp.WaitVisible(css(".notice")))
+	if page := get("reading the machine user", chromedp.OuterHTML(css("main"))); !strings.Contains(page, "repo:acme/app:ref:refs/heads/main") ||
+		!strings.Contains(page, "CI pipeline") {
+		t.Errorf("the machine user's page lacks its credential or token:\n%.800s", page)
+	}
+	screenshot(t, ctx, "machine-user")
+	checkAccessibility(t, ctx, "machine-user")
+	do("the machine users", chromedp.Click(css(`nav a[href="/console/machine-users"]`)), chromedp.WaitVisible(css("table.list")))
+	screenshot(t, ctx, "machine-users")
+	checkAccessibility(t, ctx, "machine-users")
+	do("the audit trail", chromedp.Click(css(`nav a[href="/console/audit"]`)), chromedp.WaitVisible(css("table.list")))
+	if page := get("reading the audit", chromedp.OuterHTML(css("main"))); !strings.Contains(page, "federated_credential.create") ||
+		!strings.Contains(page, "user.sign_in") || !strings.Contains(page, "token.rotate") {
+		t.Errorf("the audit page lacks this session's events:\n%.1200s", page)
+	}
+	screenshot(t, ctx, "audit")
+	checkAccessibility(t, ctx, "audit")
+	do("the users", chromedp.Click(css(`nav a[href="/console/users"]`)), chromedp.WaitVisible(css("table.list")))
+	if page := get("reading the users", chromedp.OuterHTML(css("main"))); !strings.Contains(page, "ci-bot") || !strings.Contains(page, "alice@example.com") {
+		t.Errorf("the users page lacks alice or ci-bot:\n%.800s", page)
+	}
+	screenshot(t, ctx, "users")
+	checkAccessibility(t, ctx, "users")
 
 	// 320 px wide (WCAG 2.1 reflow): a token's card, nothing wider than the screen.
 	do("creating another", chromedp.Navigate(s.httpURL+"/console/tokens/new"), chromedp.WaitVisible(css("#note")),

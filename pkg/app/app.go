@@ -107,7 +107,9 @@ type App struct {
 	tokens     *tokens.Service
 	users      *users.Service
 	federation *federation.Service
-	server     *server.Server
+	// trustedIssuers are the URLs of the trusted issuers.
+	trustedIssuers []string
+	server         *server.Server
 
 	started atomic.Bool
 	wg      sync.WaitGroup
@@ -252,7 +254,7 @@ func (a *App) buildServer(ctx context.Context) (*server.Server, error) {
 	// gateways ask per request (issue 23).
 	routes := endpoints.Routes()
 	maps.Copy(routes, forwardauth.New(a.tokens, cfg.Logger).Routes())
-	consoleRoutes, err := a.consoleRoutes()
+	consoleRoutes, err := a.consoleRoutes(apiDeps.Audit)
 	if err != nil {
 		return nil, err
 	}

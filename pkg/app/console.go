@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/tokenservice/tokenservice/pkg/audit"
 	"github.com/tokenservice/tokenservice/pkg/cache"
 	"github.com/tokenservice/tokenservice/pkg/console"
 	"github.com/tokenservice/tokenservice/pkg/domain"
@@ -26,7 +27,7 @@ type ConsoleConfig struct {
 const CallbackPath = "/console/sso/callback"
 
 // consoleRoutes builds the console and returns its routes.
-func (a *App) consoleRoutes() (map[string]http.Handler, error) {
+func (a *App) consoleRoutes(auditRules *audit.Service) (map[string]http.Handler, error) {
 	cfg := a.cfg.Console
 	var provider *sso.Provider
 	if cfg.SSO != nil {
@@ -44,7 +45,8 @@ func (a *App) consoleRoutes() (map[string]http.Handler, error) {
 		ccfg.SecureCookies = true // served over TLS, here or by a proxy in front
 	}
 	c := console.New(ccfg, console.Deps{Sessions: a.store, UserByID: a.data.UserByID, Users: a.users, Tokens: a.tokens,
-		SSO: provider, Logger: a.logger, Clock: now, Rand: rand.Reader})
+		Federation: a.federation, Audit: auditRules, TrustedIssuers: a.trustedIssuers, SSO: provider,
+		Logger: a.logger, Clock: now, Rand: rand.Reader})
 	return c.Routes(), nil
 }
 

@@ -34,7 +34,8 @@ func (a *App) buildFederation(data cache.Store) error {
 	if err != nil {
 		return err
 	}
-	a.metrics.TrustedIssuers(set.URLs())
+	a.trustedIssuers = set.URLs()
+	a.metrics.TrustedIssuers(a.trustedIssuers)
 	conditions, err := federation.NewConditions(federation.DefaultConditionsKept)
 	if err != nil {
 		return err

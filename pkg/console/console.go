@@ -22,7 +22,9 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/tokenservice/tokenservice/pkg/audit"
 	"github.com/tokenservice/tokenservice/pkg/domain"
+	"github.com/tokenservice/tokenservice/pkg/federation"
 	"github.com/tokenservice/tokenservice/pkg/sso"
 	"github.com/tokenservice/tokenservice/pkg/tokens"
 	"github.com/tokenservice/tokenservice/pkg/users"
@@ -54,10 +56,15 @@ type Deps struct {
 	UserByID func(ctx context.Context, id string) (*domain.User, error)
 	Users    *users.Service
 	Tokens   *tokens.Service
-	SSO      *sso.Provider // nil: no single sign-on
-	Logger   *slog.Logger
-	Clock    func() time.Time
-	Rand     io.Reader
+	// Federation and Audit are the federated credentials' and the audit
+	// trail's rules; TrustedIssuers, the operator's (the form offers them).
+	Federation     *federation.Service
+	Audit          *audit.Service
+	TrustedIssuers []string
+	SSO            *sso.Provider // nil: no single sign-on
+	Logger         *slog.Logger
+	Clock          func() time.Time
+	Rand           io.Reader
 }
 
 // Console serves /console.
@@ -118,20 +125,30 @@ func (c *Console) Routes() map[string]http.Handler {
 		"GET /console": func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "/console/", http.StatusMovedPermanently)
 		},
-		"GET /console/{$}":                  c.signedIn(c.tokensPage),
-		"GET /console/sign-in":              c.signInPage,
-		"POST /console/sign-in":             c.passwordSignIn,
-		"GET /console/sso/start":            c.ssoStart,
-		"GET /console/sso/callback":         c.ssoCallback,
-		"POST /console/sign-out":            c.signedIn(c.signOut),
-		"GET /console/tokens/new":           c.signedIn(c.newTokenPage),
-		"POST /console/tokens":              c.signedIn(c.createToken),
-		"GET /console/tokens/{id}/{action}": c.signedIn(c.confirmPage),
-		"POST /console/tokens/{id}/revoke":  c.signedIn(c.revokeToken),
-		"POST /console/tokens/{id}/rotate":  c.signedIn(c.rotateToken),
-		"GET /console/static/":              http.StripPrefix("/console/static/", http.FileServerFS(static)).ServeHTTP,
-		"GET /console/session-expired":      c.expiredPage,
-		"/console/":                         c.notFound,
+		"GET /console/{$}":                                           c.signedIn(c.tokensPage),
+		"GET /console/sign-in":                                       c.signInPage,
+		"POST /console/sign-in":                                      c.passwordSignIn,
+		"GET /console/sso/start":                                     c.ssoStart,
+		"GET /console/sso/callback":                                  c.ssoCallback,
+		"POST /console/sign-out":                                     c.signedIn(c.signOut),
+		"GET /console/tokens/new":                                    c.signedIn(c.newTokenPage),
+		"POST /console/tokens":                                       c.signedIn(c.createToken),
+		"GET /console/tokens/{id}/{action}":                          c.signedIn(c.confirmPage),
+		"POST /console/tokens/{id}/revoke":                           c.signedIn(c.revokeToken),
+		"POST /console/tokens/{id}/rotate":                           c.signedIn(c.rotateToken),
+		"GET /console/static/":                                       http.StripPrefix("/console/static/", http.FileServerFS(static)).ServeHTTP,
+		"GET /console/session-expired":                               c.expiredPage,
+		"GET /console/machine-users":                                 c.signedIn(c.machinesPage),
+		"POST /console/machine-users":                                c.signedIn(c.createMachine),
+		"GET /console/machine-users/{user}/{$}":                      c.signedIn(c.machinePage),
+		"GET /console/machine-users/{user}/delete":                   c.signedIn(c.confirmMachinePage),
+		"POST /console/machine-users/{user}/delete":                  c.signedIn(c.deleteMachine),
+		"POST /console/machine-users/{user}/credentials":             c.signedIn(c.createCredential),
+		"GET /console/machine-users/{user}/credentials/{id}/delete":  c.signedIn(c.confirmMachinePage),
+		"POST /console/machine-users/{user}/credentials/{id}/delete": c.signedIn(c.deleteCredential),
+		"GET /console/audit":                                         c.signedIn(c.auditPage),
+		"GET /console/users":                                         c.signedIn(c.usersPage),
+		"/console/":                                                  c.notFound,
 	}
 	out := make(map[string]http.Handler, len(routes))
 	for pattern, h := range routes {

@@ -2,6 +2,7 @@ package console
 
 import (
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/tokenservice/tokenservice/pkg/domain"
@@ -15,7 +16,6 @@ type tokensData struct {
 	Tokens   []*domain.Token
 	Expiring bool   // the list is filtered to tokens expiring soon
 	Next     string // the next page's token
-	Now      time.Time
 	Notice   string
 }
 
@@ -24,19 +24,28 @@ type tokensData struct {
 func (c *Console) tokensPage(w http.ResponseWriter, r *http.Request) {
 	p := sessionOf(r.Context()).principal
 	q := r.URL.Query()
-	in := tokens.ListInput{PageToken: q.Get("page"), Reverse: true, PageSize: 50}
 	expiring := q.Get("expiring") == "1"
-	now := c.deps.Clock()
+	in := tokens.ListInput{PageToken: q.Get("page"), Reverse: true, PageSize: 50}
 	if expiring {
-		in.ExpireBefore = now.Add(expiringSoon)
+		in.ExpireBefore = c.deps.Clock().Add(expiringSoon)
 	}
 	list, next, err := c.deps.Tokens.List(r.Context(), p, in)
 	if err != nil {
 		c.refusedOrFailed(w, r, err)
 		return
 	}
-	c.render(w, r, http.StatusOK, "tokens", "My tokens", tokensData{Tokens: list, Expiring: expiring, Next: next, Now: now,
+	c.render(w, r, http.StatusOK, "tokens", "My tokens", tokensData{Tokens: list, Expiring: expiring, Next: next,
 		Notice: noticeOf(q.Get("done"))})
+}
+
+// listTokens is the first page of a (machine) user's active tokens, newest first.
+func (c *Console) listTokens(r *http.Request, p *domain.Principal, userID string, expiring bool) ([]*domain.Token, error) {
+	in := tokens.ListInput{UserID: userID, Reverse: true, PageSize: 100}
+	if expiring {
+		in.ExpireBefore = c.deps.Clock().Add(expiringSoon)
+	}
+	list, _, err := c.deps.Tokens.List(r.Context(), p, in)
+	return list, err
 }
 
 // noticeOf is the line a page shows after a change redirected to it.
@@ -44,6 +53,12 @@ func noticeOf(done string) string {
 	switch done {
 	case "revoked":
 		return "The token was revoked: it no longer works."
+	case "credential":
+		return "The federated credential was added."
+	case "credential-deleted":
+		return "The federated credential was deleted."
+	case "machine-deleted":
+		return "The machine user was deleted, with its tokens and federated credentials."
 	}
 	return ""
 }
@@ -65,24 +80,25 @@ type newTokenData struct {
 	Lifetimes any
 	Note      string
 	Error     string
+	For       *domain.User // a machine user the token is for; nil: the person's own
 }
 
 func (c *Console) newTokenPage(w http.ResponseWriter, r *http.Request) {
-	c.render(w, r, http.StatusOK, "new-token", "Create a token",
-		newTokenData{Scopes: c.deps.Tokens.KnownScopes(), Lifetimes: lifetimes})
+	c.renderNewToken(w, r, http.StatusOK, "", "")
 }
 
 type secretData struct {
 	Token     *domain.Token
 	Plaintext string
 	Rotated   bool
+	Back      string // the page the token is listed on
 }
 
 // createToken makes a token from the form and shows its plaintext, once:
 // the answer is not cached, and nothing keeps the plaintext.
 func (c *Console) createToken(w http.ResponseWriter, r *http.Request) {
 	p := sessionOf(r.Context()).principal
-	in := tokens.CreateInput{Note: r.PostFormValue("note"), Scopes: r.PostForm["scope"]}
+	in := tokens.CreateInput{UserID: r.PostFormValue("user"), Note: r.PostFormValue("note"), Scopes: r.PostForm["scope"]}
 	found := false
 	for _, l := range lifetimes {
 		if l.Value == r.PostFormValue("expires") {
@@ -109,12 +125,30 @@ func (c *Console) createToken(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, err)
 		return
 	}
-	c.render(w, r, http.StatusCreated, "secret", "Token created", secretData{Token: tok, Plaintext: plaintext})
+	c.render(w, r, http.StatusCreated, "secret", "Token created", secretData{Token: tok, Plaintext: plaintext, Back: c.backTo(p, tok)})
 }
 
+// backTo is the page a token is listed on: the person's, or its machine user's.
+func (c *Console) backTo(p *domain.Principal, tok *domain.Token) string {
+	if tok.UserID != p.User.ID {
+		return "/console/machine-users/" + url.PathEscape(tok.UserID) + "/"
+	}
+	return "/console/"
+}
+
+// renderNewToken shows the token form, for the machine user ?user= (or
+// the form's user) names, else for the person.
 func (c *Console) renderNewToken(w http.ResponseWriter, r *http.Request, status int, note, problem string) {
-	c.render(w, r, status, "new-token", "Create a token",
-		newTokenData{Scopes: c.deps.Tokens.KnownScopes(), Lifetimes: lifetimes, Note: note, Error: problem})
+	d := newTokenData{Scopes: c.deps.Tokens.KnownScopes(), Lifetimes: lifetimes, Note: note, Error: problem}
+	if id := r.FormValue("user"); id != "" {
+		u, err := c.deps.Users.Get(r.Context(), sessionOf(r.Context()).principal, id)
+		if err != nil {
+			c.refusedOrFailed(w, r, err)
+			return
+		}
+		d.For = u
+	}
+	c.render(w, r, status, "new-token", "Create a token", d)
 }
 
 type confirmData struct {
@@ -158,7 +192,8 @@ func (c *Console) rotateToken(w http.ResponseWriter, r *http.Request) {
 		c.refusedOrFailed(w, r, err)
 		return
 	}
-	c.render(w, r, http.StatusOK, "secret", "Token rotated", secretData{Token: tok, Plaintext: plaintext, Rotated: true})
+	c.render(w, r, http.StatusOK, "secret", "Token rotated", secretData{Token: tok, Plaintext: plaintext, Rotated: true,
+		Back: c.backTo(sessionOf(r.Context()).principal, tok)})
 }
 
 // refusedOrFailed shows a refusal of the rules on a page, or fails.

@@ -270,6 +270,8 @@ type ListInput struct {
 	Username  string // if set, only the user with this username
 	PageSize  int    // 0: pagetoken.DefaultPageSize; clamped to pagetoken.MaxPageSize
 	PageToken string
+	// Own: only the caller and its machine users, an admin's too.
+	Own bool
 }
 
 // List returns one page of the users the caller may see (an admin: every
@@ -277,7 +279,7 @@ type ListInput struct {
 // token of the next page ("" on the last page).
 func (s *Service) List(ctx context.Context, caller *domain.Principal, in ListInput) ([]*domain.User, string, error) {
 	q := domain.UserQuery{}
-	if !caller.User.Admin {
+	if !caller.User.Admin || in.Own {
 		q.VisibleTo = caller.User.ID
 	}
 	if in.Username != "" {
@@ -288,7 +290,7 @@ func (s *Service) List(ctx context.Context, caller *domain.Principal, in ListInp
 		q.Username = name
 	}
 	// A page token is good for the listing, caller and filter it came from.
-	query := []string{"users", caller.User.ID, strconv.FormatBool(caller.User.Admin), q.Username}
+	query := []string{"users", caller.User.ID, strconv.FormatBool(caller.User.Admin), q.Username, strconv.FormatBool(in.Own)}
 	return pagetoken.List(s.deps.Pages, in.PageSize, in.PageToken, query,
 		func(after *domain.Cursor, limit int) ([]*domain.User, error) {
 			q.After, q.Limit = after, limit
