@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"time"
 
@@ -17,14 +19,21 @@ import (
 
 func loginCommand(e *env) *cobra.Command {
 	var o *clientOptions
-	var expiresIn string
+	var expiresIn, consoleFlag string
+	var sso, device bool
 	cmd := &cobra.Command{
 		Use:   "login [USERNAME]",
-		Short: "Log in with a username and password; keeps an API token for the other commands",
+		Short: "Log in with a username and password, or --sso through the identity provider; keeps an API token for the other commands",
 		Long: `Log in with a username and password (asked on the terminal, or read as lines from
 stdin; never a flag). The API token this creates is kept, with the server's address, in
 $XDG_CONFIG_HOME/tokenservice/credentials.json (~/.config/...), mode 0600; a previous
-login's token is deleted. Scripts can instead set TOKENSERVICE_TOKEN.`,
+login's token is deleted. Scripts can instead set TOKENSERVICE_TOKEN.
+
+With --sso, sign in through the server's console instead (and so through the identity
+provider it uses): the browser opens on this machine and comes back to the CLI on a
+loopback address (RFC 8252); with --device, or where there is no browser to open, the CLI
+prints a URL and a code to enter on any device (RFC 8628). --url is the server's HTTP
+address (default: https://HOST of a TLS --addr, else http://HOST:8080).`,
 		GroupID: groupClient,
 		Args:    args("USERNAME?"),
 		RunE: func(cmd *cobra.Command, argv []string) error {
@@ -37,6 +46,9 @@ login's token is deleted. Scripts can instead set TOKENSERVICE_TOKEN.`,
 				return err
 			}
 			defer c.close()
+			if sso || device {
+				return loginSSO(cmd, e, o, c, consoleFlag, device, lifetime)
+			}
 			p := newPrompter(e)
 			username := ""
 			if len(argv) == 1 {
@@ -67,12 +79,8 @@ login's token is deleted. Scripts can instead set TOKENSERVICE_TOKEN.`,
 			if err != nil {
 				return err
 			}
-			previous, _ := readCredentials(path) // even one others could read: its token is revoked below
-			if err := saveCredentials(path, &savedCredentials{Addr: c.addr, TLS: c.tls, Username: username, Token: resp.GetToken()}); err != nil {
+			if err := saveLogin(cmd, c, path, username, resp.GetToken()); err != nil {
 				return err
-			}
-			if target, _, _ := parseAddr(c.addr); previous.holdsTokenFor(destination{addr: c.addr, target: target, tls: c.tls}) {
-				revoke(cmd, c, previous.Token) // best effort: it is no longer kept anywhere
 			}
 			fmt.Fprintf(e.stdout, "Logged in to %s as %s (token %s, expires %s)\n", c.addr, safe(username),
 				safe(resp.GetMetadata().GetId()), when(resp.GetMetadata().GetExpireTime(), "never"))
@@ -81,7 +89,53 @@ login's token is deleted. Scripts can instead set TOKENSERVICE_TOKEN.`,
 	}
 	o = clientFlags(cmd.Flags())
 	cmd.Flags().StringVar(&expiresIn, "expires-in", "30d", "the login token's lifetime: 30d, 12h, ...; 0 for none")
+	cmd.Flags().BoolVar(&sso, "sso", false, "sign in through the server's console and its identity provider, in a browser")
+	cmd.Flags().BoolVar(&device, "device", false, "with --sso: sign in on another device (a URL and a code), not a browser here")
+	cmd.Flags().StringVar(&consoleFlag, "url", "", "with --sso: the server's HTTP address (default: https://HOST of a TLS --addr, else http://HOST:8080)")
+	fromEnv(cmd.Flags(), "url")
 	return cmd
+}
+
+// saveLogin saves a login's token for the other commands, then revokes the
+// previous login's (best effort: it is no longer kept anywhere).
+func saveLogin(cmd *cobra.Command, c *client, path, username, token string) error {
+	previous, _ := readCredentials(path) // even one others could read: its token is revoked below
+	if err := saveCredentials(path, &savedCredentials{Addr: c.addr, TLS: c.tls, Username: username, Token: token}); err != nil {
+		return err
+	}
+	if target, _, _ := parseAddr(c.addr); previous.holdsTokenFor(destination{addr: c.addr, target: target, tls: c.tls}) {
+		revoke(cmd, c, previous.Token)
+	}
+	return nil
+}
+
+// loginSSO is login --sso: the token comes from the server's console.
+func loginSSO(cmd *cobra.Command, e *env, o *clientOptions, c *client, consoleFlag string, device bool, lifetime time.Duration) error {
+	base, err := consoleURL(consoleFlag, c.addr, c.tls)
+	if err != nil {
+		return usageError(cmd, "%v", err)
+	}
+	if u, _ := url.Parse(base); u.Scheme != "https" && !isLoopback(net.JoinHostPort(u.Hostname(), "0")) && !o.insecure {
+		return usageError(cmd, "--url %s is plaintext to another machine: use https://, or --insecure on a network you trust", base)
+	}
+	hc, err := httpClient(o.caFile)
+	if err != nil {
+		return err
+	}
+	hc.Timeout = 0 // the sign-in's own deadline bounds it; each request the context's
+	token, username, err := ssoLogin(cmd.Context(), e, hc, base, device || noBrowser(e), lifetime)
+	if err != nil {
+		return err
+	}
+	path, err := credentialsPath(e.getenv)
+	if err != nil {
+		return err
+	}
+	if err := saveLogin(cmd, c, path, username, token); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "Logged in to %s as %s\n", c.addr, safe(username))
+	return nil
 }
 
 // revoke deletes an API token with itself as the bearer; failures are

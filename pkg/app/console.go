@@ -44,7 +44,8 @@ func (a *App) consoleRoutes(auditRules *audit.Service) (map[string]http.Handler,
 	if strings.HasPrefix(a.cfg.Server.Issuer, "https://") {
 		ccfg.SecureCookies = true // served over TLS, here or by a proxy in front
 	}
-	c := console.New(ccfg, console.Deps{Sessions: a.store, UserByID: a.data.UserByID, Users: a.users, Tokens: a.tokens,
+	ccfg.BaseURL = strings.TrimSuffix(a.cfg.Server.Issuer, "/")
+	c := console.New(ccfg, console.Deps{Sessions: a.store, CLIGrants: a.store, UserByID: a.data.UserByID, Users: a.users, Tokens: a.tokens,
 		Federation: a.federation, Audit: auditRules, TrustedIssuers: a.trustedIssuers, SSO: provider,
 		Logger: a.logger, Clock: now, Rand: rand.Reader})
 	return c.Routes(), nil

@@ -47,11 +47,15 @@ type Config struct {
 	// ProviderName is the identity provider's name on its button; "":
 	// "your identity provider".
 	ProviderName string
+	// BaseURL is the service's public URL (its issuer): the device
+	// grant's verification URI is under it.
+	BaseURL string
 }
 
 // Deps are what the console works with.
 type Deps struct {
-	Sessions domain.Sessions
+	Sessions  domain.Sessions
+	CLIGrants domain.CLIGrants
 	// UserByID reads a session's user (through the cache).
 	UserByID func(ctx context.Context, id string) (*domain.User, error)
 	Users    *users.Service
@@ -148,6 +152,13 @@ func (c *Console) Routes() map[string]http.Handler {
 		"POST /console/machine-users/{user}/credentials/{id}/delete": c.signedIn(c.deleteCredential),
 		"GET /console/audit":                                         c.signedIn(c.auditPage),
 		"GET /console/users":                                         c.signedIn(c.usersPage),
+		"GET /console/cli/authorize":                                 c.signedIn(c.cliAuthorizePage),
+		"POST /console/cli/authorize":                                c.signedIn(c.cliAuthorize),
+		"POST /console/cli/device":                                   c.deviceAuthorization,
+		"POST /console/cli/token":                                    c.cliToken,
+		"GET /console/device":                                        c.signedIn(c.devicePage),
+		"POST /console/device":                                       c.signedIn(c.deviceConfirm),
+		"POST /console/device/decide":                                c.signedIn(c.deviceDecide),
 		"/console/":                                                  c.notFound,
 	}
 	out := make(map[string]http.Handler, len(routes))

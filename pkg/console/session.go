@@ -172,7 +172,11 @@ func (c *Console) signedIn(h http.HandlerFunc) http.HandlerFunc {
 		}
 		if ses == nil {
 			if r.Method == http.MethodGet {
-				http.Redirect(w, r, "/console/sign-in", http.StatusSeeOther)
+				to := "/console/sign-in"
+				if r.URL.Path != "/console/" {
+					to += "?return=" + url.QueryEscape(r.URL.RequestURI())
+				}
+				http.Redirect(w, r, to, http.StatusSeeOther)
 				return
 			}
 			http.Redirect(w, r, "/console/session-expired", http.StatusSeeOther)

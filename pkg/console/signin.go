@@ -3,6 +3,7 @@ package console
 import (
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/tokenservice/tokenservice/pkg/calllog"
@@ -15,7 +16,19 @@ import (
 // button to the callback.
 const signInFor = 10 * time.Minute
 
+// returnPath is the console page a sign-in returns to: the request's
+// "return" parameter if it is a path of the console (never another host,
+// nor a path a browser would read as one: "//", "/\"), else its home.
+func returnPath(r *http.Request) string {
+	p := r.FormValue("return")
+	if !strings.HasPrefix(p, "/console/") || strings.ContainsAny(p, "\\\r\n") || len(p) > 1024 {
+		return "/console/"
+	}
+	return p
+}
+
 type signInData struct {
+	Return       string
 	CSRF         string
 	SSO          bool
 	ProviderName string
@@ -27,7 +40,7 @@ type signInData struct {
 
 func (c *Console) signInPage(w http.ResponseWriter, r *http.Request) {
 	if ses, err := c.currentSession(w, r); err == nil && ses != nil {
-		http.Redirect(w, r, "/console/", http.StatusSeeOther)
+		http.Redirect(w, r, returnPath(r), http.StatusSeeOther)
 		return
 	}
 	c.renderSignIn(w, r, http.StatusOK, "", "")
@@ -40,7 +53,7 @@ func (c *Console) renderSignIn(w http.ResponseWriter, r *http.Request, status in
 		return
 	}
 	breakGlass := c.cfg.PasswordsForAdminsOnly && c.deps.SSO != nil
-	c.render(w, r, status, "sign-in", "Sign in", signInData{CSRF: token, SSO: c.deps.SSO != nil,
+	c.render(w, r, status, "sign-in", "Sign in", signInData{Return: returnPath(r), CSRF: token, SSO: c.deps.SSO != nil,
 		ProviderName: c.cfg.ProviderName, Password: !breakGlass || r.FormValue("break-glass") == "1" || username != "",
 		BreakGlass: breakGlass, Username: username, Error: message})
 }
@@ -80,7 +93,7 @@ func (c *Console) passwordSignIn(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, err)
 		return
 	}
-	http.Redirect(w, r, "/console/", http.StatusSeeOther)
+	http.Redirect(w, r, returnPath(r), http.StatusSeeOther)
 }
 
 // ssoStart sends the browser to the provider, holding the sign-in's
@@ -97,7 +110,7 @@ func (c *Console) ssoStart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := c.deps.Clock()
-	if err := c.deps.Sessions.StartSignIn(r.Context(), hashOf(secret), "/console/", now, now.Add(-signInFor)); err != nil {
+	if err := c.deps.Sessions.StartSignIn(r.Context(), hashOf(secret), returnPath(r), now, now.Add(-signInFor)); err != nil {
 		c.fail(w, r, err)
 		return
 	}
@@ -126,7 +139,8 @@ func (c *Console) ssoCallback(w http.ResponseWriter, r *http.Request) {
 		c.refused(w, r, &sso.Refusal{Reason: "state", Message: "This sign-in was not started in this browser, or was finished already: start again."})
 		return
 	}
-	if _, err := c.deps.Sessions.TakeSignIn(ctx, hashOf(secret), c.deps.Clock().Add(-signInFor)); err != nil {
+	back, err := c.deps.Sessions.TakeSignIn(ctx, hashOf(secret), c.deps.Clock().Add(-signInFor))
+	if err != nil {
 		if domain.KindOf(err) != domain.KindNotFound {
 			c.fail(w, r, err)
 			return
@@ -156,7 +170,7 @@ func (c *Console) ssoCallback(w http.ResponseWriter, r *http.Request) {
 	// redirect would carry that on, so the browser would withhold the
 	// SameSite=Strict session cookie from the next page. A page of our own
 	// that moves on makes the next request same-site.
-	c.render(w, r, http.StatusOK, "continue", "Signed in", nil)
+	c.render(w, r, http.StatusOK, "continue", "Signed in", struct{ Return string }{back})
 }
 
 // refused shows why a sign-in with the provider was refused, and records

@@ -81,3 +81,59 @@ type Sessions interface {
 	// DeleteSessionsBefore forgets the sessions that expired before t.
 	DeleteSessionsBefore(ctx context.Context, t time.Time) error
 }
+
+// CLIGrant is a sign-in of the command-line client under way, with this
+// service as its authorization server: the authorization code grant for a
+// native app on a loopback redirect (RFC 8252, with PKCE, RFC 7636), or the
+// device authorization grant (RFC 8628). The database keeps the SHA-256 of
+// its code (the device code, or the authorization code), never the code.
+type CLIGrant struct {
+	ID []byte // SHA-256 of the code
+	// UserCode is the SHA-256 of the device grant's user code; nil for a
+	// loopback grant.
+	UserCode []byte
+	// UserID is who approved it; "" while pending.
+	UserID string
+	Status CLIGrantStatus
+	// Challenge and RedirectURI are a loopback grant's: the PKCE S256
+	// challenge and the redirect URI the code was sent to.
+	Challenge   string
+	RedirectURI string
+	// Host is the name the client gave of the machine it runs on.
+	Host       string
+	CreateTime time.Time
+	ExpireTime time.Time
+	// PollTime is when a device grant's client last asked for its token.
+	PollTime time.Time
+}
+
+// CLIGrantStatus is where a CLI grant stands.
+type CLIGrantStatus string
+
+// The statuses.
+const (
+	CLIGrantPending  CLIGrantStatus = "pending"
+	CLIGrantApproved CLIGrantStatus = "approved"
+	CLIGrantDenied   CLIGrantStatus = "denied"
+)
+
+// CLIGrants keeps the CLI's sign-ins under way. Every method returns a
+// KindUnavailable error when the database cannot be reached.
+type CLIGrants interface {
+	// CreateCLIGrant stores g, first forgetting the grants that expired.
+	CreateCLIGrant(ctx context.Context, g *CLIGrant) error
+	// CLIGrant returns the grant, or a KindNotFound error.
+	CLIGrant(ctx context.Context, id []byte) (*CLIGrant, error)
+	// CLIGrantByUserCode returns the device grant of a user code, or a
+	// KindNotFound error.
+	CLIGrantByUserCode(ctx context.Context, userCode []byte) (*CLIGrant, error)
+	// DecideCLIGrant approves (for userID) or denies a pending grant; a
+	// KindNotFound error if it is not pending.
+	DecideCLIGrant(ctx context.Context, id []byte, userID string, status CLIGrantStatus) error
+	// PollCLIGrant sets a device grant's poll time and returns the one
+	// before.
+	PollCLIGrant(ctx context.Context, id []byte, at time.Time) (time.Time, error)
+	// TakeCLIGrant deletes the grant and reports whether this call did (at
+	// most one does).
+	TakeCLIGrant(ctx context.Context, id []byte) (bool, error)
+}

@@ -292,7 +292,8 @@ func migrations() []*gormigrate.Migration {
 			// issuer and their subject (one person, one row); the console's
 			// sessions, by the SHA-256 of the cookie's secret; and the
 			// sign-ins under way with the provider, by the SHA-256 of the
-			// browser's secret for each. No secret is kept.
+			// browser's secret for each; the CLI's sign-ins under way, by the
+			// SHA-256 of their codes. No secret is kept.
 			ID: "0013_sign_in",
 			Migrate: func(tx *gorm.DB) error {
 				type userIdentities struct {
@@ -314,7 +315,20 @@ func migrations() []*gormigrate.Migration {
 					ReturnTo   string    `gorm:"size:255;not null"`
 					CreateTime time.Time `gorm:"not null;precision:6;index:sign_ins_time"`
 				}
-				return createTables(tx, map[string]any{"user_identities": &userIdentities{}, "sessions": &sessions{}, "sign_ins": &signIns{}})
+				type cliGrants struct {
+					ID          []byte    `gorm:"type:binary(32);primaryKey"`
+					UserCode    []byte    `gorm:"type:binary(32);uniqueIndex:cli_grants_user_code"`
+					UserID      string    `gorm:"size:16;not null"`
+					Status      string    `gorm:"size:16;not null"`
+					Challenge   string    `gorm:"size:128;not null"`
+					RedirectURI string    `gorm:"size:255;not null"`
+					Host        string    `gorm:"size:64;not null"`
+					CreateTime  time.Time `gorm:"not null;precision:6"`
+					ExpireTime  time.Time `gorm:"not null;precision:6;index:cli_grants_expire"`
+					PollTime    time.Time `gorm:"not null;precision:6"`
+				}
+				return createTables(tx, map[string]any{"user_identities": &userIdentities{}, "sessions": &sessions{}, "sign_ins": &signIns{},
+					"cli_grants": &cliGrants{}})
 			},
 		},
 	}
