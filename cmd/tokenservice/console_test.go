@@ -98,7 +98,11 @@ func TestConsoleCookiesAndHeaders(t *testing.T) {
 		token := formToken(t, c, s.httpURL+"/console/sign-in")
 		// The client's jar would not send a Secure cookie over http: read the header.
 		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-		resp := consolePost(t, c, s, "/console/sign-in", url.Values{"csrf": {token}, "username": {"alice"}, "password": {password}})
+		origin := s.httpURL // behind a proxy that ends TLS, the browser's Origin is https
+		if tc.secure {
+			origin = strings.Replace(origin, "http://", "https://", 1)
+		}
+		resp := consolePostFrom(t, c, s, origin, "/console/sign-in", url.Values{"csrf": {token}, "username": {"alice"}, "password": {password}})
 		readAll(t, resp)
 		set := sessionSetCookie(resp)
 		if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(set, tc.name+"=") {
@@ -165,6 +169,7 @@ func TestConsoleRefusesCrossSiteForms(t *testing.T) {
 			"a wrong token":  consolePost(t, c, s, "/console/tokens", with(token[:len(token)-2]+"xx")),
 			"another origin": consolePostFrom(t, c, s, "https://evil.example", "/console/tokens", with(token)),
 			"origin null":    consolePostFrom(t, c, s, "null", "/console/tokens", with(token)),
+			"another scheme": consolePostFrom(t, c, s, strings.Replace(s.httpURL, "http://", "https://", 1), "/console/tokens", with(token)),
 		} {
 			if body := readAll(t, resp); resp.StatusCode != http.StatusForbidden {
 				t.Errorf("%s: %d, want 403\n%.300s", name, resp.StatusCode, body)
@@ -213,10 +218,11 @@ func TestTheAPIRefusesTheConsoleCookie(t *testing.T) {
 }
 
 // Sign-out ends the session on the server: its cookie, kept, no longer
-// works. A session also ends unused past the idle timeout.
+// works. So does a change of password; and a session ends unused past the
+// idle timeout.
 func TestConsoleSessionsEnd(t *testing.T) {
 	s := startService(t, storetest.MustConfig(t, "mysql"), "TOKENSERVICE_CONSOLE_IDLE_TIMEOUT", "2s")
-	s.mustUser(t, "alice", "human")
+	aliceID := s.mustUser(t, "alice", "human")
 	c, resp := consoleClient(t, s, "alice", password)
 	readAll(t, resp)
 	u, _ := url.Parse(s.httpURL)
@@ -242,10 +248,26 @@ func TestConsoleSessionsEnd(t *testing.T) {
 		t.Error("the session's cookie still works after sign-out")
 	}
 
+	// A new password ends the sessions: whoever held the old one may hold them.
 	c, resp = consoleClient(t, s, "alice", password)
 	readAll(t, resp)
 	if !signedIn(c) {
 		t.Fatal("not signed in again")
+	}
+	r := rpc{t: t, c: s.grpcCaller()}
+	if err := r.c.call(context.Background(), pb.UserService_ChangePassword_FullMethodName, r.login("alice"),
+		&pb.ChangePasswordRequest{UserId: aliceID, OldPassword: password, NewPassword: "a brand new passphrase"},
+		&pb.ChangePasswordResponse{}); err != nil {
+		t.Fatalf("changing the password: %v", err)
+	}
+	if signedIn(c) {
+		t.Error("the session outlived a change of password")
+	}
+
+	c, resp = consoleClient(t, s, "alice", "a brand new passphrase")
+	readAll(t, resp)
+	if !signedIn(c) {
+		t.Fatal("not signed in with the new password")
 	}
 	time.Sleep(2500 * time.Millisecond)
 	if signedIn(c) {
@@ -262,21 +284,23 @@ func TestPasswordsForAdminsOnly(t *testing.T) {
 	s.mustUser(t, "bob", "human")
 	s.mustUser(t, "root", "admin")
 
-	_, resp := consoleClient(t, s, "bob", password)
-	if body := readAll(t, resp); resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "sign in with the identity provider") {
-		t.Errorf("bob's password in the console: %d %.300s, want 403 saying to use the provider", resp.StatusCode, body)
-	}
-	r := rpc{t: t, c: s.grpcCaller()}
-	_, err := r.create("", &pb.CreateTokenRequest{Username: "bob", Password: password})
-	if status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "turned off") {
-		t.Errorf("bob's password through the API: %v, want refused", err)
+	// The right password and a wrong one get one answer: a guess is not told it was right.
+	for _, pw := range []string{password, "wrong password"} {
+		_, resp := consoleClient(t, s, "bob", pw)
+		if body := readAll(t, resp); resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "Passwords are for administrators only") {
+			t.Errorf("bob's password (%s) in the console: %d %.300s, want 401 saying passwords are for admins", pw, resp.StatusCode, body)
+		}
+		r := rpc{t: t, c: s.grpcCaller()}
+		if _, err := r.create("", &pb.CreateTokenRequest{Username: "bob", Password: pw}); status.Code(err) != codes.Unauthenticated {
+			t.Errorf("bob's password (%s) through the API: %v, want unauthenticated", pw, err)
+		}
 	}
 	c, resp := consoleClient(t, s, "root", password)
 	readAll(t, resp)
 	if resp.Request.URL.Path != "/console/" {
 		t.Errorf("the break-glass admin's sign-in ended at %s", resp.Request.URL)
 	}
-	resp, err = c.Get(s.httpURL + "/console/sign-in")
+	resp, err := c.Get(s.httpURL + "/console/sign-in")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -298,12 +298,51 @@ func TestAReplayedOrForgedCallbackIsRefused(t *testing.T) {
 	q.Set("state", "forged-"+q.Get("state"))
 	forged.RawQuery = q.Encode()
 	refused("with a forged state", fresh, forged.String())
+	// ...which did not spend the browser's own sign-in: its callback works.
+	resp, err = fresh.Get(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body := readAll(t, resp); resp.StatusCode != http.StatusOK {
+		t.Errorf("the real callback after a forged one: %d %.300s", resp.StatusCode, body)
+	}
 
 	reasons := map[string]int{}
 	for _, ev := range signInEvents(t, s) {
 		reasons[ev.GetOutcome()+" "+ev.GetDetails()["reason"]]++
 	}
-	if reasons["denied state"] != 4 || reasons["success "] != 1 {
-		t.Errorf("sign-in events: %v, want 1 success and 4 denied for the state", reasons)
+	if reasons["denied state"] != 4 || reasons["success "] != 2 {
+		t.Errorf("sign-in events: %v, want 2 successes and 4 denied for the state", reasons)
+	}
+}
+
+// What an address may make the console write before it signs in (a
+// sign-in row, a refusal's audit event, a device grant) is limited: past
+// 30 a minute, 429 with Retry-After, and nothing written.
+func TestAnonymousSignInsAreLimited(t *testing.T) {
+	idp := startIdentityProvider(t)
+	s := startSSOService(t, "sqlite", idp)
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	codes := map[int]int{}
+	for range 40 {
+		resp, err := c.Get(s.httpURL + "/console/sso/start")
+		if err != nil {
+			t.Fatal(err)
+		}
+		readAll(t, resp)
+		codes[resp.StatusCode]++
+		if resp.StatusCode == http.StatusTooManyRequests && resp.Header.Get("Retry-After") == "" {
+			t.Error("429 without Retry-After")
+		}
+	}
+	if codes[http.StatusSeeOther] != 30 || codes[http.StatusTooManyRequests] != 10 {
+		t.Errorf("40 sign-ins from one address: %v, want 30 sent to the provider and 10 refused", codes)
+	}
+	resp, err := c.PostForm(s.httpURL+"/console/cli/device", url.Values{"client_id": {"tokenservice-cli"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if readAll(t, resp); resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("a device authorization past the limit: %d, want 429", resp.StatusCode)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tokenservice/tokenservice/pkg/calllog"
 	"github.com/tokenservice/tokenservice/pkg/domain"
 	"github.com/tokenservice/tokenservice/pkg/tokens"
 )
@@ -122,6 +123,11 @@ func (c *Console) cliAuthorize(w http.ResponseWriter, r *http.Request) {
 // deviceAuthorization is the device authorization endpoint (RFC 8628
 // §3.1-3.2): a device code for the client, a user code for the person.
 func (c *Console) deviceAuthorization(w http.ResponseWriter, r *http.Request) {
+	if ok, wait := c.anonymous.Allow(calllog.RequestAddr(r)); !ok {
+		w.Header().Set("Retry-After", retryAfter(wait))
+		oauthError(w, http.StatusTooManyRequests, "slow_down", "too many device sign-ins from this address: wait a minute")
+		return
+	}
 	if r.PostFormValue("client_id") != CLIClientID {
 		oauthError(w, http.StatusUnauthorized, "invalid_client", "unknown client_id")
 		return

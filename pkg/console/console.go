@@ -26,6 +26,7 @@ import (
 	"github.com/tokenservice/tokenservice/pkg/domain"
 	"github.com/tokenservice/tokenservice/pkg/federation"
 	"github.com/tokenservice/tokenservice/pkg/sso"
+	"github.com/tokenservice/tokenservice/pkg/throttle"
 	"github.com/tokenservice/tokenservice/pkg/tokens"
 	"github.com/tokenservice/tokenservice/pkg/users"
 )
@@ -76,7 +77,14 @@ type Console struct {
 	cfg   Config
 	deps  Deps
 	pages map[string]*template.Template
+	// anonymous limits the requests that write before a sign-in, per
+	// client address.
+	anonymous *throttle.Limiter
 }
+
+// anonymousPerMinute is how many sign-ins with the provider, refused
+// callbacks and device authorizations one address may start a minute.
+const anonymousPerMinute = 30
 
 //go:embed templates/*.html
 var templateFiles embed.FS
@@ -98,7 +106,7 @@ func New(cfg Config, deps Deps) *Console {
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Console{cfg: cfg, deps: deps, pages: parsePages()}
+	return &Console{cfg: cfg, deps: deps, pages: parsePages(), anonymous: throttle.New(anonymousPerMinute, 100_000, deps.Clock)}
 }
 
 // parsePages parses each page with the layout it fills.
@@ -140,7 +148,7 @@ func (c *Console) Routes() map[string]http.Handler {
 		"GET /console/tokens/{id}/{action}":                          c.signedIn(c.confirmPage),
 		"POST /console/tokens/{id}/revoke":                           c.signedIn(c.revokeToken),
 		"POST /console/tokens/{id}/rotate":                           c.signedIn(c.rotateToken),
-		"GET /console/static/":                                       http.StripPrefix("/console/static/", http.FileServerFS(static)).ServeHTTP,
+		"GET /console/static/{file}":                                 http.StripPrefix("/console/static/", http.FileServerFS(static)).ServeHTTP,
 		"GET /console/session-expired":                               c.expiredPage,
 		"GET /console/machine-users":                                 c.signedIn(c.machinesPage),
 		"POST /console/machine-users":                                c.signedIn(c.createMachine),

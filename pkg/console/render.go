@@ -99,7 +99,9 @@ func statusOf(err error) int {
 func explain(err error) string {
 	text := domain.MessageOf(err)
 	for _, f := range domain.FieldsOf(err) {
-		text += " " + strings.ReplaceAll(f.Field, "_", " ") + ": " + f.Description + "."
+		if !strings.Contains(text, f.Description) {
+			text += " " + strings.ReplaceAll(f.Field, "_", " ") + ": " + f.Description + "."
+		}
 	}
 	return text
 }

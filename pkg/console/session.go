@@ -74,15 +74,20 @@ func csrfToken(secret string) string {
 }
 
 // sameOrigin reports whether a state-changing request may be this
-// console's own: its Origin, when the browser sends one, names this host
-// (SameSite=Strict cookies and the CSRF token are the other two locks).
-func sameOrigin(r *http.Request) bool {
+// console's own: its Origin, when the browser sends one, is this scheme
+// (https when the cookies are Secure) and host (SameSite=Strict cookies and
+// the CSRF token are the other two locks).
+func (c *Console) sameOrigin(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
 		return r.Header.Get("Sec-Fetch-Site") == "" || r.Header.Get("Sec-Fetch-Site") == "same-origin"
 	}
+	scheme := "http"
+	if c.secure(r) {
+		scheme = "https"
+	}
 	u, err := url.Parse(origin)
-	return err == nil && u.Host == r.Host
+	return err == nil && u.Scheme == scheme && u.Host == r.Host
 }
 
 // session is a signed-in request's: who, and the secret its CSRF token
@@ -103,6 +108,12 @@ func (c *Console) startSession(w http.ResponseWriter, r *http.Request, p *domain
 	secret, err := c.newSecret()
 	if err != nil {
 		return err
+	}
+	if old, ok := c.cookie(r, sessionCookie); ok {
+		// A new sign-in ends the browser's previous session.
+		if err := c.deps.Sessions.DeleteSession(r.Context(), hashOf(old)); err != nil {
+			return err
+		}
 	}
 	now := c.deps.Clock()
 	ses := &domain.Session{ID: hashOf(secret), UserID: p.User.ID, CreateTime: now,
@@ -183,7 +194,7 @@ func (c *Console) signedIn(h http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		if r.Method == http.MethodPost {
-			if !sameOrigin(r) || !validToken(r.PostFormValue("csrf"), csrfToken(ses.secret)) {
+			if !c.sameOrigin(r) || !validToken(r.PostFormValue("csrf"), csrfToken(ses.secret)) {
 				c.forbidden(w, r)
 				return
 			}

@@ -21,7 +21,7 @@ const signInFor = 10 * time.Minute
 // nor a path a browser would read as one: "//", "/\"), else its home.
 func returnPath(r *http.Request) string {
 	p := r.FormValue("return")
-	if !strings.HasPrefix(p, "/console/") || strings.ContainsAny(p, "\\\r\n") || len(p) > 1024 {
+	if !strings.HasPrefix(p, "/console/") || strings.ContainsAny(p, "\\\r\n") || strings.Contains(p, "/..") || len(p) > 255 {
 		return "/console/"
 	}
 	return p
@@ -62,7 +62,7 @@ func (c *Console) renderSignIn(w http.ResponseWriter, r *http.Request, status in
 // (limits, audit, break-glass) as the API's password logins.
 func (c *Console) passwordSignIn(w http.ResponseWriter, r *http.Request) {
 	token, ok := c.cookie(r, csrfCookie)
-	if !sameOrigin(r) || !ok || !validToken(r.PostFormValue("csrf"), token) {
+	if !c.sameOrigin(r) || !ok || !validToken(r.PostFormValue("csrf"), token) {
 		c.forbidden(w, r)
 		return
 	}
@@ -76,7 +76,11 @@ func (c *Console) passwordSignIn(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, err)
 		return
 	case domain.KindUnauthenticated:
-		c.renderSignIn(w, r, http.StatusUnauthorized, username, "Wrong username or password.")
+		why := "Wrong username or password."
+		if c.cfg.PasswordsForAdminsOnly {
+			why = "Wrong username or password. (Passwords are for administrators only here: everyone else signs in with " + c.cfg.ProviderName + ".)"
+		}
+		c.renderSignIn(w, r, http.StatusUnauthorized, username, why)
 		return
 	default:
 		if !shown(err) {
@@ -102,6 +106,9 @@ func (c *Console) passwordSignIn(w http.ResponseWriter, r *http.Request) {
 func (c *Console) ssoStart(w http.ResponseWriter, r *http.Request) {
 	if c.deps.SSO == nil {
 		c.notFound(w, r)
+		return
+	}
+	if !c.allowAnonymous(w, r) {
 		return
 	}
 	secret, err := c.newSecret()
@@ -133,12 +140,18 @@ func (c *Console) ssoCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
+	if !c.allowAnonymous(w, r) {
+		return
+	}
 	secret, ok := c.cookie(r, signInCookie)
-	c.setCookie(w, r, signInCookie, "", -1, http.SameSiteLaxMode)
-	if !ok {
+	if !ok || !sso.StateMatches([]byte(secret), r.URL.Query().Get("state")) {
+		// Not this browser's sign-in (a forged link, another browser's, a
+		// replay): refused without spending the sign-in this browser may
+		// have under way.
 		c.refused(w, r, &sso.Refusal{Reason: "state", Message: "This sign-in was not started in this browser, or was finished already: start again."})
 		return
 	}
+	c.setCookie(w, r, signInCookie, "", -1, http.SameSiteLaxMode)
 	back, err := c.deps.Sessions.TakeSignIn(ctx, hashOf(secret), c.deps.Clock().Add(-signInFor))
 	if err != nil {
 		if domain.KindOf(err) != domain.KindNotFound {
@@ -181,6 +194,12 @@ func (c *Console) refused(w http.ResponseWriter, r *http.Request, err error) {
 		c.fail(w, r, err)
 		return
 	}
+	if refusal.Reason == "provider_unavailable" {
+		c.deps.Logger.WarnContext(r.Context(), "the identity provider is unreachable", "error", refusal.Err)
+		w.Header().Set("Retry-After", "5")
+		c.render(w, r, http.StatusServiceUnavailable, "refused", "Sign-in unavailable", struct{ Message string }{refusal.Message})
+		return
+	}
 	if refusal.Err != nil {
 		c.deps.Logger.WarnContext(r.Context(), "sign-in with the identity provider refused", "reason", refusal.Reason, "error", refusal.Err)
 	}
@@ -190,6 +209,20 @@ func (c *Console) refused(w http.ResponseWriter, r *http.Request, err error) {
 
 func (c *Console) renderRefusal(w http.ResponseWriter, r *http.Request, message string) {
 	c.render(w, r, http.StatusForbidden, "refused", "Sign-in refused", struct{ Message string }{message})
+}
+
+// allowAnonymous limits what a client address may ask of the console
+// before it signs in (each sign-in with the provider writes a row, a
+// refused one an audit event; each device authorization a row), and
+// answers 429 past the limit.
+func (c *Console) allowAnonymous(w http.ResponseWriter, r *http.Request) bool {
+	ok, wait := c.anonymous.Allow(calllog.RequestAddr(r))
+	if !ok {
+		w.Header().Set("Retry-After", retryAfter(wait))
+		c.render(w, r, http.StatusTooManyRequests, "message", "Too many requests",
+			message{"Too many requests", "Too many sign-ins from this address: wait a minute and try again."})
+	}
+	return ok
 }
 
 // signOut ends the session on the server, then in the browser.

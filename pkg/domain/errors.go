@@ -68,7 +68,6 @@ const (
 	ReasonSecretChanged             = "SECRET_CHANGED"          // another rotation of the token came first
 	ReasonAdminRequired             = "ADMIN_REQUIRED"          // a method only an admin may call
 	ReasonPersonRequired            = "PERSON_REQUIRED"         // a change only a person (an owner, an admin) may make
-	ReasonPasswordSignInOff         = "PASSWORD_SIGN_IN_OFF"    // the operator allows passwords to admins only (break-glass): sign in with the identity provider
 )
 
 // ErrSecretChanged refuses a rotation that another rotation of the same

@@ -22,7 +22,8 @@ type Users interface {
 	UserByUsername(ctx context.Context, username string) (*User, error)
 	// ListUsers returns up to q.Limit users in (create time, id) order.
 	ListUsers(ctx context.Context, q UserQuery) ([]*User, error)
-	// SetPasswordHash returns a KindNotFound error if there is no such user.
+	// SetPasswordHash sets the user's password and ends its console
+	// sessions. It returns a KindNotFound error if there is no such user.
 	SetPasswordHash(ctx context.Context, userID, hash string, events ...*AuditEvent) error
 	// DeleteUser deletes, in one transaction, the user, the machine users it
 	// owns, and the tokens of all of them, and returns the IDs of the users

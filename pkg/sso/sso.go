@@ -178,6 +178,12 @@ func (p *Provider) AuthURL(ctx context.Context, secret []byte) (string, error) {
 		oauth2.S256ChallengeOption(derive(secret, "pkce"))), nil
 }
 
+// StateMatches reports whether a callback's state is the one of the
+// sign-in secret started (before anything of the sign-in is spent on it).
+func StateMatches(secret []byte, state string) bool {
+	return subtle.ConstantTimeCompare([]byte(state), []byte(derive(secret, "state"))) == 1
+}
+
 // Finish completes a sign-in at the callback: the query's state must be
 // secret's (else it is a forged or another browser's callback), the code
 // is exchanged with secret's PKCE verifier, the ID token verified (with
@@ -190,8 +196,7 @@ func (p *Provider) Finish(ctx context.Context, secret []byte, query map[string][
 		}
 		return ""
 	}
-	state := first("state")
-	if subtle.ConstantTimeCompare([]byte(state), []byte(derive(secret, "state"))) != 1 {
+	if !StateMatches(secret, first("state")) {
 		return nil, refuse("state", "This sign-in was not started in this browser, or was finished already: start again.", nil)
 	}
 	if e := first("error"); e != "" {

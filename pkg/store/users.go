@@ -141,6 +141,11 @@ func (s *Store) SetPasswordHash(ctx context.Context, userID, hash string, events
 		if res.Error != nil || changed == 0 {
 			return res.Error
 		}
+		// A new password ends the console's sessions: whoever held the
+		// old one may hold one of them.
+		if err := tx.Where("user_id = ?", userID).Delete(&sessionRow{}).Error; err != nil {
+			return err
+		}
 		if err := insertAuditEvents(tx, events); err != nil {
 			return err
 		}

@@ -160,10 +160,10 @@ func (s *Service) authenticatePassword(ctx context.Context, username, password, 
 	}
 	s.logins.succeeded(name, address)
 	if s.cfg.PasswordsForAdminsOnly && !u.Admin {
-		// Said only after the right password: the answer tells no one
-		// else whether the account is an admin's.
-		return nil, PasswordSignInOff, u, &domain.Error{Kind: domain.KindPermissionDenied, Reason: domain.ReasonPasswordSignInOff,
-			Message: "password sign-in is turned off for this account: sign in with the identity provider"}
+		// The answer of a wrong password: a different one would tell
+		// whoever guessed it that the guess was right. The trail and the
+		// metrics tell the operator.
+		return nil, PasswordSignInOff, u, domain.ErrUnauthenticated
 	}
 	return &domain.Principal{User: u, AllScopes: true}, PasswordOK, u, nil
 }

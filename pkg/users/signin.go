@@ -57,7 +57,7 @@ func (s *Service) SignIn(ctx context.Context, in External) (*domain.Principal, e
 			if domain.KindOf(err) == domain.KindConflict {
 				s.SignInRefused(ctx, in.Identity.Issuer, name, "username_taken")
 				return nil, domain.Errorf(domain.KindPermissionDenied,
-					"the username %s belongs to an account that does not sign in through the identity provider: ask an admin", name)
+					"the username %s, which the identity provider gives you, is another account's here: ask an admin", name)
 			}
 			return nil, err
 		}
