@@ -118,9 +118,7 @@ func (c *Console) createCredential(w http.ResponseWriter, r *http.Request) {
 		Audiences: r.PostFormValue("audiences"), Condition: r.PostFormValue("condition"), Description: r.PostFormValue("description")}
 	in := federation.CreateInput{UserID: r.PathValue("user"), Issuer: form.Issuer, Subject: form.Subject,
 		Condition: strings.TrimSpace(form.Condition), Scopes: r.PostForm["scope"], Description: form.Description}
-	for _, a := range strings.FieldsFunc(form.Audiences, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' }) {
-		in.Audiences = append(in.Audiences, a)
-	}
+	in.Audiences = strings.FieldsFunc(form.Audiences, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' })
 	if len(in.Scopes) == 0 {
 		c.renderMachine(w, r, http.StatusBadRequest, "Choose at least one scope.", form)
 		return
