@@ -84,6 +84,20 @@ func axeViolations(t *testing.T, ctx context.Context, name string) []string {
 	return found
 }
 
+// browserSteps returns a runner of browser steps, each within 15 s, that
+// fails the test with what the page shows when one does not finish.
+func browserSteps(t *testing.T, ctx context.Context) func(what string, steps ...chromedp.Action[chromedp.Void]) {
+	return func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		stepCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		if err := chromedp.Do(stepCtx, steps...); err != nil {
+			page, _ := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("body")))
+			t.Fatalf("%s: %v; the page:\n%.2000s", what, err, page)
+		}
+	}
+}
+
 // The console in a real browser: sign in through the provider, create a
 // token (its plaintext works against the API, and is never shown again),
 // rotate it (the old secret is refused, the new one works), revoke it (the
@@ -93,15 +107,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	s := startSSOService(t, "mysql", idp, "TOKENSERVICE_TRUSTED_ISSUERS", "https://token.actions.githubusercontent.com")
 	ctx := newBrowser(t)
 	css := func(sel string) chromedp.CSS { return chromedp.CSS(sel) }
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		stepCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		defer cancel()
-		if err := chromedp.Do(stepCtx, steps...); err != nil {
-			page, _ := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("main")))
-			t.Fatalf("%s: %v; the page:\n%.2000s", what, err, page)
-		}
-	}
+	do := browserSteps(t, ctx)
 	get := func(what string, a chromedp.Action[string]) string {
 		t.Helper()
 		v, err := chromedp.Run(ctx, a)

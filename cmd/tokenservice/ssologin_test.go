@@ -79,15 +79,7 @@ func TestLoginWithSSO(t *testing.T) {
 	s := startSSOService(t, "sqlite", idp)
 	ctx := newBrowser(t)
 	css := func(sel string) chromedp.CSS { return chromedp.CSS(sel) }
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		stepCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		defer cancel()
-		if err := chromedp.Do(stepCtx, steps...); err != nil {
-			page, _ := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("body")))
-			t.Fatalf("%s: %v; the page:\n%.2000s", what, err, page)
-		}
-	}
+	do := browserSteps(t, ctx)
 	if err := chromedp.Do(ctx, chromedp.Navigate(s.httpURL+"/console/")); err != nil {
 		t.Fatal(err)
 	}

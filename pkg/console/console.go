@@ -111,18 +111,23 @@ func New(cfg Config, deps Deps) *Console {
 
 // parsePages parses each page with the layout it fills.
 func parsePages() map[string]*template.Template {
-	funcs := template.FuncMap{"when": when, "join": joinScopes}
+	funcs := template.FuncMap{"when": when, "join": joinScopes, "table": func(caption string, list []*domain.Token) any {
+		return struct {
+			Caption string
+			Tokens  []*domain.Token
+		}{caption, list}
+	}}
 	pages := map[string]*template.Template{}
 	names, err := fs.Glob(templateFiles, "templates/*.html")
 	if err != nil {
 		panic(err)
 	}
 	for _, name := range names {
-		if name == "templates/layout.html" {
+		if name == "templates/layout.html" || name == "templates/partials.html" {
 			continue
 		}
 		pages[name[len("templates/"):len(name)-len(".html")]] = template.Must(
-			template.New("layout.html").Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", name))
+			template.New("layout.html").Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", "templates/partials.html", name))
 	}
 	return pages
 }
