@@ -140,4 +140,17 @@ func TestLoginWithSSO(t *testing.T) {
 		}
 		sh.want(exitCredentials, "", "", "whoami")
 	})
+
+	got := map[string]int{}
+	for _, ev := range signInEvents(t, s) {
+		if m := ev.GetDetails()["method"]; strings.HasPrefix(m, "cli_") {
+			got[ev.GetOutcome()+" "+m+" "+ev.GetDetails()["reason"]+" "+ev.GetSubject().GetUsername()]++
+		}
+	}
+	for _, want := range []string{"success cli_loopback  bob@example.com", "success cli_device  bob@example.com",
+		"denied cli_loopback denied_by_user bob@example.com"} {
+		if got[want] != 1 {
+			t.Errorf("the audit trail's CLI sign-ins: %v, want one %q", got, want)
+		}
+	}
 }

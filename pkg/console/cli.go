@@ -35,6 +35,9 @@ const (
 	// RFC 8628 §6.1 suggests: 20 letters, 8 of them, 34 bits.
 	userCodeAlphabet = "BCDFGHJKLMNPQRSTVWXZ"
 	deviceGrantType  = "urn:ietf:params:oauth:grant-type:device_code"
+	// The audit trail's methods of the CLI's sign-ins.
+	methodLoopback = "cli_loopback"
+	methodDevice   = "cli_device"
 )
 
 // loopbackRedirect checks a redirect URI of the loopback grant: http on
@@ -98,6 +101,7 @@ func (c *Console) cliAuthorize(w http.ResponseWriter, r *http.Request) {
 	back, _ := loopbackRedirect(d.RedirectURI)
 	q := url.Values{"state": {d.State}}
 	if r.PostFormValue("decision") != "allow" {
+		c.deps.Users.CLISignIn(r.Context(), sessionOf(r.Context()).principal.User, methodLoopback, d.Host, false)
 		q.Set("error", "access_denied")
 		back.RawQuery = q.Encode()
 		http.Redirect(w, r, back.String(), http.StatusSeeOther)
@@ -221,9 +225,13 @@ func (c *Console) deviceDecide(w http.ResponseWriter, r *http.Request) {
 	if r.PostFormValue("decision") == "allow" {
 		status, done = domain.CLIGrantApproved, "allowed"
 	}
-	if err := c.deps.CLIGrants.DecideCLIGrant(r.Context(), g.ID, sessionOf(r.Context()).principal.User.ID, status); err != nil {
+	person := sessionOf(r.Context()).principal.User
+	if err := c.deps.CLIGrants.DecideCLIGrant(r.Context(), g.ID, person.ID, status); err != nil {
 		c.refusedOrFailed(w, r, err)
 		return
+	}
+	if status == domain.CLIGrantDenied {
+		c.deps.Users.CLISignIn(r.Context(), person, methodDevice, g.Host, false)
 	}
 	c.render(w, r, http.StatusOK, "device", "Sign in a device", deviceData{Host: g.Host, Done: done})
 }
@@ -345,6 +353,11 @@ func (c *Console) mintCLIToken(w http.ResponseWriter, r *http.Request, g *domain
 		c.oauthFail(w, r, err)
 		return
 	}
+	method := methodDevice
+	if g.UserCode == nil {
+		method = methodLoopback
+	}
+	c.deps.Users.CLISignIn(r.Context(), u, method, g.Host, true)
 	answer := map[string]any{"access_token": plaintext, "token_type": "Bearer", "username": u.Username, "token_id": tok.ID}
 	if !tok.ExpireTime.IsZero() {
 		answer["expires_in"] = int(time.Until(tok.ExpireTime).Seconds())

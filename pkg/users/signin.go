@@ -27,6 +27,7 @@ const (
 	detailCreated = "created"
 	detailIssuer  = "issuer"
 	detailCause   = "cause" // user.set_admin: "admin_group"
+	detailHost    = "host"  // user.sign_in of the CLI: the host it named
 )
 
 // ErrSignInUnavailable is what SignIn returns when no store of external
@@ -117,4 +118,20 @@ func (s *Service) SignInRefused(ctx context.Context, issuer, username, reason st
 func IsSignInRefusal(err error) bool {
 	var e *domain.Error
 	return errors.As(err, &e) && e.Kind == domain.KindPermissionDenied
+}
+
+// CLISignIn records a sign-in of the command-line client through the
+// console (user.sign_in, method cli_loopback or cli_device, with the host
+// it named): approved, once its token is made; else denied by the person
+// it asked.
+func (s *Service) CLISignIn(ctx context.Context, u *domain.User, method, host string, approved bool) {
+	p := &domain.Principal{User: u, AllScopes: true}
+	ev := domain.NewAuditEvent(ctx, s.deps.Clock(), domain.ActionUserSignIn, domain.OutcomeSuccess, p)
+	ev.Subject = domain.SubjectUser(u)
+	ev.With(detailMethod, method).With(detailHost, host)
+	if !approved {
+		ev.Outcome = domain.OutcomeDenied
+		ev.With(detailReason, "denied_by_user")
+	}
+	s.deps.Audit.Record(ev)
 }
