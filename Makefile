@@ -130,9 +130,9 @@ idp: ## Run an OpenID Provider for trying the console's single sign-on (zitadel/
 	$(GO) run ./scripts/dev-idp
 
 .PHONY: screenshots
-screenshots: chromium $(AXE) ## Remake the console's pictures in docs/console/ from its browser test (TestConsoleInABrowser).
+screenshots: chromium $(AXE) ## Remake the console's pictures in docs/console/ from its browser tests (TestConsoleInABrowser, TestLoginWithSSO).
 	mkdir -p docs/console
-	TOKENSERVICE_SCREENSHOTS=$(CURDIR)/docs/console $(GO) test -count=1 -run 'TestConsoleInABrowser$$' ./cmd/tokenservice
+	TOKENSERVICE_SCREENSHOTS=$(CURDIR)/docs/console $(GO) test -count=1 -run 'TestConsoleInABrowser$$|TestLoginWithSSO$$' ./cmd/tokenservice
 
 FUZZTIME ?= 30s
 .PHONY: fuzz

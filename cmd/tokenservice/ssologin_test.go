@@ -96,6 +96,7 @@ func TestLoginWithSSO(t *testing.T) {
 		stderr, stdout, wait := sh.startLogin("--url", s.httpURL)
 		url := waitForLine(t, stderr, regexp.MustCompile(`(http://\S+/console/cli/authorize\?\S+)`))[1]
 		do("approving the CLI", chromedp.Navigate(url), chromedp.WaitVisible(css(`button[value="allow"]`)))
+		screenshot(t, ctx, "cli-authorize")
 		checkAccessibility(t, ctx, "cli-authorize")
 		do("allowing", chromedp.Click(css(`button[value="allow"]`)), chromedp.WaitVisible(css("body")))
 		if err := wait(); err != nil {
@@ -116,6 +117,8 @@ func TestLoginWithSSO(t *testing.T) {
 		do("opening the device page", chromedp.Navigate(m[2]), chromedp.WaitVisible(css("#user_code")))
 		checkAccessibility(t, ctx, "device")
 		do("confirming the code", chromedp.Click(css(`form[action="/console/device"] button`)), chromedp.WaitVisible(css(`button[value="allow"]`)))
+		screenshot(t, ctx, "device")
+		checkAccessibility(t, ctx, "device-confirm")
 		if page, _ := chromedp.Run(ctx, chromedp.Text(css("main"))); !strings.Contains(page, m[1]) {
 			t.Errorf("the confirmation does not show the code %s: %q", m[1], page)
 		}
