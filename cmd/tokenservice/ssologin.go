@@ -38,15 +38,16 @@ func ssoLogin(ctx context.Context, e *env, hc *http.Client, base string, device 
 	defer cancel()
 	host, _ := os.Hostname()
 	form := url.Values{"client_id": {cliClientID}, "token_lifetime": {strconv.FormatInt(int64(lifetime.Seconds()), 10)}}
+	interval := 5 * time.Second
 	if device {
-		form, err = deviceGrant(ctx, e, hc, base, host, form)
+		form, interval, err = deviceGrant(ctx, e, hc, base, host, form)
 	} else {
 		form, err = loopbackGrant(ctx, e, base, host, form)
 	}
 	if err != nil {
 		return "", "", err
 	}
-	for interval := 5 * time.Second; ; {
+	for {
 		answer, err := postConsole(ctx, hc, base+"/console/cli/token", form)
 		if err != nil {
 			return "", "", err
@@ -79,6 +80,7 @@ type consoleAnswer struct {
 	UserCode                string `json:"user_code"`
 	VerificationURI         string `json:"verification_uri"`
 	VerificationURIComplete string `json:"verification_uri_complete"`
+	Interval                int    `json:"interval"` // seconds between polls (RFC 8628 §3.2)
 }
 
 func postConsole(ctx context.Context, hc *http.Client, to string, form url.Values) (*consoleAnswer, error) {
@@ -100,20 +102,21 @@ func postConsole(ctx context.Context, hc *http.Client, to string, form url.Value
 }
 
 // deviceGrant starts a device authorization and tells the person where to
-// approve it; it returns the token request that polls for it.
-func deviceGrant(ctx context.Context, e *env, hc *http.Client, base, host string, form url.Values) (url.Values, error) {
+// approve it; it returns the token request that polls for it, and how
+// often to poll.
+func deviceGrant(ctx context.Context, e *env, hc *http.Client, base, host string, form url.Values) (url.Values, time.Duration, error) {
 	a, err := postConsole(ctx, hc, base+"/console/cli/device", url.Values{"client_id": {cliClientID}, "host": {host}})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if a.Error != "" || a.DeviceCode == "" {
-		return nil, fmt.Errorf("the server did not start a device sign-in: %s %s", a.Error, a.Description)
+		return nil, 0, fmt.Errorf("the server did not start a device sign-in: %s %s", a.Error, a.Description)
 	}
 	fmt.Fprintf(e.stderr, "To sign in, open %s on any device and enter the code %s\n(or open %s).\nWaiting...\n",
 		a.VerificationURI, a.UserCode, a.VerificationURIComplete)
 	form.Set("grant_type", "urn:ietf:params:oauth:grant-type:device_code")
 	form.Set("device_code", a.DeviceCode)
-	return form, nil
+	return form, time.Duration(max(a.Interval, 5)) * time.Second, nil
 }
 
 // loopbackGrant opens the browser on the console's authorization page and
@@ -149,7 +152,12 @@ func loopbackGrant(ctx context.Context, e *env, base, host string, form url.Valu
 		}
 	})}
 	go srv.Serve(ln)
-	defer srv.Close()
+	defer func() {
+		// Let the browser have its page before the listener goes.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}()
 	to := base + "/console/cli/authorize?" + url.Values{"client_id": {cliClientID}, "redirect_uri": {redirect}, "state": {state},
 		"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"}, "host": {host}}.Encode()
 	fmt.Fprintf(e.stderr, "Opening the browser to sign in; if it does not open, open this URL:\n%s\nWaiting...\n", to)

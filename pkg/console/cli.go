@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -101,7 +102,7 @@ func (c *Console) cliAuthorize(w http.ResponseWriter, r *http.Request) {
 	back, _ := loopbackRedirect(d.RedirectURI)
 	q := url.Values{"state": {d.State}}
 	if r.PostFormValue("decision") != "allow" {
-		c.deps.Users.CLISignIn(r.Context(), sessionOf(r.Context()).principal.User, methodLoopback, d.Host, false)
+		c.deps.Users.RecordCLISignIn(r.Context(), sessionOf(r.Context()).principal.User, methodLoopback, d.Host, false)
 		q.Set("error", "access_denied")
 		back.RawQuery = q.Encode()
 		http.Redirect(w, r, back.String(), http.StatusSeeOther)
@@ -138,13 +139,12 @@ func (c *Console) deviceAuthorization(w http.ResponseWriter, r *http.Request) {
 	}
 	deviceCode, err := c.newSecret()
 	if err != nil {
-		c.deps.Logger.ErrorContext(r.Context(), "device authorization", "error", err)
-		oauthError(w, http.StatusInternalServerError, "server_error", "internal error")
+		c.oauthFail(w, r, err)
 		return
 	}
 	userCode, err := c.newUserCode()
 	if err != nil {
-		oauthError(w, http.StatusInternalServerError, "server_error", "internal error")
+		c.oauthFail(w, r, err)
 		return
 	}
 	now := c.deps.Clock()
@@ -160,18 +160,23 @@ func (c *Console) deviceAuthorization(w http.ResponseWriter, r *http.Request) {
 		"expires_in": int(deviceFor.Seconds()), "interval": int(pollEvery.Seconds())})
 }
 
-// newUserCode returns 8 letters of userCodeAlphabet as XXXX-XXXX.
+// newUserCode returns 8 letters of userCodeAlphabet as XXXX-XXXX, each
+// equally likely (a random byte of 240 or more is drawn again: 240 is
+// 12 times the alphabet).
 func (c *Console) newUserCode() (string, error) {
-	b := make([]byte, 8)
-	if _, err := c.deps.Rand.Read(b); err != nil {
-		return "", err
-	}
 	var s strings.Builder
-	for i, v := range b {
-		if i == 4 {
+	b := make([]byte, 1)
+	for s.Len() < 9 {
+		if _, err := io.ReadFull(c.deps.Rand, b); err != nil {
+			return "", err
+		}
+		if b[0] >= 240 {
+			continue
+		}
+		if s.Len() == 4 {
 			s.WriteByte('-')
 		}
-		s.WriteByte(userCodeAlphabet[int(v)%len(userCodeAlphabet)])
+		s.WriteByte(userCodeAlphabet[int(b[0])%len(userCodeAlphabet)])
 	}
 	return s.String(), nil
 }
@@ -231,7 +236,7 @@ func (c *Console) deviceDecide(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if status == domain.CLIGrantDenied {
-		c.deps.Users.CLISignIn(r.Context(), person, methodDevice, g.Host, false)
+		c.deps.Users.RecordCLISignIn(r.Context(), person, methodDevice, g.Host, false)
 	}
 	c.render(w, r, http.StatusOK, "device", "Sign in a device", deviceData{Host: g.Host, Done: done})
 }
@@ -301,7 +306,10 @@ func (c *Console) cliToken(w http.ResponseWriter, r *http.Request) {
 		}
 		switch g.Status {
 		case domain.CLIGrantDenied:
-			c.deps.CLIGrants.TakeCLIGrant(ctx, g.ID)
+			if _, err := c.deps.CLIGrants.TakeCLIGrant(ctx, g.ID); err != nil {
+				c.oauthFail(w, r, err)
+				return
+			}
 			oauthError(w, http.StatusBadRequest, "access_denied", "the sign-in was denied")
 			return
 		case domain.CLIGrantPending:
@@ -357,10 +365,10 @@ func (c *Console) mintCLIToken(w http.ResponseWriter, r *http.Request, g *domain
 	if g.UserCode == nil {
 		method = methodLoopback
 	}
-	c.deps.Users.CLISignIn(r.Context(), u, method, g.Host, true)
+	c.deps.Users.RecordCLISignIn(r.Context(), u, method, g.Host, true)
 	answer := map[string]any{"access_token": plaintext, "token_type": "Bearer", "username": u.Username, "token_id": tok.ID}
 	if !tok.ExpireTime.IsZero() {
-		answer["expires_in"] = int(time.Until(tok.ExpireTime).Seconds())
+		answer["expires_in"] = int(tok.ExpireTime.Sub(c.deps.Clock()).Seconds())
 	}
 	writeJSON(w, http.StatusOK, answer)
 }

@@ -14,6 +14,7 @@ package console
 
 import (
 	"context"
+	"crypto/rand"
 	"embed"
 	"html/template"
 	"io"
@@ -106,6 +107,12 @@ func New(cfg Config, deps Deps) *Console {
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
+	if deps.Clock == nil {
+		deps.Clock = time.Now
+	}
+	if deps.Rand == nil {
+		deps.Rand = rand.Reader
+	}
 	return &Console{cfg: cfg, deps: deps, pages: parsePages(), anonymous: throttle.New(anonymousPerMinute, 100_000, deps.Clock)}
 }
 
@@ -153,7 +160,7 @@ func (c *Console) Routes() map[string]http.Handler {
 		"GET /console/tokens/{id}/{action}":                          c.signedIn(c.confirmPage),
 		"POST /console/tokens/{id}/revoke":                           c.signedIn(c.revokeToken),
 		"POST /console/tokens/{id}/rotate":                           c.signedIn(c.rotateToken),
-		"GET /console/static/{file}":                                 http.StripPrefix("/console/static/", http.FileServerFS(static)).ServeHTTP,
+		"GET /console/static/{file}":                                 cacheable(http.StripPrefix("/console/static/", http.FileServerFS(static))),
 		"GET /console/session-expired":                               c.expiredPage,
 		"GET /console/machine-users":                                 c.signedIn(c.machinesPage),
 		"POST /console/machine-users":                                c.signedIn(c.createMachine),
@@ -181,6 +188,15 @@ func (c *Console) Routes() map[string]http.Handler {
 	return out
 }
 
+// cacheable lets browsers keep the console's script and style an hour
+// (withHeaders makes everything else no-store).
+func cacheable(h http.Handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		h.ServeHTTP(w, r)
+	}
+}
+
 // contentSecurityPolicy allows this origin's scripts, styles and images
 // only, no inline script or style, no frame, and forms posting here.
 const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; " +
@@ -202,9 +218,7 @@ func withHeaders(h http.HandlerFunc) http.Handler {
 		// on the console's own forms "null", which sameOrigin refuses.)
 		hd.Set("Referrer-Policy", "same-origin")
 		hd.Set("Cross-Origin-Opener-Policy", "same-origin")
-		if hd.Get("Cache-Control") == "" {
-			hd.Set("Cache-Control", "no-store")
-		}
+		hd.Set("Cache-Control", "no-store")
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 		}

@@ -97,7 +97,7 @@ func (c *Console) renderMachine(w http.ResponseWriter, r *http.Request, status i
 		return
 	}
 	p := sessionOf(r.Context()).principal
-	toks, err := c.listTokens(r, p, m.ID, false)
+	toks, err := c.listTokens(r, p, m.ID)
 	if err != nil {
 		c.refusedOrFailed(w, r, err)
 		return

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/tokenservice/tokenservice/pkg/domain"
 )
@@ -131,7 +132,7 @@ func (c *Console) startSession(w http.ResponseWriter, r *http.Request, p *domain
 
 // touchEvery is how stale a session's last-seen time may be before a
 // request writes it again.
-const touchEvery = 60 // seconds
+const touchEvery = time.Minute
 
 // currentSession reads the request's session: nil if it has none that is
 // still valid (and then its cookie is dropped).
@@ -163,7 +164,7 @@ func (c *Console) currentSession(w http.ResponseWriter, r *http.Request) (*sessi
 	if err != nil {
 		return nil, err
 	}
-	if now.Sub(ses.LastSeenTime).Seconds() >= touchEvery {
+	if now.Sub(ses.LastSeenTime) >= touchEvery {
 		if err := c.deps.Sessions.TouchSession(ctx, id, now); err != nil {
 			return nil, err
 		}

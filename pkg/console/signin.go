@@ -68,14 +68,9 @@ func (c *Console) passwordSignIn(w http.ResponseWriter, r *http.Request) {
 	}
 	username := r.PostFormValue("username")
 	p, err := c.deps.Users.AuthenticatePassword(r.Context(), username, r.PostFormValue("password"), calllog.RequestAddr(r))
-	switch domain.KindOf(err) {
-	case domain.KindInternal:
-		if err == nil {
-			break
-		}
-		c.fail(w, r, err)
-		return
-	case domain.KindUnauthenticated:
+	switch {
+	case err == nil:
+	case domain.KindOf(err) == domain.KindUnauthenticated:
 		why := "Wrong username or password."
 		if c.cfg.PasswordsForAdminsOnly {
 			why = "Wrong username or password. (Passwords are for administrators only here: everyone else signs in with " + c.cfg.ProviderName + ".)"
@@ -116,14 +111,14 @@ func (c *Console) ssoStart(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, err)
 		return
 	}
-	now := c.deps.Clock()
-	if err := c.deps.Sessions.StartSignIn(r.Context(), hashOf(secret), returnPath(r), now, now.Add(-signInFor)); err != nil {
-		c.fail(w, r, err)
-		return
-	}
 	to, err := c.deps.SSO.AuthURL(r.Context(), []byte(secret))
 	if err != nil {
 		c.refused(w, r, err)
+		return
+	}
+	now := c.deps.Clock()
+	if err := c.deps.Sessions.StartSignIn(r.Context(), hashOf(secret), returnPath(r), now, now.Add(-signInFor)); err != nil {
+		c.fail(w, r, err)
 		return
 	}
 	c.setCookie(w, r, signInCookie, secret, int(signInFor.Seconds()), http.SameSiteLaxMode)

@@ -39,12 +39,8 @@ func (c *Console) tokensPage(w http.ResponseWriter, r *http.Request) {
 }
 
 // listTokens is the first page of a (machine) user's active tokens, newest first.
-func (c *Console) listTokens(r *http.Request, p *domain.Principal, userID string, expiring bool) ([]*domain.Token, error) {
-	in := tokens.ListInput{UserID: userID, Reverse: true, PageSize: 100}
-	if expiring {
-		in.ExpireBefore = c.deps.Clock().Add(expiringSoon)
-	}
-	list, _, err := c.deps.Tokens.List(r.Context(), p, in)
+func (c *Console) listTokens(r *http.Request, p *domain.Principal, userID string) ([]*domain.Token, error) {
+	list, _, err := c.deps.Tokens.List(r.Context(), p, tokens.ListInput{UserID: userID, Reverse: true, PageSize: 100})
 	return list, err
 }
 

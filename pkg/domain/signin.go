@@ -67,8 +67,6 @@ type Sessions interface {
 	TouchSession(ctx context.Context, id []byte, at time.Time) error
 	// DeleteSession ends a session (none: no error).
 	DeleteSession(ctx context.Context, id []byte) error
-	// DeleteUserSessions ends every session of the user.
-	DeleteUserSessions(ctx context.Context, userID string) error
 	// StartSignIn records a sign-in with the OpenID provider under way,
 	// by the SHA-256 of the browser's secret for it (key), with the
 	// console page to return to; it first forgets those started before

@@ -116,9 +116,11 @@ func New(cfg Config) (*Provider, error) {
 	if cfg.GroupsClaim == "" {
 		cfg.GroupsClaim = "groups"
 	}
+	domains := make([]string, len(cfg.AllowedDomains))
 	for i, d := range cfg.AllowedDomains {
-		cfg.AllowedDomains[i] = strings.ToLower(strings.TrimPrefix(d, "@"))
+		domains[i] = strings.ToLower(strings.TrimPrefix(d, "@"))
 	}
+	cfg.AllowedDomains = domains
 	client := cfg.HTTPClient
 	if client == nil {
 		client = BoundedClient(10*time.Second, 1<<20)

@@ -90,7 +90,15 @@ func (s *Store) SetAdmin(ctx context.Context, userID string, admin bool, events 
 		return recordChanges(tx, domain.ChangedUser, userID)
 	})
 	if err == nil && changed == 0 {
-		return domain.Errorf(domain.KindNotFound, "user not found")
+		// MySQL counts the rows changed, not matched: another sign-in may
+		// have set the same flag a moment before.
+		var n int64
+		if err := db.Model(&userRow{}).Where("id = ?", userID).Count(&n).Error; err != nil {
+			return classify(err, "user")
+		}
+		if n == 0 {
+			return domain.Errorf(domain.KindNotFound, "user not found")
+		}
 	}
 	return classify(err, "user")
 }
@@ -127,13 +135,6 @@ func (s *Store) DeleteSession(ctx context.Context, id []byte) error {
 	db, cancel := s.bound(ctx)
 	defer cancel()
 	return classify(db.Where("id = ?", id).Delete(&sessionRow{}).Error, "session")
-}
-
-// DeleteUserSessions implements domain.Sessions.
-func (s *Store) DeleteUserSessions(ctx context.Context, userID string) error {
-	db, cancel := s.bound(ctx)
-	defer cancel()
-	return classify(db.Where("user_id = ?", userID).Delete(&sessionRow{}).Error, "session")
 }
 
 // DeleteSessionsBefore implements domain.Sessions.

@@ -120,11 +120,11 @@ func IsSignInRefusal(err error) bool {
 	return errors.As(err, &e) && e.Kind == domain.KindPermissionDenied
 }
 
-// CLISignIn records a sign-in of the command-line client through the
+// RecordCLISignIn records a sign-in of the command-line client through the
 // console (user.sign_in, method cli_loopback or cli_device, with the host
 // it named): approved, once its token is made; else denied by the person
 // it asked.
-func (s *Service) CLISignIn(ctx context.Context, u *domain.User, method, host string, approved bool) {
+func (s *Service) RecordCLISignIn(ctx context.Context, u *domain.User, method, host string, approved bool) {
 	p := &domain.Principal{User: u, AllScopes: true}
 	ev := domain.NewAuditEvent(ctx, s.deps.Clock(), domain.ActionUserSignIn, domain.OutcomeSuccess, p)
 	ev.Subject = domain.SubjectUser(u)
