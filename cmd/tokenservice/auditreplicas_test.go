@@ -104,8 +104,28 @@ func writeWhileSealing(t *testing.T, rs []*service, dbs []store.Config, per int)
 			t.Fatalf("writing through replica %d: %v", i, err)
 		}
 	}
-	for _, s := range rs {
+	// Then turns by design (sealing at once, one replica may win every
+	// round): each replica seals a batch written through its node just
+	// before, so every replica seals some of the chain.
+	for i, s := range rs {
+		st, err := store.Open(dbs[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var batch []*domain.AuditEvent
+		for n := range 5 {
+			tag := fmt.Sprintf("turn-%d-%d", i, n)
+			batch = append(batch, (&domain.AuditEvent{Time: time.Now(), Action: domain.ActionRequestDeny, Outcome: domain.OutcomeDenied,
+				Actor: domain.AuditParty{Kind: domain.ActorAnonymous}}).With("tag", tag))
+			written[tag] = true
+		}
+		err = st.AppendAuditEvents(ctx, batch)
+		st.Close()
+		if err != nil {
+			t.Fatalf("writing replica %d's turn: %v", i, err)
+		}
 		s.app.FlushAudit(ctx)
+		s.app.FlushAudit(ctx) // again, should the first have lost a conflict (it logs and counts that)
 	}
 	return written
 }

@@ -311,3 +311,25 @@ func TestPasswordsForAdminsOnly(t *testing.T) {
 		t.Errorf("the sign-in page shows the password form to everyone, or hides the break-glass link:\n%.600s", body)
 	}
 }
+
+// A person may try 10 device codes a minute (RFC 8628 §5.1: the code is
+// short); a wrong one says so, past the limit 429.
+func TestDeviceCodesTriedAreLimited(t *testing.T) {
+	s := startService(t, storetest.MustConfig(t, "sqlite"))
+	s.mustUser(t, "alice", "human")
+	c, resp := consoleClient(t, s, "alice", password)
+	readAll(t, resp)
+	token := formToken(t, c, s.httpURL+"/console/device")
+	codes := map[int]int{}
+	for range 12 {
+		resp := consolePost(t, c, s, "/console/device", url.Values{"csrf": {token}, "user_code": {"BCDF-GHJK"}})
+		body := readAll(t, resp)
+		codes[resp.StatusCode]++
+		if resp.StatusCode == http.StatusBadRequest && !strings.Contains(body, "No device is waiting for that code") {
+			t.Errorf("a wrong code: %.300s", body)
+		}
+	}
+	if codes[http.StatusBadRequest] != 10 || codes[http.StatusTooManyRequests] != 2 {
+		t.Errorf("12 wrong codes: %v, want 10 answered and 2 refused", codes)
+	}
+}

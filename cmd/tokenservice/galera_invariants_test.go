@@ -180,6 +180,13 @@ func TestDeletesLeaveNoOrphanAcrossReplicasOnGalera(t *testing.T) {
 			c := i - 1
 			a := rpc{t, next(deleter + 1 + c%2 + 3*(c/2))}
 			for n := range maxCreates {
+				if n == maxCreates/2 {
+					// A lull midway: the deletion, losing to the stream
+					// of commits until then, lands in it, so the rest of
+					// the creates race it (without one it may land only
+					// after them all, and nothing raced).
+					time.Sleep(300 * time.Millisecond)
+				}
 				var err error
 				switch n % 3 {
 				case 0:

@@ -209,8 +209,15 @@ func (c *Console) devicePage(w http.ResponseWriter, r *http.Request) {
 	c.render(w, r, http.StatusOK, "device", "Sign in a device", deviceData{UserCode: r.URL.Query().Get("user_code")})
 }
 
-// deviceConfirm shows which device the code belongs to, and asks.
+// deviceConfirm shows which device the code belongs to, and asks. A
+// person may try 10 codes a minute (RFC 8628 §5.1: the code is short).
 func (c *Console) deviceConfirm(w http.ResponseWriter, r *http.Request) {
+	if ok, wait := c.userCodes.Allow(sessionOf(r.Context()).principal.User.ID); !ok {
+		w.Header().Set("Retry-After", retryAfter(wait))
+		c.render(w, r, http.StatusTooManyRequests, "message", "Too many codes",
+			message{"Too many codes", "Too many codes tried: wait a minute and try again."})
+		return
+	}
 	code := normalUserCode(r.PostFormValue("user_code"))
 	g, ok := c.pendingDevice(w, r, code)
 	if !ok {

@@ -79,13 +79,17 @@ type Console struct {
 	deps  Deps
 	pages map[string]*template.Template
 	// anonymous limits the requests that write before a sign-in, per
-	// client address.
+	// client address; userCodes, the device codes a person tries.
 	anonymous *throttle.Limiter
+	userCodes *throttle.Limiter
 }
 
 // anonymousPerMinute is how many sign-ins with the provider, refused
 // callbacks and device authorizations one address may start a minute.
 const anonymousPerMinute = 30
+
+// userCodesPerMinute is how many device codes one person may try a minute.
+const userCodesPerMinute = 10
 
 //go:embed templates/*.html
 var templateFiles embed.FS
@@ -113,7 +117,8 @@ func New(cfg Config, deps Deps) *Console {
 	if deps.Rand == nil {
 		deps.Rand = rand.Reader
 	}
-	return &Console{cfg: cfg, deps: deps, pages: parsePages(), anonymous: throttle.New(anonymousPerMinute, 100_000, deps.Clock)}
+	return &Console{cfg: cfg, deps: deps, pages: parsePages(), anonymous: throttle.New(anonymousPerMinute, 100_000, deps.Clock),
+		userCodes: throttle.New(userCodesPerMinute, 100_000, deps.Clock)}
 }
 
 // parsePages parses each page with the layout it fills.
