@@ -34,8 +34,9 @@ type SignIns interface {
 	// KindNotFound error.
 	UserByExternalIdentity(ctx context.Context, id ExternalIdentity) (*User, error)
 	// CreateExternalUser stores the human user u linked to id, in one
-	// transaction. It returns a KindConflict error if u's username is
-	// taken or id is linked already.
+	// transaction (replacing a link to a user deleted since). It returns a
+	// KindConflict error if u's username is taken or id is linked to a
+	// user already.
 	CreateExternalUser(ctx context.Context, u *User, id ExternalIdentity, events ...*AuditEvent) error
 	// SetAdmin sets whether the user is an admin (and records the change
 	// in the feed: a demotion narrows what its credentials may do). It

@@ -66,6 +66,13 @@ func (s *Store) CreateExternalUser(ctx context.Context, u *domain.User, id domai
 		if err := tx.Create(userToRow(u)).Error; err != nil {
 			return err
 		}
+		// A link left by a deleted user (DeleteUser drops links after its
+		// transaction) gives way; a live user's is not this identity's to
+		// take, and stays: the insert below then conflicts.
+		if err := tx.Where("match_key = ? AND user_id NOT IN (?)", id.Key(), tx.Model(&userRow{}).Select("id")).
+			Delete(&identityRow{}).Error; err != nil {
+			return err
+		}
 		link := identityRow{MatchKey: id.Key(), UserID: u.ID, Issuer: id.Issuer, Subject: id.Subject, CreateTime: u.CreateTime}
 		if err := tx.Create(&link).Error; err != nil {
 			return err

@@ -100,6 +100,19 @@ func TestSignInsAndSessions(t *testing.T) {
 		if err := s.CreateExternalUser(ctx, &domain.User{ID: "ann1000000000000", Username: "ann@example.com", CreateTime: base}, id); err != nil {
 			t.Errorf("a sign-in after the deletion: %v", err)
 		}
+		// A link a deletion left (its clean-up runs after its transaction)
+		// gives way to the next sign-in.
+		stale := domain.ExternalIdentity{Issuer: id.Issuer, Subject: "s-stale"}
+		if _, err := s.DB().Exec("INSERT INTO user_identities (match_key, user_id, issuer, subject, create_time) VALUES (?, ?, ?, ?, ?)",
+			stale.Key(), "gone000000000000", stale.Issuer, stale.Subject, base); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreateExternalUser(ctx, &domain.User{ID: "sta1000000000000", Username: "stale@example.com", CreateTime: base}, stale); err != nil {
+			t.Errorf("a sign-in over a stale link: %v", err)
+		}
+		if got, err := s.UserByExternalIdentity(ctx, stale); err != nil || got.ID != "sta1000000000000" {
+			t.Errorf("the replaced link: %v, %v", got, err)
+		}
 	})
 }
 

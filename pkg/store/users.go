@@ -198,12 +198,6 @@ func (s *Store) DeleteUser(ctx context.Context, id string, events ...*domain.Aud
 		if err := tx.Where("user_id IN ?", ids).Delete(&federatedCredentialRow{}).Error; err != nil {
 			return err
 		}
-		if err := tx.Where("user_id IN ?", ids).Delete(&identityRow{}).Error; err != nil {
-			return err
-		}
-		if err := tx.Where("user_id IN ?", ids).Delete(&sessionRow{}).Error; err != nil {
-			return err
-		}
 		if err := tx.Where("id IN ?", ids).Delete(&userRow{}).Error; err != nil {
 			return err
 		}
@@ -215,6 +209,14 @@ func (s *Store) DeleteUser(ctx context.Context, id string, events ...*domain.Aud
 	if err != nil {
 		return nil, classify(err, "user")
 	}
+	// Then, outside the deletion's transaction (which runs against every
+	// create of its users' tokens and machine users, and must stay as
+	// short): their console sessions and their links to the identity
+	// provider. Neither outlives its user in effect: a session of a user
+	// who is gone is refused and dropped at its next use, a link to one is
+	// replaced by the next sign-in (CreateExternalUser).
+	db.Where("user_id IN ?", ids).Delete(&sessionRow{})
+	db.Where("user_id IN ?", ids).Delete(&identityRow{})
 	return ids, nil
 }
 
