@@ -160,9 +160,9 @@ func (c *Console) deviceAuthorization(w http.ResponseWriter, r *http.Request) {
 		"expires_in": int(deviceFor.Seconds()), "interval": int(pollEvery.Seconds())})
 }
 
-// newUserCode returns 8 letters of userCodeAlphabet as XXXX-XXXX, each
-// equally likely (a random byte of 240 or more is drawn again: 240 is
-// 12 times the alphabet).
+// newUserCode returns 8 letters of userCodeAlphabet in two groups of four
+// joined by a dash, each letter equally likely (a random byte of 240 or
+// more is drawn again: 240 is 12 times the alphabet).
 func (c *Console) newUserCode() (string, error) {
 	var s strings.Builder
 	b := make([]byte, 1)
